@@ -1,0 +1,307 @@
+//! `fovea train`, `fovea eval`, `fovea predict`: Fashion-MNIST classifiers.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use fovea::nn::{load_state_dict, parameter_count, Module};
+use fovea::{Rng, Var};
+use fovea_vision::data::{FashionMnist, Split, CLASS_NAMES};
+use fovea_vision::train::{self, RunMeta};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OptimizerName {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Architecture: lenet5 or cnn-bn
+    #[arg(long, default_value = "lenet5")]
+    model: String,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerName,
+    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD)
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run folder (default: runs/<model>-<unix time>)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last completed epoch
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Use only the first N training images
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Folder holding the Fashion-MNIST IDX files (default: the repository's data/fashion-mnist)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Print one JSON object per epoch instead of a progress bar
+    #[arg(long)]
+    json: bool,
+}
+
+fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone().unwrap_or_else(FashionMnist::default_dir)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    if a.batch_size == 0 || a.epochs == 0 {
+        bail!("--batch-size and --epochs must be at least 1");
+    }
+    let dir = data_dir(&a.data);
+    let mut train_set = FashionMnist::load(&dir, Split::Train)?;
+    if let Some(n) = a.train_size {
+        train_set = train_set.take(n);
+    }
+    let test_set = FashionMnist::load(&dir, Split::Test)?;
+
+    let (run_dir, mut meta, model, mut optimizer) = if let Some(resume) = &a.resume {
+        let ckpt = train::load_checkpoint(resume)?;
+        let model = train::model_from_checkpoint(&ckpt)?;
+        let mut meta = ckpt.meta.clone();
+        meta.epochs = meta.epochs.max(a.epochs);
+        let mut opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
+        opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
+        (resume.clone(), meta, model, opt)
+    } else {
+        let lr = a.lr.unwrap_or(match a.optimizer {
+            OptimizerName::Sgd => 0.01,
+            _ => 0.001,
+        });
+        let optimizer = match a.optimizer {
+            OptimizerName::Sgd => "sgd",
+            OptimizerName::Adam => "adam",
+            OptimizerName::Adamw => "adamw",
+        };
+        let meta = RunMeta {
+            model: a.model.clone(),
+            classes: 10,
+            class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            optimizer: optimizer.into(),
+            lr,
+            momentum: a.momentum,
+            weight_decay: a.weight_decay,
+            batch_size: a.batch_size,
+            seed: a.seed,
+            epochs: a.epochs,
+            epoch: 0,
+            optimizer_steps: 0,
+            history: vec![],
+        };
+        let model = fovea_vision::models::build(&a.model, 10, &mut Rng::derive(a.seed, u64::MAX))?;
+        let opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
+        (run_dir, meta, model, opt)
+    };
+    if meta.epoch >= meta.epochs {
+        bail!("{} already completed {} epochs; pass a larger --epochs to continue", run_dir.display(), meta.epoch);
+    }
+    if !a.json {
+        eprintln!(
+            "training {} ({} parameters) on {} images, testing on {}, {} threads; run folder {}",
+            meta.model,
+            parameter_count(&model),
+            train_set.len(),
+            test_set.len(),
+            fovea::kernels::num_threads(),
+            run_dir.display()
+        );
+    }
+    for epoch in meta.epoch + 1..=meta.epochs {
+        // Randomness derives from (seed, epoch), so a resumed run draws what an uninterrupted one would.
+        let mut rng = Rng::derive(meta.seed, epoch as u64);
+        model.reseed(rng.next_u64());
+        let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(train_set.len() as u64) };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", meta.epochs));
+        let start = Instant::now();
+        let progress = train::train_epoch(&model, &mut optimizer, &train_set, meta.batch_size, &mut rng, &mut |p| {
+            bar.set_position(p.seen as u64);
+            bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
+        });
+        bar.finish_and_clear();
+        let progress = progress.with_context(|| {
+            format!("training stopped in epoch {epoch}; the last good checkpoint in {} is unchanged", run_dir.display())
+        })?;
+        let train_seconds = start.elapsed().as_secs_f32();
+        let (test, _) = train::evaluate(&model, &test_set, 1000)?;
+        let m = train::EpochMetrics {
+            epoch,
+            train_loss: progress.loss(),
+            train_accuracy: progress.accuracy(),
+            test_loss: test.loss(),
+            test_accuracy: test.accuracy(),
+            seconds: start.elapsed().as_secs_f32(),
+            images_per_second: train_set.len() as f32 / train_seconds,
+        };
+        meta.epoch = epoch;
+        meta.optimizer_steps = optimizer.steps;
+        meta.history.push(m.clone());
+        train::save_checkpoint(&run_dir, &model, Some(&optimizer), &meta)?;
+        train::write_metrics_csv(&run_dir.join("metrics.csv"), &meta.history)?;
+        fovea_vision::plot::training_curves(&run_dir.join("plot.png"), &meta.history)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&m)?);
+        } else {
+            eprintln!(
+                "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
+                meta.epochs,
+                m.train_loss,
+                100.0 * m.train_accuracy,
+                m.test_loss,
+                100.0 * m.test_accuracy,
+                m.seconds,
+                m.images_per_second
+            );
+        }
+    }
+    let last = meta.history.last().expect("at least one epoch ran");
+    if a.json {
+        let mut summary = serde_json::to_value(last)?;
+        summary["run"] = json!(run_dir.display().to_string());
+        summary["final"] = json!(true);
+        println!("{summary}");
+    } else {
+        eprintln!(
+            "done: test accuracy {:.2}%; checkpoint, metrics.csv and plot.png in {}",
+            100.0 * last.test_accuracy,
+            run_dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Run folder (or checkpoint.safetensors) written by `fovea train`
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where to write the confusion matrix picture (default: <run>/confusion.png)
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let ckpt = train::load_checkpoint(&a.checkpoint)?;
+    let model = train::model_from_checkpoint(&ckpt)?;
+    let test_set = FashionMnist::load(&data_dir(&a.data), Split::Test)?;
+    let (p, predictions) = train::evaluate(&model, &test_set, 1000)?;
+    let classes = ckpt.meta.classes;
+    let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
+    let per_class: Vec<f32> = cm.iter().enumerate().map(|(i, row)| row[i] as f32 / row.iter().sum::<usize>().max(1) as f32).collect();
+    let names = &ckpt.meta.class_names;
+    let png = a.png.clone().unwrap_or_else(|| {
+        if a.checkpoint.is_dir() { a.checkpoint.join("confusion.png") } else { PathBuf::from("confusion.png") }
+    });
+    draw_confusion(&png, &cm, names)?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"accuracy": p.accuracy(), "loss": p.loss(), "per_class_accuracy": names.iter().zip(&per_class).map(|(n, a)| json!({"class": n, "accuracy": a})).collect::<Vec<_>>(), "confusion_matrix": cm, "png": png.display().to_string()})
+        );
+        return Ok(());
+    }
+    println!("accuracy {:.2}% (loss {:.4}) on {} test images", 100.0 * p.accuracy(), p.loss(), test_set.len());
+    println!("\nper-class accuracy:");
+    for (n, acc) in names.iter().zip(&per_class) {
+        println!("  {n:<12} {:6.2}%", 100.0 * acc);
+    }
+    println!("\nconfusion matrix (rows: true class, columns: predicted):");
+    print!("{:>12}", "");
+    for i in 0..classes {
+        print!("{i:>6}");
+    }
+    println!();
+    for (i, row) in cm.iter().enumerate() {
+        print!("{:>9} {i:>2}", names[i].chars().take(9).collect::<String>());
+        for v in row {
+            print!("{v:>6}");
+        }
+        println!();
+    }
+    println!("\nconfusion matrix picture: {}", png.display());
+    Ok(())
+}
+
+fn draw_confusion(path: &Path, cm: &[Vec<usize>], names: &[String]) -> Result<()> {
+    use fovea_vision::draw::Canvas;
+    let n = cm.len() as i64;
+    let cell = 44;
+    let (left, top) = (110, 40);
+    let mut c = Canvas::new((left + n * cell + 20) as usize, (top + n * cell + 20) as usize, [255, 255, 255]);
+    c.text(left, 12, "TRUE (ROWS) VS PREDICTED (COLUMNS)", 1, [0, 0, 0]);
+    for (i, row) in cm.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f32;
+        c.text(4, top + i as i64 * cell + cell / 2 - 3, &names[i].chars().take(16).collect::<String>(), 1, [0, 0, 0]);
+        for (j, &v) in row.iter().enumerate() {
+            let shade = 255 - (v as f32 / total * 255.0) as u8;
+            let (x, y) = (left + j as i64 * cell, top + i as i64 * cell);
+            c.fill_rect(x, y, cell - 1, cell - 1, [shade, shade, 255]);
+            let txt = v.to_string();
+            let color = if shade < 128 { [255, 255, 255] } else { [0, 0, 0] };
+            c.text(x + (cell - Canvas::text_width(&txt, 1)) / 2, y + cell / 2 - 3, &txt, 1, color);
+        }
+    }
+    Ok(c.save_png(path)?)
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Run folder (or checkpoint.safetensors) written by `fovea train`
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// PNG or JPEG images (converted to 28x28 grey as Fashion-MNIST expects)
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn predict(a: PredictArgs) -> Result<()> {
+    let ckpt = train::load_checkpoint(&a.checkpoint)?;
+    let model = fovea_vision::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0))?;
+    load_state_dict(&model, &ckpt.model)?;
+    model.set_training(false);
+    for path in &a.images {
+        let x = fovea_vision::image::load_fashion_input(path)?;
+        let logits = fovea::no_grad(|| model.forward(&Var::constant(x)))?;
+        let top = &train::top_k(&logits, a.top.min(ckpt.meta.classes))?[0];
+        if a.json {
+            let preds: Vec<_> = top.iter().map(|&(c, p)| json!({"class": c, "name": ckpt.meta.class_names[c], "probability": p})).collect();
+            println!("{}", json!({"image": path.display().to_string(), "top": preds}));
+        } else {
+            println!("{}", path.display());
+            for &(c, p) in top {
+                println!("  {:<12} {:6.2}%", ckpt.meta.class_names[c], 100.0 * p);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `fovea`: the command-line tool. Thin: parses arguments, calls the libraries, prints.
+
+mod classify;
+mod conv;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "fovea", version, about = "Convolutional neural networks on the CPU")]
+struct Cli {
+    /// Worker threads (default: FOVEA_THREADS, else all cores)
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a classifier on Fashion-MNIST (LeNet-5 by default)
+    Train(classify::TrainArgs),
+    /// Accuracy, per-class accuracy and confusion matrix of a trained checkpoint
+    Eval(classify::EvalArgs),
+    /// Top-3 classes of images under a trained checkpoint
+    Predict(classify::PredictArgs),
+    /// Convolve an image, matrix or array with a filter (the edge-detection playground)
+    Conv(conv::ConvArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    fovea::kernels::init_threads(cli.threads);
+    let result = match cli.command {
+        Command::Train(a) => classify::train(a),
+        Command::Eval(a) => classify::eval(a),
+        Command::Predict(a) => classify::predict(a),
+        Command::Conv(a) => conv::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Image decode/encode (PNG, JPEG) and conversions to and from tensors.
+
+use fovea::{Error, Result, Tensor};
+use image::imageops::FilterType;
+use std::path::Path;
+
+fn open(path: &Path) -> Result<image::DynamicImage> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
+}
+
+/// A greyscale image as `[H, W]` with values 0..255.
+pub fn load_gray(path: &Path) -> Result<Tensor> {
+    let img = open(path)?.to_luma8();
+    let (w, h) = img.dimensions();
+    Tensor::new(&[h as usize, w as usize], img.into_raw().into_iter().map(f32::from).collect())
+}
+
+/// An RGB image as `[3, H, W]` with values 0..1.
+pub fn load_rgb(path: &Path) -> Result<Tensor> {
+    let img = open(path)?.to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.into_raw();
+    let mut data = vec![0.0f32; 3 * h * w];
+    for (i, px) in raw.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            data[c * h * w + i] = px[c] as f32 / 255.0;
+        }
+    }
+    Tensor::new(&[3, h, w], data)
+}
+
+/// Converts any picture to what Fashion-MNIST models expect: `[1, 1, 28, 28]` grey in 0..1,
+/// light garment on a dark background. A picture with a light background (the usual photo
+/// of an object) is inverted, as Fashion-MNIST's are dark.
+pub fn load_fashion_input(path: &Path) -> Result<Tensor> {
+    let img = open(path)?.to_luma8();
+    let small = image::imageops::resize(&img, 28, 28, FilterType::Triangle);
+    let mut px: Vec<f32> = small.into_raw().into_iter().map(|v| v as f32 / 255.0).collect();
+    let border: Vec<f32> = (0..28).flat_map(|i| [px[i], px[27 * 28 + i], px[i * 28], px[i * 28 + 27]]).collect();
+    if border.iter().sum::<f32>() / border.len() as f32 > 0.5 {
+        px.iter_mut().for_each(|v| *v = 1.0 - *v);
+    }
+    Tensor::new(&[1, 1, 28, 28], px)
+}
+
+/// Saves a `[H, W]` tensor as an 8-bit grey PNG, scaling min..max to 0..255
+/// (or clamping 0..255 when `rescale` is false).
+pub fn save_gray_png(path: &Path, t: &Tensor, rescale: bool) -> Result<()> {
+    let [h, w] = t.shape() else {
+        return Err(Error::shape("save_gray_png", format!("expected [H, W], got {:?}", t.shape())));
+    };
+    let (lo, hi) = t.data().iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let bytes: Vec<u8> = t
+        .data()
+        .iter()
+        .map(|&v| {
+            let s = if rescale { if hi > lo { (v - lo) / (hi - lo) * 255.0 } else { 0.0 } } else { v };
+            s.round().clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    let img = image::GrayImage::from_raw(*w as u32, *h as u32, bytes).expect("buffer size matches");
+    save(path, &image::DynamicImage::ImageLuma8(img))
+}
+
+/// Saves an RGB buffer (`width x height x 3` bytes) as PNG.
+pub fn save_rgb_png(path: &Path, width: u32, height: u32, rgb: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(width, height, rgb)
+        .ok_or_else(|| Error::Invalid("RGB buffer does not match the image size".into()))?;
+    save(path, &image::DynamicImage::ImageRgb8(img))
+}
+
+fn save(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::format(path, format!("cannot encode PNG: {e}")))?;
+    fovea::io::write_atomic(path, &bytes)
+}

@@ -1,0 +1,9 @@
+//! Applications built on the fovea engine's public API: datasets, images, models.
+
+pub mod data;
+pub mod draw;
+pub mod filters;
+pub mod image;
+pub mod models;
+pub mod plot;
+pub mod train;

@@ -1,0 +1,225 @@
+//! Training and evaluating image classifiers, with checkpoints that resume exactly.
+//!
+//! A run folder holds `checkpoint.safetensors` (model tensors under their own names,
+//! optimizer state under `optimizer.<param>.<slot>`, and the run's JSON metadata inside the
+//! file, so the three can never disagree), a readable copy `checkpoint.json`, `metrics.csv`
+//! and `plot.png`. Every file is written atomically.
+
+use crate::data::Dataset;
+use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module, Sequential};
+use fovea::optim::{Optimizer, OptimizerConfig};
+use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_loss: f32,
+    pub test_accuracy: f32,
+    pub seconds: f32,
+    pub images_per_second: f32,
+}
+
+/// Everything needed to rebuild the model and continue the run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub model: String,
+    pub classes: usize,
+    pub class_names: Vec<String>,
+    pub optimizer: String,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub epochs: usize,
+    /// epochs completed
+    pub epoch: usize,
+    pub optimizer_steps: u64,
+    pub history: Vec<EpochMetrics>,
+}
+
+impl RunMeta {
+    pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
+        Ok(match self.optimizer.as_str() {
+            "sgd" => OptimizerConfig::sgd(self.lr, self.momentum, self.weight_decay),
+            "adam" => OptimizerConfig::adam(self.lr, self.weight_decay),
+            "adamw" => OptimizerConfig::adamw(self.lr, self.weight_decay),
+            other => return Err(Error::Invalid(format!("unknown optimizer '{other}' (known: sgd, adam, adamw)"))),
+        })
+    }
+}
+
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+const META_KEY: &str = "fovea";
+const OPTIM_PREFIX: &str = "optimizer.";
+
+/// Writes the model, optimizer state and metadata to `dir/checkpoint.safetensors`
+/// (atomically), then `checkpoint.json`.
+pub fn save_checkpoint(dir: &Path, model: &dyn Module, optimizer: Option<&Optimizer>, meta: &RunMeta) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tensors: Vec<(String, Tensor)> = state_dict(model).into_iter().map(|(n, v)| (n, v.tensor())).collect();
+    if let Some(opt) = optimizer {
+        tensors.extend(opt.state().into_iter().map(|(n, t)| (format!("{OPTIM_PREFIX}{n}"), t)));
+    }
+    let json = serde_json::to_string_pretty(meta).expect("metadata serialises");
+    let metadata = HashMap::from([(META_KEY.to_string(), json.clone())]);
+    fovea::io::write_safetensors(&dir.join(CHECKPOINT_FILE), &tensors, metadata)?;
+    fovea::io::write_atomic(&dir.join("checkpoint.json"), json.as_bytes())
+}
+
+/// A loaded checkpoint: metadata, model tensors, optimizer tensors.
+pub struct Checkpoint {
+    pub meta: RunMeta,
+    pub model: BTreeMap<String, Tensor>,
+    pub optimizer: BTreeMap<String, Tensor>,
+}
+
+/// Reads `DIR/checkpoint.safetensors` (or the file itself if a file is given).
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
+    if !file.exists() {
+        return Err(Error::format(&file, "no checkpoint here (expected a run folder made by `fovea train`)"));
+    }
+    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
+    let json = metadata.get(META_KEY).ok_or_else(|| Error::format(&file, "checkpoint has no fovea metadata"))?;
+    let meta: RunMeta = serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad metadata: {e}")))?;
+    let (mut model, mut optimizer) = (BTreeMap::new(), BTreeMap::new());
+    for (name, t) in tensors {
+        match name.strip_prefix(OPTIM_PREFIX) {
+            Some(rest) => optimizer.insert(rest.to_string(), t),
+            None => model.insert(name, t),
+        };
+    }
+    Ok(Checkpoint { meta, model, optimizer })
+}
+
+/// Rebuilds a model from a checkpoint and loads its weights.
+pub fn model_from_checkpoint(ckpt: &Checkpoint) -> Result<Sequential> {
+    let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0))?;
+    load_state_dict(&model, &ckpt.model)?;
+    Ok(model)
+}
+
+/// Creates the optimizer for a model's trainable parameters.
+pub fn make_optimizer(model: &dyn Module, config: OptimizerConfig) -> Result<Optimizer> {
+    Optimizer::new(config, trainable_parameters(model))
+}
+
+/// Running totals of an epoch, handed to the progress callback after each batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub seen: usize,
+    pub loss_sum: f64,
+    pub correct: usize,
+}
+
+impl Progress {
+    pub fn loss(&self) -> f32 {
+        (self.loss_sum / self.seen.max(1) as f64) as f32
+    }
+    pub fn accuracy(&self) -> f32 {
+        self.correct as f32 / self.seen.max(1) as f32
+    }
+}
+
+fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
+    logits.argmax_rows().expect("logits are [N, C]").iter().zip(labels).filter(|(p, l)| p == l).count()
+}
+
+/// One pass over `data` in an order drawn from `rng`: forward, cross-entropy, backward,
+/// optimizer step per batch. Stops with an error naming the batch if the loss is not finite.
+pub fn train_epoch(
+    model: &dyn Module,
+    optimizer: &mut Optimizer,
+    data: &Dataset,
+    batch_size: usize,
+    rng: &mut Rng,
+    on_batch: &mut dyn FnMut(&Progress),
+) -> Result<Progress> {
+    model.set_training(true);
+    let mut p = Progress::default();
+    for (b, idx) in data.batch_indices(batch_size, Some(rng)).iter().enumerate() {
+        let (x, y) = data.batch(idx);
+        let logits = model.forward(&Var::constant(x))?;
+        let loss = ops::cross_entropy(&logits, &y)?;
+        let lv = loss.value().item()?;
+        if !lv.is_finite() {
+            return Err(Error::Invalid(format!(
+                "the loss became {lv} at batch {} (of {batch_size} images); lower the learning rate",
+                b + 1
+            )));
+        }
+        optimizer.zero_grad();
+        loss.backward()?;
+        optimizer.step();
+        p.seen += y.len();
+        p.loss_sum += lv as f64 * y.len() as f64;
+        p.correct += count_correct(&logits.value(), &y);
+        on_batch(&p);
+    }
+    Ok(p)
+}
+
+/// Loss, accuracy and predicted classes over a dataset, in evaluation mode.
+pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
+    model.set_training(false);
+    let mut p = Progress::default();
+    let mut predictions = Vec::with_capacity(data.len());
+    no_grad(|| -> Result<()> {
+        for idx in data.batch_indices(batch_size, None) {
+            let (x, y) = data.batch(&idx);
+            let logits = model.forward(&Var::constant(x))?;
+            let loss = ops::cross_entropy(&logits, &y)?.value().item()?;
+            p.seen += y.len();
+            p.loss_sum += loss as f64 * y.len() as f64;
+            let pred = logits.value().argmax_rows()?;
+            p.correct += pred.iter().zip(&y).filter(|(a, b)| a == b).count();
+            predictions.extend(pred);
+        }
+        Ok(())
+    })?;
+    Ok((p, predictions))
+}
+
+/// Writes `metrics.csv` for the whole history.
+pub fn write_metrics_csv(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let mut s = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second\n");
+    for m in history {
+        s.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1}\n",
+            m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds, m.images_per_second
+        ));
+    }
+    fovea::io::write_atomic(path, s.as_bytes())
+}
+
+/// Confusion matrix `[true][predicted]`.
+pub fn confusion_matrix(labels: &[usize], predictions: &[usize], classes: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0; classes]; classes];
+    for (&t, &p) in labels.iter().zip(predictions) {
+        if t < classes && p < classes {
+            m[t][p] += 1;
+        }
+    }
+    m
+}
+
+/// Softmax probabilities of one batch of logits, rows sorted into the top `k` (class, p).
+pub fn top_k(logits: &Var, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+    let probs = ops::softmax(logits, 1)?.tensor();
+    let c = probs.shape()[1];
+    Ok(probs
+        .data()
+        .chunks(c)
+        .map(|row| {
+            let mut idx: Vec<usize> = (0..c).collect();
+            idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            idx.into_iter().take(k).map(|i| (i, row[i])).collect()
+        })
+        .collect())
+}

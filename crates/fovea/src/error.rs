@@ -1,0 +1,40 @@
+//! The engine's error type: every message names what was wrong.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Shapes that do not fit an operation, e.g. `conv2d: input [8, 3, 32, 32] has 3 channels but weight [16, 4, 3, 3] expects 4`.
+    #[error("{op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    /// A bad option value (negative size, zero stride, unknown name...).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that exists but whose content is wrong (truncated, bad magic, bad header).
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    /// A file that could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
+    #[error("checkpoint does not fit the model: {0}")]
+    Checkpoint(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn shape(op: &'static str, msg: impl Into<String>) -> Error {
+        Error::Shape { op, msg: msg.into() }
+    }
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
+        Error::Format { path: path.into(), msg: msg.into() }
+    }
+}

@@ -1,0 +1,24 @@
+//! Files: safetensors (checkpoints, foreign weights) and NumPy `.npy` arrays.
+//! Every write goes to a temporary file that is renamed into place, so a crash never
+//! leaves a half-written file where a good one was.
+
+mod npy;
+mod safetensors_io;
+
+pub use npy::{read_npy, write_npy};
+pub use safetensors_io::{read_safetensors, write_safetensors};
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}

@@ -1,0 +1,108 @@
+//! Matrix products through the `gemm` crate (packed, SIMD, optionally multi-threaded).
+
+/// A row-major matrix operand, optionally read transposed.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    /// rows and columns as stored
+    pub rows: usize,
+    pub cols: usize,
+    pub transposed: bool,
+}
+
+impl<'a> MatRef<'a> {
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix buffer too small");
+        MatRef { data, rows, cols, transposed: false }
+    }
+    pub fn t(self) -> Self {
+        MatRef { transposed: !self.transposed, ..self }
+    }
+    /// Logical (rows, cols) after the optional transpose.
+    fn dims(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+    /// (column stride, row stride) of the logical matrix.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (self.cols as isize, 1)
+        } else {
+            (1, self.cols as isize)
+        }
+    }
+}
+
+/// `c = a·b` (or `c += a·b` when `accumulate`), `c` row-major `m x n`.
+/// `parallel` lets the GEMM use all threads; pass `false` when the caller already runs
+/// GEMMs in parallel.
+pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, k) = a.dims();
+    let (k2, n) = b.dims();
+    assert_eq!(k, k2, "matmul inner dimensions");
+    assert!(c.len() >= m * n, "matmul output buffer too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let (a_cs, a_rs) = a.strides();
+    let (b_cs, b_rs) = b.strides();
+    let threads = super::num_threads();
+    let parallelism = if parallel && threads > 1 && m * n * k >= 32 * 32 * 32 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above guarantee every index the strides reach is in bounds:
+    // a is m x k (or k x m stored), b is k x n (or n x k stored), c is m x n.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_with_transposes() {
+        let a = [1., 2., 3., 4., 5., 6.]; // 2x3
+        let b = [7., 8., 9., 10., 11., 12.]; // 3x2
+        let mut c = [0.0; 4];
+        matmul(MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 2), &mut c, false, false);
+        assert_eq!(c, [58., 64., 139., 154.]);
+        // (bᵀ)ᵀ with b stored as 2x3 transposed
+        let bt = [7., 9., 11., 8., 10., 12.];
+        let mut c2 = [1.0; 4];
+        matmul(MatRef::new(&a, 2, 3), MatRef::new(&bt, 2, 3).t(), &mut c2, true, false);
+        assert_eq!(c2, [59., 65., 140., 155.]);
+    }
+}

@@ -1,0 +1,25 @@
+//! Slice-level CPU kernels with no autograd: GEMM, im2col/col2im convolution, pooling.
+//! This is the only module that knows about threads; keep its interface narrow so that
+//! another backend can be added behind it.
+
+pub mod conv;
+pub mod gemm;
+pub mod pool;
+
+/// Number of worker threads used by the kernels (rayon's global pool).
+pub fn num_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
+/// all cores. Later calls have no effect (rayon's pool is global).
+pub fn init_threads(threads: Option<usize>) {
+    let n = threads
+        .or_else(|| std::env::var("FOVEA_THREADS").ok().and_then(|v| v.parse().ok()))
+        .filter(|&n| n > 0);
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = n {
+        builder = builder.num_threads(n);
+    }
+    let _ = builder.build_global();
+}

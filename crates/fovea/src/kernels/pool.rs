@@ -1,0 +1,196 @@
+//! Pooling loops over (depth, height, width) planes; 1-D and 2-D pooling use depth (and
+//! height) 1. Planes (sample x channel) are processed in parallel.
+
+use rayon::prelude::*;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolGeometry {
+    /// batch x channels
+    pub planes: usize,
+    pub input: [usize; 3],
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub pad: [usize; 3],
+    pub output: [usize; 3],
+}
+
+impl PoolGeometry {
+    fn in_plane(&self) -> usize {
+        self.input.iter().product()
+    }
+    fn out_plane(&self) -> usize {
+        self.output.iter().product()
+    }
+    /// Window of output index `o` along dimension `d`: (start clipped to the input, end
+    /// clipped to the input, window length counting padding as PyTorch's avg_pool does).
+    fn window(&self, d: usize, o: usize) -> (usize, usize, usize) {
+        let start = (o * self.stride[d]) as isize - self.pad[d] as isize;
+        let end = (start + self.kernel[d] as isize).min((self.input[d] + self.pad[d]) as isize);
+        let padded_len = (end - start) as usize;
+        let s = start.max(0) as usize;
+        let e = (end.max(0) as usize).min(self.input[d]);
+        (s, e.max(s), padded_len)
+    }
+}
+
+/// Max pooling; `argmax` receives, for each output, the index of the winner in its plane.
+pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let [_, ih, iw] = g.input;
+    let [od, oh, ow] = g.output;
+    y.par_chunks_mut(op).zip(argmax.par_chunks_mut(op)).zip(x.par_chunks(ip)).for_each(|((yp, ap), xp)| {
+        let mut i = 0;
+        for oz in 0..od {
+            let (z0, z1, _) = g.window(0, oz);
+            for oy in 0..oh {
+                let (y0, y1, _) = g.window(1, oy);
+                for ox in 0..ow {
+                    let (x0, x1, _) = g.window(2, ox);
+                    let mut best = f32::NEG_INFINITY;
+                    let mut best_at = (z0 * ih + y0) * iw + x0;
+                    for z in z0..z1 {
+                        for yy in y0..y1 {
+                            let row = (z * ih + yy) * iw;
+                            for xx in x0..x1 {
+                                let v = xp[row + xx];
+                                // NaN propagates, as in PyTorch
+                                if v > best || v.is_nan() {
+                                    best = v;
+                                    best_at = row + xx;
+                                }
+                            }
+                        }
+                    }
+                    yp[i] = best;
+                    ap[i] = best_at as u32;
+                    i += 1;
+                }
+            }
+        }
+    });
+}
+
+pub fn max_pool_backward(g: &PoolGeometry, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).zip(argmax.par_chunks(op)).for_each(|((dxp, dyp), ap)| {
+        dxp.fill(0.0);
+        for (&g, &a) in dyp.iter().zip(ap) {
+            dxp[a as usize] += g;
+        }
+    });
+}
+
+/// Average pooling. With `count_include_pad` the divisor counts padded positions (as
+/// PyTorch's default); otherwise only positions inside the input.
+pub fn avg_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], count_include_pad: bool) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let [_, ih, iw] = g.input;
+    let [od, oh, ow] = g.output;
+    y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each(|(yp, xp)| {
+        let mut i = 0;
+        for oz in 0..od {
+            let (z0, z1, lz) = g.window(0, oz);
+            for oy in 0..oh {
+                let (y0, y1, ly) = g.window(1, oy);
+                for ox in 0..ow {
+                    let (x0, x1, lx) = g.window(2, ox);
+                    let mut sum = 0.0f32;
+                    for z in z0..z1 {
+                        for yy in y0..y1 {
+                            let row = (z * ih + yy) * iw;
+                            sum += xp[row + x0..row + x1].iter().sum::<f32>();
+                        }
+                    }
+                    let count = if count_include_pad { lz * ly * lx } else { (z1 - z0) * (y1 - y0) * (x1 - x0) };
+                    yp[i] = sum / count.max(1) as f32;
+                    i += 1;
+                }
+            }
+        }
+    });
+}
+
+pub fn avg_pool_backward(g: &PoolGeometry, dy: &[f32], dx: &mut [f32], count_include_pad: bool) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let [_, ih, iw] = g.input;
+    let [od, oh, ow] = g.output;
+    dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).for_each(|(dxp, dyp)| {
+        dxp.fill(0.0);
+        let mut i = 0;
+        for oz in 0..od {
+            let (z0, z1, lz) = g.window(0, oz);
+            for oy in 0..oh {
+                let (y0, y1, ly) = g.window(1, oy);
+                for ox in 0..ow {
+                    let (x0, x1, lx) = g.window(2, ox);
+                    let count = if count_include_pad { lz * ly * lx } else { (z1 - z0) * (y1 - y0) * (x1 - x0) };
+                    let share = dyp[i] / count.max(1) as f32;
+                    for z in z0..z1 {
+                        for yy in y0..y1 {
+                            let row = (z * ih + yy) * iw;
+                            dxp[row + x0..row + x1].iter_mut().for_each(|v| *v += share);
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        }
+    });
+}
+
+/// Bins of adaptive pooling along one dimension, as PyTorch computes them:
+/// [floor(i·n/out), ceil((i+1)·n/out)).
+pub fn adaptive_bins(n: usize, out: usize) -> Vec<(usize, usize)> {
+    (0..out).map(|i| ((i * n) / out, ((i + 1) * n).div_ceil(out))).collect()
+}
+
+/// Adaptive average pooling to `out` (depth, height, width); `x` holds `planes` planes.
+pub fn adaptive_avg_forward(planes: usize, input: [usize; 3], out: [usize; 3], x: &[f32]) -> Vec<f32> {
+    let bins: Vec<_> = (0..3).map(|d| adaptive_bins(input[d], out[d])).collect();
+    let (ip, op) = (input.iter().product::<usize>(), out.iter().product::<usize>());
+    let mut y = vec![0.0f32; planes * op];
+    y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each(|(yp, xp)| {
+        let mut i = 0;
+        for &(z0, z1) in &bins[0] {
+            for &(y0, y1) in &bins[1] {
+                for &(x0, x1) in &bins[2] {
+                    let mut sum = 0.0f32;
+                    for z in z0..z1 {
+                        for yy in y0..y1 {
+                            let row = (z * input[1] + yy) * input[2];
+                            sum += xp[row + x0..row + x1].iter().sum::<f32>();
+                        }
+                    }
+                    yp[i] = sum / ((z1 - z0) * (y1 - y0) * (x1 - x0)) as f32;
+                    i += 1;
+                }
+            }
+        }
+    });
+    y
+}
+
+pub fn adaptive_avg_backward(planes: usize, input: [usize; 3], out: [usize; 3], dy: &[f32]) -> Vec<f32> {
+    let bins: Vec<_> = (0..3).map(|d| adaptive_bins(input[d], out[d])).collect();
+    let (ip, op) = (input.iter().product::<usize>(), out.iter().product::<usize>());
+    let mut dx = vec![0.0f32; planes * ip];
+    dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).for_each(|(dxp, dyp)| {
+        let mut i = 0;
+        for &(z0, z1) in &bins[0] {
+            for &(y0, y1) in &bins[1] {
+                for &(x0, x1) in &bins[2] {
+                    let share = dyp[i] / ((z1 - z0) * (y1 - y0) * (x1 - x0)) as f32;
+                    for z in z0..z1 {
+                        for yy in y0..y1 {
+                            let row = (z * input[1] + yy) * input[2];
+                            dxp[row + x0..row + x1].iter_mut().for_each(|v| *v += share);
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        }
+    });
+    let _ = planes;
+    dx
+}

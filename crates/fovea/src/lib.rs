@@ -1,0 +1,27 @@
+//! fovea: a CNN engine for the CPU.
+//!
+//! Layers of the crate, bottom up:
+//! - [`tensor`]: `Tensor`, an owned contiguous f32 array with a shape, and its plain
+//!   (non-differentiable) operations;
+//! - [`kernels`]: slice-level CPU kernels (GEMM, im2col/col2im, pooling loops); the only
+//!   place that knows about threads;
+//! - [`autograd`]: `Var`, a tensor in a define-by-run graph, and `backward()`;
+//! - [`ops`]: differentiable operations, forward and backward side by side;
+//! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names);
+//! - [`optim`]: SGD, Adam, AdamW;
+//! - [`io`]: safetensors checkpoints and `.npy` arrays.
+
+pub mod autograd;
+pub mod error;
+pub mod io;
+pub mod kernels;
+pub mod nn;
+pub mod ops;
+pub mod optim;
+pub mod rng;
+pub mod tensor;
+
+pub use autograd::{no_grad, Var};
+pub use error::{Error, Result};
+pub use rng::Rng;
+pub use tensor::Tensor;

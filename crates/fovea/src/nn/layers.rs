@@ -1,0 +1,211 @@
+//! Convolution, linear, pooling, activation, flatten and dropout layers.
+
+use super::init::Init;
+use super::{join_name, Module, TensorKind};
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::ops::{self, ConvOptions, PoolOptions};
+use crate::Rng;
+use std::cell::{Cell, RefCell};
+
+/// A 1-, 2- or 3-D convolution layer: weight `[out, in/groups, *kernel]`, optional bias `[out]`.
+pub struct Conv {
+    pub weight: Var,
+    pub bias: Option<Var>,
+    pub options: ConvOptions,
+}
+
+impl Conv {
+    /// `kernel` has one entry per spatial dimension (1 to 3), e.g. `&[5, 5]` for conv2d.
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: &[usize],
+        options: ConvOptions,
+        bias: bool,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<Conv> {
+        let g = options.groups;
+        if kernel.is_empty() || kernel.len() > 3 || kernel.contains(&0) {
+            return Err(Error::Invalid(format!("convolution kernel {kernel:?} must have 1 to 3 positive sizes")));
+        }
+        if g == 0 || c_in % g != 0 || c_out % g != 0 {
+            return Err(Error::Invalid(format!("groups={g} must divide in_channels={c_in} and out_channels={c_out}")));
+        }
+        let mut shape = vec![c_out, c_in / g];
+        shape.extend(kernel);
+        let weight = Var::param(init.weight(&shape, rng));
+        let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
+        Ok(Conv { weight, bias, options })
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
+        if let Some(b) = &self.bias {
+            f(&join_name(prefix, "bias"), b, TensorKind::Param);
+        }
+    }
+    fn describe(&self) -> String {
+        let s = self.weight.shape();
+        format!(
+            "Conv{}d({}, {}, kernel={:?}, stride={:?}, padding={:?}, dilation={:?}, groups={})",
+            s.len() - 2,
+            s[1] * self.options.groups,
+            s[0],
+            &s[2..],
+            self.options.stride,
+            self.options.padding,
+            self.options.dilation,
+            self.options.groups
+        )
+    }
+}
+
+/// A fully connected layer: weight `[out, in]`, optional bias `[out]`.
+pub struct Linear {
+    pub weight: Var,
+    pub bias: Option<Var>,
+}
+
+impl Linear {
+    pub fn new(c_in: usize, c_out: usize, bias: bool, init: Init, rng: &mut Rng) -> Linear {
+        let shape = [c_out, c_in];
+        let weight = Var::param(init.weight(&shape, rng));
+        let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
+        Linear { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        ops::linear(x, &self.weight, self.bias.as_ref())
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
+        if let Some(b) = &self.bias {
+            f(&join_name(prefix, "bias"), b, TensorKind::Param);
+        }
+    }
+    fn describe(&self) -> String {
+        let s = self.weight.shape();
+        format!("Linear({}, {})", s[1], s[0])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// Max or average pooling (1/2/3-D, from the input's rank).
+pub struct Pool {
+    pub kind: PoolKind,
+    pub options: PoolOptions,
+}
+
+impl Pool {
+    pub fn max(options: PoolOptions) -> Pool {
+        Pool { kind: PoolKind::Max, options }
+    }
+    pub fn avg(options: PoolOptions) -> Pool {
+        Pool { kind: PoolKind::Avg, options }
+    }
+}
+
+impl Module for Pool {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        match self.kind {
+            PoolKind::Max => ops::max_pool(x, &self.options),
+            PoolKind::Avg => ops::avg_pool(x, &self.options),
+        }
+    }
+    fn describe(&self) -> String {
+        format!("{:?}Pool(kernel={:?}, stride={:?})", self.kind, self.options.kernel, self.options.stride.as_ref().unwrap_or(&self.options.kernel))
+    }
+}
+
+/// Adaptive average pooling to a fixed spatial size (`[1, 1]` = global average pooling).
+pub struct AdaptiveAvgPool(pub Vec<usize>);
+
+impl Module for AdaptiveAvgPool {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        ops::adaptive_avg_pool(x, &self.0)
+    }
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool({:?})", self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f32),
+    Relu6,
+    Sigmoid,
+    Tanh,
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(match *self {
+            Activation::Relu => ops::relu(x),
+            Activation::LeakyRelu(s) => ops::leaky_relu(x, s),
+            Activation::Relu6 => ops::relu6(x),
+            Activation::Sigmoid => ops::sigmoid(x),
+            Activation::Tanh => ops::tanh(x),
+        })
+    }
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// `[N, ...] -> [N, rest]`.
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        ops::flatten(x)
+    }
+    fn describe(&self) -> String {
+        "Flatten".into()
+    }
+}
+
+/// Inverted dropout with its own seeded generator.
+pub struct Dropout {
+    pub p: f32,
+    training: Cell<bool>,
+    rng: RefCell<Rng>,
+}
+
+impl Dropout {
+    pub fn new(p: f32) -> Result<Dropout> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Invalid(format!("dropout probability must be in [0, 1), got {p}")));
+        }
+        Ok(Dropout { p, training: Cell::new(true), rng: RefCell::new(Rng::new(0)) })
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        ops::dropout(x, self.p, self.training.get(), &mut self.rng.borrow_mut())
+    }
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+    fn reseed(&self, seed: u64) {
+        *self.rng.borrow_mut() = Rng::new(seed);
+    }
+    fn describe(&self) -> String {
+        format!("Dropout(p={})", self.p)
+    }
+}

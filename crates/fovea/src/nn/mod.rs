@@ -1,0 +1,176 @@
+//! Layers and containers. A layer owns its parameters as named leaf `Var`s; names follow
+//! PyTorch's `state_dict` keys (`conv1.weight`, `bn1.running_mean`, ...), so checkpoints
+//! interchange with PyTorch without renaming.
+
+pub mod init;
+mod layers;
+mod norm;
+
+pub use layers::{Activation, AdaptiveAvgPool, Conv, Dropout, Flatten, Linear, Pool, PoolKind};
+pub use norm::BatchNorm;
+
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::tensor::{fmt_shape, Tensor};
+use std::collections::BTreeMap;
+
+/// Whether a named tensor is trained (a parameter) or only tracked (a buffer, such as
+/// batch norm's running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    Param,
+    Buffer,
+}
+
+pub trait Module {
+    fn forward(&self, x: &Var) -> Result<Var>;
+
+    /// Calls `f` on each named parameter and buffer, in `state_dict` order.
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Var, TensorKind)) {}
+
+    /// Training mode (batch statistics, dropout on) or evaluation mode.
+    fn set_training(&self, _training: bool) {}
+
+    /// Reseeds any randomness (dropout) so that a run is reproducible from a given point.
+    fn reseed(&self, _seed: u64) {}
+
+    /// A one-line description, e.g. `Conv2d(1, 6, kernel=[5, 5], padding=Same)`.
+    fn describe(&self) -> String;
+}
+
+/// Joins a prefix and a name with a dot (`""` + `weight` = `weight`).
+pub fn join_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Parameters that are trained (not frozen, not buffers), with their names.
+pub fn trainable_parameters(m: &dyn Module) -> Vec<(String, Var)> {
+    let mut out = Vec::new();
+    m.visit("", &mut |name, v, kind| {
+        if kind == TensorKind::Param && v.requires_grad() {
+            out.push((name.to_string(), v.clone()));
+        }
+    });
+    out
+}
+
+/// Every parameter and buffer, with its name, in `state_dict` order.
+pub fn state_dict(m: &dyn Module) -> Vec<(String, Var)> {
+    let mut out = Vec::new();
+    m.visit("", &mut |name, v, _| out.push((name.to_string(), v.clone())));
+    out
+}
+
+/// Number of parameters (not buffers).
+pub fn parameter_count(m: &dyn Module) -> usize {
+    let mut n = 0;
+    m.visit("", &mut |_, v, kind| {
+        if kind == TensorKind::Param {
+            n += v.value().numel();
+        }
+    });
+    n
+}
+
+/// Freezes (or unfreezes) every parameter whose name starts with one of `prefixes`.
+pub fn set_frozen(m: &dyn Module, prefixes: &[&str], frozen: bool) {
+    m.visit("", &mut |name, v, kind| {
+        if kind == TensorKind::Param && prefixes.iter().any(|p| name == *p || name.starts_with(&format!("{p}."))) {
+            v.set_requires_grad(!frozen);
+        }
+    });
+}
+
+/// Copies tensors into the model by name. Every model tensor must be present with the
+/// right shape and no unknown tensor may be given; otherwise the error lists the missing,
+/// unexpected and mis-shaped names and nothing is changed.
+pub fn load_state_dict(m: &dyn Module, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    let own = state_dict(m);
+    let mut missing = Vec::new();
+    let mut misshaped = Vec::new();
+    for (name, v) in &own {
+        match tensors.get(name) {
+            None => missing.push(name.clone()),
+            Some(t) if t.shape() != v.shape().as_slice() => misshaped.push(format!(
+                "{name} is {} in the file but {} in the model",
+                fmt_shape(t.shape()),
+                fmt_shape(&v.shape())
+            )),
+            Some(_) => {}
+        }
+    }
+    let unexpected: Vec<&String> = tensors.keys().filter(|k| !own.iter().any(|(n, _)| n == *k)).collect();
+    if !missing.is_empty() || !unexpected.is_empty() || !misshaped.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("missing: {}", missing.join(", ")));
+        }
+        if !unexpected.is_empty() {
+            parts.push(format!("unexpected: {}", unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        if !misshaped.is_empty() {
+            parts.push(format!("wrong shape: {}", misshaped.join("; ")));
+        }
+        return Err(Error::Checkpoint(parts.join("; ")));
+    }
+    for (name, v) in &own {
+        v.set_value(tensors[name].clone());
+    }
+    Ok(())
+}
+
+/// Layers applied in order. Children are named (`conv1`, `fc3`, ...) or numbered (`0`, `1`, ...).
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<(String, Box<dyn Module>)>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Sequential::default()
+    }
+    /// Appends a layer named after its position.
+    pub fn push(mut self, layer: impl Module + 'static) -> Self {
+        let name = self.layers.len().to_string();
+        self.layers.push((name, Box::new(layer)));
+        self
+    }
+    /// Appends a named layer.
+    pub fn add(mut self, name: &str, layer: impl Module + 'static) -> Self {
+        self.layers.push((name.to_string(), Box::new(layer)));
+        self
+    }
+    pub fn layers(&self) -> &[(String, Box<dyn Module>)] {
+        &self.layers
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let mut h = x.clone();
+        for (_, layer) in &self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        for (name, layer) in &self.layers {
+            layer.visit(&join_name(prefix, name), f);
+        }
+    }
+    fn set_training(&self, training: bool) {
+        self.layers.iter().for_each(|(_, l)| l.set_training(training));
+    }
+    fn reseed(&self, seed: u64) {
+        for (i, (_, l)) in self.layers.iter().enumerate() {
+            l.reseed(crate::Rng::derive(seed, i as u64).next_u64());
+        }
+    }
+    fn describe(&self) -> String {
+        format!("Sequential({} layers)", self.layers.len())
+    }
+}

@@ -1,0 +1,68 @@
+//! Batch normalisation layer (1-D over `[N, C]` or `[N, C, L]`, 2-D, 3-D alike).
+
+use super::{join_name, Module, TensorKind};
+use crate::autograd::Var;
+use crate::error::Result;
+use crate::ops;
+use crate::tensor::Tensor;
+use std::cell::Cell;
+
+/// Parameters `weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`
+/// (PyTorch's names; `momentum` 0.1 and `eps` 1e-5 by default).
+pub struct BatchNorm {
+    pub weight: Var,
+    pub bias: Var,
+    pub running_mean: Var,
+    pub running_var: Var,
+    pub num_batches_tracked: Var,
+    pub momentum: f32,
+    pub eps: f32,
+    training: Cell<bool>,
+}
+
+impl BatchNorm {
+    pub fn new(channels: usize) -> BatchNorm {
+        BatchNorm {
+            weight: Var::param(Tensor::ones(&[channels])),
+            bias: Var::param(Tensor::zeros(&[channels])),
+            running_mean: Var::constant(Tensor::zeros(&[channels])),
+            running_var: Var::constant(Tensor::ones(&[channels])),
+            num_batches_tracked: Var::constant(Tensor::scalar(0.0)),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: Cell::new(true),
+        }
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let training = self.training.get();
+        if training {
+            self.num_batches_tracked.update(|t| t.data_mut()[0] += 1.0);
+        }
+        ops::batch_norm(
+            x,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            training,
+            self.momentum,
+            self.eps,
+        )
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
+        f(&join_name(prefix, "bias"), &self.bias, TensorKind::Param);
+        f(&join_name(prefix, "running_mean"), &self.running_mean, TensorKind::Buffer);
+        f(&join_name(prefix, "running_var"), &self.running_var, TensorKind::Buffer);
+        f(&join_name(prefix, "num_batches_tracked"), &self.num_batches_tracked, TensorKind::Buffer);
+    }
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+    fn describe(&self) -> String {
+        format!("BatchNorm({})", self.weight.value().numel())
+    }
+}

@@ -1,0 +1,143 @@
+//! Activations, softmax / log-softmax along a dimension, and dropout.
+
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::tensor::{resolve_dim, Tensor};
+use crate::Rng;
+
+/// Elementwise `f` whose derivative is a function of the input and output.
+fn pointwise(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
+    let tx = x.tensor();
+    let y = tx.map(f);
+    let ty = y.clone();
+    Var::from_op(
+        y,
+        &[x],
+        Box::new(move |g, _| {
+            let d = g.data().iter().zip(tx.data()).zip(ty.data()).map(|((&g, &x), &y)| g * df(x, y)).collect();
+            vec![Some(Tensor::new(g.shape(), d).expect("shape"))]
+        }),
+    )
+}
+
+pub fn relu(x: &Var) -> Var {
+    pointwise(x, |v| v.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+}
+
+pub fn leaky_relu(x: &Var, slope: f32) -> Var {
+    pointwise(x, move |v| if v > 0.0 { v } else { v * slope }, move |x, _| if x > 0.0 { 1.0 } else { slope })
+}
+
+pub fn relu6(x: &Var) -> Var {
+    pointwise(x, |v| v.clamp(0.0, 6.0), |x, _| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 })
+}
+
+pub fn sigmoid(x: &Var) -> Var {
+    pointwise(x, |v| 1.0 / (1.0 + (-v).exp()), |_, y| y * (1.0 - y))
+}
+
+pub fn tanh(x: &Var) -> Var {
+    pointwise(x, f32::tanh, |_, y| 1.0 - y * y)
+}
+
+/// (outer, len, inner) of `shape` split at `dim`.
+fn split(shape: &[usize], dim: usize) -> (usize, usize, usize) {
+    (shape[..dim].iter().product(), shape[dim], shape[dim + 1..].iter().product())
+}
+
+/// log-softmax along `dim` in the stable form x - max - log Σ exp(x - max).
+fn log_softmax_values(x: &Tensor, d: usize) -> Tensor {
+    let (outer, len, inner) = split(x.shape(), d);
+    let src = x.data();
+    let mut out = vec![0.0f32; src.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| (o * len + k) * inner + i;
+            let m = (0..len).map(|k| src[at(k)]).fold(f32::NEG_INFINITY, f32::max);
+            let s: f32 = (0..len).map(|k| (src[at(k)] - m).exp()).sum();
+            let lse = m + s.ln();
+            for k in 0..len {
+                out[at(k)] = src[at(k)] - lse;
+            }
+        }
+    }
+    Tensor::new(x.shape(), out).expect("shape")
+}
+
+pub fn log_softmax(x: &Var, dim: isize) -> Result<Var> {
+    let tx = x.tensor();
+    let d = resolve_dim("log_softmax", dim, tx.ndim())?;
+    let y = log_softmax_values(&tx, d);
+    let ty = y.clone();
+    Ok(Var::from_op(
+        y,
+        &[x],
+        Box::new(move |g, _| {
+            // dx = g - softmax · Σ g
+            let (outer, len, inner) = split(g.shape(), d);
+            let (gd, yd) = (g.data(), ty.data());
+            let mut dx = vec![0.0f32; gd.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |k: usize| (o * len + k) * inner + i;
+                    let s: f32 = (0..len).map(|k| gd[at(k)]).sum();
+                    for k in 0..len {
+                        dx[at(k)] = gd[at(k)] - yd[at(k)].exp() * s;
+                    }
+                }
+            }
+            vec![Some(Tensor::new(g.shape(), dx).expect("shape"))]
+        }),
+    ))
+}
+
+pub fn softmax(x: &Var, dim: isize) -> Result<Var> {
+    let tx = x.tensor();
+    let d = resolve_dim("softmax", dim, tx.ndim())?;
+    let y = log_softmax_values(&tx, d).map(f32::exp);
+    let ty = y.clone();
+    Ok(Var::from_op(
+        y,
+        &[x],
+        Box::new(move |g, _| {
+            // dx = y · (g - Σ g·y)
+            let (outer, len, inner) = split(g.shape(), d);
+            let (gd, yd) = (g.data(), ty.data());
+            let mut dx = vec![0.0f32; gd.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |k: usize| (o * len + k) * inner + i;
+                    let s: f32 = (0..len).map(|k| gd[at(k)] * yd[at(k)]).sum();
+                    for k in 0..len {
+                        dx[at(k)] = yd[at(k)] * (gd[at(k)] - s);
+                    }
+                }
+            }
+            vec![Some(Tensor::new(g.shape(), dx).expect("shape"))]
+        }),
+    ))
+}
+
+/// Inverted dropout: in training, zeroes each element with probability `p` and scales the
+/// rest by 1/(1-p); otherwise the identity.
+pub fn dropout(x: &Var, p: f32, training: bool, rng: &mut Rng) -> Result<Var> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::Invalid(format!("dropout probability must be in [0, 1), got {p}")));
+    }
+    if !training || p == 0.0 {
+        return Ok(x.clone());
+    }
+    let scale = 1.0 / (1.0 - p);
+    let tx = x.tensor();
+    let mask: Vec<f32> = (0..tx.numel()).map(|_| if rng.uniform() < p { 0.0 } else { scale }).collect();
+    let y: Vec<f32> = tx.data().iter().zip(&mask).map(|(a, m)| a * m).collect();
+    let shape = tx.shape().to_vec();
+    Ok(Var::from_op(
+        Tensor::new(&shape, y)?,
+        &[x],
+        Box::new(move |g, _| {
+            let d = g.data().iter().zip(&mask).map(|(g, m)| g * m).collect();
+            vec![Some(Tensor::new(&shape, d).expect("shape"))]
+        }),
+    ))
+}

@@ -1,0 +1,212 @@
+//! Elementwise arithmetic with broadcasting, reductions and shape operations.
+
+use crate::autograd::Var;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+fn binary(
+    op: &'static str,
+    a: &Var,
+    b: &Var,
+    f: impl Fn(f32, f32) -> f32,
+    grads: impl Fn(&Tensor, &Tensor, &Tensor, &[bool]) -> (Option<Tensor>, Option<Tensor>) + 'static,
+) -> Result<Var> {
+    let (ta, tb) = (a.tensor(), b.tensor());
+    let out = ta.zip_broadcast(&tb, op, f)?;
+    Ok(Var::from_op(
+        out,
+        &[a, b],
+        Box::new(move |g, needs| {
+            let (ga, gb) = grads(g, &ta, &tb, needs);
+            let reduce = |grad: Option<Tensor>, shape: &[usize]| grad.map(|t| t.sum_to_shape(shape).expect("broadcast"));
+            vec![reduce(ga, ta.shape()), reduce(gb, tb.shape())]
+        }),
+    ))
+}
+
+pub fn add(a: &Var, b: &Var) -> Result<Var> {
+    binary("add", a, b, |x, y| x + y, |g, _, _, n| (n[0].then(|| g.clone()), n[1].then(|| g.clone())))
+}
+
+pub fn sub(a: &Var, b: &Var) -> Result<Var> {
+    binary("sub", a, b, |x, y| x - y, |g, _, _, n| (n[0].then(|| g.clone()), n[1].then(|| g.scale(-1.0))))
+}
+
+pub fn mul(a: &Var, b: &Var) -> Result<Var> {
+    binary(
+        "mul",
+        a,
+        b,
+        |x, y| x * y,
+        |g, ta, tb, n| {
+            let ga = n[0].then(|| g.zip_broadcast(tb, "mul", |g, y| g * y).expect("broadcast"));
+            let gb = n[1].then(|| g.zip_broadcast(ta, "mul", |g, x| g * x).expect("broadcast"));
+            (ga, gb)
+        },
+    )
+}
+
+pub fn div(a: &Var, b: &Var) -> Result<Var> {
+    binary(
+        "div",
+        a,
+        b,
+        |x, y| x / y,
+        |g, ta, tb, n| {
+            let ga = n[0].then(|| g.zip_broadcast(tb, "div", |g, y| g / y).expect("broadcast"));
+            let gb = n[1].then(|| {
+                let q = ta.zip_broadcast(tb, "div", |x, y| -x / (y * y)).expect("broadcast");
+                g.zip_broadcast(&q, "div", |g, q| g * q).expect("broadcast")
+            });
+            (ga, gb)
+        },
+    )
+}
+
+/// `f` elementwise, with derivative `df(x, y)` from input and output.
+fn unary(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
+    let tx = x.tensor();
+    let out = tx.map(f);
+    let ty = out.clone();
+    Var::from_op(
+        out,
+        &[x],
+        Box::new(move |g, _| {
+            let d: Vec<f32> =
+                g.data().iter().zip(tx.data()).zip(ty.data()).map(|((&g, &x), &y)| g * df(x, y)).collect();
+            vec![Some(Tensor::new(g.shape(), d).expect("same shape"))]
+        }),
+    )
+}
+
+pub fn add_scalar(x: &Var, s: f32) -> Var {
+    unary(x, move |v| v + s, |_, _| 1.0)
+}
+pub fn mul_scalar(x: &Var, s: f32) -> Var {
+    unary(x, move |v| v * s, move |_, _| s)
+}
+pub fn neg(x: &Var) -> Var {
+    mul_scalar(x, -1.0)
+}
+pub fn exp(x: &Var) -> Var {
+    unary(x, f32::exp, |_, y| y)
+}
+pub fn log(x: &Var) -> Var {
+    unary(x, f32::ln, |x, _| 1.0 / x)
+}
+pub fn sqrt(x: &Var) -> Var {
+    unary(x, f32::sqrt, |_, y| 0.5 / y)
+}
+pub fn pow_scalar(x: &Var, p: f32) -> Var {
+    unary(x, move |v| v.powf(p), move |x, _| p * x.powf(p - 1.0))
+}
+
+/// Sum of all elements (a scalar).
+pub fn sum(x: &Var) -> Var {
+    let shape = x.shape();
+    let out = Tensor::scalar(x.value().sum_all());
+    Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(Tensor::full(&shape, g.data()[0]))]))
+}
+
+/// Mean of all elements (a scalar).
+pub fn mean(x: &Var) -> Var {
+    let n = x.value().numel().max(1) as f32;
+    mul_scalar(&sum(x), 1.0 / n)
+}
+
+/// Sum over one dimension.
+pub fn sum_dim(x: &Var, dim: isize, keepdim: bool) -> Result<Var> {
+    let shape = x.shape();
+    let out = x.value().sum_dim(dim, keepdim)?;
+    let d = crate::tensor::resolve_dim("sum", dim, shape.len())?;
+    Ok(Var::from_op(
+        out,
+        &[x],
+        Box::new(move |g, _| {
+            let mut kept = shape.clone();
+            kept[d] = 1;
+            let g = g.reshape(&kept).expect("same size");
+            vec![Some(Tensor::zeros(&shape).zip_broadcast(&g, "sum", |_, g| g).expect("broadcast"))]
+        }),
+    ))
+}
+
+pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
+    let in_shape = x.shape();
+    let out = x.value().reshape(shape)?;
+    Ok(Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(g.reshape(&in_shape).expect("same size"))])))
+}
+
+/// `[N, ...] -> [N, rest]`, as before the first fully connected layer.
+pub fn flatten(x: &Var) -> Result<Var> {
+    let s = x.shape();
+    let n = *s.first().ok_or_else(|| crate::Error::shape("flatten", "cannot flatten a scalar"))?;
+    reshape(x, &[n, s[1..].iter().product()])
+}
+
+pub fn permute(x: &Var, dims: &[usize]) -> Result<Var> {
+    let out = x.value().permute(dims)?;
+    let mut inverse = vec![0; dims.len()];
+    for (i, &d) in dims.iter().enumerate() {
+        inverse[d] = i;
+    }
+    Ok(Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(g.permute(&inverse).expect("permutation"))])))
+}
+
+pub fn concat(xs: &[&Var], dim: isize) -> Result<Var> {
+    let tensors: Vec<Tensor> = xs.iter().map(|x| x.tensor()).collect();
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let out = Tensor::concat(&refs, dim)?;
+    let d = crate::tensor::resolve_dim("concat", dim, out.ndim())?;
+    let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
+    Ok(Var::from_op(
+        out,
+        xs,
+        Box::new(move |g, needs| {
+            let mut start = 0;
+            sizes
+                .iter()
+                .zip(needs)
+                .map(|(&len, &need)| {
+                    let part = need.then(|| g.narrow(d as isize, start, len).expect("in range"));
+                    start += len;
+                    part
+                })
+                .collect()
+        }),
+    ))
+}
+
+pub fn narrow(x: &Var, dim: isize, start: usize, len: usize) -> Result<Var> {
+    let out = x.value().narrow(dim, start, len)?;
+    let shape = x.shape();
+    let d = crate::tensor::resolve_dim("narrow", dim, shape.len())?;
+    Ok(Var::from_op(
+        out,
+        &[x],
+        Box::new(move |g, _| {
+            let mut pads = vec![(0, 0); shape.len() - d];
+            pads[0] = (start, shape[d] - start - len);
+            vec![Some(g.pad(&pads, 0.0).expect("valid padding"))]
+        }),
+    ))
+}
+
+/// Pads the trailing dimensions: `pads[i] = (before, after)`.
+pub fn pad(x: &Var, pads: &[(usize, usize)], value: f32) -> Result<Var> {
+    let out = x.value().pad(pads, value)?;
+    let shape = x.shape();
+    let pads = pads.to_vec();
+    Ok(Var::from_op(
+        out,
+        &[x],
+        Box::new(move |g, _| {
+            let first = shape.len() - pads.len();
+            let mut t = g.clone();
+            for (i, &(b, _)) in pads.iter().enumerate() {
+                t = t.narrow((first + i) as isize, b, shape[first + i]).expect("in range");
+            }
+            vec![Some(t)]
+        }),
+    ))
+}

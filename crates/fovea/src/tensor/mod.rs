@@ -1,0 +1,204 @@
+//! `Tensor`: an f32 array, row-major and contiguous, with a shape.
+//!
+//! The buffer is reference-counted, so cloning a tensor (as autograd does to keep inputs
+//! for backward) is free; writing through [`Tensor::data_mut`] copies only if the buffer
+//! is shared. Reshapes are free; every other shape operation makes a new contiguous tensor.
+
+mod broadcast;
+mod shape_ops;
+
+pub use broadcast::broadcast_shapes;
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Arc<Vec<f32>>,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor{:?}", self.shape)?;
+        if self.numel() <= 16 {
+            write!(f, " {:?}", self.data())?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a shape as `[8, 3, 32, 32]` for error messages.
+pub fn fmt_shape(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+impl Tensor {
+    /// A tensor from its data and shape; the data length must equal the product of the shape.
+    pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                "Tensor::new",
+                format!("shape {} needs {} values but {} were given", fmt_shape(shape), n, data.len()),
+            ));
+        }
+        Ok(Tensor { shape: shape.to_vec(), data: Arc::new(data) })
+    }
+
+    /// Like [`Tensor::new`] for callers that computed the length themselves.
+    pub(crate) fn from_parts(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Tensor { shape, data: Arc::new(data) }
+    }
+
+    pub fn full(shape: &[usize], value: f32) -> Tensor {
+        Tensor::from_parts(shape.to_vec(), vec![value; shape.iter().product()])
+    }
+    pub fn zeros(shape: &[usize]) -> Tensor {
+        Tensor::full(shape, 0.0)
+    }
+    pub fn ones(shape: &[usize]) -> Tensor {
+        Tensor::full(shape, 1.0)
+    }
+    pub fn scalar(value: f32) -> Tensor {
+        Tensor::from_parts(vec![], vec![value])
+    }
+    /// Values drawn from N(0, std²).
+    pub fn randn(shape: &[usize], std: f32, rng: &mut crate::Rng) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_parts(shape.to_vec(), (0..n).map(|_| rng.normal() * std).collect())
+    }
+    /// Values drawn from U(lo, hi).
+    pub fn rand_uniform(shape: &[usize], lo: f32, hi: f32, rng: &mut crate::Rng) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_parts(shape.to_vec(), (0..n).map(|_| rng.uniform_range(lo, hi)).collect())
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    /// Mutable access; copies the buffer first if another tensor shares it.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        Arc::make_mut(&mut self.data).as_mut_slice()
+    }
+    pub fn into_vec(self) -> Vec<f32> {
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
+    }
+    /// The single value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape("item", format!("tensor {} has more than one value", fmt_shape(&self.shape))));
+        }
+        Ok(self.data[0])
+    }
+
+    /// The same data with another shape of the same size (free).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!("cannot reshape {} into {}", fmt_shape(&self.shape), fmt_shape(shape)),
+            ));
+        }
+        Ok(Tensor { shape: shape.to_vec(), data: self.data.clone() })
+    }
+
+    /// Applies `f` to every element.
+    pub fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
+        Tensor::from_parts(self.shape.clone(), self.data.iter().map(|&v| f(v)).collect())
+    }
+
+    /// Elementwise combination of two tensors of the same shape.
+    pub fn zip_same(&self, other: &Tensor, op: &'static str, f: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
+        if self.shape != other.shape {
+            return Err(Error::shape(
+                op,
+                format!("shapes {} and {} differ", fmt_shape(&self.shape), fmt_shape(&other.shape)),
+            ));
+        }
+        let data = self.data.iter().zip(other.data.iter()).map(|(&a, &b)| f(a, b)).collect();
+        Ok(Tensor::from_parts(self.shape.clone(), data))
+    }
+
+    /// `self += other` for tensors of the same shape (gradient accumulation).
+    pub fn add_assign(&mut self, other: &Tensor) -> Result<()> {
+        if self.shape != other.shape {
+            return Err(Error::shape(
+                "add_assign",
+                format!("shapes {} and {} differ", fmt_shape(&self.shape), fmt_shape(&other.shape)),
+            ));
+        }
+        for (a, &b) in self.data_mut().iter_mut().zip(other.data.iter()) {
+            *a += b;
+        }
+        Ok(())
+    }
+
+    pub fn scale(&self, s: f32) -> Tensor {
+        self.map(|v| v * s)
+    }
+
+    pub fn sum_all(&self) -> f32 {
+        // f64 accumulation keeps large sums accurate and independent of chunking.
+        self.data.iter().map(|&v| v as f64).sum::<f64>() as f32
+    }
+    pub fn mean_all(&self) -> f32 {
+        self.sum_all() / self.numel().max(1) as f32
+    }
+    pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
+        self.data.iter().zip(other.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    }
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+
+    /// Index of the largest value in each row of a `[N, C]` tensor.
+    pub fn argmax_rows(&self) -> Result<Vec<usize>> {
+        if self.ndim() != 2 {
+            return Err(Error::shape("argmax_rows", format!("expected [N, C], got {}", fmt_shape(&self.shape))));
+        }
+        let c = self.shape[1];
+        Ok(self
+            .data
+            .chunks(c.max(1))
+            .map(|row| {
+                let mut best = 0;
+                for (i, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = i;
+                    }
+                }
+                best
+            })
+            .collect())
+    }
+}
+
+/// Row-major strides of a shape.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Resolves a possibly negative axis (`-1` = last) against `ndim`.
+pub fn resolve_dim(op: &'static str, dim: isize, ndim: usize) -> Result<usize> {
+    let d = if dim < 0 { dim + ndim as isize } else { dim };
+    if d < 0 || d as usize >= ndim {
+        return Err(Error::shape(op, format!("dimension {dim} is out of range for a {ndim}-D tensor")));
+    }
+    Ok(d as usize)
+}

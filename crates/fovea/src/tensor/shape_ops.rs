@@ -1,0 +1,194 @@
+//! Shape operations that move data: permute, concat, narrow (slice), pad, flip.
+
+use super::{fmt_shape, resolve_dim, strides, Tensor};
+use crate::error::{Error, Result};
+
+impl Tensor {
+    /// Reorders dimensions: output dimension `i` is input dimension `dims[i]`.
+    pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        let nd = self.ndim();
+        let mut seen = vec![false; nd];
+        if dims.len() != nd || dims.iter().any(|&d| d >= nd || std::mem::replace(&mut seen[d], true)) {
+            return Err(Error::shape(
+                "permute",
+                format!("{dims:?} is not a permutation of the {nd} dimensions of {}", fmt_shape(self.shape())),
+            ));
+        }
+        let in_strides = strides(self.shape());
+        let out_shape: Vec<usize> = dims.iter().map(|&d| self.shape()[d]).collect();
+        let src_strides: Vec<usize> = dims.iter().map(|&d| in_strides[d]).collect();
+        let x = self.data();
+        let mut out = Vec::with_capacity(self.numel());
+        let mut idx = vec![0usize; nd];
+        let mut off = 0usize;
+        for _ in 0..self.numel() {
+            out.push(x[off]);
+            let mut d = nd;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                off += src_strides[d];
+                if idx[d] < out_shape[d] {
+                    break;
+                }
+                off -= src_strides[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+        Ok(Tensor::from_parts(out_shape, out))
+    }
+
+    /// Swaps the two dimensions of a matrix.
+    pub fn transpose2d(&self) -> Result<Tensor> {
+        if self.ndim() != 2 {
+            return Err(Error::shape("transpose", format!("expected a matrix, got {}", fmt_shape(self.shape()))));
+        }
+        self.permute(&[1, 0])
+    }
+
+    /// Joins tensors along `dim`; all other dimensions must agree.
+    pub fn concat(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
+        let first = tensors.first().ok_or_else(|| Error::shape("concat", "no tensors to join"))?;
+        let d = resolve_dim("concat", dim, first.ndim())?;
+        for t in tensors {
+            let same_rank = t.ndim() == first.ndim();
+            if !same_rank || (0..first.ndim()).any(|i| i != d && t.shape()[i] != first.shape()[i]) {
+                return Err(Error::shape(
+                    "concat",
+                    format!(
+                        "cannot join {} and {} along dimension {d}",
+                        fmt_shape(first.shape()),
+                        fmt_shape(t.shape())
+                    ),
+                ));
+            }
+        }
+        let outer: usize = first.shape()[..d].iter().product();
+        let mut out_shape = first.shape().to_vec();
+        out_shape[d] = tensors.iter().map(|t| t.shape()[d]).sum();
+        let mut out = Vec::with_capacity(out_shape.iter().product());
+        for o in 0..outer {
+            for t in tensors {
+                let block = t.numel() / outer.max(1);
+                out.extend_from_slice(&t.data()[o * block..(o + 1) * block]);
+            }
+        }
+        Ok(Tensor::from_parts(out_shape, out))
+    }
+
+    /// `len` entries of dimension `dim` starting at `start`.
+    pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
+        let d = resolve_dim("narrow", dim, self.ndim())?;
+        if start + len > self.shape()[d] {
+            return Err(Error::shape(
+                "narrow",
+                format!("entries {start}..{} are outside dimension {d} of {}", start + len, fmt_shape(self.shape())),
+            ));
+        }
+        let (outer, size, inner) = self.split_at_dim(d);
+        let mut out = Vec::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let base = (o * size + start) * inner;
+            out.extend_from_slice(&self.data()[base..base + len * inner]);
+        }
+        let mut shape = self.shape().to_vec();
+        shape[d] = len;
+        Ok(Tensor::from_parts(shape, out))
+    }
+
+    /// Pads the last `pads.len()` dimensions with `value`: `pads[i] = (before, after)` for
+    /// the i-th of those dimensions, in order.
+    pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<Tensor> {
+        if pads.len() > self.ndim() {
+            return Err(Error::shape(
+                "pad",
+                format!("{} padded dimensions for a tensor {}", pads.len(), fmt_shape(self.shape())),
+            ));
+        }
+        let first = self.ndim() - pads.len();
+        let mut out_shape = self.shape().to_vec();
+        for (i, &(b, a)) in pads.iter().enumerate() {
+            out_shape[first + i] += b + a;
+        }
+        let mut out = Tensor::full(&out_shape, value);
+        let out_strides = strides(&out_shape);
+        let nd = self.ndim();
+        let inner = if nd == 0 { 1 } else { self.shape()[nd - 1] };
+        let rows = self.numel() / inner.max(1);
+        let src = self.data();
+        let dst = out.data_mut();
+        let mut idx = vec![0usize; nd.saturating_sub(1)];
+        for r in 0..rows {
+            let mut off = 0;
+            for (d, &i) in idx.iter().enumerate() {
+                let shift = if d >= first { pads[d - first].0 } else { 0 };
+                off += (i + shift) * out_strides[d];
+            }
+            if nd > 0 && nd - 1 >= first {
+                off += pads[nd - 1 - first].0;
+            }
+            dst[off..off + inner].copy_from_slice(&src[r * inner..(r + 1) * inner]);
+            let mut d = idx.len();
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < self.shape()[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reverses the order of entries along each of `dims`.
+    pub fn flip(&self, dims: &[usize]) -> Result<Tensor> {
+        let nd = self.ndim();
+        if let Some(&bad) = dims.iter().find(|&&d| d >= nd) {
+            return Err(Error::shape("flip", format!("dimension {bad} is out of range for {}", fmt_shape(self.shape()))));
+        }
+        let st = strides(self.shape());
+        let x = self.data();
+        let mut out = Vec::with_capacity(self.numel());
+        let mut idx = vec![0usize; nd];
+        for _ in 0..self.numel() {
+            let mut off = 0;
+            for d in 0..nd {
+                let i = if dims.contains(&d) { self.shape()[d] - 1 - idx[d] } else { idx[d] };
+                off += i * st[d];
+            }
+            out.push(x[off]);
+            let mut d = nd;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < self.shape()[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(Tensor::from_parts(self.shape().to_vec(), out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permute_concat_narrow_pad_flip() {
+        let t = Tensor::new(&[2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        assert_eq!(t.permute(&[1, 0]).unwrap().data(), &[1., 4., 2., 5., 3., 6.]);
+        let c = Tensor::concat(&[&t, &t], 1).unwrap();
+        assert_eq!(c.shape(), &[2, 6]);
+        assert_eq!(c.data(), &[1., 2., 3., 1., 2., 3., 4., 5., 6., 4., 5., 6.]);
+        assert_eq!(t.narrow(1, 1, 2).unwrap().data(), &[2., 3., 5., 6.]);
+        let p = t.pad(&[(1, 0), (0, 1)], 0.0).unwrap();
+        assert_eq!(p.shape(), &[3, 4]);
+        assert_eq!(p.data(), &[0., 0., 0., 0., 1., 2., 3., 0., 4., 5., 6., 0.]);
+        assert_eq!(t.flip(&[0, 1]).unwrap().data(), &[6., 5., 4., 3., 2., 1.]);
+        assert!(t.permute(&[0, 0]).is_err());
+        assert!(t.narrow(1, 2, 2).is_err());
+    }
+}
