@@ -105,7 +105,8 @@ impl Optimizer {
                         let step_size = lr / bc1;
                         for i in 0..n {
                             let gi = if decoupled { g[i] } else { g[i] + weight_decay * w[i] };
-                            m[i] = beta1 * m[i] + (1.0 - beta1) * gi;
+                            // lerp form, as PyTorch computes it
+                            m[i] += (1.0 - beta1) * (gi - m[i]);
                             v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
                             let denom = v[i].sqrt() / bc2_sqrt + eps;
                             w[i] -= step_size * m[i] / denom;
