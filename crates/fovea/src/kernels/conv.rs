@@ -53,7 +53,7 @@ impl ConvGeometry {
         self.c_out * self.col_rows()
     }
     fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0]
+        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0] && self.output == self.input
     }
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
@@ -99,6 +99,9 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], cols: &mut [f32]) {
                             let src = &xc[(iz as usize * ih + iy as usize) * iw..][..iw];
                             out_row[..lo].fill(0.0);
                             out_row[hi..].fill(0.0);
+                            if hi == lo {
+                                continue;
+                            }
                             if sw == 1 {
                                 let start = (lo as isize + offx) as usize;
                                 out_row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
