@@ -23,13 +23,14 @@ pub struct TrainArgs {
     /// Architecture: lenet5 or cnn-bn
     #[arg(long, default_value = "lenet5")]
     model: String,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Epochs in all (default 10; with --resume, the run's own plan)
+    #[arg(long)]
+    epochs: Option<usize>,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerName,
-    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD)
+    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD; with --resume, overrides the run's)
     #[arg(long)]
     lr: Option<f32>,
     /// SGD momentum
@@ -42,7 +43,7 @@ pub struct TrainArgs {
     /// Run folder (default: runs/<model>-<unix time>)
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in this folder from its last completed epoch
+    /// Continue the run in this folder from its last completed epoch (up to --epochs in all)
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Use only the first N training images
@@ -61,7 +62,7 @@ fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    if a.batch_size == 0 || a.epochs == 0 {
+    if a.batch_size == 0 || a.epochs == Some(0) {
         bail!("--batch-size and --epochs must be at least 1");
     }
     let dir = data_dir(&a.data);
@@ -75,7 +76,11 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let ckpt = train::load_checkpoint(resume)?;
         let model = train::model_from_checkpoint(&ckpt)?;
         let mut meta = ckpt.meta.clone();
-        meta.epochs = meta.epochs.max(a.epochs);
+        meta.epochs = a.epochs.unwrap_or(meta.epochs);
+        // A new learning rate may be given when resuming; everything else comes from the run.
+        if let Some(lr) = a.lr {
+            meta.lr = lr;
+        }
         let mut opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
         opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
         (resume.clone(), meta, model, opt)
@@ -99,7 +104,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             weight_decay: a.weight_decay,
             batch_size: a.batch_size,
             seed: a.seed,
-            epochs: a.epochs,
+            epochs: a.epochs.unwrap_or(10),
             epoch: 0,
             optimizer_steps: 0,
             history: vec![],

@@ -1,0 +1,170 @@
+//! Runs the real `fovea` binary in temporary folders.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn fovea(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fovea")).args(args).output().expect("runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = fovea(args);
+    assert!(out.status.success(), "fovea {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = fovea(args);
+    assert!(!out.status.success(), "fovea {args:?} should have failed");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "fovea {args:?} panicked: {err}");
+    err
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Epoch metrics without the timings, which legitimately vary.
+fn metrics(v: &Value) -> Vec<String> {
+    ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"].iter().map(|k| v[k].to_string()).collect()
+}
+
+#[test]
+fn training_is_reproducible_and_resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    let common = ["train", "--train-size", "1500", "--batch-size", "50", "--seed", "7", "--json", "--threads", "2"];
+    let run = |out: &str, extra: &[&str]| json_lines(&ok(&[&common[..], &["--out", out], extra].concat()));
+
+    let full = run(&d("a"), &["--epochs", "2", "--model", "cnn-bn"]);
+    let again = run(&d("b"), &["--epochs", "2", "--model", "cnn-bn"]);
+    assert_eq!(metrics(&full[1]), metrics(&again[1]), "same seed, same threads, same metrics");
+
+    let first = run(&d("c"), &["--epochs", "1", "--model", "cnn-bn"]);
+    assert_eq!(metrics(&first[0]), metrics(&full[0]));
+    let resumed = json_lines(&ok(&[
+        "train", "--resume", &d("c"), "--epochs", "2", "--json", "--threads", "2", "--train-size", "1500",
+    ]));
+    assert_eq!(metrics(&resumed[0]), metrics(&full[1]), "resumed epoch 2 equals the uninterrupted epoch 2");
+
+    let last = full.last().unwrap();
+    assert_eq!(last["final"], Value::Bool(true));
+    for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second"] {
+        assert!(last[key].is_number(), "final JSON lacks {key}");
+    }
+    let run_dir = dir.path().join("a");
+    for file in ["checkpoint.safetensors", "checkpoint.json", "metrics.csv", "plot.png"] {
+        assert!(run_dir.join(file).exists(), "run folder lacks {file}");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+
+    // eval and predict on the trained run
+    let eval: Value = serde_json::from_str(&ok(&["eval", "--checkpoint", &d("a"), "--json"])).unwrap();
+    let (acc, want) = (eval["accuracy"].as_f64().unwrap(), full[1]["test_accuracy"].as_f64().unwrap());
+    assert!((acc - want).abs() < 1e-6, "eval accuracy {acc} vs training's {want}");
+    assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 10);
+    assert!(run_dir.join("confusion.png").exists());
+    let text = ok(&["eval", "--checkpoint", &d("a")]);
+    assert!(text.contains("confusion matrix") && text.contains("Ankle boot"));
+}
+
+#[test]
+fn predict_gives_top3_for_a_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    ok(&["train", "--train-size", "3000", "--epochs", "1", "--out", &run, "--json"]);
+    // a test image of class 1 (trouser) written as a PNG
+    let fm = fovea_vision::data::FashionMnist::default_dir();
+    let test = fovea_vision::data::FashionMnist::load(&fm, fovea_vision::data::Split::Test).unwrap();
+    let i = test.labels.iter().position(|&l| l == 1).unwrap();
+    let (img, _) = test.batch(&[i]);
+    let png = dir.path().join("trouser.png");
+    fovea_vision::image::save_gray_png(&png, &img.reshape(&[28, 28]).unwrap().scale(255.0), false).unwrap();
+    let out: Value =
+        serde_json::from_str(ok(&["predict", "--checkpoint", &run, png.to_str().unwrap(), "--json"]).trim()).unwrap();
+    let top = out["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    // the picture goes through PNG decoding and resizing; the answer must be what the model
+    // says about the original pixels
+    let ckpt = fovea_vision::train::load_checkpoint(Path::new(&run)).unwrap();
+    let model = fovea_vision::train::model_from_checkpoint(&ckpt).unwrap();
+    use fovea::nn::Module;
+    model.set_training(false);
+    let logits = model.forward(&fovea::Var::constant(img)).unwrap();
+    let expected = fovea_vision::train::top_k(&logits, 3).unwrap()[0].clone();
+    for (t, (class, p)) in top.iter().zip(expected) {
+        assert_eq!(t["class"].as_u64().unwrap() as usize, class);
+        assert!((t["probability"].as_f64().unwrap() - p as f64).abs() < 1e-3);
+    }
+    let p: f64 = top.iter().map(|t| t["probability"].as_f64().unwrap()).sum();
+    assert!(p <= 1.0 + 1e-6);
+}
+
+#[test]
+fn nan_loss_stops_training_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run").display().to_string();
+    ok(&["train", "--train-size", "500", "--epochs", "1", "--out", &run, "--json"]);
+    let before = std::fs::read(Path::new(&run).join("checkpoint.safetensors")).unwrap();
+    let err = fails(&["train", "--resume", &run, "--epochs", "2", "--lr", "1e30", "--train-size", "500", "--json"]);
+    assert!(err.contains("loss became") && err.contains("last good checkpoint"), "{err}");
+    assert_eq!(std::fs::read(Path::new(&run).join("checkpoint.safetensors")).unwrap(), before);
+}
+
+#[test]
+fn conv_playground_and_general_conv2d() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.txt");
+    std::fs::write(&m, "3 0 1 2 7 4\n1 5 8 9 3 1\n2 7 2 5 1 3\n0 1 3 1 7 8\n4 2 1 6 2 8\n2 4 5 2 3 9\n").unwrap();
+    let m = m.to_str().unwrap();
+    let out = ok(&["conv", m, "--filter", "vertical"]);
+    assert_eq!(out.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["-5", "-4", "0", "8"]);
+    let same = ok(&["conv", m, "--filter", "sobel-h", "--padding", "same", "--json"]);
+    let v: Value = serde_json::from_str(same.trim()).unwrap();
+    assert_eq!(v["shape"], serde_json::json!([6, 6]));
+    let png = dir.path().join("edges.png");
+    ok(&["conv", m, "--filter", "scharr-v", "--output", png.to_str().unwrap()]);
+    assert!(png.exists());
+
+    // general conv2d on .npy: NCHW input, OIHW weights
+    let x = fovea::Tensor::new(&[1, 2, 5, 5], (0..50).map(|v| v as f32).collect()).unwrap();
+    let w = fovea::Tensor::new(&[3, 2, 3, 3], (0..54).map(|v| (v % 5) as f32 - 2.0).collect()).unwrap();
+    let (xp, wp, yp) = (dir.path().join("x.npy"), dir.path().join("w.npy"), dir.path().join("y.npy"));
+    fovea::io::write_npy(&xp, &x).unwrap();
+    fovea::io::write_npy(&wp, &w).unwrap();
+    let (xs, ws, ys) = (xp.to_str().unwrap(), wp.to_str().unwrap(), yp.to_str().unwrap());
+    ok(&["conv", xs, "--weight", ws, "--stride", "2", "--padding", "1", "--output", ys]);
+    assert_eq!(fovea::io::read_npy(&yp).unwrap().shape(), &[1, 3, 3, 3]);
+
+    // bad input: channel mismatch, malformed .npy, unknown filter
+    fovea::io::write_npy(&wp, &fovea::Tensor::zeros(&[3, 4, 3, 3])).unwrap();
+    let err = fails(&["conv", xs, "--weight", ws]);
+    assert!(err.contains("conv2d") && err.contains("[1, 2, 5, 5]") && err.contains("[3, 4, 3, 3]"), "{err}");
+    std::fs::write(&wp, b"\x93NUMPY\x01\x00garbage").unwrap();
+    assert!(fails(&["conv", xs, "--weight", ws]).contains("w.npy"));
+    assert!(fails(&["conv", m, "--filter", "nope"]).contains("sobel-v"));
+}
+
+#[test]
+fn missing_or_corrupt_data_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let err = fails(&["train", "--data", &data, "--epochs", "1"]);
+    assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
+    // a truncated copy of the real label file
+    let src = fovea_vision::data::FashionMnist::default_dir();
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte.gz"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&["train", "--data", &data, "--epochs", "1", "--train-size", "100"]);
+    assert!(err.contains("t10k-labels") && (err.contains("corrupt") || err.contains("truncated")), "{err}");
+    let err = fails(&["predict", "--checkpoint", &data, "nothing.png"]);
+    assert!(err.contains("no checkpoint"), "{err}");
+    let err = fails(&["train", "--model", "resnet9000"]);
+    assert!(err.contains("lenet5"), "{err}");
+}
