@@ -218,10 +218,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let (p, predictions) = train::evaluate(&model, &test_set, 1000)?;
     let classes = ckpt.meta.classes;
     let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
-    let per_class: Vec<f32> = cm.iter().enumerate().map(|(i, row)| row[i] as f32 / row.iter().sum::<usize>().max(1) as f32).collect();
+    let per_class: Vec<f32> =
+        cm.iter().enumerate().map(|(i, row)| row[i] as f32 / row.iter().sum::<usize>().max(1) as f32).collect();
     let names = &ckpt.meta.class_names;
     let png = a.png.clone().unwrap_or_else(|| {
-        if a.checkpoint.is_dir() { a.checkpoint.join("confusion.png") } else { PathBuf::from("confusion.png") }
+        if a.checkpoint.is_dir() {
+            a.checkpoint.join("confusion.png")
+        } else {
+            PathBuf::from("confusion.png")
+        }
     });
     draw_confusion(&png, &cm, names)?;
     if a.json {
@@ -299,7 +304,10 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         let logits = fovea::no_grad(|| model.forward(&Var::constant(x)))?;
         let top = &train::top_k(&logits, a.top.min(ckpt.meta.classes))?[0];
         if a.json {
-            let preds: Vec<_> = top.iter().map(|&(c, p)| json!({"class": c, "name": ckpt.meta.class_names[c], "probability": p})).collect();
+            let preds: Vec<_> = top
+                .iter()
+                .map(|&(c, p)| json!({"class": c, "name": ckpt.meta.class_names[c], "probability": p}))
+                .collect();
             println!("{}", json!({"image": path.display().to_string(), "top": preds}));
         } else {
             println!("{}", path.display());

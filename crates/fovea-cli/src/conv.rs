@@ -48,7 +48,9 @@ fn parse_padding(s: &str) -> Result<Padding> {
     Ok(match s {
         "valid" => Padding::Valid,
         "same" => Padding::Same,
-        n => Padding::symmetric(n.parse().with_context(|| format!("--padding must be valid, same or a number, got '{n}'"))?),
+        n => Padding::symmetric(
+            n.parse().with_context(|| format!("--padding must be valid, same or a number, got '{n}'"))?,
+        ),
     })
 }
 
@@ -94,7 +96,11 @@ pub fn run(a: ConvArgs) -> Result<()> {
     match &a.output {
         Some(out) => match ext(out).as_str() {
             "npy" => write_npy(out, &y)?,
-            "txt" => fovea::io::write_atomic(out, format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?).as_bytes())?,
+            "txt" => fovea::io::write_atomic(
+                out,
+                format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?)
+                    .as_bytes(),
+            )?,
             "png" => {
                 if y.ndim() != 2 {
                     bail!("a PNG output needs a single 2-D result, got shape {:?}", y.shape());
@@ -103,7 +109,10 @@ pub fn run(a: ConvArgs) -> Result<()> {
             }
             other => bail!("unknown output format '.{other}' (use .txt, .npy or .png)"),
         },
-        None if !a.json => print!("{}", format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?)),
+        None if !a.json => print!(
+            "{}",
+            format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?)
+        ),
         None => {}
     }
     if a.json {

@@ -45,7 +45,16 @@ fn training_is_reproducible_and_resume_continues_exactly() {
     let first = run(&d("c"), &["--epochs", "1", "--model", "cnn-bn"]);
     assert_eq!(metrics(&first[0]), metrics(&full[0]));
     let resumed = json_lines(&ok(&[
-        "train", "--resume", &d("c"), "--epochs", "2", "--json", "--threads", "2", "--train-size", "1500",
+        "train",
+        "--resume",
+        &d("c"),
+        "--epochs",
+        "2",
+        "--json",
+        "--threads",
+        "2",
+        "--train-size",
+        "1500",
     ]));
     assert_eq!(metrics(&resumed[0]), metrics(&full[1]), "resumed epoch 2 equals the uninterrupted epoch 2");
 

@@ -129,7 +129,9 @@ impl Canvas {
     pub fn text(&mut self, x: i64, y: i64, text: &str, scale: i64, c: Rgb) {
         for (i, ch) in text.chars().enumerate() {
             let ch = ch.to_ascii_uppercase();
-            let Some((_, rows)) = GLYPHS.iter().find(|(g, _)| *g == ch) else { continue };
+            let Some((_, rows)) = GLYPHS.iter().find(|(g, _)| *g == ch) else {
+                continue;
+            };
             let ox = x + i as i64 * 6 * scale;
             for (r, bits) in rows.iter().enumerate() {
                 for col in 0..5 {

@@ -61,6 +61,10 @@ pub fn format_matrix(t: &Tensor) -> String {
         .map(|&v| if v.fract() == 0.0 && v.abs() < 1e7 { format!("{}", v as i64) } else { format!("{v:.4}") })
         .collect();
     let width = cells.iter().map(|c| c.len()).max().unwrap_or(1);
-    cells.chunks(cols.max(1)).map(|row| row.iter().map(|c| format!("{c:>width$}")).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+    cells
+        .chunks(cols.max(1))
+        .map(|row| row.iter().map(|c| format!("{c:>width$}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
         + "\n"
 }

@@ -58,7 +58,15 @@ pub fn save_gray_png(path: &Path, t: &Tensor, rescale: bool) -> Result<()> {
         .data()
         .iter()
         .map(|&v| {
-            let s = if rescale { if hi > lo { (v - lo) / (hi - lo) * 255.0 } else { 0.0 } } else { v };
+            let s = if rescale {
+                if hi > lo {
+                    (v - lo) / (hi - lo) * 255.0
+                } else {
+                    0.0
+                }
+            } else {
+                v
+            };
             s.round().clamp(0.0, 255.0) as u8
         })
         .collect();

@@ -31,7 +31,10 @@ fn check(name: &str, config: OptimizerConfig) {
         let loss = ops::cross_entropy(&model.forward(&Var::constant(x)).unwrap(), &y).unwrap();
         let got = loss.value().item().unwrap();
         let expected = want.data()[step];
-        assert!((got - expected).abs() <= 1e-4 * expected.abs().max(1.0), "{name} step {step}: loss {got} vs PyTorch {expected}");
+        assert!(
+            (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+            "{name} step {step}: loss {got} vs PyTorch {expected}"
+        );
         opt.zero_grad();
         loss.backward().unwrap();
         opt.step();
@@ -43,8 +46,12 @@ fn check(name: &str, config: OptimizerConfig) {
         let err = got.max_abs_diff(want) / scale;
         // Adam divides by √v, which magnifies rounding in near-zero gradients: a handful of
         // elements may differ by ~1e-4 while the rest agree to ~1e-6.
-        let mean_err = got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs()).sum::<f32>() / got.numel() as f32 / scale;
-        assert!(err < 1e-3 && mean_err < 1e-6, "{name}: final {k} differs from PyTorch by {err:e} (max), {mean_err:e} (mean), relative");
+        let mean_err =
+            got.data().iter().zip(want.data()).map(|(a, b)| (a - b).abs()).sum::<f32>() / got.numel() as f32 / scale;
+        assert!(
+            err < 1e-3 && mean_err < 1e-6,
+            "{name}: final {k} differs from PyTorch by {err:e} (max), {mean_err:e} (mean), relative"
+        );
     }
 }
 
@@ -55,7 +62,10 @@ fn sgd_momentum_weight_decay_matches_pytorch() {
 
 #[test]
 fn sgd_nesterov_matches_pytorch() {
-    check("sgd_nesterov", OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 });
+    check(
+        "sgd_nesterov",
+        OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.0 },
+    );
 }
 
 #[test]

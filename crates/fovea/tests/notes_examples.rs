@@ -8,7 +8,10 @@ fn t(shape: &[usize], v: &[f32]) -> Var {
 }
 
 fn conv6x6(image: &[f32], filter: &[f32]) -> Vec<f32> {
-    ops::conv2d(&t(&[1, 1, 6, 6], image), &t(&[1, 1, 3, 3], filter), None, &ConvOptions::default()).unwrap().tensor().into_vec()
+    ops::conv2d(&t(&[1, 1, 6, 6], image), &t(&[1, 1, 3, 3], filter), None, &ConvOptions::default())
+        .unwrap()
+        .tensor()
+        .into_vec()
 }
 
 const VERTICAL: [f32; 9] = [1., 0., -1., 1., 0., -1., 1., 0., -1.];

@@ -38,7 +38,9 @@ fn run(c: &Value, x: &[Var], fx: &BTreeMap<String, Tensor>, check_buffers: bool)
             let padding = match &c["padding"] {
                 Value::String(s) if s == "same" => Padding::Same,
                 Value::String(_) => Padding::Valid,
-                Value::Array(pairs) => Padding::Explicit(pairs.iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect()),
+                Value::Array(pairs) => Padding::Explicit(
+                    pairs.iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect(),
+                ),
                 other => panic!("bad padding {other}"),
             };
             let opts = ConvOptions {
@@ -112,8 +114,12 @@ fn run(c: &Value, x: &[Var], fx: &BTreeMap<String, Tensor>, check_buffers: bool)
             c["len"].as_u64().unwrap() as usize,
         ),
         "pad" => {
-            let pads: Vec<(usize, usize)> =
-                c["pads"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize)).collect();
+            let pads: Vec<(usize, usize)> = c["pads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize))
+                .collect();
             ops::pad(&x[0], &pads, c["value"].as_f64().unwrap() as f32)
         }
         other => panic!("no runner for op {other}"),
@@ -156,6 +162,11 @@ fn every_op_passes_a_numerical_gradient_check() {
         let inputs: Vec<Tensor> = names.iter().map(|k| f.tensors[&format!("{name}.{k}")].clone()).collect();
         let report = gradcheck(&inputs, |x| run(c, x, &f.tensors, false), 1e-2, 24).unwrap();
         assert!(report.max_error < 2e-2, "{name}: gradient check error {} at {:?}", report.max_error, report.worst_at);
-        assert!(report.skipped * 10 <= report.checked, "{name}: {} of {} points not smooth", report.skipped, report.checked + report.skipped);
+        assert!(
+            report.skipped * 10 <= report.checked,
+            "{name}: {} of {} points not smooth",
+            report.skipped,
+            report.checked + report.skipped
+        );
     }
 }

@@ -37,7 +37,10 @@ impl FashionMnist {
         let images = read_idx(&img_path)?;
         let labels = read_idx(&lbl_path)?;
         if images.dims.len() != 3 || labels.dims.len() != 1 {
-            return Err(Error::format(&img_path, format!("expected images [N, H, W] and labels [N], got {:?} and {:?}", images.dims, labels.dims)));
+            return Err(Error::format(
+                &img_path,
+                format!("expected images [N, H, W] and labels [N], got {:?} and {:?}", images.dims, labels.dims),
+            ));
         }
         if images.dims[0] != labels.dims[0] {
             return Err(Error::format(&lbl_path, format!("{} labels for {} images", labels.dims[0], images.dims[0])));

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// An IDX array of unsigned bytes.
+#[derive(Debug)]
 pub struct IdxArray {
     pub dims: Vec<usize>,
     pub data: Vec<u8>,

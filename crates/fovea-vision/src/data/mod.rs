@@ -1,7 +1,7 @@
 //! Datasets: IDX files (MNIST / Fashion-MNIST) and mini-batching.
 
-pub mod idx;
 mod fashion_mnist;
+pub mod idx;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 

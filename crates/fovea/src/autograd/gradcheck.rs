@@ -32,9 +32,8 @@ pub fn gradcheck(
     let vars: Vec<Var> = inputs.iter().map(|t| Var::param(t.clone())).collect();
     let out = f(&vars)?;
     let projection = Tensor::rand_uniform(&out.shape(), -1.0, 1.0, &mut Rng::new(7));
-    let project = |y: &Tensor| -> f64 {
-        y.data().iter().zip(projection.data()).map(|(&a, &b)| a as f64 * b as f64).sum()
-    };
+    let project =
+        |y: &Tensor| -> f64 { y.data().iter().zip(projection.data()).map(|(&a, &b)| a as f64 * b as f64).sum() };
     out.backward_with(projection.clone());
 
     let mut report = GradcheckReport { max_error: 0.0, worst_at: (0, 0), checked: 0, skipped: 0 };

@@ -160,9 +160,13 @@ impl Var {
         accumulate(&self.0.grad, grad);
         for var in order.iter().rev() {
             let node = &var.0;
-            let Some(backward) = &node.backward else { continue };
+            let Some(backward) = &node.backward else {
+                continue;
+            };
             // Intermediate gradients are dropped as soon as they are used.
-            let Some(g) = node.grad.borrow_mut().take() else { continue };
+            let Some(g) = node.grad.borrow_mut().take() else {
+                continue;
+            };
             let needs: Vec<bool> = node.parents.iter().map(|p| p.requires_grad()).collect();
             let grads = backward(&g, &needs);
             for ((parent, pg), need) in node.parents.iter().zip(grads).zip(&needs) {

@@ -50,11 +50,17 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         "<f8" | "<i8" | "<u8" => 8,
         "<i2" | "<u2" => 2,
         "|u1" | "|i1" | "|b1" => 1,
-        other => return Err(bad(format!("unsupported dtype '{other}' (use float32, float64 or integers, little-endian)"))),
+        other => {
+            return Err(bad(format!("unsupported dtype '{other}' (use float32, float64 or integers, little-endian)")))
+        }
     };
     let data = &bytes[start + header_len..];
     if Some(data.len()) != count.checked_mul(size) {
-        return Err(bad(format!("shape {shape:?} of {descr} needs {} data bytes, file has {}", count.saturating_mul(size), data.len())));
+        return Err(bad(format!(
+            "shape {shape:?} of {descr} needs {} data bytes, file has {}",
+            count.saturating_mul(size),
+            data.len()
+        )));
     }
     let values: Vec<f32> = match descr {
         "<f4" => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),

@@ -43,7 +43,8 @@ fn f16_to_f32(bits: u16) -> f32 {
 /// Reads every tensor (as f32) and the metadata of a safetensors file.
 pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut out = BTreeMap::new();
@@ -53,13 +54,18 @@ pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, HashMa
             Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
             Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
             Dtype::F16 => d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-            Dtype::BF16 => d.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
+            Dtype::BF16 => {
+                d.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect()
+            }
             Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
             Dtype::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
             Dtype::U8 => d.iter().map(|&v| v as f32).collect(),
             other => return Err(Error::format(path, format!("tensor {name} has unsupported dtype {other:?}"))),
         };
-        out.insert(name.clone(), Tensor::new(view.shape(), values).map_err(|e| Error::format(path, format!("tensor {name}: {e}")))?);
+        out.insert(
+            name.clone(),
+            Tensor::new(view.shape(), values).map_err(|e| Error::format(path, format!("tensor {name}: {e}")))?,
+        );
     }
     Ok((out, metadata))
 }

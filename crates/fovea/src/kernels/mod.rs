@@ -14,9 +14,7 @@ pub fn num_threads() -> usize {
 /// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
 /// all cores. Later calls have no effect (rayon's pool is global).
 pub fn init_threads(threads: Option<usize>) {
-    let n = threads
-        .or_else(|| std::env::var("FOVEA_THREADS").ok().and_then(|v| v.parse().ok()))
-        .filter(|&n| n > 0);
+    let n = threads.or_else(|| std::env::var("FOVEA_THREADS").ok().and_then(|v| v.parse().ok())).filter(|&n| n > 0);
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = n {
         builder = builder.num_threads(n);

@@ -30,7 +30,7 @@ impl Conv {
         if kernel.is_empty() || kernel.len() > 3 || kernel.contains(&0) {
             return Err(Error::Invalid(format!("convolution kernel {kernel:?} must have 1 to 3 positive sizes")));
         }
-        if g == 0 || c_in % g != 0 || c_out % g != 0 {
+        if g == 0 || !c_in.is_multiple_of(g) || !c_out.is_multiple_of(g) {
             return Err(Error::Invalid(format!("groups={g} must divide in_channels={c_in} and out_channels={c_out}")));
         }
         let mut shape = vec![c_out, c_in / g];
@@ -127,7 +127,12 @@ impl Module for Pool {
         }
     }
     fn describe(&self) -> String {
-        format!("{:?}Pool(kernel={:?}, stride={:?})", self.kind, self.options.kernel, self.options.stride.as_ref().unwrap_or(&self.options.kernel))
+        format!(
+            "{:?}Pool(kernel={:?}, stride={:?})",
+            self.kind,
+            self.options.kernel,
+            self.options.stride.as_ref().unwrap_or(&self.options.kernel)
+        )
     }
 }
 

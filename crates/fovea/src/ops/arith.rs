@@ -18,7 +18,8 @@ fn binary(
         &[a, b],
         Box::new(move |g, needs| {
             let (ga, gb) = grads(g, &ta, &tb, needs);
-            let reduce = |grad: Option<Tensor>, shape: &[usize]| grad.map(|t| t.sum_to_shape(shape).expect("broadcast"));
+            let reduce =
+                |grad: Option<Tensor>, shape: &[usize]| grad.map(|t| t.sum_to_shape(shape).expect("broadcast"));
             vec![reduce(ga, ta.shape()), reduce(gb, tb.shape())]
         }),
     ))

@@ -28,7 +28,13 @@ impl Padding {
     }
 
     /// `(before, after)` for each spatial dimension of sizes `input`.
-    pub fn resolve(&self, input: &[usize], kernel: &[usize], stride: &[usize], dilation: &[usize]) -> Result<Vec<(usize, usize)>> {
+    pub fn resolve(
+        &self,
+        input: &[usize],
+        kernel: &[usize],
+        stride: &[usize],
+        dilation: &[usize],
+    ) -> Result<Vec<(usize, usize)>> {
         let nd = input.len();
         match self {
             Padding::Valid => Ok(vec![(0, 0); nd]),
@@ -146,7 +152,10 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     let tb = b.map(|b| b.tensor());
     if let Some(tb) = &tb {
         if tb.shape() != [sw[0]] {
-            return Err(Error::shape(op, format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw))));
+            return Err(Error::shape(
+                op,
+                format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw)),
+            ));
         }
     }
     let stride = per_dim("stride", &opts.stride, nd)?;
@@ -156,12 +165,18 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     let pads = opts.padding.resolve(spatial, kernel, &stride, &dilation)?;
     let mut out_sp = Vec::with_capacity(nd);
     for i in 0..nd {
-        let o = conv_output_size(spatial[i], kernel[i], pads[i].0 + pads[i].1, stride[i], dilation[i]).ok_or_else(|| {
-            Error::shape(
-                op,
-                format!("input {} is smaller than the (dilated) kernel {} after padding", fmt_shape(&sx), fmt_shape(&sw)),
-            )
-        })?;
+        let o = conv_output_size(spatial[i], kernel[i], pads[i].0 + pads[i].1, stride[i], dilation[i]).ok_or_else(
+            || {
+                Error::shape(
+                    op,
+                    format!(
+                        "input {} is smaller than the (dilated) kernel {} after padding",
+                        fmt_shape(&sx),
+                        fmt_shape(&sw)
+                    ),
+                )
+            },
+        )?;
         out_sp.push(o);
     }
     let geom = ConvGeometry {

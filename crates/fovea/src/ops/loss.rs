@@ -39,7 +39,10 @@ pub fn cross_entropy(logits: &Var, targets: &[usize]) -> Result<Var> {
 
 fn same_shape(op: &'static str, a: &Var, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {
-        return Err(Error::shape(op, format!("input {} and target {} differ", fmt_shape(&a.shape()), fmt_shape(b.shape()))));
+        return Err(Error::shape(
+            op,
+            format!("input {} and target {} differ", fmt_shape(&a.shape()), fmt_shape(b.shape())),
+        ));
     }
     Ok(())
 }

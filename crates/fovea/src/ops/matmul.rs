@@ -61,14 +61,22 @@ pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
     if sx.len() != 2 || sw.len() != 2 || sx[1] != sw[1] {
         return Err(Error::shape(
             "linear",
-            format!("input {} does not fit weight {} (expected [N, {}])", fmt_shape(&sx), fmt_shape(&sw), sw.get(1).unwrap_or(&0)),
+            format!(
+                "input {} does not fit weight {} (expected [N, {}])",
+                fmt_shape(&sx),
+                fmt_shape(&sw),
+                sw.get(1).unwrap_or(&0)
+            ),
         ));
     }
     let (n, k, m) = (sx[0], sx[1], sw[0]);
     let tb = b.map(|b| b.tensor());
     if let Some(tb) = &tb {
         if tb.shape() != [m] {
-            return Err(Error::shape("linear", format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw))));
+            return Err(Error::shape(
+                "linear",
+                format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw)),
+            ));
         }
     }
     let mut out = vec![0.0f32; n * m];

@@ -27,16 +27,27 @@ pub fn batch_norm(
     }
     let (n, c) = (shape[0], shape[1]);
     let s: usize = shape[2..].iter().product();
-    for (name, v) in [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)] {
+    for (name, v) in [("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)]
+    {
         if let Some(v) = v {
             if v.shape() != [c] {
-                return Err(Error::shape("batch_norm", format!("{name} {} does not fit input {} with {c} channels", fmt_shape(&v.shape()), fmt_shape(&shape))));
+                return Err(Error::shape(
+                    "batch_norm",
+                    format!(
+                        "{name} {} does not fit input {} with {c} channels",
+                        fmt_shape(&v.shape()),
+                        fmt_shape(&shape)
+                    ),
+                ));
             }
         }
     }
     let m = n * s;
     if training && m <= 1 {
-        return Err(Error::shape("batch_norm", format!("training needs more than one value per channel, input is {}", fmt_shape(&shape))));
+        return Err(Error::shape(
+            "batch_norm",
+            format!("training needs more than one value per channel, input is {}", fmt_shape(&shape)),
+        ));
     }
     let xd = tx.data();
     let at = move |ni: usize, ci: usize| (ni * c + ci) * s;
@@ -59,7 +70,8 @@ pub fn batch_norm(
             })
             .unzip()
     } else {
-        let rm = running_mean.ok_or_else(|| Error::Invalid("batch_norm: evaluation needs running statistics".into()))?;
+        let rm =
+            running_mean.ok_or_else(|| Error::Invalid("batch_norm: evaluation needs running statistics".into()))?;
         let rv = running_var.ok_or_else(|| Error::Invalid("batch_norm: evaluation needs running statistics".into()))?;
         let (rm, rv) = (rm.tensor(), rv.tensor());
         (rm.data().to_vec(), rv.data().to_vec())
@@ -67,7 +79,9 @@ pub fn batch_norm(
     if training {
         let unbias = m as f32 / (m as f32 - 1.0);
         if let Some(rm) = running_mean {
-            rm.update(|t| t.data_mut().iter_mut().zip(&mean).for_each(|(r, &b)| *r = (1.0 - momentum) * *r + momentum * b));
+            rm.update(|t| {
+                t.data_mut().iter_mut().zip(&mean).for_each(|(r, &b)| *r = (1.0 - momentum) * *r + momentum * b)
+            });
         }
         if let Some(rv) = running_var {
             rv.update(|t| {

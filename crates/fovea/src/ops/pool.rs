@@ -47,7 +47,10 @@ impl PoolOptions {
 
     fn geometry(&self, op: &'static str, shape: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
         if !(3..=5).contains(&shape.len()) {
-            return Err(Error::shape(op, format!("expected [N, C, *spatial] with 1 to 3 spatial dimensions, got {}", fmt_shape(shape))));
+            return Err(Error::shape(
+                op,
+                format!("expected [N, C, *spatial] with 1 to 3 spatial dimensions, got {}", fmt_shape(shape)),
+            ));
         }
         let nd = shape.len() - 2;
         let kernel = per_dim("kernel size", &self.kernel, nd)?;
@@ -61,7 +64,10 @@ impl PoolOptions {
         for i in 0..nd {
             let n = shape[2 + i];
             if pad[i] * 2 > kernel[i] {
-                return Err(Error::Invalid(format!("{op}: padding {} is more than half the kernel size {}", pad[i], kernel[i])));
+                return Err(Error::Invalid(format!(
+                    "{op}: padding {} is more than half the kernel size {}",
+                    pad[i], kernel[i]
+                )));
             }
             let span = (n + 2 * pad[i]).checked_sub(kernel[i]).ok_or_else(|| {
                 Error::shape(op, format!("input {} is smaller than the window {:?}", fmt_shape(shape), kernel))

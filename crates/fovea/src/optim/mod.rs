@@ -83,9 +83,18 @@ impl Optimizer {
                         let step: Vec<f32> = if momentum != 0.0 {
                             let buf = match slot.first.take() {
                                 None => d.clone(),
-                                Some(b) => b.data().iter().zip(&d).map(|(&b, &d)| momentum * b + (1.0 - dampening) * d).collect(),
+                                Some(b) => b
+                                    .data()
+                                    .iter()
+                                    .zip(&d)
+                                    .map(|(&b, &d)| momentum * b + (1.0 - dampening) * d)
+                                    .collect(),
                             };
-                            let s = if nesterov { d.iter().zip(&buf).map(|(&d, &b)| d + momentum * b).collect() } else { buf.clone() };
+                            let s = if nesterov {
+                                d.iter().zip(&buf).map(|(&d, &b)| d + momentum * b).collect()
+                            } else {
+                                buf.clone()
+                            };
                             slot.first = Some(Tensor::new(&[buf.len()], buf).expect("shape"));
                             s
                         } else {
@@ -148,7 +157,11 @@ impl Optimizer {
                 match tensors.get(&format!("{name}.{suffix}")) {
                     None => Ok(None),
                     Some(t) if t.numel() == n => Ok(Some(t.reshape(&[n])?)),
-                    Some(t) => Err(Error::Checkpoint(format!("optimizer state {name}.{suffix} has shape {:?}, parameter has {:?}", t.shape(), p.shape()))),
+                    Some(t) => Err(Error::Checkpoint(format!(
+                        "optimizer state {name}.{suffix} has shape {:?}, parameter has {:?}",
+                        t.shape(),
+                        p.shape()
+                    ))),
                 }
             };
             slot.first = get(a)?;

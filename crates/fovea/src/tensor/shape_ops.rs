@@ -124,7 +124,7 @@ impl Tensor {
                 let shift = if d >= first { pads[d - first].0 } else { 0 };
                 off += (i + shift) * out_strides[d];
             }
-            if nd > 0 && nd - 1 >= first {
+            if nd > 0 && nd > first {
                 off += pads[nd - 1 - first].0;
             }
             dst[off..off + inner].copy_from_slice(&src[r * inner..(r + 1) * inner]);
@@ -145,7 +145,10 @@ impl Tensor {
     pub fn flip(&self, dims: &[usize]) -> Result<Tensor> {
         let nd = self.ndim();
         if let Some(&bad) = dims.iter().find(|&&d| d >= nd) {
-            return Err(Error::shape("flip", format!("dimension {bad} is out of range for {}", fmt_shape(self.shape()))));
+            return Err(Error::shape(
+                "flip",
+                format!("dimension {bad} is out of range for {}", fmt_shape(self.shape())),
+            ));
         }
         let st = strides(self.shape());
         let x = self.data();
