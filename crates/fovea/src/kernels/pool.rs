@@ -191,6 +191,5 @@ pub fn adaptive_avg_backward(planes: usize, input: [usize; 3], out: [usize; 3], 
             }
         }
     });
-    let _ = planes;
     dx
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the benchmarks (CPU, pre-loaded tensors): prints one JSON object of
+median timings in seconds. Run through bench/run.py."""
+import gzip
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+from gen_lenet_steps import LeNet5, read_idx  # noqa: E402  (the same network as fovea's lenet5)
+
+threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else os.cpu_count()
+epochs = int(sys.argv[sys.argv.index("--epochs") + 1]) if "--epochs" in sys.argv else 3
+torch.set_num_threads(threads)
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+CONV_SHAPES = [
+    ("8x3x224x224 -> 64 k7 s2 p3", 8, 3, 224, 224, 64, 7, 2, 3),
+    ("8x64x56x56 -> 64 k3 p1", 8, 64, 56, 56, 64, 3, 1, 1),
+    ("8x256x28x28 -> 512 k1", 8, 256, 28, 28, 512, 1, 1, 0),
+    ("1x192x28x28 -> 32 k5 p2", 1, 192, 28, 28, 32, 5, 1, 2),
+    ("64x1x28x28 -> 6 k5 p2", 64, 1, 28, 28, 6, 5, 1, 2),
+    ("64x6x14x14 -> 16 k5", 64, 6, 14, 14, 16, 5, 1, 0),
+]
+
+
+def timeit(reps, f):
+    f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+out = {"threads": threads, "torch": torch.__version__}
+convs = []
+for name, n, c, h, w, o, k, s, p in CONV_SHAPES:
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    wt = (torch.randn(o, c, k, k) * 0.1).requires_grad_()
+    b = torch.zeros(o, requires_grad=True)
+    reps = 5 if n * c * h * w > 1_000_000 else 20
+
+    def fwd():
+        with torch.no_grad():
+            F.conv2d(x, wt, b, stride=s, padding=p)
+
+    def fwd_bwd():
+        y = F.conv2d(x, wt, b, stride=s, padding=p)
+        y.backward(torch.ones_like(y))
+
+    tf, tfb = timeit(reps, fwd), timeit(reps, fwd_bwd)
+    oh = (h + 2 * p - k) // s + 1
+    convs.append({"shape": name, "forward": tf, "forward_backward": tfb, "gflops_forward": 2 * n * o * oh * oh * c * k * k / tf / 1e9})
+out["conv2d"] = convs
+
+a = np.random.randn(2048, 2048).astype(np.float32)
+bm = np.random.randn(2048, 2048).astype(np.float32)
+t = timeit(5, lambda: a @ bm)
+out["numpy_matmul_2048"] = {"seconds": t, "gflops": 2 * 2048 ** 3 / t / 1e9}
+
+xs = torch.tensor(read_idx(os.path.join(ROOT, "data/fashion-mnist/train-images-idx3-ubyte.gz")), dtype=torch.float32).unsqueeze(1) / 255
+ys = torch.tensor(read_idx(os.path.join(ROOT, "data/fashion-mnist/train-labels-idx1-ubyte.gz")), dtype=torch.long)
+xt = torch.tensor(read_idx(os.path.join(ROOT, "data/fashion-mnist/t10k-images-idx3-ubyte.gz")), dtype=torch.float32).unsqueeze(1) / 255
+model = LeNet5()
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+times = []
+for e in range(epochs):
+    perm = torch.randperm(len(xs))
+    t0 = time.perf_counter()
+    for i in range(0, len(xs), 64):
+        idx = perm[i:i + 64]
+        loss = F.cross_entropy(model(xs[idx]), ys[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    times.append(time.perf_counter() - t0)
+out["lenet_epoch"] = float(np.median(times))
+
+
+def evaluate():
+    with torch.no_grad():
+        for i in range(0, len(xt), 1000):
+            model(xt[i:i + 1000])
+
+
+out["lenet_eval"] = timeit(5, evaluate)
+print(json.dumps(out))

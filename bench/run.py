@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Runs fovea's and PyTorch's benchmarks in one go, same machine, same thread count, and
+writes docs/benchmarks.md with the ratios.
+
+    python3 bench/run.py [--threads 2] [--epochs 3]
+"""
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+args = sys.argv[1:]
+threads = args[args.index("--threads") + 1] if "--threads" in args else str(os.cpu_count())
+epochs = args[args.index("--epochs") + 1] if "--epochs" in args else "3"
+common = ["--threads", threads, "--epochs", epochs]
+
+subprocess.run(["cargo", "build", "--release", "-p", "fovea-bench"], cwd=ROOT, check=True)
+ours = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-bench"), *common], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+env = dict(os.environ)
+env.pop("OPENBLAS_CORETYPE", None)  # slows a current numpy (see .library/env); not a test setting
+env.pop("OPENBLAS_L2_SIZE", None)
+theirs = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "bench/pytorch_side.py"), *common], cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout)
+
+cpu = "unknown CPU"
+try:
+    with open("/proc/cpuinfo") as f:
+        cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+except (OSError, StopIteration):
+    pass
+
+lines = [
+    "# Benchmarks",
+    "",
+    f"fovea against PyTorch {theirs['torch']} (CPU) in one run on one machine, {threads} threads each,",
+    f"medians of repeated runs. {cpu}, {platform.system()}, {datetime.date.today()}.",
+    "",
+    f"Produced by: `python3 bench/run.py --threads {threads} --epochs {epochs}`",
+    "",
+    "Ratio = PyTorch time / fovea time (above 1: fovea is faster).",
+    "",
+    "## Training and evaluation (LeNet-5, Fashion-MNIST, batch 64, Adam, pre-loaded tensors)",
+    "",
+    "| task | fovea (s) | PyTorch (s) | ratio |",
+    "|---|---|---|---|",
+    f"| training epoch (60,000 images) | {ours['lenet_epoch']:.2f} | {theirs['lenet_epoch']:.2f} | {theirs['lenet_epoch'] / ours['lenet_epoch']:.2f} |",
+    f"| test-set evaluation (10,000 images) | {ours['lenet_eval']:.3f} | {theirs['lenet_eval']:.3f} | {theirs['lenet_eval'] / ours['lenet_eval']:.2f} |",
+    "",
+    "## conv2d (NCHW), forward and forward+backward",
+    "",
+    "| shape | fovea fwd (ms) | PyTorch fwd (ms) | ratio fwd | fovea GFLOP/s | PyTorch GFLOP/s | fovea fwd+bwd (ms) | PyTorch fwd+bwd (ms) | ratio fwd+bwd |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+for o, t in zip(ours["conv2d"], theirs["conv2d"]):
+    lines.append(
+        f"| {o['shape']} | {1e3 * o['forward']:.2f} | {1e3 * t['forward']:.2f} | {t['forward'] / o['forward']:.2f} | "
+        f"{o['gflops_forward']:.0f} | {t['gflops_forward']:.0f} | {1e3 * o['forward_backward']:.2f} | "
+        f"{1e3 * t['forward_backward']:.2f} | {t['forward_backward'] / o['forward_backward']:.2f} |"
+    )
+m, n = ours["matmul_2048"], theirs["numpy_matmul_2048"]
+lines += [
+    "",
+    "## Matrix product, 2048³ f32",
+    "",
+    "| | seconds | GFLOP/s |",
+    "|---|---|---|",
+    f"| fovea (gemm crate) | {m['seconds']:.3f} | {m['gflops']:.0f} |",
+    f"| numpy | {n['seconds']:.3f} | {n['gflops']:.0f} |",
+    f"| fovea / numpy throughput | | {m['gflops'] / n['gflops']:.2f} |",
+    "",
+]
+os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+with open(os.path.join(ROOT, "docs/benchmarks.md"), "w") as f:
+    f.write("\n".join(lines))
+print("\n".join(lines))

@@ -1,0 +1,98 @@
+//! fovea's side of the benchmarks: prints one JSON object of median timings (seconds).
+//! `bench/run.py` runs this and `bench/pytorch_side.py` and writes docs/benchmarks.md.
+
+use fovea::kernels::gemm::{matmul, MatRef};
+use fovea::nn::Module;
+use fovea::ops::{self, ConvOptions, Padding};
+use fovea::{Rng, Tensor, Var};
+use fovea_vision::data::{FashionMnist, Split};
+use fovea_vision::train;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// (name, N, C, H, W, O, k, stride, padding)
+pub const CONV_SHAPES: [(&str, usize, usize, usize, usize, usize, usize, usize, usize); 6] = [
+    ("8x3x224x224 -> 64 k7 s2 p3", 8, 3, 224, 224, 64, 7, 2, 3),
+    ("8x64x56x56 -> 64 k3 p1", 8, 64, 56, 56, 64, 3, 1, 1),
+    ("8x256x28x28 -> 512 k1", 8, 256, 28, 28, 512, 1, 1, 0),
+    ("1x192x28x28 -> 32 k5 p2", 1, 192, 28, 28, 32, 5, 1, 2),
+    ("64x1x28x28 -> 6 k5 p2", 64, 1, 28, 28, 6, 5, 1, 2),
+    ("64x6x14x14 -> 16 k5", 64, 6, 14, 14, 16, 5, 1, 0),
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads = args.iter().position(|a| a == "--threads").map(|i| args[i + 1].parse().unwrap());
+    let epochs: usize = args.iter().position(|a| a == "--epochs").map_or(3, |i| args[i + 1].parse().unwrap());
+    fovea::kernels::init_threads(threads);
+    let mut rng = Rng::new(0);
+    let mut out = serde_json::Map::new();
+    out.insert("threads".into(), json!(fovea::kernels::num_threads()));
+
+    let mut convs = Vec::new();
+    for (name, n, c, h, w, o, k, s, p) in CONV_SHAPES {
+        let x = Var::param(Tensor::randn(&[n, c, h, w], 1.0, &mut rng));
+        let wt = Var::param(Tensor::randn(&[o, c, k, k], 0.1, &mut rng));
+        let b = Var::param(Tensor::zeros(&[o]));
+        let opts = ConvOptions::default().stride(s).padding(Padding::symmetric(p));
+        let reps = if n * c * h * w > 1_000_000 { 5 } else { 20 };
+        let fwd = time(reps, || {
+            fovea::no_grad(|| ops::conv2d(&x, &wt, Some(&b), &opts).unwrap());
+        });
+        let fwd_bwd = time(reps, || {
+            let y = ops::conv2d(&x, &wt, Some(&b), &opts).unwrap();
+            y.backward_with(Tensor::ones(&y.shape()));
+        });
+        let oh = (h + 2 * p - k) / s + 1;
+        let flops = 2.0 * (n * o * oh * oh * c * k * k) as f64;
+        convs.push(
+            json!({"shape": name, "forward": fwd, "forward_backward": fwd_bwd, "gflops_forward": flops / fwd / 1e9}),
+        );
+    }
+    out.insert("conv2d".into(), Value::Array(convs));
+
+    let n = 2048;
+    let a: Vec<f32> = (0..n * n).map(|_| rng.normal()).collect();
+    let bm: Vec<f32> = (0..n * n).map(|_| rng.normal()).collect();
+    let mut cm = vec![0.0f32; n * n];
+    let t = time(5, || matmul(MatRef::new(&a, n, n), MatRef::new(&bm, n, n), &mut cm, false, true));
+    out.insert("matmul_2048".into(), json!({"seconds": t, "gflops": 2.0 * (n as f64).powi(3) / t / 1e9}));
+
+    let dir = FashionMnist::default_dir();
+    let train_set = FashionMnist::load(&dir, Split::Train).unwrap();
+    let test_set = FashionMnist::load(&dir, Split::Test).unwrap();
+    let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
+    let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
+    let epoch_times: Vec<f64> = (0..epochs)
+        .map(|e| {
+            let t = Instant::now();
+            train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e as u64), &mut |_| {}).unwrap();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    out.insert("lenet_epoch".into(), json!(median(epoch_times)));
+    model.set_training(false);
+    let eval = time(5, || {
+        train::evaluate(&model, &test_set, 1000).unwrap();
+    });
+    out.insert("lenet_eval".into(), json!(eval));
+    println!("{}", Value::Object(out));
+}
