@@ -2,6 +2,11 @@
 //! `bench/run.py` runs this and `bench/pytorch_side.py` and writes docs/benchmarks.md.
 
 use fovea::kernels::gemm::{matmul, MatRef};
+
+// Training allocates and frees many large buffers; glibc's malloc returns them to the OS
+// each time (mmap/munmap), which costs a page fault per page on reuse. mimalloc keeps them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fovea::nn::Module;
 use fovea::ops::{self, ConvOptions, Padding};
 use fovea::{Rng, Tensor, Var};

@@ -4,6 +4,11 @@ mod classify;
 mod conv;
 
 use clap::{Parser, Subcommand};
+
+// Training allocates and frees many large buffers; glibc's malloc returns them to the OS
+// each time (mmap/munmap), which costs a page fault per page on reuse. mimalloc keeps them.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 #[derive(Parser)]

@@ -21,42 +21,45 @@ impl PoolGeometry {
     fn out_plane(&self) -> usize {
         self.output.iter().product()
     }
-    /// Window of output index `o` along dimension `d`: (start clipped to the input, end
+    /// Windows along dimension `d`, one per output index: (start clipped to the input, end
     /// clipped to the input, window length counting padding as PyTorch's avg_pool does).
-    fn window(&self, d: usize, o: usize) -> (usize, usize, usize) {
-        let start = (o * self.stride[d]) as isize - self.pad[d] as isize;
-        let end = (start + self.kernel[d] as isize).min((self.input[d] + self.pad[d]) as isize);
-        let padded_len = (end - start) as usize;
-        let s = start.max(0) as usize;
-        let e = (end.max(0) as usize).min(self.input[d]);
-        (s, e.max(s), padded_len)
+    fn windows(&self, d: usize) -> Vec<(usize, usize, usize)> {
+        (0..self.output[d])
+            .map(|o| {
+                let start = (o * self.stride[d]) as isize - self.pad[d] as isize;
+                let end = (start + self.kernel[d] as isize).min((self.input[d] + self.pad[d]) as isize);
+                let padded_len = (end - start) as usize;
+                let s = start.max(0) as usize;
+                let e = (end.max(0) as usize).min(self.input[d]);
+                (s, e.max(s), padded_len)
+            })
+            .collect()
     }
 }
 
 /// Max pooling; `argmax` receives, for each output, the index of the winner in its plane.
 pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (ip, op) = (g.in_plane(), g.out_plane());
+    if g.kernel == [1, 2, 2] && g.stride == [1, 2, 2] && g.pad == [0, 0, 0] {
+        return max_pool_2x2(g, x, y, argmax);
+    }
     let [_, ih, iw] = g.input;
-    let [od, oh, ow] = g.output;
+    let (wz, wy, wx) = (g.windows(0), g.windows(1), g.windows(2));
     y.par_chunks_mut(op).zip(argmax.par_chunks_mut(op)).zip(x.par_chunks(ip)).for_each(|((yp, ap), xp)| {
         let mut i = 0;
-        for oz in 0..od {
-            let (z0, z1, _) = g.window(0, oz);
-            for oy in 0..oh {
-                let (y0, y1, _) = g.window(1, oy);
-                for ox in 0..ow {
-                    let (x0, x1, _) = g.window(2, ox);
+        for &(z0, z1, _) in &wz {
+            for &(y0, y1, _) in &wy {
+                for &(x0, x1, _) in &wx {
                     let mut best = f32::NEG_INFINITY;
                     let mut best_at = (z0 * ih + y0) * iw + x0;
                     for z in z0..z1 {
                         for yy in y0..y1 {
                             let row = (z * ih + yy) * iw;
-                            for xx in x0..x1 {
-                                let v = xp[row + xx];
-                                // NaN propagates, as in PyTorch
-                                if v > best || v.is_nan() {
+                            for (xx, &v) in xp[row + x0..row + x1].iter().enumerate() {
+                                // the first NaN wins and propagates, as in PyTorch
+                                if v.is_nan() || v > best {
                                     best = v;
-                                    best_at = row + xx;
+                                    best_at = row + x0 + xx;
                                 }
                             }
                         }
@@ -65,6 +68,32 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut
                     ap[i] = best_at as u32;
                     i += 1;
                 }
+            }
+        }
+    });
+}
+
+/// The common 2x2, stride 2, unpadded case: two input rows at a time, no window bookkeeping.
+fn max_pool_2x2(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let [_, _, iw] = g.input;
+    let [_, oh, ow] = g.output;
+    y.par_chunks_mut(op).zip(argmax.par_chunks_mut(op)).zip(x.par_chunks(ip)).for_each(|((yp, ap), xp)| {
+        for oy in 0..oh {
+            let r0 = 2 * oy * iw;
+            let (top, bottom) = (&xp[r0..r0 + iw], &xp[r0 + iw..r0 + 2 * iw]);
+            for ox in 0..ow {
+                let c = 2 * ox;
+                let mut best = top[c];
+                let mut at = r0 + c;
+                for (v, i) in [(top[c + 1], r0 + c + 1), (bottom[c], r0 + iw + c), (bottom[c + 1], r0 + iw + c + 1)] {
+                    if v.is_nan() || v > best {
+                        best = v;
+                        at = i;
+                    }
+                }
+                yp[oy * ow + ox] = best;
+                ap[oy * ow + ox] = at as u32;
             }
         }
     });
@@ -85,15 +114,12 @@ pub fn max_pool_backward(g: &PoolGeometry, dy: &[f32], argmax: &[u32], dx: &mut 
 pub fn avg_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], count_include_pad: bool) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     let [_, ih, iw] = g.input;
-    let [od, oh, ow] = g.output;
+    let (wz, wy, wx) = (g.windows(0), g.windows(1), g.windows(2));
     y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each(|(yp, xp)| {
         let mut i = 0;
-        for oz in 0..od {
-            let (z0, z1, lz) = g.window(0, oz);
-            for oy in 0..oh {
-                let (y0, y1, ly) = g.window(1, oy);
-                for ox in 0..ow {
-                    let (x0, x1, lx) = g.window(2, ox);
+        for &(z0, z1, lz) in &wz {
+            for &(y0, y1, ly) in &wy {
+                for &(x0, x1, lx) in &wx {
                     let mut sum = 0.0f32;
                     for z in z0..z1 {
                         for yy in y0..y1 {
@@ -113,16 +139,13 @@ pub fn avg_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], count_includ
 pub fn avg_pool_backward(g: &PoolGeometry, dy: &[f32], dx: &mut [f32], count_include_pad: bool) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     let [_, ih, iw] = g.input;
-    let [od, oh, ow] = g.output;
+    let (wz, wy, wx) = (g.windows(0), g.windows(1), g.windows(2));
     dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).for_each(|(dxp, dyp)| {
         dxp.fill(0.0);
         let mut i = 0;
-        for oz in 0..od {
-            let (z0, z1, lz) = g.window(0, oz);
-            for oy in 0..oh {
-                let (y0, y1, ly) = g.window(1, oy);
-                for ox in 0..ow {
-                    let (x0, x1, lx) = g.window(2, ox);
+        for &(z0, z1, lz) in &wz {
+            for &(y0, y1, ly) in &wy {
+                for &(x0, x1, lx) in &wx {
                     let count = if count_include_pad { lz * ly * lx } else { (z1 - z0) * (y1 - y0) * (x1 - x0) };
                     let share = dyp[i] / count.max(1) as f32;
                     for z in z0..z1 {
