@@ -48,6 +48,21 @@ fn main() {
     let threads = args.iter().position(|a| a == "--threads").map(|i| args[i + 1].parse().unwrap());
     let epochs: usize = args.iter().position(|a| a == "--epochs").map_or(3, |i| args[i + 1].parse().unwrap());
     fovea::kernels::init_threads(threads);
+    if let Some(i) = args.iter().position(|a| a == "--lenet-steps") {
+        // Only N LeNet-5 training steps on synthetic data: a target for profilers.
+        let steps: usize = args[i + 1].parse().unwrap();
+        let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
+        let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
+        let x = Tensor::rand_uniform(&[64, 1, 28, 28], 0.0, 1.0, &mut Rng::new(1));
+        let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
+        for _ in 0..steps {
+            let loss = ops::cross_entropy(&model.forward(&Var::constant(x.clone())).unwrap(), &labels).unwrap();
+            opt.zero_grad();
+            loss.backward().unwrap();
+            opt.step();
+        }
+        return;
+    }
     let mut rng = Rng::new(0);
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(fovea::kernels::num_threads()));

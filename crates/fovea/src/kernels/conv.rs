@@ -12,6 +12,7 @@
 use super::gemm::{matmul, MatRef};
 use super::num_threads;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Sizes of one convolution, spatial dimensions as (depth, height, width).
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +62,26 @@ impl ConvGeometry {
     }
 }
 
+thread_local! {
+    /// Per-thread patch-matrix buffer, reused across calls: no allocation and no zeroing
+    /// (im2col writes every value, and GEMMs overwrite their output).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a scratch buffer of `len` values. Falls back to a fresh buffer if this
+/// thread's is in use (rayon may run a nested task while a threaded GEMM waits).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0f32; len]),
+    })
+}
+
 /// Range of output positions `o` whose input index `o*stride + off` lies in `0..len`.
 fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usize) {
     let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(stride) };
@@ -92,42 +113,41 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], cols: &mut [f32]) {
     let [sd, sh, sw] = g.stride;
     let [dd, dh, dw] = g.dilation;
     let [pd, ph, pw] = g.pad;
-    let osp = g.out_spatial();
-    let mut row = 0;
-    for c in 0..g.cin_group() {
-        let xc = &x[c * id * ih * iw..(c + 1) * id * ih * iw];
+    let plane = id * ih * iw;
+    let mut rows = cols.chunks_exact_mut(ow);
+    for xc in x.chunks_exact(plane).take(g.cin_group()) {
         for kz in 0..kd {
             for ky in 0..kh {
                 for kx in 0..kw {
-                    let dst = &mut cols[row * osp..(row + 1) * osp];
                     let offx = (kx * dw) as isize - pw as isize;
                     let (lo, hi) = valid_range(iw, ow, sw, offx);
                     for oz in 0..od {
                         let iz = (oz * sd + kz * dd) as isize - pd as isize;
                         for oy in 0..oh {
                             let iy = (oy * sh + ky * dh) as isize - ph as isize;
-                            let out_row = &mut dst[(oz * oh + oy) * ow..(oz * oh + oy + 1) * ow];
-                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize {
-                                out_row.fill(0.0);
+                            let out = rows.next().expect("cols holds col_rows x out_spatial values");
+                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || lo == hi {
+                                out.fill(0.0);
                                 continue;
                             }
                             let src = &xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-                            out_row[..lo].fill(0.0);
-                            out_row[hi..].fill(0.0);
-                            if hi == lo {
-                                continue;
+                            // the fills are usually empty: skip the call
+                            if lo > 0 {
+                                out[..lo].fill(0.0);
                             }
+                            if hi < ow {
+                                out[hi..].fill(0.0);
+                            }
+                            let start = (lo as isize * sw as isize + offx) as usize;
                             if sw == 1 {
-                                let start = (lo as isize + offx) as usize;
-                                copy_short(&mut out_row[lo..hi], &src[start..start + hi - lo]);
+                                copy_short(&mut out[lo..hi], &src[start..start + hi - lo]);
                             } else {
-                                for (ox, v) in out_row[lo..hi].iter_mut().enumerate() {
-                                    *v = src[(((ox + lo) * sw) as isize + offx) as usize];
+                                for (v, &s) in out[lo..hi].iter_mut().zip(src[start..].iter().step_by(sw)) {
+                                    *v = s;
                                 }
                             }
                         }
                     }
-                    row += 1;
                 }
             }
         }
@@ -142,34 +162,35 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], dx: &mut [f32]) {
     let [sd, sh, sw] = g.stride;
     let [dd, dh, dw] = g.dilation;
     let [pd, ph, pw] = g.pad;
-    let osp = g.out_spatial();
-    let mut row = 0;
-    for c in 0..g.cin_group() {
-        let xc = &mut dx[c * id * ih * iw..(c + 1) * id * ih * iw];
+    let plane = id * ih * iw;
+    let mut rows = cols.chunks_exact(ow);
+    for xc in dx.chunks_exact_mut(plane).take(g.cin_group()) {
         for kz in 0..kd {
             for ky in 0..kh {
                 for kx in 0..kw {
-                    let src = &cols[row * osp..(row + 1) * osp];
                     let offx = (kx * dw) as isize - pw as isize;
                     let (lo, hi) = valid_range(iw, ow, sw, offx);
                     for oz in 0..od {
                         let iz = (oz * sd + kz * dd) as isize - pd as isize;
-                        if iz < 0 || iz >= id as isize {
-                            continue;
-                        }
                         for oy in 0..oh {
                             let iy = (oy * sh + ky * dh) as isize - ph as isize;
-                            if iy < 0 || iy >= ih as isize {
+                            let s = rows.next().expect("cols holds col_rows x out_spatial values");
+                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || lo == hi {
                                 continue;
                             }
                             let dst = &mut xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-                            let s = &src[(oz * oh + oy) * ow..(oz * oh + oy + 1) * ow];
-                            for ox in lo..hi {
-                                dst[((ox * sw) as isize + offx) as usize] += s[ox];
+                            let start = (lo as isize * sw as isize + offx) as usize;
+                            if sw == 1 {
+                                for (d, &v) in dst[start..start + hi - lo].iter_mut().zip(&s[lo..hi]) {
+                                    *d += v;
+                                }
+                            } else {
+                                for (d, &v) in dst[start..].iter_mut().step_by(sw).zip(&s[lo..hi]) {
+                                    *d += v;
+                                }
                             }
                         }
                     }
-                    row += 1;
                 }
             }
         }
@@ -182,9 +203,8 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let threaded_gemm = g.batch < num_threads();
     let cols_len = if g.is_pointwise() { 0 } else { rows * osp };
-    y.par_chunks_mut(g.c_out * osp).zip(x.par_chunks(g.c_in * isp)).for_each_init(
-        || vec![0.0f32; cols_len],
-        |cols, (yn, xn)| {
+    y.par_chunks_mut(g.c_out * osp).zip(x.par_chunks(g.c_in * isp)).for_each(|(yn, xn)| {
+        with_scratch(cols_len, |cols| {
             for grp in 0..g.groups {
                 let xg = &xn[grp * cig * isp..(grp + 1) * cig * isp];
                 let patches: &[f32] = if g.is_pointwise() {
@@ -202,19 +222,18 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
                     plane.iter_mut().for_each(|v| *v += b[o]);
                 }
             }
-        },
-    );
+        })
+    });
 }
 
-/// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`).
+/// `dx = dL/dx` given `dy = dL/dy`; `dx` must be zero on entry.
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let threaded_gemm = g.batch < num_threads();
     let cols_len = if g.is_pointwise() { 0 } else { rows * osp };
-    dx.par_chunks_mut(g.c_in * isp).zip(dy.par_chunks(g.c_out * osp)).for_each_init(
-        || vec![0.0f32; cols_len],
-        |cols, (dxn, dyn_)| {
+    dx.par_chunks_mut(g.c_in * isp).zip(dy.par_chunks(g.c_out * osp)).for_each(|(dxn, dyn_)| {
+        with_scratch(cols_len, |cols| {
             for grp in 0..g.groups {
                 let wg = MatRef::new(&w[grp * cog * rows..(grp + 1) * cog * rows], cog, rows);
                 let dyg = MatRef::new(&dyn_[grp * cog * osp..(grp + 1) * cog * osp], cog, osp);
@@ -223,12 +242,11 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
                     matmul(wg.t(), dyg, dxg, false, threaded_gemm);
                 } else {
                     matmul(wg.t(), dyg, cols, false, threaded_gemm);
-                    dxg.fill(0.0);
                     col2im(g, cols, dxg);
                 }
             }
-        },
-    );
+        })
+    });
 }
 
 /// `dw = dL/dw` given `dy` (overwrites `dw`). The batch is split into a fixed number of
@@ -245,23 +263,24 @@ pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![0.0f32; g.weight_len()];
-            let mut cols = vec![0.0f32; cols_len];
-            for n in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.batch) {
-                let xn = &x[n * g.c_in * isp..(n + 1) * g.c_in * isp];
-                let dyn_ = &dy[n * g.c_out * osp..(n + 1) * g.c_out * osp];
-                for grp in 0..g.groups {
-                    let xg = &xn[grp * cig * isp..(grp + 1) * cig * isp];
-                    let patches: &[f32] = if g.is_pointwise() {
-                        xg
-                    } else {
-                        im2col(g, xg, &mut cols);
-                        &cols
-                    };
-                    let dyg = MatRef::new(&dyn_[grp * cog * osp..(grp + 1) * cog * osp], cog, osp);
-                    let dwg = &mut acc[grp * cog * rows..(grp + 1) * cog * rows];
-                    matmul(dyg, MatRef::new(patches, rows, osp).t(), dwg, true, threaded_gemm);
+            with_scratch(cols_len, |cols| {
+                for n in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.batch) {
+                    let xn = &x[n * g.c_in * isp..(n + 1) * g.c_in * isp];
+                    let dyn_ = &dy[n * g.c_out * osp..(n + 1) * g.c_out * osp];
+                    for grp in 0..g.groups {
+                        let xg = &xn[grp * cig * isp..(grp + 1) * cig * isp];
+                        let patches: &[f32] = if g.is_pointwise() {
+                            xg
+                        } else {
+                            im2col(g, xg, cols);
+                            cols
+                        };
+                        let dyg = MatRef::new(&dyn_[grp * cog * osp..(grp + 1) * cog * osp], cog, osp);
+                        let dwg = &mut acc[grp * cog * rows..(grp + 1) * cog * rows];
+                        matmul(dyg, MatRef::new(patches, rows, osp).t(), dwg, true, threaded_gemm);
+                    }
                 }
-            }
+            });
             acc
         })
         .collect();
