@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 /// (name, N, C, H, W, O, k, stride, padding)
-pub const CONV_SHAPES: [(&str, usize, usize, usize, usize, usize, usize, usize, usize); 6] = [
+type ConvShape = (&'static str, usize, usize, usize, usize, usize, usize, usize, usize);
+
+const CONV_SHAPES: [ConvShape; 6] = [
     ("8x3x224x224 -> 64 k7 s2 p3", 8, 3, 224, 224, 64, 7, 2, 3),
     ("8x64x56x56 -> 64 k3 p1", 8, 64, 56, 56, 64, 3, 1, 1),
     ("8x256x28x28 -> 512 k1", 8, 256, 28, 28, 512, 1, 1, 0),
