@@ -49,38 +49,43 @@ class LeNet5(nn.Module):
         return self.fc5(F.relu(self.fc4(F.relu(self.fc3(x)))))
 
 
-images = read_idx(os.path.join(ROOT, "data/fashion-mnist/train-images-idx3-ubyte.gz"))
-labels = read_idx(os.path.join(ROOT, "data/fashion-mnist/train-labels-idx1-ubyte.gz"))
-x_all = torch.tensor(images[: STEPS * BATCH], dtype=torch.float32).unsqueeze(1) / 255.0
-y_all = torch.tensor(labels[: STEPS * BATCH], dtype=torch.long)
+def main():
+    images = read_idx(os.path.join(ROOT, "data/fashion-mnist/train-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(ROOT, "data/fashion-mnist/train-labels-idx1-ubyte.gz"))
+    x_all = torch.tensor(images[: STEPS * BATCH], dtype=torch.float32).unsqueeze(1) / 255.0
+    y_all = torch.tensor(labels[: STEPS * BATCH], dtype=torch.long)
 
-torch.manual_seed(0)
-initial = {k: v.clone() for k, v in LeNet5().state_dict().items()}
-out = {f"init.{k}": v for k, v in initial.items()}
+    torch.manual_seed(0)
+    initial = {k: v.clone() for k, v in LeNet5().state_dict().items()}
+    out = {f"init.{k}": v for k, v in initial.items()}
 
-optimizers = {
-    "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
-    "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
-    "adam": lambda p: torch.optim.Adam(p, lr=2e-3, weight_decay=1e-4),
-    "adamw": lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=0.05),
-}
-for name, make in optimizers.items():
-    model = LeNet5()
-    model.load_state_dict(initial)
-    opt = make(model.parameters())
-    losses = []
-    for step in range(STEPS):
-        x = x_all[step * BATCH:(step + 1) * BATCH]
-        y = y_all[step * BATCH:(step + 1) * BATCH]
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    out[f"{name}.losses"] = torch.tensor(losses)
-    for k, v in model.state_dict().items():
-        out[f"{name}.final.{k}"] = v.clone()
-    print(name, " ".join(f"{l:.5f}" for l in losses))
+    optimizers = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
+        "sgd_nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        "adam": lambda p: torch.optim.Adam(p, lr=2e-3, weight_decay=1e-4),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=0.05),
+    }
+    for name, make in optimizers.items():
+        model = LeNet5()
+        model.load_state_dict(initial)
+        opt = make(model.parameters())
+        losses = []
+        for step in range(STEPS):
+            x = x_all[step * BATCH:(step + 1) * BATCH]
+            y = y_all[step * BATCH:(step + 1) * BATCH]
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out[f"{name}.losses"] = torch.tensor(losses)
+        for k, v in model.state_dict().items():
+            out[f"{name}.final.{k}"] = v.clone()
+        print(name, " ".join(f"{l:.5f}" for l in losses))
 
-os.makedirs(OUT, exist_ok=True)
-save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(OUT, "lenet_steps.safetensors"))
+    os.makedirs(OUT, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(OUT, "lenet_steps.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
