@@ -57,6 +57,9 @@ conv_cases = [
     ("conv2d_asymmetric_pad", 2, 2, 3, (8, 9), 3, (3, 3), 2, [(0, 2), (1, 0)], 1, 1, True),
     ("conv2d_lenet1", 2, 4, 1, (28, 28), 6, (5, 5), 1, 2, 1, 1, True),
     ("conv2d_lenet2", 2, 4, 6, (14, 14), 16, (5, 5), 1, 0, 1, 1, True),
+    # large enough patch matrices to be built in several tiles (see kernels/conv.rs)
+    ("conv2d_tiled", 2, 2, 48, (21, 23), 5, (3, 3), 1, 1, 1, 1, True),
+    ("conv2d_tiled_strided_groups", 2, 1, 64, (31, 29), 6, (5, 5), 2, 2, 1, 2, True),
     ("conv1d_basic", 1, 3, 2, (14,), 4, (5,), 1, 0, 1, 1, True),
     ("conv1d_stride_dil_groups", 1, 2, 4, (23,), 6, (3,), 2, 2, 3, 2, True),
     ("conv1d_same", 1, 2, 3, (10,), 2, (4,), 1, "same", 1, 1, False),

@@ -6,10 +6,13 @@
 //! - weight grad:    dW += dY · colsᵀ
 //! - input grad:     dX = col2im(Wᵀ · dY)
 //!
-//! A pointwise convolution (1x1, stride 1, no padding) uses the input itself as `cols`.
-//! Work is spread over samples; with fewer samples than threads the GEMMs are threaded.
+//! The patch matrix is built a tile of output positions at a time (about 512 KiB), so
+//! that im2col writes and the GEMM reads stay in cache and buffers stay bounded however
+//! large the convolution. A pointwise convolution (1x1, stride 1, no padding) uses the
+//! input itself. Work units are (sample, tile) pairs, so a single image still keeps every
+//! thread busy.
 
-use super::gemm::{matmul, MatRef};
+use super::gemm::{matmul, matmul_to, MatRef};
 use super::num_threads;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -53,6 +56,17 @@ impl ConvGeometry {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
     }
+    /// Output positions per patch tile: about 128K values, but at least 256 positions so
+    /// that the GEMMs stay wide enough to run at full speed.
+    fn tile(&self) -> usize {
+        const TILE_VALUES: usize = 128 * 1024;
+        (TILE_VALUES / self.col_rows().max(1)).max(256).min(self.out_spatial().max(1))
+    }
+    /// (sample, first position, end position) of every work unit.
+    fn units(&self) -> Vec<(usize, usize, usize)> {
+        let (osp, tile) = (self.out_spatial(), self.tile());
+        (0..self.batch).flat_map(|n| (0..osp).step_by(tile).map(move |p| (n, p, (p + tile).min(osp)))).collect()
+    }
     fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0] && self.output == self.input
     }
@@ -63,7 +77,7 @@ impl ConvGeometry {
 }
 
 thread_local! {
-    /// Per-thread patch-matrix buffer, reused across calls: no allocation and no zeroing
+    /// Per-thread patch buffer, reused across calls: no allocation and no zeroing
     /// (im2col writes every value, and GEMMs overwrite their output).
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -82,6 +96,20 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// A raw pointer that work units share; each unit touches only its own positions.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: used only to write disjoint regions from different threads (see callers).
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    // A method, so that closures capture the whole (Send) wrapper, not the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Range of output positions `o` whose input index `o*stride + off` lies in `0..len`.
 fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usize) {
     let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(stride) };
@@ -90,7 +118,7 @@ fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usi
     (lo.min(hi), hi)
 }
 
-/// Copies a short row (im2col rows are often under 32 values) in fixed blocks of 8, which
+/// Copies a short row (patch rows are often under 32 values) in fixed blocks of 8, which
 /// compile to vector moves; a plain `copy_from_slice` becomes a `memmove` call per row.
 #[inline(always)]
 fn copy_short(dst: &mut [f32], src: &[f32]) {
@@ -105,182 +133,217 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// Fills `cols` (`col_rows x out_spatial`) with the patches of one group of one sample.
-pub fn im2col(g: &ConvGeometry, x: &[f32], cols: &mut [f32]) {
-    let [id, ih, iw] = g.input;
+/// The pieces of output rows that make up positions `p0..p1`: (oz, oy, first ox, end ox).
+fn segments(g: &ConvGeometry, p0: usize, p1: usize) -> Vec<(usize, usize, usize, usize)> {
+    let [_, oh, ow] = g.output;
+    let mut out = Vec::new();
+    let mut p = p0;
+    while p < p1 {
+        let (oz, rem) = (p / (oh * ow), p % (oh * ow));
+        let (oy, ox0) = (rem / ow, rem % ow);
+        let ox1 = ow.min(ox0 + p1 - p);
+        out.push((oz, oy, ox0, ox1));
+        p += ox1 - ox0;
+    }
+    out
+}
+
+/// Calls `f(kernel row, input plane, iz, iy, offx)` for each patch-matrix row and output
+/// row segment, where (iz, iy) is the input row the segment reads (possibly outside).
+fn for_each_patch_row(g: &ConvGeometry, mut f: impl FnMut(usize, usize, isize, isize, isize)) {
     let [kd, kh, kw] = g.kernel;
-    let [od, oh, ow] = g.output;
-    let [sd, sh, sw] = g.stride;
-    let [dd, dh, dw] = g.dilation;
-    let [pd, ph, pw] = g.pad;
-    let plane = id * ih * iw;
-    let mut rows = cols.chunks_exact_mut(ow);
-    for xc in x.chunks_exact(plane).take(g.cin_group()) {
+    let mut row = 0;
+    for c in 0..g.cin_group() {
         for kz in 0..kd {
             for ky in 0..kh {
                 for kx in 0..kw {
-                    let offx = (kx * dw) as isize - pw as isize;
-                    let (lo, hi) = valid_range(iw, ow, sw, offx);
-                    for oz in 0..od {
-                        let iz = (oz * sd + kz * dd) as isize - pd as isize;
-                        for oy in 0..oh {
-                            let iy = (oy * sh + ky * dh) as isize - ph as isize;
-                            let out = rows.next().expect("cols holds col_rows x out_spatial values");
-                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || lo == hi {
-                                out.fill(0.0);
-                                continue;
-                            }
-                            let src = &xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-                            // the fills are usually empty: skip the call
-                            if lo > 0 {
-                                out[..lo].fill(0.0);
-                            }
-                            if hi < ow {
-                                out[hi..].fill(0.0);
-                            }
-                            let start = (lo as isize * sw as isize + offx) as usize;
-                            if sw == 1 {
-                                copy_short(&mut out[lo..hi], &src[start..start + hi - lo]);
-                            } else {
-                                for (v, &s) in out[lo..hi].iter_mut().zip(src[start..].iter().step_by(sw)) {
-                                    *v = s;
-                                }
-                            }
-                        }
-                    }
+                    let dz = (kz * g.dilation[0]) as isize - g.pad[0] as isize;
+                    let dy = (ky * g.dilation[1]) as isize - g.pad[1] as isize;
+                    let dx = (kx * g.dilation[2]) as isize - g.pad[2] as isize;
+                    f(row, c, dz, dy, dx);
+                    row += 1;
                 }
             }
         }
     }
 }
 
-/// Adds the patches in `cols` back onto their input positions (the adjoint of im2col).
-pub fn col2im(g: &ConvGeometry, cols: &[f32], dx: &mut [f32]) {
+/// Fills `cols` (`col_rows x (p1 - p0)`) with the patches of output positions `p0..p1` of
+/// one group of one sample.
+pub fn im2col(g: &ConvGeometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
     let [id, ih, iw] = g.input;
-    let [kd, kh, kw] = g.kernel;
-    let [od, oh, ow] = g.output;
     let [sd, sh, sw] = g.stride;
-    let [dd, dh, dw] = g.dilation;
-    let [pd, ph, pw] = g.pad;
-    let plane = id * ih * iw;
-    let mut rows = cols.chunks_exact(ow);
-    for xc in dx.chunks_exact_mut(plane).take(g.cin_group()) {
-        for kz in 0..kd {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let offx = (kx * dw) as isize - pw as isize;
-                    let (lo, hi) = valid_range(iw, ow, sw, offx);
-                    for oz in 0..od {
-                        let iz = (oz * sd + kz * dd) as isize - pd as isize;
-                        for oy in 0..oh {
-                            let iy = (oy * sh + ky * dh) as isize - ph as isize;
-                            let s = rows.next().expect("cols holds col_rows x out_spatial values");
-                            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || lo == hi {
-                                continue;
-                            }
-                            let dst = &mut xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-                            let start = (lo as isize * sw as isize + offx) as usize;
-                            if sw == 1 {
-                                for (d, &v) in dst[start..start + hi - lo].iter_mut().zip(&s[lo..hi]) {
-                                    *d += v;
-                                }
-                            } else {
-                                for (d, &v) in dst[start..].iter_mut().step_by(sw).zip(&s[lo..hi]) {
-                                    *d += v;
-                                }
-                            }
-                        }
-                    }
+    let ow = g.output[2];
+    let width = p1 - p0;
+    let segs = segments(g, p0, p1);
+    for_each_patch_row(g, |row, c, dz, dy, offx| {
+        let (lo, hi) = valid_range(iw, ow, sw, offx);
+        let xc = &x[c * id * ih * iw..(c + 1) * id * ih * iw];
+        let dst = &mut cols[row * width..(row + 1) * width];
+        let mut at = 0;
+        for &(oz, oy, ox0, ox1) in &segs {
+            let out = &mut dst[at..at + ox1 - ox0];
+            at += ox1 - ox0;
+            let (iz, iy) = ((oz * sd) as isize + dz, (oy * sh) as isize + dy);
+            let (a, b) = (lo.max(ox0), hi.min(ox1));
+            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || a >= b {
+                out.fill(0.0);
+                continue;
+            }
+            let src = &xc[(iz as usize * ih + iy as usize) * iw..][..iw];
+            // the fills are usually empty: skip the call
+            if a > ox0 {
+                out[..a - ox0].fill(0.0);
+            }
+            if b < ox1 {
+                out[b - ox0..].fill(0.0);
+            }
+            let start = (a as isize * sw as isize + offx) as usize;
+            let out = &mut out[a - ox0..b - ox0];
+            if sw == 1 {
+                copy_short(out, &src[start..start + out.len()]);
+            } else {
+                for (v, &s) in out.iter_mut().zip(src[start..].iter().step_by(sw)) {
+                    *v = s;
                 }
             }
         }
-    }
+    });
+}
+
+/// Adds the patches in `cols` (positions `p0..p1`) back onto their input positions: the
+/// adjoint of [`im2col`].
+pub fn col2im(g: &ConvGeometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f32]) {
+    let [id, ih, iw] = g.input;
+    let [sd, sh, sw] = g.stride;
+    let ow = g.output[2];
+    let width = p1 - p0;
+    let segs = segments(g, p0, p1);
+    for_each_patch_row(g, |row, c, dz, dy, offx| {
+        let (lo, hi) = valid_range(iw, ow, sw, offx);
+        let xc = &mut dx[c * id * ih * iw..(c + 1) * id * ih * iw];
+        let src = &cols[row * width..(row + 1) * width];
+        let mut at = 0;
+        for &(oz, oy, ox0, ox1) in &segs {
+            let s = &src[at..at + ox1 - ox0];
+            at += ox1 - ox0;
+            let (iz, iy) = ((oz * sd) as isize + dz, (oy * sh) as isize + dy);
+            let (a, b) = (lo.max(ox0), hi.min(ox1));
+            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || a >= b {
+                continue;
+            }
+            let dst = &mut xc[(iz as usize * ih + iy as usize) * iw..][..iw];
+            let start = (a as isize * sw as isize + offx) as usize;
+            let s = &s[a - ox0..b - ox0];
+            if sw == 1 {
+                for (d, &v) in dst[start..start + s.len()].iter_mut().zip(s) {
+                    *d += v;
+                }
+            } else {
+                for (d, &v) in dst[start..].iter_mut().step_by(sw).zip(s) {
+                    *d += v;
+                }
+            }
+        }
+    });
 }
 
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
-    let threaded_gemm = g.batch < num_threads();
-    let cols_len = if g.is_pointwise() { 0 } else { rows * osp };
-    y.par_chunks_mut(g.c_out * osp).zip(x.par_chunks(g.c_in * isp)).for_each(|(yn, xn)| {
+    let units = g.units();
+    let threaded_gemm = units.len() < num_threads();
+    let y_ptr = SharedMut(y.as_mut_ptr());
+    units.par_iter().for_each(|&(n, p0, p1)| {
+        let width = p1 - p0;
+        let cols_len = if g.is_pointwise() { 0 } else { rows * width };
         with_scratch(cols_len, |cols| {
             for grp in 0..g.groups {
-                let xg = &xn[grp * cig * isp..(grp + 1) * cig * isp];
-                let patches: &[f32] = if g.is_pointwise() {
-                    xg
+                let xg = &x[(n * g.c_in + grp * cig) * isp..][..cig * isp];
+                let patches = if g.is_pointwise() {
+                    MatRef::with_stride(&xg[p0..], rows, width, isp)
                 } else {
-                    im2col(g, xg, cols);
-                    cols
+                    im2col(g, xg, p0, p1, cols);
+                    MatRef::new(cols, rows, width)
                 };
-                let wg = &w[grp * cog * rows..(grp + 1) * cog * rows];
-                let yg = &mut yn[grp * cog * osp..(grp + 1) * cog * osp];
-                matmul(MatRef::new(wg, cog, rows), MatRef::new(patches, rows, osp), yg, false, threaded_gemm);
-            }
-            if let Some(b) = bias {
-                for (o, plane) in yn.chunks_mut(osp).enumerate() {
-                    plane.iter_mut().for_each(|v| *v += b[o]);
+                let wg = MatRef::new(&w[grp * cog * rows..][..cog * rows], cog, rows);
+                // SAFETY: this unit alone writes columns p0..p1 of these rows of y.
+                unsafe {
+                    let dst = y_ptr.get().add((n * g.c_out + grp * cog) * osp + p0);
+                    matmul_to(wg, patches, dst, osp, false, threaded_gemm);
+                    if let Some(b) = bias {
+                        for o in 0..cog {
+                            let row = std::slice::from_raw_parts_mut(dst.add(o * osp), width);
+                            row.iter_mut().for_each(|v| *v += b[grp * cog + o]);
+                        }
+                    }
                 }
             }
         })
     });
 }
 
-/// `dx = dL/dx` given `dy = dL/dy`; `dx` must be zero on entry.
+/// `dx = dL/dx` given `dy = dL/dy`; `dx` must be zero on entry. Tiles of one sample
+/// overlap in `dx`, so samples run in parallel and their tiles in turn.
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
-    let (cig, cog) = (g.cin_group(), g.cout_group());
+    let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());
     let threaded_gemm = g.batch < num_threads();
-    let cols_len = if g.is_pointwise() { 0 } else { rows * osp };
     dx.par_chunks_mut(g.c_in * isp).zip(dy.par_chunks(g.c_out * osp)).for_each(|(dxn, dyn_)| {
-        with_scratch(cols_len, |cols| {
-            for grp in 0..g.groups {
-                let wg = MatRef::new(&w[grp * cog * rows..(grp + 1) * cog * rows], cog, rows);
-                let dyg = MatRef::new(&dyn_[grp * cog * osp..(grp + 1) * cog * osp], cog, osp);
-                let dxg = &mut dxn[grp * cig * isp..(grp + 1) * cig * isp];
-                if g.is_pointwise() {
-                    matmul(wg.t(), dyg, dxg, false, threaded_gemm);
-                } else {
-                    matmul(wg.t(), dyg, cols, false, threaded_gemm);
-                    col2im(g, cols, dxg);
-                }
+        for grp in 0..g.groups {
+            let wg = MatRef::new(&w[grp * cog * rows..][..cog * rows], cog, rows);
+            let dyg = &dyn_[grp * cog * osp..][..cog * osp];
+            let dxg = &mut dxn[grp * cig * isp..][..cig * isp];
+            if g.is_pointwise() {
+                matmul(wg.t(), MatRef::new(dyg, cog, osp), dxg, false, threaded_gemm);
+                continue;
             }
-        })
+            for p0 in (0..osp).step_by(tile) {
+                let p1 = (p0 + tile).min(osp);
+                with_scratch(rows * (p1 - p0), |cols| {
+                    let dy_tile = MatRef::with_stride(&dyg[p0..], cog, p1 - p0, osp);
+                    matmul(wg.t(), dy_tile, cols, false, threaded_gemm);
+                    col2im(g, cols, p0, p1, dxg);
+                });
+            }
+        }
     });
 }
 
-/// `dw = dL/dw` given `dy` (overwrites `dw`). The batch is split into a fixed number of
-/// chunks whose partial sums are added in order, so the result depends only on the
-/// thread count, never on timing.
+/// `dw = dL/dw` given `dy` (overwrites `dw`). The work units are split into a fixed
+/// number of chunks whose partial sums are added in order, so the result depends only
+/// on the thread count, never on timing.
 pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
-    let chunks = g.batch.min(num_threads()).max(1);
-    let per_chunk = g.batch.div_ceil(chunks);
+    let units = g.units();
+    let chunks = units.len().min(num_threads()).max(1);
+    let per_chunk = units.len().div_ceil(chunks);
     let threaded_gemm = chunks < num_threads();
-    let cols_len = if g.is_pointwise() { 0 } else { rows * osp };
-    let partials: Vec<Vec<f32>> = (0..chunks)
-        .into_par_iter()
+    let partials: Vec<Vec<f32>> = units
+        .par_chunks(per_chunk.max(1))
         .map(|chunk| {
             let mut acc = vec![0.0f32; g.weight_len()];
-            with_scratch(cols_len, |cols| {
-                for n in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.batch) {
-                    let xn = &x[n * g.c_in * isp..(n + 1) * g.c_in * isp];
-                    let dyn_ = &dy[n * g.c_out * osp..(n + 1) * g.c_out * osp];
+            for &(n, p0, p1) in chunk {
+                let width = p1 - p0;
+                let cols_len = if g.is_pointwise() { 0 } else { rows * width };
+                with_scratch(cols_len, |cols| {
                     for grp in 0..g.groups {
-                        let xg = &xn[grp * cig * isp..(grp + 1) * cig * isp];
-                        let patches: &[f32] = if g.is_pointwise() {
-                            xg
+                        let xg = &x[(n * g.c_in + grp * cig) * isp..][..cig * isp];
+                        let patches = if g.is_pointwise() {
+                            MatRef::with_stride(&xg[p0..], rows, width, isp)
                         } else {
-                            im2col(g, xg, cols);
-                            cols
+                            im2col(g, xg, p0, p1, cols);
+                            MatRef::new(cols, rows, width)
                         };
-                        let dyg = MatRef::new(&dyn_[grp * cog * osp..(grp + 1) * cog * osp], cog, osp);
-                        let dwg = &mut acc[grp * cog * rows..(grp + 1) * cog * rows];
-                        matmul(dyg, MatRef::new(patches, rows, osp).t(), dwg, true, threaded_gemm);
+                        let dy_tile = MatRef::with_stride(&dy[(n * g.c_out + grp * cog) * osp + p0..], cog, width, osp);
+                        let dwg = &mut acc[grp * cog * rows..][..cog * rows];
+                        matmul(dy_tile, patches.t(), dwg, true, threaded_gemm);
                     }
-                }
-            });
+                });
+            }
             acc
         })
         .collect();

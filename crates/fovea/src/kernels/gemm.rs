@@ -7,13 +7,19 @@ pub struct MatRef<'a> {
     /// rows and columns as stored
     pub rows: usize,
     pub cols: usize,
+    /// distance between the starts of two stored rows (>= cols)
+    pub stride: usize,
     pub transposed: bool,
 }
 
 impl<'a> MatRef<'a> {
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert!(data.len() >= rows * cols, "matrix buffer too small");
-        MatRef { data, rows, cols, transposed: false }
+        MatRef::with_stride(data, rows, cols, cols)
+    }
+    /// A `rows x cols` block of a larger row-major matrix whose rows are `stride` apart.
+    pub fn with_stride(data: &'a [f32], rows: usize, cols: usize, stride: usize) -> Self {
+        assert!(stride >= cols && (rows == 0 || data.len() >= (rows - 1) * stride + cols), "matrix buffer too small");
+        MatRef { data, rows, cols, stride, transposed: false }
     }
     pub fn t(self) -> Self {
         MatRef { transposed: !self.transposed, ..self }
@@ -29,9 +35,9 @@ impl<'a> MatRef<'a> {
     /// (column stride, row stride) of the logical matrix.
     fn strides(&self) -> (isize, isize) {
         if self.transposed {
-            (self.cols as isize, 1)
+            (self.stride as isize, 1)
         } else {
-            (1, self.cols as isize)
+            (1, self.stride as isize)
         }
     }
 }
@@ -40,16 +46,30 @@ impl<'a> MatRef<'a> {
 /// `parallel` lets the GEMM use all threads; pass `false` when the caller already runs
 /// GEMMs in parallel.
 pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, n) = (a.dims().0, b.dims().1);
+    assert!(c.len() >= m * n, "matmul output buffer too small");
+    // SAFETY: c holds m x n values with row stride n.
+    unsafe { matmul_to(a, b, c.as_mut_ptr(), n, accumulate, parallel) }
+}
+
+/// Like [`matmul`], into an `m x n` block whose rows are `c_stride` apart.
+///
+/// # Safety
+/// `c` must be valid for writes at `i * c_stride + j` for all `i < m`, `j < n`, and no
+/// other thread may access those positions meanwhile.
+pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accumulate: bool, parallel: bool) {
     let (m, k) = a.dims();
     let (k2, n) = b.dims();
     assert_eq!(k, k2, "matmul inner dimensions");
-    assert!(c.len() >= m * n, "matmul output buffer too small");
+    assert!(c_stride >= n, "matmul output stride");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            for i in 0..m {
+                std::slice::from_raw_parts_mut(c.add(i * c_stride), n).fill(0.0);
+            }
         }
         return;
     }
@@ -61,16 +81,16 @@ pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: b
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above guarantee every index the strides reach is in bounds:
-    // a is m x k (or k x m stored), b is k x n (or n x k stored), c is m x n.
+    // SAFETY: MatRef's constructor checked that a and b cover what their strides reach;
+    // the caller vouches for c.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
-            n as isize,
+            c_stride as isize,
             accumulate,
             a.data.as_ptr(),
             a_cs,
