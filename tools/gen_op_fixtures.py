@@ -63,6 +63,8 @@ conv_cases = [
     ("conv1d_basic", 1, 3, 2, (14,), 4, (5,), 1, 0, 1, 1, True),
     ("conv1d_stride_dil_groups", 1, 2, 4, (23,), 6, (3,), 2, 2, 3, 2, True),
     ("conv1d_same", 1, 2, 3, (10,), 2, (4,), 1, "same", 1, 1, False),
+    ("conv1d_depthwise_dilated", 1, 2, 3, (17,), 6, (3,), 2, 2, 2, 3, True),
+    ("conv3d_depthwise", 3, 1, 2, (5, 6, 7), 2, (3, 3, 3), (1, 2, 1), 1, 1, 2, True),
     ("conv3d_basic", 3, 2, 2, (6, 7, 5), 3, (3, 3, 3), 1, 0, 1, 1, True),
     ("conv3d_stride_pad_groups", 3, 1, 4, (7, 6, 8), 4, (3, 2, 3), (2, 1, 2), 1, 1, 2, True),
     ("conv3d_dilated_asym", 3, 2, 1, (8, 7, 7), 2, (2, 3, 2), 1, [(1, 0), (0, 2), (1, 1)], (1, 2, 1), 1, True),

@@ -10,8 +10,10 @@
 //! that im2col writes and the GEMM reads stay in cache and buffers stay bounded however
 //! large the convolution. A pointwise convolution (1x1, stride 1, no padding) uses the
 //! input itself. Work units are (sample, tile) pairs, so a single image still keeps every
-//! thread busy.
+//! thread busy. Depthwise convolutions (`groups == c_in`) have their own direct kernel
+//! (`depthwise.rs`).
 
+use super::depthwise;
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::num_threads;
 use rayon::prelude::*;
@@ -111,7 +113,7 @@ impl SharedMut {
 }
 
 /// Range of output positions `o` whose input index `o*stride + off` lies in `0..len`.
-fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usize) {
+pub(crate) fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usize) {
     let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(stride) };
     let hi = if len as isize - off <= 0 { 0 } else { (len as isize - off - 1) as usize / stride + 1 };
     let hi = hi.min(out);
@@ -251,6 +253,9 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f3
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
+    if depthwise::is_depthwise(g) {
+        return depthwise::forward(g, x, w, bias, y);
+    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();
@@ -288,6 +293,9 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
 /// `dx = dL/dx` given `dy = dL/dy`; `dx` must be zero on entry. Tiles of one sample
 /// overlap in `dx`, so samples run in parallel and their tiles in turn.
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if depthwise::is_depthwise(g) {
+        return depthwise::backward_input(g, w, dy, dx);
+    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());
     let threaded_gemm = g.batch < num_threads();
@@ -316,6 +324,9 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
 /// number of chunks whose partial sums are added in order, so the result depends only
 /// on the thread count, never on timing.
 pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    if depthwise::is_depthwise(g) {
+        return depthwise::backward_weight(g, x, dy, dw);
+    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();

@@ -3,6 +3,7 @@
 //! another backend can be added behind it.
 
 pub mod conv;
+pub mod depthwise;
 pub mod gemm;
 pub mod pool;
 
