@@ -66,6 +66,21 @@ fn main() {
         return;
     }
     let mut rng = Rng::new(0);
+    if let Some(i) = args.iter().position(|a| a == "--gemm") {
+        // one single-threaded GEMM of the given M K N, repeated: call overhead at small sizes
+        let d: Vec<usize> = args[i + 1..i + 4].iter().map(|v| v.parse().unwrap()).collect();
+        let (m, k, n) = (d[0], d[1], d[2]);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.normal()).collect();
+        let mut c = vec![0.0f32; m * n];
+        let t = time(20, || {
+            for _ in 0..100 {
+                matmul(MatRef::new(&a, m, k), MatRef::new(&b, k, n), &mut c, false, false);
+            }
+        }) / 100.0;
+        println!("{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s", t * 1e6, 2.0 * (m * k * n) as f64 / t / 1e9);
+        return;
+    }
     if args.iter().any(|a| a == "--matmul") {
         println!("{}", matmul_2048(&mut rng));
         return;

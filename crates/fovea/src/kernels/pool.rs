@@ -216,3 +216,32 @@ pub fn adaptive_avg_backward(planes: usize, input: [usize; 3], out: [usize; 3], 
     });
     dx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(kernel: usize, pad: usize) -> PoolGeometry {
+        PoolGeometry {
+            planes: 1,
+            input: [1, 4, 4],
+            kernel: [1, kernel, kernel],
+            stride: [1, 2, 2],
+            pad: [0, pad, pad],
+            output: [1, 2, 2],
+        }
+    }
+
+    #[test]
+    fn max_pooling_propagates_nan_like_pytorch() {
+        let mut x = vec![1.0f32; 16];
+        x[5] = f32::NAN;
+        x[0] = 7.0;
+        for g in [geometry(2, 0), geometry(3, 1)] {
+            let (mut y, mut at) = (vec![0.0; 4], vec![0u32; 4]);
+            max_pool_forward(&g, &x, &mut y, &mut at);
+            assert!(y[0].is_nan(), "{g:?}: {y:?}");
+            assert_eq!(at[0], 5);
+        }
+    }
+}
