@@ -3,10 +3,6 @@
 
 use fovea::kernels::gemm::{matmul, MatRef};
 
-// Training allocates and frees many large buffers; glibc's malloc returns them to the OS
-// each time (mmap/munmap), which costs a page fault per page on reuse. mimalloc keeps them.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use fovea::nn::Module;
 use fovea::ops::{self, ConvOptions, Padding};
 use fovea::{Rng, Tensor, Var};
@@ -50,10 +46,11 @@ fn main() {
     let threads = args.iter().position(|a| a == "--threads").map(|i| args[i + 1].parse().unwrap());
     let epochs: usize = args.iter().position(|a| a == "--epochs").map_or(3, |i| args[i + 1].parse().unwrap());
     fovea::kernels::init_threads(threads);
-    if let Some(i) = args.iter().position(|a| a == "--lenet-steps") {
-        // Only N LeNet-5 training steps on synthetic data: a target for profilers.
-        let steps: usize = args[i + 1].parse().unwrap();
-        let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
+    fovea::kernels::keep_freed_memory();
+    if let Some(i) = args.iter().position(|a| a == "--train-steps") {
+        // Only N training steps of a model on synthetic data: a target for profilers.
+        let (name, steps): (&str, usize) = (&args[i + 1], args[i + 2].parse().unwrap());
+        let model = fovea_vision::models::build(name, 10, &mut Rng::new(0)).unwrap();
         let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
         let x = Tensor::rand_uniform(&[64, 1, 28, 28], 0.0, 1.0, &mut Rng::new(1));
         let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();

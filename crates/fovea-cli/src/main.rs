@@ -5,10 +5,6 @@ mod conv;
 
 use clap::{Parser, Subcommand};
 
-// Training allocates and frees many large buffers; glibc's malloc returns them to the OS
-// each time (mmap/munmap), which costs a page fault per page on reuse. mimalloc keeps them.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -36,6 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     fovea::kernels::init_threads(cli.threads);
+    fovea::kernels::keep_freed_memory();
     let result = match cli.command {
         Command::Train(a) => classify::train(a),
         Command::Eval(a) => classify::eval(a),

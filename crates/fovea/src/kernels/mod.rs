@@ -22,3 +22,17 @@ pub fn init_threads(threads: Option<usize>) {
     }
     let _ = builder.build_global();
 }
+
+/// Asks the C allocator to keep freed memory for reuse instead of returning it to the
+/// operating system. Training frees and reallocates the same large buffers every step;
+/// by default glibc maps buffers over 128 KiB afresh each time and pays a page fault per
+/// 4 KiB on first touch (measured: 190,000 faults and 23% of the time in 300 LeNet-5
+/// steps). For programs (the CLI, benchmarks) to call once at start; a no-op elsewhere.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; any value is valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
