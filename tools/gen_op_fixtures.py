@@ -100,6 +100,8 @@ pool_cases = [
     ("maxpool2d_ceil", "max", (1, 3, 10, 7), 3, 2, 0, True, True),
     ("maxpool1d", "max", (2, 3, 13), 3, 2, 1, False, True),
     ("maxpool3d", "max", (1, 2, 6, 7, 5), 2, 2, 0, True, True),
+    ("maxpool2d_2_ceil_odd", "max", (1, 2, 5, 7), 2, None, 0, True, True),
+    ("maxpool3d_1x2x2", "max", (2, 2, 3, 4, 6), [1, 2, 2], [1, 2, 2], 0, False, True),
     ("avgpool2d_2", "avg", (2, 3, 8, 6), 2, None, 0, False, True),
     ("avgpool2d_pad_include", "avg", (2, 2, 7, 9), 3, 2, 1, False, True),
     ("avgpool2d_pad_exclude", "avg", (2, 2, 7, 9), 3, 2, 1, False, False),
@@ -112,7 +114,7 @@ avg_fns = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
 for name, kind, shape, k, s, p, ceil, include in pool_cases:
     def fn(x, kind=kind, k=k, s=s, p=p, ceil=ceil, include=include):
         if kind == "max":
-            return max_fns[x.dim()](x, k, s, p, ceil_mode=ceil)
+            return max_fns[x.dim()](x, tuple(k) if isinstance(k, list) else k, tuple(s) if isinstance(s, list) else s, p, ceil_mode=ceil)
         return avg_fns[x.dim()](x, k, s, p, ceil_mode=ceil, count_include_pad=include)
     case(name, kind + "_pool", {"x": r(*shape)}, fn, kernel=k, stride=s if s is not None else k, padding=p,
          ceil_mode=ceil, count_include_pad=include)

@@ -97,7 +97,7 @@ fn main() {
         });
         let fwd_bwd = time(reps, || {
             let y = ops::conv2d(&x, &wt, Some(&b), &opts).unwrap();
-            y.backward_with(Tensor::ones(&y.shape()));
+            y.backward_with(Tensor::ones(&y.shape())).unwrap();
         });
         let oh = (h + 2 * p - k) / s + 1;
         let flops = 2.0 * (n * o * oh * oh * c * k * k) as f64;

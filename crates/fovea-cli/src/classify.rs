@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use fovea::nn::{load_state_dict, parameter_count, Module};
+use fovea::nn::{parameter_count, Module};
 use fovea::{Rng, Var};
 use fovea_vision::data::{FashionMnist, Split, CLASS_NAMES};
 use fovea_vision::train::{self, RunMeta};
@@ -296,8 +296,7 @@ pub struct PredictArgs {
 
 pub fn predict(a: PredictArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
-    let model = fovea_vision::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0))?;
-    load_state_dict(&model, &ckpt.model)?;
+    let model = train::model_from_checkpoint(&ckpt)?;
     model.set_training(false);
     for path in &a.images {
         let x = fovea_vision::image::load_fashion_input(path)?;

@@ -155,6 +155,9 @@ fn conv_playground_and_general_conv2d() {
     std::fs::write(&wp, b"\x93NUMPY\x01\x00garbage").unwrap();
     assert!(fails(&["conv", xs, "--weight", ws]).contains("w.npy"));
     assert!(fails(&["conv", m, "--filter", "nope"]).contains("sobel-v"));
+    fails(&["conv", m, "--padding", "99999999999999"]);
+    fails(&["conv", m, "--dilation", "1000000000000"]);
+    fails(&["conv", m, "--stride", "0"]);
 }
 
 #[test]

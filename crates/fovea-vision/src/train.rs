@@ -88,6 +88,12 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
     let json = metadata.get(META_KEY).ok_or_else(|| Error::format(&file, "checkpoint has no fovea metadata"))?;
     let meta: RunMeta = serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad metadata: {e}")))?;
+    if meta.classes == 0 || meta.classes > 100_000 || meta.class_names.len() != meta.classes {
+        return Err(Error::format(
+            &file,
+            format!("metadata lists {} class names for {} classes", meta.class_names.len(), meta.classes),
+        ));
+    }
     let (mut model, mut optimizer) = (BTreeMap::new(), BTreeMap::new());
     for (name, t) in tensors {
         match name.strip_prefix(OPTIM_PREFIX) {
@@ -156,10 +162,12 @@ pub fn train_epoch(
         }
         optimizer.zero_grad();
         loss.backward()?;
+        p.correct += count_correct(&logits.value(), &y);
+        // the graph holds the weights: drop it so that the update happens in place
+        drop((logits, loss));
         optimizer.step();
         p.seen += y.len();
         p.loss_sum += lv as f64 * y.len() as f64;
-        p.correct += count_correct(&logits.value(), &y);
         on_batch(&p);
     }
     Ok(p)
@@ -175,6 +183,9 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
             let (x, y) = data.batch(&idx);
             let logits = model.forward(&Var::constant(x))?;
             let loss = ops::cross_entropy(&logits, &y)?.value().item()?;
+            if !loss.is_finite() {
+                return Err(Error::Invalid(format!("the evaluation loss is {loss}: the weights are not usable")));
+            }
             p.seen += y.len();
             p.loss_sum += loss as f64 * y.len() as f64;
             let pred = logits.value().argmax_rows()?;

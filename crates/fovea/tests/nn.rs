@@ -118,3 +118,41 @@ fn batch_norm_running_statistics_drive_evaluation() {
     let expect = (1.0 - 0.25) / (0.9f32 + 0.1 * 5.0 / 3.0 + 1e-5).sqrt();
     assert!((y.data()[0] - expect).abs() < 1e-5);
 }
+
+#[test]
+fn adam_counts_steps_per_parameter_like_pytorch() {
+    // b receives gradients only in the last two of four steps: its bias correction must be
+    // that of a parameter updated twice
+    let a = Var::param(Tensor::new(&[2], vec![1.0, -1.0]).unwrap());
+    let b = Var::param(Tensor::new(&[2], vec![0.5, 2.0]).unwrap());
+    let mut opt =
+        Optimizer::new(OptimizerConfig::adam(0.1, 0.0), vec![("a".into(), a.clone()), ("b".into(), b.clone())])
+            .unwrap();
+    for step in 0..4 {
+        opt.zero_grad();
+        let loss = if step < 2 {
+            ops::sum(&a)
+        } else {
+            ops::add(&ops::sum(&a), &ops::sum(&ops::mul(&b, &b).unwrap())).unwrap()
+        };
+        loss.backward().unwrap();
+        opt.step();
+    }
+    let fresh = Var::param(Tensor::new(&[2], vec![0.5, 2.0]).unwrap());
+    let mut alone = Optimizer::new(OptimizerConfig::adam(0.1, 0.0), vec![("b".into(), fresh.clone())]).unwrap();
+    for _ in 0..2 {
+        alone.zero_grad();
+        ops::sum(&ops::mul(&fresh, &fresh).unwrap()).backward().unwrap();
+        alone.step();
+    }
+    assert_eq!(b.tensor().data(), fresh.tensor().data());
+}
+
+#[test]
+fn optimizer_rejects_bad_hyperparameters() {
+    let p = vec![("w".to_string(), Var::param(Tensor::zeros(&[1])))];
+    assert!(Optimizer::new(OptimizerConfig::sgd(0.1, f32::NAN, 0.0), p.clone()).is_err());
+    assert!(Optimizer::new(OptimizerConfig::sgd(0.1, 0.9, -1.0), p.clone()).is_err());
+    assert!(Optimizer::new(OptimizerConfig::adam(0.0, 0.0), p.clone()).is_err());
+    assert!(Optimizer::new(OptimizerConfig::adamw(1e-3, f32::INFINITY), p).is_err());
+}

@@ -161,3 +161,27 @@ fn shape_mismatches_name_the_op_and_both_shapes() {
     let big = Var::constant(Tensor::zeros(&[1, 1, 3, 3]));
     assert!(ops::conv2d(&small, &big, None, &ConvOptions::default()).unwrap_err().to_string().contains("smaller"));
 }
+
+#[test]
+fn absurd_sizes_are_errors_not_panics() {
+    assert!(Tensor::new(&[1 << 62, 4], vec![]).is_err());
+    assert!(Tensor::new(&[usize::MAX, 2], vec![]).is_err());
+    let x = Var::constant(Tensor::zeros(&[1, 1, 5, 5]));
+    let w = Var::constant(Tensor::zeros(&[1, 1, 3, 3]));
+    for opts in [
+        ConvOptions::default().padding(Padding::symmetric(usize::MAX / 2)),
+        ConvOptions::default().padding(Padding::symmetric(1 << 20)),
+        ConvOptions::default().dilation(usize::MAX / 2),
+    ] {
+        assert!(ops::conv2d(&x, &w, None, &opts).is_err(), "{opts:?}");
+    }
+    // 'same' with a huge dilation is valid: every tap but the centre reads padding
+    let opts = ConvOptions::default().dilation(1 << 40).padding(Padding::Same);
+    assert_eq!(ops::conv2d(&x, &w, None, &opts).unwrap().shape(), vec![1, 1, 5, 5]);
+    let empty = Var::constant(Tensor::zeros(&[1, 0, 4, 4]));
+    assert!(ops::max_pool(&empty, &PoolOptions::new(2)).is_err());
+    assert!(ops::conv2d(&empty, &Var::constant(Tensor::zeros(&[1, 0, 3, 3])), None, &ConvOptions::default()).is_err());
+    assert!(ops::max_pool(&x, &PoolOptions::new(usize::MAX).padding(usize::MAX / 2)).is_err());
+    let y = ops::relu(&Var::param(Tensor::zeros(&[2, 2])));
+    assert!(y.backward_with(Tensor::zeros(&[3])).is_err());
+}

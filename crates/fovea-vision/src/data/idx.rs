@@ -19,10 +19,16 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        // A bound on the decompressed size, so that a corrupt file cannot exhaust memory.
+        const MAX_BYTES: u64 = 1 << 30;
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
+            .take(MAX_BYTES + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::format(path, format!("corrupt or truncated gzip data: {e}")))?;
+        if out.len() as u64 > MAX_BYTES {
+            return Err(Error::format(path, format!("decompresses to more than {MAX_BYTES} bytes")));
+        }
         out
     } else {
         raw

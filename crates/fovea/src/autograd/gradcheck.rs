@@ -34,7 +34,7 @@ pub fn gradcheck(
     let projection = Tensor::rand_uniform(&out.shape(), -1.0, 1.0, &mut Rng::new(7));
     let project =
         |y: &Tensor| -> f64 { y.data().iter().zip(projection.data()).map(|(&a, &b)| a as f64 * b as f64).sum() };
-    out.backward_with(projection.clone());
+    out.backward_with(projection.clone())?;
 
     let mut report = GradcheckReport { max_error: 0.0, worst_at: (0, 0), checked: 0, skipped: 0 };
     for (i, input) in inputs.iter().enumerate() {

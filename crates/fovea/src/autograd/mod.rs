@@ -146,15 +146,19 @@ impl Var {
                 format!("needs a scalar loss, got a tensor of shape {:?}", self.shape()),
             ));
         }
-        let seed = Tensor::ones(&self.shape());
-        self.backward_with(seed);
-        Ok(())
+        self.backward_with(Tensor::ones(&self.shape()))
     }
 
-    /// Back-propagates a given output gradient (same shape as the value).
-    pub fn backward_with(&self, grad: Tensor) {
+    /// Back-propagates a given output gradient, which must have the value's shape.
+    pub fn backward_with(&self, grad: Tensor) -> Result<()> {
+        if grad.shape() != self.shape().as_slice() {
+            return Err(crate::Error::shape(
+                "backward",
+                format!("gradient {:?} does not match the output {:?}", grad.shape(), self.shape()),
+            ));
+        }
         if !self.requires_grad() {
-            return;
+            return Ok(());
         }
         let order = self.topological_order();
         accumulate(&self.0.grad, grad);
@@ -175,6 +179,7 @@ impl Var {
                 }
             }
         }
+        Ok(())
     }
 
     /// Nodes reachable from self, parents before children (iterative DFS: deep nets are fine).

@@ -45,6 +45,7 @@ pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, HashMa
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
+    // (the safetensors crate exposes the metadata only through a second header parse)
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(path, e.to_string()))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut out = BTreeMap::new();

@@ -290,8 +290,8 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     });
 }
 
-/// `dx = dL/dx` given `dy = dL/dy`; `dx` must be zero on entry. Tiles of one sample
-/// overlap in `dx`, so samples run in parallel and their tiles in turn.
+/// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`). Tiles of one sample overlap in
+/// `dx`, so samples run in parallel and their tiles in turn.
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     if depthwise::is_depthwise(g) {
         return depthwise::backward_input(g, w, dy, dx);
@@ -308,6 +308,7 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
                 matmul(wg.t(), MatRef::new(dyg, cog, osp), dxg, false, threaded_gemm);
                 continue;
             }
+            dxg.fill(0.0);
             for p0 in (0..osp).step_by(tile) {
                 let p1 = (p0 + tile).min(osp);
                 with_scratch(rows * (p1 - p0), |cols| {

@@ -3,13 +3,13 @@
 /// A row-major matrix operand, optionally read transposed.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
-    pub data: &'a [f32],
+    data: &'a [f32],
     /// rows and columns as stored
-    pub rows: usize,
-    pub cols: usize,
+    rows: usize,
+    cols: usize,
     /// distance between the starts of two stored rows (>= cols)
-    pub stride: usize,
-    pub transposed: bool,
+    stride: usize,
+    transposed: bool,
 }
 
 impl<'a> MatRef<'a> {
@@ -18,7 +18,8 @@ impl<'a> MatRef<'a> {
     }
     /// A `rows x cols` block of a larger row-major matrix whose rows are `stride` apart.
     pub fn with_stride(data: &'a [f32], rows: usize, cols: usize, stride: usize) -> Self {
-        assert!(stride >= cols && (rows == 0 || data.len() >= (rows - 1) * stride + cols), "matrix buffer too small");
+        let needed = if rows == 0 { Some(0) } else { (rows - 1).checked_mul(stride).and_then(|v| v.checked_add(cols)) };
+        assert!(stride >= cols && needed.is_some_and(|n| n <= data.len()), "matrix buffer too small");
         MatRef { data, rows, cols, stride, transposed: false }
     }
     pub fn t(self) -> Self {
@@ -47,7 +48,7 @@ impl<'a> MatRef<'a> {
 /// GEMMs in parallel.
 pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: bool) {
     let (m, n) = (a.dims().0, b.dims().1);
-    assert!(c.len() >= m * n, "matmul output buffer too small");
+    assert!(m.checked_mul(n).is_some_and(|mn| mn <= c.len()), "matmul output buffer too small");
     // SAFETY: c holds m x n values with row stride n.
     unsafe { matmul_to(a, b, c.as_mut_ptr(), n, accumulate, parallel) }
 }

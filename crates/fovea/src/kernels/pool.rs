@@ -40,7 +40,9 @@ impl PoolGeometry {
 /// Max pooling; `argmax` receives, for each output, the index of the winner in its plane.
 pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (ip, op) = (g.in_plane(), g.out_plane());
-    if g.kernel == [1, 2, 2] && g.stride == [1, 2, 2] && g.pad == [0, 0, 0] {
+    // (not with ceil_mode's partial last window, nor with depth)
+    let whole_windows = 2 * g.output[1] <= g.input[1] && 2 * g.output[2] <= g.input[2];
+    if g.kernel == [1, 2, 2] && g.stride == [1, 2, 2] && g.pad == [0, 0, 0] && g.input[0] == 1 && whole_windows {
         return max_pool_2x2(g, x, y, argmax);
     }
     let [_, ih, iw] = g.input;

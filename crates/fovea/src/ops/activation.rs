@@ -1,53 +1,34 @@
 //! Activations, softmax / log-softmax along a dimension, and dropout.
 
+use super::arith::unary;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::tensor::{resolve_dim, Tensor};
 use crate::Rng;
 
-/// Elementwise `f` whose derivative is a function of the input and output.
-fn pointwise(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
-    let tx = x.tensor();
-    let y = tx.map(f);
-    let ty = y.clone();
-    Var::from_op(
-        y,
-        &[x],
-        Box::new(move |g, _| {
-            let d = g.data().iter().zip(tx.data()).zip(ty.data()).map(|((&g, &x), &y)| g * df(x, y)).collect();
-            vec![Some(Tensor::new(g.shape(), d).expect("shape"))]
-        }),
-    )
-}
-
 pub fn relu(x: &Var) -> Var {
-    pointwise(x, |v| v.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+    unary(x, |v| v.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
 }
 
 pub fn leaky_relu(x: &Var, slope: f32) -> Var {
-    pointwise(x, move |v| if v > 0.0 { v } else { v * slope }, move |x, _| if x > 0.0 { 1.0 } else { slope })
+    unary(x, move |v| if v > 0.0 { v } else { v * slope }, move |x, _| if x > 0.0 { 1.0 } else { slope })
 }
 
 pub fn relu6(x: &Var) -> Var {
-    pointwise(x, |v| v.clamp(0.0, 6.0), |x, _| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 })
+    unary(x, |v| v.clamp(0.0, 6.0), |x, _| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 })
 }
 
 pub fn sigmoid(x: &Var) -> Var {
-    pointwise(x, |v| 1.0 / (1.0 + (-v).exp()), |_, y| y * (1.0 - y))
+    unary(x, |v| 1.0 / (1.0 + (-v).exp()), |_, y| y * (1.0 - y))
 }
 
 pub fn tanh(x: &Var) -> Var {
-    pointwise(x, f32::tanh, |_, y| 1.0 - y * y)
-}
-
-/// (outer, len, inner) of `shape` split at `dim`.
-fn split(shape: &[usize], dim: usize) -> (usize, usize, usize) {
-    (shape[..dim].iter().product(), shape[dim], shape[dim + 1..].iter().product())
+    unary(x, f32::tanh, |_, y| 1.0 - y * y)
 }
 
 /// log-softmax along `dim` in the stable form x - max - log Σ exp(x - max).
 fn log_softmax_values(x: &Tensor, d: usize) -> Tensor {
-    let (outer, len, inner) = split(x.shape(), d);
+    let (outer, len, inner) = x.split_at_dim(d);
     let src = x.data();
     let mut out = vec![0.0f32; src.len()];
     for o in 0..outer {
@@ -74,7 +55,7 @@ pub fn log_softmax(x: &Var, dim: isize) -> Result<Var> {
         &[x],
         Box::new(move |g, _| {
             // dx = g - softmax · Σ g
-            let (outer, len, inner) = split(g.shape(), d);
+            let (outer, len, inner) = g.split_at_dim(d);
             let (gd, yd) = (g.data(), ty.data());
             let mut dx = vec![0.0f32; gd.len()];
             for o in 0..outer {
@@ -101,7 +82,7 @@ pub fn softmax(x: &Var, dim: isize) -> Result<Var> {
         &[x],
         Box::new(move |g, _| {
             // dx = y · (g - Σ g·y)
-            let (outer, len, inner) = split(g.shape(), d);
+            let (outer, len, inner) = g.split_at_dim(d);
             let (gd, yd) = (g.data(), ty.data());
             let mut dx = vec![0.0f32; gd.len()];
             for o in 0..outer {

@@ -65,7 +65,7 @@ pub fn div(a: &Var, b: &Var) -> Result<Var> {
 }
 
 /// `f` elementwise, with derivative `df(x, y)` from input and output.
-fn unary(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
+pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
     let tx = x.tensor();
     let out = tx.map(f);
     let ty = out.clone();

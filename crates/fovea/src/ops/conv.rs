@@ -38,14 +38,17 @@ impl Padding {
         let nd = input.len();
         match self {
             Padding::Valid => Ok(vec![(0, 0); nd]),
-            Padding::Same => Ok((0..nd)
+            Padding::Same => (0..nd)
                 .map(|i| {
-                    let extent = dilation[i] * (kernel[i] - 1) + 1;
-                    let out = input[i].div_ceil(stride[i]);
-                    let total = ((out - 1) * stride[i] + extent).saturating_sub(input[i]);
-                    (total / 2, total - total / 2)
+                    let extent = dilation[i].checked_mul(kernel[i].max(1) - 1).and_then(|e| e.checked_add(1));
+                    let out = input[i].div_ceil(stride[i].max(1)).max(1);
+                    let total = extent
+                        .and_then(|e| ((out - 1) * stride[i]).checked_add(e))
+                        .ok_or_else(|| Error::Invalid(format!("'same' padding overflows for dilation {dilation:?}")))?
+                        .saturating_sub(input[i]);
+                    Ok((total / 2, total - total / 2))
                 })
-                .collect()),
+                .collect(),
             Padding::Explicit(p) if p.len() == 1 => Ok(vec![p[0]; nd]),
             Padding::Explicit(p) if p.len() == nd => Ok(p.clone()),
             Padding::Explicit(p) => Err(Error::Invalid(format!(
@@ -110,9 +113,10 @@ pub(crate) fn per_dim(name: &str, v: &[usize], nd: usize) -> Result<Vec<usize>> 
 }
 
 /// Output length along one dimension (the notes' formula, with dilation and asymmetric padding).
+/// `None` if the (dilated) kernel does not fit or the sizes overflow.
 pub fn conv_output_size(n: usize, f: usize, pad_total: usize, stride: usize, dilation: usize) -> Option<usize> {
-    let extent = dilation * (f.max(1) - 1) + 1;
-    (n + pad_total).checked_sub(extent).map(|r| r / stride + 1)
+    let extent = dilation.checked_mul(f.max(1) - 1)?.checked_add(1)?;
+    n.checked_add(pad_total)?.checked_sub(extent).map(|r| r / stride.max(1) + 1)
 }
 
 /// Left-pads a spatial shape with 1s to three dimensions.
@@ -134,6 +138,12 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     };
     if !(3..=5).contains(&sw.len()) || sx.len() != sw.len() {
         return Err(Error::shape(op, format!("input {} and weight {} must both be [N, C, *spatial] / [O, C/groups, *kernel] with 1 to 3 spatial dimensions", fmt_shape(&sx), fmt_shape(&sw))));
+    }
+    if sx.contains(&0) || sw.contains(&0) {
+        return Err(Error::shape(
+            op,
+            format!("input {} and weight {} must not have empty dimensions", fmt_shape(&sx), fmt_shape(&sw)),
+        ));
     }
     let nd = sw.len() - 2;
     let groups = opts.groups;
@@ -165,18 +175,17 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     let pads = opts.padding.resolve(spatial, kernel, &stride, &dilation)?;
     let mut out_sp = Vec::with_capacity(nd);
     for i in 0..nd {
-        let o = conv_output_size(spatial[i], kernel[i], pads[i].0 + pads[i].1, stride[i], dilation[i]).ok_or_else(
-            || {
-                Error::shape(
-                    op,
-                    format!(
-                        "input {} is smaller than the (dilated) kernel {} after padding",
-                        fmt_shape(&sx),
-                        fmt_shape(&sw)
-                    ),
-                )
-            },
-        )?;
+        let total_pad = pads[i].0.saturating_add(pads[i].1);
+        let o = conv_output_size(spatial[i], kernel[i], total_pad, stride[i], dilation[i]).ok_or_else(|| {
+            Error::shape(
+                op,
+                format!(
+                    "input {} is smaller than the (dilated) kernel {} after padding, or the sizes overflow",
+                    fmt_shape(&sx),
+                    fmt_shape(&sw)
+                ),
+            )
+        })?;
         out_sp.push(o);
     }
     let geom = ConvGeometry {
@@ -195,7 +204,7 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     let tw = if opts.flip { tw0.flip(&spatial_dims)? } else { tw0 };
     let mut out_shape = vec![sx[0], sw[0]];
     out_shape.extend(&out_sp);
-    let mut y = vec![0.0f32; out_shape.iter().product()];
+    let mut y = vec![0.0f32; crate::tensor::checked_numel(op, &out_shape)?];
     conv_forward(&geom, tx.data(), tw.data(), tb.as_ref().map(|t| t.data()), &mut y);
 
     let mut parents = vec![x, w];

@@ -52,6 +52,9 @@ impl PoolOptions {
                 format!("expected [N, C, *spatial] with 1 to 3 spatial dimensions, got {}", fmt_shape(shape)),
             ));
         }
+        if shape.contains(&0) {
+            return Err(Error::shape(op, format!("input {} must not have empty dimensions", fmt_shape(shape))));
+        }
         let nd = shape.len() - 2;
         let kernel = per_dim("kernel size", &self.kernel, nd)?;
         let stride = per_dim("stride", self.stride.as_ref().unwrap_or(&self.kernel), nd)?;
@@ -63,13 +66,13 @@ impl PoolOptions {
         let mut out = Vec::with_capacity(nd);
         for i in 0..nd {
             let n = shape[2 + i];
-            if pad[i] * 2 > kernel[i] {
+            if pad[i] > kernel[i] / 2 {
                 return Err(Error::Invalid(format!(
                     "{op}: padding {} is more than half the kernel size {}",
                     pad[i], kernel[i]
                 )));
             }
-            let span = (n + 2 * pad[i]).checked_sub(kernel[i]).ok_or_else(|| {
+            let span = n.checked_add(2 * pad[i]).and_then(|v| v.checked_sub(kernel[i])).ok_or_else(|| {
                 Error::shape(op, format!("input {} is smaller than the window {:?}", fmt_shape(shape), kernel))
             })?;
             let mut o = if self.ceil_mode { span.div_ceil(stride[i]) + 1 } else { span / stride[i] + 1 };
@@ -88,6 +91,7 @@ impl PoolOptions {
         };
         let mut out_shape = shape[..2].to_vec();
         out_shape.extend(out);
+        crate::tensor::checked_numel(op, &out_shape)?;
         Ok((geom, out_shape))
     }
 }
@@ -134,13 +138,14 @@ pub fn avg_pool(x: &Var, opts: &PoolOptions) -> Result<Var> {
 pub fn adaptive_avg_pool(x: &Var, out: &[usize]) -> Result<Var> {
     let shape = x.shape();
     let op = "adaptive_avg_pool";
-    if !(3..=5).contains(&shape.len()) || out.len() != shape.len() - 2 || out.contains(&0) {
+    if !(3..=5).contains(&shape.len()) || out.len() != shape.len() - 2 || out.contains(&0) || shape.contains(&0) {
         return Err(Error::shape(op, format!("cannot pool input {} to spatial size {out:?}", fmt_shape(&shape))));
     }
-    let (planes, input, out3) = (shape[0] * shape[1], to3(&shape[2..], 1), to3(out, 1));
-    let y = adaptive_avg_forward(planes, input, out3, x.value().data());
     let mut out_shape = shape[..2].to_vec();
     out_shape.extend(out);
+    crate::tensor::checked_numel(op, &out_shape)?;
+    let (planes, input, out3) = (shape[0] * shape[1], to3(&shape[2..], 1), to3(out, 1));
+    let y = adaptive_avg_forward(planes, input, out3, x.value().data());
     Ok(Var::from_op(
         Tensor::new(&out_shape, y)?,
         &[x],

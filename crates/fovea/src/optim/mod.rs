@@ -30,18 +30,21 @@ impl OptimizerConfig {
     }
 }
 
-/// Per-parameter state: momentum buffer (SGD) or first/second moments (Adam).
+/// Per-parameter state: momentum buffer (SGD) or first/second moments and the number of
+/// updates this parameter received (Adam's bias correction counts per parameter, as
+/// PyTorch does, so a parameter without a gradient in some steps is corrected right).
 #[derive(Clone, Default)]
 struct Slot {
     first: Option<Tensor>,
     second: Option<Tensor>,
+    updates: u64,
 }
 
 pub struct Optimizer {
     pub config: OptimizerConfig,
     params: Vec<(String, Var)>,
     slots: Vec<Slot>,
-    /// Number of steps taken (Adam's bias correction).
+    /// Number of calls to [`Optimizer::step`].
     pub steps: u64,
 }
 
@@ -50,6 +53,26 @@ impl Optimizer {
         let lr = config.lr();
         if !(lr.is_finite() && lr > 0.0) {
             return Err(Error::Invalid(format!("learning rate must be positive, got {lr}")));
+        }
+        let check = |name: &str, v: f32, lo: f32, hi: f32| {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!("{name} must be in [{lo}, {hi}], got {v}")))
+            }
+        };
+        match config {
+            OptimizerConfig::Sgd { momentum, dampening, weight_decay, .. } => {
+                check("momentum", momentum, 0.0, 1.0)?;
+                check("dampening", dampening, 0.0, 1.0)?;
+                check("weight decay", weight_decay, 0.0, 1e3)?;
+            }
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay, .. } => {
+                check("beta1", beta1, 0.0, 0.999_999)?;
+                check("beta2", beta2, 0.0, 0.999_999_9)?;
+                check("eps", eps, 0.0, 1.0)?;
+                check("weight decay", weight_decay, 0.0, 1e3)?;
+            }
         }
         let slots = vec![Slot::default(); params.len()];
         Ok(Optimizer { config, params, slots, steps: 0 })
@@ -65,54 +88,47 @@ impl Optimizer {
         self.params.iter().for_each(|(_, p)| p.zero_grad());
     }
 
-    /// Applies one update from the accumulated gradients.
+    /// Applies one update from the accumulated gradients. Drop the graph (loss, outputs)
+    /// first: while it holds the weights, updating them in place means copying them.
     pub fn step(&mut self) {
         self.steps += 1;
-        let t = self.steps as i32;
         for ((_, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {
             let Some(grad) = p.grad() else { continue };
             if !p.requires_grad() {
                 continue;
             }
+            slot.updates += 1;
             let g = grad.data();
+            let n = g.len();
             p.update(|w| {
                 let w = w.data_mut();
                 match self.config {
                     OptimizerConfig::Sgd { lr, momentum, dampening, nesterov, weight_decay } => {
-                        let d: Vec<f32> = g.iter().zip(w.iter()).map(|(&g, &w)| g + weight_decay * w).collect();
-                        let step: Vec<f32> = if momentum != 0.0 {
-                            let buf = match slot.first.take() {
-                                None => d.clone(),
-                                Some(b) => b
-                                    .data()
-                                    .iter()
-                                    .zip(&d)
-                                    .map(|(&b, &d)| momentum * b + (1.0 - dampening) * d)
-                                    .collect(),
-                            };
-                            let s = if nesterov {
-                                d.iter().zip(&buf).map(|(&d, &b)| d + momentum * b).collect()
-                            } else {
-                                buf.clone()
-                            };
-                            slot.first = Some(Tensor::new(&[buf.len()], buf).expect("shape"));
-                            s
-                        } else {
-                            d
-                        };
-                        w.iter_mut().zip(&step).for_each(|(w, s)| *w -= lr * s);
+                        if momentum == 0.0 {
+                            for (w, &g) in w.iter_mut().zip(g) {
+                                *w -= lr * (g + weight_decay * *w);
+                            }
+                            return;
+                        }
+                        let first_update = slot.first.is_none();
+                        let buf = slot.first.get_or_insert_with(|| Tensor::zeros(&[n])).data_mut();
+                        for ((w, &g), b) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                            let d = g + weight_decay * *w;
+                            *b = if first_update { d } else { momentum * *b + (1.0 - dampening) * d };
+                            *w -= lr * if nesterov { d + momentum * *b } else { *b };
+                        }
                     }
                     OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay, decoupled } => {
-                        if decoupled {
-                            w.iter_mut().for_each(|w| *w *= 1.0 - lr * weight_decay);
-                        }
-                        let n = w.len();
+                        let t = slot.updates.min(i32::MAX as u64) as i32;
                         let m = slot.first.get_or_insert_with(|| Tensor::zeros(&[n])).data_mut();
                         let v = slot.second.get_or_insert_with(|| Tensor::zeros(&[n])).data_mut();
                         let bc1 = 1.0 - beta1.powi(t);
                         let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
                         let step_size = lr / bc1;
                         for i in 0..n {
+                            if decoupled {
+                                w[i] *= 1.0 - lr * weight_decay;
+                            }
                             let gi = if decoupled { g[i] } else { g[i] + weight_decay * w[i] };
                             // lerp form, as PyTorch computes it
                             m[i] += (1.0 - beta1) * (gi - m[i]);
@@ -126,12 +142,18 @@ impl Optimizer {
         }
     }
 
-    /// State tensors by name (`<param>.momentum_buffer`, `<param>.exp_avg`, `<param>.exp_avg_sq`).
-    pub fn state(&self) -> Vec<(String, Tensor)> {
-        let (a, b) = match self.config {
+    /// Names of the two state slots, as PyTorch calls them.
+    fn slot_names(&self) -> (&'static str, &'static str) {
+        match self.config {
             OptimizerConfig::Sgd { .. } => ("momentum_buffer", ""),
             OptimizerConfig::Adam { .. } => ("exp_avg", "exp_avg_sq"),
-        };
+        }
+    }
+
+    /// State tensors by name (`<param>.momentum_buffer`, or `<param>.exp_avg`,
+    /// `<param>.exp_avg_sq` and `<param>.step`).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let (a, b) = self.slot_names();
         let mut out = Vec::new();
         for ((name, p), slot) in self.params.iter().zip(&self.slots) {
             let shape = p.shape();
@@ -141,24 +163,24 @@ impl Optimizer {
             if let Some(t) = &slot.second {
                 out.push((format!("{name}.{b}"), t.reshape(&shape).expect("same size")));
             }
+            if slot.updates > 0 {
+                out.push((format!("{name}.step"), Tensor::scalar(slot.updates as f32)));
+            }
         }
         out
     }
 
     /// Restores state saved by [`Optimizer::state`].
     pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
-        let (a, b) = match self.config {
-            OptimizerConfig::Sgd { .. } => ("momentum_buffer", ""),
-            OptimizerConfig::Adam { .. } => ("exp_avg", "exp_avg_sq"),
-        };
+        let (a, b) = self.slot_names();
         for ((name, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {
             let n = p.value().numel();
             let get = |suffix: &str| -> Result<Option<Tensor>> {
                 match tensors.get(&format!("{name}.{suffix}")) {
                     None => Ok(None),
-                    Some(t) if t.numel() == n => Ok(Some(t.reshape(&[n])?)),
+                    Some(t) if t.numel() == n && t.all_finite() => Ok(Some(t.reshape(&[n])?)),
                     Some(t) => Err(Error::Checkpoint(format!(
-                        "optimizer state {name}.{suffix} has shape {:?}, parameter has {:?}",
+                        "optimizer state {name}.{suffix} has shape {:?} (parameter: {:?}) or is not finite",
                         t.shape(),
                         p.shape()
                     ))),
@@ -166,6 +188,11 @@ impl Optimizer {
             };
             slot.first = get(a)?;
             slot.second = if b.is_empty() { None } else { get(b)? };
+            slot.updates = match tensors.get(&format!("{name}.step")) {
+                Some(t) if t.numel() == 1 && t.data()[0] >= 0.0 => t.data()[0] as u64,
+                Some(_) => return Err(Error::Checkpoint(format!("optimizer state {name}.step is not a step count"))),
+                None => steps,
+            };
         }
         self.steps = steps;
         Ok(())

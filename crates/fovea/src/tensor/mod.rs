@@ -37,7 +37,7 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 impl Tensor {
     /// A tensor from its data and shape; the data length must equal the product of the shape.
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = checked_numel("Tensor::new", shape)?;
         if n != data.len() {
             return Err(Error::shape(
                 "Tensor::new",
@@ -105,7 +105,7 @@ impl Tensor {
 
     /// The same data with another shape of the same size (free).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if shape.iter().product::<usize>() != self.numel() {
+        if checked_numel("reshape", shape)? != self.numel() {
             return Err(Error::shape(
                 "reshape",
                 format!("cannot reshape {} into {}", fmt_shape(&self.shape), fmt_shape(shape)),
@@ -183,6 +183,20 @@ impl Tensor {
             })
             .collect())
     }
+}
+
+/// Most values one tensor may hold (8 GiB of f32): a larger size is taken for a corrupt
+/// header or an absurd option, and refused before anything is allocated.
+pub const MAX_VALUES: usize = 1 << 31;
+
+/// The number of values of `shape`, or an error naming `op` if it overflows or exceeds
+/// [`MAX_VALUES`].
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_VALUES)
+        .ok_or_else(|| Error::shape(op, format!("shape {} is too large (over {MAX_VALUES} values)", fmt_shape(shape))))
 }
 
 /// Row-major strides of a shape.
