@@ -58,11 +58,15 @@ impl ConvGeometry {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
     }
-    /// Output positions per patch tile: about 128K values, but at least 256 positions so
-    /// that the GEMMs stay wide enough to run at full speed.
+    /// Output positions per patch tile: whole output rows, about 128K patch values but at
+    /// least 256 positions, so that the GEMMs stay wide enough to run at full speed. (One
+    /// output row is the smallest tile.)
     fn tile(&self) -> usize {
         const TILE_VALUES: usize = 128 * 1024;
-        (TILE_VALUES / self.col_rows().max(1)).max(256).min(self.out_spatial().max(1))
+        let ow = self.output[2].max(1);
+        let out_rows = (self.output[0] * self.output[1]).max(1);
+        let rows = (TILE_VALUES / (self.col_rows() * ow).max(1)).max(256usize.div_ceil(ow)).clamp(1, out_rows);
+        rows * ow
     }
     /// (sample, first position, end position) of every work unit.
     fn units(&self) -> Vec<(usize, usize, usize)> {
@@ -135,21 +139,6 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// The pieces of output rows that make up positions `p0..p1`: (oz, oy, first ox, end ox).
-fn segments(g: &ConvGeometry, p0: usize, p1: usize) -> Vec<(usize, usize, usize, usize)> {
-    let [_, oh, ow] = g.output;
-    let mut out = Vec::new();
-    let mut p = p0;
-    while p < p1 {
-        let (oz, rem) = (p / (oh * ow), p % (oh * ow));
-        let (oy, ox0) = (rem / ow, rem % ow);
-        let ox1 = ow.min(ox0 + p1 - p);
-        out.push((oz, oy, ox0, ox1));
-        p += ox1 - ox0;
-    }
-    out
-}
-
 /// Calls `f(kernel row, input plane, iz, iy, offx)` for each patch-matrix row and output
 /// row segment, where (iz, iy) is the input row the segment reads (possibly outside).
 fn for_each_patch_row(g: &ConvGeometry, mut f: impl FnMut(usize, usize, isize, isize, isize)) {
@@ -170,83 +159,128 @@ fn for_each_patch_row(g: &ConvGeometry, mut f: impl FnMut(usize, usize, isize, i
     }
 }
 
-/// Fills `cols` (`col_rows x (p1 - p0)`) with the patches of output positions `p0..p1` of
-/// one group of one sample.
-pub fn im2col(g: &ConvGeometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
-    let [id, ih, iw] = g.input;
-    let [sd, sh, sw] = g.stride;
-    let ow = g.output[2];
-    let width = p1 - p0;
-    let segs = segments(g, p0, p1);
-    for_each_patch_row(g, |row, c, dz, dy, offx| {
-        let (lo, hi) = valid_range(iw, ow, sw, offx);
-        let xc = &x[c * id * ih * iw..(c + 1) * id * ih * iw];
-        let dst = &mut cols[row * width..(row + 1) * width];
-        let mut at = 0;
-        for &(oz, oy, ox0, ox1) in &segs {
-            let out = &mut dst[at..at + ox1 - ox0];
-            at += ox1 - ox0;
-            let (iz, iy) = ((oz * sd) as isize + dz, (oy * sh) as isize + dy);
-            let (a, b) = (lo.max(ox0), hi.min(ox1));
-            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || a >= b {
-                out.fill(0.0);
-                continue;
+/// Output rows `r0..r1` (r = oz·oh + oy) of one kernel tap with offsets (dz, dy), in
+/// runs: `f(i0, i1, None)` for tile rows `i0..i1` (counted from `r0`) that read only
+/// padding, `f(i0, i1, Some(first))` for rows that read input rows `first`, `first + sh`,
+/// ... (row indices within the input plane).
+fn row_runs(
+    g: &ConvGeometry,
+    (r0, r1): (usize, usize),
+    (dz, dy): (isize, isize),
+    mut f: impl FnMut(usize, usize, Option<usize>),
+) {
+    let [id, ih, _] = g.input;
+    let [od, oh, _] = g.output;
+    let (ylo, yhi) = valid_range(ih, oh, g.stride[1], dy);
+    let (zlo, zhi) = valid_range(id, od, g.stride[0], dz);
+    let mut r = r0;
+    while r < r1 {
+        let (oz, oy0) = (r / oh, r % oh);
+        let oy1 = oh.min(oy0 + (r1 - r));
+        let tile_row = |oy: usize| r - r0 + (oy - oy0);
+        if oz < zlo || oz >= zhi {
+            f(tile_row(oy0), tile_row(oy1), None);
+        } else {
+            let a = ylo.clamp(oy0, oy1);
+            let b = yhi.clamp(a, oy1);
+            if a > oy0 {
+                f(tile_row(oy0), tile_row(a), None);
             }
-            let src = &xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-            // the fills are usually empty: skip the call
-            if a > ox0 {
-                out[..a - ox0].fill(0.0);
+            if b > a {
+                let iz = ((oz * g.stride[0]) as isize + dz) as usize;
+                let iy = ((a * g.stride[1]) as isize + dy) as usize;
+                f(tile_row(a), tile_row(b), Some(iz * ih + iy));
             }
-            if b < ox1 {
-                out[b - ox0..].fill(0.0);
-            }
-            let start = (a as isize * sw as isize + offx) as usize;
-            let out = &mut out[a - ox0..b - ox0];
-            if sw == 1 {
-                copy_short(out, &src[start..start + out.len()]);
-            } else {
-                for (v, &s) in out.iter_mut().zip(src[start..].iter().step_by(sw)) {
-                    *v = s;
-                }
+            if oy1 > b {
+                f(tile_row(b), tile_row(oy1), None);
             }
         }
+        r += oy1 - oy0;
+    }
+}
+
+/// Fills `cols` (`col_rows x (p1 - p0)`) with the patches of output positions `p0..p1`
+/// (whole output rows) of one group of one sample.
+pub fn im2col(g: &ConvGeometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
+    let [id, ih, iw] = g.input;
+    let ow = g.output[2];
+    let (sh, sw) = (g.stride[1], g.stride[2]);
+    debug_assert!(p0.is_multiple_of(ow) && p1.is_multiple_of(ow), "tiles are whole output rows");
+    let width = p1 - p0;
+    for_each_patch_row(g, |row, c, dz, dy, offx| {
+        let xc = &x[c * id * ih * iw..(c + 1) * id * ih * iw];
+        let dst = &mut cols[row * width..(row + 1) * width];
+        let (lo, hi) = valid_range(iw, ow, sw, offx);
+        let start = (lo as isize * sw as isize + offx).max(0) as usize;
+        row_runs(g, (p0 / ow, p1 / ow), (dz, dy), |i0, i1, first_row| {
+            let Some(first_row) = first_row else {
+                dst[i0 * ow..i1 * ow].fill(0.0);
+                return;
+            };
+            {
+                let mut src_at = first_row * iw + start;
+                for out in dst[i0 * ow..i1 * ow].chunks_exact_mut(ow) {
+                    if lo >= hi {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    // the fills are usually empty: skip the call
+                    if lo > 0 {
+                        out[..lo].fill(0.0);
+                    }
+                    if hi < ow {
+                        out[hi..].fill(0.0);
+                    }
+                    let out = &mut out[lo..hi];
+                    if sw == 1 {
+                        copy_short(out, &xc[src_at..src_at + out.len()]);
+                    } else {
+                        for (v, &s) in out.iter_mut().zip(xc[src_at..].iter().step_by(sw)) {
+                            *v = s;
+                        }
+                    }
+                    src_at += sh * iw;
+                }
+            }
+        });
     });
 }
 
-/// Adds the patches in `cols` (positions `p0..p1`) back onto their input positions: the
-/// adjoint of [`im2col`].
+/// Adds the patches in `cols` (positions `p0..p1`, whole output rows) back onto their
+/// input positions: the adjoint of [`im2col`].
 pub fn col2im(g: &ConvGeometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f32]) {
     let [id, ih, iw] = g.input;
-    let [sd, sh, sw] = g.stride;
     let ow = g.output[2];
+    let (sh, sw) = (g.stride[1], g.stride[2]);
+    debug_assert!(p0.is_multiple_of(ow) && p1.is_multiple_of(ow), "tiles are whole output rows");
     let width = p1 - p0;
-    let segs = segments(g, p0, p1);
     for_each_patch_row(g, |row, c, dz, dy, offx| {
-        let (lo, hi) = valid_range(iw, ow, sw, offx);
         let xc = &mut dx[c * id * ih * iw..(c + 1) * id * ih * iw];
         let src = &cols[row * width..(row + 1) * width];
-        let mut at = 0;
-        for &(oz, oy, ox0, ox1) in &segs {
-            let s = &src[at..at + ox1 - ox0];
-            at += ox1 - ox0;
-            let (iz, iy) = ((oz * sd) as isize + dz, (oy * sh) as isize + dy);
-            let (a, b) = (lo.max(ox0), hi.min(ox1));
-            if iz < 0 || iz >= id as isize || iy < 0 || iy >= ih as isize || a >= b {
-                continue;
-            }
-            let dst = &mut xc[(iz as usize * ih + iy as usize) * iw..][..iw];
-            let start = (a as isize * sw as isize + offx) as usize;
-            let s = &s[a - ox0..b - ox0];
-            if sw == 1 {
-                for (d, &v) in dst[start..start + s.len()].iter_mut().zip(s) {
-                    *d += v;
-                }
-            } else {
-                for (d, &v) in dst[start..].iter_mut().step_by(sw).zip(s) {
-                    *d += v;
-                }
-            }
+        let (lo, hi) = valid_range(iw, ow, sw, offx);
+        if lo >= hi {
+            return;
         }
+        let start = (lo as isize * sw as isize + offx) as usize;
+        row_runs(g, (p0 / ow, p1 / ow), (dz, dy), |i0, i1, first_row| {
+            let Some(first_row) = first_row else { return };
+            {
+                let mut dst_at = first_row * iw + start;
+                for s in src[i0 * ow..i1 * ow].chunks_exact(ow) {
+                    let s = &s[lo..hi];
+                    if sw == 1 {
+                        for (d, &v) in xc[dst_at..dst_at + s.len()].iter_mut().zip(s) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, &v) in xc[dst_at..].iter_mut().step_by(sw).zip(s) {
+                            *d += v;
+                        }
+                    }
+                    dst_at += sh * iw;
+                }
+            }
+        });
     });
 }
 
