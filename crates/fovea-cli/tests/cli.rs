@@ -110,6 +110,11 @@ fn predict_gives_top3_for_a_picture() {
     }
     let p: f64 = top.iter().map(|t| t["probability"].as_f64().unwrap()).sum();
     assert!(p <= 1.0 + 1e-6);
+
+    let garbage = dir.path().join("garbage.png");
+    std::fs::write(&garbage, b"\x89PNG not really").unwrap();
+    let err = fails(&["predict", "--checkpoint", &run, garbage.to_str().unwrap()]);
+    assert!(err.contains("garbage.png") && err.contains("decode"), "{err}");
 }
 
 #[test]

@@ -284,6 +284,26 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f3
     });
 }
 
+/// Scratch values [`patches`] needs for a tile of `width` positions.
+fn patches_len(g: &ConvGeometry, width: usize) -> usize {
+    if g.is_pointwise() {
+        0
+    } else {
+        g.col_rows() * width
+    }
+}
+
+/// The patch matrix (`col_rows x (p1 - p0)`) of positions `p0..p1` of one group `xg`:
+/// the input itself for a pointwise convolution, else built in `cols` by im2col.
+fn patches<'a>(g: &ConvGeometry, xg: &'a [f32], (p0, p1): (usize, usize), cols: &'a mut [f32]) -> MatRef<'a> {
+    if g.is_pointwise() {
+        MatRef::with_stride(&xg[p0..], g.col_rows(), p1 - p0, g.in_spatial())
+    } else {
+        im2col(g, xg, p0, p1, cols);
+        MatRef::new(cols, g.col_rows(), p1 - p0)
+    }
+}
+
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
@@ -297,16 +317,10 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     let y_ptr = SharedMut(y.as_mut_ptr());
     units.par_iter().for_each(|&(n, p0, p1)| {
         let width = p1 - p0;
-        let cols_len = if g.is_pointwise() { 0 } else { rows * width };
-        with_scratch(cols_len, |cols| {
+        with_scratch(patches_len(g, width), |cols| {
             for grp in 0..g.groups {
                 let xg = &x[(n * g.c_in + grp * cig) * isp..][..cig * isp];
-                let patches = if g.is_pointwise() {
-                    MatRef::with_stride(&xg[p0..], rows, width, isp)
-                } else {
-                    im2col(g, xg, p0, p1, cols);
-                    MatRef::new(cols, rows, width)
-                };
+                let patches = patches(g, xg, (p0, p1), cols);
                 let wg = MatRef::new(&w[grp * cog * rows..][..cog * rows], cog, rows);
                 // SAFETY: this unit alone writes columns p0..p1 of these rows of y.
                 unsafe {
@@ -374,16 +388,10 @@ pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
             let mut acc = vec![0.0f32; g.weight_len()];
             for &(n, p0, p1) in chunk {
                 let width = p1 - p0;
-                let cols_len = if g.is_pointwise() { 0 } else { rows * width };
-                with_scratch(cols_len, |cols| {
+                with_scratch(patches_len(g, width), |cols| {
                     for grp in 0..g.groups {
                         let xg = &x[(n * g.c_in + grp * cig) * isp..][..cig * isp];
-                        let patches = if g.is_pointwise() {
-                            MatRef::with_stride(&xg[p0..], rows, width, isp)
-                        } else {
-                            im2col(g, xg, p0, p1, cols);
-                            MatRef::new(cols, rows, width)
-                        };
+                        let patches = patches(g, xg, (p0, p1), cols);
                         let dy_tile = MatRef::with_stride(&dy[(n * g.c_out + grp * cog) * osp + p0..], cog, width, osp);
                         let dwg = &mut acc[grp * cog * rows..][..cog * rows];
                         matmul(dy_tile, patches.t(), dwg, true, threaded_gemm);

@@ -8,6 +8,14 @@ use crate::ops::{self, ConvOptions, PoolOptions};
 use crate::Rng;
 use std::cell::{Cell, RefCell};
 
+/// Visits `weight` and the optional `bias` under PyTorch's names.
+fn visit_weight_bias(prefix: &str, weight: &Var, bias: Option<&Var>, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+    f(&join_name(prefix, "weight"), weight, TensorKind::Param);
+    if let Some(b) = bias {
+        f(&join_name(prefix, "bias"), b, TensorKind::Param);
+    }
+}
+
 /// A 1-, 2- or 3-D convolution layer: weight `[out, in/groups, *kernel]`, optional bias `[out]`.
 pub struct Conv {
     pub weight: Var,
@@ -46,10 +54,7 @@ impl Module for Conv {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
-        f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
-        if let Some(b) = &self.bias {
-            f(&join_name(prefix, "bias"), b, TensorKind::Param);
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
     fn describe(&self) -> String {
         let s = self.weight.shape();
@@ -87,10 +92,7 @@ impl Module for Linear {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
-        f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
-        if let Some(b) = &self.bias {
-            f(&join_name(prefix, "bias"), b, TensorKind::Param);
-        }
+        visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
     fn describe(&self) -> String {
         let s = self.weight.shape();
