@@ -78,6 +78,40 @@ fn main() {
         println!("{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s", t * 1e6, 2.0 * (m * k * n) as f64 / t / 1e9);
         return;
     }
+    if args.iter().any(|a| a == "--ops") {
+        // per-op forward timings at LeNet-5's first layers (batch 64)
+        let x = Var::param(Tensor::randn(&[64, 6, 28, 28], 1.0, &mut rng));
+        let pool = fovea::ops::PoolOptions::new(2);
+        let relu = time(50, || {
+            ops::relu(&x);
+        });
+        let pooled = time(50, || {
+            ops::max_pool(&x, &pool).unwrap();
+        });
+        let y = ops::max_pool(&x, &pool).unwrap();
+        let pool_bwd = time(50, || {
+            y.backward_with(Tensor::ones(&y.shape())).unwrap();
+        });
+        let g = fovea::kernels::pool::PoolGeometry {
+            planes: 64 * 6,
+            input: [1, 28, 28],
+            kernel: [1, 2, 2],
+            stride: [1, 2, 2],
+            pad: [0, 0, 0],
+            output: [1, 14, 14],
+        };
+        let xv = x.tensor();
+        let (mut yk, mut ak) = (vec![0.0f32; 64 * 6 * 196], vec![0u32; 64 * 6 * 196]);
+        let kernel = time(50, || fovea::kernels::pool::max_pool_forward(&g, xv.data(), &mut yk, &mut ak));
+        println!(
+            "relu {:.1} us, max_pool {:.1} us (kernel alone {:.1} us), max_pool backward {:.1} us",
+            relu * 1e6,
+            pooled * 1e6,
+            kernel * 1e6,
+            pool_bwd * 1e6
+        );
+        return;
+    }
     if args.iter().any(|a| a == "--matmul") {
         println!("{}", matmul_2048(&mut rng));
         return;

@@ -84,18 +84,21 @@ fn max_pool_2x2(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) 
         for oy in 0..oh {
             let r0 = 2 * oy * iw;
             let (top, bottom) = (&xp[r0..r0 + iw], &xp[r0 + iw..r0 + 2 * iw]);
-            for ox in 0..ow {
+            let (yr, ar) = (&mut yp[oy * ow..(oy + 1) * ow], &mut ap[oy * ow..(oy + 1) * ow]);
+            for (ox, (yv, av)) in yr.iter_mut().zip(ar.iter_mut()).enumerate() {
+                // Pairs within each row first, then the two rows: strict comparisons in
+                // this order keep the first maximum in scan order, as PyTorch does, and the
+                // first NaN. Selects, not branches (activations compare unpredictably), and
+                // no dependency between outputs, so the loop vectorises.
                 let c = 2 * ox;
-                let mut best = top[c];
-                let mut at = r0 + c;
-                for (v, i) in [(top[c + 1], r0 + c + 1), (bottom[c], r0 + iw + c), (bottom[c + 1], r0 + iw + c + 1)] {
-                    if v.is_nan() || v > best {
-                        best = v;
-                        at = i;
-                    }
-                }
-                yp[oy * ow + ox] = best;
-                ap[oy * ow + ox] = at as u32;
+                let (t0, t1, b0, b1) = (top[c], top[c + 1], bottom[c], bottom[c + 1]);
+                let take_t = (t1 > t0) | (t1.is_nan() & !t0.is_nan());
+                let take_b = (b1 > b0) | (b1.is_nan() & !b0.is_nan());
+                let (vt, vb) = (if take_t { t1 } else { t0 }, if take_b { b1 } else { b0 });
+                let take_bottom = (vb > vt) | (vb.is_nan() & !vt.is_nan());
+                *yv = if take_bottom { vb } else { vt };
+                let col = c as u32 + if take_bottom { take_b as u32 } else { take_t as u32 };
+                *av = r0 as u32 + col + if take_bottom { iw as u32 } else { 0 };
             }
         }
     });
