@@ -6,9 +6,9 @@
 //! - weight grad:    dW += dY · colsᵀ
 //! - input grad:     dX = col2im(Wᵀ · dY)
 //!
-//! The patch matrix is built a tile of output positions at a time (about 512 KiB), so
+//! The patch matrix is built a tile of whole output rows at a time (about 512 KiB), so
 //! that im2col writes and the GEMM reads stay in cache and buffers stay bounded however
-//! large the convolution. A pointwise convolution (1x1, stride 1, no padding) uses the
+//! large the image (a tile is never less than one output row). A pointwise convolution (1x1, stride 1, no padding) uses the
 //! input itself. Work units are (sample, tile) pairs, so a single image still keeps every
 //! thread busy. Depthwise convolutions (`groups == c_in`) have their own direct kernel
 //! (`depthwise.rs`).
