@@ -96,11 +96,7 @@ pub fn run(a: ConvArgs) -> Result<()> {
     match &a.output {
         Some(out) => match ext(out).as_str() {
             "npy" => write_npy(out, &y)?,
-            "txt" => fovea::io::write_atomic(
-                out,
-                format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?)
-                    .as_bytes(),
-            )?,
+            "txt" => fovea::io::write_atomic(out, format_matrix(&y).as_bytes())?,
             "png" => {
                 if y.ndim() != 2 {
                     bail!("a PNG output needs a single 2-D result, got shape {:?}", y.shape());
@@ -109,10 +105,7 @@ pub fn run(a: ConvArgs) -> Result<()> {
             }
             other => bail!("unknown output format '.{other}' (use .txt, .npy or .png)"),
         },
-        None if !a.json => print!(
-            "{}",
-            format_matrix(&y.reshape(&[y.numel() / y.shape().last().unwrap(), *y.shape().last().unwrap()])?)
-        ),
+        None if !a.json => print!("{}", format_matrix(&y)),
         None => {}
     }
     if a.json {
