@@ -140,6 +140,10 @@ fn main() {
         );
     }
     out.insert("conv2d".into(), Value::Array(convs));
+    if args.iter().any(|a| a == "--conv-only") {
+        println!("{}", Value::Object(out));
+        return;
+    }
 
     out.insert("matmul_2048".into(), matmul_2048(&mut rng));
 

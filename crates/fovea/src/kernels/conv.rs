@@ -60,13 +60,16 @@ impl ConvGeometry {
     }
     /// Output positions per patch tile: whole output rows, about 128K patch values but at
     /// least 256 positions, so that the GEMMs stay wide enough to run at full speed. (One
-    /// output row is the smallest tile.)
+    /// output row is the smallest tile.) With fewer samples than threads, each sample is
+    /// cut into a multiple of the threads it has to keep busy, in equal tiles.
     fn tile(&self) -> usize {
         const TILE_VALUES: usize = 128 * 1024;
         let ow = self.output[2].max(1);
         let out_rows = (self.output[0] * self.output[1]).max(1);
-        let rows = (TILE_VALUES / (self.col_rows() * ow).max(1)).max(256usize.div_ceil(ow)).clamp(1, out_rows);
-        rows * ow
+        let budget = (TILE_VALUES / (self.col_rows() * ow).max(1)).max(256usize.div_ceil(ow)).clamp(1, out_rows);
+        let per_sample = num_threads().div_ceil(self.batch.max(1));
+        let tiles = out_rows.div_ceil(budget).div_ceil(per_sample) * per_sample;
+        out_rows.div_ceil(tiles).max(1) * ow
     }
     /// (sample, first position, end position) of every work unit.
     fn units(&self) -> Vec<(usize, usize, usize)> {
