@@ -113,6 +113,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
+        // never overwrite a run that is already there
+        if run_dir.join(train::CHECKPOINT_FILE).exists() {
+            bail!(
+                "{} already holds a run; continue it with --resume {0} or choose another --out",
+                run_dir.display()
+            );
+        }
         (run_dir, meta, model, opt)
     };
     if meta.epoch >= meta.epochs {
