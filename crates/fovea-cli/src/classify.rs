@@ -115,10 +115,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
         // never overwrite a run that is already there
         if run_dir.join(train::CHECKPOINT_FILE).exists() {
-            bail!(
-                "{} already holds a run; continue it with --resume {0} or choose another --out",
-                run_dir.display()
-            );
+            bail!("{} already holds a run; continue it with --resume {0} or choose another --out", run_dir.display());
         }
         (run_dir, meta, model, opt)
     };
