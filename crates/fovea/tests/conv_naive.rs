@@ -81,3 +81,67 @@ fn tiled_patches_equal_the_direct_loop() {
         assert!(err < 1e-3, "{g:?} differs by {err}");
     }
 }
+
+/// `Σ a·b` in f64, for adjoint checks.
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+#[test]
+fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
+    // Few-channel, stride-1 2-D and 1-D convolutions (LeNet's) take the direct kernel
+    // where the CPU has AVX2 + FMA. Gradients: for any dy, <conv(x, w), dy> equals
+    // <x, dx(dy)> and <w, dw(x, dy)>, which pins down both backward passes.
+    use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
+    use fovea::kernels::direct;
+    let mut rng = Rng::new(13);
+    let mut direct_cases = 0;
+    for trial in 0..120 {
+        let one_d = rng.below(4) == 0;
+        let k = [if one_d { 1 } else { 1 + rng.below(5) }, 1 + rng.below(5)];
+        let dilation = [1 + rng.below(2), 1 + rng.below(2)];
+        let mut g = ConvGeometry {
+            batch: 2 + rng.below(5),
+            c_in: 1 + rng.below(8),
+            c_out: 1 + rng.below(24),
+            groups: 1,
+            input: [1; 3],
+            kernel: [1, k[0], k[1]],
+            stride: [1; 3],
+            dilation: [1, dilation[0], dilation[1]],
+            pad: [0; 3],
+            output: [1; 3],
+        };
+        for d in if one_d { 2..3 } else { 1..3 } {
+            let extent = g.dilation[d] * (g.kernel[d] - 1) + 1;
+            g.pad[d] = rng.below(extent.min(4));
+            let after = rng.below(3);
+            g.input[d] = (1 + rng.below(20)).max(extent);
+            g.output[d] = (g.input[d] + g.pad[d] + after - extent) + 1;
+        }
+        direct_cases += usize::from(direct::applies(&g));
+        let x: Vec<f32> = (0..g.batch * g.c_in * g.in_spatial()).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
+        let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
+        let mut y = vec![0.0f32; g.batch * g.c_out * g.out_spatial()];
+        conv_forward(&g, &x, &w, Some(&b), &mut y);
+        let naive = conv_forward_naive(&g, &x, &w, Some(&b));
+        let err = y.iter().zip(&naive).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(err < 1e-4, "trial {trial}: {g:?} forward differs by {err}");
+
+        let dy: Vec<f32> = (0..y.len()).map(|_| rng.normal()).collect();
+        let (mut dx, mut dw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
+        conv_backward_input(&g, &w, &dy, &mut dx);
+        conv_backward_weight(&g, &x, &dy, &mut dw);
+        let no_bias = conv_forward_naive(&g, &x, &w, None);
+        let expected = dot(&no_bias, &dy);
+        let scale: f64 = no_bias.iter().zip(&dy).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+        let tol = 1e-5 * scale;
+        assert!((dot(&x, &dx) - expected).abs() < tol, "trial {trial}: {g:?} input gradient");
+        assert!((dot(&w, &dw) - expected).abs() < tol, "trial {trial}: {g:?} weight gradient");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        assert!(direct_cases > 60, "only {direct_cases} cases took the direct kernel");
+    }
+}

@@ -13,9 +13,9 @@
 //! thread busy. Depthwise convolutions (`groups == c_in`) have their own direct kernel
 //! (`depthwise.rs`).
 
-use super::depthwise;
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::num_threads;
+use super::{depthwise, direct};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -93,7 +93,7 @@ thread_local! {
 
 /// Runs `f` with a scratch buffer of `len` values. Falls back to a fresh buffer if this
 /// thread's is in use (rayon may run a nested task while a threaded GEMM waits).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
@@ -313,6 +313,9 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     if depthwise::is_depthwise(g) {
         return depthwise::forward(g, x, w, bias, y);
     }
+    if direct::applies(g) {
+        return direct::forward(g, x, w, bias, y);
+    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();
@@ -347,6 +350,9 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
     if depthwise::is_depthwise(g) {
         return depthwise::backward_input(g, w, dy, dx);
     }
+    if direct::applies(g) {
+        return direct::backward_input(g, w, dy, dx);
+    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());
     let threaded_gemm = g.batch < num_threads();
@@ -378,6 +384,9 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
 pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     if depthwise::is_depthwise(g) {
         return depthwise::backward_weight(g, x, dy, dw);
+    }
+    if direct::applies(g) {
+        return direct::backward_weight(g, x, dy, dw);
     }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());

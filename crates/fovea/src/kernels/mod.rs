@@ -4,8 +4,18 @@
 
 pub mod conv;
 pub mod depthwise;
+pub mod direct;
 pub mod gemm;
 pub mod pool;
+
+/// Sum in 8 independent f32 lanes (vectorises; more accurate than one running sum).
+pub(crate) fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    for (i, v) in values.enumerate() {
+        lanes[i % 8] += v;
+    }
+    lanes.iter().sum()
+}
 
 /// Number of worker threads used by the kernels (rayon's global pool).
 pub fn num_threads() -> usize {
@@ -16,7 +26,7 @@ pub fn num_threads() -> usize {
 /// all cores. Later calls have no effect (rayon's pool is global).
 pub fn init_threads(threads: Option<usize>) {
     let n = threads.or_else(|| std::env::var("FOVEA_THREADS").ok().and_then(|v| v.parse().ok())).filter(|&n| n > 0);
-    let mut builder = rayon::ThreadPoolBuilder::new();
+    let mut builder = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(n) = n {
         builder = builder.num_threads(n);
     }

@@ -58,7 +58,7 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut
                         for yy in y0..y1 {
                             let row = (z * ih + yy) * iw;
                             for (xx, &v) in xp[row + x0..row + x1].iter().enumerate() {
-                                // the first NaN wins and propagates, as in PyTorch
+                                // NaN propagates (the last one wins), as in PyTorch
                                 if v.is_nan() || v > best {
                                     best = v;
                                     best_at = row + x0 + xx;
@@ -83,25 +83,93 @@ fn max_pool_2x2(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) 
     y.par_chunks_mut(op).zip(argmax.par_chunks_mut(op)).zip(x.par_chunks(ip)).for_each(|((yp, ap), xp)| {
         for oy in 0..oh {
             let r0 = 2 * oy * iw;
-            let (top, bottom) = (&xp[r0..r0 + iw], &xp[r0 + iw..r0 + 2 * iw]);
+            let (top, bottom) = (&xp[r0..r0 + 2 * ow], &xp[r0 + iw..r0 + iw + 2 * ow]);
             let (yr, ar) = (&mut yp[oy * ow..(oy + 1) * ow], &mut ap[oy * ow..(oy + 1) * ow]);
-            for (ox, (yv, av)) in yr.iter_mut().zip(ar.iter_mut()).enumerate() {
-                // Pairs within each row first, then the two rows: strict comparisons in
-                // this order keep the first maximum in scan order, as PyTorch does, and the
-                // first NaN. Selects, not branches (activations compare unpredictably), and
-                // no dependency between outputs, so the loop vectorises.
+            // four outputs at a time with SSE2 (every x86-64 CPU has it), then the rest
+            #[cfg(target_arch = "x86_64")]
+            let blocks = {
+                let blocks = ow / 4 * 4;
+                // SAFETY: the rows hold 2·ow values and the outputs ow, so every block of
+                // four outputs reads 8 values of each row and writes 4 of each output.
+                unsafe {
+                    sse2::max_pool_2x2_row(top, bottom, &mut yr[..blocks], &mut ar[..blocks], r0 as u32, iw as u32)
+                };
+                blocks
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let blocks = 0;
+            for ox in blocks..ow {
                 let c = 2 * ox;
-                let (t0, t1, b0, b1) = (top[c], top[c + 1], bottom[c], bottom[c + 1]);
-                let take_t = (t1 > t0) | (t1.is_nan() & !t0.is_nan());
-                let take_b = (b1 > b0) | (b1.is_nan() & !b0.is_nan());
-                let (vt, vb) = (if take_t { t1 } else { t0 }, if take_b { b1 } else { b0 });
-                let take_bottom = (vb > vt) | (vb.is_nan() & !vt.is_nan());
-                *yv = if take_bottom { vb } else { vt };
-                let col = c as u32 + if take_bottom { take_b as u32 } else { take_t as u32 };
-                *av = r0 as u32 + col + if take_bottom { iw as u32 } else { 0 };
+                let (v, col) = max_of_window(top[c], top[c + 1], bottom[c], bottom[c + 1], iw as u32);
+                yr[ox] = v;
+                ar[ox] = r0 as u32 + c as u32 + col;
             }
         }
     });
+}
+
+/// Maximum of a 2x2 window (t0 t1 over b0 b1) and its offset from t0: 0, 1, `iw` or
+/// `iw + 1`. Pairs within each row first, then the two rows: strict comparisons in this
+/// order keep the first maximum in scan order and the last NaN, as PyTorch's loop does.
+/// Selects, not branches: activations compare unpredictably.
+#[inline(always)]
+fn max_of_window(t0: f32, t1: f32, b0: f32, b1: f32, iw: u32) -> (f32, u32) {
+    let (take_t, take_b) = (later_wins(t0, t1), later_wins(b0, b1));
+    let vt = if take_t { t1 } else { t0 };
+    let vb = if take_b { b1 } else { b0 };
+    let take_bottom = later_wins(vt, vb);
+    let v = if take_bottom { vb } else { vt };
+    let offset = if take_bottom { iw + take_b as u32 } else { take_t as u32 };
+    (v, offset)
+}
+
+/// Whether `later` replaces `earlier` as the running maximum: it is larger, or it is NaN
+/// (PyTorch's rule).
+#[inline(always)]
+fn later_wins(earlier: f32, later: f32) -> bool {
+    (later > earlier) | later.is_nan()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::*;
+
+    /// [`super::max_of_window`] on four windows at once: outputs `y[i]`, `argmax[i]` for
+    /// windows `2i, 2i + 1` of rows `top` and `bottom` (`y.len()` a multiple of 4), the
+    /// argmax counted from `first` (the index of `top[0]` in the plane).
+    pub unsafe fn max_pool_2x2_row(
+        top: &[f32],
+        bottom: &[f32],
+        y: &mut [f32],
+        argmax: &mut [u32],
+        first: u32,
+        iw: u32,
+    ) {
+        debug_assert!(y.len().is_multiple_of(4) && top.len() >= 2 * y.len() && bottom.len() >= 2 * y.len());
+        let later_wins = |e: __m128, l: __m128| _mm_or_ps(_mm_cmpgt_ps(l, e), _mm_cmpunord_ps(l, l));
+        let select = |m: __m128, a: __m128, b: __m128| _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b));
+        let bit = |m: __m128| _mm_srli_epi32::<31>(_mm_castps_si128(m));
+        let iw = _mm_set1_epi32(iw as i32);
+        for i in (0..y.len()).step_by(4) {
+            let (t, b) = (top.as_ptr().add(2 * i), bottom.as_ptr().add(2 * i));
+            let (ta, tb) = (_mm_loadu_ps(t), _mm_loadu_ps(t.add(4)));
+            let (ba, bb) = (_mm_loadu_ps(b), _mm_loadu_ps(b.add(4)));
+            // even and odd columns
+            let (t0, t1) = (_mm_shuffle_ps::<0x88>(ta, tb), _mm_shuffle_ps::<0xdd>(ta, tb));
+            let (b0, b1) = (_mm_shuffle_ps::<0x88>(ba, bb), _mm_shuffle_ps::<0xdd>(ba, bb));
+            let (take_t, take_b) = (later_wins(t0, t1), later_wins(b0, b1));
+            let (vt, vb) = (select(take_t, t1, t0), select(take_b, b1, b0));
+            let take_bottom = later_wins(vt, vb);
+            _mm_storeu_ps(y.as_mut_ptr().add(i), select(take_bottom, vb, vt));
+            let offset = _mm_castps_si128(select(
+                take_bottom,
+                _mm_castsi128_ps(_mm_add_epi32(iw, bit(take_b))),
+                _mm_castsi128_ps(bit(take_t)),
+            ));
+            let col = _mm_add_epi32(_mm_set1_epi32((first as usize + 2 * i) as i32), _mm_setr_epi32(0, 2, 4, 6));
+            _mm_storeu_si128(argmax.as_mut_ptr().add(i) as *mut __m128i, _mm_add_epi32(col, offset));
+        }
+    }
 }
 
 pub fn max_pool_backward(g: &PoolGeometry, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
@@ -248,5 +316,34 @@ mod tests {
             assert!(y[0].is_nan(), "{g:?}: {y:?}");
             assert_eq!(at[0], 5);
         }
+    }
+
+    #[test]
+    fn the_2x2_fast_path_equals_the_general_loop_with_ties_and_nans() {
+        // values from a small set, so windows hold ties and several NaNs
+        let mut rng = crate::Rng::new(5);
+        let choices = [0.0, 1.0, 2.0, -1.0, f32::NAN];
+        let (planes, h, w) = (3, 6, 21);
+        let x: Vec<f32> = (0..planes * h * w).map(|_| choices[rng.below(choices.len())]).collect();
+        let fast = PoolGeometry {
+            planes,
+            input: [1, h, w],
+            kernel: [1, 2, 2],
+            stride: [1, 2, 2],
+            pad: [0; 3],
+            output: [1, h / 2, w / 2],
+        };
+        // the same windows, as a 3-D pooling the fast path does not take
+        let general = PoolGeometry { input: [2, h, w], kernel: [1, 2, 2], output: [2, h / 2, w / 2], ..fast.clone() };
+        let x2: Vec<f32> = x.chunks(h * w).flat_map(|p| p.iter().chain(p).copied()).collect();
+        let n = planes * (h / 2) * (w / 2);
+        let (mut y, mut at, mut y2, mut at2) = (vec![0.0; n], vec![0u32; n], vec![0.0; 2 * n], vec![0u32; 2 * n]);
+        max_pool_forward(&fast, &x, &mut y, &mut at);
+        max_pool_forward(&general, &x2, &mut y2, &mut at2);
+        let first_copy = |v: &[u32]| v.chunks(n / planes).step_by(2).flatten().copied().collect::<Vec<_>>();
+        assert_eq!(at, first_copy(&at2));
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let y2_first: Vec<f32> = y2.chunks(n / planes).step_by(2).flatten().copied().collect();
+        assert_eq!(bits(&y), bits(&y2_first));
     }
 }

@@ -7,6 +7,7 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv_backward_input, conv_backward_weight, conv_forward, ConvGeometry};
+use crate::kernels::lane_sum;
 use crate::tensor::{fmt_shape, Tensor};
 
 /// How a convolution or pooling window is padded.
@@ -235,7 +236,7 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
                     let osp = geom.out_spatial();
                     let mut db = vec![0.0f64; geom.c_out];
                     for (i, plane) in g.data().chunks(osp).enumerate() {
-                        db[i % geom.c_out] += plane.iter().map(|&v| v as f64).sum::<f64>();
+                        db[i % geom.c_out] += lane_sum(plane.iter().copied()) as f64;
                     }
                     Tensor::new(&[geom.c_out], db.into_iter().map(|v| v as f32).collect()).expect("shape")
                 }));

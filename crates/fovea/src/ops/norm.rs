@@ -6,6 +6,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::kernels::lane_sum;
 use crate::tensor::{fmt_shape, Tensor};
 use rayon::prelude::*;
 
@@ -154,13 +155,4 @@ pub fn batch_norm(
             grads
         }),
     ))
-}
-
-/// Sum in 8 independent f32 lanes (vectorises; more accurate than one running sum).
-fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    for (i, v) in values.enumerate() {
-        lanes[i % 8] += v;
-    }
-    lanes.iter().sum()
 }

@@ -125,16 +125,18 @@ impl Optimizer {
                         let bc1 = 1.0 - beta1.powi(t);
                         let bc2_sqrt = (1.0 - beta2.powi(t)).sqrt();
                         let step_size = lr / bc1;
-                        for i in 0..n {
-                            if decoupled {
-                                w[i] *= 1.0 - lr * weight_decay;
-                            }
-                            let gi = if decoupled { g[i] } else { g[i] + weight_decay * w[i] };
+                        // AdamW shrinks the weights, Adam adds the decay to the gradient;
+                        // either way one branch-free loop, which vectorises
+                        let (shrink, grad_decay) =
+                            if decoupled { (1.0 - lr * weight_decay, 0.0) } else { (1.0, weight_decay) };
+                        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                            *w *= shrink;
+                            let g = g + grad_decay * *w;
                             // lerp form, as PyTorch computes it
-                            m[i] += (1.0 - beta1) * (gi - m[i]);
-                            v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
-                            let denom = v[i].sqrt() / bc2_sqrt + eps;
-                            w[i] -= step_size * m[i] / denom;
+                            *m += (1.0 - beta1) * (g - *m);
+                            *v = beta2 * *v + (1.0 - beta2) * g * g;
+                            let denom = v.sqrt() / bc2_sqrt + eps;
+                            *w -= step_size * *m / denom;
                         }
                     }
                 }
