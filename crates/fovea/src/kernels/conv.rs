@@ -350,9 +350,6 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
     if depthwise::is_depthwise(g) {
         return depthwise::backward_input(g, w, dy, dx);
     }
-    if direct::applies(g) {
-        return direct::backward_input(g, w, dy, dx);
-    }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());
     let threaded_gemm = g.batch < num_threads();

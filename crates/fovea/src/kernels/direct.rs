@@ -8,17 +8,16 @@
 //! into a zero-padded buffer so that the inner loop has no bounds logic: a tap reads
 //! `padded[base(position) + offset(tap)]`.
 //!
-//! The input gradient is the same forward kernel run on `dy` with the kernel flipped and
-//! its channel axes swapped; the weight gradient puts output channels on the lanes too
-//! and sums over positions. Only stride 1, one group and 1-D/2-D convolutions take this
-//! path (`applies`); everything else stays with im2col + GEMM.
+//! The weight gradient puts output channels on the lanes too and sums over positions.
+//! The input gradient stays with GEMM + col2im: as a direct correlation of the padded
+//! `dy` it would multiply mostly zeros (measured slower). Only stride 1, one group and
+//! 1-D/2-D convolutions take this path (`applies`); everything else uses im2col + GEMM.
 
 use super::conv::{with_scratch, ConvGeometry};
 use super::num_threads;
 use rayon::prelude::*;
 
-/// Largest `channels · kh · kw` and channel count this path takes (either direction:
-/// the input gradient swaps the channel axes): beyond these, im2col + GEMM's
+/// Largest `c_in · kh · kw` and `c_out` this path takes: beyond these, im2col + GEMM's
 /// cache blocking wins (measured with `fovea-bench --conv-only`).
 const MAX_TAPS: usize = 400;
 const MAX_COUT: usize = 32;
@@ -29,8 +28,8 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.stride == [1, 1, 1]
         && g.input[0] == 1
         && g.kernel[0] == 1
-        && g.c_in.max(g.c_out) * g.kernel[1] * g.kernel[2] <= MAX_TAPS
-        && g.c_in.max(g.c_out) <= MAX_COUT
+        && g.c_in * g.kernel[1] * g.kernel[2] <= MAX_TAPS
+        && g.c_out <= MAX_COUT
         && g.batch >= num_threads()
         && has_avx2_fma()
 }
@@ -46,8 +45,7 @@ fn has_avx2_fma() -> bool {
     }
 }
 
-/// A stride-1 2-D correlation of one sample, with signed padding (negative crops).
-#[derive(Clone, Copy)]
+/// A stride-1 2-D correlation of one sample.
 struct Plan {
     c_in: usize,
     c_out: usize,
@@ -55,11 +53,11 @@ struct Plan {
     output: [usize; 2],
     kernel: [usize; 2],
     dilation: [usize; 2],
-    pad: [isize; 2],
+    pad: [usize; 2],
 }
 
 impl Plan {
-    fn forward(g: &ConvGeometry) -> Plan {
+    fn new(g: &ConvGeometry) -> Plan {
         Plan {
             c_in: g.c_in,
             c_out: g.c_out,
@@ -67,16 +65,8 @@ impl Plan {
             output: [g.output[1], g.output[2]],
             kernel: [g.kernel[1], g.kernel[2]],
             dilation: [g.dilation[1], g.dilation[2]],
-            pad: [g.pad[1] as isize, g.pad[2] as isize],
+            pad: [g.pad[1], g.pad[2]],
         }
-    }
-
-    /// dx as a correlation of dy with the flipped, transposed kernel: input position i
-    /// receives output o = i + pad - k·d, i.e. padding (f-1)·d - pad.
-    fn backward_input(g: &ConvGeometry) -> Plan {
-        let f = Plan::forward(g);
-        let pad = |i: usize| ((f.kernel[i] - 1) * f.dilation[i]) as isize - f.pad[i];
-        Plan { c_in: g.c_out, c_out: g.c_in, input: f.output, output: f.input, pad: [pad(0), pad(1)], ..f }
     }
 
     fn taps(&self) -> usize {
@@ -100,18 +90,16 @@ impl Plan {
         for c in 0..self.c_in {
             for r in 0..hp {
                 let row = &mut dst[(c * hp + r) * wp..][..wp];
-                let src_r = r as isize - self.pad[0];
-                if src_r < 0 || src_r >= h as isize {
+                if r < self.pad[0] || r >= self.pad[0] + h {
                     row.fill(0.0);
                     continue;
                 }
-                let src = &x[(c * h + src_r as usize) * w..][..w];
-                // row[s] = src[s - pad], for the s where that exists
-                let lo = self.pad[1].clamp(0, wp as isize) as usize;
-                let hi = (self.pad[1] + w as isize).clamp(lo as isize, wp as isize) as usize;
-                let first = (lo as isize - self.pad[1]) as usize;
+                let src = &x[(c * h + r - self.pad[0]) * w..][..w];
+                // row[s] = src[s - pad] where that exists (the output may not reach the end)
+                let lo = self.pad[1].min(wp);
+                let hi = (self.pad[1] + w).min(wp);
                 row[..lo].fill(0.0);
-                row[lo..hi].copy_from_slice(&src[first..first + hi - lo]);
+                row[lo..hi].copy_from_slice(&src[..hi - lo]);
                 row[hi..].fill(0.0);
             }
         }
@@ -120,8 +108,7 @@ impl Plan {
     /// Offset of each output position's window in the padded input, then of each tap
     /// within the window.
     fn offsets(&self) -> (Vec<usize>, Vec<usize>) {
-        let [_, wp] = self.padded();
-        let hp = self.padded()[0];
+        let [hp, wp] = self.padded();
         let bases = (0..self.output[0]).flat_map(|oy| (0..self.output[1]).map(move |ox| oy * wp + ox)).collect();
         let mut taps = Vec::with_capacity(self.taps());
         for c in 0..self.c_in {
@@ -145,33 +132,23 @@ fn lanes_for(c_out: usize) -> usize {
 }
 
 /// Weights `w[o][c][ky][kx]` as blocks of `lanes` output channels: `[block][tap][lane]`,
-/// zero beyond `c_out`. With `transposed_flipped`, `w` is the forward weight of the
-/// other direction (`[c][o][ky][kx]`) read with its kernel flipped.
-fn pack_weights(p: &Plan, w: &[f32], transposed_flipped: bool, lanes: usize) -> Vec<f32> {
-    let [kh, kw] = p.kernel;
+/// zero beyond `c_out`.
+fn pack_weights(p: &Plan, w: &[f32], lanes: usize) -> Vec<f32> {
     let taps = p.taps();
-    let blocks = p.c_out.div_ceil(lanes);
-    let mut packed = vec![0.0f32; blocks * taps * lanes];
+    let mut packed = vec![0.0f32; p.c_out.div_ceil(lanes) * taps * lanes];
     for o in 0..p.c_out {
-        for c in 0..p.c_in {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let v = if transposed_flipped {
-                        w[((c * p.c_out + o) * kh + kh - 1 - ky) * kw + kw - 1 - kx]
-                    } else {
-                        w[((o * p.c_in + c) * kh + ky) * kw + kx]
-                    };
-                    let tap = (c * kh + ky) * kw + kx;
-                    packed[((o / lanes) * taps + tap) * lanes + o % lanes] = v;
-                }
-            }
+        for tap in 0..taps {
+            packed[((o / lanes) * taps + tap) * lanes + o % lanes] = w[o * taps + tap];
         }
     }
     packed
 }
 
-/// Runs the plan on every sample: `y[n] = correlate(x[n], packed) + bias`.
-fn run_forward(p: &Plan, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mut [f32], lanes: usize) {
+/// `y[n] = correlate(x[n], w) + bias` for every sample.
+pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let p = Plan::new(g);
+    let lanes = lanes_for(p.c_out);
+    let packed = pack_weights(&p, w, lanes);
     let (in_len, out_len) = (p.c_in * p.input[0] * p.input[1], p.c_out * p.positions());
     let (bases, taps) = p.offsets();
     let positions = p.positions();
@@ -207,23 +184,11 @@ fn run_forward(p: &Plan, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mu
     });
 }
 
-pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    let p = Plan::forward(g);
-    let lanes = lanes_for(p.c_out);
-    run_forward(&p, x, &pack_weights(&p, w, false, lanes), bias, y, lanes);
-}
-
-pub fn backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let p = Plan::backward_input(g);
-    let lanes = lanes_for(p.c_out);
-    run_forward(&p, dy, &pack_weights(&p, w, true, lanes), None, dx, lanes);
-}
-
 /// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][base(position) + tap]`.
 /// Samples are split into one chunk per thread whose partial sums are added in order,
 /// so the result depends on the thread count only, never on timing.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let p = Plan::forward(g);
+    let p = Plan::new(g);
     let lanes = lanes_for(p.c_out);
     let blocks = p.c_out.div_ceil(lanes);
     let (bases, mut taps) = p.offsets();
@@ -253,7 +218,7 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) 
                             }
                         }
                         let accb = &mut acc[b * taps.len() * lanes..][..taps.len() * lanes];
-                        // SAFETY: as in run_forward; accb holds every (padded) tap.
+                        // SAFETY: as in forward; accb holds every (padded) tap.
                         unsafe {
                             if lanes == 8 {
                                 avx::weight_grad::<1, 8>(xp, &bases, &taps, dyt, accb);

@@ -8,6 +8,23 @@ pub mod direct;
 pub mod gemm;
 pub mod pool;
 
+use rayon::prelude::*;
+
+/// Values per parallel chunk of an elementwise op: below this, waking a thread costs
+/// more than it saves.
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
+
+/// A new buffer of `len` values, `f(range, out)` filling each chunk `out` of it (`range`
+/// is where the chunk lies), on all threads when there are many values.
+pub(crate) fn par_elementwise(len: usize, f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0.0f32; len];
+    out.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, chunk)| {
+        let start = i * ELEMENTWISE_CHUNK;
+        f(start..start + chunk.len(), chunk)
+    });
+    out
+}
+
 /// Sum in 8 independent f32 lanes (vectorises; more accurate than one running sum).
 pub(crate) fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
     let mut lanes = [0.0f32; 8];

@@ -2,6 +2,7 @@
 
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::kernels::par_elementwise;
 use crate::tensor::Tensor;
 
 fn binary(
@@ -65,7 +66,7 @@ pub fn div(a: &Var, b: &Var) -> Result<Var> {
 }
 
 /// `f` elementwise, with derivative `df(x, y)` from input and output.
-pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f32 + 'static) -> Var {
+pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, df: impl Fn(f32, f32) -> f32 + Sync + 'static) -> Var {
     let tx = x.tensor();
     let out = tx.map(f);
     let ty = out.clone();
@@ -73,8 +74,10 @@ pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32, df: impl Fn(f32, f32) -> f3
         out,
         &[x],
         Box::new(move |g, _| {
-            let d: Vec<f32> =
-                g.data().iter().zip(tx.data()).zip(ty.data()).map(|((&g, &x), &y)| g * df(x, y)).collect();
+            let d = par_elementwise(g.numel(), |r, out| {
+                let inputs = g.data()[r.clone()].iter().zip(&tx.data()[r.clone()]).zip(&ty.data()[r]);
+                out.iter_mut().zip(inputs).for_each(|(o, ((&g, &x), &y))| *o = g * df(x, y))
+            });
             vec![Some(Tensor::new(g.shape(), d).expect("same shape"))]
         }),
     )

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::{conv_backward_input, conv_backward_weight, conv_forward, ConvGeometry};
 use crate::kernels::lane_sum;
 use crate::tensor::{fmt_shape, Tensor};
+use rayon::prelude::*;
 
 /// How a convolution or pooling window is padded.
 #[derive(Clone, Debug, PartialEq)]
@@ -233,12 +234,15 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
             let mut grads = vec![gx, gw];
             if needs.len() > 2 {
                 grads.push(needs[2].then(|| {
-                    let osp = geom.out_spatial();
-                    let mut db = vec![0.0f64; geom.c_out];
-                    for (i, plane) in g.data().chunks(osp).enumerate() {
-                        db[i % geom.c_out] += lane_sum(plane.iter().copied()) as f64;
-                    }
-                    Tensor::new(&[geom.c_out], db.into_iter().map(|v| v as f32).collect()).expect("shape")
+                    let (osp, c_out) = (geom.out_spatial(), geom.c_out);
+                    let db = (0..c_out)
+                        .into_par_iter()
+                        .map(|o| {
+                            let planes = (0..geom.batch).map(|n| &g.data()[(n * c_out + o) * osp..][..osp]);
+                            planes.map(|p| lane_sum(p.iter().copied()) as f64).sum::<f64>() as f32
+                        })
+                        .collect();
+                    Tensor::new(&[c_out], db).expect("shape")
                 }));
             }
             grads

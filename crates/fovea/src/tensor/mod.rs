@@ -115,8 +115,11 @@ impl Tensor {
     }
 
     /// Applies `f` to every element.
-    pub fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
-        Tensor::from_parts(self.shape.clone(), self.data.iter().map(|&v| f(v)).collect())
+    pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+        let data = crate::kernels::par_elementwise(self.numel(), |range, out| {
+            out.iter_mut().zip(&self.data[range]).for_each(|(o, &v)| *o = f(v))
+        });
+        Tensor::from_parts(self.shape.clone(), data)
     }
 
     /// Elementwise combination of two tensors of the same shape.
