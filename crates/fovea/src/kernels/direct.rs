@@ -173,10 +173,17 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: 
                         avx::forward_tile::<2, 4>(xp, &bases, &taps, wb, &bias_lanes, tile);
                     }
                 }
-                for l in 0..lanes.min(p.c_out - b * lanes) {
-                    let dst = &mut yn[(b * lanes + l) * positions..][..positions];
-                    for (i, v) in dst.iter_mut().enumerate() {
-                        *v = tile[i * lanes + l];
+                // tile[position][lane] -> y[channel][position], 8 x 8 at a time
+                let channels = lanes.min(p.c_out - b * lanes);
+                for l0 in (0..channels).step_by(8) {
+                    for i0 in (0..positions).step_by(8) {
+                        let mut block = [[0.0f32; 8]; 8];
+                        // SAFETY: AVX2 checked; the tile holds positions rounded up to 8.
+                        unsafe { avx::transpose_8x8(&tile[i0 * lanes + l0..], lanes, &mut block) };
+                        for (l, row) in block.iter().enumerate().take(channels - l0) {
+                            let n = (positions - i0).min(8);
+                            yn[(b * lanes + l0 + l) * positions + i0..][..n].copy_from_slice(&row[..n]);
+                        }
                     }
                 }
             }
@@ -295,6 +302,43 @@ mod avx {
         }
     }
 
+    /// `dst[l][i] = src[i·stride + l]` for an 8 x 8 block.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
+        debug_assert!(src.len() >= 7 * stride + 8);
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(i * stride)));
+        // pairs of rows interleaved, then quads, then the two 128-bit halves
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (row, v) in dst.iter_mut().zip(out) {
+            _mm256_storeu_ps(row.as_mut_ptr(), v);
+        }
+    }
+
     /// `acc[tap][lane] += Σ_position xp[base + tap] · dyt[position][lane]`, `T` taps at a
     /// time (`taps.len()` is a multiple of `T`).
     #[target_feature(enable = "avx2,fma")]
@@ -346,6 +390,9 @@ mod avx {
         _: &[f32; 16],
         _: &mut [f32],
     ) {
+        unreachable!("direct convolution needs x86-64")
+    }
+    pub unsafe fn transpose_8x8(_: &[f32], _: usize, _: &mut [[f32; 8]; 8]) {
         unreachable!("direct convolution needs x86-64")
     }
     pub unsafe fn weight_grad<const V: usize, const T: usize>(

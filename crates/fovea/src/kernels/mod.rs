@@ -14,14 +14,20 @@ use rayon::prelude::*;
 /// more than it saves.
 const ELEMENTWISE_CHUNK: usize = 1 << 15;
 
-/// A new buffer of `len` values, `f(range, out)` filling each chunk `out` of it (`range`
-/// is where the chunk lies), on all threads when there are many values.
-pub(crate) fn par_elementwise(len: usize, f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
-    let mut out = vec![0.0f32; len];
-    out.par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, chunk)| {
+/// A new buffer of `len` values, `f(range, out)` writing every value of each chunk `out`
+/// of it (`range` is where the chunk lies), on all threads when there are many values.
+/// The buffer is not zeroed first: `f` must write the whole chunk.
+pub(crate) fn par_elementwise(
+    len: usize,
+    f: impl Fn(std::ops::Range<usize>, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, chunk)| {
         let start = i * ELEMENTWISE_CHUNK;
         f(start..start + chunk.len(), chunk)
     });
+    // SAFETY: the chunks cover 0..len and `f` wrote each of their values.
+    unsafe { out.set_len(len) };
     out
 }
 

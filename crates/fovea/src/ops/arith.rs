@@ -76,7 +76,9 @@ pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, df: impl Fn(f32, f32
         Box::new(move |g, _| {
             let d = par_elementwise(g.numel(), |r, out| {
                 let inputs = g.data()[r.clone()].iter().zip(&tx.data()[r.clone()]).zip(&ty.data()[r]);
-                out.iter_mut().zip(inputs).for_each(|(o, ((&g, &x), &y))| *o = g * df(x, y))
+                out.iter_mut().zip(inputs).for_each(|(o, ((&g, &x), &y))| {
+                    o.write(g * df(x, y));
+                })
             });
             vec![Some(Tensor::new(g.shape(), d).expect("same shape"))]
         }),

@@ -117,7 +117,9 @@ impl Tensor {
     /// Applies `f` to every element.
     pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
         let data = crate::kernels::par_elementwise(self.numel(), |range, out| {
-            out.iter_mut().zip(&self.data[range]).for_each(|(o, &v)| *o = f(v))
+            out.iter_mut().zip(&self.data[range]).for_each(|(o, &v)| {
+                o.write(f(v));
+            })
         });
         Tensor::from_parts(self.shape.clone(), data)
     }
