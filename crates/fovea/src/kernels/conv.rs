@@ -416,6 +416,19 @@ pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
     }
 }
 
+/// `db = dL/db`: per output channel, the sum of `dy` over samples and positions (in f64
+/// across planes). Channels run in parallel.
+pub fn conv_backward_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
+    let osp = g.out_spatial();
+    (0..g.c_out)
+        .into_par_iter()
+        .map(|o| {
+            let planes = (0..g.batch).map(|n| &dy[(n * g.c_out + o) * osp..][..osp]);
+            planes.map(|p| super::lane_sum(p.iter().copied()) as f64).sum::<f64>() as f32
+        })
+        .collect()
+}
+
 /// Direct (loop) convolution: the slow, obviously-correct reference the fast path is
 /// tested against.
 pub fn conv_forward_naive(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {

@@ -6,10 +6,8 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::kernels::conv::{conv_backward_input, conv_backward_weight, conv_forward, ConvGeometry};
-use crate::kernels::lane_sum;
+use crate::kernels::conv::{conv_backward_bias, conv_backward_input, conv_backward_weight, conv_forward, ConvGeometry};
 use crate::tensor::{fmt_shape, Tensor};
-use rayon::prelude::*;
 
 /// How a convolution or pooling window is padded.
 #[derive(Clone, Debug, PartialEq)]
@@ -234,15 +232,8 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
             let mut grads = vec![gx, gw];
             if needs.len() > 2 {
                 grads.push(needs[2].then(|| {
-                    let (osp, c_out) = (geom.out_spatial(), geom.c_out);
-                    let db = (0..c_out)
-                        .into_par_iter()
-                        .map(|o| {
-                            let planes = (0..geom.batch).map(|n| &g.data()[(n * c_out + o) * osp..][..osp]);
-                            planes.map(|p| lane_sum(p.iter().copied()) as f64).sum::<f64>() as f32
-                        })
-                        .collect();
-                    Tensor::new(&[c_out], db).expect("shape")
+                    let db = conv_backward_bias(&geom, g.data());
+                    Tensor::new(&[geom.c_out], db).expect("shape")
                 }));
             }
             grads
