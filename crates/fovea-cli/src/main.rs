@@ -2,6 +2,7 @@
 
 mod classify;
 mod conv;
+mod summary;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ enum Command {
     Predict(classify::PredictArgs),
     /// Convolve an image, matrix or array with a filter (the edge-detection playground)
     Conv(conv::ConvArgs),
+    /// Layers of a model: output shapes, activation sizes, parameters, multiply-adds
+    Summary(summary::SummaryArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => classify::eval(a),
         Command::Predict(a) => classify::predict(a),
         Command::Conv(a) => conv::run(a),
+        Command::Summary(a) => summary::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

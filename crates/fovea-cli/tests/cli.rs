@@ -187,3 +187,24 @@ fn missing_or_corrupt_data_gets_a_clear_error() {
     let err = fails(&["train", "--model", "resnet9000"]);
     assert!(err.contains("lenet5"), "{err}");
 }
+
+#[test]
+fn summary_prints_the_lenet5_table_and_the_dense_comparison() {
+    let table = ok(&["summary", "lenet5"]);
+    assert!(table.contains("conv1    Conv2d   6x28x28         4,704         156"), "{table}");
+    assert!(table.contains("total: 61,706 parameters"), "{table}");
+    let v: Value = serde_json::from_str(&ok(&["summary", "lenet5", "--json"])).unwrap();
+    assert_eq!(v["total_params"], 61_706);
+    assert_eq!(v["input"], serde_json::json!([1, 28, 28]));
+    let fc3 = v["layers"].as_array().unwrap().iter().find(|l| l["name"] == "fc3").unwrap();
+    assert_eq!((fc3["params"].as_u64(), fc3["macs"].as_u64()), (Some(48_120), Some(48_000)));
+
+    let dense: Value = serde_json::from_str(&ok(&["summary", "--compare-dense", "39x39x3:10:3", "--json"])).unwrap();
+    assert_eq!(dense["conv_params"], 280);
+    assert_eq!(dense["output"], serde_json::json!([37, 37, 10]));
+    assert!(ok(&["summary", "--compare-dense", "39x39x3:10:3"]).contains("about 62 million"));
+
+    assert!(fails(&["summary", "vgg99"]).contains("known: lenet5"));
+    assert!(fails(&["summary", "lenet5", "--input", "3x28x28"]).contains("3 channels"));
+    assert!(fails(&["summary", "--compare-dense", "39x39:10:3"]).contains("HxWxC"));
+}

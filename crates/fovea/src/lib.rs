@@ -9,7 +9,8 @@
 //! - [`ops`]: differentiable operations, forward and backward side by side;
 //! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names);
 //! - [`optim`]: SGD, Adam, AdamW;
-//! - [`io`]: safetensors checkpoints and `.npy` arrays.
+//! - [`io`]: safetensors checkpoints and `.npy` arrays;
+//! - [`summary`]: per-layer shapes, parameters and multiply-adds.
 
 pub mod autograd;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod summary;
 pub mod tensor;
 
 pub use autograd::{no_grad, Var};

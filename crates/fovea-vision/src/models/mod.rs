@@ -73,4 +73,27 @@ mod tests {
         let m = lenet5(10, &mut Rng::new(0)).unwrap();
         assert_eq!(parameter_count(&m), 61_706);
     }
+
+    #[test]
+    fn lenet5_summary_is_the_notes_table() {
+        // the notes' rows: shape (H, W, C), activation size, parameters
+        let notes = [
+            ("conv1", (28, 28, 6), 4704, 156),
+            ("pool1", (14, 14, 6), 1176, 0),
+            ("conv2", (10, 10, 16), 1600, 2416),
+            ("pool2", (5, 5, 16), 400, 0),
+            ("fc3", (120, 1, 1), 120, 48120),
+            ("fc4", (84, 1, 1), 84, 10164),
+            ("fc5", (10, 1, 1), 10, 850),
+        ];
+        let s = fovea::summary::summarize(&lenet5(10, &mut Rng::new(0)).unwrap(), &[1, 28, 28]).unwrap();
+        for (name, (h, w, c), size, params) in notes {
+            let row = s.layers.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no row {name}"));
+            // fovea's shapes are channels first, and a dense layer's output is a vector
+            let shape = if name.starts_with("fc") { vec![h] } else { vec![c, h, w] };
+            assert_eq!((&row.output_shape, row.activation_size, row.params), (&shape, size, params), "{name}");
+        }
+        assert_eq!(s.total_params, 61_706);
+        assert_eq!(s.layers.iter().map(|l| l.params).sum::<usize>(), 61_706);
+    }
 }

@@ -56,6 +56,11 @@ impl Module for Conv {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
     }
+    fn macs(&self, _input: &[usize], output: &[usize]) -> usize {
+        // each output value: one multiply-add per weight of its filter
+        let w = self.weight.shape();
+        output.iter().product::<usize>() * w[1..].iter().product::<usize>()
+    }
     fn describe(&self) -> String {
         let s = self.weight.shape();
         format!(
@@ -93,6 +98,9 @@ impl Module for Linear {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
+    }
+    fn macs(&self, _input: &[usize], output: &[usize]) -> usize {
+        output.iter().product::<usize>() * self.weight.shape()[1]
     }
     fn describe(&self) -> String {
         let s = self.weight.shape();

@@ -11,6 +11,7 @@ pub use norm::BatchNorm;
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::summary::LayerSummary;
 use crate::tensor::{fmt_shape, Tensor};
 use std::collections::BTreeMap;
 
@@ -36,6 +37,22 @@ pub trait Module {
 
     /// A one-line description, e.g. `Conv2d(1, 6, kernel=[5, 5], padding=Same)`.
     fn describe(&self) -> String;
+
+    /// Multiply-adds of one forward pass from `input` to `output` (shapes with the batch
+    /// axis). Layers without weights count 0.
+    fn macs(&self, _input: &[usize], _output: &[usize]) -> usize {
+        0
+    }
+
+    /// `forward`, appending one summary row per layer to `rows`; containers recurse so
+    /// that each leaf gets its own row, named by its path from `name`.
+    fn forward_summary(&self, name: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        let y = self.forward(x)?;
+        let mut params = 0;
+        self.visit("", &mut |_, v, kind| params += if kind == TensorKind::Param { v.value().numel() } else { 0 });
+        rows.push(LayerSummary::new(name, &self.describe(), &y.shape(), params, self.macs(&x.shape(), &y.shape())));
+        Ok(y)
+    }
 }
 
 /// Joins a prefix and a name with a dot (`""` + `weight` = `weight`).
@@ -172,5 +189,12 @@ impl Module for Sequential {
     }
     fn describe(&self) -> String {
         format!("Sequential({} layers)", self.layers.len())
+    }
+    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        let mut h = x.clone();
+        for (name, layer) in &self.layers {
+            h = layer.forward_summary(&join_name(prefix, name), &h, rows)?;
+        }
+        Ok(h)
     }
 }

@@ -1,0 +1,177 @@
+//! Per-layer summaries: output shape, activation size, parameters and multiply-adds, as
+//! in the notes' LeNet-5 table and bottleneck cost example.
+//!
+//! Shapes are per sample in fovea's (PyTorch's) order, channels first: the notes'
+//! (28, 28, 6) is `6x28x28` here. Multiply-adds count convolutions and fully connected
+//! layers (what dominates, and what the notes count); pooling and activations count 0.
+
+use crate::autograd::{no_grad, Var};
+use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::tensor::Tensor;
+
+/// One row of a summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerSummary {
+    /// Dotted path, as in parameter names (`conv1`, `layer1.0.conv2`, `inception3a`).
+    pub name: String,
+    /// Layer type, e.g. `Conv2d`, `Linear`, `MaxPool`, `Inception`.
+    pub kind: String,
+    /// Output shape of one sample.
+    pub output_shape: Vec<usize>,
+    /// Values in the output of one sample.
+    pub activation_size: usize,
+    pub params: usize,
+    /// Multiply-adds for one sample.
+    pub macs: usize,
+    /// A container's own row (an inception block) whose costs repeat its children's
+    /// rows; totals skip it.
+    pub group: bool,
+}
+
+impl LayerSummary {
+    /// The row for a layer described as `description` (`Conv2d(...)`: the kind is what
+    /// precedes the parenthesis) with `output` (batch axis first) and its costs for the
+    /// whole batch.
+    pub fn new(name: &str, description: &str, output: &[usize], params: usize, macs: usize) -> LayerSummary {
+        let batch = output.first().copied().unwrap_or(1).max(1);
+        LayerSummary {
+            name: name.to_string(),
+            kind: description.split('(').next().unwrap_or_default().to_string(),
+            output_shape: output.get(1..).unwrap_or_default().to_vec(),
+            activation_size: output.get(1..).unwrap_or_default().iter().product(),
+            params,
+            macs: macs / batch,
+            group: false,
+        }
+    }
+}
+
+/// A model's rows and totals for one input shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Input shape of one sample.
+    pub input: Vec<usize>,
+    pub layers: Vec<LayerSummary>,
+    pub total_params: usize,
+    pub total_macs: usize,
+}
+
+/// Runs one zero sample of shape `input` (no batch axis) through `model` in evaluation
+/// mode, without gradients, and collects a row per layer. Leaves the model in evaluation
+/// mode.
+pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
+    if input.is_empty() || input.contains(&0) {
+        return Err(Error::Invalid(format!("summary input shape {input:?} must be non-empty with no zero size")));
+    }
+    let mut shape = vec![1];
+    shape.extend(input);
+    crate::tensor::checked_numel("summary", &shape)?;
+    model.set_training(false);
+    let mut layers = Vec::new();
+    no_grad(|| model.forward_summary("", &Var::constant(Tensor::zeros(&shape)), &mut layers))?;
+    let total_params = crate::nn::parameter_count(model);
+    let total_macs = layers.iter().filter(|l| !l.group).map(|l| l.macs).sum();
+    Ok(Summary { input: input.to_vec(), layers, total_params, total_macs })
+}
+
+/// `1x28x28`-style text for a shape.
+pub fn fmt_dims(shape: &[usize]) -> String {
+    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+}
+
+/// `61706` as `61,706`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Summary {
+    /// The table as text: one row per layer, then the totals.
+    pub fn table(&self) -> String {
+        let header = ["layer", "kind", "output", "activations", "parameters", "multiply-adds"];
+        let mut rows: Vec<[String; 6]> = vec![[
+            "input".into(),
+            String::new(),
+            fmt_dims(&self.input),
+            thousands(self.input.iter().product()),
+            "0".into(),
+            "0".into(),
+        ]];
+        for l in &self.layers {
+            rows.push([
+                l.name.clone(),
+                l.kind.clone(),
+                fmt_dims(&l.output_shape),
+                thousands(l.activation_size),
+                thousands(l.params),
+                thousands(l.macs),
+            ]);
+        }
+        let mut widths = header.map(str::len);
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: [&str; 6]| {
+            let mut s = format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}",
+                cells[0],
+                cells[1],
+                cells[2],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            );
+            for (c, w) in cells[3..].iter().zip(&widths[3..]) {
+                s.push_str(&format!("  {c:>w$}"));
+            }
+            s.trim_end().to_string() + "\n"
+        };
+        let mut out = line(header);
+        for r in &rows {
+            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        }
+        out.push_str(&format!(
+            "total: {} parameters, {} multiply-adds per sample\n",
+            thousands(self.total_params),
+            thousands(self.total_macs)
+        ));
+        out
+    }
+}
+
+/// The notes' "why convolutions" comparison: parameters of a conv layer with `filters`
+/// filters of size `f` (stride 1, no padding) on an `h x w x c` input, against a fully
+/// connected layer between the same input and output sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseComparison {
+    /// Output of the convolution, channels first.
+    pub output: [usize; 3],
+    /// `(f·f·c + 1)·filters`.
+    pub conv_params: usize,
+    /// `input size · output size` (the notes' count, without biases).
+    pub dense_weights: usize,
+}
+
+pub fn compare_dense(h: usize, w: usize, c: usize, filters: usize, f: usize) -> Result<DenseComparison> {
+    if f == 0 || f > h || f > w || c == 0 || filters == 0 {
+        return Err(Error::Invalid(format!(
+            "a {f}x{f} filter does not fit a {h}x{w}x{c} input with {filters} filters"
+        )));
+    }
+    let output = [filters, h - f + 1, w - f + 1];
+    let out_size: usize = output.iter().product();
+    let dense_weights = (h * w * c)
+        .checked_mul(out_size)
+        .ok_or_else(|| Error::Invalid(format!("a dense layer for {h}x{w}x{c} is too large to count")))?;
+    Ok(DenseComparison { output, conv_params: (f * f * c + 1) * filters, dense_weights })
+}
