@@ -7,7 +7,8 @@ use crate::tensor::{resolve_dim, Tensor};
 use crate::Rng;
 
 pub fn relu(x: &Var) -> Var {
-    unary(x, |v| v.max(0.0), |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+    // `v.max(0.0)` would turn NaN into 0; PyTorch's ReLU keeps NaN (so a diverged run shows)
+    unary(x, |v| if v < 0.0 { 0.0 } else { v }, |x, _| if x > 0.0 { 1.0 } else { 0.0 })
 }
 
 pub fn leaky_relu(x: &Var, slope: f32) -> Var {
