@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 /// Largest `c_in · kh · kw` and `c_out` this path takes. LeNet's layers (25 and 150
 /// taps, 6 and 16 channels) run faster here; the 3x3 layer with 64 channels (576 taps)
-/// stays with im2col + GEMM, whose cache blocking suits it. The bounds in between are
+/// stays with im2col + GEMM (not measured on this path). The bounds in between are
 /// not tuned yet.
 const MAX_TAPS: usize = 400;
 const MAX_COUT: usize = 32;
