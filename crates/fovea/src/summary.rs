@@ -24,9 +24,6 @@ pub struct LayerSummary {
     pub params: usize,
     /// Multiply-adds for one sample.
     pub macs: usize,
-    /// A container's own row (an inception block) whose costs repeat its children's
-    /// rows; totals skip it.
-    pub group: bool,
 }
 
 impl LayerSummary {
@@ -42,7 +39,6 @@ impl LayerSummary {
             activation_size: output.get(1..).unwrap_or_default().iter().product(),
             params,
             macs: macs / batch,
-            group: false,
         }
     }
 }
@@ -71,7 +67,7 @@ pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     let mut layers = Vec::new();
     no_grad(|| model.forward_summary("", &Var::constant(Tensor::zeros(&shape)), &mut layers))?;
     let total_params = crate::nn::parameter_count(model);
-    let total_macs = layers.iter().filter(|l| !l.group).map(|l| l.macs).sum();
+    let total_macs = layers.iter().map(|l| l.macs).sum();
     Ok(Summary { input: input.to_vec(), layers, total_params, total_macs })
 }
 
