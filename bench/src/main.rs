@@ -51,7 +51,7 @@ fn main() {
         // Only N training steps of a model on synthetic data: a target for profilers.
         let (name, steps): (&str, usize) = (&args[i + 1], args[i + 2].parse().unwrap());
         let model = fovea_vision::models::build(name, 10, &mut Rng::new(0)).unwrap();
-        let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
+        let mut opt = train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
         let x = Tensor::rand_uniform(&[64, 1, 28, 28], 0.0, 1.0, &mut Rng::new(1));
         let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
         for _ in 0..steps {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use fovea::nn::{parameter_count, Module};
+use fovea::nn::parameter_count;
 use fovea::{Rng, Var};
 use fovea_vision::data::{FashionMnist, Split, CLASS_NAMES};
 use fovea_vision::train::{self, RunMeta};
@@ -81,7 +81,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         if let Some(lr) = a.lr {
             meta.lr = lr;
         }
-        let mut opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
+        let mut opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
         (resume.clone(), meta, model, opt)
     } else {
@@ -110,7 +110,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             history: vec![],
         };
         let model = fovea_vision::models::build(&a.model, 10, &mut Rng::derive(a.seed, u64::MAX))?;
-        let opt = train::make_optimizer(&model, meta.optimizer_config()?)?;
+        let opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
         // never overwrite a run that is already there
@@ -126,7 +126,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         eprintln!(
             "training {} ({} parameters) on {} images, testing on {}, {} threads; run folder {}",
             meta.model,
-            parameter_count(&model),
+            parameter_count(model.as_ref()),
             train_set.len(),
             test_set.len(),
             fovea::kernels::num_threads(),
@@ -145,16 +145,17 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
         bar.set_prefix(format!("{epoch}/{}", meta.epochs));
         let start = Instant::now();
-        let progress = train::train_epoch(&model, &mut optimizer, &train_set, meta.batch_size, &mut rng, &mut |p| {
-            bar.set_position(p.seen as u64);
-            bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
-        });
+        let progress =
+            train::train_epoch(model.as_ref(), &mut optimizer, &train_set, meta.batch_size, &mut rng, &mut |p| {
+                bar.set_position(p.seen as u64);
+                bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
+            });
         bar.finish_and_clear();
         let progress = progress.with_context(|| {
             format!("training stopped in epoch {epoch}; the last good checkpoint in {} is unchanged", run_dir.display())
         })?;
         let train_seconds = start.elapsed().as_secs_f32();
-        let (test, _) = train::evaluate(&model, &test_set, 1000)?;
+        let (test, _) = train::evaluate(model.as_ref(), &test_set, 1000)?;
         let m = train::EpochMetrics {
             epoch,
             train_loss: progress.loss(),
@@ -167,7 +168,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         meta.epoch = epoch;
         meta.optimizer_steps = optimizer.steps;
         meta.history.push(m.clone());
-        train::save_checkpoint(&run_dir, &model, Some(&optimizer), &meta)?;
+        train::save_checkpoint(&run_dir, model.as_ref(), Some(&optimizer), &meta)?;
         train::write_metrics_csv(&run_dir.join("metrics.csv"), &meta.history)?;
         fovea_vision::plot::training_curves(&run_dir.join("plot.png"), &meta.history)?;
         if a.json {
@@ -219,7 +220,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
     let test_set = FashionMnist::load(&data_dir(&a.data), Split::Test)?;
-    let (p, predictions) = train::evaluate(&model, &test_set, 1000)?;
+    let (p, predictions) = train::evaluate(model.as_ref(), &test_set, 1000)?;
     let classes = ckpt.meta.classes;
     let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
     let per_class: Vec<f32> =

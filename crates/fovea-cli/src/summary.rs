@@ -5,19 +5,20 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use fovea::summary::{compare_dense, fmt_dims, summarize, thousands};
 use fovea::Rng;
+use fovea_vision::models;
 use serde_json::json;
 
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Model name (lenet5, cnn-bn)
+    /// Model name (lenet5, alexnet, vgg16, resnet50, googlenet, ...; an unknown name lists them)
     #[arg(required_unless_present = "compare_dense")]
     model: Option<String>,
-    /// Input shape of one sample, channels first (default: the model's own, 1x28x28)
+    /// Input shape of one sample, channels first (default: the model's own, 1x28x28 or 3x224x224)
     #[arg(long, value_name = "CxHxW")]
     input: Option<String>,
-    /// Number of classes of the classifier head
-    #[arg(long, default_value_t = 10)]
-    classes: usize,
+    /// Number of classes of the classifier head (default: 10 for the Fashion-MNIST models, else 1000)
+    #[arg(long)]
+    classes: Option<usize>,
     /// Compare a conv layer with the dense layer it replaces: input HxWxC, filters, filter size
     #[arg(long, value_name = "HxWxC:FILTERS:F", conflicts_with_all = ["model", "input"])]
     compare_dense: Option<String>,
@@ -38,12 +39,14 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         return dense(spec, a.json);
     }
     let name = a.model.as_deref().unwrap_or_default();
-    let model = fovea_vision::models::build(name, a.classes, &mut Rng::new(0))?;
+    let classes = a.classes.unwrap_or(models::default_classes(name));
+    let model = models::build(name, classes, &mut Rng::new(0))?;
     let input = match &a.input {
         Some(s) => parse_dims(s)?,
-        None => vec![1, 28, 28],
+        None => models::default_input(name).to_vec(),
     };
-    let s = summarize(&model, &input).with_context(|| format!("{name} does not take a {} input", fmt_dims(&input)))?;
+    let s = summarize(model.as_ref(), &input)
+        .with_context(|| format!("{name} does not take a {} input", fmt_dims(&input)))?;
     if a.json {
         let layers: Vec<_> = s
             .layers
@@ -54,7 +57,8 @@ pub fn run(a: SummaryArgs) -> Result<()> {
             })
             .collect();
         let out = json!({"model": name, "input": s.input, "layers": layers,
-                         "total_params": s.total_params, "total_macs": s.total_macs});
+                         "total_params": s.total_params, "training_only_params": s.training_only_params,
+                         "total_macs": s.total_macs});
         println!("{out}");
     } else {
         println!("{name}, input {} (shapes are channels x height x width)\n", fmt_dims(&input));

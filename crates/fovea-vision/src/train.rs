@@ -6,7 +6,7 @@
 //! and `plot.png`. Every file is written atomically.
 
 use crate::data::Dataset;
-use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module, Sequential};
+use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -105,9 +105,9 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 }
 
 /// Rebuilds a model from a checkpoint and loads its weights.
-pub fn model_from_checkpoint(ckpt: &Checkpoint) -> Result<Sequential> {
+pub fn model_from_checkpoint(ckpt: &Checkpoint) -> Result<Box<dyn Module>> {
     let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0))?;
-    load_state_dict(&model, &ckpt.model)?;
+    load_state_dict(model.as_ref(), &ckpt.model)?;
     Ok(model)
 }
 

@@ -49,7 +49,10 @@ pub struct Summary {
     /// Input shape of one sample.
     pub input: Vec<usize>,
     pub layers: Vec<LayerSummary>,
+    /// Parameters of the evaluation-mode forward pass (the sum of the rows).
     pub total_params: usize,
+    /// Parameters used in training only (GoogLeNet's auxiliary classifiers).
+    pub training_only_params: usize,
     pub total_macs: usize,
 }
 
@@ -66,9 +69,10 @@ pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     model.set_training(false);
     let mut layers = Vec::new();
     no_grad(|| model.forward_summary("", &Var::constant(Tensor::zeros(&shape)), &mut layers))?;
-    let total_params = crate::nn::parameter_count(model);
+    let total_params = layers.iter().map(|l| l.params).sum();
+    let training_only_params = crate::nn::parameter_count(model).saturating_sub(total_params);
     let total_macs = layers.iter().map(|l| l.macs).sum();
-    Ok(Summary { input: input.to_vec(), layers, total_params, total_macs })
+    Ok(Summary { input: input.to_vec(), layers, total_params, training_only_params, total_macs })
 }
 
 /// `1x28x28`-style text for a shape.
@@ -141,6 +145,13 @@ impl Summary {
             thousands(self.total_params),
             thousands(self.total_macs)
         ));
+        if self.training_only_params > 0 {
+            out.push_str(&format!(
+                "plus {} parameters used in training only ({} in all)\n",
+                thousands(self.training_only_params),
+                thousands(self.total_params + self.training_only_params)
+            ));
+        }
         out
     }
 }

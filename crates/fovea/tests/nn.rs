@@ -68,8 +68,8 @@ fn a_checkpoint_that_does_not_fit_names_the_tensors() {
     tensors.insert("extra.weight".into(), Tensor::zeros(&[1]));
     let before = state_dict(&net)[0].1.tensor();
     let err = load_state_dict(&net, &tensors).unwrap_err().to_string();
-    assert!(err.contains("missing: bn.running_var"), "{err}");
-    assert!(err.contains("unexpected: extra.weight"), "{err}");
+    assert!(err.contains("missing (1): bn.running_var"), "{err}");
+    assert!(err.contains("unexpected (1): extra.weight"), "{err}");
     assert!(err.contains("fc.weight is [4, 32] in the file but [3, 32] in the model"), "{err}");
     assert_eq!(state_dict(&net)[0].1.tensor().data(), before.data(), "nothing loaded on error");
 }

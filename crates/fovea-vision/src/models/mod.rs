@@ -1,99 +1,108 @@
-//! Model zoo. Parameter names follow the layer names given here (`conv1.weight`, ...).
+//! Model zoo: the notes' case studies. Parameter names equal torchvision's `state_dict`
+//! keys, so torchvision weights saved as safetensors load without renaming.
 
-use fovea::nn::init::Init;
-use fovea::nn::{Activation, BatchNorm, Conv, Dropout, Flatten, Linear, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
-use fovea::{Error, Result, Rng};
+mod alexnet;
+mod inception;
+mod lenet;
+mod resnet;
+mod vgg;
 
-/// Names accepted by [`build`].
-pub const MODEL_NAMES: [&str; 2] = ["lenet5", "cnn-bn"];
+pub use alexnet::alexnet;
+pub use inception::{GoogLeNet, Inception, InceptionWidths};
+pub use lenet::{cnn_bn, lenet5};
+pub use resnet::{resnet, Residual};
+pub use vgg::vgg;
 
-/// Builds a classifier for 28x28 grey images with `classes` outputs.
-pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Sequential> {
-    match name {
-        "lenet5" => lenet5(classes, rng),
-        "cnn-bn" => cnn_bn(classes, rng),
-        other => Err(Error::Invalid(format!("unknown model '{other}' (known: {})", MODEL_NAMES.join(", ")))),
+use fovea::nn::{load_state_dict, Module};
+use fovea::{Error, Result, Rng, Tensor};
+use std::collections::BTreeMap;
+
+/// Names accepted by [`build`]: torchvision's, plus `lenet5`, `cnn-bn` and
+/// `googlenet-paper` (GoogLeNet with the paper's 5x5 convolutions).
+pub const MODEL_NAMES: [&str; 18] = [
+    "lenet5",
+    "cnn-bn",
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "googlenet",
+    "googlenet-paper",
+];
+
+/// Builds the model `name` with a `classes`-way classifier, freshly initialised
+/// (GoogLeNet with its auxiliary classifiers).
+pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    if classes == 0 {
+        return Err(Error::Invalid("a classifier needs at least one class".into()));
     }
-}
-
-/// LeNet-5 in the layout of the notes' table: 28x28x1 -> conv 5x5 same (6) -> pool 2 ->
-/// conv 5x5 valid (16) -> pool 2 -> FC 120 -> FC 84 -> 10; 61,706 parameters.
-/// Uses ReLU and max pooling, which the notes point out work better than the original's
-/// sigmoid and average pooling.
-pub fn lenet5(classes: usize, rng: &mut Rng) -> Result<Sequential> {
-    let init = Init::PytorchDefault;
-    Ok(Sequential::new()
-        .add("conv1", Conv::new(1, 6, &[5, 5], ConvOptions::default().padding(Padding::Same), true, init, rng)?)
-        .add("relu1", Activation::Relu)
-        .add("pool1", Pool::max(PoolOptions::new(2)))
-        .add("conv2", Conv::new(6, 16, &[5, 5], ConvOptions::default(), true, init, rng)?)
-        .add("relu2", Activation::Relu)
-        .add("pool2", Pool::max(PoolOptions::new(2)))
-        .add("flatten", Flatten)
-        .add("fc3", Linear::new(400, 120, true, init, rng))
-        .add("relu3", Activation::Relu)
-        .add("fc4", Linear::new(120, 84, true, init, rng))
-        .add("relu4", Activation::Relu)
-        .add("fc5", Linear::new(84, classes, true, init, rng)))
-}
-
-/// A stronger small CNN: two conv-BN-ReLU blocks of 32 and 64 channels, each followed by
-/// max pooling, then FC 128 with dropout.
-pub fn cnn_bn(classes: usize, rng: &mut Rng) -> Result<Sequential> {
-    let init = Init::HeNormal;
-    let same = || ConvOptions::default().padding(Padding::Same);
-    Ok(Sequential::new()
-        .add("conv1", Conv::new(1, 32, &[3, 3], same(), false, init, rng)?)
-        .add("bn1", BatchNorm::new(32))
-        .add("relu1", Activation::Relu)
-        .add("conv2", Conv::new(32, 32, &[3, 3], same(), false, init, rng)?)
-        .add("bn2", BatchNorm::new(32))
-        .add("relu2", Activation::Relu)
-        .add("pool1", Pool::max(PoolOptions::new(2)))
-        .add("conv3", Conv::new(32, 64, &[3, 3], same(), false, init, rng)?)
-        .add("bn3", BatchNorm::new(64))
-        .add("relu3", Activation::Relu)
-        .add("pool2", Pool::max(PoolOptions::new(2)))
-        .add("flatten", Flatten)
-        .add("dropout1", Dropout::new(0.25)?)
-        .add("fc1", Linear::new(64 * 7 * 7, 128, true, Init::PytorchDefault, rng))
-        .add("relu4", Activation::Relu)
-        .add("dropout2", Dropout::new(0.5)?)
-        .add("fc2", Linear::new(128, classes, true, Init::PytorchDefault, rng)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fovea::nn::parameter_count;
-
-    #[test]
-    fn lenet5_has_the_notes_parameter_count() {
-        let m = lenet5(10, &mut Rng::new(0)).unwrap();
-        assert_eq!(parameter_count(&m), 61_706);
-    }
-
-    #[test]
-    fn lenet5_summary_is_the_notes_table() {
-        // the notes' rows: shape (H, W, C), activation size, parameters
-        let notes = [
-            ("conv1", (28, 28, 6), 4704, 156),
-            ("pool1", (14, 14, 6), 1176, 0),
-            ("conv2", (10, 10, 16), 1600, 2416),
-            ("pool2", (5, 5, 16), 400, 0),
-            ("fc3", (120, 1, 1), 120, 48120),
-            ("fc4", (84, 1, 1), 84, 10164),
-            ("fc5", (10, 1, 1), 10, 850),
-        ];
-        let s = fovea::summary::summarize(&lenet5(10, &mut Rng::new(0)).unwrap(), &[1, 28, 28]).unwrap();
-        for (name, (h, w, c), size, params) in notes {
-            let row = s.layers.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no row {name}"));
-            // fovea's shapes are channels first, and a dense layer's output is a vector
-            let shape = if name.starts_with("fc") { vec![h] } else { vec![c, h, w] };
-            assert_eq!((&row.output_shape, row.activation_size, row.params), (&shape, size, params), "{name}");
+    let depth = |prefix: &str| name.strip_prefix(prefix).and_then(|d| d.trim_end_matches("_bn").parse::<usize>().ok());
+    Ok(match name {
+        _ if !MODEL_NAMES.contains(&name) => {
+            return Err(Error::Invalid(format!("unknown model '{name}' (known: {})", MODEL_NAMES.join(", "))))
         }
-        assert_eq!(s.total_params, 61_706);
-        assert_eq!(s.layers.iter().map(|l| l.params).sum::<usize>(), 61_706);
+        "lenet5" => Box::new(lenet5(classes, rng)?),
+        "cnn-bn" => Box::new(cnn_bn(classes, rng)?),
+        "alexnet" => Box::new(alexnet(classes, rng)?),
+        "googlenet" => Box::new(GoogLeNet::new(classes, true, 3, rng)?),
+        "googlenet-paper" => Box::new(GoogLeNet::new(classes, true, 5, rng)?),
+        _ if name.starts_with("vgg") => Box::new(vgg(depth("vgg").unwrap_or(0), name.ends_with("_bn"), classes, rng)?),
+        _ => Box::new(resnet(depth("resnet").unwrap_or(0), classes, rng)?),
+    })
+}
+
+/// The input one sample of `name` is designed for, channels first: 1x28x28 for the
+/// Fashion-MNIST models, 3x224x224 for the ImageNet ones.
+pub fn default_input(name: &str) -> [usize; 3] {
+    match name {
+        "lenet5" | "cnn-bn" => [1, 28, 28],
+        _ => [3, 224, 224],
     }
+}
+
+/// Classes of the dataset `name` is designed for: 10 (Fashion-MNIST) or 1000 (ImageNet).
+pub fn default_classes(name: &str) -> usize {
+    if default_input(name)[0] == 1 {
+        10
+    } else {
+        1000
+    }
+}
+
+/// The classifier's weight, whose first dimension is the number of classes.
+fn head_weight(name: &str) -> &'static str {
+    match name {
+        "lenet5" => "fc5.weight",
+        "cnn-bn" => "fc2.weight",
+        _ if name == "alexnet" || name.starts_with("vgg") => "classifier.6.weight",
+        _ => "fc.weight",
+    }
+}
+
+/// Builds `name` to fit `tensors` (a torchvision `state_dict`: the class count is read from
+/// the classifier, GoogLeNet's auxiliary classifiers are built if present) and loads them.
+/// A file for another architecture fails naming the first missing, unexpected or
+/// mis-shaped tensors.
+pub fn from_state_dict(name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<Box<dyn Module>> {
+    let classes = tensors.get(head_weight(name)).and_then(|t| t.shape().first().copied()).unwrap_or(1000);
+    let mut rng = Rng::new(0);
+    let model: Box<dyn Module> = match name {
+        "googlenet" | "googlenet-paper" => {
+            let aux = tensors.contains_key("aux1.conv.conv.weight");
+            Box::new(GoogLeNet::new(classes, aux, if name == "googlenet" { 3 } else { 5 }, &mut rng)?)
+        }
+        _ => build(name, classes, &mut rng)?,
+    };
+    load_state_dict(model.as_ref(), tensors)?;
+    Ok(model)
 }

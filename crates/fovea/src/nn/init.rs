@@ -12,6 +12,11 @@ pub enum Init {
     HeNormal,
     /// He/Kaiming uniform: U(-√(6/fan_in), √(6/fan_in)).
     HeUniform,
+    /// He/Kaiming normal scaled by fan-out, N(0, 2/fan_out): torchvision's choice for the
+    /// convolutions of VGG and ResNet.
+    HeNormalFanOut,
+    /// N(0, std²), e.g. VGG's linear layers (0.01).
+    Normal(f32),
     /// Xavier/Glorot uniform: U(-√(6/(fan_in+fan_out)), ...).
     XavierUniform,
     /// Xavier/Glorot normal: N(0, 2/(fan_in+fan_out)).
@@ -36,6 +41,8 @@ impl Init {
                 Tensor::rand_uniform(shape, -b, b, rng)
             }
             Init::HeNormal => Tensor::randn(shape, (2.0 / fi).sqrt(), rng),
+            Init::HeNormalFanOut => Tensor::randn(shape, (2.0 / fo).sqrt(), rng),
+            Init::Normal(std) => Tensor::randn(shape, std, rng),
             Init::HeUniform => {
                 let b = (6.0 / fi).sqrt();
                 Tensor::rand_uniform(shape, -b, b, rng)

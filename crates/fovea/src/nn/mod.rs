@@ -44,6 +44,12 @@ pub trait Module {
         0
     }
 
+    /// The output and, in training mode, the outputs of auxiliary classifiers (GoogLeNet's
+    /// side branches), whose losses training adds to the main one.
+    fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
+        Ok((self.forward(x)?, Vec::new()))
+    }
+
     /// `forward`, appending one summary row per layer to `rows`; containers recurse so
     /// that each leaf gets its own row, named by its path from `name`.
     fn forward_summary(&self, name: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
@@ -55,10 +61,38 @@ pub trait Module {
     }
 }
 
-/// Joins a prefix and a name with a dot (`""` + `weight` = `weight`).
+/// How a container calls its children: plainly (`forward`), or appending their summary
+/// rows under the container's name (`forward_summary`). A container writes its wiring
+/// once, against `Calls`, and serves both.
+pub enum Calls<'a> {
+    Plain,
+    Summary { prefix: &'a str, rows: &'a mut Vec<LayerSummary> },
+}
+
+impl Calls<'_> {
+    /// Runs the child `module` named `name` on `x`.
+    pub fn call(&mut self, name: &str, module: &dyn Module, x: &Var) -> Result<Var> {
+        match self {
+            Calls::Plain => module.forward(x),
+            Calls::Summary { prefix, rows } => module.forward_summary(&join_name(prefix, name), x, rows),
+        }
+    }
+
+    /// Adds a row for work the container does itself (a residual addition, a
+    /// concatenation), with no parameters and no multiply-adds.
+    pub fn row(&mut self, name: &str, kind: &str, y: &Var) {
+        if let Calls::Summary { prefix, rows } = self {
+            rows.push(LayerSummary::new(&join_name(prefix, name), kind, &y.shape(), 0, 0));
+        }
+    }
+}
+
+/// Joins a prefix and a name with a dot (`""` + `weight` = `weight`, `conv1` + `""` = `conv1`).
 pub fn join_name(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_string()
+    } else if name.is_empty() {
+        prefix.to_string()
     } else {
         format!("{prefix}.{name}")
     }
@@ -121,16 +155,26 @@ pub fn load_state_dict(m: &dyn Module, tensors: &BTreeMap<String, Tensor>) -> Re
         }
     }
     let unexpected: Vec<&String> = tensors.keys().filter(|k| !own.iter().any(|(n, _)| n == *k)).collect();
+    let unexpected: Vec<String> = unexpected.into_iter().cloned().collect();
     if !missing.is_empty() || !unexpected.is_empty() || !misshaped.is_empty() {
+        // the first few of each: a file for another architecture mismatches hundreds
+        let first = |what: &str, names: &[String], sep: &str| {
+            let more = names.len().saturating_sub(5);
+            let mut s = format!("{what} ({}): {}", names.len(), names[..names.len() - more].join(sep));
+            if more > 0 {
+                s.push_str(&format!("{sep}and {more} more"));
+            }
+            s
+        };
         let mut parts = Vec::new();
         if !missing.is_empty() {
-            parts.push(format!("missing: {}", missing.join(", ")));
+            parts.push(first("missing", &missing, ", "));
         }
         if !unexpected.is_empty() {
-            parts.push(format!("unexpected: {}", unexpected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+            parts.push(first("unexpected", &unexpected, ", "));
         }
         if !misshaped.is_empty() {
-            parts.push(format!("wrong shape: {}", misshaped.join("; ")));
+            parts.push(first("wrong shape", &misshaped, "; "));
         }
         return Err(Error::Checkpoint(parts.join("; ")));
     }
@@ -166,13 +210,19 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn forward(&self, x: &Var) -> Result<Var> {
+impl Sequential {
+    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
         let mut h = x.clone();
-        for (_, layer) in &self.layers {
-            h = layer.forward(&h)?;
+        for (name, layer) in &self.layers {
+            h = calls.call(name, layer.as_ref(), &h)?;
         }
         Ok(h)
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.run(x, &mut Calls::Plain)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (name, layer) in &self.layers {
@@ -191,10 +241,6 @@ impl Module for Sequential {
         format!("Sequential({} layers)", self.layers.len())
     }
     fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        let mut h = x.clone();
-        for (name, layer) in &self.layers {
-            h = layer.forward_summary(&join_name(prefix, name), &h, rows)?;
-        }
-        Ok(h)
+        self.run(x, &mut Calls::Summary { prefix, rows })
     }
 }

@@ -33,6 +33,11 @@ impl BatchNorm {
             training: Cell::new(true),
         }
     }
+    /// With a different epsilon (GoogLeNet uses 1e-3).
+    pub fn with_eps(mut self, eps: f32) -> BatchNorm {
+        self.eps = eps;
+        self
+    }
 }
 
 impl Module for BatchNorm {

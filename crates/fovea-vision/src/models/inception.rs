@@ -1,0 +1,253 @@
+//! The inception module and GoogLeNet (Inception v1, Szegedy et al. 2014) in torchvision's
+//! layout: every convolution is conv + batch norm (eps 1e-3) + ReLU, two auxiliary
+//! classifiers hang off inception 4a and 4d and are used in training only.
+//!
+//! torchvision's third branch uses a 3x3 convolution where the paper has 5x5 (a slip kept
+//! for its pretrained weights); `googlenet` follows torchvision, `googlenet-paper` the
+//! paper, whose table of multiply-adds the notes reproduce.
+
+use fovea::nn::init::Init;
+use fovea::nn::{
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Calls, Conv, Dropout, Flatten, Linear, Module, Pool, Sequential,
+    TensorKind,
+};
+use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
+use fovea::summary::LayerSummary;
+use fovea::tensor::Tensor;
+use fovea::{Result, Rng, Var};
+
+/// Convolution (no bias) + batch norm + ReLU: torchvision's `BasicConv2d`.
+fn basic_conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
+    let opts = ConvOptions::default().stride(stride).padding(Padding::symmetric(k / 2));
+    Ok(Sequential::new()
+        .add("conv", Conv::new(c_in, c_out, &[k, k], opts, false, Init::Normal(0.01), rng)?)
+        .add("bn", BatchNorm::new(c_out).with_eps(1e-3))
+        .add("relu", Activation::Relu))
+}
+
+/// Channel counts of an inception module, in the paper's column order.
+#[derive(Clone, Copy, Debug)]
+pub struct InceptionWidths {
+    pub c1x1: usize,
+    pub c3x3_reduce: usize,
+    pub c3x3: usize,
+    pub c5x5_reduce: usize,
+    pub c5x5: usize,
+    pub pool_proj: usize,
+}
+
+impl InceptionWidths {
+    fn out(&self) -> usize {
+        self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
+    }
+}
+
+/// Four branches side by side, concatenated on channels: 1x1; 1x1 bottleneck then 3x3;
+/// 1x1 bottleneck then 5x5 (or 3x3); 3x3 max pool (stride 1) then 1x1 projection.
+/// In a summary it is one row with the parameters and multiply-adds of all four.
+pub struct Inception {
+    branches: [Sequential; 4],
+    c_in: usize,
+    c_out: usize,
+}
+
+impl Inception {
+    /// `fifth_kernel` is the third branch's kernel: 5 as in the paper, 3 in torchvision.
+    pub fn new(c_in: usize, w: InceptionWidths, fifth_kernel: usize, rng: &mut Rng) -> Result<Inception> {
+        let pool = PoolOptions::new(3).stride(1).padding(1).ceil_mode(true);
+        let branches = [
+            basic_conv(c_in, w.c1x1, 1, 1, rng)?,
+            Sequential::new().push(basic_conv(c_in, w.c3x3_reduce, 1, 1, rng)?).push(basic_conv(
+                w.c3x3_reduce,
+                w.c3x3,
+                3,
+                1,
+                rng,
+            )?),
+            Sequential::new().push(basic_conv(c_in, w.c5x5_reduce, 1, 1, rng)?).push(basic_conv(
+                w.c5x5_reduce,
+                w.c5x5,
+                fifth_kernel,
+                1,
+                rng,
+            )?),
+            Sequential::new().push(Pool::max(pool)).push(basic_conv(c_in, w.pool_proj, 1, 1, rng)?),
+        ];
+        Ok(Inception { branches, c_in, c_out: w.out() })
+    }
+
+    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
+        let mut outs = Vec::with_capacity(4);
+        for (i, b) in self.branches.iter().enumerate() {
+            outs.push(calls.call(&format!("branch{}", i + 1), b, x)?);
+        }
+        ops::concat(&outs.iter().collect::<Vec<_>>(), 1)
+    }
+}
+
+impl Module for Inception {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.run(x, &mut Calls::Plain)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        for (i, b) in self.branches.iter().enumerate() {
+            b.visit(&join_name(prefix, &format!("branch{}", i + 1)), f);
+        }
+    }
+    fn set_training(&self, training: bool) {
+        self.branches.iter().for_each(|b| b.set_training(training));
+    }
+    fn describe(&self) -> String {
+        format!("Inception({} -> {})", self.c_in, self.c_out)
+    }
+    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        let mut inner = Vec::new();
+        let y = self.run(x, &mut Calls::Summary { prefix, rows: &mut inner })?;
+        let mut row = LayerSummary::new(prefix, &self.describe(), &y.shape(), inner.iter().map(|r| r.params).sum(), 0);
+        row.macs = inner.iter().map(|r| r.macs).sum();
+        rows.push(row);
+        Ok(y)
+    }
+}
+
+/// An auxiliary classifier: 4x4 average pool, 1x1 conv to 128, FC 1024, dropout 0.7, FC.
+fn inception_aux(c_in: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
+    let init = Init::Normal(0.01);
+    Ok(Sequential::new()
+        .add("pool", AdaptiveAvgPool(vec![4, 4]))
+        .add("conv", basic_conv(c_in, 128, 1, 1, rng)?)
+        .add("flatten", Flatten)
+        .add("fc1", Linear::new(128 * 4 * 4, 1024, true, init, rng))
+        .add("relu", Activation::Relu)
+        .add("dropout", Dropout::new(0.7)?)
+        .add("fc2", Linear::new(1024, classes, true, init, rng)))
+}
+
+/// GoogLeNet. The auxiliary classifiers run only through [`Module::forward_aux`], which
+/// training uses; `forward` is the main classifier alone.
+pub struct GoogLeNet {
+    /// From `conv1` to the dropout before `fc`.
+    trunk: Sequential,
+    aux1: Option<Sequential>,
+    aux2: Option<Sequential>,
+    fc: Linear,
+    /// Maps inputs normalised with ImageNet's mean and std to the `(x - 0.5) / 0.5`
+    /// scaling that torchvision's pretrained GoogLeNet weights were trained on.
+    pub transform_input: bool,
+}
+
+/// Kind of pooling between GoogLeNet's stages: 3x3 stride 2 (or 2x2), rounding up.
+fn ceil_pool(k: usize) -> Pool {
+    Pool::max(PoolOptions::new(k).stride(2).ceil_mode(true))
+}
+
+impl GoogLeNet {
+    /// `aux`: build the auxiliary classifiers; `fifth_kernel`: 3 (torchvision) or 5 (paper).
+    pub fn new(classes: usize, aux: bool, fifth_kernel: usize, rng: &mut Rng) -> Result<GoogLeNet> {
+        let w = |c1x1, c3x3_reduce, c3x3, c5x5_reduce, c5x5, pool_proj| InceptionWidths {
+            c1x1,
+            c3x3_reduce,
+            c3x3,
+            c5x5_reduce,
+            c5x5,
+            pool_proj,
+        };
+        let mut inception = |c_in, widths| Inception::new(c_in, widths, fifth_kernel, rng);
+        let blocks = [
+            ("inception3a", inception(192, w(64, 96, 128, 16, 32, 32))?),
+            ("inception3b", inception(256, w(128, 128, 192, 32, 96, 64))?),
+            ("inception4a", inception(480, w(192, 96, 208, 16, 48, 64))?),
+            ("inception4b", inception(512, w(160, 112, 224, 24, 64, 64))?),
+            ("inception4c", inception(512, w(128, 128, 256, 24, 64, 64))?),
+            ("inception4d", inception(512, w(112, 144, 288, 32, 64, 64))?),
+            ("inception4e", inception(528, w(256, 160, 320, 32, 128, 128))?),
+            ("inception5a", inception(832, w(256, 160, 320, 32, 128, 128))?),
+            ("inception5b", inception(832, w(384, 192, 384, 48, 128, 128))?),
+        ];
+        let mut trunk = Sequential::new()
+            .add("conv1", basic_conv(3, 64, 7, 2, rng)?)
+            .add("maxpool1", ceil_pool(3))
+            .add("conv2", basic_conv(64, 64, 1, 1, rng)?)
+            .add("conv3", basic_conv(64, 192, 3, 1, rng)?)
+            .add("maxpool2", ceil_pool(3));
+        for (name, block) in blocks {
+            trunk = trunk.add(name, block);
+            match name {
+                "inception3b" => trunk = trunk.add("maxpool3", ceil_pool(3)),
+                "inception4e" => trunk = trunk.add("maxpool4", ceil_pool(2)),
+                _ => {}
+            }
+        }
+        let trunk = trunk
+            .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
+            .add("flatten", Flatten)
+            .add("dropout", Dropout::new(0.2)?);
+        let (aux1, aux2) = if aux {
+            (Some(inception_aux(512, classes, rng)?), Some(inception_aux(528, classes, rng)?))
+        } else {
+            (None, None)
+        };
+        let fc = Linear::new(1024, classes, true, Init::Normal(0.01), rng);
+        Ok(GoogLeNet { trunk, aux1, aux2, fc, transform_input: false })
+    }
+
+    fn run(&self, x: &Var, calls: &mut Calls, with_aux: bool) -> Result<(Var, Vec<Var>)> {
+        let mut h = if self.transform_input { transform_input(x)? } else { x.clone() };
+        let mut aux = Vec::new();
+        for (name, layer) in self.trunk.layers() {
+            h = calls.call(name, layer.as_ref(), &h)?;
+            let head = match name.as_str() {
+                "inception4a" => &self.aux1,
+                "inception4d" => &self.aux2,
+                _ => &None,
+            };
+            if let (true, Some(head)) = (with_aux, head) {
+                aux.push(head.forward(&h)?);
+            }
+        }
+        Ok((calls.call("fc", &self.fc, &h)?, aux))
+    }
+}
+
+/// `x * std / 0.5 + (mean - 0.5) / 0.5` per channel, as torchvision's `_transform_input`.
+fn transform_input(x: &Var) -> Result<Var> {
+    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+    let scale = Tensor::new(&[1, 3, 1, 1], std.iter().map(|s| s / 0.5).collect())?;
+    let shift = Tensor::new(&[1, 3, 1, 1], mean.iter().map(|m| (m - 0.5) / 0.5).collect())?;
+    ops::add(&ops::mul(x, &Var::constant(scale))?, &Var::constant(shift))
+}
+
+impl Module for GoogLeNet {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(self.run(x, &mut Calls::Plain, false)?.0)
+    }
+    /// The main output and `[aux1, aux2]` (empty when built without them).
+    fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
+        self.run(x, &mut Calls::Plain, true)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        // torchvision's state_dict order: trunk, aux1, aux2, fc
+        self.trunk.visit(prefix, f);
+        for (name, head) in [("aux1", &self.aux1), ("aux2", &self.aux2)] {
+            if let Some(h) = head {
+                h.visit(&join_name(prefix, name), f);
+            }
+        }
+        self.fc.visit(&join_name(prefix, "fc"), f);
+    }
+    fn set_training(&self, training: bool) {
+        self.trunk.set_training(training);
+        self.aux1.iter().chain(&self.aux2).for_each(|h| h.set_training(training));
+    }
+    fn reseed(&self, seed: u64) {
+        for (i, m) in [Some(&self.trunk), self.aux1.as_ref(), self.aux2.as_ref()].into_iter().flatten().enumerate() {
+            m.reseed(Rng::derive(seed, i as u64).next_u64());
+        }
+    }
+    fn describe(&self) -> String {
+        "GoogLeNet".into()
+    }
+    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        Ok(self.run(x, &mut Calls::Summary { prefix, rows }, false)?.0)
+    }
+}

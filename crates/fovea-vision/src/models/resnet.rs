@@ -1,0 +1,124 @@
+//! ResNet-18/34/50/101/152 in torchvision's layout (He et al. 2015, with the stride of
+//! bottleneck blocks on the 3x3 convolution, "ResNet v1.5").
+
+use fovea::nn::init::Init;
+use fovea::nn::{
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Calls, Conv, Flatten, Linear, Module, Pool, Sequential,
+    TensorKind,
+};
+use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
+use fovea::summary::LayerSummary;
+use fovea::{Error, Result, Rng, Var};
+
+/// A residual block: `relu(main(x) + shortcut(x))`, where the shortcut is the identity,
+/// or a strided 1x1 convolution with batch norm (`downsample`) where the shape changes.
+pub struct Residual {
+    main: Sequential,
+    downsample: Option<Sequential>,
+}
+
+impl Residual {
+    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
+        let y = calls.call("", &self.main, x)?;
+        let shortcut = match &self.downsample {
+            Some(d) => calls.call("downsample", d, x)?,
+            None => x.clone(),
+        };
+        let out = ops::relu(&ops::add(&y, &shortcut)?);
+        calls.row("", "Add+ReLU", &out);
+        Ok(out)
+    }
+}
+
+impl Module for Residual {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.run(x, &mut Calls::Plain)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        self.main.visit(prefix, f);
+        if let Some(d) = &self.downsample {
+            d.visit(&join_name(prefix, "downsample"), f);
+        }
+    }
+    fn set_training(&self, training: bool) {
+        self.main.set_training(training);
+        self.downsample.iter().for_each(|d| d.set_training(training));
+    }
+    fn describe(&self) -> String {
+        "Residual".into()
+    }
+    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        self.run(x, &mut Calls::Summary { prefix, rows })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Block {
+    /// Two 3x3 convolutions (ResNet-18/34).
+    Basic,
+    /// 1x1 down to `width`, 3x3, 1x1 up to 4·`width` (ResNet-50 and deeper).
+    Bottleneck,
+}
+
+fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Conv> {
+    let opts = ConvOptions::default().stride(stride).padding(Padding::symmetric(k / 2));
+    Conv::new(c_in, c_out, &[k, k], opts, false, Init::HeNormalFanOut, rng)
+}
+
+fn block(kind: Block, c_in: usize, width: usize, stride: usize, rng: &mut Rng) -> Result<Residual> {
+    let c_out = if kind == Block::Basic { width } else { 4 * width };
+    let main = match kind {
+        Block::Basic => Sequential::new()
+            .add("conv1", conv(c_in, width, 3, stride, rng)?)
+            .add("bn1", BatchNorm::new(width))
+            .add("relu1", Activation::Relu)
+            .add("conv2", conv(width, width, 3, 1, rng)?)
+            .add("bn2", BatchNorm::new(width)),
+        Block::Bottleneck => Sequential::new()
+            .add("conv1", conv(c_in, width, 1, 1, rng)?)
+            .add("bn1", BatchNorm::new(width))
+            .add("relu1", Activation::Relu)
+            .add("conv2", conv(width, width, 3, stride, rng)?)
+            .add("bn2", BatchNorm::new(width))
+            .add("relu2", Activation::Relu)
+            .add("conv3", conv(width, c_out, 1, 1, rng)?)
+            .add("bn3", BatchNorm::new(c_out)),
+    };
+    let downsample = if stride != 1 || c_in != c_out {
+        Some(Sequential::new().push(conv(c_in, c_out, 1, stride, rng)?).push(BatchNorm::new(c_out)))
+    } else {
+        None
+    };
+    Ok(Residual { main, downsample })
+}
+
+pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
+    let (kind, counts) = match depth {
+        18 => (Block::Basic, [2, 2, 2, 2]),
+        34 => (Block::Basic, [3, 4, 6, 3]),
+        50 => (Block::Bottleneck, [3, 4, 6, 3]),
+        101 => (Block::Bottleneck, [3, 4, 23, 3]),
+        152 => (Block::Bottleneck, [3, 8, 36, 3]),
+        d => return Err(Error::Invalid(format!("ResNet comes in depths 18, 34, 50, 101 and 152, not {d}"))),
+    };
+    let mut net = Sequential::new()
+        .add("conv1", conv(3, 64, 7, 2, rng)?)
+        .add("bn1", BatchNorm::new(64))
+        .add("relu", Activation::Relu)
+        .add("maxpool", Pool::max(PoolOptions::new(3).stride(2).padding(1)));
+    let mut c_in = 64;
+    for (stage, (count, width)) in counts.into_iter().zip([64, 128, 256, 512]).enumerate() {
+        let mut layer = Sequential::new();
+        for i in 0..count {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let b = block(kind, c_in, width, stride, rng)?;
+            c_in = if kind == Block::Basic { width } else { 4 * width };
+            layer = layer.push(b);
+        }
+        net = net.add(&format!("layer{}", stage + 1), layer);
+    }
+    Ok(net
+        .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
+        .add("flatten", Flatten)
+        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)))
+}

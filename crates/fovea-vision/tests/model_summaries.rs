@@ -1,0 +1,82 @@
+//! `fovea summary` numbers for the case-study networks: parameter totals equal
+//! torchvision's, and GoogLeNet's inception rows reproduce the notes' table.
+
+use fovea::summary::summarize;
+use fovea::Rng;
+use fovea_vision::models::{self, default_input};
+
+fn summary(name: &str) -> fovea::summary::Summary {
+    let model = models::build(name, 1000, &mut Rng::new(0)).unwrap();
+    summarize(model.as_ref(), &default_input(name)).unwrap()
+}
+
+#[test]
+fn parameter_totals_equal_torchvision() {
+    // torchvision 0.29: sum(p.numel() for p in model.parameters())
+    for (name, params) in [
+        ("alexnet", 61_100_840),
+        ("vgg16", 138_357_544),
+        ("vgg16_bn", 138_365_992),
+        ("resnet18", 11_689_512),
+        ("resnet50", 25_557_032),
+    ] {
+        let s = summary(name);
+        assert_eq!((s.total_params, s.training_only_params), (params, 0), "{name}");
+    }
+    // GoogLeNet: 6,624,904 for inference; the two auxiliary classifiers add 6,379,984
+    // (13,004,888 with them, torchvision's count for aux_logits=True)
+    let s = summary("googlenet");
+    assert_eq!((s.total_params, s.training_only_params), (6_624_904, 6_379_984));
+    assert!(s.table().contains("plus 6,379,984 parameters used in training only (13,004,888 in all)"));
+}
+
+#[test]
+fn multiply_adds_are_the_well_known_ones() {
+    // widely quoted: ResNet-50 4.09 G, VGG-16 15.47 G, AlexNet 0.71 G multiply-adds at 224x224
+    for (name, gmacs) in [("resnet50", 4.089), ("vgg16", 15.470), ("alexnet", 0.714), ("resnet18", 1.814)] {
+        let got = summary(name).total_macs as f64 / 1e9;
+        assert!((got - gmacs).abs() < 0.001, "{name}: {got} G");
+    }
+}
+
+#[test]
+fn googlenet_inception_rows_reproduce_the_notes_ops_column() {
+    // the notes' table (Szegedy et al. 2014, table 1): output size, ops in millions
+    let notes = [
+        ("inception3a", [256, 28, 28], 128.0),
+        ("inception3b", [480, 28, 28], 304.0),
+        ("inception4a", [512, 14, 14], 73.0),
+        ("inception4b", [512, 14, 14], 88.0),
+        ("inception4c", [512, 14, 14], 100.0),
+        ("inception4d", [528, 14, 14], 119.0),
+        ("inception4e", [832, 14, 14], 170.0),
+        // the paper's 54M is not what its own channel counts give (51.1M); see
+        // docs/models.md
+        ("inception5a", [832, 7, 7], 51.1),
+        ("inception5b", [1024, 7, 7], 71.0),
+    ];
+    let s = summary("googlenet-paper");
+    for (name, shape, mops) in notes {
+        let row = s.layers.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no row {name}"));
+        assert_eq!(row.output_shape, shape, "{name}");
+        let got = row.macs as f64 / 1e6;
+        assert!((got / mops - 1.0).abs() < 0.03, "{name}: {got:.1}M against the notes' {mops}M");
+    }
+    // one row per inception block, none for its inner convolutions
+    assert_eq!(s.layers.iter().filter(|l| l.kind == "Inception").count(), 9);
+    assert!(!s.layers.iter().any(|l| l.name.contains("branch")));
+    // torchvision's GoogLeNet has 3x3 convolutions in the third branch: fewer ops
+    let tv = summary("googlenet");
+    let row = tv.layers.iter().find(|l| l.name == "inception3a").unwrap();
+    assert_eq!(row.macs, 121_626_624);
+}
+
+#[test]
+fn unknown_models_and_inputs_that_do_not_fit_say_so() {
+    let err = models::build("resnet51", 10, &mut Rng::new(0)).err().unwrap().to_string();
+    assert!(err.contains("unknown model 'resnet51'") && err.contains("googlenet"), "{err}");
+    // AlexNet's first layers need at least 63x63
+    let m = models::build("alexnet", 10, &mut Rng::new(0)).unwrap();
+    let err = summarize(m.as_ref(), &[3, 32, 32]).unwrap_err().to_string();
+    assert!(err.contains("smaller than the window"), "{err}");
+}
