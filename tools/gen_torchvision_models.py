@@ -7,6 +7,10 @@ outputs, not hundreds of megabytes of weights. Each model runs in evaluation mod
 fixed 2x3x64x64 input; GoogLeNet's auxiliary classifiers are run (in evaluation mode) on
 the outputs of inception 4a and 4d, and GoogLeNet runs once more with transform_input.
 
+ImageNet inference: torchvision's evaluation transform (ResNet18_Weights.IMAGENET1K_V1's:
+resize 256 antialiased, centre crop 224, normalise) on the sample photos in data/images,
+as float tensors (every 37th value kept), and resnet18's logits on them.
+
 Writes crates/fovea-vision/tests/fixtures/torchvision_models.{json,safetensors}.
 
     pip install torch torchvision safetensors numpy pillow
@@ -17,6 +21,7 @@ import math
 import os
 
 import numpy as np
+import PIL.Image
 import torch
 import torchvision
 from safetensors.torch import save_file
@@ -26,6 +31,8 @@ OUT = os.path.join(ROOT, "crates", "fovea-vision", "tests", "fixtures")
 ARCHS = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + \
     [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + ["googlenet"]
 INPUT_SHAPE = (2, 3, 64, 64)
+PHOTOS = ["chelsea", "coffee"]
+SUBSAMPLE = 37
 
 
 def uniform(name, n):
@@ -82,10 +89,19 @@ def main():
             else:
                 outputs[arch] = m(x)
         print(arch, tuple(outputs[arch].shape), float(outputs[arch].abs().max()))
+        if arch == "resnet18":
+            transform = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+            for photo in PHOTOS:
+                img = PIL.Image.open(os.path.join(ROOT, "data", "images", photo + ".png")).convert("RGB")
+                rgb = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
+                x_photo = transform(rgb)
+                outputs[f"{photo}.preprocessed"] = x_photo.flatten()[::SUBSAMPLE].contiguous()
+                with torch.no_grad():
+                    outputs[f"{photo}.resnet18"] = m(x_photo[None])
     os.makedirs(OUT, exist_ok=True)
     save_file({k: v.contiguous() for k, v in outputs.items()}, os.path.join(OUT, "torchvision_models.safetensors"))
     meta = {"torch": torch.__version__, "torchvision": torchvision.__version__, "input_shape": list(INPUT_SHAPE),
-            "state_dicts": models}
+            "photos": PHOTOS, "subsample": SUBSAMPLE, "state_dicts": models}
     with open(os.path.join(OUT, "torchvision_models.json"), "w") as f:
         json.dump(meta, f, separators=(",", ":"))
 

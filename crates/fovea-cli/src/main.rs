@@ -2,6 +2,7 @@
 
 mod classify;
 mod conv;
+mod pretrained;
 mod summary;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,10 @@ enum Command {
     Conv(conv::ConvArgs),
     /// Layers of a model: output shapes, activation sizes, parameters, multiply-adds
     Summary(summary::SummaryArgs),
+    /// ImageNet classes of pictures under pretrained weights (torchvision's, as safetensors)
+    Classify(pretrained::ClassifyArgs),
+    /// Raw forward pass of a model on an NCHW .npy array
+    Run(pretrained::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Command::Predict(a) => classify::predict(a),
         Command::Conv(a) => conv::run(a),
         Command::Summary(a) => summary::run(a),
+        Command::Classify(a) => pretrained::classify(a),
+        Command::Run(a) => pretrained::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

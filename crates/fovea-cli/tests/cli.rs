@@ -207,3 +207,61 @@ fn summary_prints_the_lenet5_table_and_the_dense_comparison() {
     assert!(fails(&["summary", "lenet5", "--input", "3x28x28"]).contains("3 channels"));
     assert!(fails(&["summary", "--compare-dense", "39x39:10:3"]).contains("HxWxC"));
 }
+
+#[path = "../../fovea-vision/tests/common/torchvision_fixture.rs"]
+mod torchvision_fixture;
+
+#[test]
+fn classify_and_run_agree_with_torchvision() {
+    use torchvision_fixture::{input, meta, outputs, state_dict};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let (meta, outputs) = (meta(), outputs());
+    let tensors: Vec<(String, fovea::Tensor)> = state_dict(&meta, "resnet18").into_iter().collect();
+    fovea::io::write_safetensors(Path::new(&p("w.safetensors")), &tensors, Default::default()).unwrap();
+    let photos = ["chelsea", "coffee"].map(|n| format!("{}/../../data/images/{n}.png", env!("CARGO_MANIFEST_DIR")));
+    let args = ["classify", "--arch", "resnet18", "--weights", &p("w.safetensors"), "--top", "5", "--json"];
+    let lines = json_lines(&ok(&[&args[..], &[&photos[0], &photos[1]]].concat()));
+    let names = fovea_vision::data::imagenet::class_names();
+    for (line, photo) in lines.iter().zip(["chelsea", "coffee"]) {
+        // torchvision's preprocessing and logits for the photo, softmax-ed here
+        let logits = outputs[&format!("{photo}.resnet18")].data().to_vec();
+        let max = logits.iter().fold(f32::MIN, |m, &v| m.max(v));
+        let total: f64 = logits.iter().map(|&v| ((v - max) as f64).exp()).sum();
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let top = line["top"].as_array().unwrap();
+        assert_eq!(top.len(), 5);
+        for (got, &want) in top.iter().zip(&order) {
+            assert_eq!(got["class"], want, "{photo}");
+            assert_eq!(got["name"], names[want]);
+            let p_want = ((logits[want] - max) as f64).exp() / total;
+            assert!((got["probability"].as_f64().unwrap() - p_want).abs() < 1e-4, "{photo}: {got} vs {p_want}");
+        }
+    }
+    let text = ok(&[&args[..5], &[&photos[0]]].concat());
+    assert!(text.contains("chelsea.png") && text.contains("  1. "), "{text}");
+
+    // fovea run: the raw forward pass on an .npy batch
+    fovea::io::write_npy(Path::new(&p("x.npy")), &input(&meta).tensor()).unwrap();
+    let run = ["run", "--arch", "resnet18", "--weights", &p("w.safetensors")];
+    ok(&[&run[..], &["--input", &p("x.npy"), "--output", &p("y.npy")]].concat());
+    let (y, want) = (fovea::io::read_npy(Path::new(&p("y.npy"))).unwrap(), &outputs["resnet18"]);
+    assert!(y.max_abs_diff(want) < 1e-4 * want.data().iter().fold(0f32, |m, v| m.max(v.abs())));
+
+    // bad input: unknown architecture, weights of another one, a truncated file, a wrong shape
+    let err = fails(&["run", "--arch", "resnet19", "--weights", "w", "--input", "x", "--output", "y"]);
+    assert!(err.contains("unknown architecture 'resnet19'") && err.contains("resnet18"), "{err}");
+    let err = fails(&["classify", "--arch", "resnet34", "--weights", &p("w.safetensors"), &photos[0]]);
+    assert!(
+        err.contains("does not hold resnet34 weights") && err.contains("missing (") && err.contains("layer1.2"),
+        "{err}"
+    );
+    let bytes = std::fs::read(p("w.safetensors")).unwrap();
+    std::fs::write(p("cut.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&["classify", "--arch", "resnet18", "--weights", &p("cut.safetensors"), &photos[0]]);
+    assert!(err.contains("cut.safetensors"), "{err}");
+    fovea::io::write_npy(Path::new(&p("bad.npy")), &fovea::Tensor::zeros(&[1, 1, 64, 64])).unwrap();
+    let err = fails(&[&run[..], &["--input", &p("bad.npy"), "--output", &p("y.npy")]].concat());
+    assert!(err.contains("designed for Nx3x224x224"), "{err}");
+}

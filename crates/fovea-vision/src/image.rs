@@ -87,3 +87,53 @@ fn save(path: &Path, img: &image::DynamicImage) -> Result<()> {
         .map_err(|e| Error::format(path, format!("cannot encode PNG: {e}")))?;
     fovea::io::write_atomic(path, &bytes)
 }
+
+/// For each output index along one axis: the first input index and the normalised weights
+/// of PyTorch's antialiased bilinear filter (`antialias=True`, as PIL): a triangle as wide
+/// as the scale factor when shrinking, so every input pixel contributes; plain bilinear
+/// (half-pixel centres) when enlarging.
+fn bilinear_weights(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = input as f64 / output as f64;
+    let (support, inv) = if scale >= 1.0 { (scale, 1.0 / scale) } else { (1.0, 1.0) };
+    (0..output)
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            // truncation toward zero, as PyTorch's int64_t cast
+            let lo = ((center - support + 0.5) as i64).max(0) as usize;
+            let hi = ((center + support + 0.5) as i64).min(input as i64) as usize;
+            let w: Vec<f64> = (lo..hi).map(|j| (1.0 - ((j as f64 - center + 0.5) * inv).abs()).max(0.0)).collect();
+            let total: f64 = w.iter().sum();
+            (lo, w.iter().map(|v| (v / total) as f32).collect())
+        })
+        .collect()
+}
+
+/// Resizes `[C, H, W]` to `[C, out_h, out_w]` with antialiased bilinear interpolation:
+/// torchvision's `resize(..., antialias=True)` on a float tensor. Width first, then height.
+pub fn resize_bilinear(t: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let &[c, h, w] = t.shape() else {
+        return Err(Error::shape("resize_bilinear", format!("expected [C, H, W], got {:?}", t.shape())));
+    };
+    if h == 0 || w == 0 || out_h == 0 || out_w == 0 {
+        return Err(Error::Invalid(format!("cannot resize a {h}x{w} image to {out_h}x{out_w}")));
+    }
+    fovea::tensor::checked_numel("resize_bilinear", &[c, out_h.max(h), out_w.max(w)])?;
+    let (wx, wy) = (bilinear_weights(w, out_w), bilinear_weights(h, out_h));
+    let x = t.data();
+    let mut rows = vec![0.0f32; c * h * out_w];
+    for (src, dst) in x.chunks_exact(w).zip(rows.chunks_exact_mut(out_w)) {
+        for (d, (lo, ws)) in dst.iter_mut().zip(&wx) {
+            *d = ws.iter().zip(&src[*lo..]).map(|(a, b)| a * b).sum();
+        }
+    }
+    let mut out = vec![0.0f32; c * out_h * out_w];
+    for (plane, dst) in rows.chunks_exact(h * out_w).zip(out.chunks_exact_mut(out_h * out_w)) {
+        for (drow, (lo, ws)) in dst.chunks_exact_mut(out_w).zip(&wy) {
+            for (k, wk) in ws.iter().enumerate() {
+                let srow = &plane[(lo + k) * out_w..][..out_w];
+                drow.iter_mut().zip(srow).for_each(|(d, s)| *d += wk * s);
+            }
+        }
+    }
+    Tensor::new(&[c, out_h, out_w], out)
+}

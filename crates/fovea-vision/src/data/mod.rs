@@ -2,6 +2,7 @@
 
 mod fashion_mnist;
 pub mod idx;
+pub mod imagenet;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 

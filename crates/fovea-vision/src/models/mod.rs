@@ -92,14 +92,21 @@ fn head_weight(name: &str) -> &'static str {
 /// Builds `name` to fit `tensors` (a torchvision `state_dict`: the class count is read from
 /// the classifier, GoogLeNet's auxiliary classifiers are built if present) and loads them.
 /// A file for another architecture fails naming the first missing, unexpected or
-/// mis-shaped tensors.
-pub fn from_state_dict(name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<Box<dyn Module>> {
+/// mis-shaped tensors. `transform_input` applies to GoogLeNet only (see
+/// [`GoogLeNet::transform_input`]; torchvision sets it for its pretrained weights).
+pub fn from_state_dict(
+    name: &str,
+    tensors: &BTreeMap<String, Tensor>,
+    transform_input: bool,
+) -> Result<Box<dyn Module>> {
     let classes = tensors.get(head_weight(name)).and_then(|t| t.shape().first().copied()).unwrap_or(1000);
     let mut rng = Rng::new(0);
     let model: Box<dyn Module> = match name {
         "googlenet" | "googlenet-paper" => {
             let aux = tensors.contains_key("aux1.conv.conv.weight");
-            Box::new(GoogLeNet::new(classes, aux, if name == "googlenet" { 3 } else { 5 }, &mut rng)?)
+            let mut net = GoogLeNet::new(classes, aux, if name == "googlenet" { 3 } else { 5 }, &mut rng)?;
+            net.transform_input = transform_input;
+            Box::new(net)
         }
         _ => build(name, classes, &mut rng)?,
     };

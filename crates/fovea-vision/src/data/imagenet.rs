@@ -1,0 +1,60 @@
+//! ImageNet-1k: the 1000 class names (in torchvision's order) and the evaluation
+//! preprocessing of torchvision's pretrained classifiers.
+
+use crate::image::resize_bilinear;
+use fovea::{Error, Result, Tensor};
+
+/// Per-channel mean and standard deviation of ImageNet's training images (RGB, 0..1).
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The 1000 class names; index = the classifier's output index.
+pub fn class_names() -> Vec<&'static str> {
+    include_str!("imagenet_classes.txt").lines().collect()
+}
+
+/// Python's `round` for `n / 2`: halves go to the even neighbour.
+fn half_round_even(n: usize) -> usize {
+    let (q, odd) = (n / 2, n % 2 == 1);
+    if odd && q % 2 == 1 {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// torchvision's `ImageClassification` transform on an RGB image `[3, H, W]` in 0..1:
+/// resize so that the shorter side is `resize` (antialiased bilinear), crop the centre
+/// `crop x crop`, normalise with [`MEAN`] and [`STD`]. Returns `[3, crop, crop]`.
+pub fn preprocess(rgb: &Tensor, resize: usize, crop: usize) -> Result<Tensor> {
+    let &[3, h, w] = rgb.shape() else {
+        return Err(Error::shape("imagenet preprocess", format!("expected [3, H, W], got {:?}", rgb.shape())));
+    };
+    if crop > resize || crop == 0 {
+        return Err(Error::Invalid(format!("crop {crop} must be between 1 and the resize size {resize}")));
+    }
+    // the shorter side becomes `resize`, the longer one int(resize * long / short)
+    let (nh, nw) = if h <= w { (resize, resize * w / h) } else { (resize * h / w, resize) };
+    let resized = resize_bilinear(rgb, nh, nw)?;
+    let (top, left) = (half_round_even(nh - crop), half_round_even(nw - crop));
+    let mut out = Vec::with_capacity(3 * crop * crop);
+    for c in 0..3 {
+        let plane = &resized.data()[c * nh * nw..][..nh * nw];
+        for row in plane.chunks_exact(nw).skip(top).take(crop) {
+            out.extend(row[left..left + crop].iter().map(|v| (v - MEAN[c]) / STD[c]));
+        }
+    }
+    Tensor::new(&[3, crop, crop], out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousand_names_and_python_rounding() {
+        let names = class_names();
+        assert_eq!((names.len(), names[0], names[281], names[999]), (1000, "tench", "tabby", "toilet tissue"));
+        assert_eq!([0, 1, 2, 3, 117].map(half_round_even), [0, 0, 1, 2, 58]);
+    }
+}
