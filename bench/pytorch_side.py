@@ -39,7 +39,38 @@ def timeit(reps, f):
     return float(np.median(ts))
 
 
+def zoo():
+    import torchvision
+    rows = []
+    for arch in ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"]:
+        kwargs = {"init_weights": True} if arch == "googlenet" else {}
+        m = getattr(torchvision.models, arch)(weights=None, **kwargs).eval()
+        for batch in (1, 8):
+            x = torch.randn(batch, 3, 224, 224)
+
+            def run():
+                with torch.no_grad():
+                    m(x)
+
+            rows.append({"arch": arch, "batch": batch, "seconds": timeit(7 if batch == 1 else 3, run)})
+    m = torchvision.models.resnet18()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(8, 3, 224, 224), torch.arange(8)
+
+    def step():
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return {"inference": rows, "resnet18_train_step_batch8": timeit(5, step)}
+
+
+
 out = {"threads": threads, "torch": torch.__version__}
+if "--zoo-only" in sys.argv:
+    print(json.dumps({"zoo": zoo()}))
+    sys.exit(0)
 convs = []
 for name, n, c, h, w, o, k, s, p in CONV_SHAPES:
     x = torch.randn(n, c, h, w, requires_grad=True)
@@ -59,6 +90,9 @@ for name, n, c, h, w, o, k, s, p in CONV_SHAPES:
     oh = (h + 2 * p - k) // s + 1
     convs.append({"shape": name, "forward": tf, "forward_backward": tfb, "gflops_forward": 2 * n * o * oh * oh * c * k * k / tf / 1e9})
 out["conv2d"] = convs
+
+
+out["zoo"] = zoo()
 
 a = np.random.randn(2048, 2048).astype(np.float32)
 bm = np.random.randn(2048, 2048).astype(np.float32)

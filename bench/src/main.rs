@@ -116,6 +116,23 @@ fn main() {
         println!("{}", matmul_2048(&mut rng));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--infer") {
+        // N inference passes of a zoo model at 224x224: a target for profilers
+        let (arch, batch, n): (&str, usize, usize) =
+            (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
+        let model = fovea_vision::models::build(arch, 1000, &mut Rng::new(0)).unwrap();
+        model.set_training(false);
+        let x = Var::constant(Tensor::randn(&[batch, 3, 224, 224], 1.0, &mut Rng::new(1)));
+        let t = time(n, || {
+            fovea::no_grad(|| model.forward(&x).unwrap());
+        });
+        println!("{arch} batch {batch}: median {:.1} ms", t * 1e3);
+        return;
+    }
+    if args.iter().any(|a| a == "--zoo-only") {
+        println!("{}", json!({"zoo": zoo()}));
+        return;
+    }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(fovea::kernels::num_threads()));
 
@@ -144,6 +161,7 @@ fn main() {
         println!("{}", Value::Object(out));
         return;
     }
+    out.insert("zoo".into(), zoo());
 
     out.insert("matmul_2048".into(), matmul_2048(&mut rng));
 
@@ -167,6 +185,36 @@ fn main() {
     out.insert("lenet_eval".into(), json!(eval));
     println!("{}", Value::Object(out));
 }
+
+/// The case-study networks at 224x224: inference at batch 1 and 8, and a ResNet-18
+/// training step (SGD with momentum) at batch 8.
+fn zoo() -> Value {
+    let mut rows = Vec::new();
+    for arch in ZOO {
+        let model = fovea_vision::models::build(arch, 1000, &mut Rng::new(0)).unwrap();
+        model.set_training(false);
+        for batch in [1, 8] {
+            let x = Var::constant(Tensor::randn(&[batch, 3, 224, 224], 1.0, &mut Rng::new(1)));
+            let t = time(if batch == 1 { 7 } else { 3 }, || {
+                fovea::no_grad(|| model.forward(&x).unwrap());
+            });
+            rows.push(json!({"arch": arch, "batch": batch, "seconds": t}));
+        }
+    }
+    let model = fovea_vision::models::build("resnet18", 1000, &mut Rng::new(0)).unwrap();
+    let mut opt = train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::sgd(0.01, 0.9, 0.0)).unwrap();
+    let x = Var::constant(Tensor::randn(&[8, 3, 224, 224], 1.0, &mut Rng::new(1)));
+    let labels: Vec<usize> = (0..8).collect();
+    let step = time(5, || {
+        let loss = ops::cross_entropy(&model.forward(&x).unwrap(), &labels).unwrap();
+        opt.zero_grad();
+        loss.backward().unwrap();
+        opt.step();
+    });
+    json!({"inference": rows, "resnet18_train_step_batch8": step})
+}
+
+const ZOO: [&str; 5] = ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"];
 
 fn matmul_2048(rng: &mut Rng) -> Value {
     let n = 2048;

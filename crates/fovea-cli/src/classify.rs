@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fovea::nn::parameter_count;
 use fovea::{Rng, Var};
-use fovea_vision::data::{FashionMnist, Split, CLASS_NAMES};
+use fovea_vision::data::image_folder::fit_image;
+use fovea_vision::data::{self, FashionMnist, Split};
 use fovea_vision::train::{self, RunMeta};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -20,9 +21,13 @@ pub enum OptimizerName {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Architecture: lenet5 or cnn-bn
+    /// Architecture: lenet5, cnn-bn, or any of the zoo (resnet18, vgg11_bn, googlenet, ...)
     #[arg(long, default_value = "lenet5")]
     model: String,
+    /// Side of the square images the model is trained on (default: 28 for lenet5 and cnn-bn;
+    /// for the ImageNet architectures 32 on Fashion-MNIST, 64 for alexnet, 224 on image folders)
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Epochs in all (default 10; with --resume, the run's own plan)
     #[arg(long)]
     epochs: Option<usize>,
@@ -49,7 +54,8 @@ pub struct TrainArgs {
     /// Use only the first N training images
     #[arg(long)]
     train_size: Option<usize>,
-    /// Folder holding the Fashion-MNIST IDX files (default: the repository's data/fashion-mnist)
+    /// Fashion-MNIST's IDX files (default: the repository's data/fashion-mnist), or an image
+    /// folder with one sub-folder per class (optionally split into train/ and val/)
     #[arg(long)]
     data: Option<PathBuf>,
     /// Print one JSON object per epoch instead of a progress bar
@@ -61,19 +67,41 @@ fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone().unwrap_or_else(FashionMnist::default_dir)
 }
 
+/// The input `[C, H, W]` a new run of `model` trains on.
+fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
+    let [c, h, _] = fovea_vision::models::default_input(model);
+    let size = image_size.unwrap_or(match (fashion, c, model) {
+        (false, _, _) | (true, 1, _) => h,
+        (true, _, "alexnet") => 64,
+        (true, _, _) => 32,
+    });
+    if !(8..=1024).contains(&size) {
+        bail!("--image-size must be between 8 and 1024, got {size}");
+    }
+    Ok([c, size, size])
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.batch_size == 0 || a.epochs == Some(0) {
         bail!("--batch-size and --epochs must be at least 1");
     }
-    let dir = data_dir(&a.data);
-    let mut train_set = FashionMnist::load(&dir, Split::Train)?;
+    let resumed = a.resume.as_ref().map(|r| train::load_checkpoint(r)).transpose()?;
+    let dir = match (&a.data, &resumed) {
+        (None, Some(ckpt)) => ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir),
+        _ => data_dir(&a.data),
+    };
+    let fashion = data::is_fashion_mnist(&dir);
+    let shape = match &resumed {
+        Some(ckpt) => ckpt.meta.input_shape()?,
+        None => training_input(&a.model, fashion, a.image_size)?,
+    };
+    let (mut train_set, class_names) = data::load(&dir, Split::Train, shape)?;
     if let Some(n) = a.train_size {
         train_set = train_set.take(n);
     }
-    let test_set = FashionMnist::load(&dir, Split::Test)?;
+    let (test_set, _) = data::load(&dir, Split::Test, shape)?;
 
-    let (run_dir, mut meta, model, mut optimizer) = if let Some(resume) = &a.resume {
-        let ckpt = train::load_checkpoint(resume)?;
+    let (run_dir, mut meta, model, mut optimizer) = if let (Some(resume), Some(ckpt)) = (&a.resume, resumed) {
         let model = train::model_from_checkpoint(&ckpt)?;
         let mut meta = ckpt.meta.clone();
         meta.epochs = a.epochs.unwrap_or(meta.epochs);
@@ -96,8 +124,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
         };
         let meta = RunMeta {
             model: a.model.clone(),
-            classes: 10,
-            class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            input: shape.to_vec(),
+            data: (!fashion).then(|| dir.display().to_string()),
+            classes: class_names.len(),
+            class_names,
             optimizer: optimizer.into(),
             lr,
             momentum: a.momentum,
@@ -109,7 +139,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             optimizer_steps: 0,
             history: vec![],
         };
-        let model = fovea_vision::models::build(&a.model, 10, &mut Rng::derive(a.seed, u64::MAX))?;
+        let model = fovea_vision::models::build(&a.model, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
         let opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
@@ -219,7 +249,8 @@ pub struct EvalArgs {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
-    let test_set = FashionMnist::load(&data_dir(&a.data), Split::Test)?;
+    let dir = a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(FashionMnist::default_dir);
+    let (test_set, _) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?)?;
     let (p, predictions) = train::evaluate(model.as_ref(), &test_set, 1000)?;
     let classes = ckpt.meta.classes;
     let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
@@ -303,8 +334,16 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
     model.set_training(false);
+    let shape = ckpt.meta.input_shape()?;
     for path in &a.images {
-        let x = fovea_vision::image::load_fashion_input(path)?;
+        let x = if ckpt.meta.data.is_none() {
+            // as Fashion-MNIST's pictures are: grey 28x28, light on dark; then as the model takes it
+            let grey = fovea_vision::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?;
+            fit_image(&fovea::Tensor::concat(&[&grey, &grey, &grey], 0)?, shape)?
+        } else {
+            fit_image(&fovea_vision::image::load_rgb(path)?, shape)?
+        };
+        let x = x.reshape(&[1, shape[0], shape[1], shape[2]])?;
         let logits = fovea::no_grad(|| model.forward(&Var::constant(x)))?;
         let top = &train::top_k(&logits, a.top.min(ckpt.meta.classes))?[0];
         if a.json {

@@ -265,3 +265,49 @@ fn classify_and_run_agree_with_torchvision() {
     let err = fails(&[&run[..], &["--input", &p("bad.npy"), "--output", &p("y.npy")]].concat());
     assert!(err.contains("designed for Nx3x224x224"), "{err}");
 }
+
+#[test]
+fn zoo_models_train_on_an_image_folder() {
+    // bags and trousers from Fashion-MNIST, written as PNG files in train/ and val/
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    let data = fovea_vision::data::FashionMnist::load(
+        &fovea_vision::data::FashionMnist::default_dir(),
+        fovea_vision::data::Split::Test,
+    )
+    .unwrap();
+    let mut written = std::collections::HashMap::new();
+    for (i, &label) in data.labels.iter().enumerate() {
+        let (class, split) = match (label, written.get(&label).copied().unwrap_or(0)) {
+            (8, n) | (1, n) if n < 24 => {
+                (if label == 8 { "bag" } else { "trouser" }, if n < 16 { "train" } else { "val" })
+            }
+            _ => continue,
+        };
+        let n = written.entry(label).or_insert(0);
+        let folder = root.join(split).join(class);
+        std::fs::create_dir_all(&folder).unwrap();
+        let px = data.images.data()[i * 784..(i + 1) * 784].iter().map(|v| v * 255.0).collect();
+        let img = fovea::Tensor::new(&[28, 28], px).unwrap();
+        fovea_vision::image::save_gray_png(&folder.join(format!("{n}.png")), &img, false).unwrap();
+        *n += 1;
+    }
+    let run = dir.path().join("run").display().to_string();
+    let root_s = root.display().to_string();
+    let args = ["train", "--model", "resnet18", "--data", &root_s, "--image-size", "32", "--epochs", "2"];
+    let lines =
+        json_lines(&ok(&[&args[..], &["--batch-size", "8", "--json", "--out", &run, "--threads", "2"]].concat()));
+    assert_eq!(lines.len(), 3);
+    let eval: Value = serde_json::from_str(&ok(&["eval", "--checkpoint", &run, "--json"])).unwrap();
+    assert_eq!(eval["per_class_accuracy"].as_array().unwrap().len(), 2);
+    assert_eq!(eval["accuracy"], lines[2]["test_accuracy"]);
+    let picture = root.join("val/bag/20.png").display().to_string();
+    let pred: Value = serde_json::from_str(&ok(&["predict", "--checkpoint", &run, &picture, "--json"])).unwrap();
+    let names: Vec<&str> = pred["top"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.len() == 2 && names.contains(&"bag") && names.contains(&"trouser"), "{names:?}");
+
+    // a class folder without pictures is named
+    std::fs::create_dir_all(root.join("train/sandal")).unwrap();
+    let err = fails(&[&args[..], &["--out", &format!("{run}2")]].concat());
+    assert!(err.contains("sandal") && err.contains("no PNG or JPEG"), "{err}");
+}

@@ -28,6 +28,12 @@ pub struct EpochMetrics {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunMeta {
     pub model: String,
+    /// Input of one sample, `[C, H, W]`.
+    #[serde(default = "fashion_input")]
+    pub input: Vec<usize>,
+    /// The image folder trained on; `None`: Fashion-MNIST.
+    #[serde(default)]
+    pub data: Option<String>,
     pub classes: usize,
     pub class_names: Vec<String>,
     pub optimizer: String,
@@ -43,7 +49,19 @@ pub struct RunMeta {
     pub history: Vec<EpochMetrics>,
 }
 
+fn fashion_input() -> Vec<usize> {
+    vec![1, 28, 28]
+}
+
 impl RunMeta {
+    /// The input shape as `[C, H, W]`.
+    pub fn input_shape(&self) -> Result<[usize; 3]> {
+        self.input
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Invalid(format!("run input {:?} is not [C, H, W]", self.input)))
+    }
+
     pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
         Ok(match self.optimizer.as_str() {
             "sgd" => OptimizerConfig::sgd(self.lr, self.momentum, self.weight_decay),
@@ -137,8 +155,13 @@ fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
     logits.argmax_rows().expect("logits are [N, C]").iter().zip(labels).filter(|(p, l)| p == l).count()
 }
 
-/// One pass over `data` in an order drawn from `rng`: forward, cross-entropy, backward,
-/// optimizer step per batch. Stops with an error naming the batch if the loss is not finite.
+/// Weight of each auxiliary classifier's loss (GoogLeNet's), as torchvision's reference
+/// training and the paper.
+const AUX_LOSS_WEIGHT: f32 = 0.3;
+
+/// One pass over `data` in an order drawn from `rng`: forward, cross-entropy (plus 0.3 times
+/// that of each auxiliary classifier), backward, optimizer step per batch. Stops with an
+/// error naming the batch if the loss is not finite.
 pub fn train_epoch(
     model: &dyn Module,
     optimizer: &mut Optimizer,
@@ -151,12 +174,17 @@ pub fn train_epoch(
     let mut p = Progress::default();
     for (b, idx) in data.batch_indices(batch_size, Some(rng)).iter().enumerate() {
         let (x, y) = data.batch(idx);
-        let logits = model.forward(&Var::constant(x))?;
-        let loss = ops::cross_entropy(&logits, &y)?;
+        let (logits, aux) = model.forward_aux(&Var::constant(x))?;
+        let mut loss = ops::cross_entropy(&logits, &y)?;
+        // the main classifier's loss is the one reported
         let lv = loss.value().item()?;
-        if !lv.is_finite() {
+        for a in &aux {
+            loss = ops::add(&loss, &ops::mul_scalar(&ops::cross_entropy(a, &y)?, AUX_LOSS_WEIGHT))?;
+        }
+        let total = loss.value().item()?;
+        if !total.is_finite() {
             return Err(Error::Invalid(format!(
-                "the loss became {lv} at batch {} (of {batch_size} images); lower the learning rate",
+                "the loss became {total} at batch {} (of {batch_size} images); lower the learning rate",
                 b + 1
             )));
         }
@@ -164,7 +192,7 @@ pub fn train_epoch(
         loss.backward()?;
         p.correct += count_correct(&logits.value(), &y);
         // the graph holds the weights: drop it so that the update happens in place
-        drop((logits, loss));
+        drop((logits, aux, loss));
         optimizer.step();
         p.seen += y.len();
         p.loss_sum += lv as f64 * y.len() as f64;

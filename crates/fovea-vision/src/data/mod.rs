@@ -2,11 +2,40 @@
 
 mod fashion_mnist;
 pub mod idx;
+pub mod image_folder;
 pub mod imagenet;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 
-use fovea::{Rng, Tensor};
+use fovea::{Result, Rng, Tensor};
+use std::path::Path;
+
+/// Whether `dir` holds Fashion-MNIST's IDX files (else it is an image folder).
+pub fn is_fashion_mnist(dir: &Path) -> bool {
+    dir.join("train-images-idx3-ubyte.gz").exists()
+}
+
+/// A split of the dataset in `dir` (Fashion-MNIST's IDX files, or an image folder) with
+/// every image fitted to `shape` (`[C, H, W]`), and the class names.
+pub fn load(dir: &Path, split: Split, shape: [usize; 3]) -> Result<(Dataset, Vec<String>)> {
+    if !is_fashion_mnist(dir) {
+        return image_folder::load_image_folder(dir, split, shape);
+    }
+    let data = FashionMnist::load(dir, split)?;
+    let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    if shape == [1, 28, 28] {
+        return Ok((data, names));
+    }
+    // grey 28x28 to what the model takes: resized, the grey copied to each channel
+    let mut images = Vec::with_capacity(data.len() * shape.iter().product::<usize>());
+    for img in data.images.data().chunks_exact(28 * 28) {
+        let grey = Tensor::new(&[1, 28, 28], img.to_vec())?;
+        let rgb = Tensor::concat(&[&grey, &grey, &grey], 0)?;
+        images.extend_from_slice(image_folder::fit_image(&rgb, shape)?.data());
+    }
+    let images = Tensor::new(&[data.len(), shape[0], shape[1], shape[2]], images)?;
+    Ok((Dataset { images, labels: data.labels }, names))
+}
 
 /// Images `[N, C, H, W]` in 0..1 and their class labels.
 #[derive(Clone)]
