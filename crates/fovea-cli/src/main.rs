@@ -2,6 +2,7 @@
 
 mod classify;
 mod conv;
+mod experiment;
 mod pretrained;
 mod summary;
 
@@ -35,9 +36,17 @@ enum Command {
     Classify(pretrained::ClassifyArgs),
     /// Raw forward pass of a model on an NCHW .npy array
     Run(pretrained::RunArgs),
+    /// Reproducible experiments from the notes
+    #[command(subcommand)]
+    Experiment(experiment::Experiment),
 }
 
 fn main() -> ExitCode {
+    // a closed pipe (`fovea ... | head`) ends the program quietly, as other command-line tools
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     fovea::kernels::init_threads(cli.threads);
     fovea::kernels::keep_freed_memory();
@@ -49,6 +58,7 @@ fn main() -> ExitCode {
         Command::Summary(a) => summary::run(a),
         Command::Classify(a) => pretrained::classify(a),
         Command::Run(a) => pretrained::run(a),
+        Command::Experiment(e) => experiment::run(e),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

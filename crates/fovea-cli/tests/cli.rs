@@ -311,3 +311,17 @@ fn zoo_models_train_on_an_image_folder() {
     let err = fails(&[&args[..], &["--out", &format!("{run}2")]].concat());
     assert!(err.contains("sandal") && err.contains("no PNG or JPEG"), "{err}");
 }
+
+#[test]
+fn plain_vs_residual_experiment_runs_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let args = ["experiment", "plain-vs-residual", "--depth", "8", "--epochs", "2", "--train-size", "256"];
+    let lines = json_lines(&ok(&[&args[..], &["--test-size", "100", "--out", &out, "--json"]].concat()));
+    let models: Vec<&str> = lines.iter().map(|l| l["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["cifar-plain8", "cifar-plain8", "cifar-resnet8", "cifar-resnet8"]);
+    assert!(lines.iter().all(|l| (0.0..=1.0).contains(&l["train_error"].as_f64().unwrap())));
+    assert!(dir.path().join("plain-vs-residual.png").exists());
+    let err = fails(&["experiment", "plain-vs-residual", "--depth", "9", "--out", &out]);
+    assert!(err.contains("6n+2"), "{err}");
+}

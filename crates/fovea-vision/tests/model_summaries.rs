@@ -80,3 +80,18 @@ fn unknown_models_and_inputs_that_do_not_fit_say_so() {
     let err = summarize(m.as_ref(), &[3, 32, 32]).unwrap_err().to_string();
     assert!(err.contains("smaller than the window"), "{err}");
 }
+
+#[test]
+fn cifar_style_networks_have_he_et_al_sizes() {
+    // He et al. 2015, table 6: ResNet-56 has 0.85M parameters; the plain network the same
+    // layers without the shortcuts' projections
+    let params = |name: &str| {
+        let m = models::build(name, 10, &mut Rng::new(0)).unwrap();
+        summarize(m.as_ref(), &default_input(name)).unwrap().total_params
+    };
+    assert_eq!(params("cifar-resnet56"), 855_482);
+    assert_eq!(params("cifar-plain56"), 852_730);
+    assert_eq!(params("cifar-resnet20"), 272_186);
+    let err = models::build("cifar-plain57", 10, &mut Rng::new(0)).err().unwrap().to_string();
+    assert!(err.contains("6n+2"), "{err}");
+}

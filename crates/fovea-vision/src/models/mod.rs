@@ -10,7 +10,7 @@ mod vgg;
 pub use alexnet::alexnet;
 pub use inception::{GoogLeNet, Inception, InceptionWidths};
 pub use lenet::{cnn_bn, lenet5};
-pub use resnet::{resnet, Residual};
+pub use resnet::{cifar_resnet, resnet, Residual};
 pub use vgg::vgg;
 
 use fovea::nn::{load_state_dict, Module};
@@ -40,16 +40,32 @@ pub const MODEL_NAMES: [&str; 18] = [
     "googlenet-paper",
 ];
 
+/// He et al.'s small CIFAR-style networks, for 28x28 grey images: `cifar-resnet<D>` and the
+/// same without shortcuts, `cifar-plain<D>`, for depths D = 6n + 2 (20, 32, 44, 56, ...).
+fn cifar_depth(name: &str) -> Option<(usize, bool)> {
+    let (rest, plain) = match name.strip_prefix("cifar-resnet") {
+        Some(rest) => (rest, false),
+        None => (name.strip_prefix("cifar-plain")?, true),
+    };
+    Some((rest.parse().ok()?, plain))
+}
+
 /// Builds the model `name` with a `classes`-way classifier, freshly initialised
 /// (GoogLeNet with its auxiliary classifiers).
 pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module>> {
     if classes == 0 {
         return Err(Error::Invalid("a classifier needs at least one class".into()));
     }
+    if let Some((depth, plain)) = cifar_depth(name) {
+        return Ok(Box::new(cifar_resnet(depth, plain, 1, classes, rng)?));
+    }
     let depth = |prefix: &str| name.strip_prefix(prefix).and_then(|d| d.trim_end_matches("_bn").parse::<usize>().ok());
     Ok(match name {
         _ if !MODEL_NAMES.contains(&name) => {
-            return Err(Error::Invalid(format!("unknown model '{name}' (known: {})", MODEL_NAMES.join(", "))))
+            return Err(Error::Invalid(format!(
+                "unknown model '{name}' (known: {}, and cifar-resnet<D>, cifar-plain<D> for D = 20, 32, 44, 56, ...)",
+                MODEL_NAMES.join(", ")
+            )))
         }
         "lenet5" => Box::new(lenet5(classes, rng)?),
         "cnn-bn" => Box::new(cnn_bn(classes, rng)?),
@@ -66,6 +82,7 @@ pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module
 pub fn default_input(name: &str) -> [usize; 3] {
     match name {
         "lenet5" | "cnn-bn" => [1, 28, 28],
+        _ if cifar_depth(name).is_some() => [1, 28, 28],
         _ => [3, 224, 224],
     }
 }

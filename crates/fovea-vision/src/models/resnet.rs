@@ -12,14 +12,21 @@ use fovea::{Error, Result, Rng, Var};
 
 /// A residual block: `relu(main(x) + shortcut(x))`, where the shortcut is the identity,
 /// or a strided 1x1 convolution with batch norm (`downsample`) where the shape changes.
+/// Without the shortcut (`plain`) it is `relu(main(x))`: the same layers, no skip.
 pub struct Residual {
     main: Sequential,
     downsample: Option<Sequential>,
+    plain: bool,
 }
 
 impl Residual {
     fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
         let y = calls.call("", &self.main, x)?;
+        if self.plain {
+            let out = ops::relu(&y);
+            calls.row("", "ReLU", &out);
+            return Ok(out);
+        }
         let shortcut = match &self.downsample {
             Some(d) => calls.call("downsample", d, x)?,
             None => x.clone(),
@@ -65,7 +72,7 @@ fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Re
     Conv::new(c_in, c_out, &[k, k], opts, false, Init::HeNormalFanOut, rng)
 }
 
-fn block(kind: Block, c_in: usize, width: usize, stride: usize, rng: &mut Rng) -> Result<Residual> {
+fn block(kind: Block, c_in: usize, width: usize, stride: usize, plain: bool, rng: &mut Rng) -> Result<Residual> {
     let c_out = if kind == Block::Basic { width } else { 4 * width };
     let main = match kind {
         Block::Basic => Sequential::new()
@@ -84,12 +91,12 @@ fn block(kind: Block, c_in: usize, width: usize, stride: usize, rng: &mut Rng) -
             .add("conv3", conv(width, c_out, 1, 1, rng)?)
             .add("bn3", BatchNorm::new(c_out)),
     };
-    let downsample = if stride != 1 || c_in != c_out {
+    let downsample = if !plain && (stride != 1 || c_in != c_out) {
         Some(Sequential::new().push(conv(c_in, c_out, 1, stride, rng)?).push(BatchNorm::new(c_out)))
     } else {
         None
     };
-    Ok(Residual { main, downsample })
+    Ok(Residual { main, downsample, plain })
 }
 
 pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
@@ -111,7 +118,7 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
         let mut layer = Sequential::new();
         for i in 0..count {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            let b = block(kind, c_in, width, stride, rng)?;
+            let b = block(kind, c_in, width, stride, false, rng)?;
             c_in = if kind == Block::Basic { width } else { 4 * width };
             layer = layer.push(b);
         }
@@ -121,4 +128,35 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
         .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
         .add("flatten", Flatten)
         .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)))
+}
+
+/// He et al.'s CIFAR-10 networks (section 4.2), for `c_in`-channel images as small as
+/// Fashion-MNIST's: a 3x3 convolution to 16 channels, three stages of `n` basic blocks
+/// (16, 32, 64 channels; stride 2 where a stage starts), global average pooling and the
+/// classifier: `6n + 2` layers with weights. `plain` drops every shortcut, giving the
+/// plain network of the same depth whose training error the notes' degradation plot shows.
+pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
+    if depth < 8 || !(depth - 2).is_multiple_of(6) {
+        return Err(Error::Invalid(format!(
+            "CIFAR-style networks have 6n+2 layers (8, 14, 20, 32, 44, 56, ...), not {depth}"
+        )));
+    }
+    let mut net = Sequential::new()
+        .add("conv1", conv(c_in, 16, 3, 1, rng)?)
+        .add("bn1", BatchNorm::new(16))
+        .add("relu", Activation::Relu);
+    let mut width_in = 16;
+    for (stage, width) in [16, 32, 64].into_iter().enumerate() {
+        let mut layer = Sequential::new();
+        for i in 0..(depth - 2) / 6 {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            layer = layer.push(block(Block::Basic, width_in, width, stride, plain, rng)?);
+            width_in = width;
+        }
+        net = net.add(&format!("layer{}", stage + 1), layer);
+    }
+    Ok(net
+        .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
+        .add("flatten", Flatten)
+        .add("fc", Linear::new(64, classes, true, Init::PytorchDefault, rng)))
 }

@@ -9,7 +9,7 @@ fn binary(
     op: &'static str,
     a: &Var,
     b: &Var,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Sync,
     grads: impl Fn(&Tensor, &Tensor, &Tensor, &[bool]) -> (Option<Tensor>, Option<Tensor>) + 'static,
 ) -> Result<Var> {
     let (ta, tb) = (a.tensor(), b.tensor());

@@ -88,17 +88,15 @@ pub fn batch_norm(
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let gamma = weight.map(|w| w.tensor().data().to_vec()).unwrap_or_else(|| vec![1.0; c]);
     let beta = bias.map(|b| b.tensor().data().to_vec()).unwrap_or_else(|| vec![0.0; c]);
-    let mut xhat = vec![0.0f32; xd.len()];
+    // y = x·α + β per channel, α = γ/σ, β = b - μ·α (PyTorch's form)
+    let alpha: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
+    let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * alpha[ci]).collect();
     let mut y = vec![0.0f32; xd.len()];
-    y.par_chunks_mut(c * s).zip(xhat.par_chunks_mut(c * s)).zip(xd.par_chunks(c * s)).for_each(|((yn, hn), xn)| {
-        for ci in 0..c {
-            let r = ci * s..(ci + 1) * s;
-            let (mu, k, g, b) = (mean[ci], inv_std[ci], gamma[ci], beta[ci]);
-            for ((h, o), &v) in hn[r.clone()].iter_mut().zip(&mut yn[r.clone()]).zip(&xn[r]) {
-                *h = (v - mu) * k;
-                *o = g * *h + b;
-            }
-        }
+    // one (sample, channel) plane per task, so that batch-1 inference uses every thread
+    let planes = y.par_chunks_mut(s.max(1)).zip(xd.par_chunks(s.max(1))).enumerate();
+    planes.with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, (yo, xi))| {
+        let (a, b) = (alpha[p % c], shift[p % c]);
+        yo.iter_mut().zip(xi).for_each(|(o, &v)| *o = v * a + b);
     });
     let mut parents = vec![x];
     parents.extend(weight);
@@ -108,38 +106,36 @@ pub fn batch_norm(
         Tensor::new(&shape, y)?,
         &parents,
         Box::new(move |g, needs| {
-            let gd = g.data();
-            // per channel: Σ g and Σ g·x̂
+            let (gd, xd) = (g.data(), tx.data());
+            // per channel: Σ g and Σ g·x̂, with x̂ = (x - μ)/σ recomputed rather than stored
             let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
                 .into_par_iter()
                 .map(|ci| {
+                    let (mu, k) = (mean[ci], inv_std[ci]);
                     let (mut sg, mut sgx) = (0.0f64, 0.0f64);
                     for ni in 0..n {
                         let r = at(ni, ci)..at(ni, ci) + s;
                         sg += lane_sum(gd[r.clone()].iter().copied()) as f64;
-                        sgx += lane_sum(gd[r.clone()].iter().zip(&xhat[r]).map(|(a, b)| a * b)) as f64;
+                        sgx += lane_sum(gd[r.clone()].iter().zip(&xd[r]).map(|(a, x)| a * ((x - mu) * k))) as f64;
                     }
                     (sg, sgx)
                 })
                 .unzip();
             let gx = needs[0].then(|| {
                 let mut dx = vec![0.0f32; gd.len()];
-                dx.par_chunks_mut(c * s).zip(gd.par_chunks(c * s)).zip(xhat.par_chunks(c * s)).for_each(
-                    |((dxn, gn), hn)| {
-                        for ci in 0..c {
-                            let r = ci * s..(ci + 1) * s;
-                            let k = gamma[ci] * inv_std[ci];
-                            let (mg, mgx) = if training {
-                                ((sum_g[ci] / m as f64) as f32, (sum_gx[ci] / m as f64) as f32)
-                            } else {
-                                (0.0, 0.0)
-                            };
-                            for ((d, &gv), &h) in dxn[r.clone()].iter_mut().zip(&gn[r.clone()]).zip(&hn[r]) {
-                                *d = k * (gv - mg - h * mgx);
-                            }
-                        }
-                    },
-                );
+                let planes = dx.par_chunks_mut(s.max(1)).zip(gd.par_chunks(s.max(1))).zip(xd.par_chunks(s.max(1)));
+                planes.enumerate().with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, ((dxp, gp), xp))| {
+                    let ci = p % c;
+                    let (mu, inv, k) = (mean[ci], inv_std[ci], gamma[ci] * inv_std[ci]);
+                    let (mg, mgx) = if training {
+                        ((sum_g[ci] / m as f64) as f32, (sum_gx[ci] / m as f64) as f32)
+                    } else {
+                        (0.0, 0.0)
+                    };
+                    for ((d, &gv), &x) in dxp.iter_mut().zip(gp).zip(xp) {
+                        *d = k * (gv - mg - (x - mu) * inv * mgx);
+                    }
+                });
                 Tensor::new(&shape, dx).expect("shape")
             });
             let to_tensor = |v: &[f64]| Tensor::new(&[c], v.iter().map(|&x| x as f32).collect()).expect("shape");

@@ -35,7 +35,12 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 
 impl Tensor {
     /// `f(a, b)` elementwise with broadcasting.
-    pub fn zip_broadcast(&self, other: &Tensor, op: &'static str, f: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
+    pub fn zip_broadcast(
+        &self,
+        other: &Tensor,
+        op: &'static str,
+        f: impl Fn(f32, f32) -> f32 + Sync,
+    ) -> Result<Tensor> {
         if self.shape == other.shape {
             return self.zip_same(other, op, f);
         }

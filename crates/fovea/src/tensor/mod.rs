@@ -125,14 +125,19 @@ impl Tensor {
     }
 
     /// Elementwise combination of two tensors of the same shape.
-    pub fn zip_same(&self, other: &Tensor, op: &'static str, f: impl Fn(f32, f32) -> f32) -> Result<Tensor> {
+    pub fn zip_same(&self, other: &Tensor, op: &'static str, f: impl Fn(f32, f32) -> f32 + Sync) -> Result<Tensor> {
         if self.shape != other.shape {
             return Err(Error::shape(
                 op,
                 format!("shapes {} and {} differ", fmt_shape(&self.shape), fmt_shape(&other.shape)),
             ));
         }
-        let data = self.data.iter().zip(other.data.iter()).map(|(&a, &b)| f(a, b)).collect();
+        let data = crate::kernels::par_elementwise(self.numel(), |range, out| {
+            let inputs = self.data[range.clone()].iter().zip(&other.data[range]);
+            out.iter_mut().zip(inputs).for_each(|(o, (&a, &b))| {
+                o.write(f(a, b));
+            })
+        });
         Ok(Tensor::from_parts(self.shape.clone(), data))
     }
 
