@@ -65,6 +65,20 @@ for o, t in zip(ours["conv2d"], theirs["conv2d"]):
         f"{o['gflops_forward']:.0f} | {t['gflops_forward']:.0f} | {1e3 * o['forward_backward']:.2f} | "
         f"{1e3 * t['forward_backward']:.2f} | {t['forward_backward'] / o['forward_backward']:.2f} |"
     )
+lines += [
+    "",
+    "## The case-study networks at 224x224 (random weights, evaluation mode)",
+    "",
+    "Goal (issue 3): inference within 1.1x of PyTorch's time (ratio 0.91 or more) for every",
+    "model at batch 1 and 8; the ResNet-18 training step within 1.2x (ratio 0.83 or more).",
+    "",
+    "| model | batch | fovea (ms) | PyTorch (ms) | ratio |",
+    "|---|---|---|---|---|",
+]
+for o, t in zip(ours["zoo"]["inference"], theirs["zoo"]["inference"]):
+    lines.append(f"| {o['arch']} | {o['batch']} | {1e3 * o['seconds']:.1f} | {1e3 * t['seconds']:.1f} | {t['seconds'] / o['seconds']:.2f} |")
+o, t = ours["zoo"]["resnet18_train_step_batch8"], theirs["zoo"]["resnet18_train_step_batch8"]
+lines.append(f"| resnet18 training step (SGD, momentum) | 8 | {1e3 * o:.0f} | {1e3 * t:.0f} | {t / o:.2f} |")
 m, n = ours["matmul_2048"], theirs["numpy_matmul_2048"]
 lines += [
     "",

@@ -58,11 +58,11 @@ pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut
                         for yy in y0..y1 {
                             let row = (z * ih + yy) * iw;
                             for (xx, &v) in xp[row + x0..row + x1].iter().enumerate() {
-                                // NaN propagates (the last one wins), as in PyTorch
-                                if v.is_nan() || v > best {
-                                    best = v;
-                                    best_at = row + x0 + xx;
-                                }
+                                // NaN propagates (the last one wins), as in PyTorch; selects,
+                                // not branches, which real activations mispredict
+                                let take = v.is_nan() || v > best;
+                                best = if take { v } else { best };
+                                best_at = if take { row + x0 + xx } else { best_at };
                             }
                         }
                     }
