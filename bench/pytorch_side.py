@@ -52,7 +52,7 @@ def zoo():
                 with torch.no_grad():
                     m(x)
 
-            rows.append({"arch": arch, "batch": batch, "seconds": timeit(7 if batch == 1 else 3, run)})
+            rows.append({"arch": arch, "batch": batch, "seconds": timeit(11 if batch == 1 else 5, run)})
     m = torchvision.models.resnet18()
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.randn(8, 3, 224, 224), torch.arange(8)

@@ -195,7 +195,7 @@ fn zoo() -> Value {
         model.set_training(false);
         for batch in [1, 8] {
             let x = Var::constant(Tensor::randn(&[batch, 3, 224, 224], 1.0, &mut Rng::new(1)));
-            let t = time(if batch == 1 { 7 } else { 3 }, || {
+            let t = time(if batch == 1 { 11 } else { 5 }, || {
                 fovea::no_grad(|| model.forward(&x).unwrap());
             });
             rows.push(json!({"arch": arch, "batch": batch, "seconds": t}));

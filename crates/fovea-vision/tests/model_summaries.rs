@@ -95,3 +95,27 @@ fn cifar_style_networks_have_he_et_al_sizes() {
     let err = models::build("cifar-plain57", 10, &mut Rng::new(0)).err().unwrap().to_string();
     assert!(err.contains("6n+2"), "{err}");
 }
+
+#[test]
+fn googlenet_trains_its_side_classifiers_in_training_mode_only() {
+    use fovea::nn::{state_dict, Module};
+    use fovea::{Tensor, Var};
+    let model = models::build("googlenet", 3, &mut Rng::new(1)).unwrap();
+    let data = fovea_vision::data::Dataset {
+        images: Tensor::rand_uniform(&[4, 3, 32, 32], 0.0, 1.0, &mut Rng::new(2)),
+        labels: vec![0, 1, 2, 0],
+    };
+    let aux_weight = |m: &dyn Module| state_dict(m).into_iter().find(|(n, _)| n == "aux1.fc2.weight").unwrap().1.tensor();
+    let before = aux_weight(model.as_ref());
+    let mut opt = fovea_vision::train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::sgd(0.1, 0.0, 0.0))
+        .unwrap();
+    let p = fovea_vision::train::train_epoch(model.as_ref(), &mut opt, &data, 4, &mut Rng::new(3), &mut |_| {}).unwrap();
+    assert!(p.loss().is_finite());
+    // the auxiliary loss reached aux1's classifier
+    assert!(aux_weight(model.as_ref()).max_abs_diff(&before) > 0.0);
+    // evaluation: the main classifier alone
+    model.set_training(false);
+    let (y, aux) = model.forward_aux(&Var::constant(data.images.clone())).unwrap();
+    assert_eq!((y.shape(), aux.len()), (vec![4, 3], 2));
+    assert_eq!(model.forward(&Var::constant(data.images)).unwrap().value().data(), y.value().data());
+}
