@@ -7,6 +7,8 @@ outputs, not hundreds of megabytes of weights. Each model runs in evaluation mod
 fixed 2x3x64x64 input; GoogLeNet's auxiliary classifiers are run (in evaluation mode) on
 the outputs of inception 4a and 4d, and GoogLeNet runs once more with transform_input.
 
+Resizing: torch's antialiased bilinear interpolation of a small image, enlarged and shrunk.
+
 ImageNet inference: torchvision's evaluation transform (ResNet18_Weights.IMAGENET1K_V1's:
 resize 256 antialiased, centre crop 224, normalise) on the sample photos in data/images,
 as float tensors (every 37th value kept), and resnet18's logits on them.
@@ -98,6 +100,11 @@ def main():
                 outputs[f"{photo}.preprocessed"] = x_photo.flatten()[::SUBSAMPLE].contiguous()
                 with torch.no_grad():
                     outputs[f"{photo}.resnet18"] = m(x_photo[None])
+    # antialiased bilinear resizing on its own, enlarging and shrinking a 3x5x7 image
+    small = torch.from_numpy(uniform("resize", 3 * 5 * 7).astype(np.float32).reshape(1, 3, 5, 7))
+    for name, size in [("resize.up", (9, 12)), ("resize.down", (3, 4))]:
+        outputs[name] = torch.nn.functional.interpolate(small, size=size, mode="bilinear", antialias=True,
+                                                        align_corners=False)[0]
     os.makedirs(OUT, exist_ok=True)
     save_file({k: v.contiguous() for k, v in outputs.items()}, os.path.join(OUT, "torchvision_models.safetensors"))
     meta = {"torch": torch.__version__, "torchvision": torchvision.__version__, "input_shape": list(INPUT_SHAPE),

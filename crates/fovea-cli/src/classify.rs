@@ -21,9 +21,9 @@ pub enum OptimizerName {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Architecture: lenet5, cnn-bn, or any of the zoo (resnet18, vgg11_bn, googlenet, ...)
-    #[arg(long, default_value = "lenet5")]
-    model: String,
+    /// Architecture: lenet5 (the default), cnn-bn, or any of the zoo (resnet18, vgg11_bn, googlenet, ...)
+    #[arg(long)]
+    model: Option<String>,
     /// Side of the square images the model is trained on (default: 28 for lenet5 and cnn-bn;
     /// for the ImageNet architectures 32 on Fashion-MNIST, 64 for alexnet, 224 on image folders)
     #[arg(long)]
@@ -86,25 +86,58 @@ pub fn train(a: TrainArgs) -> Result<()> {
         bail!("--batch-size and --epochs must be at least 1");
     }
     let resumed = a.resume.as_ref().map(|r| train::load_checkpoint(r)).transpose()?;
+    let model_name = match (&a.model, &resumed) {
+        (Some(m), Some(ckpt)) if *m != ckpt.meta.model => {
+            bail!("the run to resume trains {}; it cannot continue as --model {m}", ckpt.meta.model)
+        }
+        (_, Some(ckpt)) => ckpt.meta.model.clone(),
+        (m, None) => m.clone().unwrap_or_else(|| "lenet5".into()),
+    };
     let dir = match (&a.data, &resumed) {
         (None, Some(ckpt)) => ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir),
         _ => data_dir(&a.data),
     };
     let fashion = data::is_fashion_mnist(&dir);
     let shape = match &resumed {
-        Some(ckpt) => ckpt.meta.input_shape()?,
-        None => training_input(&a.model, fashion, a.image_size)?,
+        Some(ckpt) => {
+            let shape = ckpt.meta.input_shape()?;
+            if a.image_size.is_some_and(|s| s != shape[1]) {
+                bail!("the run to resume trains on {}x{} images; --image-size cannot change that", shape[1], shape[2]);
+            }
+            shape
+        }
+        None => {
+            let shape = training_input(&model_name, fashion, a.image_size)?;
+            // before any data is loaded: does the network take this input at all?
+            let probe = fovea_vision::models::build(&model_name, 2, &mut Rng::new(0))?;
+            fovea::summary::summarize(probe.as_ref(), &shape).with_context(|| {
+                format!("{model_name} cannot take {}x{} images; choose another --image-size", shape[1], shape[2])
+            })?;
+            shape
+        }
     };
     let (mut train_set, class_names) = data::load(&dir, Split::Train, shape)?;
+    if let Some(ckpt) = &resumed {
+        if class_names != ckpt.meta.class_names {
+            bail!(
+                "{} has the classes {class_names:?}, but the run was trained on {:?}",
+                dir.display(),
+                ckpt.meta.class_names
+            );
+        }
+    }
     if let Some(n) = a.train_size {
         train_set = train_set.take(n);
     }
     let (test_set, _) = data::load(&dir, Split::Test, shape)?;
+    // an absolute path, so that eval and resume work from any folder
+    let data_path = (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string());
 
     let (run_dir, mut meta, model, mut optimizer) = if let (Some(resume), Some(ckpt)) = (&a.resume, resumed) {
         let model = train::model_from_checkpoint(&ckpt)?;
         let mut meta = ckpt.meta.clone();
         meta.epochs = a.epochs.unwrap_or(meta.epochs);
+        meta.data = data_path;
         // A new learning rate may be given when resuming; everything else comes from the run.
         if let Some(lr) = a.lr {
             meta.lr = lr;
@@ -123,9 +156,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
             OptimizerName::Adamw => "adamw",
         };
         let meta = RunMeta {
-            model: a.model.clone(),
+            model: model_name.clone(),
             input: shape.to_vec(),
-            data: (!fashion).then(|| dir.display().to_string()),
+            data: data_path,
             classes: class_names.len(),
             class_names,
             optimizer: optimizer.into(),
@@ -139,10 +172,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             optimizer_steps: 0,
             history: vec![],
         };
-        let model = fovea_vision::models::build(&a.model, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
+        let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
         let opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{secs}", a.model)));
+        let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model_name}-{secs}")));
         // never overwrite a run that is already there
         if run_dir.join(train::CHECKPOINT_FILE).exists() {
             bail!("{} already holds a run; continue it with --resume {0} or choose another --out", run_dir.display());
@@ -250,7 +283,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
     let dir = a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(FashionMnist::default_dir);
-    let (test_set, _) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?)?;
+    let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?)?;
+    if names != ckpt.meta.class_names {
+        bail!("{} has the classes {names:?}, but the run was trained on {:?}", dir.display(), ckpt.meta.class_names);
+    }
     let (p, predictions) = train::evaluate(model.as_ref(), &test_set, 1000)?;
     let classes = ckpt.meta.classes;
     let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
@@ -321,7 +357,8 @@ pub struct PredictArgs {
     /// Run folder (or checkpoint.safetensors) written by `fovea train`
     #[arg(long)]
     checkpoint: PathBuf,
-    /// PNG or JPEG images (converted to 28x28 grey as Fashion-MNIST expects)
+    /// PNG or JPEG pictures, prepared as the run's training images were (for Fashion-MNIST
+    /// runs: grey, light on dark, 28x28, then the run's input size)
     #[arg(required = true)]
     images: Vec<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -338,8 +375,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     for path in &a.images {
         let x = if ckpt.meta.data.is_none() {
             // as Fashion-MNIST's pictures are: grey 28x28, light on dark; then as the model takes it
-            let grey = fovea_vision::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?;
-            fit_image(&fovea::Tensor::concat(&[&grey, &grey, &grey], 0)?, shape)?
+            fit_image(&fovea_vision::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?, shape)?
         } else {
             fit_image(&fovea_vision::image::load_rgb(path)?, shape)?
         };

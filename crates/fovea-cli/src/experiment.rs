@@ -1,9 +1,10 @@
 //! `fovea experiment plain-vs-residual`: the notes' degradation problem, measured. A plain
 //! deep network and the residual network of the same depth (He et al.'s CIFAR-style
-//! networks) train on the same Fashion-MNIST images, in the same order, from the same
-//! seed; their training error per epoch is plotted side by side.
+//! networks, whose shortcuts have no parameters) start from the same weights and train on
+//! the same Fashion-MNIST images in the same order; their training error per epoch is
+//! plotted side by side.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use fovea::Rng;
 use fovea_vision::data::{FashionMnist, Split};
@@ -69,7 +70,7 @@ fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
     let dir = FashionMnist::default_dir();
     let train_set = FashionMnist::load(&dir, Split::Train)?.take(a.train_size);
     let test_set = FashionMnist::load(&dir, Split::Test)?.take(a.test_size);
-    std::fs::create_dir_all(&a.out)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let mut curves = Vec::new();
     for name in [format!("cifar-plain{}", a.depth), format!("cifar-resnet{}", a.depth)] {
         // the same initial draws, the same batches: only the shortcuts differ

@@ -50,6 +50,13 @@ pub struct ClassifyArgs {
     /// How many of the most likely classes to show
     #[arg(long, default_value_t = 5)]
     top: usize,
+    /// Shorter side after resizing, before the centre crop (torchvision's IMAGENET1K_V1
+    /// weights use 256; its V2 ResNet-50/101/152 weights 232)
+    #[arg(long, default_value_t = 256)]
+    resize: usize,
+    /// Side of the centre crop the network sees
+    #[arg(long, default_value_t = 224)]
+    crop: usize,
     /// One JSON object per image
     #[arg(long)]
     json: bool,
@@ -61,7 +68,7 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let names = imagenet::class_names();
     for path in &a.images {
         let rgb = fovea_vision::image::load_rgb(path)?;
-        let x = imagenet::preprocess(&rgb, 256, 224)?.reshape(&[1, 3, 224, 224])?;
+        let x = imagenet::preprocess(&rgb, a.resize, a.crop)?.reshape(&[1, 3, a.crop, a.crop])?;
         let logits = forward(model.as_ref(), &a.arch, x)?;
         let classes = logits.shape()[1];
         let top = fovea_vision::train::top_k(&Var::constant(logits), a.top.min(classes))?.remove(0);

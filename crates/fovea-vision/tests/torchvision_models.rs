@@ -104,3 +104,15 @@ fn imagenet_preprocessing_and_resnet18_on_photos_equal_torchvision() {
         assert_close(&format!("{photo} resnet18"), &y.value(), &outputs[&format!("{photo}.resnet18")]);
     }
 }
+
+#[test]
+fn antialiased_resizing_equals_torch_both_ways() {
+    let outputs = outputs();
+    let x = fixture::uniform("resize", 3 * 5 * 7).into_iter().map(|v| v as f32).collect();
+    let x = Tensor::new(&[3, 5, 7], x).unwrap();
+    for (name, (h, w)) in [("resize.up", (9, 12)), ("resize.down", (3, 4))] {
+        let got = fovea_vision::image::resize_bilinear(&x, h, w).unwrap();
+        let err = got.max_abs_diff(&outputs[name]);
+        assert!(err < 1e-6, "{name}: {err}");
+    }
+}

@@ -33,6 +33,9 @@ pub fn preprocess(rgb: &Tensor, resize: usize, crop: usize) -> Result<Tensor> {
     if crop > resize || crop == 0 {
         return Err(Error::Invalid(format!("crop {crop} must be between 1 and the resize size {resize}")));
     }
+    if h == 0 || w == 0 {
+        return Err(Error::Invalid(format!("cannot classify an empty {h}x{w} image")));
+    }
     // the shorter side becomes `resize`, the longer one int(resize * long / short)
     let (nh, nw) = if h <= w { (resize, resize * w / h) } else { (resize * h / w, resize) };
     let resized = resize_bilinear(rgb, nh, nw)?;

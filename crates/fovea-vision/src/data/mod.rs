@@ -30,15 +30,14 @@ pub fn load(dir: &Path, split: Split, shape: [usize; 3]) -> Result<(Dataset, Vec
     let mut images = Vec::with_capacity(data.len() * shape.iter().product::<usize>());
     for img in data.images.data().chunks_exact(28 * 28) {
         let grey = Tensor::new(&[1, 28, 28], img.to_vec())?;
-        let rgb = Tensor::concat(&[&grey, &grey, &grey], 0)?;
-        images.extend_from_slice(image_folder::fit_image(&rgb, shape)?.data());
+        images.extend_from_slice(image_folder::fit_image(&grey, shape)?.data());
     }
     let images = Tensor::new(&[data.len(), shape[0], shape[1], shape[2]], images)?;
     Ok((Dataset { images, labels: data.labels }, names))
 }
 
 /// Images `[N, C, H, W]` in 0..1 and their class labels.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Dataset {
     pub images: Tensor,
     pub labels: Vec<usize>,

@@ -211,9 +211,9 @@ impl GoogLeNet {
 
 /// `x * std / 0.5 + (mean - 0.5) / 0.5` per channel, as torchvision's `_transform_input`.
 fn transform_input(x: &Var) -> Result<Var> {
-    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let scale = Tensor::new(&[1, 3, 1, 1], std.iter().map(|s| s / 0.5).collect())?;
-    let shift = Tensor::new(&[1, 3, 1, 1], mean.iter().map(|m| (m - 0.5) / 0.5).collect())?;
+    use crate::data::imagenet::{MEAN, STD};
+    let scale = Tensor::new(&[1, 3, 1, 1], STD.iter().map(|s| s / 0.5).collect())?;
+    let shift = Tensor::new(&[1, 3, 1, 1], MEAN.iter().map(|m| (m - 0.5) / 0.5).collect())?;
     ops::add(&ops::mul(x, &Var::constant(scale))?, &Var::constant(shift))
 }
 

@@ -10,26 +10,40 @@ use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::summary::LayerSummary;
 use fovea::{Error, Result, Rng, Var};
 
-/// A residual block: `relu(main(x) + shortcut(x))`, where the shortcut is the identity,
-/// or a strided 1x1 convolution with batch norm (`downsample`) where the shape changes.
-/// Without the shortcut (`plain`) it is `relu(main(x))`: the same layers, no skip.
+/// What a block adds to its main path.
+enum Shortcut {
+    /// Nothing: the block of a plain network.
+    Plain,
+    /// The input, or where the shape changes a strided 1x1 convolution with batch norm
+    /// (`downsample`; He et al.'s option B, torchvision's ResNets).
+    Projection(Option<Sequential>),
+    /// The input, subsampled by `stride` and padded with `extra` zero channels where the
+    /// shape changes: no parameters (option A, He et al.'s CIFAR networks).
+    ZeroPad { stride: usize, extra: usize },
+}
+
+/// A residual block: `relu(main(x) + shortcut(x))`; `relu(main(x))` in a plain network.
 pub struct Residual {
     main: Sequential,
-    downsample: Option<Sequential>,
-    plain: bool,
+    shortcut: Shortcut,
 }
 
 impl Residual {
     fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
         let y = calls.call("", &self.main, x)?;
-        if self.plain {
-            let out = ops::relu(&y);
-            calls.row("", "ReLU", &out);
-            return Ok(out);
-        }
-        let shortcut = match &self.downsample {
-            Some(d) => calls.call("downsample", d, x)?,
-            None => x.clone(),
+        let shortcut = match &self.shortcut {
+            Shortcut::Plain => {
+                let out = ops::relu(&y);
+                calls.row("", "ReLU", &out);
+                return Ok(out);
+            }
+            Shortcut::Projection(Some(d)) => calls.call("downsample", d, x)?,
+            Shortcut::Projection(None) | Shortcut::ZeroPad { stride: 1, extra: 0 } => x.clone(),
+            &Shortcut::ZeroPad { stride, extra } => {
+                // a 1x1 window with a stride keeps every stride-th position
+                let sub = ops::avg_pool(x, &PoolOptions::new(1).stride(stride))?;
+                ops::pad(&sub, &[(extra / 2, extra - extra / 2), (0, 0), (0, 0)], 0.0)?
+            }
         };
         let out = ops::relu(&ops::add(&y, &shortcut)?);
         calls.row("", "Add+ReLU", &out);
@@ -43,13 +57,15 @@ impl Module for Residual {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.main.visit(prefix, f);
-        if let Some(d) = &self.downsample {
+        if let Shortcut::Projection(Some(d)) = &self.shortcut {
             d.visit(&join_name(prefix, "downsample"), f);
         }
     }
     fn set_training(&self, training: bool) {
         self.main.set_training(training);
-        self.downsample.iter().for_each(|d| d.set_training(training));
+        if let Shortcut::Projection(Some(d)) = &self.shortcut {
+            d.set_training(training);
+        }
     }
     fn describe(&self) -> String {
         "Residual".into()
@@ -72,7 +88,15 @@ fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Re
     Conv::new(c_in, c_out, &[k, k], opts, false, Init::HeNormalFanOut, rng)
 }
 
-fn block(kind: Block, c_in: usize, width: usize, stride: usize, plain: bool, rng: &mut Rng) -> Result<Residual> {
+/// How blocks get their shortcut (see [`Shortcut`]).
+#[derive(Clone, Copy, PartialEq)]
+enum ShortcutKind {
+    Plain,
+    Projection,
+    ZeroPad,
+}
+
+fn block(kind: Block, c_in: usize, width: usize, stride: usize, sk: ShortcutKind, rng: &mut Rng) -> Result<Residual> {
     let c_out = if kind == Block::Basic { width } else { 4 * width };
     let main = match kind {
         Block::Basic => Sequential::new()
@@ -91,12 +115,16 @@ fn block(kind: Block, c_in: usize, width: usize, stride: usize, plain: bool, rng
             .add("conv3", conv(width, c_out, 1, 1, rng)?)
             .add("bn3", BatchNorm::new(c_out)),
     };
-    let downsample = if !plain && (stride != 1 || c_in != c_out) {
-        Some(Sequential::new().push(conv(c_in, c_out, 1, stride, rng)?).push(BatchNorm::new(c_out)))
-    } else {
-        None
+    let changes = stride != 1 || c_in != c_out;
+    let shortcut = match sk {
+        ShortcutKind::Plain => Shortcut::Plain,
+        ShortcutKind::Projection if changes => Shortcut::Projection(Some(
+            Sequential::new().push(conv(c_in, c_out, 1, stride, rng)?).push(BatchNorm::new(c_out)),
+        )),
+        ShortcutKind::Projection => Shortcut::Projection(None),
+        ShortcutKind::ZeroPad => Shortcut::ZeroPad { stride, extra: c_out.saturating_sub(c_in) },
     };
-    Ok(Residual { main, downsample, plain })
+    Ok(Residual { main, shortcut })
 }
 
 pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
@@ -118,7 +146,7 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
         let mut layer = Sequential::new();
         for i in 0..count {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            let b = block(kind, c_in, width, stride, false, rng)?;
+            let b = block(kind, c_in, width, stride, ShortcutKind::Projection, rng)?;
             c_in = if kind == Block::Basic { width } else { 4 * width };
             layer = layer.push(b);
         }
@@ -133,8 +161,9 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
 /// He et al.'s CIFAR-10 networks (section 4.2), for `c_in`-channel images as small as
 /// Fashion-MNIST's: a 3x3 convolution to 16 channels, three stages of `n` basic blocks
 /// (16, 32, 64 channels; stride 2 where a stage starts), global average pooling and the
-/// classifier: `6n + 2` layers with weights. `plain` drops every shortcut, giving the
-/// plain network of the same depth whose training error the notes' degradation plot shows.
+/// classifier: `6n + 2` layers with weights. Shortcuts are parameter-free (option A), so
+/// `plain`, which drops them, gives the same layers and parameters without the skips: the
+/// plain network whose training error the notes' degradation plot shows.
 pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
     if depth < 8 || !(depth - 2).is_multiple_of(6) {
         return Err(Error::Invalid(format!(
@@ -150,7 +179,8 @@ pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng:
         let mut layer = Sequential::new();
         for i in 0..(depth - 2) / 6 {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            layer = layer.push(block(Block::Basic, width_in, width, stride, plain, rng)?);
+            let sk = if plain { ShortcutKind::Plain } else { ShortcutKind::ZeroPad };
+            layer = layer.push(block(Block::Basic, width_in, width, stride, sk, rng)?);
             width_in = width;
         }
         net = net.add(&format!("layer{}", stage + 1), layer);

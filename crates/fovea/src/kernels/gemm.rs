@@ -78,7 +78,7 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
     let (b_cs, b_rs) = b.strides();
     // a few rows times a transposed row-major matrix: a small batch through a fully
     // connected layer, where packing the weight costs more than the product
-    if m <= FEW_ROWS && a_cs == 1 && b_rs == 1 && n * k >= 1 << 16 {
+    if m <= FEW_ROWS && a_cs == 1 && b_rs == 1 && n >= 4 * COLUMNS && n * k >= 1 << 16 {
         let (a_rs, b_cs) = (a_rs as usize, b_cs as usize);
         let a_rows: Vec<&[f32]> = (0..m).map(|i| &a.data[i * a_rs..][..k]).collect();
         few_rows_times_transposed(&a_rows, b.data, b_cs, n, c, c_stride, accumulate, parallel);
@@ -119,6 +119,9 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
 
 /// At most this many rows of `a` take [`few_rows_times_transposed`].
 const FEW_ROWS: usize = 8;
+/// Columns of the output per task of [`few_rows_times_transposed`]; it is taken only for
+/// four tasks or more, to keep the threads busy.
+const COLUMNS: usize = 64;
 
 /// A raw output pointer shared by tasks that write disjoint positions.
 #[derive(Clone, Copy)]
@@ -155,7 +158,6 @@ unsafe fn few_rows_times_transposed(
     let k = a[0].len();
     assert!((n - 1) * b_rs + k <= b.len(), "matrix buffer too small");
     let out = OutPtr(c);
-    const COLUMNS: usize = 64;
     let task = |t: usize| {
         for j in (t * COLUMNS..((t + 1) * COLUMNS).min(n)).step_by(4) {
             let count = 4.min(n - j);
@@ -241,10 +243,11 @@ mod tests {
 
     #[test]
     fn few_rows_path_equals_the_general_product() {
-        // 1 to 8 rows times a transposed 70x1001 (odd sizes: tails of the 4-row groups and
-        // of the 8-lane sums), into a strided output, plain and accumulating
+        // 1 to 8 rows times a transposed 259x301 (odd sizes: tails of the 4-row groups, of
+        // the 64-column tasks and of the 8-lane sums), into a strided output, plain and
+        // accumulating
         let mut rng = crate::Rng::new(5);
-        let (n, k) = (70, 1001);
+        let (n, k) = (259, 301);
         let w: Vec<f32> = (0..n * k).map(|_| rng.normal()).collect();
         for m in 1..=FEW_ROWS {
             let x: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();

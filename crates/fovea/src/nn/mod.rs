@@ -44,8 +44,8 @@ pub trait Module {
         0
     }
 
-    /// The output and, in training mode, the outputs of auxiliary classifiers (GoogLeNet's
-    /// side branches), whose losses training adds to the main one.
+    /// The output and the outputs of auxiliary classifiers (GoogLeNet's side branches),
+    /// whose losses training adds to the main one. `forward` skips them.
     fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
         Ok((self.forward(x)?, Vec::new()))
     }
