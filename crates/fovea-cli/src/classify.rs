@@ -51,7 +51,7 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last completed epoch (up to --epochs in all)
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Use only the first N training images
+    /// Use only N training images (Fashion-MNIST's first N; an image folder's from each class in turn)
     #[arg(long)]
     train_size: Option<usize>,
     /// Fashion-MNIST's IDX files (default: the repository's data/fashion-mnist), or an image
@@ -116,7 +116,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             shape
         }
     };
-    let (mut train_set, class_names) = data::load(&dir, Split::Train, shape)?;
+    let (train_set, class_names) = data::load(&dir, Split::Train, shape, a.train_size)?;
     if let Some(ckpt) = &resumed {
         if class_names != ckpt.meta.class_names {
             bail!(
@@ -126,10 +126,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    if let Some(n) = a.train_size {
-        train_set = train_set.take(n);
-    }
-    let (test_set, _) = data::load(&dir, Split::Test, shape)?;
+    let (test_set, _) = data::load(&dir, Split::Test, shape, None)?;
     // an absolute path, so that eval and resume work from any folder
     let data_path = (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string());
 
@@ -283,7 +280,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
     let dir = a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(FashionMnist::default_dir);
-    let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?)?;
+    let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None)?;
     if names != ckpt.meta.class_names {
         bail!("{} has the classes {names:?}, but the run was trained on {:?}", dir.display(), ckpt.meta.class_names);
     }

@@ -79,8 +79,14 @@ fn class_folders(root: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 /// The `split` of the image folder `dir`, each image fitted to `shape` (`[C, H, W]`), and
-/// the class names (those of the training folder, whichever split is loaded).
-pub fn load_image_folder(dir: &Path, split: Split, shape: [usize; 3]) -> Result<(Dataset, Vec<String>)> {
+/// the class names (those of the training folder, whichever split is loaded); with `limit`,
+/// only that many pictures, taken from the classes in turn.
+pub fn load_image_folder(
+    dir: &Path,
+    split: Split,
+    shape: [usize; 3],
+    limit: Option<usize>,
+) -> Result<(Dataset, Vec<String>)> {
     let named = |n: &str| Some(dir.join(n)).filter(|p| p.is_dir());
     let test_dir = named("val").or_else(|| named("test"));
     let (root, hold_out) = match (named("train"), test_dir) {
@@ -100,7 +106,8 @@ pub fn load_image_folder(dir: &Path, split: Split, shape: [usize; 3]) -> Result<
             ));
         }
     }
-    let (mut data, mut labels) = (Vec::new(), Vec::new());
+    // the pictures of this split, with their labels
+    let mut chosen = Vec::new();
     for (label, (name, class_dir)) in classes.iter().enumerate() {
         let files = images_in(class_dir)?;
         if files.is_empty() {
@@ -112,17 +119,30 @@ pub fn load_image_folder(dir: &Path, split: Split, shape: [usize; 3]) -> Result<
                 format!("holds one picture of '{name}': with no val/ folder, every class needs two or more"),
             ));
         }
-        for (i, file) in files.iter().enumerate() {
+        let count = files.len();
+        let mut rank = 0;
+        for (i, file) in files.into_iter().enumerate() {
             // every 10th picture is held out, and at least one of each class
-            let held_out = i % 10 == 9 || (files.len() < 10 && i == files.len() - 1);
+            let held_out = i % 10 == 9 || (count < 10 && i == count - 1);
             match hold_out {
                 Some(Split::Train) if held_out => continue,
                 Some(Split::Test) if !held_out => continue,
                 _ => {}
             }
-            data.extend_from_slice(fit_image(&load_rgb(file)?, shape)?.data());
-            labels.push(label);
+            chosen.push((rank, label, file));
+            rank += 1;
         }
+    }
+    if let Some(n) = limit {
+        // the first picture of every class, then the second of every class, ...
+        chosen.sort_by_key(|&(rank, label, _)| (rank, label));
+        chosen.truncate(n);
+    }
+    super::check_memory(chosen.len(), shape)?;
+    let (mut data, mut labels) = (Vec::new(), Vec::new());
+    for (_, label, file) in chosen {
+        data.extend_from_slice(fit_image(&load_rgb(&file)?, shape)?.data());
+        labels.push(label);
     }
     let images = Tensor::new(&[labels.len(), shape[0], shape[1], shape[2]], data)?;
     Ok((Dataset { images, labels }, names))
@@ -148,11 +168,14 @@ mod tests {
             write(&dir.join(format!("flat/dog/{i}.png")), 200.0);
         }
         let shape = [1, 4, 4];
-        let (train, names) = load_image_folder(&dir.join("flat"), Split::Train, shape).unwrap();
-        let (test, _) = load_image_folder(&dir.join("flat"), Split::Test, shape).unwrap();
+        let (train, names) = load_image_folder(&dir.join("flat"), Split::Train, shape, None).unwrap();
+        let (test, _) = load_image_folder(&dir.join("flat"), Split::Test, shape, None).unwrap();
         assert_eq!(names, ["cat", "dog"]);
         assert_eq!(train.labels, [0; 11].iter().chain(&[1, 1]).copied().collect::<Vec<_>>());
         assert_eq!(test.labels, [0, 1]);
+        // 5 of the 13 training pictures, from the classes in turn
+        let (few, _) = load_image_folder(&dir.join("flat"), Split::Train, shape, Some(5)).unwrap();
+        assert_eq!(few.labels, [0, 1, 0, 1, 0]);
         // grey pictures fitted to [1, 4, 4]: the value survives the resize
         assert!((test.images.data()[16] - 200.0 / 255.0).abs() < 1e-5);
 
@@ -161,11 +184,11 @@ mod tests {
         write(&dir.join("split/train/dog/0.png"), 1.0);
         write(&dir.join("split/val/cat/0.png"), 1.0);
         write(&dir.join("split/val/emu/0.png"), 1.0);
-        let err = load_image_folder(&dir.join("split"), Split::Test, shape).unwrap_err().to_string();
+        let err = load_image_folder(&dir.join("split"), Split::Test, shape, None).unwrap_err().to_string();
         assert!(err.contains("emu") && err.contains("train/ has"), "{err}");
         // a class of one picture cannot be split
         write(&dir.join("flat/emu/0.png"), 1.0);
-        let err = load_image_folder(&dir.join("flat"), Split::Train, shape).unwrap_err().to_string();
+        let err = load_image_folder(&dir.join("flat"), Split::Train, shape, None).unwrap_err().to_string();
         assert!(err.contains("'emu'") && err.contains("two or more"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

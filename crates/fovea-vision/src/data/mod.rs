@@ -15,18 +15,43 @@ pub fn is_fashion_mnist(dir: &Path) -> bool {
     dir.join("train-images-idx3-ubyte.gz").exists()
 }
 
-/// A split of the dataset in `dir` (Fashion-MNIST's IDX files, or an image folder) with
-/// every image fitted to `shape` (`[C, H, W]`), and the class names.
-pub fn load(dir: &Path, split: Split, shape: [usize; 3]) -> Result<(Dataset, Vec<String>)> {
-    if !is_fashion_mnist(dir) {
-        return image_folder::load_image_folder(dir, split, shape);
+/// Datasets are held in memory as f32 at the model's input size; more than this is refused.
+const MAX_DATASET_BYTES: usize = 16 << 30;
+
+/// Refuses `n` images of `shape` that would not fit in memory, saying how to make them fit.
+fn check_memory(n: usize, shape: [usize; 3]) -> Result<()> {
+    let bytes = shape.iter().try_fold(n.saturating_mul(4), |b, &d| b.checked_mul(d)).unwrap_or(usize::MAX);
+    if bytes > MAX_DATASET_BYTES {
+        return Err(fovea::Error::Invalid(format!(
+            "{n} images of {}x{}x{} take {:.1} GiB as f32, over the {} GiB fovea holds in memory; \
+             use a smaller --image-size or --train-size",
+            shape[0],
+            shape[1],
+            shape[2],
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_DATASET_BYTES >> 30
+        )));
     }
-    let data = FashionMnist::load(dir, split)?;
+    Ok(())
+}
+
+/// A split of the dataset in `dir` (Fashion-MNIST's IDX files, or an image folder) with
+/// every image fitted to `shape` (`[C, H, W]`), and the class names. `limit` keeps only
+/// that many images: Fashion-MNIST's first ones, an image folder's from each class in turn.
+pub fn load(dir: &Path, split: Split, shape: [usize; 3], limit: Option<usize>) -> Result<(Dataset, Vec<String>)> {
+    if !is_fashion_mnist(dir) {
+        return image_folder::load_image_folder(dir, split, shape, limit);
+    }
+    let mut data = FashionMnist::load(dir, split)?;
+    if let Some(n) = limit {
+        data = data.take(n);
+    }
     let names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     if shape == [1, 28, 28] {
         return Ok((data, names));
     }
     // grey 28x28 to what the model takes: resized, the grey copied to each channel
+    check_memory(data.len(), shape)?;
     let mut images = Vec::with_capacity(data.len() * shape.iter().product::<usize>());
     for img in data.images.data().chunks_exact(28 * 28) {
         let grey = Tensor::new(&[1, 28, 28], img.to_vec())?;
