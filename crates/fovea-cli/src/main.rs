@@ -22,11 +22,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a classifier on Fashion-MNIST (LeNet-5 by default)
+    /// Train a classifier: LeNet-5 on Fashion-MNIST by default, any model, image folders with --data
     Train(classify::TrainArgs),
     /// Accuracy, per-class accuracy and confusion matrix of a trained checkpoint
     Eval(classify::EvalArgs),
-    /// Top-3 classes of images under a trained checkpoint
+    /// Top-3 classes of pictures under a trained checkpoint
     Predict(classify::PredictArgs),
     /// Convolve an image, matrix or array with a filter (the edge-detection playground)
     Conv(conv::ConvArgs),
