@@ -37,6 +37,42 @@ impl PoolGeometry {
     }
 }
 
+/// The larger of two values, or NaN if either is NaN (PyTorch's max pooling propagates
+/// NaN); written as a select so that loops of it vectorise.
+#[inline(always)]
+fn max_nan(best: f32, v: f32) -> f32 {
+    if v > best || v.is_nan() {
+        v
+    } else {
+        best
+    }
+}
+
+/// Max pooling without the winners' positions (inference: nothing to backpropagate). In
+/// 1-D and 2-D each output row is the maximum over its window's input rows, taken a whole
+/// row at a time, then over each window of that row.
+pub fn max_pool_values(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
+    if g.input[0] != 1 {
+        let mut argmax = vec![0u32; y.len()];
+        return max_pool_forward(g, x, y, &mut argmax);
+    }
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let iw = g.input[2];
+    let (wy, wx) = (g.windows(1), g.windows(2));
+    y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each(|(yp, xp)| {
+        let mut rows_max = vec![f32::NEG_INFINITY; iw];
+        for (&(y0, y1, _), yrow) in wy.iter().zip(yp.chunks_exact_mut(wx.len())) {
+            rows_max.fill(f32::NEG_INFINITY);
+            for r in y0..y1 {
+                rows_max.iter_mut().zip(&xp[r * iw..(r + 1) * iw]).for_each(|(m, &v)| *m = max_nan(*m, v));
+            }
+            for (out, &(x0, x1, _)) in yrow.iter_mut().zip(&wx) {
+                *out = rows_max[x0..x1].iter().fold(f32::NEG_INFINITY, |m, &v| max_nan(m, v));
+            }
+        }
+    });
+}
+
 /// Max pooling; `argmax` receives, for each output, the index of the winner in its plane.
 pub fn max_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (ip, op) = (g.in_plane(), g.out_plane());
@@ -345,5 +381,44 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         let y2_first: Vec<f32> = y2.chunks(n / planes).step_by(2).flatten().copied().collect();
         assert_eq!(bits(&y), bits(&y2_first));
+    }
+
+    #[test]
+    fn values_only_max_pooling_equals_the_argmax_loop() {
+        // random 1-D/2-D geometries (kernel, stride, padding, ceil-mode-like short last
+        // windows), data with ties, infinities and NaNs
+        let mut rng = crate::Rng::new(9);
+        let choices = [0.0, 1.0, -2.0, 3.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        for case in 0..200 {
+            let (h, w) = (1 + rng.below(9), 1 + rng.below(12));
+            let (kh, kw) = (1 + rng.below(h.min(4)), 1 + rng.below(w.min(4)));
+            let (sh, sw) = (1 + rng.below(3), 1 + rng.below(3));
+            let (ph, pw) = (rng.below(kh / 2 + 1), rng.below(kw / 2 + 1));
+            let out = |n: usize, k: usize, s: usize, p: usize| (n + 2 * p - k).div_ceil(s) + 1;
+            let (mut oh, mut ow) = (out(h, kh, sh, ph), out(w, kw, sw, pw));
+            // drop a last window that would start in the right padding (PyTorch's rule)
+            if (oh - 1) * sh >= h + ph {
+                oh -= 1;
+            }
+            if (ow - 1) * sw >= w + pw {
+                ow -= 1;
+            }
+            let g = PoolGeometry {
+                planes: 2,
+                input: [1, h, w],
+                kernel: [1, kh, kw],
+                stride: [1, sh, sw],
+                pad: [0, ph, pw],
+                output: [1, oh, ow],
+            };
+            let x: Vec<f32> = (0..2 * h * w).map(|_| choices[rng.below(choices.len())]).collect();
+            let n = 2 * oh * ow;
+            let (mut want, mut at, mut got) = (vec![0.0; n], vec![0u32; n], vec![0.0; n]);
+            max_pool_forward(&g, &x, &mut want, &mut at);
+            max_pool_values(&g, &x, &mut got);
+            for (a, b) in got.iter().zip(&want) {
+                assert!(a == b || (a.is_nan() && b.is_nan()), "case {case} {g:?}: {got:?} vs {want:?}");
+            }
+        }
     }
 }

@@ -4,11 +4,11 @@
 //! a last window that would start in the right padding (PyTorch's rule).
 
 use super::conv::{per_dim, to3};
-use crate::autograd::Var;
+use crate::autograd::{is_grad_enabled, Var};
 use crate::error::{Error, Result};
 use crate::kernels::pool::{
     adaptive_avg_backward, adaptive_avg_forward, avg_pool_backward, avg_pool_forward, max_pool_backward,
-    max_pool_forward, PoolGeometry,
+    max_pool_forward, max_pool_values, PoolGeometry,
 };
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -101,6 +101,12 @@ pub fn max_pool(x: &Var, opts: &PoolOptions) -> Result<Var> {
     let tx = x.tensor();
     let (geom, out_shape) = opts.geometry("max_pool", tx.shape())?;
     let n = out_shape.iter().product();
+    if !is_grad_enabled() || !x.requires_grad() {
+        // nothing will flow back: the winners' positions are not needed
+        let mut y = vec![0.0f32; n];
+        max_pool_values(&geom, tx.data(), &mut y);
+        return Ok(Var::constant(Tensor::new(&out_shape, y)?));
+    }
     let (mut y, mut argmax) = (vec![0.0f32; n], vec![0u32; n]);
     max_pool_forward(&geom, tx.data(), &mut y, &mut argmax);
     let in_shape = tx.shape().to_vec();
