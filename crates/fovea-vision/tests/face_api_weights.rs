@@ -1,0 +1,43 @@
+//! fovea's TF.js manifest loader reads face-api's four shipped networks as TensorFlow.js
+//! decodes them (tools/faceapi/gen_weights.js: tf.io.decodeWeights): the same tensors and
+//! shapes, every sampled value bit for bit, the same sums.
+
+use std::path::Path;
+
+#[test]
+fn face_api_weights_decode_as_tfjs_decodes_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("crates/fovea-vision/tests/fixtures/faceapi_weights.json")).unwrap(),
+    )
+    .unwrap();
+    let step = fixture["step"].as_u64().unwrap() as usize;
+    for (model, count) in
+        [("tiny_face_detector", 19), ("ssd_mobilenetv1", 151), ("face_landmark_68", 49), ("face_recognition", 117)]
+    {
+        let path = root.join(format!("models/face-api/{model}_model-weights_manifest.json"));
+        let ours = fovea::io::read_tfjs_manifest(&path).unwrap();
+        let theirs = fixture["models"][model].as_object().unwrap();
+        assert_eq!((ours.len(), theirs.len()), (count, count), "{model}");
+        for (name, t) in theirs {
+            let got = &ours[name];
+            let shape: Vec<usize> =
+                t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            assert_eq!(got.shape(), shape, "{model} {name}");
+            let sampled: Vec<f32> = got.data().iter().step_by(step).copied().collect();
+            let want: Vec<f32> = t["sampled"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            assert_eq!(sampled, want, "{model} {name}: sampled values");
+            let sum: f64 = got.data().iter().map(|&v| v as f64).sum();
+            let want_sum = t["sum"].as_f64().unwrap();
+            assert!(
+                (sum - want_sum).abs() <= 1e-9 * want_sum.abs().max(1.0),
+                "{model} {name}: sum {sum} vs {want_sum}"
+            );
+        }
+    }
+    // graph constants stored as quantised int32 come out as integers
+    let ssd = fovea::io::read_tfjs_manifest(&root.join("models/face-api/ssd_mobilenetv1_model-weights_manifest.json"))
+        .unwrap();
+    assert_eq!(ssd["Postprocessor/Slice/begin"].data(), [0.0, 0.0, 1.0]);
+    assert_eq!(ssd["Output/extra_dim"].shape(), [1, 5118, 4]);
+}
