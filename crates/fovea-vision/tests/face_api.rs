@@ -1,6 +1,8 @@
-//! fovea's TF.js manifest loader reads face-api's four shipped networks as TensorFlow.js
-//! decodes them (tools/faceapi/gen_weights.js: tf.io.decodeWeights): the same tensors and
-//! shapes, every sampled value bit for bit, the same sums.
+//! face-api (issue 4): fovea's TF.js manifest loader reads the four shipped networks as
+//! TensorFlow.js decodes them (tools/faceapi/gen_weights.js: tf.io.decodeWeights): the
+//! same tensors and shapes, every sampled value bit for bit, the same sums. And the
+//! reference answers on the sample photos (tools/faceapi/gen_faces.js) were computed on
+//! fovea's pixels.
 
 use std::path::Path;
 
@@ -40,4 +42,34 @@ fn face_api_weights_decode_as_tfjs_decodes_them() {
         .unwrap();
     assert_eq!(ssd["Postprocessor/Slice/begin"].data(), [0.0, 0.0, 1.0]);
     assert_eq!(ssd["Output/extra_dim"].shape(), [1, 5118, 4]);
+}
+
+/// face-api's answers on the sample photos (tools/faceapi/gen_faces.js) were computed on
+/// fovea's own decoding of them: the same sizes and pixel sums, so later comparisons of
+/// boxes, landmarks and descriptors compare like with like.
+#[test]
+fn the_face_fixture_was_made_from_foveas_pixels() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("crates/fovea-vision/tests/fixtures/faceapi_faces.json")).unwrap(),
+    )
+    .unwrap();
+    let images = fixture["images"].as_object().unwrap();
+    assert_eq!(images.len(), 6);
+    for (name, want) in images {
+        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+        let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+        let sum: u64 = rgb.data().iter().map(|&v| (v * 255.0).round() as u64).sum();
+        assert_eq!(
+            (w as u64, h as u64, sum),
+            (want["width"].as_u64().unwrap(), want["height"].as_u64().unwrap(), want["pixel_sum"].as_u64().unwrap()),
+            "{name}"
+        );
+        for detector in ["tiny", "ssd"] {
+            for face in want[detector].as_array().unwrap() {
+                assert_eq!(face["landmarks"].as_array().unwrap().len(), 68);
+                assert_eq!(face["descriptor"].as_array().unwrap().len(), 128);
+            }
+        }
+    }
 }
