@@ -3,6 +3,7 @@
 mod classify;
 mod conv;
 mod experiment;
+mod faces;
 mod pretrained;
 mod summary;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Reproducible experiments from the notes
     #[command(subcommand)]
     Experiment(experiment::Experiment),
+    /// Faces with face-api's pretrained networks
+    #[command(subcommand)]
+    Faces(faces::Faces),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Classify(a) => pretrained::classify(a),
         Command::Run(a) => pretrained::run(a),
         Command::Experiment(e) => experiment::run(e),
+        Command::Faces(f) => faces::run(f),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

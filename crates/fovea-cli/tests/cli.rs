@@ -337,3 +337,27 @@ fn plain_vs_residual_experiment_runs_and_plots() {
     let err = fails(&["experiment", "plain-vs-residual", "--depth", "9", "--out", &out]);
     assert!(err.contains("6n+2"), "{err}");
 }
+
+#[test]
+fn faces_detect_finds_the_sample_faces_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let photo = format!("{}/../../data/faces/sample1.jpg", env!("CARGO_MANIFEST_DIR"));
+    let out: Value =
+        serde_json::from_str(&ok(&["faces", "detect", &photo, "--json", "--output", &p("f.png")])).unwrap();
+    assert_eq!((out["width"].as_u64(), out["height"].as_u64()), (Some(1920), Some(1280)));
+    // face-api's three faces (the box agreement itself is tests/face_api.rs in fovea-vision)
+    assert_eq!(out["faces"].as_array().unwrap().len(), 3);
+    assert_eq!(fovea_vision::image::load_rgb(Path::new(&p("f.png"))).unwrap().shape(), [3, 1280, 1920]);
+    // no face: an empty answer, not an error
+    let coffee = format!("{}/../../data/images/coffee.png", env!("CARGO_MANIFEST_DIR"));
+    let out: Value = serde_json::from_str(&ok(&["faces", "detect", &coffee, "--json", "--output", &p("c.png")])).unwrap();
+    assert_eq!(out["faces"].as_array().unwrap().len(), 0);
+    std::fs::write(p("not.jpg"), b"not a picture").unwrap();
+    let err = fails(&["faces", "detect", &p("not.jpg"), "--output", &p("g.png")]);
+    assert!(err.contains("not.jpg"), "{err}");
+    let err = fails(&["faces", "detect", &photo, "--input-size", "400", "--output", &p("g.png")]);
+    assert!(err.contains("multiple of 32"), "{err}");
+    let err = fails(&["faces", "detect", &photo, "--models", &p("nowhere"), "--output", &p("g.png")]);
+    assert!(err.contains("tiny_face_detector_model-weights_manifest.json"), "{err}");
+}

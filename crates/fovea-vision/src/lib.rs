@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod draw;
+pub mod face;
 pub mod filters;
 pub mod image;
 pub mod models;

@@ -73,3 +73,39 @@ fn the_face_fixture_was_made_from_foveas_pixels() {
         }
     }
 }
+
+fn faces_fixture() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faceapi_faces.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The tiny face detector finds face-api's faces, in its order, with its boxes (within
+/// 0.01 px) and scores.
+#[test]
+fn tiny_face_detector_equals_face_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let detector = fovea_vision::face::TinyFaceDetector::load(
+        &root.join("models/face-api/tiny_face_detector_model-weights_manifest.json"),
+    )
+    .unwrap();
+    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+        let got = detector.detect(&rgb, 416, 0.5).unwrap();
+        let want = want["tiny"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: {got:?}");
+        for (g, w) in got.iter().zip(want) {
+            let b = &w["box"];
+            let f = |k: &str| b[k].as_f64().unwrap();
+            let err = [(g.x, f("x")), (g.y, f("y")), (g.width, f("width")), (g.height, f("height"))]
+                .iter()
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 0.01, "{name}: box {g:?} vs {b} ({err} px)");
+            assert!(
+                (g.score - w["score"].as_f64().unwrap()).abs() < 1e-5,
+                "{name}: score {} vs {}",
+                g.score,
+                w["score"]
+            );
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Faces with face-api's pretrained networks (`models/face-api/`), computed as face-api
+//! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
+//! and the detectors.
+
+mod tiny;
+
+pub use tiny::TinyFaceDetector;
+
+use fovea::{Error, Result, Tensor};
+use std::path::PathBuf;
+
+/// Where face-api's networks live: `FOVEA_MODELS/face-api` if set, else the repository's
+/// `models/face-api`.
+pub fn default_models_dir() -> PathBuf {
+    match std::env::var("FOVEA_MODELS") {
+        Ok(dir) => PathBuf::from(dir).join("face-api"),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api"),
+    }
+}
+
+/// A face found in a picture: its box in the picture's pixels (it may reach past the
+/// edges) and the detector's score.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    pub score: f64,
+    pub x: f64,
+    pub y: f64,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// A picture made ready for a network of input `size` (`NetInput.toBatchTensor`): pixel
+/// values 0..255, zero-padded to a square (after the picture, or centred), resized with
+/// TF's legacy bilinear rule (no antialiasing), minus `mean` per channel, divided by 255.
+/// Returns `[1, 3, size, size]` and the size the picture itself takes inside the square,
+/// rounded (face-api's "reshaped input dimensions", width then height).
+pub fn network_input(rgb: &Tensor, size: usize, center: bool, mean: [f32; 3]) -> Result<(Tensor, (f64, f64))> {
+    let &[3, h, w] = rgb.shape() else {
+        return Err(Error::shape("face network input", format!("expected [3, H, W], got {:?}", rgb.shape())));
+    };
+    if h == 0 || w == 0 || size == 0 {
+        return Err(Error::Invalid(format!("cannot prepare a {w}x{h} picture for a {size}x{size} network")));
+    }
+    // pad: all of it after the picture, or half (rounded up) after and the rest before
+    let side = h.max(w);
+    let diff = side - h.min(w);
+    let before = if center { diff - (diff as f64 / 2.0).round() as usize } else { 0 };
+    let (top, left) = if h < w { (before, 0) } else { (0, before) };
+    let mut square = vec![0.0f32; 3 * side * side];
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                // back to the 0..255 integers the picture was decoded as
+                square[(c * side + top + y) * side + left + x] = (rgb.data()[(c * h + y) * w + x] * 255.0).round();
+            }
+        }
+    }
+    let resized = if side == size { square } else { resize_bilinear_tf(&square, side, size) };
+    let data = resized
+        .chunks_exact(size * size)
+        .zip(mean)
+        .flat_map(|(plane, m)| plane.iter().map(move |&v| (v - m) / 255.0))
+        .collect();
+    let scale = size as f64 / side as f64;
+    let reshaped = ((w as f64 * scale).round(), (h as f64 * scale).round());
+    Ok((Tensor::new(&[1, 3, size, size], data)?, reshaped))
+}
+
+/// TF's `resizeBilinear` with `alignCorners` and `halfPixelCenters` off, as TF.js's CPU
+/// kernel computes it (in f64, stored as f32): source = destination · (in / out), the
+/// 2x2 neighbourhood at floor/ceil (clamped), along x first, then y.
+fn resize_bilinear_tf(x: &[f32], side: usize, size: usize) -> Vec<f32> {
+    let scale = side as f64 / size as f64;
+    let taps: Vec<(usize, usize, f64)> = (0..size)
+        .map(|o| {
+            let src = o as f64 * scale;
+            let lo = src.floor();
+            (lo as usize, (src.ceil() as usize).min(side - 1), src - lo)
+        })
+        .collect();
+    let mut out = vec![0.0f32; 3 * size * size];
+    for c in 0..3 {
+        let plane = &x[c * side * side..(c + 1) * side * side];
+        for (oy, &(y0, y1, fy)) in taps.iter().enumerate() {
+            for (ox, &(x0, x1, fx)) in taps.iter().enumerate() {
+                let at = |y: usize, x: usize| plane[y * side + x] as f64;
+                let top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * fx;
+                let bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * fx;
+                out[(c * size + oy) * size + ox] = (top + (bottom - top) * fy) as f32;
+            }
+        }
+    }
+    out
+}
