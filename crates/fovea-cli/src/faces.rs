@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use fovea_vision::draw::Canvas;
-use fovea_vision::face::{default_models_dir, Detection, TinyFaceDetector};
+use fovea_vision::face::{default_models_dir, Detection, SsdMobilenetV1, TinyFaceDetector};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -15,8 +15,10 @@ pub enum Faces {
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum DetectorName {
-    /// face-api's Tiny Face Detector (Tiny-YOLOv2 style)
+    /// face-api's Tiny Face Detector (Tiny-YOLOv2 style; --input-size applies)
     Tiny,
+    /// SSD on MobileNetV1 at 512x512: slower, finds more
+    Ssd,
 }
 
 #[derive(Args)]
@@ -28,9 +30,12 @@ pub struct DetectArgs {
     /// Keep faces scoring above this
     #[arg(long, default_value_t = 0.5)]
     min_score: f64,
-    /// Side of the network's input, a multiple of 32 (larger finds smaller faces)
+    /// Side of the tiny detector's input, a multiple of 32 (larger finds smaller faces)
     #[arg(long, default_value_t = 416)]
     input_size: usize,
+    /// At most this many faces (SSD)
+    #[arg(long, default_value_t = 100)]
+    max_results: usize,
     /// Where to draw the result (default: <picture>-faces.png beside the picture)
     #[arg(long)]
     output: Option<PathBuf>,
@@ -50,12 +55,14 @@ pub fn run(f: Faces) -> Result<()> {
 
 fn detect(a: DetectArgs) -> Result<()> {
     let models = a.models.clone().unwrap_or_else(default_models_dir);
-    let detector = match a.detector {
-        DetectorName::Tiny => TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))?,
-    };
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let faces = detector.detect(&rgb, a.input_size, a.min_score)?;
+    let faces = match a.detector {
+        DetectorName::Tiny => TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))?
+            .detect(&rgb, a.input_size, a.min_score)?,
+        DetectorName::Ssd => SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json"))?
+            .detect(&rgb, a.min_score, a.max_results)?,
+    };
     let output = a.output.clone().unwrap_or_else(|| {
         let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
         a.image.with_file_name(format!("{stem}-faces.png"))

@@ -349,9 +349,14 @@ fn faces_detect_finds_the_sample_faces_and_refuses_bad_input() {
     // face-api's three faces (the box agreement itself is tests/face_api.rs in fovea-vision)
     assert_eq!(out["faces"].as_array().unwrap().len(), 3);
     assert_eq!(fovea_vision::image::load_rgb(Path::new(&p("f.png"))).unwrap().shape(), [3, 1280, 1920]);
+    let out: Value =
+        serde_json::from_str(&ok(&["faces", "detect", &photo, "--detector", "ssd", "--json", "--output", &p("s.png")]))
+            .unwrap();
+    assert_eq!(out["faces"].as_array().unwrap().len(), 3);
     // no face: an empty answer, not an error
     let coffee = format!("{}/../../data/images/coffee.png", env!("CARGO_MANIFEST_DIR"));
-    let out: Value = serde_json::from_str(&ok(&["faces", "detect", &coffee, "--json", "--output", &p("c.png")])).unwrap();
+    let out: Value =
+        serde_json::from_str(&ok(&["faces", "detect", &coffee, "--json", "--output", &p("c.png")])).unwrap();
     assert_eq!(out["faces"].as_array().unwrap().len(), 0);
     std::fs::write(p("not.jpg"), b"not a picture").unwrap();
     let err = fails(&["faces", "detect", &p("not.jpg"), "--output", &p("g.png")]);

@@ -109,3 +109,33 @@ fn tiny_face_detector_equals_face_api() {
         }
     }
 }
+
+/// The SSD detector finds face-api's faces, in its order, with its boxes and scores.
+#[test]
+fn ssd_face_detector_equals_face_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let detector = fovea_vision::face::SsdMobilenetV1::load(
+        &root.join("models/face-api/ssd_mobilenetv1_model-weights_manifest.json"),
+    )
+    .unwrap();
+    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+        let got = detector.detect(&rgb, 0.5, 100).unwrap();
+        let want = want["ssd"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: {got:?}");
+        for (g, w) in got.iter().zip(want) {
+            let b = &w["box"];
+            let f = |k: &str| b[k].as_f64().unwrap();
+            let err = [(g.x, f("x")), (g.y, f("y")), (g.width, f("width")), (g.height, f("height"))]
+                .iter()
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 0.01, "{name}: box {g:?} vs {b} ({err} px)");
+            assert!(
+                (g.score - w["score"].as_f64().unwrap()).abs() < 1e-5,
+                "{name}: score {} vs {}",
+                g.score,
+                w["score"]
+            );
+        }
+    }
+}

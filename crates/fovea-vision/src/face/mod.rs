@@ -2,8 +2,10 @@
 //! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
 //! and the detectors.
 
+mod ssd;
 mod tiny;
 
+pub use ssd::SsdMobilenetV1;
 pub use tiny::TinyFaceDetector;
 
 use fovea::{Error, Result, Tensor};
@@ -31,10 +33,15 @@ pub struct Detection {
 
 /// A picture made ready for a network of input `size` (`NetInput.toBatchTensor`): pixel
 /// values 0..255, zero-padded to a square (after the picture, or centred), resized with
-/// TF's legacy bilinear rule (no antialiasing), minus `mean` per channel, divided by 255.
+/// TF's legacy bilinear rule (no antialiasing), then `normalize(channel, value)`.
 /// Returns `[1, 3, size, size]` and the size the picture itself takes inside the square,
 /// rounded (face-api's "reshaped input dimensions", width then height).
-pub fn network_input(rgb: &Tensor, size: usize, center: bool, mean: [f32; 3]) -> Result<(Tensor, (f64, f64))> {
+pub fn network_input(
+    rgb: &Tensor,
+    size: usize,
+    center: bool,
+    normalize: impl Fn(usize, f32) -> f32,
+) -> Result<(Tensor, (f64, f64))> {
     let &[3, h, w] = rgb.shape() else {
         return Err(Error::shape("face network input", format!("expected [3, H, W], got {:?}", rgb.shape())));
     };
@@ -56,11 +63,8 @@ pub fn network_input(rgb: &Tensor, size: usize, center: bool, mean: [f32; 3]) ->
         }
     }
     let resized = if side == size { square } else { resize_bilinear_tf(&square, side, size) };
-    let data = resized
-        .chunks_exact(size * size)
-        .zip(mean)
-        .flat_map(|(plane, m)| plane.iter().map(move |&v| (v - m) / 255.0))
-        .collect();
+    let data = resized.chunks_exact(size * size).enumerate().flat_map(|(c, p)| p.iter().map(move |&v| (c, v)));
+    let data = data.map(|(c, v)| normalize(c, v)).collect();
     let scale = size as f64 / side as f64;
     let reshaped = ((w as f64 * scale).round(), (h as f64 * scale).round());
     Ok((Tensor::new(&[1, 3, size, size], data)?, reshaped))

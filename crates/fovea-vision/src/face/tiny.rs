@@ -87,7 +87,7 @@ impl TinyFaceDetector {
             return Err(Error::Invalid(format!("the input size must be a multiple of 32, not {input_size}")));
         }
         let (h, w) = (rgb.shape().get(1).copied().unwrap_or(0), rgb.shape().get(2).copied().unwrap_or(0));
-        let (x, (rw, rh)) = network_input(rgb, input_size, false, MEAN)?;
+        let (x, (rw, rh)) = network_input(rgb, input_size, false, |c, v| (v - MEAN[c]) / 255.0)?;
         let out = no_grad(|| self.forward(&Var::constant(x)))?.tensor();
         let g = input_size / 32;
         let (cfx, cfy) = (input_size as f64 / rw, input_size as f64 / rh);

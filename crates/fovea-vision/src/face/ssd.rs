@@ -1,0 +1,193 @@
+//! face-api's SSD MobileNetV1 face detector: MobileNetV1 (depth 1) at 512x512, eight extra
+//! feature layers, six box predictors over 5118 stored anchors, the TF Object Detection
+//! box coder, and face-api's own non-max suppression (IoU > 0.5).
+
+use super::{network_input, Detection};
+use fovea::ops::{self, ConvOptions};
+use fovea::{no_grad, Error, Result, Tensor, Var};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const SIZE: usize = 512;
+/// The f32 of 1e-3, as face-api passes it to batch norm.
+const BN_EPS: f32 = 0.001;
+const IOU_THRESHOLD: f64 = 0.5;
+
+/// A convolution with TF's 'same' padding: as many zeros as the stride needs, the odd one
+/// after (below, right).
+fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, groups: usize) -> Result<Var> {
+    let (k, shape) = (w.shape()[2], x.shape());
+    let pads: Vec<(usize, usize)> = shape[2..]
+        .iter()
+        .map(|&n| {
+            let out = n.div_ceil(stride);
+            let total = ((out - 1) * stride + k).saturating_sub(n);
+            (total / 2, total - total / 2)
+        })
+        .collect();
+    let padded = ops::pad(x, &pads, 0.0)?;
+    ops::conv2d(&padded, w, bias, &ConvOptions::default().stride(stride).groups(groups))
+}
+
+/// The detector's weights in fovea's layouts.
+pub struct SsdMobilenetV1 {
+    w: BTreeMap<String, Var>,
+    /// `[5118, 4]` anchors, (ymin, xmin, ymax, xmax) in the 512 square.
+    anchors: Vec<[f32; 4]>,
+}
+
+impl SsdMobilenetV1 {
+    /// Loads `ssd_mobilenetv1_model-weights_manifest.json` (and its `.bin`).
+    pub fn load(manifest: &Path) -> Result<SsdMobilenetV1> {
+        let raw = fovea::io::read_tfjs_manifest(manifest)?;
+        let anchors_t = raw.get("Output/extra_dim").ok_or_else(|| {
+            Error::format(manifest, "has no tensor 'Output/extra_dim': not the SSD detector's weights")
+        })?;
+        let anchors = anchors_t.data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let mut w = BTreeMap::new();
+        for (name, t) in raw {
+            let t = match t.ndim() {
+                // HWIO -> OIHW, depthwise [kh, kw, C, 1] -> [C, 1, kh, kw]
+                4 if name.ends_with("depthwise_weights") => t.permute(&[2, 3, 0, 1])?,
+                4 => t.permute(&[3, 2, 0, 1])?,
+                _ => t,
+            };
+            w.insert(name, Var::constant(t));
+        }
+        Ok(SsdMobilenetV1 { w, anchors })
+    }
+
+    fn get(&self, name: &str) -> Result<&Var> {
+        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the SSD weights have no tensor '{name}'")))
+    }
+
+    /// conv + offset (its batch norm folded in) + relu6.
+    fn pointwise(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
+        let (w, b) = (self.get(&format!("{prefix}/weights"))?, self.get(&format!("{prefix}/convolution_bn_offset"))?);
+        Ok(ops::relu6(&conv_same(x, w, Some(b), stride, 1)?))
+    }
+
+    /// Box encodings `[A, 4]` and class logits `[A, 3]` of a prepared input, anchors in
+    /// face-api's order (predictor, y, x, anchor).
+    fn forward(&self, x: &Var) -> Result<(Tensor, Tensor)> {
+        let mut h = self.pointwise(x, "MobilenetV1/Conv2d_0_pointwise", 2)?;
+        let mut conv11 = None;
+        for i in 1..=13 {
+            let p = format!("MobilenetV1/Conv2d_{i}_depthwise");
+            let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
+            let channels = h.shape()[1];
+            let d = conv_same(&h, self.get(&format!("{p}/depthwise_weights"))?, None, stride, channels)?;
+            let bn = |n: &str| self.get(&format!("{p}/BatchNorm/{n}"));
+            let (mean, var) = (bn("moving_mean")?, bn("moving_variance")?);
+            let d =
+                ops::batch_norm(&d, Some(bn("gamma")?), Some(bn("beta")?), Some(mean), Some(var), false, 0.0, BN_EPS)?;
+            h = self.pointwise(&ops::relu6(&d), &format!("MobilenetV1/Conv2d_{i}_pointwise"), 1)?;
+            if i == 11 {
+                conv11 = Some(h.clone());
+            }
+        }
+        let conv11 = conv11.expect("layer 11 ran");
+        let mut extra = Vec::new();
+        let mut e = h.clone();
+        for i in 0..8 {
+            e = self.pointwise(&e, &format!("Prediction/Conv2d_{i}_pointwise"), if i % 2 == 1 { 2 } else { 1 })?;
+            extra.push(e.clone());
+        }
+        let maps = [&conv11, &h, &extra[1], &extra[3], &extra[5], &extra[7]];
+        let (mut boxes, mut classes) = (Vec::new(), Vec::new());
+        for (i, m) in maps.iter().enumerate() {
+            let p = format!("Prediction/BoxPredictor_{i}");
+            for (kind, out, width) in [("BoxEncodingPredictor", &mut boxes, 4), ("ClassPredictor", &mut classes, 3)] {
+                let y = conv_same(
+                    m,
+                    self.get(&format!("{p}/{kind}/weights"))?,
+                    Some(self.get(&format!("{p}/{kind}/biases"))?),
+                    1,
+                    1,
+                )?;
+                // NHWC order: y, x, then anchor and value
+                let nhwc = y.value().permute(&[0, 2, 3, 1])?;
+                let n = nhwc.numel() / width;
+                out.push(nhwc.reshape(&[n, width])?);
+            }
+        }
+        let cat = |v: &[Tensor]| Tensor::concat(&v.iter().collect::<Vec<_>>(), 0);
+        Ok((cat(&boxes)?, cat(&classes)?))
+    }
+
+    /// Faces in an RGB picture `[3, H, W]` (values 0..1) with score above `min_score`
+    /// (face-api's default 0.5), at most `max_results` (100), in face-api's order.
+    pub fn detect(&self, rgb: &Tensor, min_score: f64, max_results: usize) -> Result<Vec<Detection>> {
+        let (h, w) = (rgb.shape().get(1).copied().unwrap_or(0), rgb.shape().get(2).copied().unwrap_or(0));
+        let (x, (rw, rh)) = network_input(rgb, SIZE, false, |_, v| v / 127.5 - 1.0)?;
+        let (enc, logits) = no_grad(|| self.forward(&Var::constant(x)))?;
+        if enc.shape()[0] != self.anchors.len() {
+            return Err(Error::Invalid(format!("{} box encodings for {} anchors", enc.shape()[0], self.anchors.len())));
+        }
+        // the box coder, op by op in f32 as TF.js computes it
+        let boxes: Vec<[f32; 4]> = enc
+            .data()
+            .chunks_exact(4)
+            .zip(&self.anchors)
+            .map(|(t, a)| {
+                let (ha, wa) = (a[2] - a[0], a[3] - a[1]);
+                let (ya, xa) = (a[0] + ha / 2.0, a[1] + wa / 2.0);
+                let exp = |v: f32| (v as f64).exp() as f32;
+                let half_h = exp(t[2] / 5.0) * ha / 2.0;
+                let yc = t[0] / 10.0 * ha + ya;
+                let half_w = exp(t[3] / 5.0) * wa / 2.0;
+                let xc = t[1] / 10.0 * wa + xa;
+                [yc - half_h, xc - half_w, yc + half_h, xc + half_w]
+            })
+            .collect();
+        let scores: Vec<f64> =
+            logits.data().chunks_exact(3).map(|c| (1.0 / (1.0 + (-(c[1] as f64)).exp())) as f32 as f64).collect();
+        let picks = suppress(&boxes, &scores, min_score, max_results);
+        let (pad_x, pad_y) = (SIZE as f64 / rw, SIZE as f64 / rh);
+        Ok(picks
+            .into_iter()
+            .map(|i| {
+                let b = boxes[i].map(|v| v as f64);
+                let (top, bottom) = (b[0].max(0.0) * pad_y, b[2].min(1.0) * pad_y);
+                let (left, right) = (b[1].max(0.0) * pad_x, b[3].min(1.0) * pad_x);
+                Detection {
+                    score: scores[i],
+                    x: left * w as f64,
+                    y: top * h as f64,
+                    width: (right - left) * w as f64,
+                    height: (bottom - top) * h as f64,
+                }
+            })
+            .collect())
+    }
+}
+
+/// face-api's SSD suppression: candidates above `min_score` by descending score (stable);
+/// each is kept unless its IoU with a box already kept exceeds 0.5; at most `max` kept.
+fn suppress(boxes: &[[f32; 4]], scores: &[f64], min_score: f64, max: usize) -> Vec<usize> {
+    let iou = |i: usize, j: usize| {
+        let norm = |b: [f32; 4]| {
+            let b = b.map(|v| v as f64);
+            [b[0].min(b[2]), b[1].min(b[3]), b[0].max(b[2]), b[1].max(b[3])]
+        };
+        let (a, b) = (norm(boxes[i]), norm(boxes[j]));
+        let (area_a, area_b) = ((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]));
+        if area_a <= 0.0 || area_b <= 0.0 {
+            return 0.0;
+        }
+        let inter = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+        inter / (area_a + area_b - inter)
+    };
+    let mut candidates: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] > min_score).collect();
+    candidates.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
+    let mut kept: Vec<usize> = Vec::new();
+    for c in candidates {
+        if kept.len() >= max.min(boxes.len()) {
+            break;
+        }
+        if kept.iter().rev().all(|&k| iou(c, k) <= IOU_THRESHOLD) {
+            kept.push(c);
+        }
+    }
+    kept
+}
