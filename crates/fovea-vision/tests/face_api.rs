@@ -139,3 +139,35 @@ fn ssd_face_detector_equals_face_api() {
         }
     }
 }
+
+/// The 68 landmarks of every face either detector finds equal face-api's (within
+/// 0.01 px), chained as face-api chains them (crop, net, shift by the box corner).
+#[test]
+fn landmarks_equal_face_api() {
+    use fovea_vision::face::{FaceLandmarkNet, SsdMobilenetV1, TinyFaceDetector};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let models = root.join("models/face-api");
+    let tiny = TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json")).unwrap();
+    let ssd = SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
+    let net = FaceLandmarkNet::load(&models.join("face_landmark_68_model-weights_manifest.json")).unwrap();
+    let mut compared = 0;
+    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+        for (detector, faces) in
+            [("tiny", tiny.detect(&rgb, 416, 0.5).unwrap()), ("ssd", ssd.detect(&rgb, 0.5, 100).unwrap())]
+        {
+            for (det, w) in faces.iter().zip(want[detector].as_array().unwrap()) {
+                let got = net.landmarks(&rgb, det).unwrap();
+                let want = w["landmarks"].as_array().unwrap();
+                assert_eq!(got.len(), 68);
+                for (g, p) in got.iter().zip(want) {
+                    let err = (g[0] - p[0].as_f64().unwrap()).abs().max((g[1] - p[1].as_f64().unwrap()).abs());
+                    compared += 1;
+                    assert!(err < 0.01, "{name} {detector}: {g:?} vs {p} ({err} px)");
+                }
+            }
+        }
+    }
+    // 20 faces from the tiny detector and 22 from SSD, 68 points each
+    assert_eq!(compared, 42 * 68);
+}

@@ -2,13 +2,16 @@
 //! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
 //! and the detectors.
 
+mod landmarks;
 mod ssd;
 mod tiny;
 
+pub use landmarks::FaceLandmarkNet;
 pub use ssd::SsdMobilenetV1;
 pub use tiny::TinyFaceDetector;
 
-use fovea::{Error, Result, Tensor};
+use fovea::ops::{self, ConvOptions};
+use fovea::{Error, Result, Tensor, Var};
 use std::path::PathBuf;
 
 /// Where face-api's networks live: `FOVEA_MODELS/face-api` if set, else the repository's
@@ -95,4 +98,44 @@ fn resize_bilinear_tf(x: &[f32], side: usize, size: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// A convolution with TF's 'same' padding: as many zeros as the stride needs, the odd one
+/// after (below, right).
+pub(crate) fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, groups: usize) -> Result<Var> {
+    let (k, shape) = (w.shape()[2], x.shape());
+    let pads: Vec<(usize, usize)> = shape[2..]
+        .iter()
+        .map(|&n| {
+            let out = n.div_ceil(stride);
+            let total = ((out - 1) * stride + k).saturating_sub(n);
+            (total / 2, total - total / 2)
+        })
+        .collect();
+    let padded = ops::pad(x, &pads, 0.0)?;
+    ops::conv2d(&padded, w, bias, &ConvOptions::default().stride(stride).groups(groups))
+}
+
+impl Detection {
+    /// face-api's crop of this face from a `[3, H, W]` picture: the box clipped to the
+    /// picture, each of x, y, width, height floored on its own (`clipAtImageBorders`).
+    /// `None` for an empty crop.
+    pub fn crop(&self, rgb: &Tensor) -> Option<Tensor> {
+        let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+        let (x0, y0) = (self.x.max(0.0), self.y.max(0.0));
+        let cw = (self.x + self.width - x0).min(w as f64 - x0).floor();
+        let ch = (self.y + self.height - y0).min(h as f64 - y0).floor();
+        let (x0, y0) = (x0.floor() as usize, y0.floor() as usize);
+        if cw <= 0.0 || ch <= 0.0 || x0 >= w || y0 >= h {
+            return None;
+        }
+        let (cw, ch) = ((cw as usize).min(w - x0), (ch as usize).min(h - y0));
+        let mut out = Vec::with_capacity(3 * cw * ch);
+        for plane in rgb.data().chunks_exact(h * w) {
+            for row in plane.chunks_exact(w).skip(y0).take(ch) {
+                out.extend_from_slice(&row[x0..x0 + cw]);
+            }
+        }
+        Tensor::new(&[3, ch, cw], out).ok()
+    }
 }

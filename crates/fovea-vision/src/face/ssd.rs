@@ -2,8 +2,8 @@
 //! feature layers, six box predictors over 5118 stored anchors, the TF Object Detection
 //! box coder, and face-api's own non-max suppression (IoU > 0.5).
 
-use super::{network_input, Detection};
-use fovea::ops::{self, ConvOptions};
+use super::{conv_same, network_input, Detection};
+use fovea::ops;
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,22 +12,6 @@ const SIZE: usize = 512;
 /// The f32 of 1e-3, as face-api passes it to batch norm.
 const BN_EPS: f32 = 0.001;
 const IOU_THRESHOLD: f64 = 0.5;
-
-/// A convolution with TF's 'same' padding: as many zeros as the stride needs, the odd one
-/// after (below, right).
-fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, groups: usize) -> Result<Var> {
-    let (k, shape) = (w.shape()[2], x.shape());
-    let pads: Vec<(usize, usize)> = shape[2..]
-        .iter()
-        .map(|&n| {
-            let out = n.div_ceil(stride);
-            let total = ((out - 1) * stride + k).saturating_sub(n);
-            (total / 2, total - total / 2)
-        })
-        .collect();
-    let padded = ops::pad(x, &pads, 0.0)?;
-    ops::conv2d(&padded, w, bias, &ConvOptions::default().stride(stride).groups(groups))
-}
 
 /// The detector's weights in fovea's layouts.
 pub struct SsdMobilenetV1 {

@@ -1,0 +1,95 @@
+//! face-api's 68-point landmark net: four dense blocks of separable convolutions with
+//! summed shortcuts, 7x7 average pooling and a fully connected layer to 68 (x, y) pairs
+//! relative to the 112x112 input, mapped back to the face crop and the picture.
+
+use super::{conv_same, network_input, Detection};
+use fovea::ops::{self, ConvOptions, PoolOptions};
+use fovea::{no_grad, Error, Result, Tensor, Var};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const SIZE: usize = 112;
+/// Per-channel means (R, G, B) of the landmark and recognition nets.
+pub(crate) const MEAN: [f32; 3] = [122.782, 117.001, 104.298];
+
+pub struct FaceLandmarkNet {
+    w: BTreeMap<String, Var>,
+}
+
+impl FaceLandmarkNet {
+    /// Loads `face_landmark_68_model-weights_manifest.json` (and its `.bin`).
+    pub fn load(manifest: &Path) -> Result<FaceLandmarkNet> {
+        let mut w = BTreeMap::new();
+        for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
+            let t = match t.ndim() {
+                4 if name.ends_with("depthwise_filter") => t.permute(&[2, 3, 0, 1])?,
+                4 => t.permute(&[3, 2, 0, 1])?,
+                _ => t,
+            };
+            w.insert(name, Var::constant(t));
+        }
+        if !w.contains_key("fc/weights") {
+            return Err(Error::format(manifest, "has no tensor 'fc/weights': not the landmark net's weights"));
+        }
+        Ok(FaceLandmarkNet { w })
+    }
+
+    fn get(&self, name: &str) -> Result<&Var> {
+        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the landmark weights have no tensor '{name}'")))
+    }
+
+    /// Depthwise 3x3 (stride, 'same') then pointwise, plus bias.
+    fn separable(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
+        let d = conv_same(x, self.get(&format!("{prefix}/depthwise_filter"))?, None, stride, x.shape()[1])?;
+        let pw = self.get(&format!("{prefix}/pointwise_filter"))?;
+        ops::conv2d(&d, pw, Some(self.get(&format!("{prefix}/bias"))?), &ConvOptions::default())
+    }
+
+    /// The 136 raw outputs for a prepared input `[1, 3, 112, 112]`.
+    fn forward(&self, x: &Var) -> Result<Tensor> {
+        let mut h = x.clone();
+        for k in 0..4 {
+            let p = format!("dense{k}");
+            let o1 = ops::relu(&if k == 0 {
+                let (w, b) = (self.get(&format!("{p}/conv0/filters"))?, self.get(&format!("{p}/conv0/bias"))?);
+                conv_same(&h, w, Some(b), 2, 1)?
+            } else {
+                self.separable(&h, &format!("{p}/conv0"), 2)?
+            });
+            let o2 = self.separable(&o1, &format!("{p}/conv1"), 1)?;
+            let o3 = self.separable(&ops::relu(&ops::add(&o1, &o2)?), &format!("{p}/conv2"), 1)?;
+            let o4 = self.separable(&ops::relu(&ops::add(&o1, &ops::add(&o2, &o3)?)?), &format!("{p}/conv3"), 1)?;
+            h = ops::relu(&ops::add(&o1, &ops::add(&o2, &ops::add(&o3, &o4)?)?)?);
+        }
+        let pooled = ops::avg_pool(&h, &PoolOptions::new(7).stride(2))?;
+        let flat = ops::flatten(&pooled)?;
+        let y = ops::add(&ops::matmul(&flat, self.get("fc/weights")?)?, self.get("fc/bias")?)?;
+        Ok(y.tensor())
+    }
+
+    /// The 68 points of the face `det` in a `[3, H, W]` picture, in its pixels, as face-api
+    /// places them (shifted by the box's own, unclipped corner). Empty if the crop is.
+    pub fn landmarks(&self, rgb: &Tensor, det: &Detection) -> Result<Vec<[f64; 2]>> {
+        let Some(crop) = det.crop(rgb) else { return Ok(Vec::new()) };
+        let (ch, cw) = (crop.shape()[1] as f64, crop.shape()[2] as f64);
+        let (x, _) = network_input(&crop, SIZE, true, |c, v| (v - MEAN[c]) / 255.0)?;
+        let raw = no_grad(|| self.forward(&Var::constant(x)))?;
+        // face-api's postProcess: the sizes in f64 (JS), then its tensor ops in f32
+        let s = SIZE as f64 / cw.max(ch);
+        let (w1, h1) = (cw * s, ch * s);
+        let pad_x = (if w1 < h1 { (w1 - h1).abs() / 2.0 } else { 0.0 }) as f32;
+        let pad_y = (if h1 < w1 { (w1 - h1).abs() / 2.0 } else { 0.0 }) as f32;
+        let (w1, h1) = (w1 as f32, h1 as f32);
+        Ok(raw
+            .data()
+            .chunks_exact(2)
+            .map(|p| {
+                let rx = ((p[0] * SIZE as f32 - pad_x) / w1) as f64;
+                let ry = ((p[1] * SIZE as f32 - pad_y) / h1) as f64;
+                // positions in the crop, back to relative, then shifted (FaceLandmarks)
+                let (rx, ry) = ((rx * cw) / cw, (ry * ch) / ch);
+                [rx * cw + det.x, ry * ch + det.y]
+            })
+            .collect())
+    }
+}
