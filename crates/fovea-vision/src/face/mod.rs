@@ -3,10 +3,12 @@
 //! and the detectors.
 
 mod landmarks;
+mod recognition;
 mod ssd;
 mod tiny;
 
 pub use landmarks::FaceLandmarkNet;
+pub use recognition::{distance, FaceRecognitionNet};
 pub use ssd::SsdMobilenetV1;
 pub use tiny::TinyFaceDetector;
 
