@@ -1,16 +1,22 @@
 //! `fovea faces ...`: face-api's pretrained networks on pictures.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use fovea_vision::draw::Canvas;
-use fovea_vision::face::{default_models_dir, Detection, SsdMobilenetV1, TinyFaceDetector};
-use serde_json::json;
+use fovea_vision::face::{default_models_dir, distance, Detector, Face, Pipeline, Stage};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum Faces {
     /// Find faces: boxes and scores, and a PNG with the boxes drawn
-    Detect(DetectArgs),
+    Detect(PictureArgs),
+    /// Faces and their 68 landmarks, drawn as points
+    Landmarks(PictureArgs),
+    /// Faces, landmarks and a 128-D descriptor per face
+    Embed(PictureArgs),
+    /// Whether the (most confident) faces of two pictures are the same person
+    Verify(VerifyArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -22,9 +28,7 @@ pub enum DetectorName {
 }
 
 #[derive(Args)]
-pub struct DetectArgs {
-    /// A picture (PNG or JPEG)
-    image: PathBuf,
+pub struct DetectorArgs {
     #[arg(long, value_enum, default_value = "tiny")]
     detector: DetectorName,
     /// Keep faces scoring above this
@@ -36,64 +40,136 @@ pub struct DetectArgs {
     /// At most this many faces (SSD)
     #[arg(long, default_value_t = 100)]
     max_results: usize,
-    /// Where to draw the result (default: <picture>-faces.png beside the picture)
-    #[arg(long)]
-    output: Option<PathBuf>,
     /// Folder of face-api's networks (default: the repository's models/face-api)
     #[arg(long)]
     models: Option<PathBuf>,
+}
+
+impl DetectorArgs {
+    fn pipeline(&self, stage: Stage) -> Result<Pipeline> {
+        let detector = match self.detector {
+            DetectorName::Tiny => Detector::Tiny { input_size: self.input_size },
+            DetectorName::Ssd => Detector::Ssd { max_results: self.max_results },
+        };
+        Ok(Pipeline::load(&self.models.clone().unwrap_or_else(default_models_dir), detector, stage)?)
+    }
+}
+
+#[derive(Args)]
+pub struct PictureArgs {
+    /// A picture (PNG or JPEG)
+    image: PathBuf,
+    #[command(flatten)]
+    detector: DetectorArgs,
+    /// Where to draw the result (default: <picture>-faces.png beside the picture)
+    #[arg(long)]
+    output: Option<PathBuf>,
     /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    a: PathBuf,
+    b: PathBuf,
+    /// Descriptors closer than this are the same person (face-api's FaceMatcher: 0.6)
+    #[arg(long, default_value_t = 0.6)]
+    threshold: f64,
+    #[command(flatten)]
+    detector: DetectorArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(f: Faces) -> Result<()> {
     match f {
-        Faces::Detect(a) => detect(a),
+        Faces::Detect(a) => picture(a, Stage::Detect),
+        Faces::Landmarks(a) => picture(a, Stage::Landmarks),
+        Faces::Embed(a) => picture(a, Stage::Embed),
+        Faces::Verify(a) => verify(a),
     }
 }
 
-fn detect(a: DetectArgs) -> Result<()> {
-    let models = a.models.clone().unwrap_or_else(default_models_dir);
+/// A face as JSON: box and score, then landmarks and descriptor when computed.
+fn face_json(f: &Face) -> Value {
+    let d = &f.detection;
+    let mut v = json!({"box": {"x": d.x, "y": d.y, "width": d.width, "height": d.height}, "score": d.score});
+    if !f.landmarks.is_empty() {
+        v["landmarks"] = json!(f.landmarks);
+    }
+    if !f.descriptor.is_empty() {
+        v["descriptor"] = json!(f.descriptor);
+    }
+    v
+}
+
+fn picture(a: PictureArgs, stage: Stage) -> Result<()> {
+    let pipeline = a.detector.pipeline(stage)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let faces = match a.detector {
-        DetectorName::Tiny => TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))?
-            .detect(&rgb, a.input_size, a.min_score)?,
-        DetectorName::Ssd => SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json"))?
-            .detect(&rgb, a.min_score, a.max_results)?,
-    };
+    let faces = pipeline.run(&rgb, a.detector.min_score)?;
     let output = a.output.clone().unwrap_or_else(|| {
         let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
         a.image.with_file_name(format!("{stem}-faces.png"))
     });
     draw(&rgb, &faces, &output).with_context(|| format!("cannot write {}", output.display()))?;
     if a.json {
-        let faces: Vec<_> = faces
-            .iter()
-            .map(|d| json!({"box": {"x": d.x, "y": d.y, "width": d.width, "height": d.height}, "score": d.score}))
-            .collect();
+        let faces: Vec<Value> = faces.iter().map(face_json).collect();
         println!("{}", json!({"image": a.image.display().to_string(), "width": w, "height": h, "faces": faces}));
     } else {
         println!("{}: {} face(s), drawn in {}", a.image.display(), faces.len(), output.display());
-        for d in &faces {
+        for f in &faces {
+            let d = &f.detection;
             println!("  score {:.3}  x {:.1} y {:.1} width {:.1} height {:.1}", d.score, d.x, d.y, d.width, d.height);
         }
     }
     Ok(())
 }
 
-/// The picture with each face's box and score.
-fn draw(rgb: &fovea::Tensor, faces: &[Detection], path: &Path) -> Result<()> {
+fn verify(a: VerifyArgs) -> Result<()> {
+    let pipeline = a.detector.pipeline(Stage::Embed)?;
+    let mut descriptors = Vec::new();
+    for path in [&a.a, &a.b] {
+        let faces = pipeline.run(&fovea_vision::image::load_rgb(path)?, a.detector.min_score)?;
+        match faces.into_iter().next() {
+            Some(f) => descriptors.push(f.descriptor),
+            None => bail!("no face found in {} (try --detector ssd or a lower --min-score)", path.display()),
+        }
+    }
+    let d = distance(&descriptors[0], &descriptors[1]);
+    let same = d < a.threshold;
+    if a.json {
+        println!(
+            "{}",
+            json!({"a": a.a.display().to_string(), "b": a.b.display().to_string(), "distance": d,
+                   "threshold": a.threshold, "same": same})
+        );
+    } else {
+        println!(
+            "distance {d:.4}: {} (threshold {})",
+            if same { "same person" } else { "different people" },
+            a.threshold
+        );
+    }
+    Ok(())
+}
+
+/// The picture with each face's box, score and landmarks.
+fn draw(rgb: &fovea::Tensor, faces: &[Face], path: &Path) -> Result<()> {
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
     let d = rgb.data();
     let pixels = (0..h * w).flat_map(|i| (0..3).map(move |c| (d[c * h * w + i] * 255.0).round() as u8)).collect();
     let mut canvas = Canvas { width: w, height: h, pixels };
     let (green, thickness, scale) = ([40, 220, 60], (w.max(h) / 400).max(2) as i64, (w.max(h) / 500).max(1) as i64);
     for f in faces {
-        let (x, y) = (f.x.round() as i64, f.y.round() as i64);
-        canvas.rect(x, y, f.width.round() as i64, f.height.round() as i64, thickness, green);
-        canvas.text(x, y - 9 * scale - thickness, &format!("{:.2}", f.score), scale, green);
+        let b = &f.detection;
+        let (x, y) = (b.x.round() as i64, b.y.round() as i64);
+        canvas.rect(x, y, b.width.round() as i64, b.height.round() as i64, thickness, green);
+        canvas.text(x, y - 9 * scale - thickness, &format!("{:.2}", b.score), scale, green);
+        for p in &f.landmarks {
+            canvas.dot(p[0].round() as i64, p[1].round() as i64, (thickness / 2).max(1), [255, 200, 40]);
+        }
     }
     Ok(canvas.save_png(path)?)
 }

@@ -361,6 +361,18 @@ fn faces_detect_finds_the_sample_faces_and_refuses_bad_input() {
     std::fs::write(p("not.jpg"), b"not a picture").unwrap();
     let err = fails(&["faces", "detect", &p("not.jpg"), "--output", &p("g.png")]);
     assert!(err.contains("not.jpg"), "{err}");
+    // the whole chain: 68 landmarks and a 128-D descriptor per face
+    let out: Value = serde_json::from_str(&ok(&["faces", "embed", &photo, "--json", "--output", &p("e.png")])).unwrap();
+    for face in out["faces"].as_array().unwrap() {
+        assert_eq!(
+            (face["landmarks"].as_array().unwrap().len(), face["descriptor"].as_array().unwrap().len()),
+            (68, 128)
+        );
+    }
+    let same: Value = serde_json::from_str(&ok(&["faces", "verify", &photo, &photo, "--json"])).unwrap();
+    assert_eq!((same["distance"].as_f64(), same["same"].as_bool()), (Some(0.0), Some(true)));
+    let err = fails(&["faces", "verify", &photo, &coffee]);
+    assert!(err.contains("no face found in") && err.contains("coffee.png"), "{err}");
     let err = fails(&["faces", "detect", &photo, "--input-size", "400", "--output", &p("g.png")]);
     assert!(err.contains("multiple of 32"), "{err}");
     let err = fails(&["faces", "detect", &photo, "--models", &p("nowhere"), "--output", &p("g.png")]);

@@ -172,29 +172,25 @@ fn landmarks_equal_face_api() {
     assert_eq!(compared, 42 * 68);
 }
 
-/// Each face's 128-D descriptor equals face-api's within 1e-4 per element (detector,
-/// landmarks, dlib-aligned crop, recognition net, chained as face-api chains them).
+/// The whole chain (`Pipeline`: detector, landmarks, dlib-aligned crop, recognition net)
+/// gives each face's 128-D descriptor within 1e-4 per element of face-api's.
 #[test]
 fn descriptors_equal_face_api() {
-    use fovea_vision::face::{FaceLandmarkNet, FaceRecognitionNet, SsdMobilenetV1, TinyFaceDetector};
+    use fovea_vision::face::{Detector, Pipeline, Stage};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let models = root.join("models/face-api");
-    let tiny = TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json")).unwrap();
-    let ssd = SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
-    let marks = FaceLandmarkNet::load(&models.join("face_landmark_68_model-weights_manifest.json")).unwrap();
-    let net = FaceRecognitionNet::load(&models.join("face_recognition_model-weights_manifest.json")).unwrap();
     let mut compared = 0;
-    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
-        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
-        for (detector, faces) in
-            [("tiny", tiny.detect(&rgb, 416, 0.5).unwrap()), ("ssd", ssd.detect(&rgb, 0.5, 100).unwrap())]
-        {
-            for (det, w) in faces.iter().zip(want[detector].as_array().unwrap()) {
-                let points = marks.landmarks(&rgb, det).unwrap();
-                let got = net.descriptor(&rgb, det, &points).unwrap().expect("a face crop");
+    for (detector, key) in [(Detector::Tiny { input_size: 416 }, "tiny"), (Detector::Ssd { max_results: 100 }, "ssd")] {
+        let pipeline = Pipeline::load(&models, detector, Stage::Embed).unwrap();
+        for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+            let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+            let faces = pipeline.run(&rgb, 0.5).unwrap();
+            let want = want[key].as_array().unwrap();
+            assert_eq!(faces.len(), want.len(), "{name} {key}");
+            for (got, w) in faces.iter().zip(want) {
                 let want: Vec<f64> = w["descriptor"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-                let err = got.iter().zip(&want).fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-                assert!(err < 1e-4, "{name} {detector}: descriptor differs by {err}");
+                let err = got.descriptor.iter().zip(&want).fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+                assert!(err < 1e-4, "{name} {key}: descriptor differs by {err}");
                 compared += 1;
             }
         }

@@ -141,3 +141,91 @@ impl Detection {
         Tensor::new(&[3, ch, cw], out).ok()
     }
 }
+
+/// Which of face-api's two detectors to run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Detector {
+    /// The Tiny Face Detector at this input size (a multiple of 32; face-api's default 416).
+    Tiny { input_size: usize },
+    /// SSD MobileNetV1, keeping at most this many faces (face-api's default 100).
+    Ssd { max_results: usize },
+}
+
+/// How far the pipeline goes: boxes, then landmarks, then descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub enum Stage {
+    Detect,
+    Landmarks,
+    Embed,
+}
+
+/// One face: its detection and, as far as the pipeline went, its 68 landmarks (picture
+/// pixels) and its 128-D descriptor.
+#[derive(Clone, Debug)]
+pub struct Face {
+    pub detection: Detection,
+    pub landmarks: Vec<[f64; 2]>,
+    pub descriptor: Vec<f32>,
+}
+
+/// face-api's chain `detectAllFaces(...).withFaceLandmarks().withFaceDescriptors()`,
+/// loading only the networks the stage needs.
+pub struct Pipeline {
+    tiny: Option<TinyFaceDetector>,
+    ssd: Option<SsdMobilenetV1>,
+    landmarks: Option<FaceLandmarkNet>,
+    recognition: Option<FaceRecognitionNet>,
+    detector: Detector,
+}
+
+impl Pipeline {
+    /// Loads the networks for `detector` and `stage` from the face-api `models` folder.
+    pub fn load(models: &std::path::Path, detector: Detector, stage: Stage) -> Result<Pipeline> {
+        let manifest = |name: &str| models.join(format!("{name}_model-weights_manifest.json"));
+        Ok(Pipeline {
+            tiny: match detector {
+                Detector::Tiny { .. } => Some(TinyFaceDetector::load(&manifest("tiny_face_detector"))?),
+                Detector::Ssd { .. } => None,
+            },
+            ssd: match detector {
+                Detector::Ssd { .. } => Some(SsdMobilenetV1::load(&manifest("ssd_mobilenetv1"))?),
+                Detector::Tiny { .. } => None,
+            },
+            landmarks: (stage >= Stage::Landmarks)
+                .then(|| FaceLandmarkNet::load(&manifest("face_landmark_68")))
+                .transpose()?,
+            recognition: (stage >= Stage::Embed)
+                .then(|| FaceRecognitionNet::load(&manifest("face_recognition")))
+                .transpose()?,
+            detector,
+        })
+    }
+
+    /// The faces of a `[3, H, W]` picture scoring above `min_score`, in face-api's order.
+    /// Faces whose aligned crop is empty are dropped at the embedding stage, as face-api
+    /// drops them.
+    pub fn run(&self, rgb: &Tensor, min_score: f64) -> Result<Vec<Face>> {
+        let detections = match (self.detector, &self.tiny, &self.ssd) {
+            (Detector::Tiny { input_size }, Some(t), _) => t.detect(rgb, input_size, min_score)?,
+            (Detector::Ssd { max_results }, _, Some(s)) => s.detect(rgb, min_score, max_results)?,
+            _ => return Err(Error::Invalid("the pipeline's detector is not loaded".into())),
+        };
+        let mut faces = Vec::new();
+        for detection in detections {
+            let landmarks = match &self.landmarks {
+                Some(net) => net.landmarks(rgb, &detection)?,
+                None => Vec::new(),
+            };
+            let descriptor = match &self.recognition {
+                Some(net) if landmarks.len() == 68 => match net.descriptor(rgb, &detection, &landmarks)? {
+                    Some(d) => d,
+                    None => continue,
+                },
+                Some(_) => continue,
+                None => Vec::new(),
+            };
+            faces.push(Face { detection, landmarks, descriptor });
+        }
+        Ok(faces)
+    }
+}
