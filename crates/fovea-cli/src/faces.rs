@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use fovea_vision::draw::Canvas;
-use fovea_vision::face::{default_models_dir, distance, Detector, Face, Pipeline, Stage};
+use fovea_vision::face::{default_models_dir, distance, Detector, Face, FaceDb, Pipeline, Stage};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,57 @@ pub enum Faces {
     Embed(PictureArgs),
     /// Whether the (most confident) faces of two pictures are the same person
     Verify(VerifyArgs),
+    /// Add a person to a face database from one or more pictures (one face each)
+    Enroll(EnrollArgs),
+    /// Name each face of a picture from a face database, or "not recognized"
+    Identify(IdentifyArgs),
+    /// Everyone in a face database
+    List(DbArgs),
+    /// Remove a person from a face database
+    Remove(RemoveArgs),
+}
+
+#[derive(Args)]
+pub struct DbArgs {
+    /// The face database (SQLite; created if missing)
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    name: String,
+    /// Pictures of the person; the most confident face of each is enrolled
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    detector: DetectorArgs,
+}
+
+#[derive(Args)]
+pub struct IdentifyArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    image: PathBuf,
+    /// The nearest enrolled face counts only if closer than this
+    #[arg(long, default_value_t = 0.6)]
+    threshold: f64,
+    #[command(flatten)]
+    detector: DetectorArgs,
+    /// Where to draw the result (default: <picture>-faces.png beside the picture)
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    name: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,7 +139,90 @@ pub fn run(f: Faces) -> Result<()> {
         Faces::Landmarks(a) => picture(a, Stage::Landmarks),
         Faces::Embed(a) => picture(a, Stage::Embed),
         Faces::Verify(a) => verify(a),
+        Faces::Enroll(a) => enroll(a),
+        Faces::Identify(a) => identify(a),
+        Faces::List(a) => list(a),
+        Faces::Remove(a) => remove(a),
     }
+}
+
+fn enroll(a: EnrollArgs) -> Result<()> {
+    let pipeline = a.detector.pipeline(Stage::Embed)?;
+    // every picture first, so that a picture without a face enrols nothing
+    let mut descriptors = Vec::new();
+    for path in &a.images {
+        let faces = pipeline.run(&fovea_vision::image::load_rgb(path)?, a.detector.min_score)?;
+        let face = faces.into_iter().next().with_context(|| format!("no face found in {}", path.display()))?;
+        descriptors.push((face.descriptor, path.display().to_string()));
+    }
+    let mut db = FaceDb::open(&a.db.db)?;
+    for (d, source) in &descriptors {
+        db.enroll(&a.name, d, source)?;
+    }
+    if a.db.json {
+        println!("{}", json!({"name": a.name, "enrolled": descriptors.len()}));
+    } else {
+        println!("enrolled {} picture(s) of {} in {}", descriptors.len(), a.name, a.db.db.display());
+    }
+    Ok(())
+}
+
+fn identify(a: IdentifyArgs) -> Result<()> {
+    let db = FaceDb::open(&a.db.db)?;
+    let pipeline = a.detector.pipeline(Stage::Embed)?;
+    let rgb = fovea_vision::image::load_rgb(&a.image)?;
+    let faces = pipeline.run(&rgb, a.detector.min_score)?;
+    let mut named = Vec::new();
+    for f in &faces {
+        named.push(db.identify(&f.descriptor, a.threshold)?);
+    }
+    let output = a.output.clone().unwrap_or_else(|| {
+        let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
+        a.image.with_file_name(format!("{stem}-faces.png"))
+    });
+    let labels: Vec<String> =
+        named.iter().map(|n| n.as_ref().map_or("not recognized".to_string(), |(name, _)| name.clone())).collect();
+    draw(&rgb, &faces, Some(&labels), &output).with_context(|| format!("cannot write {}", output.display()))?;
+    if a.db.json {
+        let out: Vec<Value> = faces
+            .iter()
+            .zip(&named)
+            .map(|(f, n)| {
+                let mut v = face_json(f);
+                v["name"] = json!(n.as_ref().map(|(name, _)| name));
+                v["distance"] = json!(n.as_ref().map(|(_, d)| d));
+                v
+            })
+            .collect();
+        println!("{}", json!({"image": a.image.display().to_string(), "faces": out}));
+    } else {
+        println!("{}: {} face(s), drawn in {}", a.image.display(), faces.len(), output.display());
+        for (f, label) in faces.iter().zip(&labels) {
+            println!("  {label:<20} at x {:.0} y {:.0}", f.detection.x, f.detection.y);
+        }
+    }
+    Ok(())
+}
+
+fn list(a: DbArgs) -> Result<()> {
+    let people = FaceDb::open(&a.db)?.list()?;
+    if a.json {
+        let v: Vec<Value> = people.iter().map(|p| json!({"name": p.name, "descriptors": p.descriptors})).collect();
+        println!("{}", json!(v));
+    } else {
+        for p in &people {
+            println!("{} ({} picture(s))", p.name, p.descriptors);
+        }
+    }
+    Ok(())
+}
+
+fn remove(a: RemoveArgs) -> Result<()> {
+    if !FaceDb::open(&a.db.db)?.remove(&a.name)? {
+        bail!("{} has no one called {}", a.db.db.display(), a.name);
+    }
+    println!("removed {}", a.name);
+    Ok(())
 }
 
 /// A face as JSON: box and score, then landmarks and descriptor when computed.
@@ -113,7 +247,7 @@ fn picture(a: PictureArgs, stage: Stage) -> Result<()> {
         let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
         a.image.with_file_name(format!("{stem}-faces.png"))
     });
-    draw(&rgb, &faces, &output).with_context(|| format!("cannot write {}", output.display()))?;
+    draw(&rgb, &faces, None, &output).with_context(|| format!("cannot write {}", output.display()))?;
     if a.json {
         let faces: Vec<Value> = faces.iter().map(face_json).collect();
         println!("{}", json!({"image": a.image.display().to_string(), "width": w, "height": h, "faces": faces}));
@@ -155,18 +289,19 @@ fn verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// The picture with each face's box, score and landmarks.
-fn draw(rgb: &fovea::Tensor, faces: &[Face], path: &Path) -> Result<()> {
+/// The picture with each face's box, score (or label) and landmarks.
+fn draw(rgb: &fovea::Tensor, faces: &[Face], labels: Option<&[String]>, path: &Path) -> Result<()> {
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
     let d = rgb.data();
     let pixels = (0..h * w).flat_map(|i| (0..3).map(move |c| (d[c * h * w + i] * 255.0).round() as u8)).collect();
     let mut canvas = Canvas { width: w, height: h, pixels };
     let (green, thickness, scale) = ([40, 220, 60], (w.max(h) / 400).max(2) as i64, (w.max(h) / 500).max(1) as i64);
-    for f in faces {
+    for (i, f) in faces.iter().enumerate() {
         let b = &f.detection;
         let (x, y) = (b.x.round() as i64, b.y.round() as i64);
         canvas.rect(x, y, b.width.round() as i64, b.height.round() as i64, thickness, green);
-        canvas.text(x, y - 9 * scale - thickness, &format!("{:.2}", b.score), scale, green);
+        let label = labels.map_or(format!("{:.2}", b.score), |l| l[i].clone());
+        canvas.text(x, y - 9 * scale - thickness, &label, scale, green);
         for p in &f.landmarks {
             canvas.dot(p[0].round() as i64, p[1].round() as i64, (thickness / 2).max(1), [255, 200, 40]);
         }

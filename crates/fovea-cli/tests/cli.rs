@@ -378,3 +378,60 @@ fn faces_detect_finds_the_sample_faces_and_refuses_bad_input() {
     let err = fails(&["faces", "detect", &photo, "--models", &p("nowhere"), "--output", &p("g.png")]);
     assert!(err.contains("tiny_face_detector_model-weights_manifest.json"), "{err}");
 }
+
+/// `[x0, y0, x1, y1)` of a `[3, H, W]` picture in 0..1, saved as PNG.
+fn save_crop(rgb: &fovea::Tensor, (x0, y0, x1, y1): (usize, usize, usize, usize), path: &Path) {
+    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+    let mut bytes = Vec::new();
+    for y in y0..y1 {
+        for x in x0..x1 {
+            bytes.extend((0..3).map(|c| (rgb.data()[(c * h + y) * w + x] * 255.0).round() as u8));
+        }
+    }
+    fovea_vision::image::save_rgb_png(path, (x1 - x0) as u32, (y1 - y0) as u32, bytes).unwrap();
+}
+
+#[test]
+fn face_database_enrolls_identifies_and_survives_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let photo = format!("{}/../../data/faces/sample1.jpg", env!("CARGO_MANIFEST_DIR"));
+    let rgb = fovea_vision::image::load_rgb(Path::new(&photo)).unwrap();
+    // one person per picture: two faces of sample1 cut out
+    save_crop(&rgb, (650, 320, 1220, 820), Path::new(&p("alice.png")));
+    save_crop(&rgb, (1150, 0, 1920, 800), Path::new(&p("bob.png")));
+    let db = p("faces.db");
+    // two processes enrolling at the same time: neither is lost
+    let spawn = |name: &str, picture: String| {
+        Command::new(env!("CARGO_BIN_EXE_fovea"))
+            .args(["faces", "enroll", "--db", &db, name, &picture])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn("alice", p("alice.png")), spawn("bob", p("bob.png")));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let people: Value = serde_json::from_str(&ok(&["faces", "list", "--db", &db, "--json"])).unwrap();
+    assert_eq!(people, serde_json::json!([{"name": "alice", "descriptors": 1}, {"name": "bob", "descriptors": 1}]));
+    // the group photo: alice, bob, and someone never enrolled
+    let out: Value =
+        serde_json::from_str(&ok(&["faces", "identify", "--db", &db, &photo, "--json", "--output", &p("id.png")]))
+            .unwrap();
+    let names: Vec<&Value> = out["faces"].as_array().unwrap().iter().map(|f| &f["name"]).collect();
+    assert_eq!(names, [&Value::from("alice"), &Value::from("bob"), &Value::Null]);
+    ok(&["faces", "remove", "--db", &db, "bob"]);
+    let err = fails(&["faces", "remove", "--db", &db, "bob"]);
+    assert!(err.contains("no one called bob"), "{err}");
+    // a picture without a face enrols nothing
+    let coffee = format!("{}/../../data/images/coffee.png", env!("CARGO_MANIFEST_DIR"));
+    let err = fails(&["faces", "enroll", "--db", &db, "carol", &coffee]);
+    assert!(err.contains("no face found"), "{err}");
+    // not a database, and someone else's database
+    std::fs::write(p("junk.db"), b"this is not SQLite at all, not even close.....").unwrap();
+    let err = fails(&["faces", "list", "--db", &p("junk.db")]);
+    assert!(err.contains("not a face database"), "{err}");
+    let other = rusqlite::Connection::open(p("other.db")).unwrap();
+    other.execute_batch("CREATE TABLE songs (title TEXT)").unwrap();
+    drop(other);
+    let err = fails(&["faces", "list", "--db", &p("other.db")]);
+    assert!(err.contains("not one of fovea's face databases"), "{err}");
+}

@@ -2,11 +2,13 @@
 //! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
 //! and the detectors.
 
+mod db;
 mod landmarks;
 mod recognition;
 mod ssd;
 mod tiny;
 
+pub use db::{FaceDb, Person};
 pub use landmarks::FaceLandmarkNet;
 pub use recognition::{distance, FaceRecognitionNet};
 pub use ssd::SsdMobilenetV1;

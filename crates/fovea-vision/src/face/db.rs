@@ -1,0 +1,140 @@
+//! A face database in SQLite: people, their enrolled descriptors, where each came from and
+//! when. One-shot recognition: the nearest enrolled descriptor within a threshold names
+//! the face. WAL mode and immediate transactions let several processes enrol at once.
+
+use fovea::{Error, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+const FORMAT: &str = "fovea-faces 1";
+
+pub struct FaceDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A person in the database and how many descriptors they have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Person {
+    pub name: String,
+    pub descriptors: usize,
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    Error::format(path, format!("face database: {e}"))
+}
+
+impl FaceDb {
+    /// Opens (or creates) the database at `path`. A file that is not SQLite, or a SQLite
+    /// database of something else, is refused.
+    pub fn open(path: &Path) -> Result<FaceDb> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, e))?;
+        let err = |e| db_error(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        // the first read tells a SQLite file from anything else
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| Error::format(path, format!("not a face database ({e})")))?;
+        if !tables.is_empty() {
+            let format: Option<String> = if tables.iter().any(|t| t == "meta") {
+                conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))
+                    .optional()
+                    .map_err(err)?
+            } else {
+                None
+            };
+            if format.as_deref() != Some(FORMAT) {
+                return Err(Error::format(path, "is a SQLite database, but not one of fovea's face databases"));
+            }
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT OR IGNORE INTO meta VALUES ('format', 'fovea-faces 1');
+             CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+             CREATE TABLE IF NOT EXISTS descriptors (
+                 id INTEGER PRIMARY KEY,
+                 person INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+                 descriptor BLOB NOT NULL,
+                 source TEXT NOT NULL,
+                 added TEXT NOT NULL DEFAULT (datetime('now')));
+             COMMIT;",
+        )
+        .map_err(err)?;
+        Ok(FaceDb { conn, path: path.to_path_buf() })
+    }
+
+    /// Adds a descriptor of `name` (creating the person), taken from `source`.
+    pub fn enroll(&mut self, name: &str, descriptor: &[f32], source: &str) -> Result<()> {
+        if name.trim().is_empty() {
+            return Err(Error::Invalid("a person needs a name".into()));
+        }
+        if descriptor.len() != 128 {
+            return Err(Error::Invalid(format!("a face descriptor has 128 values, not {}", descriptor.len())));
+        }
+        let path = self.path.clone();
+        let err = |e| db_error(&path, e);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", params![name]).map_err(err)?;
+        let id: i64 =
+            tx.query_row("SELECT id FROM people WHERE name = ?1", params![name], |r| r.get(0)).map_err(err)?;
+        let blob: Vec<u8> = descriptor.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tx.execute(
+            "INSERT INTO descriptors (person, descriptor, source) VALUES (?1, ?2, ?3)",
+            params![id, blob, source],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The enrolled person nearest to `descriptor` and the distance, if within `threshold`.
+    pub fn identify(&self, descriptor: &[f32], threshold: f64) -> Result<Option<(String, f64)>> {
+        let err = |e| db_error(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT people.name, descriptors.descriptor FROM descriptors JOIN people ON people.id = descriptors.person")
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(err)?;
+        let mut best: Option<(String, f64)> = None;
+        for row in rows {
+            let (name, blob) = row.map_err(err)?;
+            if blob.len() != 4 * descriptor.len() {
+                return Err(Error::format(&self.path, format!("a descriptor of {name} has {} bytes", blob.len())));
+            }
+            let enrolled: Vec<f32> =
+                blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let d = super::distance(descriptor, &enrolled);
+            if best.as_ref().is_none_or(|(_, b)| d < *b) {
+                best = Some((name, d));
+            }
+        }
+        Ok(best.filter(|(_, d)| *d < threshold))
+    }
+
+    /// Everyone enrolled, by name.
+    pub fn list(&self) -> Result<Vec<Person>> {
+        let err = |e| db_error(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT people.name, COUNT(descriptors.id) FROM people LEFT JOIN descriptors \
+                 ON descriptors.person = people.id GROUP BY people.id ORDER BY people.name",
+            )
+            .map_err(err)?;
+        let rows = stmt.query_map([], |r| Ok(Person { name: r.get(0)?, descriptors: r.get::<_, i64>(1)? as usize }));
+        rows.and_then(|r| r.collect()).map_err(err)
+    }
+
+    /// Removes a person and their descriptors; false if there was no such person.
+    pub fn remove(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("DELETE FROM people WHERE name = ?1", params![name])
+            .map_err(|e| db_error(&self.path, e))?;
+        Ok(n > 0)
+    }
+}
