@@ -435,3 +435,33 @@ fn face_database_enrolls_identifies_and_survives_concurrent_writers() {
     let err = fails(&["faces", "list", "--db", &p("other.db")]);
     assert!(err.contains("not one of fovea's face databases"), "{err}");
 }
+
+#[test]
+fn faces_refuse_truncated_and_absurd_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    // a JPEG cut in half
+    let jpeg = std::fs::read(format!("{}/../../data/faces/sample2.jpg", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    std::fs::write(p("cut.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    let err = fails(&["faces", "detect", &p("cut.jpg"), "--output", &p("o.png")]);
+    assert!(err.contains("cut.jpg") && err.contains("truncated JPEG"), "{err}");
+    // a PNG declaring 100000 x 100000 pixels: refused before anything is allocated
+    let chunk = |kind: &[u8], data: &[u8]| {
+        // length, type, data, CRC-32 of type and data
+        let mut c = 0xffff_ffffu32;
+        for &b in kind.iter().chain(data) {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        [&(data.len() as u32).to_be_bytes()[..], kind, data, &(!c).to_be_bytes()].concat()
+    };
+    let ihdr = [&100_000u32.to_be_bytes()[..], &100_000u32.to_be_bytes(), &[8, 2, 0, 0, 0]].concat();
+    let empty_zlib = [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
+    let png = [&b"\x89PNG\r\n\x1a\n"[..], &chunk(b"IHDR", &ihdr), &chunk(b"IDAT", &empty_zlib), &chunk(b"IEND", &[])]
+        .concat();
+    std::fs::write(p("huge.png"), &png).unwrap();
+    let err = fails(&["faces", "detect", &p("huge.png"), "--output", &p("o.png")]);
+    assert!(err.contains("huge.png") && err.contains("declares 100000x100000 pixels"), "{err}");
+}

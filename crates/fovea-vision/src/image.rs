@@ -5,12 +5,28 @@ use image::imageops::FilterType;
 use std::path::Path;
 
 fn open(path: &Path) -> Result<image::DynamicImage> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let reader =
+        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    // the JPEG decoder fills a cut-off file in with grey; say it is cut off instead
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !bytes.windows(2).any(|w| w == [0xff, 0xd9]) {
+        return Err(Error::format(path, "truncated JPEG (no end-of-image marker)"));
+    }
+    // the declared size, from the header alone, before decoding allocates anything
+    let header =
+        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    let (w, h) = header.into_dimensions().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(Error::format(
+            path,
+            format!("declares {w}x{h} pixels; fovea reads pictures of up to {} megapixels", MAX_PIXELS / 1_000_000),
+        ));
+    }
     reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
 }
+
+/// The largest picture fovea decodes (as f32 RGB it takes 1.2 GB).
+const MAX_PIXELS: u64 = 100_000_000;
 
 /// A greyscale image as `[H, W]` with values 0..255.
 pub fn load_gray(path: &Path) -> Result<Tensor> {
