@@ -39,6 +39,11 @@ for side in (ours, theirs):
         row["seconds"] = sorted(r["inference"][i]["seconds"] for r in rounds)[1]
     side["zoo"]["resnet18_train_step_batch8"] = sorted(r["resnet18_train_step_batch8"] for r in rounds)[1]
 
+# face-api's chain against the original (TF.js WASM) on the sample photos
+subprocess.run(["cargo", "build", "--release", "-p", "fovea-vision", "--example", "decode"], cwd=ROOT, check=True)
+faces_ours = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-bench"), "--threads", threads, "--faces"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)["faces"]
+faces_theirs = json.loads(subprocess.run(["node", os.path.join(ROOT, "tools/faceapi/bench.js"), "--threads", threads], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+
 cpu = "unknown CPU"
 try:
     with open("/proc/cpuinfo") as f:
@@ -95,6 +100,20 @@ for o, t in zip(ours["zoo"]["inference"], theirs["zoo"]["inference"]):
     lines.append(f"| {o['arch']} | {o['batch']} | {1e3 * o['seconds']:.1f} | {1e3 * t['seconds']:.1f} | {t['seconds'] / o['seconds']:.2f} |")
 o, t = ours["zoo"]["resnet18_train_step_batch8"], theirs["zoo"]["resnet18_train_step_batch8"]
 lines.append(f"| resnet18 training step (SGD, momentum) | 8 | {1e3 * o:.0f} | {1e3 * t:.0f} | {t / o:.2f} |")
+lines += [
+    "",
+    "## Faces: detect (tiny, 416) + 68 landmarks + descriptors per photo, against face-api",
+    "",
+    f"face-api 1.7.15 on TensorFlow.js {faces_theirs['backend']} ({faces_theirs['threads']} threads), on the",
+    "same decoded pixels; medians of 5 runs. Goal (issue 4): fovea at least 3x faster per photo.",
+    "(Needs `npm install` in tools/faceapi.)",
+    "",
+    "| photo | fovea (ms) | face-api (ms) | ratio |",
+    "|---|---|---|---|",
+]
+for photo, t in faces_theirs["photos"].items():
+    o = faces_ours[photo]
+    lines.append(f"| {photo} | {o:.1f} | {t:.1f} | {t / o:.2f} |")
 m, n = ours["matmul_2048"], theirs["numpy_matmul_2048"]
 lines += [
     "",

@@ -129,6 +129,10 @@ fn main() {
         println!("{arch} batch {batch}: median {:.1} ms", t * 1e3);
         return;
     }
+    if args.iter().any(|a| a == "--faces") {
+        println!("{}", json!({"faces": faces()}));
+        return;
+    }
     if args.iter().any(|a| a == "--zoo-only") {
         println!("{}", json!({"zoo": zoo()}));
         return;
@@ -212,6 +216,23 @@ fn zoo() -> Value {
         opt.step();
     });
     json!({"inference": rows, "resnet18_train_step_batch8": step})
+}
+
+/// face-api's chain on the sample photos: tiny detector (416), 68 landmarks and a
+/// descriptor per face; milliseconds per photo (median of 5 after a warm-up).
+fn faces() -> Value {
+    use fovea_vision::face::{default_models_dir, Detector, Pipeline, Stage};
+    let pipeline = Pipeline::load(&default_models_dir(), Detector::Tiny { input_size: 416 }, Stage::Embed).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/faces");
+    let mut photos = serde_json::Map::new();
+    for i in 1..=6 {
+        let rgb = fovea_vision::image::load_rgb(&dir.join(format!("sample{i}.jpg"))).unwrap();
+        let t = time(5, || {
+            pipeline.run(&rgb, 0.5).unwrap();
+        });
+        photos.insert(format!("sample{i}"), json!(t * 1e3));
+    }
+    Value::Object(photos)
 }
 
 const ZOO: [&str; 5] = ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"];
