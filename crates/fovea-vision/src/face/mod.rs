@@ -60,16 +60,16 @@ pub fn network_input(
     let diff = side - h.min(w);
     let before = if center { diff - (diff as f64 / 2.0).round() as usize } else { 0 };
     let (top, left) = if h < w { (before, 0) } else { (0, before) };
-    let mut square = vec![0.0f32; 3 * side * side];
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                // back to the 0..255 integers the picture was decoded as
-                square[(c * side + top + y) * side + left + x] = (rgb.data()[(c * h + y) * w + x] * 255.0).round();
-            }
+    // the padded square is read in place, never built: zeros outside the picture, and the
+    // 0..255 integers the picture was decoded as inside
+    let pixel = |c: usize, y: usize, x: usize| -> f32 {
+        match (y.checked_sub(top), x.checked_sub(left)) {
+            // v·255 + 0.5 truncated: round() without a library call (v ≥ 0)
+            (Some(y), Some(x)) if y < h && x < w => ((rgb.data()[(c * h + y) * w + x] * 255.0 + 0.5) as u32) as f32,
+            _ => 0.0,
         }
-    }
-    let resized = if side == size { square } else { resize_bilinear_tf(&square, side, size) };
+    };
+    let resized = resize_bilinear_tf(pixel, side, size);
     let data = resized.chunks_exact(size * size).enumerate().flat_map(|(c, p)| p.iter().map(move |&v| (c, v)));
     let data = data.map(|(c, v)| normalize(c, v)).collect();
     let scale = size as f64 / side as f64;
@@ -78,9 +78,11 @@ pub fn network_input(
 }
 
 /// TF's `resizeBilinear` with `alignCorners` and `halfPixelCenters` off, as TF.js's CPU
-/// kernel computes it (in f64, stored as f32): source = destination · (in / out), the
-/// 2x2 neighbourhood at floor/ceil (clamped), along x first, then y.
-fn resize_bilinear_tf(x: &[f32], side: usize, size: usize) -> Vec<f32> {
+/// kernel computes it (in f64, stored as f32), of the `side x side` square whose values
+/// `pixel(channel, y, x)` gives: source = destination · (side / size), the 2x2
+/// neighbourhood at floor/ceil (clamped), along x first, then y. A square already of the
+/// target size is copied as it is.
+fn resize_bilinear_tf(pixel: impl Fn(usize, usize, usize) -> f32, side: usize, size: usize) -> Vec<f32> {
     let scale = side as f64 / size as f64;
     let taps: Vec<(usize, usize, f64)> = (0..size)
         .map(|o| {
@@ -91,10 +93,9 @@ fn resize_bilinear_tf(x: &[f32], side: usize, size: usize) -> Vec<f32> {
         .collect();
     let mut out = vec![0.0f32; 3 * size * size];
     for c in 0..3 {
-        let plane = &x[c * side * side..(c + 1) * side * side];
         for (oy, &(y0, y1, fy)) in taps.iter().enumerate() {
             for (ox, &(x0, x1, fx)) in taps.iter().enumerate() {
-                let at = |y: usize, x: usize| plane[y * side + x] as f64;
+                let at = |y: usize, x: usize| pixel(c, y, x) as f64;
                 let top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * fx;
                 let bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * fx;
                 out[(c * size + oy) * size + ox] = (top + (bottom - top) * fy) as f32;
@@ -104,8 +105,6 @@ fn resize_bilinear_tf(x: &[f32], side: usize, size: usize) -> Vec<f32> {
     out
 }
 
-/// A convolution with TF's 'same' padding: as many zeros as the stride needs, the odd one
-/// after (below, right).
 pub(crate) fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, groups: usize) -> Result<Var> {
     let (k, shape) = (w.shape()[2], x.shape());
     let pads: Vec<(usize, usize)> = shape[2..]

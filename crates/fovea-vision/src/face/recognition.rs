@@ -21,8 +21,8 @@ impl FaceRecognitionNet {
         let mut w = BTreeMap::new();
         for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
             let t = if t.ndim() == 4 { t.permute(&[3, 2, 0, 1])? } else { t };
-            // per-channel vectors broadcast over [N, C, H, W]
-            let t = if t.ndim() == 1 && name != "fc" { t.reshape(&[1, t.numel(), 1, 1])? } else { t };
+            // the scale layer's vectors broadcast over [N, C, H, W]
+            let t = if name.contains("/scale/") { t.reshape(&[1, t.numel(), 1, 1])? } else { t };
             w.insert(name, Var::constant(t));
         }
         if !w.contains_key("fc") {
@@ -39,8 +39,8 @@ impl FaceRecognitionNet {
     fn conv(&self, x: &Var, prefix: &str, stride: usize, same: bool, relu: bool) -> Result<Var> {
         let filters = self.get(&format!("{prefix}/conv/filters"))?;
         let pad = if same { Padding::symmetric(filters.shape()[2] / 2) } else { Padding::symmetric(0) };
-        let y = ops::conv2d(x, filters, None, &ConvOptions::default().stride(stride).padding(pad))?;
-        let y = ops::add(&y, self.get(&format!("{prefix}/conv/bias"))?)?;
+        let bias = self.get(&format!("{prefix}/conv/bias"))?;
+        let y = ops::conv2d(x, filters, Some(bias), &ConvOptions::default().stride(stride).padding(pad))?;
         let y = ops::add(
             &ops::mul(&y, self.get(&format!("{prefix}/scale/weights"))?)?,
             self.get(&format!("{prefix}/scale/biases"))?,

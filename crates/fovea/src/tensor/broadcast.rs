@@ -56,6 +56,22 @@ impl Tensor {
             let data = b.iter().map(|&y| f(s, y)).collect();
             return Ok(Tensor::from_parts(out_shape, data));
         }
+        // x [N, C, ...] with a per-channel [1, C, 1, ...] (a bias, a scale): plane by plane
+        let per_channel = |t: &[usize]| {
+            t.len() == out_shape.len()
+                && t.len() >= 3
+                && t[1] == out_shape[1]
+                && t.iter().enumerate().all(|(i, &d)| i == 1 || d == 1)
+        };
+        if self.shape == out_shape && per_channel(&other.shape) {
+            let (c, plane) = (out_shape[1], out_shape[2..].iter().product::<usize>());
+            let data = crate::kernels::par_elementwise(a.len(), |range, out| {
+                for (i, o) in range.zip(out.iter_mut()) {
+                    o.write(f(a[i], b[(i / plane) % c]));
+                }
+            });
+            return Ok(Tensor::from_parts(out_shape, data));
+        }
         let sa = broadcast_strides(&self.shape, &out_shape);
         let sb = broadcast_strides(&other.shape, &out_shape);
         let n: usize = out_shape.iter().product();
@@ -212,5 +228,19 @@ mod tests {
         let b = Tensor::zeros(&[4]);
         let err = a.zip_broadcast(&b, "add", |x, y| x + y).unwrap_err().to_string();
         assert!(err.contains("add") && err.contains("[2, 3]") && err.contains("[4]"), "{err}");
+    }
+
+    #[test]
+    fn per_channel_fast_path_equals_the_general_walk() {
+        // [2, 3, 2, 5] with [1, 3, 1, 1] takes the plane-by-plane path; [1, 3, 1, 5] the
+        // general one: the same values where they coincide
+        let x = Tensor::new(&[2, 3, 2, 5], (0..60).map(|v| v as f32).collect()).unwrap();
+        let b = Tensor::new(&[1, 3, 1, 1], vec![10.0, 20.0, 30.0]).unwrap();
+        let wide = Tensor::new(&[1, 3, 1, 5], [10.0f32, 20.0, 30.0].iter().flat_map(|&v| [v; 5]).collect()).unwrap();
+        let fast = x.zip_broadcast(&b, "sub", |a, c| a - c).unwrap();
+        let general = x.zip_broadcast(&wide, "sub", |a, c| a - c).unwrap();
+        assert_eq!(fast.shape(), [2, 3, 2, 5]);
+        assert_eq!(fast.data(), general.data());
+        assert_eq!(fast.data()[10], 10.0 - 20.0);
     }
 }
