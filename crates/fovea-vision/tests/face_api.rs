@@ -79,65 +79,43 @@ fn faces_fixture() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The tiny face detector finds face-api's faces, in its order, with its boxes (within
-/// 0.01 px) and scores.
-#[test]
-fn tiny_face_detector_equals_face_api() {
+/// `detect` finds face-api's faces (fixture key `key`) on every sample photo, in its order,
+/// with its boxes (within 0.01 px) and scores (within 1e-5).
+fn check_detector(key: &str, detect: impl Fn(&fovea::Tensor) -> Vec<fovea_vision::face::Detection>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let detector = fovea_vision::face::TinyFaceDetector::load(
-        &root.join("models/face-api/tiny_face_detector_model-weights_manifest.json"),
-    )
-    .unwrap();
     for (name, want) in faces_fixture()["images"].as_object().unwrap() {
         let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
-        let got = detector.detect(&rgb, 416, 0.5).unwrap();
-        let want = want["tiny"].as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{name}: {got:?}");
+        let got = detect(&rgb);
+        let want = want[key].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name} {key}: {got:?}");
         for (g, w) in got.iter().zip(want) {
             let b = &w["box"];
             let f = |k: &str| b[k].as_f64().unwrap();
             let err = [(g.x, f("x")), (g.y, f("y")), (g.width, f("width")), (g.height, f("height"))]
                 .iter()
                 .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err < 0.01, "{name}: box {g:?} vs {b} ({err} px)");
-            assert!(
-                (g.score - w["score"].as_f64().unwrap()).abs() < 1e-5,
-                "{name}: score {} vs {}",
-                g.score,
-                w["score"]
-            );
+            assert!(err < 0.01, "{name} {key}: box {g:?} vs {b} ({err} px)");
+            let score = w["score"].as_f64().unwrap();
+            assert!((g.score - score).abs() < 1e-5, "{name} {key}: score {} vs {score}", g.score);
         }
     }
 }
 
-/// The SSD detector finds face-api's faces, in its order, with its boxes and scores.
+#[test]
+fn tiny_face_detector_equals_face_api() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
+    let detector =
+        fovea_vision::face::TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))
+            .unwrap();
+    check_detector("tiny", |rgb| detector.detect(rgb, 416, 0.5).unwrap());
+}
+
 #[test]
 fn ssd_face_detector_equals_face_api() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let detector = fovea_vision::face::SsdMobilenetV1::load(
-        &root.join("models/face-api/ssd_mobilenetv1_model-weights_manifest.json"),
-    )
-    .unwrap();
-    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
-        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
-        let got = detector.detect(&rgb, 0.5, 100).unwrap();
-        let want = want["ssd"].as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{name}: {got:?}");
-        for (g, w) in got.iter().zip(want) {
-            let b = &w["box"];
-            let f = |k: &str| b[k].as_f64().unwrap();
-            let err = [(g.x, f("x")), (g.y, f("y")), (g.width, f("width")), (g.height, f("height"))]
-                .iter()
-                .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err < 0.01, "{name}: box {g:?} vs {b} ({err} px)");
-            assert!(
-                (g.score - w["score"].as_f64().unwrap()).abs() < 1e-5,
-                "{name}: score {} vs {}",
-                g.score,
-                w["score"]
-            );
-        }
-    }
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
+    let detector =
+        fovea_vision::face::SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
+    check_detector("ssd", |rgb| detector.detect(rgb, 0.5, 100).unwrap());
 }
 
 /// The 68 landmarks of every face either detector finds equal face-api's (within
