@@ -2,10 +2,9 @@
 //! summed shortcuts, 7x7 average pooling and a fully connected layer to 68 (x, y) pairs
 //! relative to the 112x112 input, mapped back to the face crop and the picture.
 
-use super::{conv_same, network_input, Detection};
+use super::{conv_same, network_input, Detection, Weights};
 use fovea::ops::{self, ConvOptions, PoolOptions};
-use fovea::{no_grad, Error, Result, Tensor, Var};
-use std::collections::BTreeMap;
+use fovea::{no_grad, Result, Tensor, Var};
 use std::path::Path;
 
 const SIZE: usize = 112;
@@ -13,29 +12,17 @@ const SIZE: usize = 112;
 pub(crate) const MEAN: [f32; 3] = [122.782, 117.001, 104.298];
 
 pub struct FaceLandmarkNet {
-    w: BTreeMap<String, Var>,
+    w: Weights,
 }
 
 impl FaceLandmarkNet {
     /// Loads `face_landmark_68_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<FaceLandmarkNet> {
-        let mut w = BTreeMap::new();
-        for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
-            let t = match t.ndim() {
-                4 if name.ends_with("depthwise_filter") => t.permute(&[2, 3, 0, 1])?,
-                4 => t.permute(&[3, 2, 0, 1])?,
-                _ => t,
-            };
-            w.insert(name, Var::constant(t));
-        }
-        if !w.contains_key("fc/weights") {
-            return Err(Error::format(manifest, "has no tensor 'fc/weights': not the landmark net's weights"));
-        }
-        Ok(FaceLandmarkNet { w })
+        Ok(FaceLandmarkNet { w: Weights::load(manifest, "landmark net", "fc/weights")? })
     }
 
     fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the landmark weights have no tensor '{name}'")))
+        self.w.get(name)
     }
 
     /// Depthwise 3x3 (stride, 'same') then pointwise, plus bias.

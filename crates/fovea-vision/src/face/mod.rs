@@ -16,6 +16,7 @@ pub use tiny::TinyFaceDetector;
 
 use fovea::ops::{self, ConvOptions};
 use fovea::{Error, Result, Tensor, Var};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where face-api's networks live: `FOVEA_MODELS/face-api` if set, else the repository's
@@ -24,6 +25,38 @@ pub fn default_models_dir() -> PathBuf {
     match std::env::var("FOVEA_MODELS") {
         Ok(dir) => PathBuf::from(dir).join("face-api"),
         Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api"),
+    }
+}
+
+/// A face-api network's weights by their TF.js names, in fovea's layouts: filters HWIO
+/// -> OIHW, depthwise filters `[kh, kw, C, 1]` -> `[C, 1, kh, kw]`.
+pub(crate) struct Weights {
+    w: BTreeMap<String, Var>,
+    what: &'static str,
+}
+
+impl Weights {
+    /// Reads `manifest`, the weights of `what`; it must hold `required`.
+    pub(crate) fn load(manifest: &std::path::Path, what: &'static str, required: &str) -> Result<Weights> {
+        let mut w = BTreeMap::new();
+        for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
+            let t = match t.ndim() {
+                4 if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
+                    t.permute(&[2, 3, 0, 1])?
+                }
+                4 => t.permute(&[3, 2, 0, 1])?,
+                _ => t,
+            };
+            w.insert(name, Var::constant(t));
+        }
+        if !w.contains_key(required) {
+            return Err(Error::format(manifest, format!("has no tensor '{required}': not the {what}'s weights")));
+        }
+        Ok(Weights { w, what })
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<&Var> {
+        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the {}'s weights have no tensor '{name}'", self.what)))
     }
 }
 

@@ -3,36 +3,31 @@
 //! alignment rule from the 68 landmarks.
 
 use super::landmarks::MEAN;
-use super::{network_input, Detection};
+use super::{network_input, Detection, Weights};
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::{no_grad, Error, Result, Tensor, Var};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const SIZE: usize = 150;
 
 pub struct FaceRecognitionNet {
-    w: BTreeMap<String, Var>,
+    w: Weights,
 }
 
 impl FaceRecognitionNet {
     /// Loads `face_recognition_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<FaceRecognitionNet> {
-        let mut w = BTreeMap::new();
-        for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
-            let t = if t.ndim() == 4 { t.permute(&[3, 2, 0, 1])? } else { t };
-            // the scale layer's vectors broadcast over [N, C, H, W]
-            let t = if name.contains("/scale/") { t.reshape(&[1, t.numel(), 1, 1])? } else { t };
-            w.insert(name, Var::constant(t));
-        }
-        if !w.contains_key("fc") {
-            return Err(Error::format(manifest, "has no tensor 'fc': not the recognition net's weights"));
-        }
-        Ok(FaceRecognitionNet { w })
+        Ok(FaceRecognitionNet { w: Weights::load(manifest, "recognition net", "fc")? })
     }
 
     fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the recognition weights have no tensor '{name}'")))
+        self.w.get(name)
+    }
+
+    /// A per-channel vector `[C]` of the scale layer, shaped to broadcast over `[N, C, H, W]`.
+    fn channel(&self, name: &str) -> Result<Var> {
+        let v = self.get(name)?;
+        ops::reshape(v, &[1, v.shape()[0], 1, 1])
     }
 
     /// conv + bias, then the per-channel scale layer (`· weights + biases`), then ReLU.
@@ -41,10 +36,8 @@ impl FaceRecognitionNet {
         let pad = if same { Padding::symmetric(filters.shape()[2] / 2) } else { Padding::symmetric(0) };
         let bias = self.get(&format!("{prefix}/conv/bias"))?;
         let y = ops::conv2d(x, filters, Some(bias), &ConvOptions::default().stride(stride).padding(pad))?;
-        let y = ops::add(
-            &ops::mul(&y, self.get(&format!("{prefix}/scale/weights"))?)?,
-            self.get(&format!("{prefix}/scale/biases"))?,
-        )?;
+        let y = ops::mul(&y, &self.channel(&format!("{prefix}/scale/weights"))?)?;
+        let y = ops::add(&y, &self.channel(&format!("{prefix}/scale/biases"))?)?;
         Ok(if relu { ops::relu(&y) } else { y })
     }
 

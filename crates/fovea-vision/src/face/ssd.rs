@@ -2,10 +2,9 @@
 //! feature layers, six box predictors over 5118 stored anchors, the TF Object Detection
 //! box coder, and face-api's own non-max suppression (IoU > 0.5).
 
-use super::{conv_same, network_input, Detection};
+use super::{conv_same, network_input, Detection, Weights};
 use fovea::ops;
 use fovea::{no_grad, Error, Result, Tensor, Var};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 const SIZE: usize = 512;
@@ -13,9 +12,9 @@ const SIZE: usize = 512;
 const BN_EPS: f32 = 0.001;
 const IOU_THRESHOLD: f64 = 0.5;
 
-/// The detector's weights in fovea's layouts.
+/// The detector's weights and its anchors.
 pub struct SsdMobilenetV1 {
-    w: BTreeMap<String, Var>,
+    w: Weights,
     /// `[5118, 4]` anchors, (ymin, xmin, ymax, xmax) in the 512 square.
     anchors: Vec<[f32; 4]>,
 }
@@ -23,26 +22,14 @@ pub struct SsdMobilenetV1 {
 impl SsdMobilenetV1 {
     /// Loads `ssd_mobilenetv1_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<SsdMobilenetV1> {
-        let raw = fovea::io::read_tfjs_manifest(manifest)?;
-        let anchors_t = raw.get("Output/extra_dim").ok_or_else(|| {
-            Error::format(manifest, "has no tensor 'Output/extra_dim': not the SSD detector's weights")
-        })?;
-        let anchors = anchors_t.data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
-        let mut w = BTreeMap::new();
-        for (name, t) in raw {
-            let t = match t.ndim() {
-                // HWIO -> OIHW, depthwise [kh, kw, C, 1] -> [C, 1, kh, kw]
-                4 if name.ends_with("depthwise_weights") => t.permute(&[2, 3, 0, 1])?,
-                4 => t.permute(&[3, 2, 0, 1])?,
-                _ => t,
-            };
-            w.insert(name, Var::constant(t));
-        }
+        let w = Weights::load(manifest, "SSD detector", "Output/extra_dim")?;
+        let anchors =
+            w.get("Output/extra_dim")?.value().data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
         Ok(SsdMobilenetV1 { w, anchors })
     }
 
     fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the SSD weights have no tensor '{name}'")))
+        self.w.get(name)
     }
 
     /// conv + offset (its batch norm folded in) + relu6.

@@ -2,7 +2,7 @@
 //! separable ones with 2x2 max pooling, a 1x1 head of 5 anchors x (tx, ty, tw, th,
 //! objectness) per cell), its box decoding and non-max suppression.
 
-use super::{network_input, Detection};
+use super::{network_input, Detection, Weights};
 use fovea::ops::{self, ConvOptions, PoolOptions};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::path::Path;
@@ -27,26 +27,16 @@ pub struct TinyFaceDetector {
 impl TinyFaceDetector {
     /// Loads `tiny_face_detector_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<TinyFaceDetector> {
-        let mut w = fovea::io::read_tfjs_manifest(manifest)?;
-        let mut take = |name: &str, dims: &[usize]| -> Result<Var> {
-            let t = w.remove(name).ok_or_else(|| {
-                Error::format(manifest, format!("has no tensor '{name}': not the tiny face detector's weights"))
-            })?;
-            Ok(Var::constant(if dims.is_empty() { t } else { t.permute(dims)? }))
-        };
-        // HWIO -> OIHW; depthwise [kh, kw, C, 1] -> [C, 1, kh, kw]
-        let (oihw, depthwise) = ([3, 2, 0, 1], [2, 3, 0, 1]);
-        let conv0 = (take("conv0/filters", &oihw)?, take("conv0/bias", &[])?);
+        let w = Weights::load(manifest, "tiny face detector", "conv8/filters")?;
+        let get = |name: &str| w.get(name).cloned();
+        let conv0 = (get("conv0/filters")?, get("conv0/bias")?);
         let separable = (1..=5)
             .map(|i| {
-                Ok((
-                    take(&format!("conv{i}/depthwise_filter"), &depthwise)?,
-                    take(&format!("conv{i}/pointwise_filter"), &oihw)?,
-                    take(&format!("conv{i}/bias"), &[])?,
-                ))
+                let part = |p: &str| get(&format!("conv{i}/{p}"));
+                Ok((part("depthwise_filter")?, part("pointwise_filter")?, part("bias")?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let conv8 = (take("conv8/filters", &oihw)?, take("conv8/bias", &[])?);
+        let conv8 = (get("conv8/filters")?, get("conv8/bias")?);
         Ok(TinyFaceDetector { conv0, separable, conv8 })
     }
 
