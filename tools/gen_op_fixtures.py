@@ -189,6 +189,21 @@ case("concat_dim1", "concat", {"a": r(2, 3, 4), "b": r(2, 5, 4)}, lambda a, b: t
 case("narrow", "narrow", {"x": r(3, 8, 2)}, lambda x: x.narrow(1, 2, 4), dim=1, start=2, len=4)
 case("pad", "pad", {"x": r(2, 3, 4)}, lambda x: F.pad(x, (2, 1, 0, 3), value=0.5), pads=[[0, 3], [2, 1]], value=0.5)
 
+idx = [2, 0, 2, 3]
+tensors["index_select.indices"] = torch.tensor(idx).float()
+case("index_select", "index_select", {"x": r(3, 4, 2)}, lambda x: x.index_select(1, torch.tensor(idx)), dim=1)
+case("l2_normalize", "l2_normalize", {"x": r(5, 6)}, lambda x: F.normalize(x, dim=1, eps=1e-12), dim=1, eps=1e-12)
+
+
+def triplet(a, p, n, margin=0.5):
+    """The notes' triplet loss with squared distances (FaceNet's form)."""
+    return F.relu(((a - p) ** 2).sum(1) - ((a - n) ** 2).sum(1) + margin).mean()
+
+
+# scaled so that some triplets are inside the margin and some are not
+case("triplet_loss", "triplet_loss", {"a": r(6, 4) * 0.5, "p": r(6, 4) * 0.5, "n": r(6, 4) * 0.5},
+     lambda a, p, n: triplet(a, p, n), margin=0.5)
+
 os.makedirs(OUT, exist_ok=True)
 save_file(tensors, os.path.join(OUT, "ops.safetensors"))
 with open(os.path.join(OUT, "ops.json"), "w") as f:

@@ -122,6 +122,14 @@ fn run(c: &Value, x: &[Var], fx: &BTreeMap<String, Tensor>, check_buffers: bool)
                 .collect();
             ops::pad(&x[0], &pads, c["value"].as_f64().unwrap() as f32)
         }
+        "index_select" => {
+            let idx: Vec<usize> = get("indices").data().iter().map(|&v| v as usize).collect();
+            ops::index_select(&x[0], c["dim"].as_i64().unwrap() as isize, &idx)
+        }
+        "l2_normalize" => {
+            ops::l2_normalize(&x[0], c["dim"].as_i64().unwrap() as isize, c["eps"].as_f64().unwrap() as f32)
+        }
+        "triplet_loss" => ops::triplet_loss(&x[0], &x[1], &x[2], c["margin"].as_f64().unwrap() as f32),
         other => panic!("no runner for op {other}"),
     }
 }

@@ -1,12 +1,15 @@
 //! Faces with face-api's pretrained networks (`models/face-api/`), computed as face-api
 //! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
-//! and the detectors.
+//! and the detectors. And the notes' training ideas from scratch: triplet-loss embeddings
+//! (`triplet`) and verification as binary classification (`verify`).
 
 mod db;
 mod landmarks;
 mod recognition;
 mod ssd;
 mod tiny;
+pub mod triplet;
+pub mod verify;
 
 pub use db::{FaceDb, Person};
 pub use landmarks::FaceLandmarkNet;

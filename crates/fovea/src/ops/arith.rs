@@ -198,6 +198,19 @@ pub fn narrow(x: &Var, dim: isize, start: usize, len: usize) -> Result<Var> {
     ))
 }
 
+/// The entries `indices` of dimension `dim` (repeats allowed); the gradient of a repeated
+/// entry is the sum over its copies.
+pub fn index_select(x: &Var, dim: isize, indices: &[usize]) -> Result<Var> {
+    let out = x.value().index_select(dim, indices)?;
+    let size = x.shape()[crate::tensor::resolve_dim("index_select", dim, x.shape().len())?];
+    let indices = indices.to_vec();
+    Ok(Var::from_op(
+        out,
+        &[x],
+        Box::new(move |g, _| vec![Some(g.index_add(dim, &indices, size).expect("indices were checked"))]),
+    ))
+}
+
 /// Pads the trailing dimensions: `pads[i] = (before, after)`.
 pub fn pad(x: &Var, pads: &[(usize, usize)], value: f32) -> Result<Var> {
     let out = x.value().pad(pads, value)?;

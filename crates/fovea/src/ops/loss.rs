@@ -1,7 +1,8 @@
 //! Losses, each the mean over the batch: softmax cross-entropy from logits, binary
-//! cross-entropy with logits, mean squared error.
+//! cross-entropy with logits, mean squared error, triplet loss.
 
-use super::activation::log_softmax;
+use super::activation::{log_softmax, relu};
+use super::arith::{add_scalar, mean, pow_scalar, sub, sum_dim};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Tensor};
@@ -87,4 +88,26 @@ pub fn mse_loss(x: &Var, target: &Tensor) -> Result<Var> {
             vec![Some(Tensor::new(tx.shape(), d).expect("shape"))]
         }),
     ))
+}
+
+/// The notes' triplet loss, mean over the rows of `[N, D]` embeddings:
+/// max(|a - p|² - |a - n|² + margin, 0). Distances are squared, as FaceNet's (PyTorch's
+/// `triplet_margin_loss` uses plain ones).
+pub fn triplet_loss(anchor: &Var, positive: &Var, negative: &Var, margin: f32) -> Result<Var> {
+    let shape = anchor.shape();
+    if shape.len() != 2 || shape[0] == 0 || positive.shape() != shape || negative.shape() != shape {
+        return Err(Error::shape(
+            "triplet_loss",
+            format!(
+                "anchor {}, positive {} and negative {} must be the same [N, D], N >= 1",
+                fmt_shape(&shape),
+                fmt_shape(&positive.shape()),
+                fmt_shape(&negative.shape())
+            ),
+        ));
+    }
+    let squared_distance = |a: &Var, b: &Var| -> Result<Var> { sum_dim(&pow_scalar(&sub(a, b)?, 2.0), 1, false) };
+    let hinge =
+        relu(&add_scalar(&sub(&squared_distance(anchor, positive)?, &squared_distance(anchor, negative)?)?, margin));
+    Ok(mean(&hinge))
 }

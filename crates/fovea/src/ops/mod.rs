@@ -12,11 +12,11 @@ mod pool;
 
 pub use activation::{dropout, leaky_relu, log_softmax, relu, relu6, sigmoid, softmax, tanh};
 pub use arith::{
-    add, add_scalar, concat, div, exp, flatten, log, mean, mul, mul_scalar, narrow, neg, pad, permute, pow_scalar,
-    reshape, sqrt, sub, sum, sum_dim,
+    add, add_scalar, concat, div, exp, flatten, index_select, log, mean, mul, mul_scalar, narrow, neg, pad, permute,
+    pow_scalar, reshape, sqrt, sub, sum, sum_dim,
 };
 pub use conv::{conv, conv1d, conv2d, conv3d, conv_output_size, ConvOptions, Padding};
-pub use loss::{bce_with_logits, cross_entropy, mse_loss};
+pub use loss::{bce_with_logits, cross_entropy, mse_loss, triplet_loss};
 pub use matmul::{linear, matmul};
-pub use norm::batch_norm;
+pub use norm::{batch_norm, l2_normalize};
 pub use pool::{adaptive_avg_pool, avg_pool, global_avg_pool, max_pool, PoolOptions};

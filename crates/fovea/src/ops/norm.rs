@@ -1,9 +1,10 @@
-//! Batch normalisation over `[N, C, *spatial]`, statistics per channel.
+//! Batch normalisation over `[N, C, *spatial]`, statistics per channel; L2 normalisation.
 //!
 //! Training: normalise with the batch mean and biased variance, and move the running
 //! statistics by `momentum` (the running variance uses the unbiased estimate, as PyTorch).
 //! Evaluation: normalise with the running statistics.
 
+use super::arith::{add_scalar, div, pow_scalar, sqrt, sum_dim};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::kernels::lane_sum;
@@ -151,4 +152,12 @@ pub fn batch_norm(
             grads
         }),
     ))
+}
+
+/// `x / sqrt(|x|² + eps²)` along `dim`: unit-length rows (FaceNet's embeddings live on the
+/// unit hypersphere). Equal to PyTorch's `F.normalize(x, dim, eps)` wherever |x| >> eps,
+/// and smooth at 0.
+pub fn l2_normalize(x: &Var, dim: isize, eps: f32) -> Result<Var> {
+    let norm = sqrt(&add_scalar(&sum_dim(&pow_scalar(x, 2.0), dim, true)?, eps * eps));
+    div(x, &norm)
 }

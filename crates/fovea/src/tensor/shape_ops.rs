@@ -96,6 +96,60 @@ impl Tensor {
         Ok(Tensor::from_parts(shape, out))
     }
 
+    /// The entries `indices` of dimension `dim`, in that order (repeats allowed), as
+    /// PyTorch's `index_select`.
+    pub fn index_select(&self, dim: isize, indices: &[usize]) -> Result<Tensor> {
+        let d = resolve_dim("index_select", dim, self.ndim())?;
+        let (outer, size, inner) = self.split_at_dim(d);
+        if let Some(&bad) = indices.iter().find(|&&i| i >= size) {
+            return Err(Error::shape(
+                "index_select",
+                format!("index {bad} is outside dimension {d} of {}", fmt_shape(self.shape())),
+            ));
+        }
+        let mut out = Vec::with_capacity(outer * indices.len() * inner);
+        for o in 0..outer {
+            for &i in indices {
+                let base = (o * size + i) * inner;
+                out.extend_from_slice(&self.data()[base..base + inner]);
+            }
+        }
+        let mut shape = self.shape().to_vec();
+        shape[d] = indices.len();
+        Ok(Tensor::from_parts(shape, out))
+    }
+
+    /// The reverse of [`Tensor::index_select`]: a tensor whose dimension `dim` has `size`
+    /// entries, entry `indices[k]` the sum of this tensor's entries `k` (zero where no index
+    /// points).
+    pub fn index_add(&self, dim: isize, indices: &[usize], size: usize) -> Result<Tensor> {
+        let d = resolve_dim("index_add", dim, self.ndim())?;
+        let (outer, n, inner) = self.split_at_dim(d);
+        if n != indices.len() || indices.iter().any(|&i| i >= size) {
+            return Err(Error::shape(
+                "index_add",
+                format!(
+                    "{} indices below {size} do not fit dimension {d} of {}",
+                    indices.len(),
+                    fmt_shape(self.shape())
+                ),
+            ));
+        }
+        let mut shape = self.shape().to_vec();
+        shape[d] = size;
+        let mut out = Tensor::zeros(&shape);
+        let dst = out.data_mut();
+        for o in 0..outer {
+            for (k, &i) in indices.iter().enumerate() {
+                let src = &self.data()[(o * n + k) * inner..][..inner];
+                for (a, b) in dst[(o * size + i) * inner..][..inner].iter_mut().zip(src) {
+                    *a += b;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Pads the last `pads.len()` dimensions with `value`: `pads[i] = (before, after)` for
     /// the i-th of those dimensions, in order.
     pub fn pad(&self, pads: &[(usize, usize)], value: f32) -> Result<Tensor> {

@@ -1,0 +1,438 @@
+//! Learning an embedding with the triplet loss (the notes' Siamese network): one network,
+//! shared weights, maps every picture to a point on the unit sphere; training pulls each
+//! anchor towards a picture of the same identity (the positive) and pushes it away from a
+//! picture of another (the negative) until the two squared distances differ by a margin.
+//!
+//! Triplets are mined inside each batch of P identities x K pictures, from the distances
+//! the network gives now, the two ways the literature does it:
+//! - batch-hard (Hermans et al. 2017, "In Defense of the Triplet Loss"): for every anchor,
+//!   its farthest positive and its nearest negative;
+//! - semi-hard (Schroff et al. 2015, FaceNet): for every anchor-positive pair, the nearest
+//!   negative that is still farther than the positive; where there is none, the farthest
+//!   negative (as TensorFlow Addons' `triplet_semihard_loss`).
+
+use crate::data::Dataset;
+use fovea::nn::{state_dict, Module};
+use fovea::optim::Optimizer;
+use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// How the triplets of a batch are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mining {
+    BatchHard,
+    SemiHard,
+}
+
+/// Triplets as row indices into a batch: `anchors[t]`, `positives[t]`, `negatives[t]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Triplets {
+    pub anchors: Vec<usize>,
+    pub positives: Vec<usize>,
+    pub negatives: Vec<usize>,
+}
+
+impl Triplets {
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+    fn push(&mut self, a: usize, p: usize, n: usize) {
+        self.anchors.push(a);
+        self.positives.push(p);
+        self.negatives.push(n);
+    }
+}
+
+/// Squared Euclidean distances between the rows of `e` (`[B, D]`), `B x B` row-major.
+pub fn squared_distances(e: &Tensor) -> Vec<f32> {
+    let d = e.shape()[1];
+    let rows: Vec<&[f32]> = e.data().chunks_exact(d).collect();
+    let mut out = vec![0.0; rows.len() * rows.len()];
+    for (i, a) in rows.iter().enumerate() {
+        for (j, b) in rows.iter().enumerate() {
+            out[i * rows.len() + j] = a.iter().zip(*b).map(|(x, y)| (x - y) * (x - y)).sum();
+        }
+    }
+    out
+}
+
+/// The triplets of a batch with `labels` and squared distances `dist` (`B x B`). Anchors
+/// without a positive or without a negative in the batch give none. Ties go to the lowest
+/// index, so mining is deterministic.
+pub fn mine(dist: &[f32], labels: &[usize], mining: Mining) -> Triplets {
+    let b = labels.len();
+    let mut t = Triplets::default();
+    for a in 0..b {
+        let row = &dist[a * b..(a + 1) * b];
+        let positives: Vec<usize> = (0..b).filter(|&j| j != a && labels[j] == labels[a]).collect();
+        let negatives: Vec<usize> = (0..b).filter(|&j| labels[j] != labels[a]).collect();
+        if positives.is_empty() || negatives.is_empty() {
+            continue;
+        }
+        // the first index among those with the extreme distance
+        let farthest = |set: &[usize]| set.iter().copied().reduce(|m, j| if row[j] > row[m] { j } else { m });
+        let nearest = |set: &[usize]| set.iter().copied().reduce(|m, j| if row[j] < row[m] { j } else { m });
+        match mining {
+            Mining::BatchHard => t.push(a, farthest(&positives).unwrap(), nearest(&negatives).unwrap()),
+            Mining::SemiHard => {
+                for &p in &positives {
+                    let beyond: Vec<usize> = negatives.iter().copied().filter(|&n| row[n] > row[p]).collect();
+                    let n = nearest(&beyond).or_else(|| farthest(&negatives)).unwrap();
+                    t.push(a, p, n);
+                }
+            }
+        }
+    }
+    t
+}
+
+/// The triplet loss of a batch of embeddings `[B, D]` with identity `labels`, over the
+/// triplets `mining` finds (gradients flow through all three). `None` when the batch holds
+/// no triplet (no identity with two pictures, or a single identity).
+pub fn batch_triplet_loss(
+    embeddings: &Var,
+    labels: &[usize],
+    mining: Mining,
+    margin: f32,
+) -> Result<Option<(Var, Triplets)>> {
+    let t = mine(&squared_distances(&embeddings.value()), labels, mining);
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let pick = |idx: &[usize]| ops::index_select(embeddings, 0, idx);
+    let loss = ops::triplet_loss(&pick(&t.anchors)?, &pick(&t.positives)?, &pick(&t.negatives)?, margin)?;
+    Ok(Some((loss, t)))
+}
+
+/// The embedding of a batch `[B, C, H, W]`: the network's output rows scaled to unit length.
+pub fn embed(net: &dyn Module, x: &Var) -> Result<Var> {
+    ops::l2_normalize(&net.forward(x)?, 1, 1e-12)
+}
+
+/// Embeddings `[N, D]` of every picture of `data`, in evaluation mode.
+pub fn embed_all(net: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Tensor> {
+    net.set_training(false);
+    let mut rows = Vec::new();
+    let mut dim = 0;
+    no_grad(|| -> Result<()> {
+        for idx in data.batch_indices(batch_size, None) {
+            let (x, _) = data.batch(&idx);
+            let e = embed(net, &Var::constant(x))?.tensor();
+            dim = e.shape()[1];
+            rows.extend_from_slice(e.data());
+        }
+        Ok(())
+    })?;
+    Tensor::new(&[data.len(), dim], rows)
+}
+
+/// The batches of one epoch, each `identities` identities (drawn at random, all of them if
+/// there are fewer) with `per_identity` pictures each, drawn without replacement from each
+/// identity's shuffled pictures, which are reshuffled once used up. As many batches as
+/// cover the pictures once.
+pub fn identity_batches(labels: &[usize], identities: usize, per_identity: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut by_identity: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        match by_identity.iter_mut().find(|(id, _)| *id == l) {
+            Some((_, v)) => v.push(i),
+            None => by_identity.push((l, vec![i])),
+        }
+    }
+    by_identity.sort_by_key(|(id, _)| *id);
+    let mut queues: Vec<Vec<usize>> = by_identity.into_iter().map(|(_, v)| v).collect();
+    let mut next = vec![0usize; queues.len()];
+    for q in &mut queues {
+        rng.shuffle(q);
+    }
+    let p = identities.clamp(1, queues.len().max(1));
+    let k = per_identity.max(1);
+    let batches = labels.len().div_ceil(p * k);
+    let mut out = Vec::with_capacity(batches);
+    let mut order: Vec<usize> = (0..queues.len()).collect();
+    for _ in 0..batches {
+        rng.shuffle(&mut order);
+        let mut batch = Vec::with_capacity(p * k);
+        for &id in &order[..p] {
+            // an identity with fewer than K pictures gives each once
+            for _ in 0..k.min(queues[id].len()) {
+                if next[id] == queues[id].len() {
+                    rng.shuffle(&mut queues[id]);
+                    next[id] = 0;
+                }
+                batch.push(queues[id][next[id]]);
+                next[id] += 1;
+            }
+        }
+        out.push(batch);
+    }
+    out
+}
+
+/// Running totals of an embedding epoch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmbeddingProgress {
+    pub batches: usize,
+    pub images: usize,
+    pub loss_sum: f64,
+    /// triplets mined, and those still violating the margin (loss > 0)
+    pub triplets: usize,
+    pub active: usize,
+}
+
+impl EmbeddingProgress {
+    pub fn loss(&self) -> f32 {
+        (self.loss_sum / self.batches.max(1) as f64) as f32
+    }
+    /// The share of mined triplets that still violate the margin.
+    pub fn active_fraction(&self) -> f32 {
+        self.active as f32 / self.triplets.max(1) as f32
+    }
+}
+
+/// How batches are formed and triplets chosen.
+#[derive(Clone, Copy, Debug)]
+pub struct TripletConfig {
+    pub mining: Mining,
+    pub margin: f32,
+    pub identities_per_batch: usize,
+    pub per_identity: usize,
+}
+
+/// One epoch of triplet training on `data` (labels are identities).
+pub fn train_embedding_epoch(
+    net: &dyn Module,
+    optimizer: &mut Optimizer,
+    data: &Dataset,
+    config: TripletConfig,
+    rng: &mut Rng,
+    on_batch: &mut dyn FnMut(&EmbeddingProgress),
+) -> Result<EmbeddingProgress> {
+    net.set_training(true);
+    let mut p = EmbeddingProgress::default();
+    for idx in identity_batches(&data.labels, config.identities_per_batch, config.per_identity, rng) {
+        let (x, labels) = data.batch(&idx);
+        let e = embed(net, &Var::constant(x))?;
+        let Some((loss, triplets)) = batch_triplet_loss(&e, &labels, config.mining, config.margin)? else {
+            continue;
+        };
+        let lv = loss.value().item()?;
+        if !lv.is_finite() {
+            return Err(Error::Invalid(format!(
+                "the triplet loss became {lv} at batch {}; lower the learning rate",
+                p.batches + 1
+            )));
+        }
+        let dist = squared_distances(&e.value());
+        let b = labels.len();
+        p.triplets += triplets.len();
+        p.active += (0..triplets.len())
+            .filter(|&t| {
+                let a = triplets.anchors[t] * b;
+                dist[a + triplets.positives[t]] - dist[a + triplets.negatives[t]] + config.margin > 0.0
+            })
+            .count();
+        optimizer.zero_grad();
+        loss.backward()?;
+        drop((e, loss));
+        optimizer.step();
+        p.batches += 1;
+        p.images += b;
+        p.loss_sum += lv as f64;
+        on_batch(&p);
+    }
+    Ok(p)
+}
+
+/// One-shot identification, averaged over `trials`: each trial enrols one picture of every
+/// identity (drawn at random) and identifies every other picture as the enrolled identity
+/// nearest to it. `vectors` is `[N, D]`, one row per picture.
+pub fn one_shot_accuracy(vectors: &Tensor, labels: &[usize], trials: usize, rng: &mut Rng) -> Result<f64> {
+    let d = vectors.numel() / labels.len().max(1);
+    let rows: Vec<&[f32]> = vectors.data().chunks_exact(d.max(1)).collect();
+    let mut identities: Vec<usize> = labels.to_vec();
+    identities.sort_unstable();
+    identities.dedup();
+    let members: Vec<Vec<usize>> =
+        identities.iter().map(|&id| (0..labels.len()).filter(|&i| labels[i] == id).collect()).collect();
+    if identities.len() < 2 || members.iter().any(|m| m.len() < 2) || trials == 0 {
+        return Err(Error::Invalid(
+            "one-shot identification needs two or more identities with two or more pictures each".into(),
+        ));
+    }
+    let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
+    let mut correct = 0usize;
+    let mut queries = 0usize;
+    for _ in 0..trials {
+        let enrolled: Vec<usize> = members.iter().map(|m| m[rng.below(m.len())]).collect();
+        for (i, row) in rows.iter().enumerate() {
+            if enrolled.contains(&i) {
+                continue;
+            }
+            let nearest = (0..enrolled.len())
+                .min_by(|&a, &b| distance(row, rows[enrolled[a]]).total_cmp(&distance(row, rows[enrolled[b]])))
+                .unwrap();
+            correct += (identities[nearest] == labels[i]) as usize;
+            queries += 1;
+        }
+    }
+    Ok(correct as f64 / queries as f64)
+}
+
+/// What an embedding run was trained on and how, stored inside its safetensors file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EmbeddingRun {
+    pub model: String,
+    /// Input of one sample, `[C, H, W]`.
+    pub input: Vec<usize>,
+    pub dim: usize,
+    pub mining: Mining,
+    pub margin: f32,
+    /// The image folder trained on; `None`: Fashion-MNIST.
+    pub data: Option<String>,
+    /// All identities of the data set, and which of them training never saw.
+    pub identities: Vec<String>,
+    pub held_out: Vec<usize>,
+    pub lr: f32,
+    pub identities_per_batch: usize,
+    pub per_identity: usize,
+    pub seed: u64,
+    pub history: Vec<EmbeddingEpoch>,
+}
+
+/// The figures of one epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EmbeddingEpoch {
+    pub epoch: usize,
+    pub loss: f32,
+    pub active_triplets: f32,
+    /// One-shot identification accuracy over the held-out identities' test pictures.
+    pub one_shot_accuracy: f64,
+    pub seconds: f32,
+}
+
+const EMBEDDING_FILE: &str = "embedding.safetensors";
+const EMBEDDING_KEY: &str = "fovea-embedding";
+
+/// Writes the network and the run's description to `dir/embedding.safetensors` (atomically)
+/// and a readable copy `dir/embedding.json`.
+pub fn save_embedding_run(dir: &Path, net: &dyn Module, run: &EmbeddingRun) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tensors: Vec<(String, Tensor)> = state_dict(net).into_iter().map(|(n, v)| (n, v.tensor())).collect();
+    let json = serde_json::to_string_pretty(run).expect("metadata serialises");
+    let metadata = HashMap::from([(EMBEDDING_KEY.to_string(), json.clone())]);
+    fovea::io::write_safetensors(&dir.join(EMBEDDING_FILE), &tensors, metadata)?;
+    fovea::io::write_atomic(&dir.join("embedding.json"), json.as_bytes())
+}
+
+/// Reads a run folder written by [`save_embedding_run`] (or the file itself) and rebuilds
+/// the network.
+pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)> {
+    let file = if path.is_dir() { path.join(EMBEDDING_FILE) } else { path.to_path_buf() };
+    if !file.exists() {
+        return Err(Error::format(
+            &file,
+            "no embedding here (expected a run folder made by `fovea faces train-embedding`)",
+        ));
+    }
+    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
+    let json = metadata
+        .get(EMBEDDING_KEY)
+        .ok_or_else(|| Error::format(&file, "has no fovea embedding metadata (not made by `faces train-embedding`)"))?;
+    let run: EmbeddingRun =
+        serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad embedding metadata: {e}")))?;
+    if run.dim == 0 || run.dim > 65_536 || run.held_out.iter().any(|&h| h >= run.identities.len()) {
+        return Err(Error::format(&file, "embedding metadata is inconsistent (dimension or held-out identities)"));
+    }
+    let net = crate::models::build(&run.model, run.dim, &mut Rng::new(0))?;
+    fovea::nn::load_state_dict(net.as_ref(), &tensors.into_iter().collect())?;
+    Ok((run, net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist(points: &[f32]) -> Vec<f32> {
+        squared_distances(&Tensor::new(&[points.len(), 1], points.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn batch_hard_takes_the_farthest_positive_and_the_nearest_negative() {
+        // identity 0 at 0, 1, 3; identity 1 at 2, 10
+        let d = dist(&[0.0, 1.0, 3.0, 2.0, 10.0]);
+        let t = mine(&d, &[0, 0, 0, 1, 1], Mining::BatchHard);
+        assert_eq!(t.anchors, vec![0, 1, 2, 3, 4]);
+        assert_eq!(t.positives, vec![2, 2, 0, 4, 3]);
+        // anchor 3 (at 2): negatives at 0, 1, 3 are 4, 1, 1 away: the first of the ties
+        assert_eq!(t.negatives, vec![3, 3, 3, 1, 2]);
+    }
+
+    #[test]
+    fn semi_hard_takes_the_nearest_negative_beyond_the_positive() {
+        // anchor 0 at 0: positive 1 at 1 (d = 1), positive 2 at 3 (d = 9);
+        // negatives at 2 (d = 4) and 10 (d = 100)
+        let d = dist(&[0.0, 1.0, 3.0, 2.0, 10.0]);
+        let t = mine(&d, &[0, 0, 0, 1, 1], Mining::SemiHard);
+        let of_anchor0: Vec<(usize, usize)> =
+            (0..t.len()).filter(|&i| t.anchors[i] == 0).map(|i| (t.positives[i], t.negatives[i])).collect();
+        // for positive 1 the negative at 2 is beyond it; for positive 2 only the one at 10
+        assert_eq!(of_anchor0, vec![(1, 3), (2, 4)]);
+        // every ordered same-identity pair is an anchor-positive pair: 3*2 + 2*1
+        assert_eq!(t.len(), 8);
+    }
+
+    #[test]
+    fn semi_hard_falls_back_to_the_farthest_negative() {
+        // anchor 0 at 0, positive at 5 (d = 25); negatives at 1 and 2, both nearer
+        let d = dist(&[0.0, 5.0, 1.0, 2.0]);
+        let t = mine(&d, &[0, 0, 1, 1], Mining::SemiHard);
+        assert_eq!((t.anchors[0], t.positives[0], t.negatives[0]), (0, 1, 3));
+    }
+
+    #[test]
+    fn batches_without_two_pictures_of_an_identity_give_no_triplets() {
+        let d = dist(&[0.0, 1.0, 2.0]);
+        assert!(mine(&d, &[0, 1, 2], Mining::BatchHard).is_empty());
+        assert!(mine(&d[..4], &[0, 0], Mining::SemiHard).is_empty());
+    }
+
+    #[test]
+    fn identity_batches_hold_p_identities_of_k_pictures() {
+        let labels: Vec<usize> = (0..60).map(|i| i % 5).collect();
+        let batches = identity_batches(&labels, 3, 4, &mut Rng::new(7));
+        assert_eq!(batches.len(), 5); // 60 pictures / 12 per batch
+        for b in &batches {
+            assert_eq!(b.len(), 12);
+            let mut ids: Vec<usize> = b.iter().map(|&i| labels[i]).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 3);
+            for id in ids {
+                let mine: Vec<usize> = b.iter().copied().filter(|&i| labels[i] == id).collect();
+                assert_eq!(mine.len(), 4);
+                let mut distinct = mine.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), 4, "a picture twice in one identity's group");
+            }
+        }
+        assert_eq!(batches, identity_batches(&labels, 3, 4, &mut Rng::new(7)), "same seed, same batches");
+    }
+
+    #[test]
+    fn one_shot_accuracy_is_exact_on_separated_points() {
+        let v = Tensor::new(&[5, 1], vec![0.0, 0.1, 0.2, 5.0, 5.1]).unwrap();
+        assert_eq!(one_shot_accuracy(&v, &[0, 0, 0, 1, 1], 10, &mut Rng::new(1)).unwrap(), 1.0);
+        // identity 1 sits between identity 0's two pictures: whatever is enrolled, identity
+        // 0's query is nearer identity 1's picture and identity 1's query is right
+        let v = Tensor::new(&[4, 1], vec![0.0, 10.0, 4.0, 6.0]).unwrap();
+        assert_eq!(one_shot_accuracy(&v, &[0, 0, 1, 1], 10, &mut Rng::new(1)).unwrap(), 0.5);
+        assert!(one_shot_accuracy(&v, &[0, 0, 0, 1], 1, &mut Rng::new(1)).is_err(), "an identity with one picture");
+    }
+}
