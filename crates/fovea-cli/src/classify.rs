@@ -63,12 +63,12 @@ pub struct TrainArgs {
     json: bool,
 }
 
-fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
+pub(crate) fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone().unwrap_or_else(FashionMnist::default_dir)
 }
 
 /// The input `[C, H, W]` a new run of `model` trains on.
-fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
+pub(crate) fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
     let [c, h, _] = fovea_vision::models::default_input(model);
     let size = image_size.unwrap_or(match (fashion, c, model) {
         (false, _, _) | (true, 1, _) => h,

@@ -1,4 +1,5 @@
-//! `fovea faces ...`: face-api's pretrained networks on pictures.
+//! `fovea faces ...`: face-api's pretrained networks on pictures (training from scratch is
+//! in `faces_train`).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -25,6 +26,10 @@ pub enum Faces {
     List(DbArgs),
     /// Remove a person from a face database
     Remove(RemoveArgs),
+    /// Train an embedding network with the triplet loss; measure one-shot identification
+    TrainEmbedding(crate::faces_train::TrainEmbeddingArgs),
+    /// Learn verification as binary classification over a trained embedding's pairs
+    TrainVerifier(crate::faces_train::TrainVerifierArgs),
 }
 
 #[derive(Args)]
@@ -143,6 +148,8 @@ pub fn run(f: Faces) -> Result<()> {
         Faces::Identify(a) => identify(a),
         Faces::List(a) => list(a),
         Faces::Remove(a) => remove(a),
+        Faces::TrainEmbedding(a) => crate::faces_train::train_embedding(a),
+        Faces::TrainVerifier(a) => crate::faces_train::train_verifier(a),
     }
 }
 

@@ -4,6 +4,7 @@ mod classify;
 mod conv;
 mod experiment;
 mod faces;
+mod faces_train;
 mod pretrained;
 mod summary;
 
@@ -40,7 +41,7 @@ enum Command {
     /// Reproducible experiments from the notes
     #[command(subcommand)]
     Experiment(experiment::Experiment),
-    /// Faces with face-api's pretrained networks
+    /// Faces: face-api's pretrained networks, and triplet-loss training from scratch
     #[command(subcommand)]
     Faces(faces::Faces),
 }

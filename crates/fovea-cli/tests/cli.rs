@@ -465,3 +465,87 @@ fn faces_refuse_truncated_and_absurd_pictures() {
     let err = fails(&["faces", "detect", &p("huge.png"), "--output", &p("o.png")]);
     assert!(err.contains("huge.png") && err.contains("declares 100000x100000 pixels"), "{err}");
 }
+
+#[test]
+fn triplet_embedding_learns_one_shot_and_the_verifier_trains_on_its_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("emb").display().to_string();
+    let args = ["faces", "train-embedding", "--model", "lenet5", "--mining", "semi-hard", "--epochs", "2"];
+    let small = ["--train-size", "3000", "--test-size", "1000", "--trials", "5", "--threads", "2", "--json"];
+    let lines = json_lines(&ok(&[&args[..], &small[..], &["--out", &run]].concat()));
+    assert_eq!(lines.len(), 4, "baselines, two epochs, result");
+    assert_eq!(lines[0]["held_out"], serde_json::json!(["Sneaker", "Bag", "Ankle boot"]));
+    let chance = lines[0]["baselines"]["chance"].as_f64().unwrap();
+    assert!((chance - 1.0 / 3.0).abs() < 1e-12);
+    let last = &lines[3];
+    assert_eq!(last["final"], true);
+    let acc = last["one_shot_accuracy"].as_f64().unwrap();
+    assert!(acc > chance + 0.15, "one-shot accuracy {acc} is not far above chance");
+    assert_eq!(last["one_shot_accuracy"], lines[2]["one_shot_accuracy"]);
+    // the same seed gives the same run
+    let again = json_lines(&ok(&[&args[..], &small[..], &["--out", &format!("{run}2")]].concat()));
+    for (a, b) in lines[1..3].iter().zip(&again[1..3]) {
+        assert_eq!((&a["loss"], &a["one_shot_accuracy"]), (&b["loss"], &b["one_shot_accuracy"]));
+    }
+
+    let v: Value = serde_json::from_str(&ok(&[
+        "faces",
+        "train-verifier",
+        "--embedding",
+        &run,
+        "--pairs",
+        "2000",
+        "--epochs",
+        "10",
+        "--json",
+    ]))
+    .unwrap();
+    for k in ["threshold", "logistic_abs_diff", "logistic_chi_square"] {
+        let test = v[k]["test_accuracy"].as_f64().unwrap();
+        assert!(test > 0.6 && test <= 1.0, "{k}: pair accuracy {test}");
+    }
+
+    // bad input: unknown or too many held-out identities, a margin out of range, no embedding
+    let err = fails(&[&args[..], &["--held-out", "Sandal,Hat", "--out", &run]].concat());
+    assert!(err.contains("no identity 'Hat'") && err.contains("Sandal"), "{err}");
+    let err = fails(&[&args[..], &["--held-out", "0,1,2,3,4,5,6,7,8", "--out", &run]].concat());
+    assert!(err.contains("two or more"), "{err}");
+    let err = fails(&[&args[..], &["--margin", "5", "--out", &run]].concat());
+    assert!(err.contains("--margin"), "{err}");
+    let err = fails(&["faces", "train-verifier", "--embedding", &dir.path().display().to_string()]);
+    assert!(err.contains("no embedding here"), "{err}");
+
+    // a folder of identities (one sub-folder each; every 10th picture is a test picture)
+    let people = dir.path().join("people");
+    let data = fovea_vision::data::FashionMnist::load(
+        &fovea_vision::data::FashionMnist::default_dir(),
+        fovea_vision::data::Split::Test,
+    )
+    .unwrap();
+    let names = ["ann", "bob", "cy", "di", "ed"];
+    let mut written = [0usize; 5];
+    for (i, &label) in data.labels.iter().enumerate() {
+        if label >= 5 || written[label] == 20 {
+            continue;
+        }
+        let folder = people.join(names[label]);
+        std::fs::create_dir_all(&folder).unwrap();
+        let px = data.images.data()[i * 784..(i + 1) * 784].iter().map(|v| v * 255.0).collect();
+        let img = fovea::Tensor::new(&[28, 28], px).unwrap();
+        fovea_vision::image::save_gray_png(&folder.join(format!("{}.png", written[label])), &img, false).unwrap();
+        written[label] += 1;
+    }
+    let people_s = people.display().to_string();
+    let run2 = dir.path().join("people-run").display().to_string();
+    let lines = json_lines(&ok(&[
+        &args[..],
+        &["--data", &people_s, "--held-out", "di,ed", "--per-identity", "4", "--json", "--out", &run2],
+    ]
+    .concat()));
+    assert_eq!(lines[0]["held_out"], serde_json::json!(["di", "ed"]));
+    assert_eq!(lines[0]["queries"], 4, "two test pictures of each held-out person");
+    let v: Value =
+        serde_json::from_str(&ok(&["faces", "train-verifier", "--embedding", &run2, "--pairs", "20", "--json"]))
+            .unwrap();
+    assert!((0.0..=1.0).contains(&v["logistic_abs_diff"]["test_accuracy"].as_f64().unwrap()), "{v}");
+}

@@ -104,6 +104,13 @@ impl Dataset {
         order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
     }
 
+    /// The samples of the classes `classes`, in order, with their labels unchanged.
+    pub fn of_classes(&self, classes: &[usize]) -> Dataset {
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.labels[i])).collect();
+        let (images, labels) = self.batch(&idx);
+        Dataset { images, labels }
+    }
+
     /// The first `n` samples.
     pub fn take(&self, n: usize) -> Dataset {
         let idx: Vec<usize> = (0..n.min(self.len())).collect();

@@ -313,6 +313,8 @@ pub struct EmbeddingEpoch {
     pub active_triplets: f32,
     /// One-shot identification accuracy over the held-out identities' test pictures.
     pub one_shot_accuracy: f64,
+    /// The same over the trained identities' test pictures (seen identities, new pictures).
+    pub seen_one_shot_accuracy: f64,
     pub seconds: f32,
 }
 

@@ -5,11 +5,9 @@
 
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
-use serde::{Deserialize, Serialize};
 
 /// What the logistic unit sees of a pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PairFeature {
     /// |a_k - b_k|
     AbsDiff,
@@ -113,7 +111,6 @@ pub fn fit_threshold(distances: &[f32], same: &[bool]) -> (f32, f64) {
 
 /// The logistic unit: weights `[1, D]` and bias `[1]` over a pair's features.
 pub struct Verifier {
-    pub feature: PairFeature,
     weight: Var,
     bias: Var,
 }
@@ -121,19 +118,12 @@ pub struct Verifier {
 impl Verifier {
     /// Learns from `features` `[N, D]` (one row per pair) and their labels with Adam on
     /// the binary cross-entropy, in shuffled mini-batches of 256 for `epochs` passes.
-    pub fn train(
-        features: &Tensor,
-        same: &[bool],
-        feature: PairFeature,
-        epochs: usize,
-        lr: f32,
-        rng: &mut Rng,
-    ) -> Result<Verifier> {
+    pub fn train(features: &Tensor, same: &[bool], epochs: usize, lr: f32, rng: &mut Rng) -> Result<Verifier> {
         let (n, d) = (same.len(), features.shape()[1]);
         if features.shape()[0] != n || n == 0 {
             return Err(Error::Invalid(format!("{} feature rows for {n} labelled pairs", features.shape()[0])));
         }
-        let v = Verifier { feature, weight: Var::param(Tensor::zeros(&[1, d])), bias: Var::param(Tensor::zeros(&[1])) };
+        let v = Verifier { weight: Var::param(Tensor::zeros(&[1, d])), bias: Var::param(Tensor::zeros(&[1])) };
         let mut optimizer = Optimizer::new(
             OptimizerConfig::adam(lr, 0.0),
             vec![("weight".into(), v.weight.clone()), ("bias".into(), v.bias.clone())],
@@ -211,7 +201,7 @@ mod tests {
         let data: Vec<f32> =
             same.iter().flat_map(|&s| [if s { 0.2 } else { 0.8 } + 0.25 * rng.normal(), rng.uniform()]).collect();
         let x = Tensor::new(&[n, 2], data).unwrap();
-        let v = Verifier::train(&x, &same, PairFeature::AbsDiff, 60, 0.05, &mut Rng::new(1)).unwrap();
+        let v = Verifier::train(&x, &same, 60, 0.05, &mut Rng::new(1)).unwrap();
         let p = v.probabilities(&x).unwrap();
         let acc = accuracy(&p.iter().map(|&p| p > 0.5).collect::<Vec<_>>(), &same);
         // the Bayes rate of this problem is Φ(0.3 / 0.25) = 88%

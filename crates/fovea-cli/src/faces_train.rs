@@ -1,0 +1,372 @@
+//! `fovea faces train-embedding` and `fovea faces train-verifier`: the notes' face
+//! recognition training ideas, from scratch, on identity-labelled pictures (a folder with
+//! one sub-folder per identity; Fashion-MNIST's classes stand in for people by default).
+
+use crate::classify::{data_dir, training_input};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use fovea::optim::OptimizerConfig;
+use fovea::{Rng, Tensor};
+use fovea_vision::data::{self, Dataset, Split};
+use fovea_vision::face::triplet::{self, EmbeddingEpoch, EmbeddingRun, Mining, TripletConfig};
+use fovea_vision::face::verify::{self, PairFeature, Verifier};
+use fovea_vision::train;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct TrainEmbeddingArgs {
+    /// The shared network: any model of the zoo, its output being the embedding
+    #[arg(long, default_value = "cnn-bn")]
+    model: String,
+    /// Length of the embedding (the network's output, scaled to unit length)
+    #[arg(long, default_value_t = 64)]
+    dim: usize,
+    /// How triplets are chosen in each batch (batch-hard tends to collapse every embedding
+    /// to one point when a network starts from scratch: lower --lr for it)
+    #[arg(long, value_enum, default_value = "semi-hard")]
+    mining: MiningName,
+    /// The triplet loss's margin alpha (embeddings have unit length: squared distances are 0..4)
+    #[arg(long, default_value_t = 0.2)]
+    margin: f32,
+    /// Identities per batch (P)
+    #[arg(long, default_value_t = 7)]
+    identities_per_batch: usize,
+    /// Pictures of each identity per batch (K)
+    #[arg(long, default_value_t = 16)]
+    per_identity: usize,
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 0.001)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Identities training never sees, by name or number (default: the last three); one-shot
+    /// identification is measured on their test pictures
+    #[arg(long, value_delimiter = ',')]
+    held_out: Vec<String>,
+    /// One-shot trials to average, each enrolling another random picture per identity
+    #[arg(long, default_value_t = 100)]
+    trials: usize,
+    /// Use only N training pictures (Fashion-MNIST's first N; an image folder's from each class in turn)
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Use only N test pictures
+    #[arg(long)]
+    test_size: Option<usize>,
+    /// Side of the square pictures (default: what the model takes; 32 for ImageNet models on Fashion-MNIST)
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Fashion-MNIST's IDX files (default), or a folder with one sub-folder per identity
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Run folder (default: runs/embedding-<unix time>)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// One JSON object per epoch and a last one with the result
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MiningName {
+    /// Each anchor with its farthest positive and nearest negative in the batch
+    BatchHard,
+    /// Each anchor-positive pair with the nearest negative farther than the positive
+    SemiHard,
+}
+
+#[derive(Args)]
+pub struct TrainVerifierArgs {
+    /// A run folder of `fovea faces train-embedding`
+    #[arg(long)]
+    embedding: PathBuf,
+    /// Labelled pairs (half of one identity) to learn from, drawn from the training pictures
+    /// of the identities the embedding never saw; as many again from their test pictures
+    /// to measure on
+    #[arg(long, default_value_t = 10_000)]
+    pairs: usize,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Adam's learning rate for the logistic unit
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Resolves `--held-out` (names or numbers) against the class names.
+fn held_out_classes(args: &[String], names: &[String]) -> Result<Vec<usize>> {
+    if args.is_empty() {
+        return Ok((names.len().saturating_sub(3)..names.len()).collect());
+    }
+    let mut out = Vec::new();
+    for a in args {
+        let i = match (names.iter().position(|n| n == a), a.parse::<usize>()) {
+            (Some(i), _) => i,
+            (None, Ok(i)) if i < names.len() => i,
+            _ => bail!("--held-out: no identity '{a}' (identities: {}, or 0..{})", names.join(", "), names.len() - 1),
+        };
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+fn bar(hidden: bool, len: usize) -> ProgressBar {
+    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new(len as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
+    if a.epochs == 0 || a.dim == 0 || a.trials == 0 || a.identities_per_batch < 2 || a.per_identity < 2 {
+        bail!("--epochs, --dim and --trials must be at least 1, --identities-per-batch and --per-identity at least 2");
+    }
+    if !(a.margin > 0.0 && a.margin <= 4.0) {
+        bail!("--margin must be in (0, 4] (squared distances between unit vectors are at most 4), got {}", a.margin);
+    }
+    let dir = data_dir(&a.data);
+    let fashion = data::is_fashion_mnist(&dir);
+    let shape = training_input(&a.model, fashion, a.image_size)?;
+    let probe = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(0))?;
+    fovea::summary::summarize(probe.as_ref(), &shape).with_context(|| {
+        format!("{} cannot take {}x{} pictures; choose another --image-size", a.model, shape[1], shape[2])
+    })?;
+    let (train_all, names) = data::load(&dir, Split::Train, shape, a.train_size)?;
+    let (test_all, _) = data::load(&dir, Split::Test, shape, a.test_size)?;
+    let held_out = held_out_classes(&a.held_out, &names)?;
+    let trained: Vec<usize> = (0..names.len()).filter(|c| !held_out.contains(c)).collect();
+    if trained.len() < 2 || held_out.len() < 2 {
+        bail!(
+            "{} identities: training needs two or more, and so does one-shot identification among the held-out ones",
+            names.len()
+        );
+    }
+    let train_set = train_all.of_classes(&trained);
+    let eval_set = test_all.of_classes(&held_out);
+    let seen_set = test_all.of_classes(&trained);
+    if train_set.is_empty() {
+        bail!("no training pictures of the identities {trained:?}; raise --train-size");
+    }
+
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        PathBuf::from(format!("runs/embedding-{t}"))
+    });
+    let net = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(a.seed))?;
+    let mut optimizer = train::make_optimizer(net.as_ref(), OptimizerConfig::adam(a.lr, 0.0))?;
+    let mining = match a.mining {
+        MiningName::BatchHard => Mining::BatchHard,
+        MiningName::SemiHard => Mining::SemiHard,
+    };
+    let config = TripletConfig {
+        mining,
+        margin: a.margin,
+        identities_per_batch: a.identities_per_batch,
+        per_identity: a.per_identity,
+    };
+    // the same enrolment draws at every measurement, so that epochs compare
+    let one_shot = |set: &Dataset, vectors: &Tensor| {
+        triplet::one_shot_accuracy(vectors, &set.labels, a.trials, &mut Rng::new(a.seed))
+    };
+    let pixels = eval_set.images.reshape(&[eval_set.len(), shape.iter().product()])?;
+    let chance = 1.0 / held_out.len() as f64;
+    let pixel_accuracy = one_shot(&eval_set, &pixels)?;
+    let untrained_accuracy = one_shot(&eval_set, &triplet::embed_all(net.as_ref(), &eval_set, 500)?)?;
+    let baselines = json!({"chance": chance, "pixels": pixel_accuracy, "untrained": untrained_accuracy});
+    let held_out_names: Vec<&str> = held_out.iter().map(|&c| names[c].as_str()).collect();
+    if a.json {
+        println!("{}", json!({"baselines": baselines, "held_out": held_out_names, "queries": eval_set.len()}));
+    } else {
+        eprintln!(
+            "training on {} pictures of {} identities; one-shot identification among {} held-out ({}) on {} test pictures",
+            train_set.len(),
+            trained.len(),
+            held_out.len(),
+            held_out_names.join(", "),
+            eval_set.len()
+        );
+        eprintln!(
+            "before training: chance {:.2}%, nearest picture by pixels {:.2}%, untrained network {:.2}%",
+            100.0 * chance,
+            100.0 * pixel_accuracy,
+            100.0 * untrained_accuracy
+        );
+    }
+
+    let mut run = EmbeddingRun {
+        model: a.model.clone(),
+        input: shape.to_vec(),
+        dim: a.dim,
+        mining,
+        margin: a.margin,
+        data: (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string()),
+        identities: names.clone(),
+        held_out: held_out.clone(),
+        lr: a.lr,
+        identities_per_batch: a.identities_per_batch,
+        per_identity: a.per_identity,
+        seed: a.seed,
+        history: vec![],
+    };
+    for epoch in 1..=a.epochs {
+        let mut rng = Rng::derive(a.seed, epoch as u64);
+        net.reseed(rng.next_u64());
+        let bar = bar(a.json, train_set.len());
+        bar.set_prefix(format!("{epoch}/{}", a.epochs));
+        let start = Instant::now();
+        let progress =
+            triplet::train_embedding_epoch(net.as_ref(), &mut optimizer, &train_set, config, &mut rng, &mut |p| {
+                bar.set_position(p.images as u64);
+                bar.set_message(format!("loss {:.4} active {:.0}%", p.loss(), 100.0 * p.active_fraction()));
+            });
+        bar.finish_and_clear();
+        let progress = progress.with_context(|| format!("training stopped in epoch {epoch}"))?;
+        let accuracy = one_shot(&eval_set, &triplet::embed_all(net.as_ref(), &eval_set, 500)?)?;
+        let seen_accuracy = one_shot(&seen_set, &triplet::embed_all(net.as_ref(), &seen_set, 500)?)?;
+        let e = EmbeddingEpoch {
+            epoch,
+            loss: progress.loss(),
+            active_triplets: progress.active_fraction(),
+            one_shot_accuracy: accuracy,
+            seen_one_shot_accuracy: seen_accuracy,
+            seconds: start.elapsed().as_secs_f32(),
+        };
+        run.history.push(e.clone());
+        triplet::save_embedding_run(&out, net.as_ref(), &run)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&e)?);
+        } else {
+            eprintln!(
+                "epoch {epoch}/{}: triplet loss {:.4}, {:.0}% of triplets active | one-shot accuracy: held-out {:.2}%, seen {:.2}% | {:.1}s",
+                a.epochs,
+                e.loss,
+                100.0 * e.active_triplets,
+                100.0 * accuracy,
+                100.0 * seen_accuracy,
+                e.seconds
+            );
+        }
+    }
+    let last = run.history.last().expect("at least one epoch ran");
+    if a.json {
+        println!(
+            "{}",
+            json!({"final": true, "one_shot_accuracy": last.one_shot_accuracy, "baselines": baselines,
+                   "held_out": held_out_names, "run": out.display().to_string()})
+        );
+    } else {
+        println!(
+            "one-shot identification among {} held-out identities: {:.2}% (chance {:.2}%, pixels {:.2}%); embedding in {}",
+            held_out.len(),
+            100.0 * last.one_shot_accuracy,
+            100.0 * chance,
+            100.0 * pixel_accuracy,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Squared distances and the features of both kinds for `pairs` of rows of `e`.
+struct PairSet {
+    same: Vec<bool>,
+    distances: Vec<f32>,
+    features: Vec<Tensor>,
+}
+
+const FEATURES: [(PairFeature, &str); 2] = [(PairFeature::AbsDiff, "abs_diff"), (PairFeature::ChiSquare, "chi_square")];
+
+fn pair_set(e: &Tensor, labels: &[usize], count: usize, rng: &mut Rng) -> Result<PairSet> {
+    let d = e.shape()[1];
+    let row = |i: usize| &e.data()[i * d..(i + 1) * d];
+    let pairs = verify::sample_pairs(labels, count, rng)?;
+    let mut features = Vec::new();
+    for (kind, _) in FEATURES {
+        let data = pairs.iter().flat_map(|p| verify::pair_features(row(p.first), row(p.second), kind)).collect();
+        features.push(Tensor::new(&[pairs.len(), d], data)?);
+    }
+    let distances =
+        pairs.iter().map(|p| row(p.first).iter().zip(row(p.second)).map(|(a, b)| (a - b) * (a - b)).sum()).collect();
+    Ok(PairSet { same: pairs.iter().map(|p| p.same).collect(), distances, features })
+}
+
+pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
+    if a.pairs < 2 || a.epochs == 0 {
+        bail!("--pairs must be at least 2 and --epochs at least 1");
+    }
+    let (run, net) = triplet::load_embedding_run(&a.embedding)?;
+    let dir = run.data.as_ref().map(PathBuf::from).unwrap_or_else(data::FashionMnist::default_dir);
+    let shape: [usize; 3] = run.input.as_slice().try_into().context("the embedding's input is not [C, H, W]")?;
+    let embed = |split: Split| -> Result<(Tensor, Dataset)> {
+        let (set, names) = data::load(&dir, split, shape, None)?;
+        if names != run.identities {
+            bail!(
+                "{} now has the identities {names:?}, not the {:?} the embedding knew",
+                dir.display(),
+                run.identities
+            );
+        }
+        let set = set.of_classes(&run.held_out);
+        Ok((triplet::embed_all(net.as_ref(), &set, 500)?, set))
+    };
+    let (train_e, train_set) = embed(Split::Train)?;
+    let (test_e, test_set) = embed(Split::Test)?;
+    let mut rng = Rng::new(a.seed);
+    let fit = pair_set(&train_e, &train_set.labels, a.pairs, &mut rng)?;
+    let test = pair_set(&test_e, &test_set.labels, a.pairs, &mut rng)?;
+
+    let (threshold, threshold_fit) = verify::fit_threshold(&fit.distances, &fit.same);
+    let threshold_test =
+        verify::accuracy(&test.distances.iter().map(|&d| d < threshold).collect::<Vec<_>>(), &test.same);
+    let mut result = json!({
+        "pairs": a.pairs,
+        "threshold": {"value": threshold, "train_accuracy": threshold_fit, "test_accuracy": threshold_test},
+    });
+    for (k, (_, name)) in FEATURES.iter().enumerate() {
+        let v = Verifier::train(&fit.features[k], &fit.same, a.epochs, a.lr, &mut Rng::derive(a.seed, k as u64))?;
+        let predict = |x: &Tensor| -> Result<Vec<bool>> { Ok(v.probabilities(x)?.iter().map(|&p| p > 0.5).collect()) };
+        result[format!("logistic_{name}")] = json!({
+            "train_accuracy": verify::accuracy(&predict(&fit.features[k])?, &fit.same),
+            "test_accuracy": verify::accuracy(&predict(&test.features[k])?, &test.same),
+        });
+    }
+    if a.json {
+        println!("{result}");
+    } else {
+        let held_out: Vec<&str> = run.held_out.iter().map(|&c| run.identities[c].as_str()).collect();
+        println!(
+            "pairs of {} ({} to learn from, {} to test on; half of one identity):",
+            held_out.join(", "),
+            a.pairs,
+            a.pairs
+        );
+        println!(
+            "  distance threshold {:.4}:          train {:.2}%  test {:.2}%",
+            threshold,
+            100.0 * threshold_fit,
+            100.0 * threshold_test
+        );
+        for (_, name) in FEATURES {
+            let r = &result[format!("logistic_{name}")];
+            println!(
+                "  logistic unit over {:<16} train {:.2}%  test {:.2}%",
+                format!("{}:", name.replace('_', "-")),
+                100.0 * r["train_accuracy"].as_f64().unwrap_or(0.0),
+                100.0 * r["test_accuracy"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
