@@ -181,19 +181,25 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
         triplet::one_shot_accuracy(vectors, &set.labels, a.trials, &mut Rng::new(a.seed))
     };
     let pixels = eval_set.images.reshape(&[eval_set.len(), shape.iter().product()])?;
-    let chance = 1.0 / held_out.len() as f64;
-    let pixel_accuracy = one_shot(&eval_set, &pixels)?;
+    let present = |set: &Dataset| {
+        let mut ids = set.labels.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    let chance = 1.0 / present(&eval_set).max(1) as f64;
+    let pixel_accuracy = one_shot(&eval_set, &pixels).context("the held-out identities' test pictures")?;
     let untrained_accuracy = one_shot(&eval_set, &triplet::embed_all(net.as_ref(), &eval_set, 500)?)?;
     let baselines = json!({"chance": chance, "pixels": pixel_accuracy, "untrained": untrained_accuracy});
     let held_out_names: Vec<&str> = held_out.iter().map(|&c| names[c].as_str()).collect();
     if a.json {
-        println!("{}", json!({"baselines": baselines, "held_out": held_out_names, "queries": eval_set.len()}));
+        println!("{}", json!({"baselines": baselines, "held_out": held_out_names, "test_pictures": eval_set.len()}));
     } else {
         eprintln!(
             "training on {} pictures of {} identities; one-shot identification among {} held-out ({}) on {} test pictures",
             train_set.len(),
             trained.len(),
-            held_out.len(),
+            present(&eval_set),
             held_out_names.join(", "),
             eval_set.len()
         );
@@ -211,7 +217,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
         dim: a.dim,
         mining,
         margin: a.margin,
-        data: (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string()),
+        data: std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string(),
         identities: names.clone(),
         held_out: held_out.clone(),
         lr: a.lr,
@@ -234,7 +240,8 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
         bar.finish_and_clear();
         let progress = progress.with_context(|| format!("training stopped in epoch {epoch}"))?;
         let accuracy = one_shot(&eval_set, &triplet::embed_all(net.as_ref(), &eval_set, 500)?)?;
-        let seen_accuracy = one_shot(&seen_set, &triplet::embed_all(net.as_ref(), &seen_set, 500)?)?;
+        let seen_accuracy = one_shot(&seen_set, &triplet::embed_all(net.as_ref(), &seen_set, 500)?)
+            .context("the trained identities' test pictures")?;
         let e = EmbeddingEpoch {
             epoch,
             loss: progress.loss(),
@@ -269,7 +276,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     } else {
         println!(
             "one-shot identification among {} held-out identities: {:.2}% (chance {:.2}%, pixels {:.2}%); embedding in {}",
-            held_out.len(),
+            present(&eval_set),
             100.0 * last.one_shot_accuracy,
             100.0 * chance,
             100.0 * pixel_accuracy,
@@ -307,7 +314,7 @@ pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
         bail!("--pairs must be at least 2 and --epochs at least 1");
     }
     let (run, net) = triplet::load_embedding_run(&a.embedding)?;
-    let dir = run.data.as_ref().map(PathBuf::from).unwrap_or_else(data::FashionMnist::default_dir);
+    let dir = PathBuf::from(&run.data);
     let shape: [usize; 3] = run.input.as_slice().try_into().context("the embedding's input is not [C, H, W]")?;
     let embed = |split: Split| -> Result<(Tensor, Dataset)> {
         let (set, names) = data::load(&dir, split, shape, None)?;
@@ -324,8 +331,10 @@ pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
     let (train_e, train_set) = embed(Split::Train)?;
     let (test_e, test_set) = embed(Split::Test)?;
     let mut rng = Rng::new(a.seed);
-    let fit = pair_set(&train_e, &train_set.labels, a.pairs, &mut rng)?;
-    let test = pair_set(&test_e, &test_set.labels, a.pairs, &mut rng)?;
+    let fit = pair_set(&train_e, &train_set.labels, a.pairs, &mut rng)
+        .context("pairs of the held-out identities' training pictures")?;
+    let test = pair_set(&test_e, &test_set.labels, a.pairs, &mut rng)
+        .context("pairs of the held-out identities' test pictures")?;
 
     let (threshold, threshold_fit) = verify::fit_threshold(&fit.distances, &fit.same);
     let threshold_test =

@@ -543,7 +543,7 @@ fn triplet_embedding_learns_one_shot_and_the_verifier_trains_on_its_pairs() {
     ]
     .concat()));
     assert_eq!(lines[0]["held_out"], serde_json::json!(["di", "ed"]));
-    assert_eq!(lines[0]["queries"], 4, "two test pictures of each held-out person");
+    assert_eq!(lines[0]["test_pictures"], 4, "two test pictures of each held-out person");
     let v: Value =
         serde_json::from_str(&ok(&["faces", "train-verifier", "--embedding", &run2, "--pairs", "20", "--json"]))
             .unwrap();

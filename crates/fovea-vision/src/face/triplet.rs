@@ -16,7 +16,7 @@ use fovea::nn::{state_dict, Module};
 use fovea::optim::Optimizer;
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// How the triplets of a batch are chosen.
@@ -67,6 +67,7 @@ pub fn squared_distances(e: &Tensor) -> Vec<f32> {
 /// index, so mining is deterministic.
 pub fn mine(dist: &[f32], labels: &[usize], mining: Mining) -> Triplets {
     let b = labels.len();
+    assert_eq!(dist.len(), b * b, "mine: {b} labels need a {b}x{b} distance matrix");
     let mut t = Triplets::default();
     for a in 0..b {
         let row = &dist[a * b..(a + 1) * b];
@@ -93,21 +94,27 @@ pub fn mine(dist: &[f32], labels: &[usize], mining: Mining) -> Triplets {
 }
 
 /// The triplet loss of a batch of embeddings `[B, D]` with identity `labels`, over the
-/// triplets `mining` finds (gradients flow through all three). `None` when the batch holds
-/// no triplet (no identity with two pictures, or a single identity).
+/// triplets `mining` finds (gradients flow through all three), with the number of triplets
+/// and of those still violating the margin. `None` when the batch holds no triplet (no
+/// identity with two pictures, or a single identity).
 pub fn batch_triplet_loss(
     embeddings: &Var,
     labels: &[usize],
     mining: Mining,
     margin: f32,
-) -> Result<Option<(Var, Triplets)>> {
-    let t = mine(&squared_distances(&embeddings.value()), labels, mining);
+) -> Result<Option<(Var, usize, usize)>> {
+    let b = labels.len();
+    let dist = squared_distances(&embeddings.value());
+    let t = mine(&dist, labels, mining);
     if t.is_empty() {
         return Ok(None);
     }
+    let active = (0..t.len())
+        .filter(|&i| dist[t.anchors[i] * b + t.positives[i]] - dist[t.anchors[i] * b + t.negatives[i]] + margin > 0.0)
+        .count();
     let pick = |idx: &[usize]| ops::index_select(embeddings, 0, idx);
     let loss = ops::triplet_loss(&pick(&t.anchors)?, &pick(&t.positives)?, &pick(&t.negatives)?, margin)?;
-    Ok(Some((loss, t)))
+    Ok(Some((loss, t.len(), active)))
 }
 
 /// The embedding of a batch `[B, C, H, W]`: the network's output rows scaled to unit length.
@@ -132,20 +139,16 @@ pub fn embed_all(net: &dyn Module, data: &Dataset, batch_size: usize) -> Result<
     Tensor::new(&[data.len(), dim], rows)
 }
 
-/// The batches of one epoch, each `identities` identities (drawn at random, all of them if
-/// there are fewer) with `per_identity` pictures each, drawn without replacement from each
-/// identity's shuffled pictures, which are reshuffled once used up. As many batches as
-/// cover the pictures once.
+/// The batches of one epoch: as many as hold `labels.len()` pictures, each of `identities`
+/// identities drawn at random (all of them if there are fewer) with `per_identity` distinct
+/// pictures each (all of an identity's if it has fewer). Each identity's pictures are dealt
+/// from a shuffled queue, reshuffled once used up.
 pub fn identity_batches(labels: &[usize], identities: usize, per_identity: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
-    let mut by_identity: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut by_identity: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, &l) in labels.iter().enumerate() {
-        match by_identity.iter_mut().find(|(id, _)| *id == l) {
-            Some((_, v)) => v.push(i),
-            None => by_identity.push((l, vec![i])),
-        }
+        by_identity.entry(l).or_default().push(i);
     }
-    by_identity.sort_by_key(|(id, _)| *id);
-    let mut queues: Vec<Vec<usize>> = by_identity.into_iter().map(|(_, v)| v).collect();
+    let mut queues: Vec<Vec<usize>> = by_identity.into_values().collect();
     let mut next = vec![0usize; queues.len()];
     for q in &mut queues {
         rng.shuffle(q);
@@ -160,9 +163,14 @@ pub fn identity_batches(labels: &[usize], identities: usize, per_identity: usize
         let mut batch = Vec::with_capacity(p * k);
         for &id in &order[..p] {
             // an identity with fewer than K pictures gives each once
+            let group_start = batch.len();
             for _ in 0..k.min(queues[id].len()) {
                 if next[id] == queues[id].len() {
-                    rng.shuffle(&mut queues[id]);
+                    // a new round, which must not repeat what this group already holds
+                    let q = &mut queues[id];
+                    rng.shuffle(q);
+                    let taken = &batch[group_start..];
+                    q.sort_by_key(|i| taken.contains(i));
                     next[id] = 0;
                 }
                 batch.push(queues[id][next[id]]);
@@ -218,7 +226,7 @@ pub fn train_embedding_epoch(
     for idx in identity_batches(&data.labels, config.identities_per_batch, config.per_identity, rng) {
         let (x, labels) = data.batch(&idx);
         let e = embed(net, &Var::constant(x))?;
-        let Some((loss, triplets)) = batch_triplet_loss(&e, &labels, config.mining, config.margin)? else {
+        let Some((loss, triplets, active)) = batch_triplet_loss(&e, &labels, config.mining, config.margin)? else {
             continue;
         };
         let lv = loss.value().item()?;
@@ -228,42 +236,48 @@ pub fn train_embedding_epoch(
                 p.batches + 1
             )));
         }
-        let dist = squared_distances(&e.value());
-        let b = labels.len();
-        p.triplets += triplets.len();
-        p.active += (0..triplets.len())
-            .filter(|&t| {
-                let a = triplets.anchors[t] * b;
-                dist[a + triplets.positives[t]] - dist[a + triplets.negatives[t]] + config.margin > 0.0
-            })
-            .count();
+        p.triplets += triplets;
+        p.active += active;
         optimizer.zero_grad();
         loss.backward()?;
         drop((e, loss));
         optimizer.step();
         p.batches += 1;
-        p.images += b;
+        p.images += labels.len();
         p.loss_sum += lv as f64;
         on_batch(&p);
+    }
+    if p.batches == 0 {
+        return Err(Error::Invalid(
+            "no batch held two pictures of one identity and one of another: triplet training needs \
+             two or more identities with two or more training pictures each"
+                .into(),
+        ));
     }
     Ok(p)
 }
 
 /// One-shot identification, averaged over `trials`: each trial enrols one picture of every
 /// identity (drawn at random) and identifies every other picture as the enrolled identity
-/// nearest to it. `vectors` is `[N, D]`, one row per picture.
+/// nearest to it. `vectors` is `[N, D]`, one row per picture. An identity with a single
+/// picture is only ever enrolled (a distractor for the others).
 pub fn one_shot_accuracy(vectors: &Tensor, labels: &[usize], trials: usize, rng: &mut Rng) -> Result<f64> {
-    let d = vectors.numel() / labels.len().max(1);
-    let rows: Vec<&[f32]> = vectors.data().chunks_exact(d.max(1)).collect();
-    let mut identities: Vec<usize> = labels.to_vec();
-    identities.sort_unstable();
-    identities.dedup();
-    let members: Vec<Vec<usize>> =
-        identities.iter().map(|&id| (0..labels.len()).filter(|&i| labels[i] == id).collect()).collect();
-    if identities.len() < 2 || members.iter().any(|m| m.len() < 2) || trials == 0 {
-        return Err(Error::Invalid(
-            "one-shot identification needs two or more identities with two or more pictures each".into(),
-        ));
+    if vectors.ndim() != 2 || vectors.shape()[0] != labels.len() {
+        return Err(Error::Invalid(format!("{} labels for vectors {:?}", labels.len(), vectors.shape())));
+    }
+    let rows: Vec<&[f32]> = vectors.data().chunks_exact(vectors.shape()[1].max(1)).collect();
+    let mut by_identity: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        by_identity.entry(l).or_default().push(i);
+    }
+    let (identities, members): (Vec<usize>, Vec<Vec<usize>>) = by_identity.into_iter().unzip();
+    if identities.len() < 2 || members.iter().all(|m| m.len() < 2) || trials == 0 {
+        return Err(Error::Invalid(format!(
+            "one-shot identification needs two or more identities, one of them with a second picture to \
+             identify ({} identities, at most {} picture(s) each)",
+            identities.len(),
+            members.iter().map(Vec::len).max().unwrap_or(0)
+        )));
     }
     let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
     let mut correct = 0usize;
@@ -293,8 +307,8 @@ pub struct EmbeddingRun {
     pub dim: usize,
     pub mining: Mining,
     pub margin: f32,
-    /// The image folder trained on; `None`: Fashion-MNIST.
-    pub data: Option<String>,
+    /// The data trained on: Fashion-MNIST's folder or an image folder.
+    pub data: String,
     /// All identities of the data set, and which of them training never saw.
     pub identities: Vec<String>,
     pub held_out: Vec<usize>,
@@ -425,6 +439,14 @@ mod tests {
             }
         }
         assert_eq!(batches, identity_batches(&labels, 3, 4, &mut Rng::new(7)), "same seed, same batches");
+        // 17 pictures in groups of 16: a group that starts a new round repeats nothing
+        let labels = vec![0; 17];
+        for b in identity_batches(&labels, 1, 16, &mut Rng::new(3)) {
+            let mut distinct = b.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 16);
+        }
     }
 
     #[test]
@@ -435,6 +457,10 @@ mod tests {
         // 0's query is nearer identity 1's picture and identity 1's query is right
         let v = Tensor::new(&[4, 1], vec![0.0, 10.0, 4.0, 6.0]).unwrap();
         assert_eq!(one_shot_accuracy(&v, &[0, 0, 1, 1], 10, &mut Rng::new(1)).unwrap(), 0.5);
-        assert!(one_shot_accuracy(&v, &[0, 0, 0, 1], 1, &mut Rng::new(1)).is_err(), "an identity with one picture");
+        // an identity with one picture is always enrolled, a distractor only: identity 0's
+        // query is nearer to it than to identity 0's enrolled picture, whichever that is
+        let v = Tensor::new(&[3, 1], vec![0.0, 6.0, 4.0]).unwrap();
+        assert_eq!(one_shot_accuracy(&v, &[0, 0, 1], 10, &mut Rng::new(1)).unwrap(), 0.0);
+        assert!(one_shot_accuracy(&v, &[0, 1, 2], 1, &mut Rng::new(1)).is_err(), "nobody to identify");
     }
 }

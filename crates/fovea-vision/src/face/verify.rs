@@ -44,37 +44,57 @@ pub struct Pair {
 }
 
 /// `count` pairs of distinct pictures, alternately of the same identity and of two
-/// different ones, drawn at random. Identities with a single picture only serve in
-/// "different" pairs.
+/// different ones, each drawn uniformly from all such pairs.
 pub fn sample_pairs(labels: &[usize], count: usize, rng: &mut Rng) -> Result<Vec<Pair>> {
-    let n = labels.len();
     let mut by_identity: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, &l) in labels.iter().enumerate() {
         by_identity.entry(l).or_default().push(i);
     }
-    let groups: Vec<&Vec<usize>> = by_identity.values().filter(|v| v.len() >= 2).collect();
-    if groups.is_empty() || by_identity.len() < 2 {
-        return Err(Error::Invalid(
-            "pairs need two or more identities, and one of them with two or more pictures".into(),
-        ));
+    let (keys, groups): (Vec<usize>, Vec<Vec<usize>>) = by_identity.into_iter().unzip();
+    let group_of: Vec<usize> = labels.iter().map(|l| keys.binary_search(l).expect("every label is a key")).collect();
+    // same-identity pairs per group, cumulated, to draw a group in proportion to them
+    let mut cumulative = Vec::with_capacity(groups.len());
+    let mut total = 0usize;
+    for g in &groups {
+        total += g.len() * (g.len() - 1) / 2;
+        cumulative.push(total);
+    }
+    if groups.len() < 2 || total == 0 {
+        return Err(Error::Invalid(format!(
+            "pairs need two or more identities, one of them with two or more pictures ({} identities, {} pictures)",
+            groups.len(),
+            labels.len()
+        )));
     }
     let mut pairs = Vec::with_capacity(count);
     while pairs.len() < count {
-        if pairs.len() % 2 == 0 {
-            let g = groups[rng.below(groups.len())];
-            let first = g[rng.below(g.len())];
-            let mut second = g[rng.below(g.len() - 1)];
-            if second == first {
-                second = g[g.len() - 1];
-            }
-            pairs.push(Pair { first, second, same: true });
+        let pair = if pairs.len() % 2 == 0 {
+            let r = rng.below(total);
+            let g = &groups[cumulative.partition_point(|&c| c <= r)];
+            let first = rng.below(g.len());
+            // any other picture of the group: skip over the first
+            let second = (first + 1 + rng.below(g.len() - 1)) % g.len();
+            Pair { first: g[first], second: g[second], same: true }
         } else {
-            let first = rng.below(n);
-            let second = rng.below(n);
-            if labels[first] != labels[second] {
-                pairs.push(Pair { first, second, same: false });
-            }
-        }
+            // a picture, then one of the pictures of all other identities
+            let first = rng.below(labels.len());
+            let own = group_of[first];
+            let mut r = rng.below(labels.len() - groups[own].len());
+            let other = (0..groups.len())
+                .filter(|&k| k != own)
+                .find_map(|k| {
+                    let g = &groups[k];
+                    if r < g.len() {
+                        Some(g[r])
+                    } else {
+                        r -= g.len();
+                        None
+                    }
+                })
+                .expect("r counts the other identities' pictures");
+            Pair { first, second: other, same: false }
+        };
+        pairs.push(pair);
     }
     Ok(pairs)
 }
@@ -188,6 +208,11 @@ mod tests {
             assert_eq!(p.same, labels[p.first] == labels[p.second]);
             assert_ne!(p.first, p.second);
         }
+        // same pairs in proportion to how many there are: 1 of identity 0's, 6 of identity 1's
+        let labels = [0, 0, 1, 1, 1, 1];
+        let pairs = sample_pairs(&labels, 14_000, &mut Rng::new(4)).unwrap();
+        let of_zero = pairs.iter().filter(|p| p.same && labels[p.first] == 0).count();
+        assert!((850..1150).contains(&of_zero), "{of_zero} of 7000 same pairs are identity 0's, not about 1000");
         assert!(sample_pairs(&[0, 1, 2], 4, &mut Rng::new(3)).is_err(), "nobody has two pictures");
         assert!(sample_pairs(&[4, 4], 4, &mut Rng::new(3)).is_err(), "one identity");
     }
