@@ -1,6 +1,7 @@
 //! Applications built on the fovea engine's public API: datasets, images, models.
 
 pub mod data;
+pub mod detect;
 pub mod draw;
 pub mod face;
 pub mod filters;

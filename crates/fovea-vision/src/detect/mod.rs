@@ -1,0 +1,8 @@
+//! Object detection from scratch, as the notes build it: boxes and IoU, non-max
+//! suppression, anchor boxes, YOLO's grid encoding and loss, mean average precision.
+
+pub mod boxes;
+pub mod nms;
+
+pub use boxes::{iou_matrix, shape_iou, BBox, Corners};
+pub use nms::{nms, Detection, NmsOptions};
