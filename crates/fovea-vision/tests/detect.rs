@@ -1,8 +1,9 @@
 //! Detection building blocks against the reference implementations
-//! (`tools/gen_detect_fixtures.py`): torchvision's IoU and non-max suppression.
+//! (`tools/gen_detect_fixtures.py`): torchvision's IoU and non-max suppression, and the
+//! notes' YOLO encoding and loss written independently in PyTorch.
 
-use fovea::Tensor;
-use fovea_vision::detect::{iou_matrix, nms, BBox, Corners, Detection, NmsOptions};
+use fovea::{Tensor, Var};
+use fovea_vision::detect::{iou_matrix, nms, BBox, Corners, Detection, NmsOptions, Object, YoloGrid};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -38,4 +39,37 @@ fn nms_keeps_what_torchvision_keeps() {
     let keep = nms(&detections, &NmsOptions { max_detections: usize::MAX, ..Default::default() });
     let want: Vec<usize> = f["nms.keep"].data().iter().map(|&v| v as usize).collect();
     assert_eq!(keep, want);
+}
+
+#[test]
+fn yolo_targets_loss_and_gradient_match_the_reference() {
+    let f = fixtures();
+    let anchors: Vec<(f32, f32)> = f["yolo.anchors"].data().chunks(2).map(|a| (a[0], a[1])).collect();
+    let grid = YoloGrid::new(4, anchors, 3).unwrap();
+    let objects = f["yolo.objects"].data();
+    let mut targets = Vec::new();
+    let mut dropped = 0;
+    for picture in 0..2 {
+        let mine: Vec<Object> = objects
+            .chunks(6)
+            .filter(|o| o[5] as usize == picture)
+            .map(|o| Object { bbox: BBox::new(o[0], o[1], o[2], o[3]), class: o[4] as usize })
+            .collect();
+        let (y, d) = grid.encode(&mine).unwrap();
+        targets.extend_from_slice(y.data());
+        dropped += d;
+    }
+    assert_eq!(dropped, 1, "the third object of picture 0 collides with the first");
+    let target = Tensor::new(&[2, 4, 4, 3, 8], targets).unwrap();
+    assert!(target.max_abs_diff(&f["yolo.target"]) < 1e-6, "the encoded targets differ");
+
+    let output = Var::param(f["yolo.output"].clone());
+    let loss = grid.loss(&output, &target).unwrap();
+    let (got, want) = (loss.value().item().unwrap(), f["yolo.loss"].data()[0]);
+    assert!((got - want).abs() <= 1e-5 * want, "loss {got} vs {want}");
+    loss.backward().unwrap();
+    let want = &f["yolo.grad"];
+    let scale = want.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = output.grad().unwrap().max_abs_diff(want) / scale;
+    assert!(err < 1e-5, "gradient differs by {err:e} (relative)");
 }

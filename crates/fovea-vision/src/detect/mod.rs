@@ -1,8 +1,12 @@
 //! Object detection from scratch, as the notes build it: boxes and IoU, non-max
 //! suppression, anchor boxes, YOLO's grid encoding and loss, mean average precision.
 
+pub mod anchors;
 pub mod boxes;
 pub mod nms;
+pub mod yolo;
 
+pub use anchors::{kmeans_anchors, Anchors};
 pub use boxes::{iou_matrix, shape_iou, BBox, Corners};
 pub use nms::{nms, Detection, NmsOptions};
+pub use yolo::{Object, YoloGrid};
