@@ -4,6 +4,11 @@
 - IoU matrix: torchvision.ops.box_iou on random boxes (corner form).
 - Non-max suppression: torchvision.ops.batched_nms (once per class) on 3,000 random boxes
   of 3 classes, after dropping scores <= 0.6 as the notes do.
+- Localization: the notes' squared-error loss (all 8 terms when pc = 1, pc alone when
+  pc = 0) and the better variant (logistic pc, squared box error, log loss for the class).
+- mAP@0.5: PASCAL VOC's voc_eval matching and voc_ap (all-point interpolation), as in the
+  devkit's Python port (py-faster-rcnn; without its +1 on pixel widths, as coordinates
+  here are continuous), on random detections of 20 pictures.
 - YOLO: the notes' target encoding and the YOLO loss (YOLOv2's parametrisation, YOLOv1's
   weights), written here from their definitions, with the loss's gradient by autograd.
 Writes crates/fovea-vision/tests/fixtures/detect.safetensors.
@@ -13,12 +18,14 @@ Writes crates/fovea-vision/tests/fixtures/detect.safetensors.
 """
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torchvision.ops import batched_nms, box_iou
 
 torch.manual_seed(11)
+np.random.seed(11)
 OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "fovea-vision", "tests", "fixtures")
 
 
@@ -101,6 +108,93 @@ t["yolo.target"] = target.float()
 t["yolo.output"] = output.detach().float()
 t["yolo.loss"] = loss.detach().float().reshape(1)
 t["yolo.grad"] = output.grad.float()
+
+# ---- localization: 6 pictures, 3 classes, two of them without an object
+loc_target = torch.zeros(6, 8, dtype=torch.float64)
+for i, (has, c) in enumerate([(1, 0), (0, 0), (1, 2), (1, 1), (0, 0), (1, 2)]):
+    if has:
+        loc_target[i, 0] = 1
+        loc_target[i, 1:5] = torch.rand(4, dtype=torch.float64)
+        loc_target[i, 5 + c] = 1
+loc_pred = torch.randn(6, 8, dtype=torch.float64).requires_grad_(True)
+mask = torch.where(loc_target[:, :1] == 1, torch.ones(6, 8, dtype=torch.float64),
+                   torch.cat([torch.ones(6, 1), torch.zeros(6, 7)], 1).double())
+squared = (((loc_pred - loc_target) ** 2) * mask).sum() / 6
+squared.backward()
+t["loc.target"], t["loc.pred"] = loc_target.float(), loc_pred.detach().float()
+t["loc.squared"], t["loc.squared_grad"] = squared.detach().float().reshape(1), loc_pred.grad.float()
+loc_pred.grad = None
+obj = loc_target[:, 0] == 1
+better = (F.binary_cross_entropy_with_logits(loc_pred[:, 0], loc_target[:, 0], reduction="sum")
+          + ((loc_pred[obj, 1:5] - loc_target[obj, 1:5]) ** 2).sum()
+          + F.cross_entropy(loc_pred[obj, 5:], loc_target[obj, 5:].argmax(1), reduction="sum")) / 6
+better.backward()
+t["loc.better"], t["loc.better_grad"] = better.detach().float().reshape(1), loc_pred.grad.float()
+
+
+# ---- mAP@0.5, VOC style
+def voc_ap(rec, prec):
+    """py-faster-rcnn's voc_ap(rec, prec, use_07_metric=False)."""
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    for i in range(mpre.size - 1, 0, -1):
+        mpre[i - 1] = np.maximum(mpre[i - 1], mpre[i])
+    i = np.where(mrec[1:] != mrec[:-1])[0]
+    return np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1])
+
+
+def voc_eval(dets, gts, cls, thresh=0.5):
+    """py-faster-rcnn's voc_eval matching for one class (no 'difficult' boxes).
+    dets, gts: rows (image, x0, y0, x1, y1, class[, score])."""
+    R = {}
+    for g in gts[gts[:, 5] == cls]:
+        R.setdefault(int(g[0]), []).append(g[1:5])
+    R = {k: {"bbox": np.array(v), "det": [False] * len(v)} for k, v in R.items()}
+    npos = sum(len(v["det"]) for v in R.values())
+    d = dets[dets[:, 5] == cls]
+    d = d[np.argsort(-d[:, 6], kind="stable")]
+    tp, fp = np.zeros(len(d)), np.zeros(len(d))
+    for k, row in enumerate(d):
+        r = R.get(int(row[0]))
+        bb = row[1:5]
+        ovmax = -np.inf
+        if r is not None:
+            BBGT = r["bbox"]
+            ixmin, iymin = np.maximum(BBGT[:, 0], bb[0]), np.maximum(BBGT[:, 1], bb[1])
+            ixmax, iymax = np.minimum(BBGT[:, 2], bb[2]), np.minimum(BBGT[:, 3], bb[3])
+            iw, ih = np.maximum(ixmax - ixmin, 0.0), np.maximum(iymax - iymin, 0.0)
+            inters = iw * ih
+            uni = (bb[2] - bb[0]) * (bb[3] - bb[1]) + (BBGT[:, 2] - BBGT[:, 0]) * (BBGT[:, 3] - BBGT[:, 1]) - inters
+            overlaps = inters / uni
+            ovmax, jmax = np.max(overlaps), np.argmax(overlaps)
+        if ovmax > thresh and not r["det"][jmax]:
+            tp[k] = 1
+            r["det"][jmax] = True
+        else:
+            fp[k] = 1
+    fp, tp = np.cumsum(fp), np.cumsum(tp)
+    rec = tp / float(npos)
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return voc_ap(rec, prec)
+
+
+gts, dets = [], []
+for image in range(20):
+    for _ in range(np.random.randint(0, 5)):
+        x0, y0 = np.random.rand(2) * 80
+        w, h = np.random.rand(2) * 30 + 5
+        c = np.random.randint(0, 3)
+        gts.append([image, x0, y0, x0 + w, y0 + h, c])
+        # a detection near most objects, sometimes two
+        for _ in range(np.random.choice([0, 1, 1, 2])):
+            jx, jy = np.random.randn(2) * 3
+            dets.append([image, x0 + jx, y0 + jy, x0 + w + jx, y0 + h + jy, c, np.random.rand()])
+    for _ in range(np.random.randint(0, 3)):  # false alarms
+        x0, y0 = np.random.rand(2) * 80
+        dets.append([image, x0, y0, x0 + 20, y0 + 20, np.random.randint(0, 3), np.random.rand()])
+gts, dets = np.array(gts, dtype=np.float32).astype(np.float64), np.array(dets, dtype=np.float32).astype(np.float64)
+t["map.truths"], t["map.detections"] = torch.tensor(gts).float(), torch.tensor(dets).float()
+t["map.ap"] = torch.tensor([voc_eval(dets, gts, c) for c in range(3)]).float()
 
 os.makedirs(OUT, exist_ok=True)
 save_file(t, os.path.join(OUT, "detect.safetensors"),

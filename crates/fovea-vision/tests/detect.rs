@@ -1,9 +1,13 @@
 //! Detection building blocks against the reference implementations
 //! (`tools/gen_detect_fixtures.py`): torchvision's IoU and non-max suppression, and the
-//! notes' YOLO encoding and loss written independently in PyTorch.
+//! notes' YOLO encoding and loss and localization losses written independently in PyTorch,
+//! and the PASCAL VOC devkit's mAP.
 
 use fovea::{Tensor, Var};
-use fovea_vision::detect::{iou_matrix, nms, BBox, Corners, Detection, NmsOptions, Object, YoloGrid};
+use fovea_vision::detect::{
+    iou_matrix, localization_loss, localization_loss_squared, mean_average_precision, nms, BBox, Corners, Detection,
+    NmsOptions, Object, Scored, Truth, YoloGrid,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -72,4 +76,47 @@ fn yolo_targets_loss_and_gradient_match_the_reference() {
     let scale = want.data().iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = output.grad().unwrap().max_abs_diff(want) / scale;
     assert!(err < 1e-5, "gradient differs by {err:e} (relative)");
+}
+
+#[test]
+fn localization_losses_match_pytorch() {
+    let f = fixtures();
+    for (name, loss) in [
+        ("squared", localization_loss_squared as fn(&Var, &Tensor) -> fovea::Result<Var>),
+        ("better", localization_loss),
+    ] {
+        let pred = Var::param(f["loc.pred"].clone());
+        let l = loss(&pred, &f["loc.target"]).unwrap();
+        let (got, want) = (l.value().item().unwrap(), f[&format!("loc.{name}")].data()[0]);
+        assert!((got - want).abs() <= 1e-5 * want, "{name}: loss {got} vs {want}");
+        l.backward().unwrap();
+        let err = pred.grad().unwrap().max_abs_diff(&f[&format!("loc.{name}_grad")]);
+        assert!(err < 1e-5, "{name}: gradient differs by {err}");
+    }
+}
+
+#[test]
+fn map_matches_the_voc_devkit() {
+    let f = fixtures();
+    let corners = |r: &[f32]| Corners { x0: r[1], y0: r[2], x1: r[3], y1: r[4] }.center_form();
+    let truths: Vec<Truth> = f["map.truths"]
+        .data()
+        .chunks(6)
+        .map(|r| Truth { image: r[0] as usize, bbox: corners(r), class: r[5] as usize })
+        .collect();
+    let detections: Vec<Scored> = f["map.detections"]
+        .data()
+        .chunks(7)
+        .map(|r| Scored {
+            image: r[0] as usize,
+            detection: Detection { bbox: corners(r), class: r[5] as usize, score: r[6] },
+        })
+        .collect();
+    let report = mean_average_precision(&detections, &truths, 3, 0.5);
+    let want = f["map.ap"].data();
+    for (c, w) in report.per_class.iter().zip(want) {
+        assert!((c.ap.unwrap() - *w as f64).abs() < 1e-6, "AP {:?} vs VOC's {w}", c.ap);
+    }
+    let mean = want.iter().map(|&v| v as f64).sum::<f64>() / 3.0;
+    assert!((report.map - mean).abs() < 1e-6);
 }

@@ -3,10 +3,14 @@
 
 pub mod anchors;
 pub mod boxes;
+pub mod localize;
+pub mod map;
 pub mod nms;
 pub mod yolo;
 
 pub use anchors::{kmeans_anchors, Anchors};
 pub use boxes::{iou_matrix, shape_iou, BBox, Corners};
+pub use localize::{localization_loss, localization_loss_squared};
+pub use map::{mean_average_precision, voc_ap, ClassAp, MapReport, Scored, Truth};
 pub use nms::{nms, Detection, NmsOptions};
 pub use yolo::{Object, YoloGrid};
