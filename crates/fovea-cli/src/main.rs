@@ -2,6 +2,7 @@
 
 mod classify;
 mod conv;
+mod detect;
 mod experiment;
 mod faces;
 mod faces_train;
@@ -41,6 +42,12 @@ enum Command {
     /// Reproducible experiments from the notes
     #[command(subcommand)]
     Experiment(experiment::Experiment),
+    /// Datasets fovea makes
+    #[command(subcommand)]
+    Data(detect::Data),
+    /// Object detection from scratch: anchors, ...
+    #[command(subcommand)]
+    Detect(detect::Detect),
     /// Faces: face-api's pretrained networks, and triplet-loss training from scratch
     #[command(subcommand)]
     Faces(faces::Faces),
@@ -65,6 +72,8 @@ fn main() -> ExitCode {
         Command::Run(a) => pretrained::run(a),
         Command::Experiment(e) => experiment::run(e),
         Command::Faces(f) => faces::run(f),
+        Command::Data(d) => detect::data(d),
+        Command::Detect(d) => detect::run(d),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,175 @@
+//! Detection datasets in the YOLO/darknet layout, so that fovea reads what other tools
+//! write and the other way round: `images/` (PNG/JPEG), `labels/<stem>.txt` with one line
+//! `class cx cy w h` per object (relative to the picture; no file: no objects), and an
+//! optional `classes.txt`, one name per line. fovea adds `landmarks/<stem>.txt` for its
+//! synthetic shapes: per object, in the labels' order, `class x1 y1 ... xK yK`.
+
+use super::boxes::BBox;
+use super::shapes::{self, ShapesConfig, LANDMARKS};
+use super::yolo::Object;
+use crate::image::{load_rgb, resize_bilinear};
+use fovea::{Error, Result, Tensor};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A dataset's pictures and their objects.
+pub struct DetectionSet {
+    pub images: Vec<PathBuf>,
+    pub objects: Vec<Vec<Object>>,
+    pub classes: Vec<String>,
+}
+
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Reads one label file: `class cx cy w h` per line (blank lines allowed); errors name the
+/// file and line.
+pub fn parse_labels(text: &str, path: &Path, classes: Option<usize>) -> Result<Vec<Object>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let at = |msg: String| Error::format(path, format!("line {}: {msg}", n + 1));
+        if fields.len() != 5 {
+            return Err(at(format!("expected 'class cx cy w h', got {} values", fields.len())));
+        }
+        let class: usize = fields[0].parse().map_err(|_| at(format!("class '{}' is not a whole number", fields[0])))?;
+        if classes.is_some_and(|c| class >= c) {
+            return Err(at(format!("class {class} is out of range: classes.txt names {}", classes.unwrap_or(0))));
+        }
+        let mut v = [0f32; 4];
+        for (k, f) in fields[1..].iter().enumerate() {
+            v[k] = f.parse().map_err(|_| at(format!("'{f}' is not a number")))?;
+        }
+        let [cx, cy, w, h] = v;
+        if !((0.0..=1.0).contains(&cx) && (0.0..=1.0).contains(&cy) && w > 0.0 && w <= 1.0 && h > 0.0 && h <= 1.0) {
+            return Err(at(format!("box {cx} {cy} {w} {h} is not inside 0..1 (centre) with a size in (0, 1]")));
+        }
+        out.push(Object { bbox: BBox::new(cx, cy, w, h), class });
+    }
+    Ok(out)
+}
+
+/// Reads the dataset in `dir`.
+pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
+    let images_dir = dir.join("images");
+    let entries = std::fs::read_dir(&images_dir).map_err(|e| {
+        Error::format(dir, format!("has no readable images/ folder ({e}); expected images/ and labels/"))
+    })?;
+    let mut images: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_lowercase().as_str()))
+        })
+        .collect();
+    images.sort();
+    if images.is_empty() {
+        return Err(Error::format(&images_dir, "holds no PNG or JPEG pictures"));
+    }
+    let names_file = dir.join("classes.txt");
+    let named: Option<Vec<String>> = if names_file.exists() {
+        let text = std::fs::read_to_string(&names_file).map_err(|e| Error::io(&names_file, e))?;
+        Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+    } else {
+        None
+    };
+    let mut objects = Vec::with_capacity(images.len());
+    for img in &images {
+        let label = dir.join("labels").join(img.file_stem().unwrap_or_default()).with_extension("txt");
+        objects.push(if label.exists() {
+            let text = std::fs::read_to_string(&label).map_err(|e| Error::io(&label, e))?;
+            parse_labels(&text, &label, named.as_ref().map(Vec::len))?
+        } else {
+            Vec::new() // a picture without a label file is background
+        });
+    }
+    let classes = named.unwrap_or_else(|| {
+        let n = objects.iter().flatten().map(|o| o.class + 1).max().unwrap_or(1);
+        (0..n).map(|c| c.to_string()).collect()
+    });
+    if classes.is_empty() {
+        return Err(Error::format(&names_file, "names no classes"));
+    }
+    Ok(DetectionSet { images, objects, classes })
+}
+
+impl DetectionSet {
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Every picture as `[N, 3, size, size]` in 0..1 (stretched to the square: boxes are
+    /// relative, so they stay right), read on all cores.
+    pub fn load_pictures(&self, size: usize) -> Result<Tensor> {
+        let per = 3 * size * size;
+        let pictures: Vec<Vec<f32>> = self
+            .images
+            .par_iter()
+            .map(|p| {
+                let rgb = load_rgb(p)?;
+                let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+                Ok(if h == size && w == size { rgb } else { resize_bilinear(&rgb, size, size)? }.into_vec())
+            })
+            .collect::<Result<_>>()?;
+        let mut data = Vec::with_capacity(self.len() * per);
+        for p in pictures {
+            data.extend(p);
+        }
+        Tensor::new(&[self.len(), 3, size, size], data)
+    }
+}
+
+/// Writes `count` synthetic pictures (`shapes::generate(seed, i)`) to `dir` in the darknet
+/// layout, with `classes.txt` and the landmarks.
+pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig) -> Result<()> {
+    for sub in ["images", "labels", "landmarks"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(dir.join(sub), e))?;
+    }
+    fovea::io::write_atomic(&dir.join("classes.txt"), (shapes::CLASSES.join("\n") + "\n").as_bytes())?;
+    (0..count).into_par_iter().try_for_each(|i| -> Result<()> {
+        let p = shapes::generate(seed, i as u64, config);
+        let stem = format!("{i:06}");
+        p.canvas.save_png(&dir.join("images").join(format!("{stem}.png")))?;
+        let mut labels = String::new();
+        let mut marks = String::new();
+        for (o, points) in p.objects.iter().zip(&p.landmarks) {
+            let b = o.bbox;
+            labels.push_str(&format!("{} {:.6} {:.6} {:.6} {:.6}\n", o.class, b.cx, b.cy, b.w, b.h));
+            marks.push_str(&o.class.to_string());
+            for (x, y) in points.iter().take(LANDMARKS) {
+                marks.push_str(&format!(" {x:.6} {y:.6}"));
+            }
+            marks.push('\n');
+        }
+        fovea::io::write_atomic(&dir.join("labels").join(format!("{stem}.txt")), labels.as_bytes())?;
+        fovea::io::write_atomic(&dir.join("landmarks").join(format!("{stem}.txt")), marks.as_bytes())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_lines_are_checked_with_file_and_line() {
+        let p = Path::new("labels/a.txt");
+        let ok = parse_labels("0 0.5 0.5 0.2 0.4\n\n2 0.1 0.9 0.05 0.1\n", p, Some(3)).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1], Object { bbox: BBox::new(0.1, 0.9, 0.05, 0.1), class: 2 });
+        for (text, want) in [
+            ("0 0.5 0.5 0.2\n", "line 1: expected 'class cx cy w h'"),
+            ("0 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.2 0.2\n", "line 2: class 3 is out of range"),
+            ("x 0.5 0.5 0.2 0.2\n", "class 'x' is not a whole number"),
+            ("0 0.5 1.5 0.2 0.2\n", "is not inside 0..1"),
+            ("0 0.5 0.5 0 0.2\n", "is not inside 0..1"),
+            ("0 0.5 abc 0.2 0.2\n", "'abc' is not a number"),
+        ] {
+            let err = parse_labels(text, p, Some(3)).unwrap_err().to_string();
+            assert!(err.contains("labels/a.txt") && err.contains(want), "{err}");
+        }
+    }
+}
