@@ -1,13 +1,17 @@
 //! `fovea data shapes` (the synthetic detection dataset) and `fovea detect ...` (the
 //! notes' detection chapter, from scratch).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use fovea::{optim::OptimizerConfig, Rng};
 use fovea_vision::detect::dataset::{read_dataset, write_shapes};
 use fovea_vision::detect::kmeans_anchors;
-use fovea_vision::detect::shapes::ShapesConfig;
+use fovea_vision::detect::shapes::{ShapesConfig, CLASSES};
+use fovea_vision::detect::sliding::{self, WINDOW};
+use fovea_vision::detect::{nms, NmsOptions};
 use serde_json::json;
 use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum Data {
@@ -37,6 +41,45 @@ pub struct ShapesArgs {
 pub enum Detect {
     /// Anchor boxes by k-means on the dataset's box shapes (distance 1 - IoU)
     Anchors(AnchorsArgs),
+    /// Train the notes' 14x14 window classifier on windows cut from synthetic pictures
+    TrainWindows(TrainWindowsArgs),
+    /// Run a window classifier over a picture, naively and as a convolution, and time both
+    SlidingWindows(SlidingWindowsArgs),
+}
+
+#[derive(Args)]
+pub struct TrainWindowsArgs {
+    /// Run folder
+    #[arg(long, default_value = "runs/windows")]
+    out: PathBuf,
+    /// Synthetic pictures to cut training windows from (500 others give the test windows)
+    #[arg(long, default_value_t = 3000)]
+    pictures: usize,
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SlidingWindowsArgs {
+    /// A run folder of `fovea detect train-windows`
+    #[arg(long)]
+    checkpoint: PathBuf,
+    image: PathBuf,
+    /// Window sides in the picture's pixels; each is scaled to the classifier's 14x14
+    #[arg(long, value_delimiter = ',', default_value = "24,36,48")]
+    windows: Vec<usize>,
+    /// Keep windows whose object class is more likely than this
+    #[arg(long, default_value_t = 0.9)]
+    min_score: f32,
+    /// Where to draw the windows kept after NMS (default: <picture>-windows.png beside it)
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -75,6 +118,8 @@ pub fn data(d: Data) -> Result<()> {
 pub fn run(d: Detect) -> Result<()> {
     match d {
         Detect::Anchors(a) => anchors(a),
+        Detect::TrainWindows(a) => train_windows(a),
+        Detect::SlidingWindows(a) => sliding_windows(a),
     }
 }
 
@@ -101,6 +146,130 @@ fn anchors(a: AnchorsArgs) -> Result<()> {
         for (w, h) in &last.shapes {
             println!("  {w:.4} {h:.4}");
         }
+    }
+    Ok(())
+}
+
+fn train_windows(a: TrainWindowsArgs) -> Result<()> {
+    if a.pictures == 0 || a.epochs == 0 {
+        bail!("--pictures and --epochs must be at least 1");
+    }
+    let train_set = sliding::window_crops(a.pictures, a.seed)?;
+    let test_set = sliding::window_crops(500, a.seed + 1_000_003)?;
+    let mut classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
+    classes.push("background".into());
+    let net = sliding::window_net(classes.len(), &mut Rng::new(a.seed))?;
+    let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(0.001, 0.0))?;
+    let mut accuracy = 0.0;
+    for epoch in 1..=a.epochs {
+        let mut rng = Rng::derive(a.seed, epoch as u64);
+        let p = fovea_vision::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, &mut |_| {})?;
+        let (test, _) = fovea_vision::train::evaluate(&net, &test_set, 500)?;
+        accuracy = test.accuracy();
+        if a.json {
+            println!(
+                "{}",
+                json!({"epoch": epoch, "train_loss": p.loss(), "train_accuracy": p.accuracy(), "test_accuracy": accuracy})
+            );
+        } else {
+            eprintln!(
+                "epoch {epoch}/{}: {} windows, loss {:.4}, accuracy {:.2}% | {} test windows: {:.2}%",
+                a.epochs,
+                train_set.len(),
+                p.loss(),
+                100.0 * p.accuracy(),
+                test_set.len(),
+                100.0 * accuracy
+            );
+        }
+    }
+    sliding::save_window_classifier(&a.out, &net, &sliding::WindowRun { classes, test_accuracy: accuracy })?;
+    if !a.json {
+        println!("window classifier: {:.2}% on test windows; saved in {}", 100.0 * accuracy, a.out.display());
+    }
+    Ok(())
+}
+
+fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
+    let (run, classifier) = sliding::load_window_classifier(&a.checkpoint)?;
+    // the same weights, converted
+    let converted = sliding::fc_to_conv(sliding::load_window_classifier(&a.checkpoint)?.1, [3, WINDOW, WINDOW])?;
+    let rgb = fovea_vision::image::load_rgb(&a.image)?;
+    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+    let background = run.classes.len() - 1;
+    let mut found = Vec::new();
+    let mut per_window = Vec::new();
+    let (mut naive_total, mut conv_total) = (0.0f64, 0.0f64);
+    for &side in &a.windows {
+        if side < WINDOW || side > h.min(w) {
+            bail!("window {side} must be between {WINDOW} and the picture's shorter side ({})", h.min(w));
+        }
+        // scaled so that one window becomes the classifier's 14x14
+        let scale = side as f32 / WINDOW as f32;
+        let (sh, sw) = ((h as f32 / scale).round() as usize, (w as f32 / scale).round() as usize);
+        let scaled = fovea_vision::image::resize_bilinear(&rgb, sh, sw)?;
+        let t = Instant::now();
+        let naive = sliding::naive_windows(&classifier, &scaled)?;
+        let naive_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let conv = sliding::convolutional_windows(&converted, &scaled)?;
+        let conv_s = t.elapsed().as_secs_f64();
+        let difference = conv.max_abs_diff(&naive);
+        naive_total += naive_s;
+        conv_total += conv_s;
+        let windows = conv.shape()[1] * conv.shape()[2];
+        per_window.push(json!({"window": side, "windows": windows, "naive_seconds": naive_s,
+            "convolutional_seconds": conv_s, "max_difference": difference}));
+        if !a.json {
+            println!(
+                "{side}x{side} windows ({windows}, {:.1} px apart): naive {:.1} ms, convolutional {:.1} ms ({:.1}x), largest difference {difference:.1e}",
+                sliding::WINDOW_STRIDE as f32 * scale,
+                1e3 * naive_s,
+                1e3 * conv_s,
+                naive_s / conv_s.max(1e-9)
+            );
+        }
+        found.extend(sliding::window_detections(&conv, background, a.min_score, w as f32 / sw as f32));
+    }
+    // one object gets windows of several sizes and classes: suppress across classes
+    let kept: Vec<_> =
+        nms(&found, &NmsOptions { score_threshold: a.min_score, per_class: false, ..Default::default() })
+            .into_iter()
+            .map(|k| found[k])
+            .collect();
+    let output = a.output.clone().unwrap_or_else(|| {
+        let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
+        a.image.with_file_name(format!("{stem}-windows.png"))
+    });
+    let mut canvas = fovea_vision::draw::Canvas::new(w, h, [0, 0, 0]);
+    for i in 0..w * h {
+        let px = [0, 1, 2].map(|k| (rgb.data()[k * w * h + i] * 255.0).round() as u8);
+        canvas.pixels[i * 3..i * 3 + 3].copy_from_slice(&px);
+    }
+    let mut objects = Vec::new();
+    for d in &kept {
+        let c = d.bbox.corners();
+        canvas.rect(c.x0 as i64, c.y0 as i64, (c.x1 - c.x0) as i64, (c.y1 - c.y0) as i64, 1, [255, 255, 0]);
+        canvas.text(c.x0 as i64, (c.y0 as i64 - 8).max(0), &run.classes[d.class], 1, [255, 255, 0]);
+        objects.push(json!({"class": run.classes[d.class], "score": d.score,
+            "box": {"x": c.x0, "y": c.y0, "width": c.x1 - c.x0, "height": c.y1 - c.y0}}));
+    }
+    canvas.save_png(&output).with_context(|| format!("cannot write {}", output.display()))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"image": a.image.display().to_string(), "windows": per_window, "objects": objects,
+            "naive_seconds": naive_total, "convolutional_seconds": conv_total})
+        );
+    } else {
+        println!(
+            "in all: naive {:.1} ms, convolutional {:.1} ms ({:.1}x faster); {} window(s) kept after NMS, drawn in {}",
+            1e3 * naive_total,
+            1e3 * conv_total,
+            naive_total / conv_total.max(1e-9),
+            kept.len(),
+            output.display()
+        );
     }
     Ok(())
 }

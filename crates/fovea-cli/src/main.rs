@@ -8,6 +8,7 @@ mod faces;
 mod faces_train;
 mod pretrained;
 mod summary;
+mod yolo;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +49,9 @@ enum Command {
     /// Object detection from scratch: anchors, ...
     #[command(subcommand)]
     Detect(detect::Detect),
+    /// YOLO with anchor boxes, trained from scratch
+    #[command(subcommand)]
+    Yolo(yolo::Yolo),
     /// Faces: face-api's pretrained networks, and triplet-loss training from scratch
     #[command(subcommand)]
     Faces(faces::Faces),
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Faces(f) => faces::run(f),
         Command::Data(d) => detect::data(d),
         Command::Detect(d) => detect::run(d),
+        Command::Yolo(y) => yolo::run(y),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

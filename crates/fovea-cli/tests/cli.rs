@@ -513,7 +513,7 @@ fn triplet_embedding_learns_one_shot_and_the_verifier_trains_on_its_pairs() {
     let err = fails(&[&args[..], &["--margin", "5", "--out", &run]].concat());
     assert!(err.contains("--margin"), "{err}");
     let err = fails(&["faces", "train-verifier", "--embedding", &dir.path().display().to_string()]);
-    assert!(err.contains("no embedding here"), "{err}");
+    assert!(err.contains("not found") && err.contains("fovea faces train-embedding"), "{err}");
 
     // a folder of identities (one sub-folder each; every 10th picture is a test picture)
     let people = dir.path().join("people");

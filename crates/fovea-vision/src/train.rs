@@ -9,6 +9,7 @@ use crate::data::Dataset;
 use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -88,6 +89,39 @@ pub fn save_checkpoint(dir: &Path, model: &dyn Module, optimizer: Option<&Optimi
     let metadata = HashMap::from([(META_KEY.to_string(), json.clone())]);
     fovea::io::write_safetensors(&dir.join(CHECKPOINT_FILE), &tensors, metadata)?;
     fovea::io::write_atomic(&dir.join("checkpoint.json"), json.as_bytes())
+}
+
+/// Writes a network's tensors with a description `meta` (JSON, stored under `key` in the
+/// file's metadata, so the two cannot disagree) to `dir/file` atomically, and a readable
+/// copy of the description beside it (`file` with `.json`).
+pub fn save_network<T: Serialize>(dir: &Path, file: &str, key: &str, net: &dyn Module, meta: &T) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tensors: Vec<(String, Tensor)> = state_dict(net).into_iter().map(|(n, v)| (n, v.tensor())).collect();
+    let json = serde_json::to_string_pretty(meta).expect("metadata serialises");
+    let metadata = HashMap::from([(key.to_string(), json.clone())]);
+    fovea::io::write_safetensors(&dir.join(file), &tensors, metadata)?;
+    fovea::io::write_atomic(&dir.join(file).with_extension("json"), json.as_bytes())
+}
+
+/// Reads what [`save_network`] wrote to `path/file` (or to `path` itself, a file): the
+/// description and the tensors. `made_by` names the command that writes such files, for
+/// the errors.
+pub fn load_network<T: DeserializeOwned>(
+    path: &Path,
+    file: &str,
+    key: &str,
+    made_by: &str,
+) -> Result<(T, BTreeMap<String, Tensor>)> {
+    let file = if path.is_dir() { path.join(file) } else { path.to_path_buf() };
+    if !file.exists() {
+        return Err(Error::format(&file, format!("not found (expected a run folder made by `{made_by}`)")));
+    }
+    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
+    let json = metadata
+        .get(key)
+        .ok_or_else(|| Error::format(&file, format!("has no '{key}' metadata (not made by `{made_by}`)")))?;
+    let meta = serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad '{key}' metadata: {e}")))?;
+    Ok((meta, tensors.into_iter().collect()))
 }
 
 /// A loaded checkpoint: metadata, model tensors, optimizer tensors.

@@ -150,6 +150,32 @@ pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig) 
     })
 }
 
+/// `count` synthetic pictures as `[count, 3, size, size]` in 0..1, with their objects:
+/// the same pictures [`write_shapes`] writes, without the files.
+pub fn shapes_in_memory(count: usize, seed: u64, config: &ShapesConfig) -> Result<(Tensor, Vec<Vec<Object>>)> {
+    let drawn: Vec<(Vec<f32>, Vec<Object>)> = (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let p = shapes::generate(seed, i as u64, config);
+            let plane = config.size * config.size;
+            let mut chw = vec![0.0f32; 3 * plane];
+            for (j, px) in p.canvas.pixels.chunks_exact(3).enumerate() {
+                for k in 0..3 {
+                    chw[k * plane + j] = px[k] as f32 / 255.0;
+                }
+            }
+            (chw, p.objects)
+        })
+        .collect();
+    let mut data = Vec::with_capacity(count * 3 * config.size * config.size);
+    let mut objects = Vec::with_capacity(count);
+    for (d, o) in drawn {
+        data.extend(d);
+        objects.push(o);
+    }
+    Ok((Tensor::new(&[count, 3, config.size, config.size], data)?, objects))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,12 @@
 pub mod anchors;
 pub mod boxes;
 pub mod dataset;
+pub mod detector;
 pub mod localize;
 pub mod map;
 pub mod nms;
 pub mod shapes;
+pub mod sliding;
 pub mod yolo;
 
 pub use anchors::{kmeans_anchors, Anchors};

@@ -12,11 +12,11 @@
 //!   negative (as TensorFlow Addons' `triplet_semihard_loss`).
 
 use crate::data::Dataset;
-use fovea::nn::{state_dict, Module};
+use fovea::nn::Module;
 use fovea::optim::Optimizer;
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// How the triplets of a batch are chosen.
@@ -334,39 +334,23 @@ pub struct EmbeddingEpoch {
 
 const EMBEDDING_FILE: &str = "embedding.safetensors";
 const EMBEDDING_KEY: &str = "fovea-embedding";
+const MADE_BY: &str = "fovea faces train-embedding";
 
 /// Writes the network and the run's description to `dir/embedding.safetensors` (atomically)
 /// and a readable copy `dir/embedding.json`.
 pub fn save_embedding_run(dir: &Path, net: &dyn Module, run: &EmbeddingRun) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors: Vec<(String, Tensor)> = state_dict(net).into_iter().map(|(n, v)| (n, v.tensor())).collect();
-    let json = serde_json::to_string_pretty(run).expect("metadata serialises");
-    let metadata = HashMap::from([(EMBEDDING_KEY.to_string(), json.clone())]);
-    fovea::io::write_safetensors(&dir.join(EMBEDDING_FILE), &tensors, metadata)?;
-    fovea::io::write_atomic(&dir.join("embedding.json"), json.as_bytes())
+    crate::train::save_network(dir, EMBEDDING_FILE, EMBEDDING_KEY, net, run)
 }
 
 /// Reads a run folder written by [`save_embedding_run`] (or the file itself) and rebuilds
 /// the network.
 pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)> {
-    let file = if path.is_dir() { path.join(EMBEDDING_FILE) } else { path.to_path_buf() };
-    if !file.exists() {
-        return Err(Error::format(
-            &file,
-            "no embedding here (expected a run folder made by `fovea faces train-embedding`)",
-        ));
-    }
-    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
-    let json = metadata
-        .get(EMBEDDING_KEY)
-        .ok_or_else(|| Error::format(&file, "has no fovea embedding metadata (not made by `faces train-embedding`)"))?;
-    let run: EmbeddingRun =
-        serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad embedding metadata: {e}")))?;
+    let (run, tensors): (EmbeddingRun, _) = crate::train::load_network(path, EMBEDDING_FILE, EMBEDDING_KEY, MADE_BY)?;
     if run.dim == 0 || run.dim > 65_536 || run.held_out.iter().any(|&h| h >= run.identities.len()) {
-        return Err(Error::format(&file, "embedding metadata is inconsistent (dimension or held-out identities)"));
+        return Err(Error::Invalid(format!("{}: embedding metadata is inconsistent", path.display())));
     }
     let net = crate::models::build(&run.model, run.dim, &mut Rng::new(0))?;
-    fovea::nn::load_state_dict(net.as_ref(), &tensors.into_iter().collect())?;
+    fovea::nn::load_state_dict(net.as_ref(), &tensors)?;
     Ok((run, net))
 }
 

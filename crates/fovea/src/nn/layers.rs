@@ -93,6 +93,9 @@ impl Linear {
 }
 
 impl Module for Linear {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
@@ -186,6 +189,9 @@ impl Module for Activation {
 pub struct Flatten;
 
 impl Module for Flatten {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::flatten(x)
     }

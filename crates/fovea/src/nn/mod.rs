@@ -44,6 +44,12 @@ pub trait Module {
         0
     }
 
+    /// The layer as `Any`, for code that rewrites networks (fully connected layers into
+    /// convolutions); `None` for the layers nothing needs to recognise.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// The output and the outputs of auxiliary classifiers (GoogLeNet's side branches),
     /// whose losses training adds to the main one. `forward` skips them.
     fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
@@ -205,8 +211,16 @@ impl Sequential {
         self.layers.push((name.to_string(), Box::new(layer)));
         self
     }
+    /// Appends a named layer that is already boxed.
+    pub fn add_boxed(mut self, name: &str, layer: Box<dyn Module>) -> Self {
+        self.layers.push((name.to_string(), layer));
+        self
+    }
     pub fn layers(&self) -> &[(String, Box<dyn Module>)] {
         &self.layers
+    }
+    pub fn into_layers(self) -> Vec<(String, Box<dyn Module>)> {
+        self.layers
     }
 }
 

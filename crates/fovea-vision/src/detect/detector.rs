@@ -1,0 +1,198 @@
+//! A trainable YOLO detector: a small darknet-style network (3x3 convolutions with batch
+//! norm and leaky ReLU, each halving the size by max pooling, down to the grid), the
+//! notes' encoding and loss from `yolo`, checkpoints, detection and evaluation.
+
+use super::map::{mean_average_precision, MapReport, Scored, Truth};
+use super::nms::{nms, Detection, NmsOptions};
+use super::yolo::{Object, YoloGrid};
+use fovea::nn::init::Init;
+use fovea::nn::{state_dict, Activation, BatchNorm, Conv, Module, Pool, Sequential};
+use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::optim::Optimizer;
+use fovea::{no_grad, Error, Result, Rng, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The network for pictures of `input` x `input` and `grid`: one conv-BN-leaky-pool stage
+/// per halving (16, 32, 64, ... channels), a 3x3 convolution, and a 1x1 convolution to
+/// A (5 + C) outputs per cell, its objectness biases starting at -4 (pc about 2%, as most
+/// cells hold nothing).
+pub fn network(input: usize, grid: &YoloGrid, rng: &mut Rng) -> Result<Sequential> {
+    let ratio = input / grid.grid.max(1);
+    if !input.is_multiple_of(grid.grid.max(1)) || !ratio.is_power_of_two() || !(4..=64).contains(&ratio) {
+        return Err(Error::Invalid(format!(
+            "a {}x{} grid does not divide {input}x{input} pictures into cells of 4, 8, 16, 32 or 64 pixels",
+            grid.grid, grid.grid
+        )));
+    }
+    let same = || ConvOptions::default().padding(Padding::Same);
+    let mut net = Sequential::new();
+    let mut c = 3;
+    for i in 0..ratio.trailing_zeros() as usize {
+        let out = 16 << i;
+        net = net
+            .add(&format!("conv{}", i + 1), Conv::new(c, out, &[3, 3], same(), false, Init::HeNormal, rng)?)
+            .add(&format!("bn{}", i + 1), BatchNorm::new(out))
+            .add(&format!("act{}", i + 1), Activation::LeakyRelu(0.1))
+            .add(&format!("pool{}", i + 1), Pool::max(PoolOptions::new(2)));
+        c = out;
+    }
+    net = net
+        .add("conv_last", Conv::new(c, 2 * c, &[3, 3], same(), false, Init::HeNormal, rng)?)
+        .add("bn_last", BatchNorm::new(2 * c))
+        .add("act_last", Activation::LeakyRelu(0.1))
+        .add(
+            "head",
+            Conv::new(2 * c, grid.channels(), &[1, 1], ConvOptions::default(), true, Init::PytorchDefault, rng)?,
+        );
+    let head_bias = state_dict(&net).into_iter().find(|(n, _)| n == "head.bias").expect("the head has a bias").1;
+    let depth = grid.depth();
+    head_bias.update(|b| {
+        for k in 0..grid.anchors.len() {
+            b.data_mut()[k * depth] = -4.0;
+        }
+    });
+    Ok(net)
+}
+
+/// What a detector run was trained for and how it went; stored in its safetensors file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetectorRun {
+    pub input: usize,
+    pub grid: usize,
+    pub anchors: Vec<(f32, f32)>,
+    pub classes: Vec<String>,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub history: Vec<DetectorEpoch>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DetectorEpoch {
+    pub epoch: usize,
+    pub loss: f32,
+    pub val_map50: f64,
+    pub seconds: f32,
+}
+
+impl DetectorRun {
+    pub fn yolo_grid(&self) -> Result<YoloGrid> {
+        YoloGrid::new(self.grid, self.anchors.clone(), self.classes.len())
+    }
+}
+
+const DETECTOR_FILE: &str = "detector.safetensors";
+const DETECTOR_KEY: &str = "fovea-detector";
+
+/// Writes the network and the run's description to `dir/detector.safetensors` and
+/// `dir/detector.json`.
+pub fn save_detector(dir: &Path, net: &dyn Module, run: &DetectorRun) -> Result<()> {
+    crate::train::save_network(dir, DETECTOR_FILE, DETECTOR_KEY, net, run)
+}
+
+/// Reads a run folder written by [`save_detector`] (or the file) and rebuilds the network.
+pub fn load_detector(path: &Path) -> Result<(DetectorRun, Sequential)> {
+    let (run, tensors): (DetectorRun, _) =
+        crate::train::load_network(path, DETECTOR_FILE, DETECTOR_KEY, "fovea yolo train")?;
+    let net = network(run.input, &run.yolo_grid()?, &mut Rng::new(0))?;
+    fovea::nn::load_state_dict(&net, &tensors)?;
+    Ok((run, net))
+}
+
+/// The targets `[N, S, S, A, 5 + C]` of pictures' objects, and how many objects shared a
+/// cell and anchor with another and were left out.
+pub fn encode_all(grid: &YoloGrid, objects: &[Vec<Object>]) -> Result<(Tensor, usize)> {
+    let mut data = Vec::new();
+    let mut dropped = 0;
+    for o in objects {
+        let (y, d) = grid.encode(o)?;
+        data.extend_from_slice(y.data());
+        dropped += d;
+    }
+    let (s, a) = (grid.grid, grid.anchors.len());
+    Ok((Tensor::new(&[objects.len(), s, s, a, grid.depth()], data)?, dropped))
+}
+
+/// One epoch over `pictures` `[N, 3, H, W]` and their `targets`, in an order drawn from
+/// `rng`; returns the mean loss. Stops with an error if the loss is not finite.
+pub fn train_epoch(
+    net: &dyn Module,
+    grid: &YoloGrid,
+    optimizer: &mut Optimizer,
+    (pictures, targets): (&Tensor, &Tensor),
+    batch_size: usize,
+    rng: &mut Rng,
+    on_batch: &mut dyn FnMut(usize, f32),
+) -> Result<f32> {
+    net.set_training(true);
+    let n = pictures.shape()[0];
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let (mut sum, mut seen) = (0.0f64, 0usize);
+    for idx in order.chunks(batch_size.max(1)) {
+        let x = Var::constant(pictures.index_select(0, idx)?);
+        let loss = grid.loss(&net.forward(&x)?, &targets.index_select(0, idx)?)?;
+        let lv = loss.value().item()?;
+        if !lv.is_finite() {
+            return Err(Error::Invalid(format!("the YOLO loss became {lv}; lower the learning rate")));
+        }
+        optimizer.zero_grad();
+        loss.backward()?;
+        drop(loss);
+        optimizer.step();
+        seen += idx.len();
+        sum += lv as f64 * idx.len() as f64;
+        on_batch(seen, (sum / seen as f64) as f32);
+    }
+    Ok((sum / n.max(1) as f64) as f32)
+}
+
+/// Detections per picture of `pictures` `[N, 3, H, W]`: decoded, then NMS (boxes relative
+/// to the picture).
+pub fn detect(
+    net: &dyn Module,
+    grid: &YoloGrid,
+    pictures: &Tensor,
+    options: &NmsOptions,
+) -> Result<Vec<Vec<Detection>>> {
+    net.set_training(false);
+    let mut out = Vec::with_capacity(pictures.shape()[0]);
+    no_grad(|| -> Result<()> {
+        for start in (0..pictures.shape()[0]).step_by(64) {
+            let len = 64.min(pictures.shape()[0] - start);
+            let y = net.forward(&Var::constant(pictures.narrow(0, start, len)?))?.tensor();
+            let per = y.numel() / len;
+            for i in 0..len {
+                let raw =
+                    Tensor::new(&[grid.channels(), grid.grid, grid.grid], y.data()[i * per..(i + 1) * per].to_vec())?;
+                let all = grid.decode(&raw)?;
+                out.push(nms(&all, options).into_iter().map(|k| all[k]).collect());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The options evaluation uses: every box worth a point on the precision-recall curve
+/// (score > 0.01), NMS at 0.5 per class, at most 100 per picture.
+pub fn evaluation_nms() -> NmsOptions {
+    NmsOptions { score_threshold: 0.01, iou_threshold: 0.5, max_detections: 100, per_class: true }
+}
+
+/// VOC mAP@0.5 of the detector on `pictures` with labelled `objects`.
+pub fn evaluate(net: &dyn Module, grid: &YoloGrid, pictures: &Tensor, objects: &[Vec<Object>]) -> Result<MapReport> {
+    let found = detect(net, grid, pictures, &evaluation_nms())?;
+    let detections: Vec<Scored> = found
+        .iter()
+        .enumerate()
+        .flat_map(|(image, d)| d.iter().map(move |&detection| Scored { image, detection }))
+        .collect();
+    let truths: Vec<Truth> = objects
+        .iter()
+        .enumerate()
+        .flat_map(|(image, o)| o.iter().map(move |o| Truth { image, bbox: o.bbox, class: o.class }))
+        .collect();
+    Ok(mean_average_precision(&detections, &truths, grid.classes, 0.5))
+}

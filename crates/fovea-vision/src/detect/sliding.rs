@@ -1,0 +1,283 @@
+//! Sliding windows, the notes' two ways: crop every window and classify it (naive), or turn
+//! the classifier's fully connected layers into convolutions and run it once over the whole
+//! picture, which computes every window's answer in one pass, sharing the work of
+//! overlapping windows.
+
+use super::boxes::{BBox, Corners};
+use super::nms::Detection;
+use super::shapes::{self, ShapesConfig};
+use crate::data::Dataset;
+use fovea::nn::init::Init;
+use fovea::nn::{Activation, Conv, Flatten, Linear, Module, Pool, Sequential};
+use fovea::ops::{self, ConvOptions, PoolOptions};
+use fovea::{no_grad, Error, Result, Rng, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The side of the windows the notes' classifier takes.
+pub const WINDOW: usize = 14;
+/// How far apart neighbouring windows are when the converted network runs over a picture:
+/// the product of its strides (one 2x2 max pool).
+pub const WINDOW_STRIDE: usize = 2;
+
+/// The notes' window classifier: 14x14x3 -> conv 5x5 (16) -> max pool 2 -> 5x5x16 ->
+/// FC 400 -> FC 400 -> `classes` outputs (ReLU between).
+pub fn window_net(classes: usize, rng: &mut Rng) -> Result<Sequential> {
+    let init = Init::PytorchDefault;
+    Ok(Sequential::new()
+        .add("conv1", Conv::new(3, 16, &[5, 5], ConvOptions::default(), true, init, rng)?)
+        .add("relu1", Activation::Relu)
+        .add("pool1", Pool::max(PoolOptions::new(2)))
+        .add("flatten", Flatten)
+        .add("fc1", Linear::new(5 * 5 * 16, 400, true, init, rng))
+        .add("relu2", Activation::Relu)
+        .add("fc2", Linear::new(400, 400, true, init, rng))
+        .add("relu3", Activation::Relu)
+        .add("fc3", Linear::new(400, classes, true, init, rng)))
+}
+
+/// The same network with its fully connected layers as convolutions, as the notes show:
+/// the first one after the flatten, over a C x h x w volume, becomes `out` filters of
+/// C x h x w (400 5x5 filters over 5x5x16); each later one becomes `out` 1x1 filters. The
+/// weights are the trained ones, reshaped. `input` is the `[C, H, W]` the network was
+/// trained on; on it the result gives the same numbers as `[N, K, 1, 1]`, on a larger
+/// picture a map of every window's.
+pub fn fc_to_conv(model: Sequential, input: [usize; 3]) -> Result<Sequential> {
+    let mut out = Sequential::new();
+    let mut x = Var::constant(Tensor::zeros(&[1, input[0], input[1], input[2]]));
+    let mut volume: Option<Vec<usize>> = None; // [C, h, w] that the flatten received
+    let mut converted = 0;
+    for (name, layer) in model.into_layers() {
+        let as_any = layer.as_any();
+        if as_any.is_some_and(|a| a.is::<Flatten>()) {
+            volume = Some(x.shape()[1..].to_vec());
+            x = no_grad(|| layer.forward(&x))?;
+            continue;
+        }
+        if let Some(linear) = as_any.and_then(|a| a.downcast_ref::<Linear>()) {
+            let Some(v) = &volume else {
+                return Err(Error::Invalid(format!(
+                    "layer '{name}' is fully connected but no flatten comes before it"
+                )));
+            };
+            let w = linear.weight.tensor();
+            let out_features = w.shape()[0];
+            // the first after the flatten covers the whole volume; later ones see 1x1 maps
+            let kernel = if converted == 0 { v.clone() } else { vec![w.shape()[1], 1, 1] };
+            let mut shape = vec![out_features];
+            shape.extend(&kernel);
+            let conv = Conv {
+                weight: Var::param(w.reshape(&shape)?),
+                bias: linear.bias.clone(),
+                options: ConvOptions::default(),
+            };
+            x = no_grad(|| layer.forward(&x))?;
+            out = out.add(&name, conv);
+            converted += 1;
+            continue;
+        }
+        x = no_grad(|| layer.forward(&x))?;
+        out = out.add_boxed(&name, layer);
+    }
+    if converted == 0 {
+        return Err(Error::Invalid("the network has no fully connected layer to convert".into()));
+    }
+    Ok(out)
+}
+
+/// Class probabilities `[K, rows, cols]` of every `WINDOW` x `WINDOW` window of `picture`
+/// (`[3, H, W]`) at `WINDOW_STRIDE`, by cropping each window and running `classifier` on it.
+pub fn naive_windows(classifier: &dyn Module, picture: &Tensor) -> Result<Tensor> {
+    let (h, w) = (picture.shape()[1], picture.shape()[2]);
+    if h < WINDOW || w < WINDOW {
+        return Err(Error::Invalid(format!("a {h}x{w} picture is smaller than one {WINDOW}x{WINDOW} window")));
+    }
+    let (rows, cols) = ((h - WINDOW) / WINDOW_STRIDE + 1, (w - WINDOW) / WINDOW_STRIDE + 1);
+    let mut crops = Vec::with_capacity(rows * cols * 3 * WINDOW * WINDOW);
+    for r in 0..rows {
+        for c in 0..cols {
+            let crop = picture.narrow(1, r * WINDOW_STRIDE, WINDOW)?.narrow(2, c * WINDOW_STRIDE, WINDOW)?;
+            crops.extend_from_slice(crop.data());
+        }
+    }
+    classifier.set_training(false);
+    let p = no_grad(|| -> Result<Tensor> {
+        let logits = classifier.forward(&Var::constant(Tensor::new(&[rows * cols, 3, WINDOW, WINDOW], crops)?))?;
+        Ok(ops::softmax(&logits, 1)?.tensor())
+    })?;
+    // [windows, K] -> [K, rows, cols]
+    let k = p.shape()[1];
+    p.reshape(&[rows, cols, k])?.permute(&[2, 0, 1])
+}
+
+/// The same map from the converted network in one pass over the whole picture.
+pub fn convolutional_windows(converted: &dyn Module, picture: &Tensor) -> Result<Tensor> {
+    let (h, w) = (picture.shape()[1], picture.shape()[2]);
+    converted.set_training(false);
+    let p = no_grad(|| -> Result<Tensor> {
+        let y = converted.forward(&Var::constant(picture.reshape(&[1, 3, h, w])?))?;
+        Ok(ops::softmax(&y, 1)?.tensor())
+    })?;
+    p.reshape(&p.shape()[1..])
+}
+
+/// Boxes for the windows whose most likely class is an object (not `background`) with a
+/// probability above `min_score`; `scale` maps the map's picture back to the original's
+/// pixels (original side / scaled side).
+pub fn window_detections(probs: &Tensor, background: usize, min_score: f32, scale: f32) -> Vec<Detection> {
+    let (k, rows, cols) = (probs.shape()[0], probs.shape()[1], probs.shape()[2]);
+    let p = probs.data();
+    let mut out = Vec::new();
+    for r in 0..rows {
+        for c in 0..cols {
+            let at = |class: usize| p[(class * rows + r) * cols + c];
+            let class = (0..k).fold(0, |m, j| if at(j) > at(m) { j } else { m });
+            if class != background && at(class) > min_score {
+                let (x0, y0) = ((c * WINDOW_STRIDE) as f32 * scale, (r * WINDOW_STRIDE) as f32 * scale);
+                let side = WINDOW as f32 * scale;
+                let bbox = Corners { x0, y0, x1: x0 + side, y1: y0 + side }.center_form();
+                out.push(Detection { bbox, class, score: at(class) });
+            }
+        }
+    }
+    out
+}
+
+/// What a window classifier's file holds besides its weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WindowRun {
+    /// The object classes, then "background".
+    pub classes: Vec<String>,
+    pub test_accuracy: f32,
+}
+
+const WINDOWS_FILE: &str = "windows.safetensors";
+const WINDOWS_KEY: &str = "fovea-windows";
+
+pub fn save_window_classifier(dir: &Path, net: &Sequential, run: &WindowRun) -> Result<()> {
+    crate::train::save_network(dir, WINDOWS_FILE, WINDOWS_KEY, net, run)
+}
+
+/// Reads a run folder written by [`save_window_classifier`] and rebuilds the classifier.
+pub fn load_window_classifier(path: &Path) -> Result<(WindowRun, Sequential)> {
+    let (run, tensors): (WindowRun, _) =
+        crate::train::load_network(path, WINDOWS_FILE, WINDOWS_KEY, "fovea detect train-windows")?;
+    if run.classes.len() < 2 {
+        return Err(Error::Invalid(format!("{}: a window classifier needs a class and background", path.display())));
+    }
+    let net = window_net(run.classes.len(), &mut Rng::new(0))?;
+    fovea::nn::load_state_dict(&net, &tensors)?;
+    Ok((run, net))
+}
+
+/// Training windows cut from synthetic pictures, each resized to `WINDOW` x `WINDOW`: per
+/// object a square around it (its longer side plus 10%) and a jittered one, labelled with
+/// its class; a square on part of it (IoU < 0.35 with every object) and squares that
+/// overlap no object (IoU < 0.1), labelled background (`3`). Squares reaching past the
+/// picture are skipped.
+pub fn window_crops(pictures: usize, seed: u64) -> Result<Dataset> {
+    let config = ShapesConfig::default();
+    let size = config.size as f32;
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    let mut rng = Rng::derive(seed, u64::MAX);
+    for i in 0..pictures {
+        let p = shapes::generate(seed, i as u64, &config);
+        let plane = config.size * config.size;
+        let mut chw = vec![0.0f32; 3 * plane];
+        for (j, px) in p.canvas.pixels.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                chw[c * plane + j] = px[c] as f32 / 255.0;
+            }
+        }
+        let picture = Tensor::new(&[3, config.size, config.size], chw)?;
+        let mut cut = |b: BBox, label: usize| -> Result<()> {
+            let c = b.corners();
+            if c.x0 < 0.0 || c.y0 < 0.0 || c.x1 > size || c.y1 > size {
+                return Ok(());
+            }
+            let (x0, y0, side) = (c.x0.round() as usize, c.y0.round() as usize, (b.w.round() as usize).max(4));
+            if x0 + side > config.size || y0 + side > config.size {
+                return Ok(());
+            }
+            let crop = picture.narrow(1, y0, side)?.narrow(2, x0, side)?;
+            images.extend(crate::image::resize_bilinear(&crop, WINDOW, WINDOW)?.into_vec());
+            labels.push(label);
+            Ok(())
+        };
+        let objects: Vec<BBox> = p.objects.iter().map(|o| o.bbox.scale(size, size)).collect();
+        let background = shapes::CLASSES.len();
+        for (o, b) in p.objects.iter().zip(&objects) {
+            let side = b.w.max(b.h) * 1.1;
+            // the object, and the object a little off-centre and off-size
+            cut(BBox::new(b.cx, b.cy, side, side), o.class)?;
+            let s = side * rng.uniform_range(0.9, 1.15);
+            let jitter = BBox::new(
+                b.cx + rng.uniform_range(-0.08, 0.08) * side,
+                b.cy + rng.uniform_range(-0.08, 0.08) * side,
+                s,
+                s,
+            );
+            cut(jitter, o.class)?;
+            // a window on part of it is background: the classifier must not call parts objects
+            let s = side * rng.uniform_range(0.5, 1.0);
+            let (dx, dy) = (rng.uniform_range(0.45, 0.8) * side, rng.uniform_range(-0.3, 0.3) * side);
+            let (dx, dy) = if rng.uniform() < 0.5 { (dx, dy) } else { (dy, dx) };
+            let sign = |v: f32, r: &mut Rng| if r.uniform() < 0.5 { -v } else { v };
+            let part = BBox::new(b.cx + sign(dx, &mut rng), b.cy + sign(dy, &mut rng), s, s);
+            if objects.iter().all(|o| o.iou(&part) < 0.35) {
+                cut(part, background)?;
+            }
+        }
+        for _ in 0..p.objects.len().max(1) {
+            let side = rng.uniform_range(0.12, 0.45) * size;
+            let b = BBox::new(
+                rng.uniform_range(side / 2.0, size - side / 2.0),
+                rng.uniform_range(side / 2.0, size - side / 2.0),
+                side,
+                side,
+            );
+            if objects.iter().all(|o| o.iou(&b) < 0.1) {
+                cut(b, background)?;
+            }
+        }
+    }
+    let n = labels.len();
+    Ok(Dataset { images: Tensor::new(&[n, 3, WINDOW, WINDOW], images)?, labels })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_converted_network_on_16x16_equals_the_four_14x14_crops() {
+        let net = window_net(4, &mut Rng::new(1)).unwrap();
+        let picture = Tensor::rand_uniform(&[3, 16, 16], 0.0, 1.0, &mut Rng::new(2));
+        let naive = naive_windows(&net, &picture).unwrap();
+        assert_eq!(naive.shape(), [4, 2, 2]);
+        let converted = fc_to_conv(net, [3, 14, 14]).unwrap();
+        // the notes' shapes: fc1 is 400 5x5x16 filters, fc2 400 1x1 filters
+        let shapes: Vec<Vec<usize>> =
+            fovea::nn::state_dict(&converted).iter().map(|(_, v)| v.shape()).filter(|s| s.len() == 4).collect();
+        assert_eq!(shapes[1..], [vec![400, 16, 5, 5], vec![400, 400, 1, 1], vec![4, 400, 1, 1]]);
+        let conv = convolutional_windows(&converted, &picture).unwrap();
+        assert_eq!(conv.shape(), [4, 2, 2]);
+        let err = conv.max_abs_diff(&naive);
+        assert!(err < 1e-5, "the two ways differ by {err}");
+        // and on a bigger picture, every window
+        let big = Tensor::rand_uniform(&[3, 30, 24], 0.0, 1.0, &mut Rng::new(3));
+        let net = window_net(4, &mut Rng::new(1)).unwrap();
+        let naive = naive_windows(&net, &big).unwrap();
+        assert_eq!(naive.shape(), [4, 9, 6]);
+        assert!(convolutional_windows(&converted, &big).unwrap().max_abs_diff(&naive) < 1e-5);
+    }
+
+    #[test]
+    fn conversion_needs_a_flatten_before_the_fully_connected_layers() {
+        let rng = &mut Rng::new(0);
+        let net = Sequential::new().add("fc", Linear::new(4, 2, true, Init::PytorchDefault, rng));
+        let err = fc_to_conv(net, [4, 1, 1]).err().expect("refused").to_string();
+        assert!(err.contains("no flatten"), "{err}");
+    }
+}
