@@ -5,7 +5,8 @@
 - Non-max suppression: torchvision.ops.batched_nms (once per class) on 3,000 random boxes
   of 3 classes, after dropping scores <= 0.6 as the notes do.
 - Localization: the notes' squared-error loss (all 8 terms when pc = 1, pc alone when
-  pc = 0) and the better variant (logistic pc, squared box error, log loss for the class).
+  pc = 0) and the better variant (logistic pc, 5 x squared box error, log loss for the
+  class).
 - mAP@0.5: PASCAL VOC's voc_eval matching and voc_ap (all-point interpolation), as in the
   devkit's Python port (py-faster-rcnn; without its +1 on pixel widths, as coordinates
   here are continuous), on random detections of 20 pictures.
@@ -126,7 +127,7 @@ t["loc.squared"], t["loc.squared_grad"] = squared.detach().float().reshape(1), l
 loc_pred.grad = None
 obj = loc_target[:, 0] == 1
 better = (F.binary_cross_entropy_with_logits(loc_pred[:, 0], loc_target[:, 0], reduction="sum")
-          + ((loc_pred[obj, 1:5] - loc_target[obj, 1:5]) ** 2).sum()
+          + 5.0 * ((loc_pred[obj, 1:5] - loc_target[obj, 1:5]) ** 2).sum()
           + F.cross_entropy(loc_pred[obj, 5:], loc_target[obj, 5:].argmax(1), reduction="sum")) / 6
 better.backward()
 t["loc.better"], t["loc.better_grad"] = better.detach().float().reshape(1), loc_pred.grad.float()

@@ -7,6 +7,7 @@ use fovea::nn::Module;
 use fovea::ops::{self, ConvOptions, Padding};
 use fovea::{Rng, Tensor, Var};
 use fovea_vision::data::{FashionMnist, Split};
+use fovea_vision::detect::{nms, Corners, Detection, NmsOptions};
 use fovea_vision::train;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -127,6 +128,26 @@ fn main() {
             fovea::no_grad(|| model.forward(&x).unwrap());
         });
         println!("{arch} batch {batch}: median {:.1} ms", t * 1e3);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--nms") {
+        // greedy per-class NMS over the boxes of an .npy [N, 6] (x0 y0 x1 y1 score class)
+        let t = fovea::io::read_npy(std::path::Path::new(&args[i + 1])).unwrap();
+        let dets: Vec<Detection> = t
+            .data()
+            .chunks(6)
+            .map(|r| Detection {
+                bbox: Corners { x0: r[0], y0: r[1], x1: r[2], y1: r[3] }.center_form(),
+                score: r[4],
+                class: r[5] as usize,
+            })
+            .collect();
+        let options = NmsOptions { max_detections: usize::MAX, ..Default::default() };
+        let kept = nms(&dets, &options).len();
+        let seconds = time(21, || {
+            nms(&dets, &options);
+        });
+        println!("{}", json!({"nms": {"boxes": dets.len(), "kept": kept, "seconds": seconds}}));
         return;
     }
     if args.iter().any(|a| a == "--faces") {

@@ -3,9 +3,12 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use fovea::Tensor;
 use fovea::{optim::OptimizerConfig, Rng};
-use fovea_vision::detect::dataset::{read_dataset, write_shapes};
+use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, write_shapes};
 use fovea_vision::detect::kmeans_anchors;
+use fovea_vision::detect::localize::{self, localization_target};
+use fovea_vision::detect::shapes::LANDMARKS;
 use fovea_vision::detect::shapes::{ShapesConfig, CLASSES};
 use fovea_vision::detect::sliding::{self, WINDOW};
 use fovea_vision::detect::{nms, NmsOptions};
@@ -41,10 +44,40 @@ pub struct ShapesArgs {
 pub enum Detect {
     /// Anchor boxes by k-means on the dataset's box shapes (distance 1 - IoU)
     Anchors(AnchorsArgs),
+    /// Object localization: one network outputs [pc, bx, by, bh, bw, c1, c2, c3] per picture
+    TrainLocalizer(RegressorArgs),
+    /// Landmark detection: one network outputs (x, y) for each of an object's 4 landmarks
+    TrainLandmarks(RegressorArgs),
     /// Train the notes' 14x14 window classifier on windows cut from synthetic pictures
     TrainWindows(TrainWindowsArgs),
     /// Run a window classifier over a picture, naively and as a convolution, and time both
     SlidingWindows(SlidingWindowsArgs),
+}
+
+#[derive(Args)]
+pub struct RegressorArgs {
+    /// Run folder
+    #[arg(long)]
+    out: PathBuf,
+    /// Synthetic single-object pictures to train on (new ones every epoch); 1,000 others test
+    #[arg(long, default_value_t = 4000)]
+    train_size: usize,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    /// Side of the square pictures (a multiple of 16)
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Localizer: `logistic` (logistic pc, squared box error, log loss for the class: the
+    /// better variant) or `squared` (the notes' squared error on all 8 values)
+    #[arg(long, default_value = "logistic")]
+    loss: String,
+    /// Adam's learning rate at the start (it decays to 0 along a cosine)
+    #[arg(long, default_value_t = 0.001)]
+    lr: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -118,6 +151,8 @@ pub fn data(d: Data) -> Result<()> {
 pub fn run(d: Detect) -> Result<()> {
     match d {
         Detect::Anchors(a) => anchors(a),
+        Detect::TrainLocalizer(a) => train_regressor(a, false),
+        Detect::TrainLandmarks(a) => train_regressor(a, true),
         Detect::TrainWindows(a) => train_windows(a),
         Detect::SlidingWindows(a) => sliding_windows(a),
     }
@@ -155,7 +190,7 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
         bail!("--pictures and --epochs must be at least 1");
     }
     let train_set = sliding::window_crops(a.pictures, a.seed)?;
-    let test_set = sliding::window_crops(500, a.seed + 1_000_003)?;
+    let test_set = sliding::window_crops(500, a.seed.wrapping_add(1_000_003))?;
     let mut classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
     classes.push("background".into());
     let net = sliding::window_net(classes.len(), &mut Rng::new(a.seed))?;
@@ -229,7 +264,12 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
                 naive_s / conv_s.max(1e-9)
             );
         }
-        found.extend(sliding::window_detections(&conv, background, a.min_score, w as f32 / sw as f32));
+        found.extend(sliding::window_detections(
+            &conv,
+            background,
+            a.min_score,
+            (w as f32 / sw as f32, h as f32 / sh as f32),
+        ));
     }
     // one object gets windows of several sizes and classes: suppress across classes
     let kept: Vec<_> =
@@ -241,11 +281,7 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
         let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
         a.image.with_file_name(format!("{stem}-windows.png"))
     });
-    let mut canvas = fovea_vision::draw::Canvas::new(w, h, [0, 0, 0]);
-    for i in 0..w * h {
-        let px = [0, 1, 2].map(|k| (rgb.data()[k * w * h + i] * 255.0).round() as u8);
-        canvas.pixels[i * 3..i * 3 + 3].copy_from_slice(&px);
-    }
+    let mut canvas = fovea_vision::draw::Canvas::from_rgb(&rgb);
     let mut objects = Vec::new();
     for d in &kept {
         let c = d.bbox.corners();
@@ -270,6 +306,100 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
             kept.len(),
             output.display()
         );
+    }
+    Ok(())
+}
+
+/// The pictures and targets of a localizer (y per picture) or a landmark net (2K
+/// coordinates relative to the picture) from synthetic pictures `first ..`.
+fn regression_data(landmarks: bool, first: u64, count: usize, seed: u64, size: usize) -> Result<(Tensor, Tensor)> {
+    // landmarks: one object per picture; the localizer: none or one, half and half
+    let min_objects = usize::from(landmarks);
+    let config = ShapesConfig { size, min_objects, max_objects: 1, min_scale: 0.2, max_scale: 0.6 };
+    let set = shapes_in_memory(first, count, seed, &config)?;
+    let mut y = Vec::new();
+    for i in 0..count {
+        if landmarks {
+            y.extend(set.landmarks[i][0].iter().flat_map(|&(x, y)| [x, y]));
+        } else {
+            y.extend(localization_target(set.objects[i].first(), CLASSES.len()));
+        }
+    }
+    let width = y.len() / count.max(1);
+    Ok((set.pictures, Tensor::new(&[count, width], y)?))
+}
+
+fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
+    if a.train_size == 0 || a.epochs == 0 {
+        bail!("--train-size and --epochs must be at least 1");
+    }
+    let squared = match a.loss.as_str() {
+        "logistic" => false,
+        "squared" => true,
+        other => bail!("unknown --loss '{other}' (logistic, squared)"),
+    };
+    let outputs = if landmarks { 2 * LANDMARKS } else { 5 + CLASSES.len() };
+    let net = localize::regressor(a.size, outputs, &mut Rng::new(a.seed))?;
+    let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
+    let (test_x, test_y) = regression_data(landmarks, 0, 1000, a.seed.wrapping_add(1_000_003), a.size)?;
+    let loss = |out: &fovea::Var, t: &Tensor| -> fovea::Result<fovea::Var> {
+        match (landmarks, squared) {
+            (true, _) => fovea::ops::mse_loss(out, t),
+            (false, true) => localize::localization_loss_squared(out, t),
+            (false, false) => localize::localization_loss(out, t),
+        }
+    };
+    let mut result = json!({});
+    for epoch in 1..=a.epochs {
+        // cosine decay: big steps first, small ones to settle
+        let progress = (epoch - 1) as f32 / a.epochs as f32;
+        optimizer.set_lr(a.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()));
+        let first = ((epoch - 1) * a.train_size) as u64;
+        let (x, y) = regression_data(landmarks, first, a.train_size, a.seed, a.size)?;
+        let mut rng = Rng::derive(a.seed, epoch as u64);
+        let train_loss =
+            fovea_vision::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;
+        let pred = fovea_vision::train::predict_all(&net, &test_x, 250)?;
+        result = if landmarks {
+            // mean distance between predicted and true points, in pixels
+            let d: f64 = pred
+                .data()
+                .chunks(2)
+                .zip(test_y.data().chunks(2))
+                .map(|(p, t)| (((p[0] - t[0]).powi(2) + (p[1] - t[1]).powi(2)).sqrt() * a.size as f32) as f64)
+                .sum::<f64>()
+                / (test_y.numel() / 2) as f64;
+            json!({"epoch": epoch, "train_loss": train_loss, "mean_pixel_error": d})
+        } else {
+            let s = localize::score_localization(&pred, &test_y, squared);
+            json!({"epoch": epoch, "train_loss": train_loss, "object_accuracy": s.object_accuracy,
+                   "class_accuracy": s.class_accuracy, "mean_iou": s.mean_iou})
+        };
+        if a.json {
+            println!("{result}");
+        } else if landmarks {
+            eprintln!(
+                "epoch {epoch}/{}: loss {train_loss:.5} | mean landmark error {:.2} px ({}x{} pictures)",
+                a.epochs,
+                result["mean_pixel_error"].as_f64().unwrap_or(0.0),
+                a.size,
+                a.size
+            );
+        } else {
+            eprintln!(
+                "epoch {epoch}/{}: loss {train_loss:.4} | object or not {:.2}%, class {:.2}%, mean IoU {:.3}",
+                a.epochs,
+                100.0 * result["object_accuracy"].as_f64().unwrap_or(0.0),
+                100.0 * result["class_accuracy"].as_f64().unwrap_or(0.0),
+                result["mean_iou"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    let meta = json!({"task": if landmarks { "landmarks" } else { "localizer" }, "size": a.size, "outputs": outputs,
+                      "loss": a.loss, "result": result});
+    fovea_vision::train::save_network(&a.out, "regressor.safetensors", "fovea-regressor", &net, &meta)?;
+    if !a.json {
+        println!("on 1,000 test pictures: {result}; network in {}", a.out.display());
     }
     Ok(())
 }

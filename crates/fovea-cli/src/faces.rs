@@ -299,9 +299,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
 /// The picture with each face's box, score (or label) and landmarks.
 fn draw(rgb: &fovea::Tensor, faces: &[Face], labels: Option<&[String]>, path: &Path) -> Result<()> {
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let d = rgb.data();
-    let pixels = (0..h * w).flat_map(|i| (0..3).map(move |c| (d[c * h * w + i] * 255.0).round() as u8)).collect();
-    let mut canvas = Canvas { width: w, height: h, pixels };
+    let mut canvas = Canvas::from_rgb(rgb);
     let (green, thickness, scale) = ([40, 220, 60], (w.max(h) / 400).max(2) as i64, (w.max(h) / 500).max(1) as i64);
     for (i, f) in faces.iter().enumerate() {
         let b = &f.detection;

@@ -38,7 +38,8 @@ pub struct TrainArgs {
     /// Run folder
     #[arg(long, default_value = "runs/yolo")]
     out: PathBuf,
-    /// Side of the square network input (default: 128, or the data's picture size rounded to 32)
+    /// Side of the square network input (default: 128; with --data, the first picture's longer
+    /// side rounded down to a multiple of 32, within 64..416)
     #[arg(long)]
     input_size: Option<usize>,
     /// Cells per side (default: input size / 16)
@@ -56,7 +57,7 @@ pub struct TrainArgs {
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Synthetic training pictures (without --data)
+    /// Synthetic training pictures per epoch, new ones every epoch (without --data)
     #[arg(long, default_value_t = 6000)]
     train_size: usize,
     /// One JSON object per epoch
@@ -102,9 +103,25 @@ pub fn run(y: Yolo) -> Result<()> {
     }
 }
 
-/// A dataset's pictures at `size` and objects, with its class names checked against `classes`.
-fn load_set(set: &DetectionSet, size: usize) -> Result<(Tensor, Vec<Vec<Object>>)> {
-    Ok((set.load_pictures(size)?, set.objects.clone()))
+/// Refuses `other` if it names its classes differently from `known` (a model's, or the
+/// training data's): its labels would mean other things.
+fn check_classes(other: &DetectionSet, path: &Path, known: &[String], what: &str) -> Result<()> {
+    if other.classes.len() > known.len() {
+        bail!(
+            "{} has {} classes, but {what} {} ({})",
+            path.display(),
+            other.classes.len(),
+            known.len(),
+            known.join(", ")
+        );
+    }
+    if other.named
+        && known.iter().any(|k| k.parse::<usize>().is_err())
+        && other.classes[..] != known[..other.classes.len()]
+    {
+        bail!("{} names its classes {:?}, but {what} {:?}", path.display(), other.classes, known);
+    }
+    Ok(())
 }
 
 fn split_every_tenth(t: &Tensor, objects: &[Vec<Object>]) -> Result<[(Tensor, Vec<Vec<Object>>); 2]> {
@@ -124,10 +141,12 @@ fn train(a: TrainArgs) -> Result<()> {
     let ((train_x, train_o), (val_x, val_o), classes, input) = match &a.data {
         None => {
             let input = a.input_size.unwrap_or(128);
+            detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
             let config = ShapesConfig { size: input, ..Default::default() };
             // the validation pictures come from another seed: none is a training picture
-            let train = shapes_in_memory(a.train_size, a.seed, &config)?;
-            let val = shapes_in_memory(500, a.seed + 1_000_003, &config)?;
+            let train = shapes_in_memory(0, a.train_size, a.seed, &config)?;
+            let val = shapes_in_memory(0, 500, a.seed.wrapping_add(1_000_003), &config)?;
+            let (train, val) = ((train.pictures, train.objects), (val.pictures, val.objects));
             (train, val, CLASSES.iter().map(|s| s.to_string()).collect::<Vec<_>>(), input)
         }
         Some(dir) => {
@@ -139,25 +158,23 @@ fn train(a: TrainArgs) -> Result<()> {
                     (first.shape()[1].max(first.shape()[2]) / 32 * 32).clamp(64, 416)
                 }
             };
-            let (x, o) = load_set(&set, input)?;
+            // before any picture is loaded
+            detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
+            let (x, o) = (set.load_pictures(input)?, set.objects.clone());
             let (train, val) = match &a.val {
                 Some(v) => {
                     let vset = read_dataset(v)?;
-                    if vset.classes.len() > set.classes.len() {
-                        bail!(
-                            "{} names {} classes, the training data {}",
-                            v.display(),
-                            vset.classes.len(),
-                            set.classes.len()
-                        );
-                    }
-                    ((x, o), load_set(&vset, input)?)
+                    check_classes(&vset, v, &set.classes, "the training data has")?;
+                    ((x, o), (vset.load_pictures(input)?, vset.objects.clone()))
                 }
                 None => {
                     let [t, v] = split_every_tenth(&x, &o)?;
                     (t, v)
                 }
             };
+            if val.1.is_empty() {
+                bail!("{} has {} pictures: too few to hold every 10th out; give --val DIR", dir.display(), set.len());
+            }
             (train, val, set.classes.clone(), input)
         }
     };
@@ -168,7 +185,8 @@ fn train(a: TrainArgs) -> Result<()> {
     let anchors = kmeans_anchors(&shapes, a.anchors, a.seed)?;
     let grid = YoloGrid::new(a.grid.unwrap_or(input / 16), anchors.shapes.clone(), classes.len())?;
     let net = detector::network(input, &grid, &mut Rng::new(a.seed))?;
-    let (targets, dropped) = detector::encode_all(&grid, &train_o)?;
+    let (mut targets, dropped) = detector::encode_all(&grid, &train_o)?;
+    let mut train_x = train_x;
     let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
     if !a.json {
         eprintln!(
@@ -196,6 +214,14 @@ fn train(a: TrainArgs) -> Result<()> {
         history: vec![],
     };
     for epoch in 1..=a.epochs {
+        if a.data.is_none() && epoch > 1 {
+            // synthetic data is free: every epoch sees new pictures, and nothing is memorised
+            let first = ((epoch - 1) * a.train_size) as u64;
+            let fresh =
+                shapes_in_memory(first, a.train_size, a.seed, &ShapesConfig { size: input, ..Default::default() })?;
+            train_x = fresh.pictures;
+            targets = detector::encode_all(&grid, &fresh.objects)?.0;
+        }
         let mut rng = Rng::derive(a.seed, epoch as u64);
         let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(train_o.len() as u64) };
         bar.set_style(
@@ -205,13 +231,13 @@ fn train(a: TrainArgs) -> Result<()> {
         );
         bar.set_prefix(format!("{epoch}/{}", a.epochs));
         let t0 = Instant::now();
-        let loss = detector::train_epoch(
+        let loss = fovea_vision::train::fit_epoch(
             &net,
-            &grid,
             &mut optimizer,
             (&train_x, &targets),
             a.batch_size,
             &mut rng,
+            &|out, target| grid.loss(out, target),
             &mut |seen, l| {
                 bar.set_position(seen as u64);
                 bar.set_message(format!("loss {l:.4}"));
@@ -282,6 +308,9 @@ const CLASS_COLOURS: [[u8; 3]; 6] =
 fn detect(a: DetectArgs) -> Result<()> {
     let (run, net) = detector::load_detector(&a.checkpoint)?;
     let grid = run.yolo_grid()?;
+    if !(a.iou > 0.0 && a.iou <= 1.0) {
+        bail!("--iou must be in (0, 1], got {}", a.iou);
+    }
     let options = NmsOptions { score_threshold: a.min_score, iou_threshold: a.iou, ..Default::default() };
     for path in &a.images {
         let rgb = fovea_vision::image::load_rgb(path)?;
@@ -290,12 +319,7 @@ fn detect(a: DetectArgs) -> Result<()> {
             fovea_vision::image::resize_bilinear(&rgb, run.input, run.input)?.reshape(&[1, 3, run.input, run.input])?;
         let found = detector::detect(&net, &grid, &x, &options)?.remove(0);
         // draw on the picture itself, boxes in its pixels
-        let mut canvas = Canvas::new(w, h, [0, 0, 0]);
-        let plane = w * h;
-        for i in 0..plane {
-            let px = [0, 1, 2].map(|k| (rgb.data()[k * plane + i] * 255.0).round() as u8);
-            canvas.pixels[i * 3..i * 3 + 3].copy_from_slice(&px);
-        }
+        let mut canvas = Canvas::from_rgb(&rgb);
         let mut faces = Vec::new();
         for d in &found {
             let b = d.bbox.scale(w as f32, h as f32).clip(w as f32, h as f32);
@@ -335,17 +359,9 @@ fn detect(a: DetectArgs) -> Result<()> {
 fn eval(a: EvalArgs) -> Result<()> {
     let (run, net) = detector::load_detector(&a.checkpoint)?;
     let set = read_dataset(&a.data)?;
-    if set.classes.len() > run.classes.len() {
-        bail!(
-            "{} has {} classes, but the detector was trained for {} ({})",
-            a.data.display(),
-            set.classes.len(),
-            run.classes.len(),
-            run.classes.join(", ")
-        );
-    }
+    check_classes(&set, &a.data, &run.classes, "the detector was trained for")?;
     let grid = run.yolo_grid()?;
-    let (x, objects) = load_set(&set, run.input)?;
+    let (x, objects) = (set.load_pictures(run.input)?, set.objects.clone());
     let report: MapReport = detector::evaluate(&net, &grid, &x, &objects)?;
     let per_class: Vec<_> = report
         .per_class

@@ -549,3 +549,113 @@ fn triplet_embedding_learns_one_shot_and_the_verifier_trains_on_its_pairs() {
             .unwrap();
     assert!((0.0..=1.0).contains(&v["logistic_abs_diff"]["test_accuracy"].as_f64().unwrap()), "{v}");
 }
+
+#[test]
+fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    // a synthetic dataset in the darknet layout, the same bytes for the same seed
+    ok(&["data", "shapes", "--out", &p("train"), "--count", "120", "--seed", "4"]);
+    ok(&["data", "shapes", "--out", &p("again"), "--count", "3", "--seed", "4"]);
+    let read = |d: &str, f: &str| std::fs::read(dir.path().join(d).join(f)).unwrap();
+    assert_eq!(read("train", "images/000002.png"), read("again", "images/000002.png"));
+    assert_eq!(read("train", "labels/000002.txt"), read("again", "labels/000002.txt"));
+    assert_eq!(String::from_utf8(read("train", "classes.txt")).unwrap(), "pedestrian\ncar\nmotorcycle\n");
+
+    let a: Value =
+        serde_json::from_str(&ok(&["detect", "anchors", "--data", &p("train"), "-k", "4", "--json"])).unwrap();
+    let ious: Vec<f64> = a["mean_iou_per_k"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(ious.len(), 4);
+    assert!(ious[3] > ious[0] && ious[3] > 0.6, "{ious:?}");
+
+    // YOLO: train briefly on the folder (every 10th picture validates), detect, evaluate
+    let run = p("yolo");
+    let lines = json_lines(&ok(&[
+        "yolo",
+        "train",
+        "--data",
+        &p("train"),
+        "--epochs",
+        "2",
+        "--anchors",
+        "3",
+        "--out",
+        &run,
+        "--json",
+    ]));
+    assert_eq!(lines.len(), 3);
+    let map = lines[2]["map50"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&map));
+    assert!(lines[1]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(), "the loss falls: {lines:?}");
+    let picture = p("train/images/000001.png");
+    let found: Value = serde_json::from_str(&ok(&[
+        "yolo",
+        "detect",
+        "--checkpoint",
+        &run,
+        &picture,
+        "--min-score",
+        "0.01",
+        "--out",
+        &p("drawn"),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!((found["width"].as_u64(), found["height"].as_u64()), (Some(128), Some(128)));
+    assert!(dir.path().join("drawn/000001-yolo.png").exists());
+    let eval: Value =
+        serde_json::from_str(&ok(&["yolo", "eval", "--checkpoint", &run, "--data", &p("train"), "--json"])).unwrap();
+    assert_eq!(eval["per_class"].as_array().unwrap().len(), 3);
+    assert!((0.0..=1.0).contains(&eval["map50"].as_f64().unwrap()));
+
+    // bad input: a malformed label line, an empty dataset, a grid that does not divide the
+    // input, a dataset with more classes than the detector knows
+    std::fs::write(dir.path().join("train/labels/000005.txt"), "1 0.5 0.5 0.2 0.3\n7 0.5 0.5 0.2 0.3\n").unwrap();
+    let err = fails(&["detect", "anchors", "--data", &p("train")]);
+    assert!(err.contains("000005.txt") && err.contains("line 2") && err.contains("class 7"), "{err}");
+    std::fs::create_dir_all(dir.path().join("empty/images")).unwrap();
+    let err = fails(&["yolo", "train", "--data", &p("empty"), "--out", &p("y2")]);
+    assert!(err.contains("no PNG or JPEG"), "{err}");
+    let err = fails(&["yolo", "train", "--grid", "5", "--train-size", "50", "--epochs", "1", "--out", &p("y3")]);
+    assert!(err.contains("does not divide"), "{err}");
+    ok(&["data", "shapes", "--out", &p("five"), "--count", "4"]);
+    std::fs::write(dir.path().join("five/classes.txt"), "a\nb\nc\nd\ne\n").unwrap();
+    let err = fails(&["yolo", "eval", "--checkpoint", &run, "--data", &p("five")]);
+    assert!(err.contains("5 classes") && err.contains("trained for 3"), "{err}");
+
+    // sliding windows: both ways give the same map; the converted network is timed too
+    let win = p("windows");
+    ok(&["detect", "train-windows", "--out", &win, "--pictures", "200", "--epochs", "1"]);
+    let s: Value = serde_json::from_str(&ok(&[
+        "detect",
+        "sliding-windows",
+        "--checkpoint",
+        &win,
+        &picture,
+        "--windows",
+        "28,56",
+        "--output",
+        &p("w.png"),
+        "--json",
+    ]))
+    .unwrap();
+    for w in s["windows"].as_array().unwrap() {
+        assert!(w["max_difference"].as_f64().unwrap() < 1e-5, "{w}");
+    }
+    let err = fails(&["detect", "sliding-windows", "--checkpoint", &win, &picture, "--windows", "200"]);
+    assert!(err.contains("window 200"), "{err}");
+
+    // localization and landmarks: one epoch each, the figures the README reports
+    let small = ["--train-size", "200", "--epochs", "1", "--size", "32", "--json"];
+    let loc = json_lines(&ok(&[&["detect", "train-localizer", "--out", &p("loc")][..], &small[..]].concat()));
+    for k in ["object_accuracy", "class_accuracy", "mean_iou"] {
+        assert!((0.0..=1.0).contains(&loc[0][k].as_f64().unwrap()), "{k}: {}", loc[0]);
+    }
+    let marks = json_lines(&ok(&[&["detect", "train-landmarks", "--out", &p("marks")][..], &small[..]].concat()));
+    assert!(marks[0]["mean_pixel_error"].as_f64().unwrap() > 0.0);
+    assert!(dir.path().join("marks/regressor.safetensors").exists());
+    let err = fails(&["detect", "train-localizer", "--out", &p("l2"), "--loss", "cubic"]);
+    assert!(err.contains("unknown --loss 'cubic'"), "{err}");
+    let err = fails(&["detect", "train-landmarks", "--out", &p("l3"), "--size", "40"]);
+    assert!(err.contains("multiple of 16"), "{err}");
+}

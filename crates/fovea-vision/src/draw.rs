@@ -68,6 +68,14 @@ impl Canvas {
         Canvas { width, height, pixels: background.repeat(width * height) }
     }
 
+    /// A canvas holding the picture `rgb` (`[3, H, W]` in 0..1), to draw on.
+    pub fn from_rgb(rgb: &fovea::Tensor) -> Canvas {
+        let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+        let d = rgb.data();
+        let pixels = (0..h * w).flat_map(|i| (0..3).map(move |c| (d[c * h * w + i] * 255.0).round() as u8)).collect();
+        Canvas { width: w, height: h, pixels }
+    }
+
     pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
             let i = (y as usize * self.width + x as usize) * 3;

@@ -235,6 +235,59 @@ pub fn train_epoch(
     Ok(p)
 }
 
+/// One epoch of `net` on inputs `x` and targets `y` (first dimensions equal) under `loss`,
+/// in batches in an order drawn from `rng`; returns the mean loss. For the networks whose
+/// targets are not class labels (detectors, regressors). Stops with an error if the loss
+/// is not finite.
+pub fn fit_epoch(
+    net: &dyn Module,
+    optimizer: &mut Optimizer,
+    (x, y): (&Tensor, &Tensor),
+    batch_size: usize,
+    rng: &mut Rng,
+    loss: &dyn Fn(&Var, &Tensor) -> Result<Var>,
+    on_batch: &mut dyn FnMut(usize, f32),
+) -> Result<f32> {
+    net.set_training(true);
+    let n = x.shape()[0];
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let (mut sum, mut seen) = (0.0f64, 0usize);
+    for idx in order.chunks(batch_size.max(1)) {
+        let l = loss(&net.forward(&Var::constant(x.index_select(0, idx)?))?, &y.index_select(0, idx)?)?;
+        let lv = l.value().item()?;
+        if !lv.is_finite() {
+            return Err(Error::Invalid(format!("the loss became {lv}; lower the learning rate")));
+        }
+        optimizer.zero_grad();
+        l.backward()?;
+        drop(l);
+        optimizer.step();
+        seen += idx.len();
+        sum += lv as f64 * idx.len() as f64;
+        on_batch(seen, (sum / seen as f64) as f32);
+    }
+    Ok((sum / n.max(1) as f64) as f32)
+}
+
+/// The outputs of `net` on every row of `x`, in evaluation mode, in batches of `batch_size`.
+pub fn predict_all(net: &dyn Module, x: &Tensor, batch_size: usize) -> Result<Tensor> {
+    net.set_training(false);
+    let n = x.shape()[0];
+    if n == 0 {
+        return Tensor::new(&[0], vec![]);
+    }
+    let mut parts = Vec::new();
+    no_grad(|| -> Result<()> {
+        for start in (0..n).step_by(batch_size.max(1)) {
+            let len = batch_size.min(n - start);
+            parts.push(net.forward(&Var::constant(x.narrow(0, start, len)?))?.tensor());
+        }
+        Ok(())
+    })?;
+    Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0)
+}
+
 /// Loss, accuracy and predicted classes over a dataset, in evaluation mode.
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
     model.set_training(false);

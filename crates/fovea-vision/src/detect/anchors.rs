@@ -28,6 +28,15 @@ pub fn kmeans_anchors(shapes: &[(f32, f32)], k: usize, seed: u64) -> Result<Anch
     if let Some(bad) = shapes.iter().find(|(w, h)| !(*w > 0.0 && *h > 0.0 && w.is_finite() && h.is_finite())) {
         return Err(Error::Invalid(format!("a box shape {bad:?} is not positive")));
     }
+    let mut distinct: Vec<(f32, f32)> = shapes.to_vec();
+    distinct.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    distinct.dedup();
+    if distinct.len() < k {
+        return Err(Error::Invalid(format!(
+            "{k} anchors need {k} different box shapes, and there are {}",
+            distinct.len()
+        )));
+    }
     let mut rng = Rng::new(seed);
     let mut centres = vec![shapes[rng.below(shapes.len())]];
     while centres.len() < k {

@@ -81,9 +81,10 @@ impl Corners {
     }
 
     pub fn clip(&self, width: f32, height: f32) -> Corners {
-        let x0 = self.x0.clamp(0.0, width);
-        let y0 = self.y0.clamp(0.0, height);
-        Corners { x0, y0, x1: self.x1.clamp(x0, width), y1: self.y1.clamp(y0, height) }
+        // max/min rather than clamp, which panics on NaN
+        let x0 = self.x0.max(0.0).min(width);
+        let y0 = self.y0.max(0.0).min(height);
+        Corners { x0, y0, x1: self.x1.max(x0).min(width), y1: self.y1.max(y0).min(height) }
     }
 }
 

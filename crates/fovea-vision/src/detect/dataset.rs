@@ -1,8 +1,8 @@
 //! Detection datasets in the YOLO/darknet layout, so that fovea reads what other tools
 //! write and the other way round: `images/` (PNG/JPEG), `labels/<stem>.txt` with one line
 //! `class cx cy w h` per object (relative to the picture; no file: no objects), and an
-//! optional `classes.txt`, one name per line. fovea adds `landmarks/<stem>.txt` for its
-//! synthetic shapes: per object, in the labels' order, `class x1 y1 ... xK yK`.
+//! optional `classes.txt`, one name per line. For its synthetic shapes fovea also writes
+//! `landmarks/<stem>.txt`: per object, in the labels' order, `class x1 y1 ... xK yK`.
 
 use super::boxes::BBox;
 use super::shapes::{self, ShapesConfig, LANDMARKS};
@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 pub struct DetectionSet {
     pub images: Vec<PathBuf>,
     pub objects: Vec<Vec<Object>>,
+    /// From `classes.txt`, or "0", "1", ... without one (`named` is then false).
     pub classes: Vec<String>,
+    pub named: bool,
 }
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -76,7 +78,8 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
     };
     let mut objects = Vec::with_capacity(images.len());
     for img in &images {
-        let label = dir.join("labels").join(img.file_stem().unwrap_or_default()).with_extension("txt");
+        // `frame.0001.png` -> `labels/frame.0001.txt`
+        let label = dir.join("labels").join(format!("{}.txt", img.file_stem().unwrap_or_default().to_string_lossy()));
         objects.push(if label.exists() {
             let text = std::fs::read_to_string(&label).map_err(|e| Error::io(&label, e))?;
             parse_labels(&text, &label, named.as_ref().map(Vec::len))?
@@ -84,6 +87,7 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
             Vec::new() // a picture without a label file is background
         });
     }
+    let has_names = named.is_some();
     let classes = named.unwrap_or_else(|| {
         let n = objects.iter().flatten().map(|o| o.class + 1).max().unwrap_or(1);
         (0..n).map(|c| c.to_string()).collect()
@@ -91,7 +95,7 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
     if classes.is_empty() {
         return Err(Error::format(&names_file, "names no classes"));
     }
-    Ok(DetectionSet { images, objects, classes })
+    Ok(DetectionSet { images, objects, classes, named: has_names })
 }
 
 impl DetectionSet {
@@ -126,6 +130,10 @@ impl DetectionSet {
 /// Writes `count` synthetic pictures (`shapes::generate(seed, i)`) to `dir` in the darknet
 /// layout, with `classes.txt` and the landmarks.
 pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig) -> Result<()> {
+    // never mix with (or overwrite) a dataset already there
+    if std::fs::read_dir(dir.join("images")).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(Error::format(dir, "already holds a dataset (images/ is not empty); choose another folder"));
+    }
     for sub in ["images", "labels", "landmarks"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(dir.join(sub), e))?;
     }
@@ -150,30 +158,30 @@ pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig) 
     })
 }
 
-/// `count` synthetic pictures as `[count, 3, size, size]` in 0..1, with their objects:
-/// the same pictures [`write_shapes`] writes, without the files.
-pub fn shapes_in_memory(count: usize, seed: u64, config: &ShapesConfig) -> Result<(Tensor, Vec<Vec<Object>>)> {
-    let drawn: Vec<(Vec<f32>, Vec<Object>)> = (0..count)
-        .into_par_iter()
-        .map(|i| {
-            let p = shapes::generate(seed, i as u64, config);
-            let plane = config.size * config.size;
-            let mut chw = vec![0.0f32; 3 * plane];
-            for (j, px) in p.canvas.pixels.chunks_exact(3).enumerate() {
-                for k in 0..3 {
-                    chw[k * plane + j] = px[k] as f32 / 255.0;
-                }
+/// Synthetic pictures in memory, with their objects and landmarks.
+pub struct Synthetic {
+    /// `[N, 3, size, size]` in 0..1
+    pub pictures: Tensor,
+    pub objects: Vec<Vec<Object>>,
+    pub landmarks: Vec<Vec<[(f32, f32); LANDMARKS]>>,
+}
+
+/// Synthetic pictures `first .. first + count` of `seed`: the pictures [`write_shapes`]
+/// writes, without the files.
+pub fn shapes_in_memory(first: u64, count: usize, seed: u64, config: &ShapesConfig) -> Result<Synthetic> {
+    let drawn: Vec<shapes::Picture> =
+        (0..count).into_par_iter().map(|i| shapes::generate(seed, first + i as u64, config)).collect();
+    let plane = config.size * config.size;
+    let mut data = vec![0.0f32; count * 3 * plane];
+    for (p, out) in drawn.iter().zip(data.chunks_exact_mut(3 * plane)) {
+        for (j, px) in p.canvas.pixels.chunks_exact(3).enumerate() {
+            for k in 0..3 {
+                out[k * plane + j] = px[k] as f32 / 255.0;
             }
-            (chw, p.objects)
-        })
-        .collect();
-    let mut data = Vec::with_capacity(count * 3 * config.size * config.size);
-    let mut objects = Vec::with_capacity(count);
-    for (d, o) in drawn {
-        data.extend(d);
-        objects.push(o);
+        }
     }
-    Ok((Tensor::new(&[count, 3, config.size, config.size], data)?, objects))
+    let (objects, landmarks) = drawn.into_iter().map(|p| (p.objects, p.landmarks)).unzip();
+    Ok(Synthetic { pictures: Tensor::new(&[count, 3, config.size, config.size], data)?, objects, landmarks })
 }
 
 #[cfg(test)]

@@ -8,23 +8,29 @@ use super::yolo::{Object, YoloGrid};
 use fovea::nn::init::Init;
 use fovea::nn::{state_dict, Activation, BatchNorm, Conv, Module, Pool, Sequential};
 use fovea::ops::{ConvOptions, Padding, PoolOptions};
-use fovea::optim::Optimizer;
-use fovea::{no_grad, Error, Result, Rng, Tensor, Var};
+use fovea::{Error, Result, Rng, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// Whether a `grid` x `grid` grid fits pictures of `input` x `input`: cells of 4, 8, 16,
+/// 32 or 64 pixels, one halving of the network each. Returns the cell size.
+pub fn check_grid(input: usize, grid: usize) -> Result<usize> {
+    let ratio = input / grid.max(1);
+    if grid == 0 || !input.is_multiple_of(grid) || !ratio.is_power_of_two() || !(4..=64).contains(&ratio) {
+        return Err(Error::Invalid(format!(
+            "a {grid}x{grid} grid does not divide {input}x{input} pictures into cells of 4, 8, 16, 32 or 64 pixels \
+             (choose --grid and --input-size to fit)"
+        )));
+    }
+    Ok(ratio)
+}
 
 /// The network for pictures of `input` x `input` and `grid`: one conv-BN-leaky-pool stage
 /// per halving (16, 32, 64, ... channels), a 3x3 convolution, and a 1x1 convolution to
 /// A (5 + C) outputs per cell, its objectness biases starting at -4 (pc about 2%, as most
 /// cells hold nothing).
 pub fn network(input: usize, grid: &YoloGrid, rng: &mut Rng) -> Result<Sequential> {
-    let ratio = input / grid.grid.max(1);
-    if !input.is_multiple_of(grid.grid.max(1)) || !ratio.is_power_of_two() || !(4..=64).contains(&ratio) {
-        return Err(Error::Invalid(format!(
-            "a {}x{} grid does not divide {input}x{input} pictures into cells of 4, 8, 16, 32 or 64 pixels",
-            grid.grid, grid.grid
-        )));
-    }
+    let ratio = check_grid(input, grid.grid)?;
     let same = || ConvOptions::default().padding(Padding::Same);
     let mut net = Sequential::new();
     let mut c = 3;
@@ -114,40 +120,6 @@ pub fn encode_all(grid: &YoloGrid, objects: &[Vec<Object>]) -> Result<(Tensor, u
     Ok((Tensor::new(&[objects.len(), s, s, a, grid.depth()], data)?, dropped))
 }
 
-/// One epoch over `pictures` `[N, 3, H, W]` and their `targets`, in an order drawn from
-/// `rng`; returns the mean loss. Stops with an error if the loss is not finite.
-pub fn train_epoch(
-    net: &dyn Module,
-    grid: &YoloGrid,
-    optimizer: &mut Optimizer,
-    (pictures, targets): (&Tensor, &Tensor),
-    batch_size: usize,
-    rng: &mut Rng,
-    on_batch: &mut dyn FnMut(usize, f32),
-) -> Result<f32> {
-    net.set_training(true);
-    let n = pictures.shape()[0];
-    let mut order: Vec<usize> = (0..n).collect();
-    rng.shuffle(&mut order);
-    let (mut sum, mut seen) = (0.0f64, 0usize);
-    for idx in order.chunks(batch_size.max(1)) {
-        let x = Var::constant(pictures.index_select(0, idx)?);
-        let loss = grid.loss(&net.forward(&x)?, &targets.index_select(0, idx)?)?;
-        let lv = loss.value().item()?;
-        if !lv.is_finite() {
-            return Err(Error::Invalid(format!("the YOLO loss became {lv}; lower the learning rate")));
-        }
-        optimizer.zero_grad();
-        loss.backward()?;
-        drop(loss);
-        optimizer.step();
-        seen += idx.len();
-        sum += lv as f64 * idx.len() as f64;
-        on_batch(seen, (sum / seen as f64) as f32);
-    }
-    Ok((sum / n.max(1) as f64) as f32)
-}
-
 /// Detections per picture of `pictures` `[N, 3, H, W]`: decoded, then NMS (boxes relative
 /// to the picture).
 pub fn detect(
@@ -156,23 +128,15 @@ pub fn detect(
     pictures: &Tensor,
     options: &NmsOptions,
 ) -> Result<Vec<Vec<Detection>>> {
-    net.set_training(false);
-    let mut out = Vec::with_capacity(pictures.shape()[0]);
-    no_grad(|| -> Result<()> {
-        for start in (0..pictures.shape()[0]).step_by(64) {
-            let len = 64.min(pictures.shape()[0] - start);
-            let y = net.forward(&Var::constant(pictures.narrow(0, start, len)?))?.tensor();
-            let per = y.numel() / len;
-            for i in 0..len {
-                let raw =
-                    Tensor::new(&[grid.channels(), grid.grid, grid.grid], y.data()[i * per..(i + 1) * per].to_vec())?;
-                let all = grid.decode(&raw)?;
-                out.push(nms(&all, options).into_iter().map(|k| all[k]).collect());
-            }
-        }
-        Ok(())
-    })?;
-    Ok(out)
+    let y = crate::train::predict_all(net, pictures, 64)?;
+    let per = grid.channels() * grid.grid * grid.grid;
+    y.data()
+        .chunks(per)
+        .map(|raw| {
+            let all = grid.decode(&Tensor::new(&[grid.channels(), grid.grid, grid.grid], raw.to_vec())?)?;
+            Ok(nms(&all, options).into_iter().map(|k| all[k]).collect())
+        })
+        .collect()
 }
 
 /// The options evaluation uses: every box worth a point on the precision-recall curve
@@ -181,7 +145,8 @@ pub fn evaluation_nms() -> NmsOptions {
     NmsOptions { score_threshold: 0.01, iou_threshold: 0.5, max_detections: 100, per_class: true }
 }
 
-/// VOC mAP@0.5 of the detector on `pictures` with labelled `objects`.
+/// VOC mAP@0.5 of the detector on `pictures` with labelled `objects` (precision and recall
+/// at the notes' score threshold, 0.6).
 pub fn evaluate(net: &dyn Module, grid: &YoloGrid, pictures: &Tensor, objects: &[Vec<Object>]) -> Result<MapReport> {
     let found = detect(net, grid, pictures, &evaluation_nms())?;
     let detections: Vec<Scored> = found
@@ -194,5 +159,5 @@ pub fn evaluate(net: &dyn Module, grid: &YoloGrid, pictures: &Tensor, objects: &
         .enumerate()
         .flat_map(|(image, o)| o.iter().map(move |o| Truth { image, bbox: o.bbox, class: o.class }))
         .collect();
-    Ok(mean_average_precision(&detections, &truths, grid.classes, 0.5))
+    Ok(mean_average_precision(&detections, &truths, grid.classes, 0.5, NmsOptions::default().score_threshold))
 }

@@ -2,7 +2,12 @@
 //! network that outputs y = [pc, bx, by, bh, bw, c1 .. cC] with the box relative to the
 //! picture.
 
-use fovea::{ops, Error, Result, Tensor, Var};
+use super::boxes::BBox;
+use super::yolo::{Object, LAMBDA_COORD};
+use fovea::nn::init::Init;
+use fovea::nn::{Activation, BatchNorm, Conv, Flatten, Linear, Pool, Sequential};
+use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::{ops, Error, Result, Rng, Tensor, Var};
 
 fn check(op: &'static str, pred: &Var, target: &Tensor) -> Result<(usize, usize)> {
     let shape = pred.shape();
@@ -30,8 +35,9 @@ pub fn localization_loss_squared(pred: &Var, target: &Tensor) -> Result<Var> {
 }
 
 /// The better variant the notes mention, averaged over the batch: the logistic loss of pc
-/// (the prediction's first value is its logit) for every picture; where pc = 1, plus the
-/// squared error of the four box values and the log loss of the class (softmax over the
+/// (the prediction's first value is its logit) for every picture; where pc = 1, plus
+/// λ_coord (5, YOLO's weight: box values in 0..1 give small squared errors) times the
+/// squared error of the four box values, and the log loss of the class (softmax over the
 /// class logits).
 pub fn localization_loss(pred: &Var, target: &Tensor) -> Result<Var> {
     let (n, d) = check("localization_loss", pred, target)?;
@@ -45,9 +51,79 @@ pub fn localization_loss(pred: &Var, target: &Tensor) -> Result<Var> {
         let boxes = Tensor::new(&[m, 4], objects.iter().flat_map(|&i| y[i * d + 1..i * d + 5].to_vec()).collect())?;
         let classes: Vec<usize> =
             objects.iter().map(|&i| y[i * d + 5..(i + 1) * d].iter().position(|&c| c == 1.0).unwrap_or(0)).collect();
-        let box_loss = ops::mul_scalar(&ops::mse_loss(&ops::narrow(&picked, 1, 1, 4)?, &boxes)?, 4.0 * m as f32);
+        let box_loss =
+            ops::mul_scalar(&ops::mse_loss(&ops::narrow(&picked, 1, 1, 4)?, &boxes)?, LAMBDA_COORD * 4.0 * m as f32);
         let class_loss = ops::mul_scalar(&ops::cross_entropy(&ops::narrow(&picked, 1, 5, d - 5)?, &classes)?, m as f32);
         total = ops::add(&total, &ops::add(&box_loss, &class_loss)?)?;
     }
     Ok(ops::mul_scalar(&total, 1.0 / n as f32))
+}
+
+/// A small regression network for `size` x `size` pictures (a multiple of 16): four
+/// conv-BN-ReLU-pool stages (16, 32, 64, 128 channels), then FC 256 and FC `outputs`.
+/// The localizer's outputs are y (5 + C values); the landmark net's, 2K coordinates.
+pub fn regressor(size: usize, outputs: usize, rng: &mut Rng) -> Result<Sequential> {
+    if size < 16 || !size.is_multiple_of(16) {
+        return Err(Error::Invalid(format!("pictures of {size}x{size}: the side must be a multiple of 16")));
+    }
+    let same = || ConvOptions::default().padding(Padding::Same);
+    let mut net = Sequential::new();
+    let mut c = 3;
+    for (i, out) in [16, 32, 64, 128].into_iter().enumerate() {
+        net = net
+            .add(&format!("conv{}", i + 1), Conv::new(c, out, &[3, 3], same(), false, Init::HeNormal, rng)?)
+            .add(&format!("bn{}", i + 1), BatchNorm::new(out))
+            .add(&format!("relu{}", i + 1), Activation::Relu)
+            .add(&format!("pool{}", i + 1), Pool::max(PoolOptions::new(2)));
+        c = out;
+    }
+    let cells = (size / 16) * (size / 16);
+    Ok(net
+        .add("flatten", Flatten)
+        .add("fc1", Linear::new(128 * cells, 256, true, Init::PytorchDefault, rng))
+        .add("relu5", Activation::Relu)
+        .add("fc2", Linear::new(256, outputs, true, Init::PytorchDefault, rng)))
+}
+
+/// The target y of a picture with at most one object (boxes relative to the picture).
+pub fn localization_target(object: Option<&Object>, classes: usize) -> Vec<f32> {
+    let mut y = vec![0.0; 5 + classes];
+    if let Some(o) = object {
+        let b = o.bbox;
+        y[..5].copy_from_slice(&[1.0, b.cx, b.cy, b.h, b.w]);
+        y[5 + o.class] = 1.0;
+    }
+    y
+}
+
+/// How well predictions `[N, 5 + C]` (pc as a logit, or as a value with `raw_pc`, from
+/// the squared-error loss) match targets: whether there is an object (pc > 0.5), the class
+/// and the mean IoU of the box where there is one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LocalizationScore {
+    pub object_accuracy: f64,
+    pub class_accuracy: f64,
+    pub mean_iou: f64,
+}
+
+pub fn score_localization(pred: &Tensor, target: &Tensor, raw_pc: bool) -> LocalizationScore {
+    let d = pred.shape()[1];
+    let (mut right, mut objects, mut class_right, mut iou) = (0usize, 0usize, 0usize, 0f64);
+    for (p, y) in pred.data().chunks(d).zip(target.data().chunks(d)) {
+        let pc = if raw_pc { p[0] } else { 1.0 / (1.0 + (-p[0]).exp()) };
+        right += ((pc > 0.5) == (y[0] == 1.0)) as usize;
+        if y[0] == 1.0 {
+            objects += 1;
+            let argmax = |v: &[f32]| (0..v.len()).fold(0, |m, j| if v[j] > v[m] { j } else { m });
+            class_right += (argmax(&p[5..]) == argmax(&y[5..])) as usize;
+            let bbox = |v: &[f32]| BBox::new(v[1], v[2], v[4], v[3]);
+            iou += bbox(p).iou(&bbox(y)) as f64;
+        }
+    }
+    let n = target.shape()[0].max(1) as f64;
+    LocalizationScore {
+        object_accuracy: right as f64 / n,
+        class_accuracy: class_right as f64 / objects.max(1) as f64,
+        mean_iou: iou / objects.max(1) as f64,
+    }
 }

@@ -7,7 +7,7 @@
 use super::boxes::BBox;
 use super::nms::Detection;
 
-/// A labelled or detected box in picture `image`.
+/// A detected box in picture `image`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored {
     pub image: usize,
@@ -22,7 +22,9 @@ pub struct Truth {
     pub class: usize,
 }
 
-/// One class's figures over all the detections given.
+/// One class's figures: AP over all the detections given; precision, recall and the counts
+/// over those scoring above the evaluation's `score_threshold` (the detector's operating
+/// point).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassAp {
     /// `None` when the class has no labelled box (VOC leaves it out of the mean).
@@ -56,8 +58,15 @@ pub fn voc_ap(recall: &[f64], precision: &[f64]) -> f64 {
     (0..r.len() - 1).filter(|&i| r[i + 1] != r[i]).map(|i| (r[i + 1] - r[i]) * p[i + 1]).sum()
 }
 
-/// VOC's evaluation of `detections` against `truths` for `classes` classes at IoU > `iou`.
-pub fn mean_average_precision(detections: &[Scored], truths: &[Truth], classes: usize, iou: f32) -> MapReport {
+/// VOC's evaluation of `detections` against `truths` for `classes` classes at IoU > `iou`;
+/// precision and recall are reported for the detections scoring above `score_threshold`.
+pub fn mean_average_precision(
+    detections: &[Scored],
+    truths: &[Truth],
+    classes: usize,
+    iou: f32,
+    score_threshold: f32,
+) -> MapReport {
     let mut per_class = Vec::with_capacity(classes);
     for class in 0..classes {
         let gt: Vec<&Truth> = truths.iter().filter(|t| t.class == class).collect();
@@ -66,6 +75,8 @@ pub fn mean_average_precision(detections: &[Scored], truths: &[Truth], classes: 
         dets.sort_by(|a, b| b.detection.score.total_cmp(&a.detection.score));
         let mut matched = vec![false; gt.len()];
         let (mut tp, mut fp) = (0usize, 0usize);
+        // the counts at the operating point: detections come best first, so a prefix
+        let (mut tp_at, mut fp_at) = (0usize, 0usize);
         let (mut recall, mut precision) = (Vec::with_capacity(dets.len()), Vec::with_capacity(dets.len()));
         for d in &dets {
             let best = gt
@@ -81,15 +92,18 @@ pub fn mean_average_precision(detections: &[Scored], truths: &[Truth], classes: 
                 }
                 _ => fp += 1,
             }
+            if d.detection.score > score_threshold {
+                (tp_at, fp_at) = (tp, fp);
+            }
             recall.push(tp as f64 / gt.len().max(1) as f64);
             precision.push(tp as f64 / (tp + fp) as f64);
         }
         per_class.push(ClassAp {
             ap: (!gt.is_empty()).then(|| voc_ap(&recall, &precision)),
-            precision: tp as f64 / (tp + fp).max(1) as f64,
-            recall: tp as f64 / gt.len().max(1) as f64,
-            true_positives: tp,
-            false_positives: fp,
+            precision: tp_at as f64 / (tp_at + fp_at).max(1) as f64,
+            recall: tp_at as f64 / gt.len().max(1) as f64,
+            true_positives: tp_at,
+            false_positives: fp_at,
             labelled: gt.len(),
         });
     }
@@ -114,12 +128,15 @@ mod tests {
             Truth { image: 1, bbox: BBox::new(0.0, 0.0, 2.0, 2.0), class: 0 },
         ];
         let dets = [det(0, 0.1, 0.9), det(0, 9.0, 0.8), det(1, 0.0, 0.7), det(0, 0.0, 0.6)];
-        let r = mean_average_precision(&dets, &truths, 2, 0.5);
+        let r = mean_average_precision(&dets, &truths, 2, 0.5, 0.0);
         // points (r, p): (.5, 1), (.5, .5), (1, 2/3), (1, .5): AP = .5 * 1 + .5 * 2/3
         let c = r.per_class[0];
         assert!((c.ap.unwrap() - (0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12, "{c:?}");
         assert_eq!((c.true_positives, c.false_positives, c.labelled), (2, 2, 2));
         assert_eq!((c.precision, c.recall), (0.5, 1.0));
+        // at an operating point of 0.75: the first two detections, a hit and a miss
+        let c75 = mean_average_precision(&dets, &truths, 2, 0.5, 0.75).per_class[0];
+        assert_eq!((c75.true_positives, c75.false_positives, c75.precision, c75.recall), (1, 1, 0.5, 0.5));
         // class 1 has no labelled box: no AP, and the mean is class 0's
         assert_eq!(r.per_class[1].ap, None);
         assert_eq!(r.map, c.ap.unwrap());

@@ -40,13 +40,13 @@ pub fn nms(detections: &[Detection], o: &NmsOptions) -> Vec<usize> {
     let mut suppressed = vec![false; order.len()];
     let mut keep = Vec::new();
     for k in 0..order.len() {
+        if keep.len() >= o.max_detections {
+            break;
+        }
         if suppressed[k] {
             continue;
         }
         keep.push(order[k]);
-        if keep.len() == o.max_detections {
-            break;
-        }
         let class = detections[order[k]].class;
         for j in k + 1..order.len() {
             if !suppressed[j]

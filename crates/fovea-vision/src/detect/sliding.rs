@@ -68,7 +68,8 @@ pub fn fc_to_conv(model: Sequential, input: [usize; 3]) -> Result<Sequential> {
             shape.extend(&kernel);
             let conv = Conv {
                 weight: Var::param(w.reshape(&shape)?),
-                bias: linear.bias.clone(),
+                // copies, as the weight is: the two networks do not share parameters
+                bias: linear.bias.as_ref().map(|b| Var::param(b.tensor())),
                 options: ConvOptions::default(),
             };
             x = no_grad(|| layer.forward(&x))?;
@@ -100,11 +101,9 @@ pub fn naive_windows(classifier: &dyn Module, picture: &Tensor) -> Result<Tensor
             crops.extend_from_slice(crop.data());
         }
     }
-    classifier.set_training(false);
-    let p = no_grad(|| -> Result<Tensor> {
-        let logits = classifier.forward(&Var::constant(Tensor::new(&[rows * cols, 3, WINDOW, WINDOW], crops)?))?;
-        Ok(ops::softmax(&logits, 1)?.tensor())
-    })?;
+    // in chunks, so that a big picture's windows never all sit in memory at once
+    let crops = Tensor::new(&[rows * cols, 3, WINDOW, WINDOW], crops)?;
+    let p = ops::softmax(&Var::constant(crate::train::predict_all(classifier, &crops, 4096)?), 1)?.tensor();
     // [windows, K] -> [K, rows, cols]
     let k = p.shape()[1];
     p.reshape(&[rows, cols, k])?.permute(&[2, 0, 1])
@@ -122,9 +121,9 @@ pub fn convolutional_windows(converted: &dyn Module, picture: &Tensor) -> Result
 }
 
 /// Boxes for the windows whose most likely class is an object (not `background`) with a
-/// probability above `min_score`; `scale` maps the map's picture back to the original's
-/// pixels (original side / scaled side).
-pub fn window_detections(probs: &Tensor, background: usize, min_score: f32, scale: f32) -> Vec<Detection> {
+/// probability above `min_score`; `(sx, sy)` map the map's picture back to the original's
+/// pixels (original size / scaled size, per axis).
+pub fn window_detections(probs: &Tensor, background: usize, min_score: f32, (sx, sy): (f32, f32)) -> Vec<Detection> {
     let (k, rows, cols) = (probs.shape()[0], probs.shape()[1], probs.shape()[2]);
     let p = probs.data();
     let mut out = Vec::new();
@@ -133,9 +132,9 @@ pub fn window_detections(probs: &Tensor, background: usize, min_score: f32, scal
             let at = |class: usize| p[(class * rows + r) * cols + c];
             let class = (0..k).fold(0, |m, j| if at(j) > at(m) { j } else { m });
             if class != background && at(class) > min_score {
-                let (x0, y0) = ((c * WINDOW_STRIDE) as f32 * scale, (r * WINDOW_STRIDE) as f32 * scale);
-                let side = WINDOW as f32 * scale;
-                let bbox = Corners { x0, y0, x1: x0 + side, y1: y0 + side }.center_form();
+                let (x0, y0) = ((c * WINDOW_STRIDE) as f32 * sx, (r * WINDOW_STRIDE) as f32 * sy);
+                let (ww, wh) = (WINDOW as f32 * sx, WINDOW as f32 * sy);
+                let bbox = Corners { x0, y0, x1: x0 + ww, y1: y0 + wh }.center_form();
                 out.push(Detection { bbox, class, score: at(class) });
             }
         }
@@ -181,16 +180,9 @@ pub fn window_crops(pictures: usize, seed: u64) -> Result<Dataset> {
     let mut images = Vec::new();
     let mut labels = Vec::new();
     let mut rng = Rng::derive(seed, u64::MAX);
-    for i in 0..pictures {
-        let p = shapes::generate(seed, i as u64, &config);
-        let plane = config.size * config.size;
-        let mut chw = vec![0.0f32; 3 * plane];
-        for (j, px) in p.canvas.pixels.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                chw[c * plane + j] = px[c] as f32 / 255.0;
-            }
-        }
-        let picture = Tensor::new(&[3, config.size, config.size], chw)?;
+    let set = super::dataset::shapes_in_memory(0, pictures, seed, &config)?;
+    for (i, picture_objects) in set.objects.iter().enumerate() {
+        let picture = set.pictures.narrow(0, i, 1)?.reshape(&[3, config.size, config.size])?;
         let mut cut = |b: BBox, label: usize| -> Result<()> {
             let c = b.corners();
             if c.x0 < 0.0 || c.y0 < 0.0 || c.x1 > size || c.y1 > size {
@@ -205,9 +197,9 @@ pub fn window_crops(pictures: usize, seed: u64) -> Result<Dataset> {
             labels.push(label);
             Ok(())
         };
-        let objects: Vec<BBox> = p.objects.iter().map(|o| o.bbox.scale(size, size)).collect();
+        let objects: Vec<BBox> = picture_objects.iter().map(|o| o.bbox.scale(size, size)).collect();
         let background = shapes::CLASSES.len();
-        for (o, b) in p.objects.iter().zip(&objects) {
+        for (o, b) in picture_objects.iter().zip(&objects) {
             let side = b.w.max(b.h) * 1.1;
             // the object, and the object a little off-centre and off-size
             cut(BBox::new(b.cx, b.cy, side, side), o.class)?;
@@ -229,7 +221,7 @@ pub fn window_crops(pictures: usize, seed: u64) -> Result<Dataset> {
                 cut(part, background)?;
             }
         }
-        for _ in 0..p.objects.len().max(1) {
+        for _ in 0..picture_objects.len().max(1) {
             let side = rng.uniform_range(0.12, 0.45) * size;
             let b = BBox::new(
                 rng.uniform_range(side / 2.0, size - side / 2.0),

@@ -70,12 +70,13 @@ impl YoloGrid {
                 )));
             }
             let b = o.bbox;
-            if !(b.w > 0.0 && b.h > 0.0 && (0.0..1.0).contains(&b.cx) && (0.0..1.0).contains(&b.cy)) {
+            if !(b.w > 0.0 && b.h > 0.0 && (0.0..=1.0).contains(&b.cx) && (0.0..=1.0).contains(&b.cy)) {
                 return Err(Error::Invalid(format!(
                     "object box {b:?} has no size or its midpoint is outside the picture"
                 )));
             }
-            let (col, row) = ((b.cx * s as f32) as usize, (b.cy * s as f32) as usize);
+            // a midpoint on the right or bottom edge belongs to the last cell
+            let (col, row) = (((b.cx * s as f32) as usize).min(s - 1), ((b.cy * s as f32) as usize).min(s - 1));
             let anchor = (0..a)
                 .map(|k| shape_iou(b.w, b.h, self.anchors[k].0, self.anchors[k].1))
                 .enumerate()
