@@ -3,15 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use fovea::Tensor;
-use fovea::{optim::OptimizerConfig, Rng};
+use fovea::optim::OptimizerConfig;
+use fovea::{Rng, Tensor};
 use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, write_shapes};
-use fovea_vision::detect::kmeans_anchors;
 use fovea_vision::detect::localize::{self, localization_target};
-use fovea_vision::detect::shapes::LANDMARKS;
-use fovea_vision::detect::shapes::{ShapesConfig, CLASSES};
+use fovea_vision::detect::shapes::{ShapesConfig, CLASSES, LANDMARKS};
 use fovea_vision::detect::sliding::{self, WINDOW};
-use fovea_vision::detect::{nms, NmsOptions};
+use fovea_vision::detect::{kmeans_anchors, nms, NmsOptions};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -45,9 +45,10 @@ pub struct TrainArgs {
     /// Cells per side (default: input size / 16)
     #[arg(long)]
     grid: Option<usize>,
-    /// Anchor boxes per cell, found by k-means on the training boxes
-    #[arg(long, default_value_t = 5)]
-    anchors: usize,
+    /// Anchor boxes per cell, found by k-means on the training boxes (1 - IoU); `auto` adds
+    /// anchors while each raises the mean best IoU by 0.02 or more
+    #[arg(long, default_value = "5")]
+    anchors: String,
     #[arg(long, default_value_t = 12)]
     epochs: usize,
     #[arg(long, default_value_t = 32)]
@@ -103,6 +104,21 @@ pub fn run(y: Yolo) -> Result<()> {
     }
 }
 
+/// Anchors for `--anchors auto`: k-means for k = 1, 2, ... until one more anchor would raise
+/// the mean best IoU by less than 0.02 (diminishing returns, YOLOv2's reasoning for its 5),
+/// at most 9.
+fn auto_anchors(shapes: &[(f32, f32)], seed: u64) -> Result<fovea_vision::detect::Anchors> {
+    let mut best = kmeans_anchors(shapes, 1, seed)?;
+    for k in 2..=9 {
+        let Ok(next) = kmeans_anchors(shapes, k, seed) else { break };
+        if next.mean_iou - best.mean_iou < 0.02 {
+            break;
+        }
+        best = next;
+    }
+    Ok(best)
+}
+
 /// Refuses `other` if it names its classes differently from `known` (a model's, or the
 /// training data's): its labels would mean other things.
 fn check_classes(other: &DetectionSet, path: &Path, known: &[String], what: &str) -> Result<()> {
@@ -134,9 +150,18 @@ fn split_every_tenth(t: &Tensor, objects: &[Vec<Object>]) -> Result<[(Tensor, Ve
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    if a.epochs == 0 || a.batch_size == 0 || a.anchors == 0 || a.train_size == 0 {
-        bail!("--epochs, --batch-size, --anchors and --train-size must be at least 1");
+    if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 {
+        bail!("--epochs, --batch-size and --train-size must be at least 1");
     }
+    let anchor_count = match a.anchors.as_str() {
+        "auto" => None,
+        k => Some(
+            k.parse::<usize>()
+                .ok()
+                .filter(|&k| (1..=20).contains(&k))
+                .with_context(|| format!("--anchors must be a count from 1 to 20, or auto; got '{k}'"))?,
+        ),
+    };
     let start = Instant::now();
     let ((train_x, train_o), (val_x, val_o), classes, input) = match &a.data {
         None => {
@@ -179,10 +204,10 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     };
     let shapes: Vec<(f32, f32)> = train_o.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
-    if shapes.len() < a.anchors {
-        bail!("the training pictures hold {} boxes, fewer than the {} anchors to find", shapes.len(), a.anchors);
-    }
-    let anchors = kmeans_anchors(&shapes, a.anchors, a.seed)?;
+    let anchors = match anchor_count {
+        Some(k) => kmeans_anchors(&shapes, k, a.seed)?,
+        None => auto_anchors(&shapes, a.seed)?,
+    };
     let grid = YoloGrid::new(a.grid.unwrap_or(input / 16), anchors.shapes.clone(), classes.len())?;
     let net = detector::network(input, &grid, &mut Rng::new(a.seed))?;
     let (mut targets, dropped) = detector::encode_all(&grid, &train_o)?;

@@ -618,6 +618,8 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     assert!(err.contains("no PNG or JPEG"), "{err}");
     let err = fails(&["yolo", "train", "--grid", "5", "--train-size", "50", "--epochs", "1", "--out", &p("y3")]);
     assert!(err.contains("does not divide"), "{err}");
+    let err = fails(&["yolo", "train", "--anchors", "many", "--out", &p("y4")]);
+    assert!(err.contains("--anchors must be a count from 1 to 20, or auto"), "{err}");
     ok(&["data", "shapes", "--out", &p("five"), "--count", "4"]);
     std::fs::write(dir.path().join("five/classes.txt"), "a\nb\nc\nd\ne\n").unwrap();
     let err = fails(&["yolo", "eval", "--checkpoint", &run, "--data", &p("five")]);

@@ -31,33 +31,41 @@ impl Default for NmsOptions {
 }
 
 /// The indices of the detections NMS keeps, best score first; equal scores keep the input
-/// order. One sort, then each kept box scans the candidates after it.
+/// order. One sort; then, class by class, each kept box scans the candidates after it.
 pub fn nms(detections: &[Detection], o: &NmsOptions) -> Vec<usize> {
     let mut order: Vec<usize> = (0..detections.len()).filter(|&i| detections[i].score > o.score_threshold).collect();
     // stable: ties stay in input order
     order.sort_by(|&a, &b| detections[b].score.total_cmp(&detections[a].score));
-    let corners: Vec<Corners> = order.iter().map(|&i| detections[i].bbox.corners()).collect();
-    let mut suppressed = vec![false; order.len()];
-    let mut keep = Vec::new();
-    for k in 0..order.len() {
-        if keep.len() >= o.max_detections {
-            break;
-        }
-        if suppressed[k] {
-            continue;
-        }
-        keep.push(order[k]);
-        let class = detections[order[k]].class;
-        for j in k + 1..order.len() {
-            if !suppressed[j]
-                && (!o.per_class || detections[order[j]].class == class)
-                && corners[k].iou(&corners[j]) >= o.iou_threshold
-            {
-                suppressed[j] = true;
+    // positions in `order`, bucketed by class (one bucket when suppressing across classes)
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (pos, &i) in order.iter().enumerate() {
+        groups.entry(if o.per_class { detections[i].class } else { 0 }).or_default().push(pos);
+    }
+    let mut kept = Vec::new();
+    for members in groups.values() {
+        let corners: Vec<Corners> = members.iter().map(|&pos| detections[order[pos]].bbox.corners()).collect();
+        let mut suppressed = vec![false; members.len()];
+        let mut count = 0;
+        for k in 0..members.len() {
+            if count >= o.max_detections {
+                break;
+            }
+            if suppressed[k] {
+                continue;
+            }
+            kept.push(members[k]);
+            count += 1;
+            for j in k + 1..members.len() {
+                if !suppressed[j] && corners[k].iou(&corners[j]) >= o.iou_threshold {
+                    suppressed[j] = true;
+                }
             }
         }
     }
-    keep
+    // back to best-first across classes, then the cap
+    kept.sort_unstable();
+    kept.truncate(o.max_detections);
+    kept.into_iter().map(|pos| order[pos]).collect()
 }
 
 #[cfg(test)]
