@@ -8,4 +8,5 @@ pub mod filters;
 pub mod image;
 pub mod models;
 pub mod plot;
+pub mod style;
 pub mod train;
