@@ -7,6 +7,7 @@ mod experiment;
 mod faces;
 mod faces_train;
 mod pretrained;
+mod stylize;
 mod summary;
 mod yolo;
 
@@ -49,6 +50,8 @@ enum Command {
     /// Object detection from scratch: anchors, ...
     #[command(subcommand)]
     Detect(detect::Detect),
+    /// Neural style transfer: the content of one picture in the style of another
+    Stylize(stylize::StylizeArgs),
     /// YOLO with anchor boxes, trained from scratch
     #[command(subcommand)]
     Yolo(yolo::Yolo),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Data(d) => detect::data(d),
         Command::Detect(d) => detect::run(d),
         Command::Yolo(y) => yolo::run(y),
+        Command::Stylize(a) => stylize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -661,3 +661,27 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     let err = fails(&["detect", "train-landmarks", "--out", &p("l3"), "--size", "40"]);
     assert!(err.contains("multiple of 16"), "{err}");
 }
+
+#[test]
+fn stylize_lowers_the_style_cost_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = format!("{}/../../data/images", env!("CARGO_MANIFEST_DIR"));
+    let (content, style) = (format!("{images}/chelsea.png"), format!("{images}/hubble.jpg"));
+    let out = dir.path().join("g.png").display().to_string();
+    let args = ["stylize", "--content", &content, "--style", &style, "--out", &out, "--size", "64"];
+    let lines = json_lines(&ok(&[&args[..], &["--steps", "40", "--save-every", "20", "--json"]].concat()));
+    assert_eq!(lines.len(), 41, "a line per step and the result");
+    let last = &lines[40];
+    let (first, result) = (last["first"]["style_cost"].as_f64().unwrap(), last["last"]["style_cost"].as_f64().unwrap());
+    assert!(result < first / 2.0, "the style cost falls: {first} -> {result}");
+    // starting from the content picture: the result is closer to the style than the content is
+    assert!(last["result_style_cost"].as_f64().unwrap() < last["content_picture_style_cost"].as_f64().unwrap());
+    assert_eq!((last["width"].as_u64(), last["height"].as_u64()), (Some(64), Some(43)));
+    for frame in ["g-0020.png", "g-0040.png", "g.png"] {
+        assert!(dir.path().join(frame).exists(), "{frame}");
+    }
+    let err = fails(&[&args[..], &["--content-layer", "fc7"]].concat());
+    assert!(err.contains("no layer 'fc7'") && err.contains("conv13"), "{err}");
+    let err = fails(&["stylize", "--content", &content, "--style", "missing.jpg", "--out", &out]);
+    assert!(err.contains("missing.jpg"), "{err}");
+}

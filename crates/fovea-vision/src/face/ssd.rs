@@ -38,12 +38,13 @@ impl SsdMobilenetV1 {
         Ok(ops::relu6(&conv_same(x, w, Some(b), stride, 1)?))
     }
 
-    /// Box encodings `[A, 4]` and class logits `[A, 3]` of a prepared input, anchors in
-    /// face-api's order (predictor, y, x, anchor).
-    fn forward(&self, x: &Var) -> Result<(Tensor, Tensor)> {
+    /// The MobileNetV1 backbone's activations for `x` (`[1, 3, H, W]`, values in -1..1):
+    /// layers 0 ..= `last` (at most 13), each the output of a pointwise convolution and its
+    /// ReLU6. Differentiable in `x` (style transfer optimises pictures through it).
+    pub fn backbone(&self, x: &Var, last: usize) -> Result<Vec<Var>> {
         let mut h = self.pointwise(x, "MobilenetV1/Conv2d_0_pointwise", 2)?;
-        let mut conv11 = None;
-        for i in 1..=13 {
+        let mut out = vec![h.clone()];
+        for i in 1..=last.min(13) {
             let p = format!("MobilenetV1/Conv2d_{i}_depthwise");
             let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
             let channels = h.shape()[1];
@@ -53,11 +54,16 @@ impl SsdMobilenetV1 {
             let d =
                 ops::batch_norm(&d, Some(bn("gamma")?), Some(bn("beta")?), Some(mean), Some(var), false, 0.0, BN_EPS)?;
             h = self.pointwise(&ops::relu6(&d), &format!("MobilenetV1/Conv2d_{i}_pointwise"), 1)?;
-            if i == 11 {
-                conv11 = Some(h.clone());
-            }
+            out.push(h.clone());
         }
-        let conv11 = conv11.expect("layer 11 ran");
+        Ok(out)
+    }
+
+    /// Box encodings `[A, 4]` and class logits `[A, 3]` of a prepared input, anchors in
+    /// face-api's order (predictor, y, x, anchor).
+    fn forward(&self, x: &Var) -> Result<(Tensor, Tensor)> {
+        let layers = self.backbone(x, 13)?;
+        let (conv11, h) = (layers[11].clone(), layers[13].clone());
         let mut extra = Vec::new();
         let mut e = h.clone();
         for i in 0..8 {

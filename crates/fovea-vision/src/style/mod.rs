@@ -3,7 +3,9 @@
 //! and their weighted sum J(G) = α J_content + β J_style. All are differentiable in the
 //! generated picture's activations, so the picture itself can be optimised.
 
-use fovea::{ops, Error, Result, Tensor, Var};
+use crate::face::SsdMobilenetV1;
+use fovea::optim::{Optimizer, OptimizerConfig};
+use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 
 /// `[C, H, W]` or `[1, C, H, W]` activations as `[C, H W]`.
 fn channels_by_positions(a: &Var) -> Result<Var> {
@@ -66,6 +68,143 @@ pub fn style_cost(layers: &[(f32, Tensor, Var)]) -> Result<Var> {
 /// J(G) = α J_content + β J_style.
 pub fn total_cost(alpha: f32, content: &Var, beta: f32, style: &Var) -> Result<Var> {
     ops::add(&ops::mul_scalar(content, alpha), &ops::mul_scalar(style, beta))
+}
+
+/// The feature layers style transfer can use: MobileNetV1's `conv0` ... `conv13` (from
+/// face-api's SSD weights, `models/face-api/`).
+pub const LAYERS: usize = 14;
+
+/// A layer name (`conv0` ... `conv13`) as its index; the error lists the valid names.
+pub fn layer_index(name: &str) -> Result<usize> {
+    name.strip_prefix("conv").and_then(|n| n.parse::<usize>().ok()).filter(|&i| i < LAYERS).ok_or_else(|| {
+        Error::Invalid(format!("no layer '{name}' (the layers are conv0, conv1, ..., conv{})", LAYERS - 1))
+    })
+}
+
+/// How the generated picture starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// uniform noise
+    Noise,
+    /// the content picture
+    Content,
+    /// the content picture with 50% noise mixed in
+    Mix,
+}
+
+#[derive(Clone, Debug)]
+pub struct StyleConfig {
+    pub steps: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub content_layer: usize,
+    /// Style layers, each weighted λ = 1 / their count.
+    pub style_layers: Vec<usize>,
+    /// Adam's step on the pixels (0..1).
+    pub lr: f32,
+    pub start: Start,
+    pub seed: u64,
+}
+
+/// The three costs after a step.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct StepCosts {
+    pub step: usize,
+    pub content_cost: f32,
+    pub style_cost: f32,
+    pub total_cost: f32,
+}
+
+/// Pixels 0..1 to the backbone's -1..1, and its activations up to layer `last`.
+fn features(net: &SsdMobilenetV1, picture: &Var, last: usize) -> Result<Vec<Var>> {
+    net.backbone(&ops::add_scalar(&ops::mul_scalar(picture, 2.0), -1.0), last)
+}
+
+/// J_style of `picture` against `style` (both `[3, H, W]` in 0..1) at `layers`, λ = 1 / their
+/// count: how far the picture's Gram matrices are from the style picture's.
+pub fn picture_style_cost(net: &SsdMobilenetV1, picture: &Tensor, style: &Tensor, layers: &[usize]) -> Result<f32> {
+    let last = layers.iter().copied().max().unwrap_or(0);
+    let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
+    no_grad(|| {
+        let p = features(net, &Var::constant(batch(picture)?), last)?;
+        let s = features(net, &Var::constant(batch(style)?), last)?;
+        let lambda = 1.0 / layers.len().max(1) as f32;
+        let terms: Vec<(f32, Tensor, Var)> =
+            layers.iter().map(|&l| Ok((lambda, gram_matrix(&s[l])?.tensor(), p[l].clone()))).collect::<Result<_>>()?;
+        style_cost(&terms)?.value().item()
+    })
+}
+
+/// Style transfer (the notes: G := G - dJ/dG, here with Adam): a picture with the content
+/// of `content` and the style of `style` (both `[3, H, W]` in 0..1, the same size).
+/// `on_step` sees the costs and the picture after every step, to report or save frames.
+pub fn stylize(
+    net: &SsdMobilenetV1,
+    content: &Tensor,
+    style: &Tensor,
+    config: &StyleConfig,
+    on_step: &mut dyn FnMut(&StepCosts, &Tensor) -> Result<()>,
+) -> Result<Tensor> {
+    if content.shape() != style.shape() || content.ndim() != 3 || content.shape()[0] != 3 {
+        return Err(Error::shape(
+            "stylize",
+            format!("content {:?} and style {:?} must both be [3, H, W]", content.shape(), style.shape()),
+        ));
+    }
+    if config.style_layers.is_empty() || config.steps == 0 {
+        return Err(Error::Invalid("style transfer needs a style layer and at least one step".into()));
+    }
+    let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
+    let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
+    let (content_target, style_grams) = no_grad(|| -> Result<(Tensor, Vec<Tensor>)> {
+        let c = features(net, &Var::constant(batch(content)?), last)?;
+        let s = features(net, &Var::constant(batch(style)?), last)?;
+        let grams = config.style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect::<Result<_>>()?;
+        Ok((c[config.content_layer].tensor(), grams))
+    })?;
+    let mut rng = Rng::new(config.seed);
+    let noise = Tensor::rand_uniform(&[1, 3, content.shape()[1], content.shape()[2]], 0.0, 1.0, &mut rng);
+    let start = match config.start {
+        Start::Noise => noise,
+        Start::Content => batch(content)?,
+        Start::Mix => {
+            let c = batch(content)?;
+            Tensor::new(c.shape(), c.data().iter().zip(noise.data()).map(|(a, b)| 0.5 * a + 0.5 * b).collect())?
+        }
+    };
+    let g = Var::param(start);
+    let mut optimizer = Optimizer::new(OptimizerConfig::adam(config.lr, 0.0), vec![("picture".into(), g.clone())])?;
+    let lambda = 1.0 / config.style_layers.len() as f32;
+    for step in 1..=config.steps {
+        let a = features(net, &g, last)?;
+        let jc = content_cost(&content_target, &a[config.content_layer])?;
+        let layers: Vec<(f32, Tensor, Var)> = config
+            .style_layers
+            .iter()
+            .zip(&style_grams)
+            .map(|(&l, gram)| (lambda, gram.clone(), a[l].clone()))
+            .collect();
+        let js = style_cost(&layers)?;
+        let j = total_cost(config.alpha, &jc, config.beta, &js)?;
+        let costs = StepCosts {
+            step,
+            content_cost: jc.value().item()?,
+            style_cost: js.value().item()?,
+            total_cost: j.value().item()?,
+        };
+        if !costs.total_cost.is_finite() {
+            return Err(Error::Invalid(format!("the cost became {} at step {step}; lower --lr", costs.total_cost)));
+        }
+        optimizer.zero_grad();
+        j.backward()?;
+        drop((a, jc, js, j, layers));
+        optimizer.step();
+        // pixels stay pixels
+        g.update(|t| t.data_mut().iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)));
+        on_step(&costs, &g.value().reshape(content.shape())?)?;
+    }
+    let picture = g.tensor().reshape(content.shape());
+    picture
 }
 
 #[cfg(test)]

@@ -1,0 +1,152 @@
+//! `fovea stylize`: neural style transfer on the MobileNetV1 inside face-api's SSD weights.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use fovea_vision::draw::Canvas;
+use fovea_vision::face::{default_models_dir, SsdMobilenetV1};
+use fovea_vision::style::{self, Start, StyleConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct StylizeArgs {
+    /// The picture whose content to keep
+    #[arg(long)]
+    content: PathBuf,
+    /// The picture whose style to take
+    #[arg(long)]
+    style: PathBuf,
+    /// Where to write the generated picture (PNG)
+    #[arg(long)]
+    out: PathBuf,
+    /// Longer side of the generated picture in pixels (the style picture is resized to match)
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Weight of the content cost
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f32,
+    /// Weight of the style cost
+    #[arg(long, default_value_t = 1e6)]
+    beta: f32,
+    #[arg(long, default_value = "conv5")]
+    content_layer: String,
+    #[arg(long, value_delimiter = ',', default_value = "conv1,conv3,conv5,conv7,conv9")]
+    style_layers: Vec<String>,
+    #[arg(long, value_enum, default_value = "content")]
+    init: InitName,
+    /// Adam's step on the pixels (0..1)
+    #[arg(long, default_value_t = 0.02)]
+    lr: f32,
+    /// Also write the picture every K steps (<out>-<step>.png), the notes' frames from start to result
+    #[arg(long)]
+    save_every: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object per step: step, content_cost, style_cost, total_cost
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum InitName {
+    Noise,
+    Content,
+    Mix,
+}
+
+/// `[3, H, W]` resized so that its longer side is `size`.
+fn load_sized(path: &Path, size: usize) -> Result<fovea::Tensor> {
+    let rgb = fovea_vision::image::load_rgb(path)?;
+    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+    let scale = size as f64 / h.max(w) as f64;
+    let (nh, nw) = (((h as f64 * scale).round() as usize).max(1), ((w as f64 * scale).round() as usize).max(1));
+    Ok(fovea_vision::image::resize_bilinear(&rgb, nh, nw)?)
+}
+
+pub fn run(a: StylizeArgs) -> Result<()> {
+    if !(32..=1024).contains(&a.size) || a.steps == 0 {
+        bail!("--size must be 32..1024 (the backbone halves a picture 5 times) and --steps at least 1");
+    }
+    let content_layer = style::layer_index(&a.content_layer)?;
+    let style_layers = a.style_layers.iter().map(|l| style::layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
+    let content = load_sized(&a.content, a.size).with_context(|| format!("content picture {}", a.content.display()))?;
+    let (h, w) = (content.shape()[1], content.shape()[2]);
+    let style_rgb =
+        fovea_vision::image::load_rgb(&a.style).with_context(|| format!("style picture {}", a.style.display()))?;
+    let style_pic = fovea_vision::image::resize_bilinear(&style_rgb, h, w)?;
+    let manifest = default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json");
+    let net = SsdMobilenetV1::load(&manifest)?;
+    let config = StyleConfig {
+        steps: a.steps,
+        alpha: a.alpha,
+        beta: a.beta,
+        content_layer,
+        style_layers,
+        lr: a.lr,
+        start: match a.init {
+            InitName::Noise => Start::Noise,
+            InitName::Content => Start::Content,
+            InitName::Mix => Start::Mix,
+        },
+        seed: a.seed,
+    };
+    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(a.steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("valid")
+            .progress_chars("=> "),
+    );
+    let stem = a.out.with_extension("");
+    let mut first: Option<style::StepCosts> = None;
+    let mut last = None;
+    let picture = style::stylize(&net, &content, &style_pic, &config, &mut |c, g| {
+        first.get_or_insert(*c);
+        last = Some(*c);
+        bar.set_position(c.step as u64);
+        bar.set_message(format!(
+            "content {:.3e} style {:.3e} total {:.3e}",
+            c.content_cost, c.style_cost, c.total_cost
+        ));
+        if a.json {
+            println!("{}", serde_json::to_string(c).expect("costs serialise"));
+        }
+        if a.save_every.is_some_and(|k| k > 0 && c.step % k == 0) {
+            Canvas::from_rgb(g).save_png(&PathBuf::from(format!("{}-{:04}.png", stem.display(), c.step)))?;
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    let picture = picture?;
+    Canvas::from_rgb(&picture).save_png(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    // how far from the style picture's Gram matrices: the result, and the content picture
+    let result_style = style::picture_style_cost(&net, &picture, &style_pic, &config.style_layers)?;
+    let content_style = style::picture_style_cost(&net, &content, &style_pic, &config.style_layers)?;
+    let (f, l) = (first.expect("a step ran"), last.expect("a step ran"));
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"final": true, "width": w, "height": h, "first": f, "last": l,
+                "result_style_cost": result_style, "content_picture_style_cost": content_style,
+                "out": a.out.display().to_string()})
+        );
+    } else {
+        println!(
+            "{w}x{h} after {} steps: style cost {:.3e} -> {:.3e} ({:.0}x lower), content cost {:.3e} -> {:.3e}",
+            a.steps,
+            f.style_cost,
+            l.style_cost,
+            f.style_cost / l.style_cost.max(f32::MIN_POSITIVE),
+            f.content_cost,
+            l.content_cost,
+        );
+        println!(
+            "the result's Gram matrices are {:.1}x closer to the style picture's than the content picture's are \
+             (style cost {result_style:.3e} against {content_style:.3e}); written to {}",
+            content_style / result_style.max(f32::MIN_POSITIVE),
+            a.out.display()
+        );
+    }
+    Ok(())
+}
