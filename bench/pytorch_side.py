@@ -81,6 +81,57 @@ if "--nms" in sys.argv:
 
     print(json.dumps({"nms": {"boxes": len(b), "kept": len(run_nms()), "seconds": timeit(21, run_nms)}}))
     sys.exit()
+if "--stylize" in sys.argv:
+    # the same loop on the same backbone shape: MobileNetV1 (TF "same" padding) up to
+    # conv9, content at conv5, style at conv1/3/5/7/9; random weights (timing only)
+    torch.manual_seed(0)
+    widths = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+    strides = {2, 4, 6, 12}
+    w0 = torch.randn(32, 3, 3, 3) * 0.1
+    dw = [torch.randn(widths[i - 1], 1, 3, 3) * 0.3 for i in range(1, 10)]
+    pw = [torch.randn(widths[i], widths[i - 1], 1, 1) * (2 / widths[i - 1]) ** 0.5 for i in range(1, 10)]
+    bias = [torch.zeros(widths[i]) for i in range(10)]
+    bn = [(torch.zeros(widths[i - 1]), torch.ones(widths[i - 1])) for i in range(1, 10)]
+
+    def same(x, stride):
+        return F.pad(x, (0, 1, 0, 1)) if stride == 2 else F.pad(x, (1, 1, 1, 1))
+
+    def features(x):
+        x = x * 2 - 1
+        h = F.relu6(F.conv2d(same(x, 2), w0, bias[0], stride=2))
+        out = [h]
+        for i in range(1, 10):
+            s = 2 if i in strides else 1
+            d = F.conv2d(same(h, s), dw[i - 1], None, stride=s, groups=h.shape[1])
+            d = F.relu6(F.batch_norm(d, bn[i - 1][0], bn[i - 1][1], None, None, False, 0.0, 1e-3))
+            h = F.relu6(F.conv2d(d, pw[i - 1], bias[i]))
+            out.append(h)
+        return out
+
+    def gram(a):
+        m = a.reshape(a.shape[1], -1)
+        return m @ m.T
+
+    content, style = torch.rand(1, 3, 170, 256), torch.rand(1, 3, 170, 256)
+    with torch.no_grad():
+        fc, fs = features(content), features(style)
+        grams = {l: gram(fs[l]) for l in (1, 3, 5, 7, 9)}
+    g = content.clone().requires_grad_(True)
+    opt = torch.optim.Adam([g], lr=0.02)
+
+    def step():
+        f = features(g)
+        jc = ((fc[5] - f[5]) ** 2).sum()
+        js = sum(0.2 * ((grams[l] - gram(f[l])) ** 2).sum() / (2 * f[l].numel()) ** 2 for l in grams)
+        j = 1e-3 * jc + 1e6 * js
+        opt.zero_grad()
+        j.backward()
+        opt.step()
+        with torch.no_grad():
+            g.clamp_(0, 1)
+
+    print(json.dumps({"stylize": {"width": 256, "height": 170, "seconds_per_step": timeit(21, step)}}))
+    sys.exit()
 if "--zoo-only" in sys.argv:
     print(json.dumps({"zoo": zoo()}))
     sys.exit(0)

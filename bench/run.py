@@ -58,6 +58,10 @@ nms_ours = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-b
 nms_theirs = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "bench/pytorch_side.py"), "--threads", threads, "--nms", nms_file], cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout)["nms"]
 assert nms_ours["kept"] == nms_theirs["kept"], (nms_ours, nms_theirs)
 
+# a style-transfer step (forward, costs, backward to the pixels, Adam) on MobileNetV1
+style_ours = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-bench"), "--threads", threads, "--stylize"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)["stylize"]
+style_theirs = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "bench/pytorch_side.py"), "--threads", threads, "--stylize"], cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout)["stylize"]
+
 cpu = "unknown CPU"
 try:
     with open("/proc/cpuinfo") as f:
@@ -138,6 +142,18 @@ lines += [
     "| fovea (ms) | torchvision (ms) | ratio |",
     "|---|---|---|",
     f"| {1e3 * nms_ours['seconds']:.2f} | {1e3 * nms_theirs['seconds']:.2f} | {nms_theirs['seconds'] / nms_ours['seconds']:.2f} |",
+]
+lines += [
+    "",
+    f"## Style transfer, one optimisation step at {style_ours['width']}x{style_ours['height']}",
+    "",
+    "MobileNetV1 to conv9 (content conv5, style conv1/3/5/7/9), costs, gradient to the",
+    "pixels, Adam; the same loop and network shape in PyTorch. Median of 20 steps.",
+    "Goal (issue 6): at most PyTorch's time.",
+    "",
+    "| fovea (ms) | PyTorch (ms) | ratio |",
+    "|---|---|---|",
+    f"| {1e3 * style_ours['seconds_per_step']:.1f} | {1e3 * style_theirs['seconds_per_step']:.1f} | {style_theirs['seconds_per_step'] / style_ours['seconds_per_step']:.2f} |",
 ]
 m, n = ours["matmul_2048"], theirs["numpy_matmul_2048"]
 lines += [

@@ -150,6 +150,10 @@ fn main() {
         println!("{}", json!({"nms": {"boxes": dets.len(), "kept": kept, "seconds": seconds}}));
         return;
     }
+    if args.iter().any(|a| a == "--stylize") {
+        println!("{}", json!({"stylize": stylize_step()}));
+        return;
+    }
     if args.iter().any(|a| a == "--faces") {
         println!("{}", json!({"faces": faces()}));
         return;
@@ -254,6 +258,37 @@ fn faces() -> Value {
         photos.insert(format!("sample{i}"), json!(t * 1e3));
     }
     Value::Object(photos)
+}
+
+/// Median seconds per style-transfer step at 256x170 (the README's example, default layers).
+fn stylize_step() -> Value {
+    use fovea_vision::face::{default_models_dir, SsdMobilenetV1};
+    use fovea_vision::style::{stylize, Start, StyleConfig};
+    let net = SsdMobilenetV1::load(&default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/images");
+    let content = fovea_vision::image::load_rgb(&dir.join("chelsea.png")).unwrap();
+    let content = fovea_vision::image::resize_bilinear(&content, 170, 256).unwrap();
+    let style = fovea_vision::image::load_rgb(&dir.join("hubble.jpg")).unwrap();
+    let style = fovea_vision::image::resize_bilinear(&style, 170, 256).unwrap();
+    let config = StyleConfig {
+        steps: 21,
+        alpha: 1e-3,
+        beta: 1e6,
+        content_layer: 5,
+        style_layers: vec![1, 3, 5, 7, 9],
+        lr: 0.02,
+        start: Start::Content,
+        seed: 0,
+    };
+    let mut stamps = vec![Instant::now()];
+    stylize(&net, &content, &style, &config, &mut |_, _| {
+        stamps.push(Instant::now());
+        Ok(())
+    })
+    .unwrap();
+    let mut steps: Vec<f64> = stamps.windows(2).skip(1).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    steps.sort_by(f64::total_cmp);
+    json!({"width": 256, "height": 170, "seconds_per_step": steps[steps.len() / 2]})
 }
 
 const ZOO: [&str; 5] = ["resnet18", "resnet50", "vgg16", "googlenet", "alexnet"];
