@@ -9,6 +9,7 @@ mod faces_train;
 mod pretrained;
 mod stylize;
 mod summary;
+mod visualize;
 mod yolo;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,9 @@ enum Command {
     Detect(detect::Detect),
     /// Neural style transfer: the content of one picture in the style of another
     Stylize(stylize::StylizeArgs),
+    /// What a trained network's units respond to: top patches, filters, feature maps
+    #[command(subcommand)]
+    Visualize(visualize::Visualize),
     /// YOLO with anchor boxes, trained from scratch
     #[command(subcommand)]
     Yolo(yolo::Yolo),
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Detect(d) => detect::run(d),
         Command::Yolo(y) => yolo::run(y),
         Command::Stylize(a) => stylize::run(a),
+        Command::Visualize(v) => visualize::run(v),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -685,3 +685,56 @@ fn stylize_lowers_the_style_cost_and_refuses_bad_input() {
     let err = fails(&["stylize", "--content", &content, "--style", "missing.jpg", "--out", &out]);
     assert!(err.contains("missing.jpg"), "{err}");
 }
+
+#[test]
+fn visualize_draws_top_patches_filters_and_feature_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    ok(&["train", "--epochs", "1", "--train-size", "2000", "--out", &p("run"), "--json"]);
+    let out = ok(&[
+        "visualize",
+        "patches",
+        "--checkpoint",
+        &p("run"),
+        "--layer",
+        "conv2",
+        "--units",
+        "3",
+        "--limit",
+        "300",
+        "--out",
+        &p("patches.png"),
+    ]);
+    assert!(out.contains("receptive field 14x14"), "{out}");
+    // 3 rows of 9 patches of 14x14 pixels zoomed 6x, 2-pixel gaps
+    let png = fovea_vision::image::load_rgb(&dir.path().join("patches.png")).unwrap();
+    assert_eq!(png.shape(), [3, 2 + 3 * (14 * 6 + 2), 2 + 9 * (14 * 6 + 2)]);
+    ok(&["visualize", "filters", "--checkpoint", &p("run"), "--out", &p("filters.png")]);
+    let photo = format!("{}/../../data/images/coffee.png", env!("CARGO_MANIFEST_DIR"));
+    let out = ok(&[
+        "visualize",
+        "activations",
+        "--checkpoint",
+        &p("run"),
+        &photo,
+        "--layer",
+        "relu2",
+        "--out",
+        &p("maps.png"),
+    ]);
+    assert!(out.contains("16 feature maps of relu2 (10x10)"), "{out}");
+    let err = fails(&[
+        "visualize",
+        "activations",
+        "--checkpoint",
+        &p("run"),
+        &photo,
+        "--layer",
+        "conv9",
+        "--out",
+        &p("x.png"),
+    ]);
+    assert!(err.contains("no layer 'conv9'") && err.contains("pool2"), "{err}");
+    let err = fails(&["visualize", "patches", "--checkpoint", &p("run"), "--layer", "fc5"]);
+    assert!(err.contains("no convolutional layer 'fc5'"), "{err}");
+}

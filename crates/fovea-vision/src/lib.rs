@@ -10,3 +10,4 @@ pub mod models;
 pub mod plot;
 pub mod style;
 pub mod train;
+pub mod visualize;

@@ -50,6 +50,9 @@ impl Conv {
 }
 
 impl Module for Conv {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
     }
@@ -133,6 +136,9 @@ impl Pool {
 }
 
 impl Module for Pool {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var) -> Result<Var> {
         match self.kind {
             PoolKind::Max => ops::max_pool(x, &self.options),

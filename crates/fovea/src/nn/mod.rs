@@ -44,8 +44,9 @@ pub trait Module {
         0
     }
 
-    /// The layer as `Any`, for code that rewrites networks (fully connected layers into
-    /// convolutions); `None` for the layers nothing needs to recognise.
+    /// The layer as `Any`, for code that rewrites or inspects networks (fully connected
+    /// layers into convolutions, receptive fields); `None` for the layers nothing needs to
+    /// recognise.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
@@ -235,6 +236,9 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&self, x: &Var) -> Result<Var> {
         self.run(x, &mut Calls::Plain)
     }

@@ -1,0 +1,261 @@
+//! What deep ConvNets learn (Zeiler & Fergus, as the notes show it): where in the input a
+//! unit looks (receptive-field arithmetic), the input patches that excite a unit most,
+//! and pictures of filters and feature maps.
+
+use fovea::nn::{Conv, Flatten, Linear, Module, Pool, Sequential};
+use fovea::ops::Padding;
+use fovea::{no_grad, Error, Result, Tensor, Var};
+use std::collections::BinaryHeap;
+
+/// Where one unit of a layer looks in the input, along one axis: `size` pixels wide, the
+/// first unit's field centred at `start` (pixel coordinates; negative when padding reaches
+/// past the edge), neighbouring units `jump` pixels apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReceptiveField {
+    pub size: usize,
+    pub jump: usize,
+    pub start: f64,
+}
+
+impl ReceptiveField {
+    /// An input pixel.
+    pub const PIXEL: ReceptiveField = ReceptiveField { size: 1, jump: 1, start: 0.0 };
+
+    /// The field after a layer with kernel `k` (dilation included), stride `s` and `p`
+    /// padding before: size grows by (k - 1) jumps, the jump multiplies by s, the start
+    /// moves by ((k - 1) / 2 - p) jumps.
+    pub fn then(&self, k: usize, s: usize, p: usize) -> ReceptiveField {
+        ReceptiveField {
+            size: self.size + (k - 1) * self.jump,
+            jump: self.jump * s,
+            start: self.start + ((k as f64 - 1.0) / 2.0 - p as f64) * self.jump as f64,
+        }
+    }
+
+    /// The input pixels `[from, to)` (possibly past the edges) seen by unit `i`.
+    pub fn span(&self, i: usize) -> (i64, i64) {
+        let centre = self.start + (i * self.jump) as f64;
+        let from = (centre - (self.size as f64 - 1.0) / 2.0).round() as i64;
+        (from, from + self.size as i64)
+    }
+}
+
+/// The receptive field (along the height) after each layer of `model` for inputs of
+/// `input` (`[C, H, W]`), up to the first fully connected layer; layers that do not move
+/// it (activations, batch norm) keep their predecessor's.
+pub fn receptive_fields(model: &Sequential, input: [usize; 3]) -> Result<Vec<(String, ReceptiveField)>> {
+    let mut field = ReceptiveField::PIXEL;
+    let mut n = input[1];
+    let mut out = Vec::new();
+    for (name, layer) in model.layers() {
+        let any = layer.as_any();
+        if any.is_some_and(|a| a.is::<Flatten>() || a.is::<Linear>()) {
+            break;
+        }
+        if let Some(conv) = any.and_then(|a| a.downcast_ref::<Conv>()) {
+            let shape = conv.weight.shape();
+            let k = shape[2];
+            let (s, d) = (conv.options.stride[0], conv.options.dilation[0]);
+            let k_eff = d * (k - 1) + 1;
+            let p = match &conv.options.padding {
+                Padding::Valid => 0,
+                Padding::Same => ((n.div_ceil(s) - 1) * s + k_eff).saturating_sub(n) / 2,
+                Padding::Explicit(pads) => pads[0].0,
+            };
+            field = field.then(k_eff, s, p);
+            n = (n + 2 * p).saturating_sub(k_eff) / s + 1;
+        } else if let Some(pool) = any.and_then(|a| a.downcast_ref::<Pool>()) {
+            let k = pool.options.kernel[0];
+            let s = pool.options.stride.as_ref().map_or(k, |s| s[0]);
+            let p = pool.options.padding.first().copied().unwrap_or(0);
+            field = field.then(k, s, p);
+            n = (n + 2 * p).saturating_sub(k) / s + 1;
+        }
+        out.push((name.clone(), field));
+    }
+    Ok(out)
+}
+
+/// The activations `[N, C, H, W]` of the layer `layer` of `model` for `x`, in evaluation
+/// mode; the error lists the layers there are.
+pub fn activations(model: &Sequential, x: &Tensor, layer: &str) -> Result<Tensor> {
+    let names: Vec<&str> = model.layers().iter().map(|(n, _)| n.as_str()).collect();
+    if !names.contains(&layer) {
+        return Err(Error::Invalid(format!("no layer '{layer}' (the layers are {})", names.join(", "))));
+    }
+    model.set_training(false);
+    no_grad(|| {
+        let mut h = Var::constant(x.clone());
+        for (name, l) in model.layers() {
+            h = l.forward(&h)?;
+            if name == layer {
+                break;
+            }
+        }
+        Ok(h.tensor())
+    })
+}
+
+/// One of a unit's strongest responses: picture `image`, at position (`y`, `x`) of the map.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    pub value: f32,
+    pub image: usize,
+    pub y: usize,
+    pub x: usize,
+}
+
+// a min-heap on value (the weakest kept hit on top); ties: the later image is weaker
+impl Eq for Hit {}
+impl Ord for Hit {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.value.total_cmp(&self.value).then(self.image.cmp(&o.image))
+    }
+}
+impl PartialOrd for Hit {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Keeps the `k` strongest hits seen, one per picture (its strongest position).
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Hit>,
+}
+
+impl TopK {
+    pub fn new(k: usize) -> TopK {
+        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+
+    pub fn push(&mut self, hit: Hit) {
+        self.heap.push(hit);
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    /// The hits, strongest first (equal values: the earlier picture first).
+    pub fn into_sorted(self) -> Vec<Hit> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+/// For each of the first `units` channels of `maps` (`[N, C, H, W]`, picture `first + n`),
+/// each picture's strongest position, added to that unit's `TopK`.
+pub fn collect_hits(maps: &Tensor, first: usize, tops: &mut [TopK]) {
+    let s = maps.shape();
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    for img in 0..n {
+        for (unit, top) in tops.iter_mut().enumerate().take(c) {
+            let plane = &maps.data()[(img * c + unit) * h * w..][..h * w];
+            // the first position of the maximum
+            let best = (0..h * w).fold(0, |m, i| if plane[i] > plane[m] { i } else { m });
+            top.push(Hit { value: plane[best], image: first + img, y: best / w, x: best % w });
+        }
+    }
+}
+
+/// The input patch (`[C, size, size]`, grey 0.5 past the edges) under a unit's field at
+/// map position (`y`, `x`) of picture `picture` (`[C, H, W]`).
+pub fn patch(picture: &Tensor, field: &ReceptiveField, y: usize, x: usize) -> Tensor {
+    let (c, h, w) = (picture.shape()[0], picture.shape()[1], picture.shape()[2]);
+    let ((y0, _), (x0, _)) = (field.span(y), field.span(x));
+    let size = field.size;
+    let mut out = vec![0.5f32; c * size * size];
+    for ch in 0..c {
+        for dy in 0..size {
+            for dx in 0..size {
+                let (yy, xx) = (y0 + dy as i64, x0 + dx as i64);
+                if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                    out[(ch * size + dy) * size + dx] = picture.data()[(ch * h + yy as usize) * w + xx as usize];
+                }
+            }
+        }
+    }
+    Tensor::new(&[c, size, size], out).expect("patch shape")
+}
+
+/// Pictures `[C, h, w]` (C = 1 or 3, values 0..1) laid out in a grid of `columns`, each
+/// scaled by `zoom`, with a 2-pixel white gap: an RGB canvas.
+pub fn grid(tiles: &[Tensor], columns: usize, zoom: usize) -> crate::draw::Canvas {
+    let (th, tw) = tiles.first().map_or((1, 1), |t| (t.shape()[1], t.shape()[2]));
+    let (cell_h, cell_w) = (th * zoom + 2, tw * zoom + 2);
+    let rows = tiles.len().div_ceil(columns.max(1));
+    let mut canvas = crate::draw::Canvas::new(columns * cell_w + 2, rows * cell_h + 2, [255, 255, 255]);
+    for (i, t) in tiles.iter().enumerate() {
+        let (c, h, w) = (t.shape()[0], t.shape()[1], t.shape()[2]);
+        let (ox, oy) = (2 + (i % columns) * cell_w, 2 + (i / columns) * cell_h);
+        for y in 0..h * zoom {
+            for x in 0..w * zoom {
+                let at = |ch: usize| t.data()[(ch.min(c - 1) * h + y / zoom) * w + x / zoom];
+                let px = [0, 1, 2].map(|ch| (at(ch).clamp(0.0, 1.0) * 255.0).round() as u8);
+                canvas.set((ox + x) as i64, (oy + y) as i64, px);
+            }
+        }
+    }
+    canvas
+}
+
+/// Each channel of `t` (`[C, H, W]`) as its own grey picture `[1, H, W]`, scaled to 0..1
+/// between its minimum and maximum (flat maps become mid-grey).
+pub fn normalized_planes(t: &Tensor) -> Vec<Tensor> {
+    let (c, h, w) = (t.shape()[0], t.shape()[1], t.shape()[2]);
+    t.data()
+        .chunks(h * w)
+        .take(c)
+        .map(|p| {
+            let (lo, hi) = p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| (l.min(v), u.max(v)));
+            let scaled = p.iter().map(|&v| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }).collect();
+            Tensor::new(&[1, h, w], scaled).expect("plane shape")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fovea::Rng;
+
+    #[test]
+    fn lenet5_receptive_fields_by_hand() {
+        // conv 5x5 same (p = 2), pool 2, conv 5x5 valid, pool 2
+        let net = crate::models::lenet5(10, &mut Rng::new(0)).unwrap();
+        let fields = receptive_fields(&net, [1, 28, 28]).unwrap();
+        let at = |n: &str| fields.iter().find(|(name, _)| name == n).unwrap().1;
+        assert_eq!(at("conv1"), ReceptiveField { size: 5, jump: 1, start: 0.0 });
+        assert_eq!(at("pool1"), ReceptiveField { size: 6, jump: 2, start: 0.5 });
+        assert_eq!(at("conv2"), ReceptiveField { size: 14, jump: 2, start: 4.5 });
+        assert_eq!(at("pool2"), ReceptiveField { size: 16, jump: 4, start: 5.5 });
+        // pool2's unit (0, 0) sees input rows -2 ..= 13 (with conv1's padding)
+        assert_eq!(at("pool2").span(0), (-2, 14));
+        assert_eq!(fields.last().unwrap().0, "pool2", "stops at the flatten");
+    }
+
+    #[test]
+    fn top_k_is_exact_and_deterministic() {
+        let mut rng = Rng::new(4);
+        // values with ties
+        let values: Vec<f32> = (0..500).map(|_| (rng.below(50) as f32) / 10.0).collect();
+        let mut top = TopK::new(9);
+        for (i, &v) in values.iter().enumerate() {
+            top.push(Hit { value: v, image: i, y: 0, x: 0 });
+        }
+        let got: Vec<(f32, usize)> = top.into_sorted().iter().map(|h| (h.value, h.image)).collect();
+        let mut all: Vec<(f32, usize)> = values.iter().copied().zip(0..).collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        assert_eq!(got, all[..9].to_vec());
+    }
+
+    #[test]
+    fn patches_follow_the_field_and_pad_with_grey() {
+        let pic = Tensor::new(&[1, 4, 4], (0..16).map(|v| v as f32).collect()).unwrap();
+        let f = ReceptiveField { size: 3, jump: 2, start: 0.0 };
+        // unit 0 looks at rows/cols -1..2: the first row and column are padding
+        let p = patch(&pic, &f, 0, 0);
+        assert_eq!(p.data(), &[0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.5, 4.0, 5.0]);
+        let p = patch(&pic, &f, 1, 1); // rows/cols 1..4
+        assert_eq!(p.data(), &[5.0, 6.0, 7.0, 9.0, 10.0, 11.0, 13.0, 14.0, 15.0]);
+    }
+}
