@@ -23,7 +23,8 @@ fn channels_by_positions(a: &Var) -> Result<Var> {
 /// or `[1, C, H, W]`): `[C, C]`.
 pub fn gram_matrix(a: &Var) -> Result<Var> {
     let m = channels_by_positions(a)?;
-    ops::matmul(&m, &ops::permute(&m, &[1, 0])?)
+    // M Mᵀ: linear multiplies by the transpose without copying it
+    ops::linear(&m, &m, None)
 }
 
 /// J_content = ‖a(C) - a(G)‖², the squared distance between the content picture's

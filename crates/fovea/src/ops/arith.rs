@@ -104,6 +104,10 @@ pub fn sqrt(x: &Var) -> Var {
     unary(x, f32::sqrt, |_, y| 0.5 / y)
 }
 pub fn pow_scalar(x: &Var, p: f32) -> Var {
+    if p == 2.0 {
+        // squares are most of the uses (losses, norms): a product, not a powf call
+        return unary(x, |v| v * v, |x, _| 2.0 * x);
+    }
     unary(x, move |v| v.powf(p), move |x, _| p * x.powf(p - 1.0))
 }
 
