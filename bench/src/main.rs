@@ -262,9 +262,8 @@ fn faces() -> Value {
 
 /// Median seconds per style-transfer step at 256x170 (the README's example, default layers).
 fn stylize_step() -> Value {
-    use fovea_vision::face::{default_models_dir, SsdMobilenetV1};
-    use fovea_vision::style::{stylize, Start, StyleConfig};
-    let net = SsdMobilenetV1::load(&default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
+    use fovea_vision::style::{stylize, Features, Start, StyleConfig};
+    let net = Features::mobilenet().unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/images");
     let content = fovea_vision::image::load_rgb(&dir.join("chelsea.png")).unwrap();
     let content = fovea_vision::image::resize_bilinear(&content, 170, 256).unwrap();

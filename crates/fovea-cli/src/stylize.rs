@@ -1,10 +1,10 @@
-//! `fovea stylize`: neural style transfer on the MobileNetV1 inside face-api's SSD weights.
+//! `fovea stylize`: neural style transfer on the MobileNetV1 inside face-api's SSD weights,
+//! or on a VGG given as torchvision weights.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fovea_vision::draw::Canvas;
-use fovea_vision::face::{default_models_dir, SsdMobilenetV1};
-use fovea_vision::style::{self, Start, StyleConfig};
+use fovea_vision::style::{self, Features, Start, StyleConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -30,9 +30,15 @@ pub struct StylizeArgs {
     /// Weight of the style cost
     #[arg(long, default_value_t = 1e6)]
     beta: f32,
-    #[arg(long, default_value = "conv5")]
-    content_layer: String,
-    #[arg(long, value_delimiter = ',', default_value = "conv1,conv3,conv5,conv7,conv9")]
+    /// A VGG-11/13/16/19 state_dict with torchvision's names (safetensors) to take the
+    /// features from, instead of the MobileNetV1 of face-api's SSD weights
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Default: conv5 (MobileNet), conv4_2 (VGG)
+    #[arg(long)]
+    content_layer: Option<String>,
+    /// Default: conv1,conv3,conv5,conv7,conv9 (MobileNet), conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 (VGG)
+    #[arg(long, value_delimiter = ',')]
     style_layers: Vec<String>,
     #[arg(long, value_enum, default_value = "content")]
     init: InitName,
@@ -69,15 +75,19 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     if !(32..=1024).contains(&a.size) || a.steps == 0 {
         bail!("--size must be 32..1024 (the backbone halves a picture 5 times) and --steps at least 1");
     }
-    let content_layer = style::layer_index(&a.content_layer)?;
-    let style_layers = a.style_layers.iter().map(|l| style::layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
+    let net = match &a.weights {
+        Some(path) => Features::vgg(path)?,
+        None => Features::mobilenet()?,
+    };
+    let (default_content, default_style) = net.default_layers();
+    let content_layer = net.layer_index(a.content_layer.as_deref().unwrap_or(&default_content))?;
+    let style_names = if a.style_layers.is_empty() { default_style } else { a.style_layers.clone() };
+    let style_layers = style_names.iter().map(|l| net.layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
     let content = load_sized(&a.content, a.size).with_context(|| format!("content picture {}", a.content.display()))?;
     let (h, w) = (content.shape()[1], content.shape()[2]);
     let style_rgb =
         fovea_vision::image::load_rgb(&a.style).with_context(|| format!("style picture {}", a.style.display()))?;
     let style_pic = fovea_vision::image::resize_bilinear(&style_rgb, h, w)?;
-    let manifest = default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json");
-    let net = SsdMobilenetV1::load(&manifest)?;
     let config = StyleConfig {
         steps: a.steps,
         alpha: a.alpha,

@@ -684,6 +684,21 @@ fn stylize_lowers_the_style_cost_and_refuses_bad_input() {
     assert!(err.contains("no layer 'fc7'") && err.contains("conv13"), "{err}");
     let err = fails(&["stylize", "--content", &content, "--style", "missing.jpg", "--out", &out]);
     assert!(err.contains("missing.jpg"), "{err}");
+
+    // VGG features from a torchvision-named state_dict (here VGG-11's features, random)
+    let features = fovea_vision::models::vgg_features(11, false, &mut fovea::Rng::new(0)).unwrap();
+    let tensors: Vec<(String, fovea::Tensor)> =
+        fovea::nn::state_dict(&features).into_iter().map(|(n, v)| (format!("features.{n}"), v.tensor())).collect();
+    let weights = dir.path().join("vgg11.safetensors");
+    fovea::io::write_safetensors(&weights, &tensors, Default::default()).unwrap();
+    let w = weights.display().to_string();
+    let vgg = [&args[..], &["--weights", &w, "--steps", "3", "--json"]].concat();
+    let lines = json_lines(&ok(&vgg));
+    assert_eq!(lines.len(), 4);
+    let err = fails(&[&vgg[..], &["--style-layers", "conv6_1"]].concat());
+    assert!(err.contains("no layer 'conv6_1'") && err.contains("conv4_2"), "{err}");
+    std::fs::write(&weights, b"not safetensors").unwrap();
+    assert!(fails(&vgg).contains("vgg11.safetensors"));
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub use alexnet::alexnet;
 pub use inception::{GoogLeNet, Inception, InceptionWidths};
 pub use lenet::{cnn_bn, lenet5};
 pub use resnet::{cifar_resnet, resnet, Residual};
-pub use vgg::vgg;
+pub use vgg::{vgg, vgg_depth_from_last_conv, vgg_features, vgg_layer_names};
 
 use fovea::nn::{load_state_dict, Module};
 use fovea::{Error, Result, Rng, Tensor};

@@ -4,8 +4,11 @@
 //! generated picture's activations, so the picture itself can be optimised.
 
 use crate::face::SsdMobilenetV1;
+use fovea::nn::Sequential;
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// `[C, H, W]` or `[1, C, H, W]` activations as `[C, H W]`.
 fn channels_by_positions(a: &Var) -> Result<Var> {
@@ -71,15 +74,87 @@ pub fn total_cost(alpha: f32, content: &Var, beta: f32, style: &Var) -> Result<V
     ops::add(&ops::mul_scalar(content, alpha), &ops::mul_scalar(style, beta))
 }
 
-/// The feature layers style transfer can use: MobileNetV1's `conv0` ... `conv13` (from
-/// face-api's SSD weights, `models/face-api/`).
-pub const LAYERS: usize = 14;
+/// The pretrained network whose activations style transfer compares: MobileNetV1 from
+/// face-api's SSD weights (layers `conv0` ... `conv13`), or a VGG's `features` from a
+/// torchvision state_dict (layers `conv1_1` ... `conv5_x`, each a convolution's ReLU).
+pub enum Features {
+    MobileNet(SsdMobilenetV1),
+    Vgg { net: Sequential, names: Vec<(String, usize)> },
+}
 
-/// A layer name (`conv0` ... `conv13`) as its index; the error lists the valid names.
-pub fn layer_index(name: &str) -> Result<usize> {
-    name.strip_prefix("conv").and_then(|n| n.parse::<usize>().ok()).filter(|&i| i < LAYERS).ok_or_else(|| {
-        Error::Invalid(format!("no layer '{name}' (the layers are conv0, conv1, ..., conv{})", LAYERS - 1))
-    })
+impl Features {
+    /// MobileNetV1 from `models/face-api/` (or `FOVEA_MODELS`).
+    pub fn mobilenet() -> Result<Features> {
+        let manifest = crate::face::default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json");
+        Ok(Features::MobileNet(SsdMobilenetV1::load(&manifest)?))
+    }
+
+    /// A VGG-11/13/16/19 (without batch norm) from a safetensors file with torchvision's
+    /// names: the `features.*` tensors are used, anything else (the classifier) is ignored.
+    pub fn vgg(path: &Path) -> Result<Features> {
+        let (tensors, _) = fovea::io::read_safetensors(path)?;
+        let features: BTreeMap<String, Tensor> =
+            tensors.into_iter().filter_map(|(n, t)| Some((n.strip_prefix("features.")?.to_string(), t))).collect();
+        let last_conv = features.keys().filter_map(|k| k.strip_suffix(".weight")?.parse::<usize>().ok()).max();
+        let depth = last_conv.and_then(crate::models::vgg_depth_from_last_conv).ok_or_else(|| {
+            Error::format(path, "is not a VGG-11/13/16/19 state_dict (torchvision names, features.N.weight)")
+        })?;
+        let net = crate::models::vgg_features(depth, false, &mut Rng::new(0))?;
+        fovea::nn::load_state_dict(&net, &features)?;
+        Ok(Features::Vgg { net, names: crate::models::vgg_layer_names(depth)? })
+    }
+
+    pub fn layer_names(&self) -> Vec<String> {
+        match self {
+            Features::MobileNet(_) => (0..14).map(|i| format!("conv{i}")).collect(),
+            Features::Vgg { names, .. } => names.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    /// A layer name as its index in [`Features::layer_names`]; the error lists them.
+    pub fn layer_index(&self, name: &str) -> Result<usize> {
+        let names = self.layer_names();
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| Error::Invalid(format!("no layer '{name}' (the layers are {})", names.join(", "))))
+    }
+
+    /// The usual choice: content layer and style layers (Gatys et al.'s conv4_2 and
+    /// conv1_1 ... conv5_1 for VGG; their counterparts at the same scales for MobileNet).
+    pub fn default_layers(&self) -> (String, Vec<String>) {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        match self {
+            Features::MobileNet(_) => ("conv5".into(), v(&["conv1", "conv3", "conv5", "conv7", "conv9"])),
+            Features::Vgg { .. } => ("conv4_2".into(), v(&["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"])),
+        }
+    }
+
+    /// The activations of layers 0 ..= `last` (indices into [`Features::layer_names`]) for
+    /// a picture `[1, 3, H, W]` in 0..1, differentiable in the picture.
+    pub fn extract(&self, picture: &Var, last: usize) -> Result<Vec<Var>> {
+        match self {
+            // MobileNet takes -1..1
+            Features::MobileNet(net) => net.backbone(&ops::add_scalar(&ops::mul_scalar(picture, 2.0), -1.0), last),
+            Features::Vgg { net, names } => {
+                // torchvision's ImageNet normalisation
+                let mean = Var::constant(Tensor::new(&[1, 3, 1, 1], vec![0.485, 0.456, 0.406])?);
+                let std = Var::constant(Tensor::new(&[1, 3, 1, 1], vec![0.229, 0.224, 0.225])?);
+                let mut h = ops::div(&ops::sub(picture, &mean)?, &std)?;
+                let mut out = Vec::new();
+                for (i, (_, layer)) in net.layers().iter().enumerate() {
+                    h = layer.forward(&h)?;
+                    if names.get(out.len()).is_some_and(|(_, at)| *at == i) {
+                        out.push(h.clone());
+                        if out.len() > last {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
 }
 
 /// How the generated picture starts.
@@ -116,19 +191,14 @@ pub struct StepCosts {
     pub total_cost: f32,
 }
 
-/// Pixels 0..1 to the backbone's -1..1, and its activations up to layer `last`.
-fn features(net: &SsdMobilenetV1, picture: &Var, last: usize) -> Result<Vec<Var>> {
-    net.backbone(&ops::add_scalar(&ops::mul_scalar(picture, 2.0), -1.0), last)
-}
-
 /// J_style of `picture` against `style` (both `[3, H, W]` in 0..1) at `layers`, λ = 1 / their
 /// count: how far the picture's Gram matrices are from the style picture's.
-pub fn picture_style_cost(net: &SsdMobilenetV1, picture: &Tensor, style: &Tensor, layers: &[usize]) -> Result<f32> {
+pub fn picture_style_cost(net: &Features, picture: &Tensor, style: &Tensor, layers: &[usize]) -> Result<f32> {
     let last = layers.iter().copied().max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
     no_grad(|| {
-        let p = features(net, &Var::constant(batch(picture)?), last)?;
-        let s = features(net, &Var::constant(batch(style)?), last)?;
+        let p = net.extract(&Var::constant(batch(picture)?), last)?;
+        let s = net.extract(&Var::constant(batch(style)?), last)?;
         let lambda = 1.0 / layers.len().max(1) as f32;
         let terms: Vec<(f32, Tensor, Var)> =
             layers.iter().map(|&l| Ok((lambda, gram_matrix(&s[l])?.tensor(), p[l].clone()))).collect::<Result<_>>()?;
@@ -140,7 +210,7 @@ pub fn picture_style_cost(net: &SsdMobilenetV1, picture: &Tensor, style: &Tensor
 /// of `content` and the style of `style` (both `[3, H, W]` in 0..1, the same size).
 /// `on_step` sees the costs and the picture after every step, to report or save frames.
 pub fn stylize(
-    net: &SsdMobilenetV1,
+    net: &Features,
     content: &Tensor,
     style: &Tensor,
     config: &StyleConfig,
@@ -158,8 +228,8 @@ pub fn stylize(
     let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
     let (content_target, style_grams) = no_grad(|| -> Result<(Tensor, Vec<Tensor>)> {
-        let c = features(net, &Var::constant(batch(content)?), last)?;
-        let s = features(net, &Var::constant(batch(style)?), last)?;
+        let c = net.extract(&Var::constant(batch(content)?), last)?;
+        let s = net.extract(&Var::constant(batch(style)?), last)?;
         let grams = config.style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect::<Result<_>>()?;
         Ok((c[config.content_layer].tensor(), grams))
     })?;
@@ -177,7 +247,7 @@ pub fn stylize(
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(config.lr, 0.0), vec![("picture".into(), g.clone())])?;
     let lambda = 1.0 / config.style_layers.len() as f32;
     for step in 1..=config.steps {
-        let a = features(net, &g, last)?;
+        let a = net.extract(&g, last)?;
         let jc = content_cost(&content_target, &a[config.content_layer])?;
         let layers: Vec<(f32, Tensor, Var)> = config
             .style_layers
