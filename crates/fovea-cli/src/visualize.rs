@@ -141,11 +141,10 @@ fn patches(a: PatchesArgs) -> Result<()> {
 fn filters(a: FiltersArgs) -> Result<()> {
     let (_, model) = load(&a.checkpoint)?;
     let net = sequential(model.as_ref());
-    let conv = net
-        .layers()
-        .iter()
+    let conv = vis::leaves(net)
+        .into_iter()
         .filter(|(n, _)| a.layer.as_ref().is_none_or(|l| l == n))
-        .find_map(|(n, l)| l.as_any().and_then(|x| x.downcast_ref::<fovea::nn::Conv>()).map(|c| (n.clone(), c)));
+        .find_map(|(n, l)| l.as_any().and_then(|x| x.downcast_ref::<fovea::nn::Conv>()).map(|c| (n, c)));
     let Some((name, conv)) = conv else {
         bail!("no convolution {}", a.layer.as_deref().map_or("in the network".into(), |l| format!("named '{l}'")));
     };

@@ -40,14 +40,32 @@ impl ReceptiveField {
     }
 }
 
-/// The receptive field (along the height) after each layer of `model` for inputs of
-/// `input` (`[C, H, W]`), up to the first fully connected layer; layers that do not move
-/// it (activations, batch norm) keep their predecessor's.
+/// The layers of a sequential network in order, nested sequential blocks opened up, each
+/// named by its path (`features.3` in VGG).
+pub fn leaves(model: &Sequential) -> Vec<(String, &dyn Module)> {
+    fn walk<'a>(seq: &'a Sequential, prefix: &str, out: &mut Vec<(String, &'a dyn Module)>) {
+        for (name, layer) in seq.layers() {
+            let path = fovea::nn::join_name(prefix, name);
+            match layer.as_any().and_then(|a| a.downcast_ref::<Sequential>()) {
+                Some(inner) => walk(inner, &path, out),
+                None => out.push((path, layer.as_ref())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(model, "", &mut out);
+    out
+}
+
+/// The receptive field (along the height) after each layer of `model` (nested sequential
+/// blocks opened up, see [`leaves`]) for inputs of `input` (`[C, H, W]`), up to the first
+/// fully connected layer; layers that do not move it (activations, batch norm) keep their
+/// predecessor's.
 pub fn receptive_fields(model: &Sequential, input: [usize; 3]) -> Result<Vec<(String, ReceptiveField)>> {
     let mut field = ReceptiveField::PIXEL;
     let mut n = input[1];
     let mut out = Vec::new();
-    for (name, layer) in model.layers() {
+    for (name, layer) in leaves(model) {
         let any = layer.as_any();
         if any.is_some_and(|a| a.is::<Flatten>() || a.is::<Linear>()) {
             break;
@@ -71,22 +89,23 @@ pub fn receptive_fields(model: &Sequential, input: [usize; 3]) -> Result<Vec<(St
             field = field.then(k, s, p);
             n = (n + 2 * p).saturating_sub(k) / s + 1;
         }
-        out.push((name.clone(), field));
+        out.push((name, field));
     }
     Ok(out)
 }
 
-/// The activations `[N, C, H, W]` of the layer `layer` of `model` for `x`, in evaluation
-/// mode; the error lists the layers there are.
+/// The activations `[N, C, H, W]` of the layer `layer` (a path from [`leaves`]) of `model`
+/// for `x`, in evaluation mode; the error lists the layers there are.
 pub fn activations(model: &Sequential, x: &Tensor, layer: &str) -> Result<Tensor> {
-    let names: Vec<&str> = model.layers().iter().map(|(n, _)| n.as_str()).collect();
-    if !names.contains(&layer) {
+    let layers = leaves(model);
+    if !layers.iter().any(|(n, _)| n == layer) {
+        let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
         return Err(Error::Invalid(format!("no layer '{layer}' (the layers are {})", names.join(", "))));
     }
     model.set_training(false);
     no_grad(|| {
         let mut h = Var::constant(x.clone());
-        for (name, l) in model.layers() {
+        for (name, l) in &layers {
             h = l.forward(&h)?;
             if name == layer {
                 break;
@@ -231,6 +250,18 @@ mod tests {
         // pool2's unit (0, 0) sees input rows -2 ..= 13 (with conv1's padding)
         assert_eq!(at("pool2").span(0), (-2, 14));
         assert_eq!(fields.last().unwrap().0, "pool2", "stops at the flatten");
+    }
+
+    #[test]
+    fn vgg16_receptive_fields_are_the_well_known_ones() {
+        // nested blocks are opened up: VGG-16's features.N; conv5_3 sees 196 pixels, pool5 212
+        let features = crate::models::vgg_features(16, false, &mut Rng::new(0)).unwrap();
+        let net = Sequential::new().add("features", features);
+        let fields = receptive_fields(&net, [3, 224, 224]).unwrap();
+        let at = |n: &str| fields.iter().find(|(name, _)| name == n).unwrap().1;
+        assert_eq!(at("features.0").size, 3);
+        assert_eq!(at("features.28").size, 196);
+        assert_eq!(at("features.30"), ReceptiveField { size: 212, jump: 32, start: 15.5 });
     }
 
     #[test]
