@@ -7,7 +7,6 @@ use fovea::{Rng, Var};
 use fovea_vision::data::image_folder::fit_image;
 use fovea_vision::data::{self, FashionMnist, Split};
 use fovea_vision::train::{self, RunMeta};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -197,13 +196,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         // Randomness derives from (seed, epoch), so a resumed run draws what an uninterrupted one would.
         let mut rng = Rng::derive(meta.seed, epoch as u64);
         model.reseed(rng.next_u64());
-        let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(train_set.len() as u64) };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{}", meta.epochs));
+        let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", meta.epochs));
         let start = Instant::now();
         let progress =
             train::train_epoch(model.as_ref(), &mut optimizer, &train_set, meta.batch_size, &mut rng, &mut |p| {

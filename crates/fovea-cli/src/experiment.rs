@@ -11,7 +11,6 @@ use fovea_vision::data::{FashionMnist, Split};
 use fovea_vision::draw::Canvas;
 use fovea_vision::plot::{chart, Series, BLUE, ORANGE};
 use fovea_vision::train;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -79,13 +78,7 @@ fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
         let mut curve = Curve { name: name.clone(), train_error: vec![], test_error: vec![] };
         for epoch in 1..=a.epochs {
             let mut rng = Rng::derive(a.seed, epoch as u64);
-            let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(train_set.len() as u64) };
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{name} epoch {epoch}/{}", a.epochs));
+            let bar = crate::progress_bar(train_set.len(), a.json, format!("{name} epoch {epoch}/{}", a.epochs));
             let start = Instant::now();
             let p = train::train_epoch(model.as_ref(), &mut optimizer, &train_set, a.batch_size, &mut rng, &mut |p| {
                 bar.set_position(p.seen as u64);

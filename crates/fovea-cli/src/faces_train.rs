@@ -11,7 +11,6 @@ use fovea_vision::data::{self, Dataset, Split};
 use fovea_vision::face::triplet::{self, EmbeddingEpoch, EmbeddingRun, Mining, TripletConfig};
 use fovea_vision::face::verify::{self, PairFeature, Verifier};
 use fovea_vision::train;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,16 +118,6 @@ fn held_out_classes(args: &[String], names: &[String]) -> Result<Vec<usize>> {
     Ok(out)
 }
 
-fn bar(hidden: bool, len: usize) -> ProgressBar {
-    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new(len as u64) };
-    bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
 pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     if a.epochs == 0 || a.dim == 0 || a.trials == 0 || a.identities_per_batch < 2 || a.per_identity < 2 {
         bail!("--epochs, --dim and --trials must be at least 1, --identities-per-batch and --per-identity at least 2");
@@ -229,8 +218,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     for epoch in 1..=a.epochs {
         let mut rng = Rng::derive(a.seed, epoch as u64);
         net.reseed(rng.next_u64());
-        let bar = bar(a.json, train_set.len());
-        bar.set_prefix(format!("{epoch}/{}", a.epochs));
+        let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", a.epochs));
         let start = Instant::now();
         let progress =
             triplet::train_embedding_epoch(net.as_ref(), &mut optimizer, &train_set, config, &mut rng, &mut |p| {

@@ -64,6 +64,19 @@ enum Command {
     Faces(faces::Faces),
 }
 
+/// The progress bar every long command shows: `prefix [=====>    ] 1200/60000 2300/s eta 20s msg`,
+/// hidden when the command prints JSON.
+pub(crate) fn progress_bar(len: usize, hidden: bool, prefix: String) -> indicatif::ProgressBar {
+    let bar = if hidden { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(len as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
 fn main() -> ExitCode {
     // a closed pipe (`fovea ... | head`) ends the program quietly, as other command-line tools
     #[cfg(unix)]

@@ -5,7 +5,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fovea_vision::draw::Canvas;
 use fovea_vision::style::{self, Features, Start, StyleConfig};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -102,12 +101,7 @@ pub fn run(a: StylizeArgs) -> Result<()> {
         },
         seed: a.seed,
     };
-    let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(a.steps as u64) };
-    bar.set_style(
-        ProgressStyle::with_template("[{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .expect("valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress_bar(a.steps, a.json, "step".into());
     let stem = a.out.with_extension("");
     let mut first: Option<style::StepCosts> = None;
     let mut last = None;

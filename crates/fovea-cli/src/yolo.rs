@@ -11,7 +11,6 @@ use fovea_vision::detect::yolo::{Object, YoloGrid};
 use fovea_vision::detect::{kmeans_anchors, MapReport, NmsOptions};
 use fovea_vision::draw::Canvas;
 use fovea_vision::plot::{chart, Series, BLUE, ORANGE};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -248,13 +247,7 @@ fn train(a: TrainArgs) -> Result<()> {
             targets = detector::encode_all(&grid, &fresh.objects)?.0;
         }
         let mut rng = Rng::derive(a.seed, epoch as u64);
-        let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(train_o.len() as u64) };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{}", a.epochs));
+        let bar = crate::progress_bar(train_o.len(), a.json, format!("epoch {epoch}/{}", a.epochs));
         let t0 = Instant::now();
         let loss = fovea_vision::train::fit_epoch(
             &net,
