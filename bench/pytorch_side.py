@@ -91,10 +91,10 @@ if "--stylize" in sys.argv:
     dw = [torch.randn(widths[i - 1], 1, 3, 3) * 0.3 for i in range(1, 10)]
     pw = [torch.randn(widths[i], widths[i - 1], 1, 1) * (2 / widths[i - 1]) ** 0.5 for i in range(1, 10)]
     bias = [torch.zeros(widths[i]) for i in range(10)]
-    bn = [(torch.zeros(widths[i - 1]), torch.ones(widths[i - 1])) for i in range(1, 10)]
+    dw_bias = [torch.zeros(widths[i - 1]) for i in range(1, 10)]  # batch norm folded in, as fovea does
 
     def same(x, stride):
-        return F.pad(x, (0, 1, 0, 1)) if stride == 2 else F.pad(x, (1, 1, 1, 1))
+        return F.pad(x, (0, 1, 0, 1)) if stride == 2 else x
 
     def features(x):
         x = x * 2 - 1
@@ -102,8 +102,7 @@ if "--stylize" in sys.argv:
         out = [h]
         for i in range(1, 10):
             s = 2 if i in strides else 1
-            d = F.conv2d(same(h, s), dw[i - 1], None, stride=s, groups=h.shape[1])
-            d = F.relu6(F.batch_norm(d, bn[i - 1][0], bn[i - 1][1], None, None, False, 0.0, 1e-3))
+            d = F.relu6(F.conv2d(same(h, s), dw[i - 1], dw_bias[i - 1], stride=s, padding=1 if s == 1 else 0, groups=h.shape[1]))
             h = F.relu6(F.conv2d(d, pw[i - 1], bias[i]))
             out.append(h)
         return out

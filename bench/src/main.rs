@@ -276,6 +276,7 @@ fn stylize_step() -> Value {
         content_layer: 5,
         style_layers: vec![1, 3, 5, 7, 9],
         lr: 0.02,
+        jitter: 0,
         start: Start::Content,
         seed: 0,
     };

@@ -44,6 +44,10 @@ pub struct StylizeArgs {
     /// Adam's step on the pixels (0..1)
     #[arg(long, default_value_t = 0.02)]
     lr: f32,
+    /// Shift the picture by up to this many pixels at random each step: removes the fine
+    /// grid that MobileNet's strided convolutions leave; needs more steps (e.g. 2 and 1500)
+    #[arg(long, default_value_t = 0)]
+    jitter: usize,
     /// Also write the picture every K steps (<out>-<step>.png), the notes' frames from start to result
     #[arg(long)]
     save_every: Option<usize>,
@@ -74,6 +78,10 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     if !(32..=1024).contains(&a.size) || a.steps == 0 {
         bail!("--size must be 32..1024 (the backbone halves a picture 5 times) and --steps at least 1");
     }
+    // before minutes of work, not after
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        bail!("the folder of --out, {}, does not exist", dir.display());
+    }
     let net = match &a.weights {
         Some(path) => Features::vgg(path)?,
         None => Features::mobilenet()?,
@@ -94,6 +102,7 @@ pub fn run(a: StylizeArgs) -> Result<()> {
         content_layer,
         style_layers,
         lr: a.lr,
+        jitter: a.jitter,
         start: match a.init {
             InitName::Noise => Start::Noise,
             InitName::Content => Start::Content,
@@ -123,7 +132,7 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     });
     bar.finish_and_clear();
     let picture = picture?;
-    Canvas::from_rgb(&picture).save_png(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    Canvas::from_rgb(&picture).save_png(&a.out)?;
     // how far from the style picture's Gram matrices: the result, and the content picture
     let result_style = style::picture_style_cost(&net, &picture, &style_pic, &config.style_layers)?;
     let content_style = style::picture_style_cost(&net, &content, &style_pic, &config.style_layers)?;

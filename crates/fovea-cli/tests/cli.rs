@@ -684,6 +684,15 @@ fn stylize_lowers_the_style_cost_and_refuses_bad_input() {
     assert!(err.contains("no layer 'fc7'") && err.contains("conv13"), "{err}");
     let err = fails(&["stylize", "--content", &content, "--style", "missing.jpg", "--out", &out]);
     assert!(err.contains("missing.jpg"), "{err}");
+    let nowhere = dir.path().join("no/such/folder/g.png").display().to_string();
+    let err = fails(&["stylize", "--content", &content, "--style", &style, "--out", &nowhere]);
+    assert!(err.contains("does not exist") && err.contains("no/such/folder"), "{err}");
+    // jitter: the picture shifts each step, and the style cost still falls
+    let lines = json_lines(&ok(&[&args[..], &["--steps", "30", "--jitter", "2", "--json"]].concat()));
+    let last = &lines[30];
+    assert!(last["last"]["style_cost"].as_f64().unwrap() < last["first"]["style_cost"].as_f64().unwrap() / 2.0);
+    let err = fails(&[&args[..], &["--jitter", "30"]].concat());
+    assert!(err.contains("jitter 30 is too large"), "{err}");
 
     // VGG features from a torchvision-named state_dict (here VGG-11's features, random)
     let features = fovea_vision::models::vgg_features(11, false, &mut fovea::Rng::new(0)).unwrap();

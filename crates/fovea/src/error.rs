@@ -14,12 +14,9 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Format { path: PathBuf, msg: String },
     /// A file that could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (Not a `#[source]`: the message already holds it, and error chains would repeat it.)
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),
@@ -32,7 +29,7 @@ impl Error {
         Error::Shape { op, msg: msg.into() }
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
         Error::Format { path: path.into(), msg: msg.into() }

@@ -17,7 +17,7 @@ pub use recognition::{distance, FaceRecognitionNet};
 pub use ssd::SsdMobilenetV1;
 pub use tiny::TinyFaceDetector;
 
-use fovea::ops::{self, ConvOptions};
+use fovea::ops::{self, ConvOptions, Padding};
 use fovea::{Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -151,8 +151,7 @@ pub(crate) fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, gro
             (total / 2, total - total / 2)
         })
         .collect();
-    let padded = ops::pad(x, &pads, 0.0)?;
-    ops::conv2d(&padded, w, bias, &ConvOptions::default().stride(stride).groups(groups))
+    ops::conv2d(x, w, bias, &ConvOptions::default().stride(stride).groups(groups).padding(Padding::Explicit(pads)))
 }
 
 impl Detection {

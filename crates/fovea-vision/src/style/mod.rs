@@ -178,6 +178,10 @@ pub struct StyleConfig {
     pub style_layers: Vec<usize>,
     /// Adam's step on the pixels (0..1).
     pub lr: f32,
+    /// Each step looks at the picture shifted by up to this many pixels, so that no pixel
+    /// keeps one place in the strided convolutions' grid; this removes the fine grid
+    /// MobileNet leaves, at the cost of a slower fall of the style cost (0: no shift).
+    pub jitter: usize,
     pub start: Start,
     pub seed: u64,
 }
@@ -227,12 +231,21 @@ pub fn stylize(
     }
     let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
-    let (content_target, style_grams) = no_grad(|| -> Result<(Tensor, Vec<Tensor>)> {
-        let c = net.extract(&Var::constant(batch(content)?), last)?;
-        let s = net.extract(&Var::constant(batch(style)?), last)?;
-        let grams = config.style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect::<Result<_>>()?;
-        Ok((c[config.content_layer].tensor(), grams))
+    let (h, w) = (content.shape()[1], content.shape()[2]);
+    let jitter = config.jitter;
+    if jitter >= h.min(w) / 2 {
+        return Err(Error::Invalid(format!("jitter {jitter} is too large for a {w}x{h} picture")));
+    }
+    // each step sees the picture cut to (h - jitter) x (w - jitter) at a random offset
+    let crop = |t: &Var, dy: usize, dx: usize| -> Result<Var> {
+        ops::narrow(&ops::narrow(t, 2, dy, h - jitter)?, 3, dx, w - jitter)
+    };
+    let style_grams = no_grad(|| -> Result<Vec<Tensor>> {
+        let s = net.extract(&crop(&Var::constant(batch(style)?), 0, 0)?, last)?;
+        config.style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect()
     })?;
+    // the content picture's activations, per offset, as the steps need them
+    let mut content_targets: Vec<Option<Tensor>> = vec![None; (jitter + 1) * (jitter + 1)];
     let mut rng = Rng::new(config.seed);
     let noise = Tensor::rand_uniform(&[1, 3, content.shape()[1], content.shape()[2]], 0.0, 1.0, &mut rng);
     let start = match config.start {
@@ -247,8 +260,16 @@ pub fn stylize(
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(config.lr, 0.0), vec![("picture".into(), g.clone())])?;
     let lambda = 1.0 / config.style_layers.len() as f32;
     for step in 1..=config.steps {
-        let a = net.extract(&g, last)?;
-        let jc = content_cost(&content_target, &a[config.content_layer])?;
+        let (dy, dx) = if jitter > 0 { (rng.below(jitter + 1), rng.below(jitter + 1)) } else { (0, 0) };
+        let target = match &mut content_targets[dy * (jitter + 1) + dx] {
+            Some(t) => t.clone(),
+            slot => {
+                let c = no_grad(|| net.extract(&crop(&Var::constant(batch(content)?), dy, dx)?, config.content_layer))?;
+                slot.insert(c[config.content_layer].tensor()).clone()
+            }
+        };
+        let a = net.extract(&crop(&g, dy, dx)?, last)?;
+        let jc = content_cost(&target, &a[config.content_layer])?;
         let layers: Vec<(f32, Tensor, Var)> = config
             .style_layers
             .iter()

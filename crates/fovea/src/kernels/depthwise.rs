@@ -91,8 +91,15 @@ pub fn backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
                 let wv = wo[tap];
                 let src = &dyp[(oz * oh + oy) * ow..][a..b];
                 let dst = &mut dxp[(iz * ih + iy) * iw..][..iw];
-                for (d, &s) in dst[start..].iter_mut().step_by(sw).zip(src) {
-                    *d += wv * s;
+                if sw == 1 {
+                    // A plain zip vectorizes; step_by(1) does not.
+                    for (d, &s) in dst[start..].iter_mut().zip(src) {
+                        *d += wv * s;
+                    }
+                } else {
+                    for (d, &s) in dst[start..].iter_mut().step_by(sw).zip(src) {
+                        *d += wv * s;
+                    }
                 }
             });
         }
