@@ -202,7 +202,7 @@ fn main() {
     let epoch_times: Vec<f64> = (0..epochs)
         .map(|e| {
             let t = Instant::now();
-            train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e as u64), &mut |_| {}).unwrap();
+            train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e as u64), None, &mut |_| {}).unwrap();
             t.elapsed().as_secs_f64()
         })
         .collect();

@@ -2,12 +2,15 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use fovea::nn::parameter_count;
+use fovea::nn::{parameter_count, Module};
 use fovea::{Rng, Var};
+use fovea_vision::augment::Augment;
 use fovea_vision::data::image_folder::fit_image;
-use fovea_vision::data::{self, FashionMnist, Split};
+use fovea_vision::data::{self, Dataset, FashionMnist, Split};
 use fovea_vision::train::{self, RunMeta};
+use fovea_vision::transfer::{self, Frozen};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -57,9 +60,74 @@ pub struct TrainArgs {
     /// folder with one sub-folder per class (optionally split into train/ and val/)
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Augment the training pictures on the loader thread: a comma-separated list of
+    /// mirror, crop[:MIN_AREA], color[:SHIFT], pca[:SIGMA], rotate[:DEGREES], shear[:FACTOR],
+    /// warp[:STRENGTH], e.g. mirror,crop,color,rotate:15,shear:0.2,warp
+    #[arg(long)]
+    augment: Option<String>,
+    /// Start from pretrained weights (a run folder or a safetensors file with the model's
+    /// tensor names); every layer but the classifier head is copied, the head is new
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Freeze the layers up to and including this one (no gradient, no update, evaluation
+    /// mode); `none` fine-tunes everything
+    #[arg(long)]
+    freeze: Option<String>,
+    /// The classes of the new head; must match the classes in --data
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// With --freeze: compute the frozen layers' outputs once (kept in the run folder as
+    /// features.safetensors) and train the rest on them
+    #[arg(long)]
+    cache_features: bool,
     /// Print one JSON object per epoch instead of a progress bar
     #[arg(long)]
     json: bool,
+}
+
+/// The model tensors of a run folder or checkpoint (its optimizer state left out), or of
+/// any safetensors file.
+fn pretrained_tensors(path: &Path) -> Result<BTreeMap<String, fovea::Tensor>> {
+    let file = if path.is_dir() { path.join(train::CHECKPOINT_FILE) } else { path.to_path_buf() };
+    let (tensors, _) = fovea::io::read_safetensors(&file)?;
+    Ok(tensors.into_iter().filter(|(name, _)| !name.starts_with("optimizer.")).collect())
+}
+
+/// The frozen layers' outputs for the training and test pictures: read from the run
+/// folder's `features.safetensors` when it holds them for these pictures, else computed
+/// and written there.
+fn cached_features(
+    run_dir: &Path,
+    frozen: &Frozen,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    quiet: bool,
+) -> Result<(fovea::Tensor, fovea::Tensor)> {
+    let path = run_dir.join("features.safetensors");
+    if let Ok((mut t, _)) = fovea::io::read_safetensors(&path) {
+        if let (Some(tr), Some(te)) = (t.remove("train"), t.remove("test")) {
+            if tr.shape().first() == Some(&train_set.len()) && te.shape().first() == Some(&test_set.len()) {
+                return Ok((tr, te));
+            }
+        }
+    }
+    let start = Instant::now();
+    let train_features = frozen.features_all(&train_set.images, 500)?;
+    let test_features = frozen.features_all(&test_set.images, 500)?;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    fovea::io::write_safetensors(
+        &path,
+        &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
+        Default::default(),
+    )?;
+    if !quiet {
+        eprintln!(
+            "frozen layers' outputs computed once in {:.1} s, cached in {}",
+            start.elapsed().as_secs_f32(),
+            path.display()
+        );
+    }
+    Ok((train_features, test_features))
 }
 
 pub(crate) fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
@@ -83,6 +151,16 @@ pub(crate) fn training_input(model: &str, fashion: bool, image_size: Option<usiz
 pub fn train(a: TrainArgs) -> Result<()> {
     if a.batch_size == 0 || a.epochs == Some(0) {
         bail!("--batch-size and --epochs must be at least 1");
+    }
+    if a.resume.is_some() && (a.init.is_some() || a.freeze.is_some() || a.cache_features) {
+        bail!("--init, --freeze and --cache-features start a run; a resumed run keeps its own");
+    }
+    let freezes = a.freeze.as_deref().is_some_and(|f| f != "none");
+    if a.cache_features && !freezes {
+        bail!("--cache-features needs --freeze LAYER: only frozen layers' outputs can be cached");
+    }
+    if a.cache_features && a.augment.is_some() {
+        bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
     }
     let resumed = a.resume.as_ref().map(|r| train::load_checkpoint(r)).transpose()?;
     let model_name = match (&a.model, &resumed) {
@@ -125,6 +203,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
     }
+    if let Some(k) = a.num_classes {
+        if k != class_names.len() {
+            bail!(
+                "--num-classes {k}, but {} holds {} classes ({})",
+                dir.display(),
+                class_names.len(),
+                class_names.join(", ")
+            );
+        }
+    }
     let (test_set, _) = data::load(&dir, Split::Test, shape, None)?;
     // an absolute path, so that eval and resume work from any folder
     let data_path = (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string());
@@ -137,6 +225,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         // A new learning rate may be given when resuming; everything else comes from the run.
         if let Some(lr) = a.lr {
             meta.lr = lr;
+        }
+        if let Some(layer) = &meta.freeze {
+            Frozen::new(model.as_ref(), layer)?;
         }
         let mut opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
@@ -163,12 +254,26 @@ pub fn train(a: TrainArgs) -> Result<()> {
             weight_decay: a.weight_decay,
             batch_size: a.batch_size,
             seed: a.seed,
+            augment: a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec()),
+            init: a.init.as_ref().map(|p| p.display().to_string()),
+            freeze: a.freeze.clone().filter(|f| f != "none"),
+            cache_features: a.cache_features,
             epochs: a.epochs.unwrap_or(10),
             epoch: 0,
             optimizer_steps: 0,
             history: vec![],
         };
         let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
+        if let Some(init) = &a.init {
+            let (copied, head) = transfer::load_pretrained(model.as_ref(), &pretrained_tensors(init)?)
+                .with_context(|| format!("--init {}", init.display()))?;
+            if !a.json {
+                eprintln!("{copied} tensors from {}; a new head {head} for {} classes", init.display(), meta.classes);
+            }
+        }
+        if let Some(layer) = &meta.freeze {
+            Frozen::new(model.as_ref(), layer)?;
+        }
         let opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model_name}-{secs}")));
@@ -177,6 +282,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
             bail!("{} already holds a run; continue it with --resume {0} or choose another --out", run_dir.display());
         }
         (run_dir, meta, model, opt)
+    };
+    if a.resume.is_some() && a.augment.is_some() && a.augment != meta.augment {
+        bail!(
+            "the run to resume trains with --augment {:?}; it cannot change",
+            meta.augment.as_deref().unwrap_or("(none)")
+        );
+    }
+    let augment = match &meta.augment {
+        Some(spec) => {
+            let mut pipeline = Augment::parse(spec)?;
+            pipeline.fit(&train_set.images)?;
+            Some(pipeline)
+        }
+        None => None,
     };
     if meta.epoch >= meta.epochs {
         bail!("{} already completed {} epochs; pass a larger --epochs to continue", run_dir.display(), meta.epoch);
@@ -192,23 +311,46 @@ pub fn train(a: TrainArgs) -> Result<()> {
             run_dir.display()
         );
     }
+    let frozen = meta.freeze.as_deref().map(|layer| Frozen::new(model.as_ref(), layer)).transpose()?;
+    let tail = frozen.as_ref().map(|f| f.tail());
+    // what trains: the whole network, the part after the frozen layers, or that part alone
+    // on the frozen layers' cached outputs
+    let (trained, train_set, test_set): (&dyn Module, Dataset, Dataset) = match (&frozen, &tail) {
+        (Some(f), Some(tail)) if meta.cache_features => {
+            let (train_features, test_features) = cached_features(&run_dir, f, &train_set, &test_set, a.json)?;
+            (
+                tail,
+                Dataset { images: train_features, labels: train_set.labels },
+                Dataset { images: test_features, labels: test_set.labels },
+            )
+        }
+        (Some(f), _) => (f, train_set, test_set),
+        _ => (model.as_ref(), train_set, test_set),
+    };
     for epoch in meta.epoch + 1..=meta.epochs {
         // Randomness derives from (seed, epoch), so a resumed run draws what an uninterrupted one would.
         let mut rng = Rng::derive(meta.seed, epoch as u64);
-        model.reseed(rng.next_u64());
+        trained.reseed(rng.next_u64());
         let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", meta.epochs));
         let start = Instant::now();
-        let progress =
-            train::train_epoch(model.as_ref(), &mut optimizer, &train_set, meta.batch_size, &mut rng, &mut |p| {
+        let progress = train::train_epoch(
+            trained,
+            &mut optimizer,
+            &train_set,
+            meta.batch_size,
+            &mut rng,
+            augment.as_ref(),
+            &mut |p| {
                 bar.set_position(p.seen as u64);
                 bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
-            });
+            },
+        );
         bar.finish_and_clear();
         let progress = progress.with_context(|| {
             format!("training stopped in epoch {epoch}; the last good checkpoint in {} is unchanged", run_dir.display())
         })?;
         let train_seconds = start.elapsed().as_secs_f32();
-        let (test, _) = train::evaluate(model.as_ref(), &test_set, 1000)?;
+        let (test, _) = train::evaluate(trained, &test_set, 1000)?;
         let m = train::EpochMetrics {
             epoch,
             train_loss: progress.loss(),

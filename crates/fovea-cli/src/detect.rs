@@ -196,7 +196,7 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
     let mut accuracy = 0.0;
     for epoch in 1..=a.epochs {
         let mut rng = Rng::derive(a.seed, epoch as u64);
-        let p = fovea_vision::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, &mut |_| {})?;
+        let p = fovea_vision::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, None, &mut |_| {})?;
         let (test, _) = fovea_vision::train::evaluate(&net, &test_set, 500)?;
         accuracy = test.accuracy();
         if a.json {

@@ -1,5 +1,6 @@
 //! `fovea`: the command-line tool. Thin: parses arguments, calls the libraries, prints.
 
+mod augment;
 mod classify;
 mod conv;
 mod detect;
@@ -45,6 +46,8 @@ enum Command {
     /// Reproducible experiments from the notes
     #[command(subcommand)]
     Experiment(experiment::Experiment),
+    /// A grid of augmented copies of a picture (mirror, crop, colour, rotation, shear, warp)
+    Augment(augment::AugmentArgs),
     /// Datasets fovea makes
     #[command(subcommand)]
     Data(detect::Data),
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Detect(d) => detect::run(d),
         Command::Yolo(y) => yolo::run(y),
         Command::Stylize(a) => stylize::run(a),
+        Command::Augment(a) => augment::run(a),
         Command::Visualize(v) => visualize::run(v),
     };
     match result {

@@ -762,3 +762,87 @@ fn visualize_draws_top_patches_filters_and_feature_maps() {
     let err = fails(&["visualize", "patches", "--checkpoint", &p("run"), "--layer", "fc5"]);
     assert!(err.contains("no convolutional layer 'fc5'"), "{err}");
 }
+
+#[test]
+fn augment_draws_the_same_grid_for_the_same_seed_and_refuses_bad_ops() {
+    let dir = tempfile::tempdir().unwrap();
+    let picture = format!("{}/../../data/images/chelsea.png", env!("CARGO_MANIFEST_DIR"));
+    let grid = |name: &str, seed: &str| {
+        let out = dir.path().join(name);
+        let args = ["augment", &picture, "--ops", "mirror,crop,color,pca,rotate,shear,warp", "--seed", seed];
+        ok(&[&args[..], &["--size", "48", "--out", &out.display().to_string()]].concat());
+        std::fs::read(out).unwrap()
+    };
+    let (a, b, c) = (grid("a.png", "3"), grid("b.png", "3"), grid("c.png", "4"));
+    assert_eq!(a, b, "the same seed, the same grid byte for byte");
+    assert_ne!(a, c);
+    let err = fails(&["augment", &picture, "--ops", "mirror,blur"]);
+    assert!(err.contains("unknown augmentation 'blur'") && err.contains("shear"), "{err}");
+    let err = fails(&["augment", &picture, "--ops", "rotate:500"]);
+    assert!(err.contains("0..=180"), "{err}");
+    assert!(fails(&["augment", "missing.png"]).contains("missing.png"));
+}
+
+#[test]
+fn training_augments_and_transfers_with_frozen_cached_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).display().to_string();
+    let common = ["train", "--train-size", "600", "--batch-size", "50", "--epochs", "1", "--json", "--threads", "2"];
+    let run = |out: &str, extra: &[&str]| json_lines(&ok(&[&common[..], &["--out", out], extra].concat()));
+
+    // augmentation: reproducible, recorded in the run, kept on resume
+    let aug = ["--augment", "mirror,rotate:10,warp"];
+    let (a, b) = (run(&d("aug1"), &aug), run(&d("aug2"), &aug));
+    assert_eq!(metrics(&a[0]), metrics(&b[0]), "the same seed gives the same augmented batches");
+    let plain = run(&d("plain"), &[]);
+    assert_ne!(metrics(&a[0]), metrics(&plain[0]));
+    let meta = std::fs::read_to_string(dir.path().join("aug1/checkpoint.json")).unwrap();
+    assert!(meta.contains("mirror,rotate:10,warp:0.05"), "{meta}");
+    let err = fails(&["train", "--resume", &d("aug1"), "--epochs", "2", "--augment", "mirror"]);
+    assert!(err.contains("cannot change"), "{err}");
+    assert!(fails(&[&common[..], &["--augment", "mirror,sharpen"]].concat()).contains("unknown augmentation"));
+
+    // transfer: the frozen layers' cached outputs train the head exactly as the live layers do
+    let cached = run(&d("cached"), &["--init", &d("plain"), "--freeze", "pool2", "--cache-features"]);
+    let live = run(&d("live"), &["--init", &d("plain"), "--freeze", "pool2"]);
+    assert_eq!(metrics(&cached[0]), metrics(&live[0]));
+    assert!(dir.path().join("cached/features.safetensors").exists());
+    let frozen_before = fovea::io::read_safetensors(&dir.path().join("plain/checkpoint.safetensors")).unwrap().0;
+    let frozen_after = fovea::io::read_safetensors(&dir.path().join("live/checkpoint.safetensors")).unwrap().0;
+    assert_eq!(frozen_before["conv2.weight"].data(), frozen_after["conv2.weight"].data(), "frozen layers unchanged");
+    assert_ne!(frozen_before["fc4.weight"].data(), frozen_after["fc4.weight"].data(), "the rest trained");
+    assert!(!frozen_after.keys().any(|k| k.starts_with("optimizer.conv")), "no optimizer state for frozen layers");
+    let tuned = run(&d("tuned"), &["--init", &d("plain"), "--freeze", "none", "--num-classes", "10"]);
+    assert_ne!(metrics(&tuned[0]), metrics(&live[0]));
+
+    let err = fails(&[&common[..], &["--init", &d("plain"), "--freeze", "conv9"]].concat());
+    assert!(err.contains("no layer 'conv9'") && err.contains("pool2"), "{err}");
+    let err = fails(&[&common[..], &["--cache-features"]].concat());
+    assert!(err.contains("needs --freeze"), "{err}");
+    let err = fails(&[&common[..], &["--num-classes", "5"]].concat());
+    assert!(err.contains("holds 10 classes"), "{err}");
+    let err = fails(&[&common[..], &["--init", &d("plain"), "--model", "cnn-bn"]].concat());
+    assert!(err.contains("tensors differ") && err.contains("would be kept"), "{err}");
+}
+
+#[test]
+fn augment_and_transfer_experiments_report_their_accuracies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let lines =
+        json_lines(&ok(&["experiment", "augment", "--train-size", "500", "--epochs", "5", "--out", &out, "--json"]));
+    let last = lines.last().unwrap();
+    assert!(
+        last["plain_test_accuracy"].as_f64().unwrap() > 0.3 && last["augmented_test_accuracy"].as_f64().unwrap() > 0.3,
+        "{last}"
+    );
+    assert!(dir.path().join("augment.png").exists());
+    let args = ["experiment", "transfer", "--pretrain-epochs", "1", "--epochs", "3", "--per-class", "10"];
+    let lines = json_lines(&ok(&[&args[..], &["--out", &out, "--json"]].concat()));
+    let last = lines.last().unwrap();
+    assert_eq!(last["cache_gives_the_same_result"], Value::Bool(true));
+    for key in ["scratch_test_accuracy", "frozen_test_accuracy", "finetuned_test_accuracy"] {
+        assert!(last[key].as_f64().unwrap() > 0.2, "{key}: {last}");
+    }
+    assert!(dir.path().join("transfer.png").exists());
+}

@@ -1,5 +1,6 @@
 //! Applications built on the fovea engine's public API: datasets, images, models.
 
+pub mod augment;
 pub mod data;
 pub mod detect;
 pub mod draw;
@@ -10,4 +11,5 @@ pub mod models;
 pub mod plot;
 pub mod style;
 pub mod train;
+pub mod transfer;
 pub mod visualize;

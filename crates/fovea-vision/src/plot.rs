@@ -7,6 +7,7 @@ use std::path::Path;
 
 pub const BLUE: Rgb = [31, 119, 180];
 pub const ORANGE: Rgb = [255, 127, 14];
+pub const GREEN: Rgb = [44, 160, 44];
 const GREY: Rgb = [200, 200, 200];
 const BLACK: Rgb = [0, 0, 0];
 

@@ -5,7 +5,8 @@
 //! file, so the three can never disagree), a readable copy `checkpoint.json`, `metrics.csv`
 //! and `plot.png`. Every file is written atomically.
 
-use crate::data::Dataset;
+use crate::augment::Augment;
+use crate::data::{for_each_batch, Dataset};
 use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
@@ -43,6 +44,18 @@ pub struct RunMeta {
     pub weight_decay: f32,
     pub batch_size: usize,
     pub seed: u64,
+    /// The augmentation spec trained with (`Augment::spec`), if any.
+    #[serde(default)]
+    pub augment: Option<String>,
+    /// The pretrained weights the run started from (transfer learning).
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Layers up to and including this one are frozen.
+    #[serde(default)]
+    pub freeze: Option<String>,
+    /// The frozen layers' outputs are computed once and the rest trains on them.
+    #[serde(default)]
+    pub cache_features: bool,
     pub epochs: usize,
     /// epochs completed
     pub epoch: usize,
@@ -194,20 +207,25 @@ fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
 const AUX_LOSS_WEIGHT: f32 = 0.3;
 
 /// One pass over `data` in an order drawn from `rng`: forward, cross-entropy (plus 0.3 times
-/// that of each auxiliary classifier), backward, optimizer step per batch. Stops with an
-/// error naming the batch if the loss is not finite.
+/// that of each auxiliary classifier), backward, optimizer step per batch. With `augment`,
+/// every picture is transformed on the loader thread (draws seeded from `rng`). Stops with
+/// an error naming the batch if the loss is not finite.
 pub fn train_epoch(
     model: &dyn Module,
     optimizer: &mut Optimizer,
     data: &Dataset,
     batch_size: usize,
     rng: &mut Rng,
+    augment: Option<&Augment>,
     on_batch: &mut dyn FnMut(&Progress),
 ) -> Result<Progress> {
     model.set_training(true);
     let mut p = Progress::default();
-    for (b, idx) in data.batch_indices(batch_size, Some(rng)).iter().enumerate() {
-        let (x, y) = data.batch(idx);
+    let batches = data.batch_indices(batch_size, Some(rng));
+    let augment = augment.map(|a| (a, rng.next_u64()));
+    let mut b = 0;
+    for_each_batch(data, &batches, augment, |x, y| {
+        b += 1;
         let (logits, aux) = model.forward_aux(&Var::constant(x))?;
         let mut loss = ops::cross_entropy(&logits, &y)?;
         // the main classifier's loss is the one reported
@@ -218,8 +236,7 @@ pub fn train_epoch(
         let total = loss.value().item()?;
         if !total.is_finite() {
             return Err(Error::Invalid(format!(
-                "the loss became {total} at batch {} (of {batch_size} images); lower the learning rate",
-                b + 1
+                "the loss became {total} at batch {b} (of {batch_size} images); lower the learning rate"
             )));
         }
         optimizer.zero_grad();
@@ -231,7 +248,8 @@ pub fn train_epoch(
         p.seen += y.len();
         p.loss_sum += lv as f64 * y.len() as f64;
         on_batch(&p);
-    }
+        Ok(())
+    })?;
     Ok(p)
 }
 

@@ -115,8 +115,8 @@ fn googlenet_trains_its_side_classifiers_in_training_mode_only() {
     let before = aux_weight(model.as_ref());
     let mut opt =
         fovea_vision::train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::sgd(0.1, 0.0, 0.0)).unwrap();
-    let p =
-        fovea_vision::train::train_epoch(model.as_ref(), &mut opt, &data, 4, &mut Rng::new(3), &mut |_| {}).unwrap();
+    let p = fovea_vision::train::train_epoch(model.as_ref(), &mut opt, &data, 4, &mut Rng::new(3), None, &mut |_| {})
+        .unwrap();
     assert!(p.loss().is_finite());
     // the auxiliary loss reached aux1's classifier
     assert!(aux_weight(model.as_ref()).max_abs_diff(&before) > 0.0);

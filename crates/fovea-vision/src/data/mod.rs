@@ -7,6 +7,7 @@ pub mod imagenet;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 
+use crate::augment::Augment;
 use fovea::{Result, Rng, Tensor};
 use std::path::Path;
 
@@ -59,6 +60,39 @@ pub fn load(dir: &Path, split: Split, shape: [usize; 3], limit: Option<usize>) -
     }
     let images = Tensor::new(&[data.len(), shape[0], shape[1], shape[2]], images)?;
     Ok((Dataset { images, labels: data.labels }, names))
+}
+
+/// Hands `train` the batches `batches` of `data` in order while a loader thread makes the
+/// next ones, as the notes describe (the CPU loads and distorts mini-batch k+1 while batch
+/// k trains). With `augment` = (pipeline, seed), each picture gets its own draw from
+/// (seed, its index), so the batches do not depend on thread timing. An error from `train`
+/// stops the loader.
+pub fn for_each_batch(
+    data: &Dataset,
+    batches: &[Vec<usize>],
+    augment: Option<(&Augment, u64)>,
+    mut train: impl FnMut(Tensor, Vec<usize>) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        // two batches ahead: enough to hide the loading, little memory
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        scope.spawn(move || {
+            for indices in batches {
+                let batch = match augment {
+                    Some((pipeline, seed)) => pipeline.batch(data, indices, seed),
+                    None => Ok(data.batch(indices)),
+                };
+                if sender.send(batch).is_err() {
+                    break; // the trainer stopped
+                }
+            }
+        });
+        for batch in receiver {
+            let (x, labels) = batch?;
+            train(x, labels)?;
+        }
+        Ok(())
+    })
 }
 
 /// Images `[N, C, H, W]` in 0..1 and their class labels.

@@ -1,0 +1,52 @@
+//! `fovea augment`: a grid of augmented copies of one picture, to see what a pipeline does.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use fovea::{Rng, Tensor};
+use fovea_vision::augment::Augment;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct AugmentArgs {
+    /// A PNG or JPEG picture
+    image: PathBuf,
+    /// Comma-separated transforms: mirror, crop[:MIN_AREA], color[:SHIFT], pca[:SIGMA],
+    /// rotate[:DEGREES], shear[:FACTOR], warp[:STRENGTH]
+    #[arg(long, default_value = "mirror,crop,color,rotate,shear,warp")]
+    ops: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Augmented copies (the original comes first)
+    #[arg(long, default_value_t = 15)]
+    count: usize,
+    #[arg(long, default_value_t = 4)]
+    columns: usize,
+    /// Longer side of each copy in pixels
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// The grid (PNG)
+    #[arg(long, default_value = "augmented.png")]
+    out: PathBuf,
+}
+
+pub fn run(a: AugmentArgs) -> Result<()> {
+    if !(1..=1024).contains(&a.count) || !(8..=1024).contains(&a.size) || a.columns == 0 {
+        bail!("--count must be 1..1024, --size 8..1024 and --columns at least 1");
+    }
+    let mut pipeline = Augment::parse(&a.ops)?;
+    let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
+    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+    let scale = a.size as f64 / h.max(w) as f64;
+    let (h, w) = (((h as f64 * scale).round() as usize).max(1), ((w as f64 * scale).round() as usize).max(1));
+    let picture = fovea_vision::image::resize_bilinear(&rgb, h, w)?;
+    // PCA colour axes from the picture itself (training fits them on the training set)
+    pipeline.fit(&picture.reshape(&[1, 3, h, w])?)?;
+    let mut tiles = vec![picture.clone()];
+    for i in 0..a.count {
+        let draw = pipeline.draw(3, h, w, &mut Rng::derive(a.seed, i as u64))?;
+        tiles.push(Tensor::new(&[3, h, w], draw.apply(picture.data(), 3))?);
+    }
+    fovea_vision::visualize::grid(&tiles, a.columns, 1).save_png(&a.out)?;
+    println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The geometry under the augmentations: affine maps, bilinear resampling, smooth
+//! displacement fields, and the eigenvectors of a small symmetric matrix (for PCA colour).
+
+use fovea::{Error, Result, Rng, Tensor};
+
+/// x' = a·x + b·y + c, y' = d·x + e·y + f, stored as `[a, b, c, d, e, f]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Affine(pub [f32; 6]);
+
+impl Affine {
+    pub const IDENTITY: Affine = Affine([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+
+    /// The linear map `[m00, m01, m10, m11]` about the point (cx, cy).
+    pub fn about(cx: f32, cy: f32, m: [f32; 4]) -> Affine {
+        Affine([m[0], m[1], cx - m[0] * cx - m[1] * cy, m[2], m[3], cy - m[2] * cx - m[3] * cy])
+    }
+
+    /// This map followed by `next`.
+    pub fn then(&self, next: &Affine) -> Affine {
+        let [a, b, c, d, e, f] = self.0;
+        let [na, nb, nc, nd, ne, nf] = next.0;
+        Affine([
+            na * a + nb * d,
+            na * b + nb * e,
+            na * c + nb * f + nc,
+            nd * a + ne * d,
+            nd * b + ne * e,
+            nd * c + ne * f + nf,
+        ])
+    }
+
+    pub fn map(&self, x: f32, y: f32) -> (f32, f32) {
+        let [a, b, c, d, e, f] = self.0;
+        (a * x + b * y + c, d * x + e * y + f)
+    }
+
+    /// The inverse map (the augmentations only build invertible ones).
+    pub fn inverse(&self) -> Affine {
+        let [a, b, c, d, e, f] = self.0;
+        let det = a * e - b * d;
+        let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
+        Affine([ia, ib, -(ia * c + ib * f), id, ie, -(id * c + ie * f)])
+    }
+}
+
+/// Resamples `channels` planes of `height` x `width`: output pixel (i, j) takes the bilinear
+/// value at input position `source(j + 0.5, i + 0.5)` (continuous coordinates, pixel centres
+/// at +0.5); outside the picture counts as 0. PyTorch's `grid_sample(align_corners=False,
+/// padding_mode="zeros")`.
+pub(crate) fn resample(
+    picture: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    source: impl Fn(f32, f32) -> (f32, f32),
+) -> Vec<f32> {
+    let plane = height * width;
+    let mut out = vec![0f32; channels * plane];
+    let at = |c: usize, y: isize, x: isize| -> f32 {
+        if y < 0 || x < 0 || y >= height as isize || x >= width as isize {
+            0.0
+        } else {
+            picture[c * plane + y as usize * width + x as usize]
+        }
+    };
+    for i in 0..height {
+        for j in 0..width {
+            let (sx, sy) = source(j as f32 + 0.5, i as f32 + 0.5);
+            let (fx, fy) = (sx - 0.5, sy - 0.5);
+            if !(fx > -1.0 && fy > -1.0 && fx < width as f32 && fy < height as f32) {
+                continue; // wholly outside (also NaN)
+            }
+            let (x0, y0) = (fx.floor(), fy.floor());
+            let (tx, ty) = (fx - x0, fy - y0);
+            let (x0, y0) = (x0 as isize, y0 as isize);
+            for c in 0..channels {
+                let top = at(c, y0, x0) * (1.0 - tx) + at(c, y0, x0 + 1) * tx;
+                let bottom = at(c, y0 + 1, x0) * (1.0 - tx) + at(c, y0 + 1, x0 + 1) * tx;
+                out[c * plane + i * width + j] = top * (1.0 - ty) + bottom * ty;
+            }
+        }
+    }
+    out
+}
+
+/// `picture` (`[C, H, W]`) resampled through the affine map `to_source` from output to input
+/// positions, at the same size.
+pub fn warp_affine(picture: &Tensor, to_source: &Affine) -> Result<Tensor> {
+    let &[c, h, w] = picture.shape() else {
+        return Err(Error::shape("warp_affine", format!("expected [C, H, W], got {:?}", picture.shape())));
+    };
+    Tensor::new(&[c, h, w], resample(picture.data(), c, h, w, |x, y| to_source.map(x, y)))
+}
+
+/// Control points of a smooth displacement: a 4x4 grid spread over the picture, each with
+/// a random offset; between them the offset is interpolated bilinearly.
+#[derive(Clone, Debug)]
+pub(crate) struct Displacement {
+    offsets: [[(f32, f32); GRID]; GRID],
+    height: f32,
+    width: f32,
+}
+
+const GRID: usize = 4;
+
+impl Displacement {
+    pub(crate) fn random(height: usize, width: usize, amplitude: f32, rng: &mut Rng) -> Displacement {
+        let mut offsets = [[(0.0, 0.0); GRID]; GRID];
+        for row in offsets.iter_mut() {
+            for o in row.iter_mut() {
+                *o = (rng.uniform_range(-amplitude, amplitude), rng.uniform_range(-amplitude, amplitude));
+            }
+        }
+        Displacement { offsets, height: height as f32, width: width as f32 }
+    }
+
+    fn at(&self, x: f32, y: f32) -> (f32, f32) {
+        let last = (GRID - 1) as f32;
+        let gx = (x / self.width * last).clamp(0.0, last);
+        let gy = (y / self.height * last).clamp(0.0, last);
+        let (i, j) = ((gy as usize).min(GRID - 2), (gx as usize).min(GRID - 2));
+        let (ty, tx) = (gy - i as f32, gx - j as f32);
+        let o = &self.offsets;
+        let mix =
+            |a: f32, b: f32, c: f32, d: f32| (a * (1.0 - tx) + b * tx) * (1.0 - ty) + (c * (1.0 - tx) + d * tx) * ty;
+        (
+            mix(o[i][j].0, o[i][j + 1].0, o[i + 1][j].0, o[i + 1][j + 1].0),
+            mix(o[i][j].1, o[i][j + 1].1, o[i + 1][j].1, o[i + 1][j + 1].1),
+        )
+    }
+
+    /// Where the pixel at (x, y) takes its value from.
+    pub(crate) fn pull(&self, x: f32, y: f32) -> (f32, f32) {
+        let (dx, dy) = self.at(x, y);
+        (x + dx, y + dy)
+    }
+
+    /// Where a point at (x, y) moves to: the inverse of `pull` to first order.
+    pub(crate) fn push(&self, x: f32, y: f32) -> (f32, f32) {
+        let (dx, dy) = self.at(x, y);
+        (x - dx, y - dy)
+    }
+}
+
+/// Eigenvalues (largest first) and unit eigenvectors of the symmetric `n` x `n` matrix `m`
+/// (row-major), by cyclic Jacobi rotations.
+pub(crate) fn symmetric_eigen(m: &[f64], n: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let mut a = m.to_vec();
+    let mut v: Vec<f64> = (0..n * n).map(|k| if k / n == k % n { 1.0 } else { 0.0 }).collect();
+    for _sweep in 0..64 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
+        if off < 1e-30 {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let (c, s) = (1.0 / (t * t + 1.0).sqrt(), t / (t * t + 1.0).sqrt());
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]));
+    let values = order.iter().map(|&i| a[i * n + i]).collect();
+    let vectors = order.iter().map(|&i| (0..n).map(|k| v[k * n + i]).collect()).collect();
+    (values, vectors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affine_maps_compose_and_invert() {
+        let rot = Affine::about(5.0, 3.0, [0.0, -1.0, 1.0, 0.0]);
+        assert_eq!(rot.map(5.0, 3.0), (5.0, 3.0), "the centre stays");
+        assert_eq!(rot.map(6.0, 3.0), (5.0, 4.0));
+        let shift = Affine([1.0, 0.0, 2.0, 0.0, 1.0, -1.0]);
+        let both = rot.then(&shift);
+        assert_eq!(both.map(6.0, 3.0), (7.0, 3.0));
+        let back = both.inverse().map(7.0, 3.0);
+        assert!((back.0 - 6.0).abs() < 1e-6 && (back.1 - 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn eigen_of_a_known_matrix() {
+        // [[2, 1], [1, 2]]: 3 along (1, 1), 1 along (1, -1)
+        let (values, vectors) = symmetric_eigen(&[2.0, 1.0, 1.0, 2.0], 2);
+        assert!((values[0] - 3.0).abs() < 1e-12 && (values[1] - 1.0).abs() < 1e-12);
+        assert!((vectors[0][0].abs() - 0.5f64.sqrt()).abs() < 1e-12);
+        assert!((vectors[0][0] - vectors[0][1]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn displacements_are_smooth_and_bounded() {
+        let d = Displacement::random(32, 32, 2.0, &mut Rng::new(1));
+        for (x, y) in [(0.0, 0.0), (16.0, 7.5), (32.0, 32.0)] {
+            let (px, py) = d.pull(x, y);
+            assert!((px - x).abs() <= 2.0 && (py - y).abs() <= 2.0);
+            let (qx, qy) = d.pull(x + 0.1, y);
+            assert!((qx - px - 0.1).abs() < 0.1 && (qy - py).abs() < 0.1, "smooth");
+        }
+    }
+}
