@@ -62,6 +62,9 @@ assert nms_ours["kept"] == nms_theirs["kept"], (nms_ours, nms_theirs)
 style_ours = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-bench"), "--threads", threads, "--stylize"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)["stylize"]
 style_theirs = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "bench/pytorch_side.py"), "--threads", threads, "--stylize"], cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout)["stylize"]
 
+# a LeNet-5 epoch with every augmentation on the loader thread, against none (fovea alone)
+augment = json.loads(subprocess.run([os.path.join(ROOT, "target/release/fovea-bench"), "--threads", threads, "--augment"], cwd=ROOT, check=True, capture_output=True, text=True).stdout)["augment"]
+
 cpu = "unknown CPU"
 try:
     with open("/proc/cpuinfo") as f:
@@ -154,6 +157,18 @@ lines += [
     "| fovea (ms) | PyTorch (ms) | ratio |",
     "|---|---|---|",
     f"| {1e3 * style_ours['seconds_per_step']:.1f} | {1e3 * style_theirs['seconds_per_step']:.1f} | {style_theirs['seconds_per_step'] / style_ours['seconds_per_step']:.2f} |",
+]
+lines += [
+    "",
+    "## Augmentation on the loader thread, LeNet-5 epoch",
+    "",
+    f"`{augment['spec']}` on every training picture, made by the loader thread while the",
+    "previous batch trains; epochs alternate with and without, median of 4 each.",
+    "Goal (issue 7): at most 10% slower than without.",
+    "",
+    "| without (s) | with (s) | slower by |",
+    "|---|---|---|",
+    f"| {augment['plain']:.2f} | {augment['augmented']:.2f} | {100 * (augment['augmented'] / augment['plain'] - 1):.0f}% |",
 ]
 m, n = ours["matmul_2048"], theirs["numpy_matmul_2048"]
 lines += [

@@ -150,6 +150,10 @@ fn main() {
         println!("{}", json!({"nms": {"boxes": dets.len(), "kept": kept, "seconds": seconds}}));
         return;
     }
+    if args.iter().any(|a| a == "--augment") {
+        println!("{}", json!({"augment": augment_epochs()}));
+        return;
+    }
     if args.iter().any(|a| a == "--stylize") {
         println!("{}", json!({"stylize": stylize_step()}));
         return;
@@ -258,6 +262,25 @@ fn faces() -> Value {
         photos.insert(format!("sample{i}"), json!(t * 1e3));
     }
     Value::Object(photos)
+}
+
+/// Median seconds of a LeNet-5 epoch without and with augmentation on the loader thread
+/// (every transform but PCA), alternating so that machine noise hits both alike.
+fn augment_epochs() -> Value {
+    const SPEC: &str = "mirror,crop,color,rotate,shear,warp";
+    let train_set = FashionMnist::load(&FashionMnist::default_dir(), Split::Train).unwrap();
+    let pipeline = fovea_vision::augment::Augment::parse(SPEC).unwrap();
+    let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
+    let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
+    let (mut plain, mut augmented) = (Vec::new(), Vec::new());
+    for e in 0..4 {
+        for (times, augment) in [(&mut plain, None), (&mut augmented, Some(&pipeline))] {
+            let t = Instant::now();
+            train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e), augment, &mut |_| {}).unwrap();
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    json!({"spec": SPEC, "plain": median(plain), "augmented": median(augmented)})
 }
 
 /// Median seconds per style-transfer step at 256x170 (the README's example, default layers).

@@ -104,11 +104,22 @@ fn cached_features(
     quiet: bool,
 ) -> Result<(fovea::Tensor, fovea::Tensor)> {
     let path = run_dir.join("features.safetensors");
-    if let Ok((mut t, _)) = fovea::io::read_safetensors(&path) {
-        if let (Some(tr), Some(te)) = (t.remove("train"), t.remove("test")) {
-            if tr.shape().first() == Some(&train_set.len()) && te.shape().first() == Some(&test_set.len()) {
-                return Ok((tr, te));
-            }
+    // what the cache was made from: the frozen weights and the pictures, summarised
+    let sum = |data: &[f32]| data.iter().map(|&v| v as f64).sum::<f64>();
+    let mut weights = 0.0;
+    frozen.visit_frozen(&mut |_, v| weights += sum(v.value().data()));
+    let fingerprint = format!(
+        "{weights:e} {} {:e} {} {:e}",
+        train_set.len(),
+        sum(train_set.images.data()),
+        test_set.len(),
+        sum(test_set.images.data())
+    );
+    if let Ok((mut t, meta)) = fovea::io::read_safetensors(&path) {
+        if let (Some(tr), Some(te), Some(true)) =
+            (t.remove("train"), t.remove("test"), meta.get("made_from").map(|m| *m == fingerprint))
+        {
+            return Ok((tr, te));
         }
     }
     let start = Instant::now();
@@ -118,7 +129,7 @@ fn cached_features(
     fovea::io::write_safetensors(
         &path,
         &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
-        Default::default(),
+        [("made_from".to_string(), fingerprint)].into(),
     )?;
     if !quiet {
         eprintln!(
@@ -283,7 +294,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
         }
         (run_dir, meta, model, opt)
     };
-    if a.resume.is_some() && a.augment.is_some() && a.augment != meta.augment {
+    let asked = a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
+    if a.resume.is_some() && asked.is_some() && asked != meta.augment {
         bail!(
             "the run to resume trains with --augment {:?}; it cannot change",
             meta.augment.as_deref().unwrap_or("(none)")

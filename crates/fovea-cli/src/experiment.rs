@@ -70,27 +70,27 @@ pub fn run(e: Experiment) -> Result<()> {
 }
 
 /// Training and test error per epoch of one network.
-struct Curve {
-    name: String,
-    train_error: Vec<f32>,
-    test_error: Vec<f32>,
+pub(crate) struct Curve {
+    pub name: String,
+    pub train_error: Vec<f32>,
+    pub test_error: Vec<f32>,
 }
 
 /// What every experiment's training loop shares.
-struct Plan<'a> {
-    train_set: &'a Dataset,
-    test_set: &'a Dataset,
-    epochs: usize,
-    batch_size: usize,
-    seed: u64,
-    json: bool,
+pub(crate) struct Plan<'a> {
+    pub train_set: &'a Dataset,
+    pub test_set: &'a Dataset,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub json: bool,
     /// no progress and no lines (a run that only repeats another)
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// Trains `model` for the plan's epochs (batches drawn from (seed, epoch), so two models
 /// see the same batches), reporting and recording the errors after each epoch.
-fn train_curve(
+pub(crate) fn train_curve(
     name: &str,
     model: &dyn Module,
     optimizer: &mut Optimizer,
@@ -186,7 +186,7 @@ fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
 #[derive(Args)]
 pub struct AugmentArgs {
     /// The augmentations (see `fovea train --augment`)
-    #[arg(long, default_value = "mirror,crop:0.7,rotate:10,shear:0.1,warp:0.03")]
+    #[arg(long, default_value = "crop:0.85,rotate:8,warp:0.05")]
     augment: String,
     #[arg(long, default_value = "lenet5")]
     model: String,
@@ -320,6 +320,9 @@ fn transfer(a: TransferArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let adam = || OptimizerConfig::adam(a.lr, 0.0);
 
+    // before minutes of pretraining: can this network be frozen up to that layer?
+    Frozen::new(fovea_vision::models::build(&a.model, 5, &mut Rng::new(0))?.as_ref(), &a.freeze)?;
+
     // 1. pretraining on classes 0-4
     let pretrained = fovea_vision::models::build(&a.model, 5, &mut Rng::new(a.seed))?;
     let mut optimizer = train::make_optimizer(pretrained.as_ref(), adam())?;
@@ -348,7 +351,7 @@ fn transfer(a: TransferArgs) -> Result<()> {
         quiet: false,
     };
     let fresh = |pretrained: bool| -> Result<Box<dyn Module>> {
-        let model = fovea_vision::models::build(&a.model, 5, &mut Rng::new(a.seed + 1))?;
+        let model = fovea_vision::models::build(&a.model, 5, &mut Rng::new(a.seed.wrapping_add(1)))?;
         if pretrained {
             transfer::load_pretrained(model.as_ref(), &weights)?;
         }

@@ -4,6 +4,7 @@ mod augment;
 mod classify;
 mod conv;
 mod detect;
+mod example;
 mod experiment;
 mod faces;
 mod faces_train;
@@ -48,6 +49,9 @@ enum Command {
     Experiment(experiment::Experiment),
     /// A grid of augmented copies of a picture (mirror, crop, colour, rotation, shear, warp)
     Augment(augment::AugmentArgs),
+    /// The notes' 1-D and 3-D generalisations, learning generated data
+    #[command(subcommand)]
+    Example(example::Example),
     /// Datasets fovea makes
     #[command(subcommand)]
     Data(detect::Data),
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Yolo(y) => yolo::run(y),
         Command::Stylize(a) => stylize::run(a),
         Command::Augment(a) => augment::run(a),
+        Command::Example(e) => example::run(e),
         Command::Visualize(v) => visualize::run(v),
     };
     match result {

@@ -800,6 +800,17 @@ fn training_augments_and_transfers_with_frozen_cached_layers() {
     assert!(meta.contains("mirror,rotate:10,warp:0.05"), "{meta}");
     let err = fails(&["train", "--resume", &d("aug1"), "--epochs", "2", "--augment", "mirror"]);
     assert!(err.contains("cannot change"), "{err}");
+    ok(&[
+        "train",
+        "--resume",
+        &d("aug1"),
+        "--epochs",
+        "2",
+        "--augment",
+        "mirror,rotate:10,warp",
+        "--train-size",
+        "600",
+    ]);
     assert!(fails(&[&common[..], &["--augment", "mirror,sharpen"]].concat()).contains("unknown augmentation"));
 
     // transfer: the frozen layers' cached outputs train the head exactly as the live layers do
@@ -807,6 +818,13 @@ fn training_augments_and_transfers_with_frozen_cached_layers() {
     let live = run(&d("live"), &["--init", &d("plain"), "--freeze", "pool2"]);
     assert_eq!(metrics(&cached[0]), metrics(&live[0]));
     assert!(dir.path().join("cached/features.safetensors").exists());
+    // a cache made from other weights or pictures is not used
+    std::fs::create_dir_all(dir.path().join("stale")).unwrap();
+    std::fs::copy(dir.path().join("cached/features.safetensors"), dir.path().join("stale/features.safetensors"))
+        .unwrap();
+    let stale = run(&d("stale"), &["--init", &d("aug1"), "--freeze", "pool2", "--cache-features"]);
+    let fresh = run(&d("fresh"), &["--init", &d("aug1"), "--freeze", "pool2"]);
+    assert_eq!(metrics(&stale[0]), metrics(&fresh[0]));
     let frozen_before = fovea::io::read_safetensors(&dir.path().join("plain/checkpoint.safetensors")).unwrap().0;
     let frozen_after = fovea::io::read_safetensors(&dir.path().join("live/checkpoint.safetensors")).unwrap().0;
     assert_eq!(frozen_before["conv2.weight"].data(), frozen_after["conv2.weight"].data(), "frozen layers unchanged");
@@ -845,4 +863,19 @@ fn augment_and_transfer_experiments_report_their_accuracies() {
         assert!(last[key].as_f64().unwrap() > 0.2, "{key}: {last}");
     }
     assert!(dir.path().join("transfer.png").exists());
+}
+
+#[test]
+fn one_and_three_dimensional_examples_learn() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ecg.png").display().to_string();
+    let args = ["example", "ecg1d", "--train-size", "600", "--test-size", "200", "--epochs", "3", "--json"];
+    let last = json_lines(&ok(&[&args[..], &["--out", &out]].concat())).pop().unwrap();
+    assert!(last["test_accuracy"].as_f64().unwrap() > 0.6, "4 rhythms, chance 25%: {last}");
+    assert!(last["per_class_accuracy"]["atrial fibrillation"].is_number());
+    assert!(Path::new(&out).exists());
+    let args = ["example", "volume3d", "--train-size", "400", "--test-size", "200", "--epochs", "3", "--json"];
+    let last = json_lines(&ok(&args)).pop().unwrap();
+    assert!(last["test_accuracy"].as_f64().unwrap() > 0.6, "sphere or not, chance 50%: {last}");
+    assert!(fails(&["example", "ecg1d", "--epochs", "0"]).contains("at least 1"));
 }

@@ -7,26 +7,39 @@ use fovea::nn::{join_name, state_dict, Module, Sequential, TensorKind};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 
-/// The layer that holds the model's last parameters: the classifier head that transfer
-/// learning replaces (`fc3` in LeNet-5, `classifier.6` in VGG).
-pub fn head_name(model: &dyn Module) -> Option<String> {
+/// The layers whose outputs are class scores, which transfer learning replaces: the layer
+/// with the model's last parameters (`fc5` in LeNet-5, `classifier.6` in VGG), and the last
+/// layer of each auxiliary classifier (GoogLeNet's `aux1.fc2`, `aux2.fc2`).
+pub fn head_layers(model: &dyn Module) -> Vec<String> {
     let mut last = None;
+    let mut aux: Vec<(String, String)> = Vec::new();
     model.visit("", &mut |name, _, kind| {
         if kind == TensorKind::Param {
-            last = Some(name.rsplit_once('.').map_or("", |(layer, _)| layer).to_string());
+            let layer = name.rsplit_once('.').map_or("", |(layer, _)| layer).to_string();
+            let branch = layer.split('.').next().unwrap_or("").to_string();
+            if branch.starts_with("aux") {
+                match aux.iter_mut().find(|(b, _)| *b == branch) {
+                    Some(entry) => entry.1 = layer.clone(),
+                    None => aux.push((branch, layer.clone())),
+                }
+            }
+            last = Some(layer);
         }
     });
-    last
+    last.into_iter().chain(aux.into_iter().map(|(_, layer)| layer)).collect()
 }
 
 /// Copies pretrained `tensors` into every layer of `model` except its head, which keeps its
 /// fresh initialisation (it may have another number of classes). Every other tensor of the
 /// model must be in `tensors` with its shape; otherwise the error names the layers that
 /// differ and those that would be kept, and nothing is changed. Returns how many tensors
-/// were copied and the head's name.
+/// were copied and the head's layers.
 pub fn load_pretrained(model: &dyn Module, tensors: &BTreeMap<String, Tensor>) -> Result<(usize, String)> {
-    let head = head_name(model).ok_or_else(|| Error::Invalid("the model has no parameters to transfer".into()))?;
-    let in_head = |name: &str| name.starts_with(&format!("{head}."));
+    let heads = head_layers(model);
+    if heads.is_empty() {
+        return Err(Error::Invalid("the model has no parameters to transfer".into()));
+    }
+    let in_head = |name: &str| heads.iter().any(|h| name.starts_with(&format!("{h}.")));
     let layer_of = |name: &str| name.rsplit_once('.').map_or(name, |(layer, _)| layer).to_string();
     let (mut kept, mut differ, mut differing_layers) = (Vec::new(), Vec::new(), Vec::new());
     for (name, v) in state_dict(model) {
@@ -59,7 +72,7 @@ pub fn load_pretrained(model: &dyn Module, tensors: &BTreeMap<String, Tensor>) -
     for (_, v, t) in &kept {
         v.set_value(t.clone());
     }
-    Ok((kept.len(), head))
+    Ok((kept.len(), heads.join(", ")))
 }
 
 /// A sequential network split after one of its layers: the frozen prefix, run in
@@ -88,11 +101,12 @@ impl<'a> Frozen<'a> {
             return Err(Error::Invalid(format!("freezing up to '{up_to}' leaves nothing to train")));
         }
         let frozen = Frozen { layers, at: i + 1 };
-        frozen.prefix(&mut |_, v| v.set_requires_grad(false));
+        frozen.visit_frozen(&mut |_, v| v.set_requires_grad(false));
         Ok(frozen)
     }
 
-    fn prefix(&self, f: &mut dyn FnMut(&str, &Var)) {
+    /// Calls `f` on every tensor of the frozen layers.
+    pub fn visit_frozen(&self, f: &mut dyn FnMut(&str, &Var)) {
         for (name, layer) in &self.layers[..self.at] {
             layer.visit(name, &mut |n, v, _| f(n, v));
         }
@@ -204,6 +218,12 @@ mod tests {
         assert!(err.contains("2 tensors differ"), "{err}");
         assert!(err.contains("conv2.weight ([16, 6, 3, 3] in the file, [16, 6, 5, 5] in the model)"), "{err}");
         assert!(err.contains("fc4.bias (not in the file)") && err.ends_with("kept: conv1, fc3"), "{err}");
+    }
+
+    #[test]
+    fn googlenet_auxiliary_classifiers_are_heads_too() {
+        let model = build("googlenet", 3, &mut Rng::new(0)).unwrap();
+        assert_eq!(head_layers(model.as_ref()), ["fc", "aux1.fc2", "aux2.fc2"]);
     }
 
     #[test]

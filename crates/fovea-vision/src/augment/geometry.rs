@@ -44,7 +44,7 @@ impl Affine {
 }
 
 /// Resamples `channels` planes of `height` x `width`: output pixel (i, j) takes the bilinear
-/// value at input position `source(j + 0.5, i + 0.5)` (continuous coordinates, pixel centres
+/// value at input position `sources[i * width + j]` (continuous coordinates, pixel centres
 /// at +0.5); outside the picture counts as 0. PyTorch's `grid_sample(align_corners=False,
 /// padding_mode="zeros")`.
 pub(crate) fn resample(
@@ -52,7 +52,7 @@ pub(crate) fn resample(
     channels: usize,
     height: usize,
     width: usize,
-    source: impl Fn(f32, f32) -> (f32, f32),
+    sources: &[(f32, f32)],
 ) -> Vec<f32> {
     let plane = height * width;
     let mut out = vec![0f32; channels * plane];
@@ -63,20 +63,29 @@ pub(crate) fn resample(
             picture[c * plane + y as usize * width + x as usize]
         }
     };
-    for i in 0..height {
-        for j in 0..width {
-            let (sx, sy) = source(j as f32 + 0.5, i as f32 + 0.5);
+    for (o, &(sx, sy)) in sources.iter().enumerate() {
+        {
             let (fx, fy) = (sx - 0.5, sy - 0.5);
             if !(fx > -1.0 && fy > -1.0 && fx < width as f32 && fy < height as f32) {
                 continue; // wholly outside (also NaN)
             }
-            let (x0, y0) = (fx.floor(), fy.floor());
-            let (tx, ty) = (fx - x0, fy - y0);
-            let (x0, y0) = (x0 as isize, y0 as isize);
-            for c in 0..channels {
-                let top = at(c, y0, x0) * (1.0 - tx) + at(c, y0, x0 + 1) * tx;
-                let bottom = at(c, y0 + 1, x0) * (1.0 - tx) + at(c, y0 + 1, x0 + 1) * tx;
-                out[c * plane + i * width + j] = top * (1.0 - ty) + bottom * ty;
+            // floor of a value > -1 without a libm call (this loop is the augmentation's cost)
+            let (x0, y0) = ((fx + 1.0) as isize - 1, (fy + 1.0) as isize - 1);
+            let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+            if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < width && (y0 as usize) + 1 < height {
+                let base = y0 as usize * width + x0 as usize;
+                for c in 0..channels {
+                    let p = &picture[c * plane + base..c * plane + base + width + 2];
+                    let top = p[0] + (p[1] - p[0]) * tx;
+                    let bottom = p[width] + (p[width + 1] - p[width]) * tx;
+                    out[c * plane + o] = top + (bottom - top) * ty;
+                }
+            } else {
+                for c in 0..channels {
+                    let top = at(c, y0, x0) + (at(c, y0, x0 + 1) - at(c, y0, x0)) * tx;
+                    let bottom = at(c, y0 + 1, x0) + (at(c, y0 + 1, x0 + 1) - at(c, y0 + 1, x0)) * tx;
+                    out[c * plane + o] = top + (bottom - top) * ty;
+                }
             }
         }
     }
@@ -89,7 +98,31 @@ pub fn warp_affine(picture: &Tensor, to_source: &Affine) -> Result<Tensor> {
     let &[c, h, w] = picture.shape() else {
         return Err(Error::shape("warp_affine", format!("expected [C, H, W], got {:?}", picture.shape())));
     };
-    Tensor::new(&[c, h, w], resample(picture.data(), c, h, w, |x, y| to_source.map(x, y)))
+    Tensor::new(&[c, h, w], resample(picture.data(), c, h, w, &pixel_sources(h, w, to_source, None)))
+}
+
+/// Where each output pixel's centre comes from: through the displacement `warp` (if any),
+/// then the affine map `to_source`.
+pub(crate) fn pixel_sources(
+    height: usize,
+    width: usize,
+    to_source: &Affine,
+    warp: Option<&Displacement>,
+) -> Vec<(f32, f32)> {
+    let mut out = Vec::with_capacity(height * width);
+    for i in 0..height {
+        let y = i as f32 + 0.5;
+        let row = warp.map(|d| d.row(y));
+        for j in 0..width {
+            let x = j as f32 + 0.5;
+            let (x, y) = match &row {
+                Some(r) => r.pull(x, y),
+                None => (x, y),
+            };
+            out.push(to_source.map(x, y));
+        }
+    }
+    out
 }
 
 /// Control points of a smooth displacement: a 4x4 grid spread over the picture, each with
@@ -97,8 +130,8 @@ pub fn warp_affine(picture: &Tensor, to_source: &Affine) -> Result<Tensor> {
 #[derive(Clone, Debug)]
 pub(crate) struct Displacement {
     offsets: [[(f32, f32); GRID]; GRID],
-    height: f32,
-    width: f32,
+    /// grid cells per pixel, down and across
+    scale: (f32, f32),
 }
 
 const GRID: usize = 4;
@@ -111,13 +144,14 @@ impl Displacement {
                 *o = (rng.uniform_range(-amplitude, amplitude), rng.uniform_range(-amplitude, amplitude));
             }
         }
-        Displacement { offsets, height: height as f32, width: width as f32 }
+        let last = (GRID - 1) as f32;
+        Displacement { offsets, scale: (last / height as f32, last / width as f32) }
     }
 
     fn at(&self, x: f32, y: f32) -> (f32, f32) {
         let last = (GRID - 1) as f32;
-        let gx = (x / self.width * last).clamp(0.0, last);
-        let gy = (y / self.height * last).clamp(0.0, last);
+        let gx = (x * self.scale.1).clamp(0.0, last);
+        let gy = (y * self.scale.0).clamp(0.0, last);
         let (i, j) = ((gy as usize).min(GRID - 2), (gx as usize).min(GRID - 2));
         let (ty, tx) = (gy - i as f32, gx - j as f32);
         let o = &self.offsets;
@@ -129,16 +163,38 @@ impl Displacement {
         )
     }
 
-    /// Where the pixel at (x, y) takes its value from.
-    pub(crate) fn pull(&self, x: f32, y: f32) -> (f32, f32) {
-        let (dx, dy) = self.at(x, y);
-        (x + dx, y + dy)
+    /// The field along the row at height `y`, to evaluate across it cheaply.
+    pub(crate) fn row(&self, y: f32) -> RowField {
+        let last = (GRID - 1) as f32;
+        let gy = (y * self.scale.0).clamp(0.0, last);
+        let i = (gy as usize).min(GRID - 2);
+        let t = gy - i as f32;
+        let o = &self.offsets;
+        let at = |j: usize| (o[i][j].0 * (1.0 - t) + o[i + 1][j].0 * t, o[i][j].1 * (1.0 - t) + o[i + 1][j].1 * t);
+        RowField { offsets: [at(0), at(1), at(2), at(3)], scale: self.scale.1 }
     }
 
-    /// Where a point at (x, y) moves to: the inverse of `pull` to first order.
+    /// Where a point at (x, y) moves to: the inverse of [`RowField::pull`] to first order.
     pub(crate) fn push(&self, x: f32, y: f32) -> (f32, f32) {
         let (dx, dy) = self.at(x, y);
         (x - dx, y - dy)
+    }
+}
+
+/// A [`Displacement`] along one row.
+pub(crate) struct RowField {
+    offsets: [(f32, f32); GRID],
+    scale: f32,
+}
+
+impl RowField {
+    fn pull(&self, x: f32, y: f32) -> (f32, f32) {
+        let last = (GRID - 1) as f32;
+        let gx = (x * self.scale).clamp(0.0, last);
+        let j = (gx as usize).min(GRID - 2);
+        let t = gx - j as f32;
+        let (a, b) = (self.offsets[j], self.offsets[j + 1]);
+        (x + a.0 + (b.0 - a.0) * t, y + a.1 + (b.1 - a.1) * t)
     }
 }
 
@@ -218,10 +274,13 @@ mod tests {
     fn displacements_are_smooth_and_bounded() {
         let d = Displacement::random(32, 32, 2.0, &mut Rng::new(1));
         for (x, y) in [(0.0, 0.0), (16.0, 7.5), (32.0, 32.0)] {
-            let (px, py) = d.pull(x, y);
+            let (px, py) = d.row(y).pull(x, y);
             assert!((px - x).abs() <= 2.0 && (py - y).abs() <= 2.0);
-            let (qx, qy) = d.pull(x + 0.1, y);
+            let (qx, qy) = d.row(y).pull(x + 0.1, y);
             assert!((qx - px - 0.1).abs() < 0.1 && (qy - py).abs() < 0.1, "smooth");
+            // the field at a point equals its row's value there
+            let (ax, ay) = d.at(x, y);
+            assert!((px - x - ax).abs() < 1e-5 && (py - y - ay).abs() < 1e-5);
         }
     }
 }

@@ -4,6 +4,7 @@ mod fashion_mnist;
 pub mod idx;
 pub mod image_folder;
 pub mod imagenet;
+pub mod synthetic;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 

@@ -2,12 +2,14 @@
 //! keys, so torchvision weights saved as safetensors load without renaming.
 
 mod alexnet;
+mod conv1d3d;
 mod inception;
 mod lenet;
 mod resnet;
 mod vgg;
 
 pub use alexnet::alexnet;
+pub use conv1d3d::{cnn5, ecg_cnn, volume_cnn};
 pub use inception::{GoogLeNet, Inception, InceptionWidths};
 pub use lenet::{cnn_bn, lenet5};
 pub use resnet::{cifar_resnet, resnet, Residual};
@@ -19,9 +21,10 @@ use std::collections::BTreeMap;
 
 /// Names accepted by [`build`]: torchvision's, plus `lenet5`, `cnn-bn` and
 /// `googlenet-paper` (GoogLeNet with the paper's 5x5 convolutions).
-pub const MODEL_NAMES: [&str; 18] = [
+pub const MODEL_NAMES: [&str; 19] = [
     "lenet5",
     "cnn-bn",
+    "cnn5",
     "alexnet",
     "vgg11",
     "vgg11_bn",
@@ -69,6 +72,7 @@ pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module
         }
         "lenet5" => Box::new(lenet5(classes, rng)?),
         "cnn-bn" => Box::new(cnn_bn(classes, rng)?),
+        "cnn5" => Box::new(cnn5(classes, rng)?),
         "alexnet" => Box::new(alexnet(classes, rng)?),
         "googlenet" => Box::new(GoogLeNet::new(classes, true, 3, rng)?),
         "googlenet-paper" => Box::new(GoogLeNet::new(classes, true, 5, rng)?),
@@ -81,7 +85,7 @@ pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module
 /// Fashion-MNIST models, 3x224x224 for the ImageNet ones.
 pub fn default_input(name: &str) -> [usize; 3] {
     match name {
-        "lenet5" | "cnn-bn" => [1, 28, 28],
+        "lenet5" | "cnn-bn" | "cnn5" => [1, 28, 28],
         _ if cifar_depth(name).is_some() => [1, 28, 28],
         _ => [3, 224, 224],
     }
