@@ -63,29 +63,29 @@ pub(crate) fn resample(
             picture[c * plane + y as usize * width + x as usize]
         }
     };
+    let (w, h) = (width as f32, height as f32);
     for (o, &(sx, sy)) in sources.iter().enumerate() {
-        {
-            let (fx, fy) = (sx - 0.5, sy - 0.5);
-            if !(fx > -1.0 && fy > -1.0 && fx < width as f32 && fy < height as f32) {
-                continue; // wholly outside (also NaN)
+        let (fx, fy) = (sx - 0.5, sy - 0.5);
+        if !(fx > -1.0 && fy > -1.0 && fx < w && fy < h) {
+            continue; // wholly outside (also NaN)
+        }
+        // floor of a value > -1 without a libm call (this loop is the augmentation's cost)
+        let (x0, y0) = ((fx + 1.0) as usize as isize - 1, (fy + 1.0) as usize as isize - 1);
+        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+        if x0 >= 0 && y0 >= 0 && fx < w - 1.0 && fy < h - 1.0 {
+            // all four neighbours inside
+            let base = y0 as usize * width + x0 as usize;
+            for (c, plane_in) in picture.chunks_exact(plane).enumerate() {
+                let (top, bottom) = (&plane_in[base..base + 2], &plane_in[base + width..base + width + 2]);
+                let upper = top[0] + (top[1] - top[0]) * tx;
+                let lower = bottom[0] + (bottom[1] - bottom[0]) * tx;
+                out[c * plane + o] = upper + (lower - upper) * ty;
             }
-            // floor of a value > -1 without a libm call (this loop is the augmentation's cost)
-            let (x0, y0) = ((fx + 1.0) as isize - 1, (fy + 1.0) as isize - 1);
-            let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
-            if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < width && (y0 as usize) + 1 < height {
-                let base = y0 as usize * width + x0 as usize;
-                for c in 0..channels {
-                    let p = &picture[c * plane + base..c * plane + base + width + 2];
-                    let top = p[0] + (p[1] - p[0]) * tx;
-                    let bottom = p[width] + (p[width + 1] - p[width]) * tx;
-                    out[c * plane + o] = top + (bottom - top) * ty;
-                }
-            } else {
-                for c in 0..channels {
-                    let top = at(c, y0, x0) + (at(c, y0, x0 + 1) - at(c, y0, x0)) * tx;
-                    let bottom = at(c, y0 + 1, x0) + (at(c, y0 + 1, x0 + 1) - at(c, y0 + 1, x0)) * tx;
-                    out[c * plane + o] = top + (bottom - top) * ty;
-                }
+        } else {
+            for c in 0..channels {
+                let upper = at(c, y0, x0) + (at(c, y0, x0 + 1) - at(c, y0, x0)) * tx;
+                let lower = at(c, y0 + 1, x0) + (at(c, y0 + 1, x0 + 1) - at(c, y0 + 1, x0)) * tx;
+                out[c * plane + o] = upper + (lower - upper) * ty;
             }
         }
     }
@@ -109,17 +109,23 @@ pub(crate) fn pixel_sources(
     to_source: &Affine,
     warp: Option<&Displacement>,
 ) -> Vec<(f32, f32)> {
+    let [a, _, _, d, _, _] = to_source.0;
     let mut out = Vec::with_capacity(height * width);
     for i in 0..height {
         let y = i as f32 + 0.5;
-        let row = warp.map(|d| d.row(y));
-        for j in 0..width {
-            let x = j as f32 + 0.5;
-            let (x, y) = match &row {
-                Some(r) => r.pull(x, y),
-                None => (x, y),
-            };
-            out.push(to_source.map(x, y));
+        match warp {
+            Some(field) => {
+                let row = field.row(y);
+                out.extend((0..width).map(|j| {
+                    let (x, y) = row.pull(j as f32 + 0.5, y);
+                    to_source.map(x, y)
+                }));
+            }
+            None => {
+                // along a row, the source moves by (a, d) per pixel
+                let (x0, y0) = to_source.map(0.5, y);
+                out.extend((0..width).map(|j| (x0 + a * j as f32, y0 + d * j as f32)));
+            }
         }
     }
     out
@@ -189,8 +195,7 @@ pub(crate) struct RowField {
 
 impl RowField {
     fn pull(&self, x: f32, y: f32) -> (f32, f32) {
-        let last = (GRID - 1) as f32;
-        let gx = (x * self.scale).clamp(0.0, last);
+        let gx = (x * self.scale).max(0.0);
         let j = (gx as usize).min(GRID - 2);
         let t = gx - j as f32;
         let (a, b) = (self.offsets[j], self.offsets[j + 1]);
