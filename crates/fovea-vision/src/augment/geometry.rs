@@ -70,16 +70,16 @@ pub(crate) fn resample(
             continue; // wholly outside (also NaN)
         }
         // floor of a value > -1 without a libm call (this loop is the augmentation's cost)
-        let (x0, y0) = ((fx + 1.0) as usize as isize - 1, (fy + 1.0) as usize as isize - 1);
+        let (x0, y0) = ((fx + 1.0) as i32 as isize - 1, (fy + 1.0) as i32 as isize - 1);
         let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
         if x0 >= 0 && y0 >= 0 && fx < w - 1.0 && fy < h - 1.0 {
             // all four neighbours inside
-            let base = y0 as usize * width + x0 as usize;
-            for (c, plane_in) in picture.chunks_exact(plane).enumerate() {
-                let (top, bottom) = (&plane_in[base..base + 2], &plane_in[base + width..base + width + 2]);
-                let upper = top[0] + (top[1] - top[0]) * tx;
-                let lower = bottom[0] + (bottom[1] - bottom[0]) * tx;
+            let mut at = y0 as usize * width + x0 as usize;
+            for c in 0..channels {
+                let upper = picture[at] + (picture[at + 1] - picture[at]) * tx;
+                let lower = picture[at + width] + (picture[at + width + 1] - picture[at + width]) * tx;
                 out[c * plane + o] = upper + (lower - upper) * ty;
+                at += plane;
             }
         } else {
             for c in 0..channels {
