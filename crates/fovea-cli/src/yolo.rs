@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use fovea::optim::OptimizerConfig;
 use fovea::{Rng, Tensor};
+use fovea_vision::augment::{self, Augment};
 use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, DetectionSet};
 use fovea_vision::detect::detector::{self, DetectorEpoch, DetectorRun};
 use fovea_vision::detect::shapes::{ShapesConfig, CLASSES};
@@ -60,6 +61,10 @@ pub struct TrainArgs {
     /// Synthetic training pictures per epoch, new ones every epoch (without --data)
     #[arg(long, default_value_t = 6000)]
     train_size: usize,
+    /// Augment the training pictures every epoch, boxes moved with them (see `fovea train
+    /// --augment`; e.g. mirror,crop:0.7,color)
+    #[arg(long)]
+    augment: Option<String>,
     /// One JSON object per epoch
     #[arg(long)]
     json: bool,
@@ -210,7 +215,12 @@ fn train(a: TrainArgs) -> Result<()> {
     let grid = YoloGrid::new(a.grid.unwrap_or(input / 16), anchors.shapes.clone(), classes.len())?;
     let net = detector::network(input, &grid, &mut Rng::new(a.seed))?;
     let (mut targets, dropped) = detector::encode_all(&grid, &train_o)?;
-    let mut train_x = train_x;
+    let mut pipeline = a.augment.as_deref().map(Augment::parse).transpose()?;
+    if let Some(p) = &mut pipeline {
+        p.fit(&train_x)?;
+    }
+    // the epoch's pictures and boxes before augmentation
+    let (mut train_x, mut epoch_objects) = (train_x, train_o.clone());
     let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
     if !a.json {
         eprintln!(
@@ -245,14 +255,24 @@ fn train(a: TrainArgs) -> Result<()> {
                 shapes_in_memory(first, a.train_size, a.seed, &ShapesConfig { size: input, ..Default::default() })?;
             train_x = fresh.pictures;
             targets = detector::encode_all(&grid, &fresh.objects)?.0;
+            epoch_objects = fresh.objects;
         }
         let mut rng = Rng::derive(a.seed, epoch as u64);
+        // distorted copies for this epoch, the boxes moved with them
+        let augmented = match &pipeline {
+            Some(p) => {
+                let (x, moved) = augment::detection_set(p, &train_x, &epoch_objects, rng.next_u64())?;
+                Some((x, detector::encode_all(&grid, &moved)?.0))
+            }
+            None => None,
+        };
+        let (epoch_x, epoch_targets) = augmented.as_ref().map_or((&train_x, &targets), |(x, t)| (x, t));
         let bar = crate::progress_bar(train_o.len(), a.json, format!("epoch {epoch}/{}", a.epochs));
         let t0 = Instant::now();
         let loss = fovea_vision::train::fit_epoch(
             &net,
             &mut optimizer,
-            (&train_x, &targets),
+            (epoch_x, epoch_targets),
             a.batch_size,
             &mut rng,
             &|out, target| grid.loss(out, target),

@@ -587,6 +587,15 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     let map = lines[2]["map50"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&map));
     assert!(lines[1]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(), "the loss falls: {lines:?}");
+    // with boxes moved by mirrored and cropped copies of the pictures, reproducibly
+    let augmented = |out: &str| {
+        let args = ["yolo", "train", "--data", &p("train"), "--epochs", "2", "--anchors", "3", "--json"];
+        json_lines(&ok(&[&args[..], &["--augment", "mirror,crop:0.7,color", "--out", &p(out)]].concat()))
+    };
+    let (a1, a2) = (augmented("ya"), augmented("yb"));
+    assert_eq!(a1[1]["loss"], a2[1]["loss"]);
+    assert_ne!(a1[1]["loss"], lines[1]["loss"]);
+    assert!(fails(&["yolo", "train", "--augment", "flip", "--out", &p("y5")]).contains("unknown augmentation"));
     let picture = p("train/images/000001.png");
     let found: Value = serde_json::from_str(&ok(&[
         "yolo",

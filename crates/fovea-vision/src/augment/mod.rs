@@ -14,6 +14,7 @@ pub use geometry::{warp_affine, Affine};
 
 use crate::data::Dataset;
 use crate::detect::boxes::BBox;
+use crate::detect::yolo::Object;
 use fovea::{Error, Result, Rng, Tensor};
 use geometry::Displacement;
 
@@ -257,6 +258,39 @@ impl Augment {
     }
 }
 
+/// Pictures `[N, C, S, S']` with their objects (boxes in picture-relative units), each
+/// picture transformed by its own draw from `Rng::derive(seed, index)` and its boxes moved
+/// with it; objects mostly cut away are dropped.
+pub fn detection_set(
+    pipeline: &Augment,
+    pictures: &Tensor,
+    objects: &[Vec<Object>],
+    seed: u64,
+) -> Result<(Tensor, Vec<Vec<Object>>)> {
+    let &[n, c, h, w] = pictures.shape() else {
+        return Err(Error::shape("augment", format!("expected [N, C, H, W] pictures, got {:?}", pictures.shape())));
+    };
+    if objects.len() != n {
+        return Err(Error::Invalid(format!("{n} pictures but {} lists of objects", objects.len())));
+    }
+    let mut out = Vec::with_capacity(pictures.numel());
+    let mut moved = Vec::with_capacity(n);
+    for (i, (picture, objs)) in pictures.data().chunks_exact(c * h * w).zip(objects).enumerate() {
+        let draw = pipeline.draw(c, h, w, &mut Rng::derive(seed, i as u64))?;
+        out.extend(draw.apply(picture, c));
+        let (sx, sy) = (w as f32, h as f32);
+        moved.push(
+            objs.iter()
+                .filter_map(|o| {
+                    let b = draw.bbox(&o.bbox.scale(sx, sy))?;
+                    Some(Object { bbox: b.scale(1.0 / sx, 1.0 / sy), class: o.class })
+                })
+                .collect(),
+        );
+    }
+    Ok((Tensor::new(&[n, c, h, w], out)?, moved))
+}
+
 /// One picture's random choices: where each output pixel comes from, and the colour offset.
 #[derive(Clone, Debug)]
 pub struct Draw {
@@ -366,6 +400,34 @@ mod tests {
                 assert!(d.bbox(&BBox::new(0.5, cy, 1.0, 1.0)).is_none());
             }
         }
+    }
+
+    #[test]
+    fn detection_sets_move_boxes_with_their_pictures() {
+        // one bright square per picture, its box in picture-relative units
+        let mut data = vec![0f32; 2 * 32 * 32];
+        for p in 0..2 {
+            for y in 8..16 {
+                for x in 4..12 {
+                    data[p * 1024 + y * 32 + x] = 1.0;
+                }
+            }
+        }
+        let pictures = Tensor::new(&[2, 1, 32, 32], data).unwrap();
+        let objects = vec![vec![Object { bbox: BBox::new(0.25, 0.375, 0.25, 0.25), class: 1 }]; 2];
+        let a = Augment::parse("mirror,crop:0.6,rotate:10").unwrap();
+        for seed in 0..6 {
+            let (x, moved) = detection_set(&a, &pictures, &objects, seed).unwrap();
+            for (p, objs) in moved.iter().enumerate() {
+                for o in objs {
+                    // the moved box's centre lies on the moved square
+                    let (cx, cy) = ((o.bbox.cx * 32.0) as usize, (o.bbox.cy * 32.0) as usize);
+                    assert!(x.data()[p * 1024 + cy.min(31) * 32 + cx.min(31)] > 0.5, "seed {seed} picture {p}: {o:?}");
+                    assert_eq!(o.class, 1);
+                }
+            }
+        }
+        assert!(detection_set(&a, &pictures, &objects[..1], 0).is_err());
     }
 
     #[test]
