@@ -276,8 +276,9 @@ pub fn train(a: TrainArgs) -> Result<()> {
         };
         let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
         if let Some(init) = &a.init {
-            let (copied, head) = transfer::load_pretrained(model.as_ref(), &pretrained_tensors(init)?)
-                .with_context(|| format!("--init {}", init.display()))?;
+            let context = || format!("--init {}", init.display());
+            let tensors = pretrained_tensors(init).with_context(context)?;
+            let (copied, head) = transfer::load_pretrained(model.as_ref(), &tensors).with_context(context)?;
             if !a.json {
                 eprintln!("{copied} tensors from {}; a new head {head} for {} classes", init.display(), meta.classes);
             }
