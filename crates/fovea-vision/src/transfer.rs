@@ -3,7 +3,7 @@
 //! rest on the new task; with few labels, precompute the frozen prefix's activations once
 //! and train the head on them.
 
-use fovea::nn::{join_name, state_dict, Module, Sequential, TensorKind};
+use fovea::nn::{state_dict, Layers, Module, Sequential, TensorKind};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 
@@ -137,8 +137,8 @@ impl<'a> Frozen<'a> {
 
     /// The layers after the frozen prefix, as a network of their own (the head trained on
     /// cached features).
-    pub fn tail(&self) -> Tail<'_> {
-        Tail { layers: &self.layers[self.at..] }
+    pub fn tail(&self) -> Layers<'_> {
+        Layers(&self.layers[self.at..])
     }
 }
 
@@ -157,37 +157,6 @@ impl Module for Frozen<'_> {
     }
     fn describe(&self) -> String {
         format!("Frozen(first {} layers)", self.at)
-    }
-}
-
-/// The trained part of a [`Frozen`] network; its tensors keep their names in the whole.
-pub struct Tail<'a> {
-    layers: &'a [(String, Box<dyn Module>)],
-}
-
-impl Module for Tail<'_> {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        let mut h = x.clone();
-        for (_, layer) in self.layers {
-            h = layer.forward(&h)?;
-        }
-        Ok(h)
-    }
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
-        for (name, layer) in self.layers {
-            layer.visit(&join_name(prefix, name), f);
-        }
-    }
-    fn set_training(&self, training: bool) {
-        self.layers.iter().for_each(|(_, l)| l.set_training(training));
-    }
-    fn reseed(&self, seed: u64) {
-        for (i, (_, l)) in self.layers.iter().enumerate() {
-            l.reseed(fovea::Rng::derive(seed, i as u64).next_u64());
-        }
-    }
-    fn describe(&self) -> String {
-        format!("Tail({} layers)", self.layers.len())
     }
 }
 

@@ -238,6 +238,9 @@ pub fn stylize(
     }
     // each step sees the picture cut to (h - jitter) x (w - jitter) at a random offset
     let crop = |t: &Var, dy: usize, dx: usize| -> Result<Var> {
+        if jitter == 0 {
+            return Ok(t.clone()); // no copies forward and back on every step
+        }
         ops::narrow(&ops::narrow(t, 2, dy, h - jitter)?, 3, dx, w - jitter)
     };
     let style_grams = no_grad(|| -> Result<Vec<Tensor>> {

@@ -225,13 +225,42 @@ impl Sequential {
     }
 }
 
-impl Sequential {
+/// A run of named layers applied in order, borrowed: a [`Sequential`]'s, or part of them
+/// (the layers after a frozen prefix, trained on their own).
+pub struct Layers<'a>(pub &'a [(String, Box<dyn Module>)]);
+
+impl Layers<'_> {
     fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
         let mut h = x.clone();
-        for (name, layer) in &self.layers {
+        for (name, layer) in self.0 {
             h = calls.call(name, layer.as_ref(), &h)?;
         }
         Ok(h)
+    }
+}
+
+impl Module for Layers<'_> {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.run(x, &mut Calls::Plain)
+    }
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
+        for (name, layer) in self.0 {
+            layer.visit(&join_name(prefix, name), f);
+        }
+    }
+    fn set_training(&self, training: bool) {
+        self.0.iter().for_each(|(_, l)| l.set_training(training));
+    }
+    fn reseed(&self, seed: u64) {
+        for (i, (_, l)) in self.0.iter().enumerate() {
+            l.reseed(crate::Rng::derive(seed, i as u64).next_u64());
+        }
+    }
+    fn describe(&self) -> String {
+        format!("Sequential({} layers)", self.0.len())
+    }
+    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+        self.run(x, &mut Calls::Summary { prefix, rows })
     }
 }
 
@@ -240,25 +269,21 @@ impl Module for Sequential {
         Some(self)
     }
     fn forward(&self, x: &Var) -> Result<Var> {
-        self.run(x, &mut Calls::Plain)
+        Layers(&self.layers).forward(x)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
-        for (name, layer) in &self.layers {
-            layer.visit(&join_name(prefix, name), f);
-        }
+        Layers(&self.layers).visit(prefix, f)
     }
     fn set_training(&self, training: bool) {
-        self.layers.iter().for_each(|(_, l)| l.set_training(training));
+        Layers(&self.layers).set_training(training)
     }
     fn reseed(&self, seed: u64) {
-        for (i, (_, l)) in self.layers.iter().enumerate() {
-            l.reseed(crate::Rng::derive(seed, i as u64).next_u64());
-        }
+        Layers(&self.layers).reseed(seed)
     }
     fn describe(&self) -> String {
-        format!("Sequential({} layers)", self.layers.len())
+        Layers(&self.layers).describe()
     }
     fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        self.run(x, &mut Calls::Summary { prefix, rows })
+        Layers(&self.layers).forward_summary(prefix, x, rows)
     }
 }
