@@ -130,6 +130,20 @@ fn main() {
         println!("{arch} batch {batch}: median {:.1} ms", t * 1e3);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--conv") {
+        // one convolution N,C,H,W,O,k,stride,padding: forward at batch N (a profiling target)
+        let d: Vec<usize> = args[i + 1].split(',').map(|v| v.parse().unwrap()).collect();
+        let [n, c, h, w, o, k, s, p] = d[..] else { panic!("--conv N,C,H,W,O,k,stride,padding") };
+        let x = Var::constant(Tensor::randn(&[n, c, h, w], 1.0, &mut rng));
+        let wt = Var::constant(Tensor::randn(&[o, c, k, k], 0.1, &mut rng));
+        let opts = ConvOptions::default().stride(s).padding(Padding::symmetric(p));
+        let t = time(51, || {
+            ops::conv2d(&x, &wt, None, &opts).unwrap();
+        });
+        let flops = 2.0 * (n * o * c * k * k * ((h + 2 * p - k) / s + 1) * ((w + 2 * p - k) / s + 1)) as f64;
+        println!("{:.3} ms, {:.0} GFLOP/s", t * 1e3, flops / t / 1e9);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--nms") {
         // greedy per-class NMS over the boxes of an .npy [N, 6] (x0 y0 x1 y1 score class)
         let t = fovea::io::read_npy(std::path::Path::new(&args[i + 1])).unwrap();
@@ -169,13 +183,18 @@ fn main() {
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(fovea::kernels::num_threads()));
 
+    // `--shape TEXT`: only the shapes whose name contains TEXT (for profiling)
+    let only = args.iter().position(|a| a == "--shape").map(|i| args[i + 1].clone());
     let mut convs = Vec::new();
     for (name, n, c, h, w, o, k, s, p) in CONV_SHAPES {
+        if only.as_ref().is_some_and(|t| !name.contains(t.as_str())) {
+            continue;
+        }
         let x = Var::param(Tensor::randn(&[n, c, h, w], 1.0, &mut rng));
         let wt = Var::param(Tensor::randn(&[o, c, k, k], 0.1, &mut rng));
         let b = Var::param(Tensor::zeros(&[o]));
         let opts = ConvOptions::default().stride(s).padding(Padding::symmetric(p));
-        let reps = if n * c * h * w > 1_000_000 { 5 } else { 20 };
+        let reps = if n * c * h * w > 1_000_000 { 15 } else { 20 };
         let fwd = time(reps, || {
             fovea::no_grad(|| ops::conv2d(&x, &wt, Some(&b), &opts).unwrap());
         });

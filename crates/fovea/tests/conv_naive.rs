@@ -89,21 +89,21 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
-    // Few-channel, stride-1 2-D and 1-D convolutions (LeNet's) take the direct kernel
-    // where the CPU has AVX2 + FMA. Gradients: for any dy, <conv(x, w), dy> equals
+    // Stride-1 2-D and 1-D convolutions take the direct kernel where the CPU has AVX2 +
+    // FMA (with AVX-512, wide ones too: several channel blocks, chunks of taps). Gradients: for any dy, <conv(x, w), dy> equals
     // <x, dx(dy)> and <w, dw(x, dy)>, which pins down both backward passes.
     use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
     use fovea::kernels::direct;
     let mut rng = Rng::new(13);
-    let mut direct_cases = 0;
+    let (mut direct_cases, mut transposed_cases) = (0, 0);
     for trial in 0..120 {
         let one_d = rng.below(4) == 0;
         let k = [if one_d { 1 } else { 1 + rng.below(5) }, 1 + rng.below(5)];
         let dilation = [1 + rng.below(2), 1 + rng.below(2)];
         let mut g = ConvGeometry {
-            batch: 2 + rng.below(5),
-            c_in: 1 + rng.below(8),
-            c_out: 1 + rng.below(24),
+            batch: 1 + rng.below(5),
+            c_in: 1 + if trial % 4 == 0 { rng.below(40) } else { rng.below(8) },
+            c_out: 1 + if trial % 3 == 0 { rng.below(80) } else { rng.below(24) },
             groups: 1,
             input: [1; 3],
             kernel: [1, k[0], k[1]],
@@ -116,10 +116,11 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
             let extent = g.dilation[d] * (g.kernel[d] - 1) + 1;
             g.pad[d] = rng.below(extent.min(4));
             let after = rng.below(3);
-            g.input[d] = (1 + rng.below(20)).max(extent);
+            g.input[d] = (1 + rng.below(if one_d { 300 } else { 36 })).max(extent);
             g.output[d] = (g.input[d] + g.pad[d] + after - extent) + 1;
         }
         direct_cases += usize::from(direct::applies(&g));
+        transposed_cases += usize::from(direct::input_grad_geometry(&g).is_some());
         let x: Vec<f32> = (0..g.batch * g.c_in * g.in_spatial()).map(|_| rng.normal()).collect();
         let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
         let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
@@ -143,5 +144,6 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
         assert!(direct_cases > 60, "only {direct_cases} cases took the direct kernel");
+        assert!(transposed_cases > 12, "only {transposed_cases} input gradients took it");
     }
 }

@@ -76,7 +76,7 @@ impl ConvGeometry {
         let (osp, tile) = (self.out_spatial(), self.tile());
         (0..self.batch).flat_map(|n| (0..osp).step_by(tile).map(move |p| (n, p, (p + tile).min(osp)))).collect()
     }
-    fn is_pointwise(&self) -> bool {
+    pub(super) fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0] && self.output == self.input
     }
     /// Multiply-adds of the forward pass.
@@ -107,14 +107,14 @@ pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 
 /// A raw pointer that work units share; each unit touches only its own positions.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: used only to write disjoint regions from different threads (see callers).
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     // A method, so that closures capture the whole (Send) wrapper, not the raw field.
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -349,6 +349,9 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     if depthwise::is_depthwise(g) {
         return depthwise::backward_input(g, w, dy, dx);
+    }
+    if let Some(t) = direct::input_grad_geometry(g) {
+        return direct::backward_input(g, &t, w, dy, dx);
     }
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());

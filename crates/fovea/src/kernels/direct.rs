@@ -1,53 +1,155 @@
-//! Direct convolution for layers with few channels (LeNet-sized), on x86-64 CPUs with
-//! AVX2 and FMA. There, im2col + GEMM spends more time building and reading the patch
-//! matrix than multiplying: GEMMs with 6 or 16 rows leave most of the GEMM kernel idle.
+//! Direct convolution on x86-64 CPUs with AVX2 + FMA (and AVX-512 where present), for
+//! stride-1, one-group 1-D and 2-D convolutions: no patch matrix. im2col + GEMM writes a
+//! patch matrix k² times the size of the input, then the GEMM packs it once more; here
+//! the input is read where it lies.
 //!
-//! Here output channels run along the vector lanes (8 or 16 at a time) and a handful of
-//! output positions share each weight load; every kernel tap is one broadcast input
-//! value and one fused multiply-add per accumulator. Each sample's input is first copied
-//! into a zero-padded buffer so that the inner loop has no bounds logic: a tap reads
-//! `padded[base(position) + offset(tap)]`.
+//! Output channels run along the vector lanes (8, 16 or 32 at a time) and up to 14
+//! neighbouring output positions of a row share each weight load: every kernel tap is
+//! one broadcast input value and one fused multiply-add per accumulator, all of them in
+//! registers.
 //!
-//! The weight gradient puts output channels on the lanes too and sums over positions.
-//! The input gradient stays with GEMM + col2im: as a direct correlation of the padded
-//! `dy` it would multiply mostly zeros (measured slower). Only stride 1, one group and
-//! 1-D/2-D convolutions take this path (`applies`); everything else uses im2col + GEMM.
+//! Work units are (sample, band of output rows, group of channel blocks). A unit first
+//! copies the input rows its band reads into a zero-padded slab, so that the inner loop
+//! has no bounds logic: tap t of position (r, x) reads `slab[r·width + x + offset(t)]`.
+//! Taps run in chunks whose weights (16 KiB) stay in L1 cache while every position of
+//! the band uses them.
+//!
+//! The weight gradient puts output channels on the lanes too and sums over positions,
+//! up to 14 taps at a time. The input gradient is the forward correlation of `dy` with
+//! the weights flipped and transposed ([`input_grad_geometry`]) where the padding keeps
+//! that no larger than the forward pass; otherwise it stays with GEMM + col2im.
 
-use super::conv::{with_scratch, ConvGeometry};
+use super::conv::{with_scratch, ConvGeometry, SharedMut};
 use super::num_threads;
 use rayon::prelude::*;
 
-/// Largest `c_in · kh · kw` and `c_out` this path takes. LeNet's layers (25 and 150
-/// taps, 6 and 16 channels) run faster here; the 3x3 layer with 64 channels (576 taps)
-/// stays with im2col + GEMM (not measured on this path). The bounds in between are
-/// not tuned yet.
-const MAX_TAPS: usize = 400;
-const MAX_COUT: usize = 32;
+/// Without AVX-512 only LeNet-sized layers take this path: AVX2's 16 registers hold
+/// small register blocks, and larger layers were not measured on it.
+const AVX2_MAX_TAPS: usize = 400;
+const AVX2_MAX_COUT: usize = 32;
+
+/// Largest padded input (values of one sample) this path takes: beyond it, padding or
+/// dilation is absurd and the slab would be huge (im2col reads only what is valid).
+const MAX_PADDED: usize = 1 << 24;
+
+/// Fewest output positions (all samples) this path takes: it repacks the weights on
+/// every call, which for fewer positions costs more than it saves (measured on ResNet's
+/// 7x7 and AlexNet's 13x13 layers at batch 1).
+const MIN_POSITIONS: usize = 256;
+
+/// Weights per tap chunk (16 KiB): they stay in L1 cache while a band uses them.
+const CHUNK_WEIGHTS: usize = 4096;
+
+/// Outputs of one band, `[position][lane]` (64 KiB): they stay in L2 cache.
+const BAND_OUTPUTS: usize = 16384;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Isa {
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// f32 lanes of one vector register.
+    fn width(self) -> usize {
+        match self {
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+}
+
+/// (AVX2 with FMA, AVX-512F) on this CPU.
+fn features() -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        (avx2, avx2 && std::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (false, false)
+    }
+}
+
+/// Instruction set and vectors per channel block for `c_out` output channels: 8 lanes of
+/// AVX2 for up to 8 channels (a wider vector would be mostly idle), else 16 or 32 lanes.
+fn layout(c_out: usize) -> (Isa, usize) {
+    match features() {
+        _ if c_out <= 8 => (Isa::Avx2, 1),
+        (_, true) => (Isa::Avx512, if c_out <= 16 { 1 } else { 2 }),
+        _ => (Isa::Avx2, 2),
+    }
+}
+
+/// Most positions (forward) or taps (weight gradient) in one register block: with the
+/// vectors it loads, its accumulators must fit in 16 (AVX2) or 32 (AVX-512) registers.
+fn block_max(isa: Isa, v: usize) -> usize {
+    match (isa, v) {
+        (Isa::Avx2, 1) => 12,
+        (Isa::Avx2, _) => 6,
+        (Isa::Avx512, _) => 14,
+    }
+}
 
 /// Whether the direct kernel handles `g` on this CPU.
 pub fn applies(g: &ConvGeometry) -> bool {
+    let (avx2, avx512) = features();
+    let small = g.c_in * g.kernel[1] * g.kernel[2] <= AVX2_MAX_TAPS && g.c_out <= AVX2_MAX_COUT;
+    let padded = |d: usize| (g.kernel[d] - 1).checked_mul(g.dilation[d]).and_then(|e| e.checked_add(g.output[d]));
+    let padded_len = padded(1).zip(padded(2)).and_then(|(h, w)| h.checked_mul(w)?.checked_mul(g.c_in));
     g.groups == 1
         && g.stride == [1, 1, 1]
         && g.input[0] == 1
         && g.kernel[0] == 1
-        && g.c_in * g.kernel[1] * g.kernel[2] <= MAX_TAPS
-        && g.c_out <= MAX_COUT
-        && g.batch >= num_threads()
-        && has_avx2_fma()
+        && !g.is_pointwise()
+        && padded_len.is_some_and(|n| n <= MAX_PADDED)
+        && g.batch * g.out_spatial() >= MIN_POSITIONS
+        && avx2
+        && (avx512 || small)
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+/// The correlation that computes the input gradient of `g` from `dy`, when this path
+/// should take it. With stride 1, `dx = correlate(dy, w')` where `w'[c][o]` is `w[o][c]`
+/// turned by 180°, padded by `dilation·(k-1) - pad` before each dimension. Not taken
+/// when that padding would be negative, or so large that the correlation multiplies
+/// mostly zeros (a 'valid' convolution: more than 1.25x the forward multiply-adds), or
+/// for fewer than 8 input channels, which would leave most vector lanes idle.
+pub fn input_grad_geometry(g: &ConvGeometry) -> Option<ConvGeometry> {
+    // applies() bounds the padded size, so dilation·(k-1) cannot overflow
+    if g.c_in < 8 || !applies(g) {
+        return None;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    let mut pad = [0; 3];
+    for (d, p) in pad.iter_mut().enumerate() {
+        *p = (g.dilation[d] * (g.kernel[d] - 1)).checked_sub(g.pad[d])?;
     }
+    let t = ConvGeometry {
+        batch: g.batch,
+        c_in: g.c_out,
+        c_out: g.c_in,
+        groups: g.groups,
+        input: g.output,
+        kernel: g.kernel,
+        stride: g.stride,
+        dilation: g.dilation,
+        pad,
+        output: g.input,
+    };
+    (applies(&t) && 4 * g.in_spatial() <= 5 * g.out_spatial()).then_some(t)
 }
 
-/// A stride-1 2-D correlation of one sample.
+/// A piece of work: sample, output rows `r0..r1`, channel blocks `b0..b1`.
+#[derive(Clone, Copy)]
+struct Unit {
+    n: usize,
+    r0: usize,
+    r1: usize,
+    b0: usize,
+    b1: usize,
+}
+
+/// A stride-1 2-D correlation, cut into work units.
 struct Plan {
     c_in: usize,
     c_out: usize,
@@ -56,50 +158,103 @@ struct Plan {
     kernel: [usize; 2],
     dilation: [usize; 2],
     pad: [usize; 2],
+    isa: Isa,
+    /// vectors per channel block
+    v: usize,
+    /// bands of output rows per sample, and the most rows in one
+    bands: usize,
+    rows: usize,
+    /// groups of channel blocks
+    groups: usize,
 }
 
 impl Plan {
     fn new(g: &ConvGeometry) -> Plan {
+        let (isa, v) = layout(g.c_out);
+        let [oh, ow] = [g.output[1], g.output[2]];
+        let (lanes, batch) = (v * isa.width(), g.batch.max(1));
+        // Bands small enough for the cache; then, if that gives fewer than two units per
+        // thread (uneven units need the slack), channel blocks split, then rows further.
+        let threads = num_threads();
+        let mut bands = oh.div_ceil((BAND_OUTPUTS / (ow * lanes)).max(1));
+        let groups = g.c_out.div_ceil(lanes).min((2 * threads).div_ceil(batch * bands)).max(1);
+        bands = bands.max((2 * threads).div_ceil(batch * groups)).min(oh).max(1);
+        // a few units of equal cost: a multiple of the threads, so that none waits
+        while (batch * groups * bands) % threads != 0 && batch * groups * bands < 8 * threads && bands < oh {
+            bands += 1;
+        }
         Plan {
             c_in: g.c_in,
             c_out: g.c_out,
             input: [g.input[1], g.input[2]],
-            output: [g.output[1], g.output[2]],
+            output: [oh, ow],
             kernel: [g.kernel[1], g.kernel[2]],
             dilation: [g.dilation[1], g.dilation[2]],
             pad: [g.pad[1], g.pad[2]],
+            isa,
+            v,
+            bands,
+            rows: oh.div_ceil(bands),
+            groups,
         }
     }
 
+    fn lanes(&self) -> usize {
+        self.v * self.isa.width()
+    }
     fn taps(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]
     }
-    /// Height and width of the padded input: exactly what the output positions read.
-    fn padded(&self) -> [usize; 2] {
-        [0, 1].map(|i| self.output[i] + (self.kernel[i] - 1) * self.dilation[i])
+    fn in_len(&self) -> usize {
+        self.c_in * self.input[0] * self.input[1]
     }
-    fn padded_len(&self) -> usize {
-        self.c_in * self.padded()[0] * self.padded()[1]
+    fn out_len(&self) -> usize {
+        self.c_out * self.output[0] * self.output[1]
     }
-    fn positions(&self) -> usize {
-        self.output[0] * self.output[1]
+    /// Width of a padded row: exactly what the output positions read.
+    fn width(&self) -> usize {
+        self.output[1] + (self.kernel[1] - 1) * self.dilation[1]
+    }
+    /// Padded input rows a band reads.
+    fn slab_rows(&self) -> usize {
+        self.rows + (self.kernel[0] - 1) * self.dilation[0]
+    }
+    fn slab_len(&self) -> usize {
+        self.c_in * self.slab_rows() * self.width()
     }
 
-    /// Copies one sample (`c_in x h x w`) into `dst` with the plan's zero padding.
-    fn pad_input(&self, x: &[f32], dst: &mut [f32]) {
+    /// Every work unit: bands of nearly equal rows, groups of nearly equal blocks.
+    fn units(&self, batch: usize) -> Vec<Unit> {
+        let (oh, bands, groups) = (self.output[0], self.bands, self.groups);
+        let blocks = self.c_out.div_ceil(self.lanes());
+        let mut units = Vec::with_capacity(batch * bands * groups);
+        for n in 0..batch {
+            for i in 0..bands {
+                for j in 0..groups {
+                    let (r0, r1) = (i * oh / bands, (i + 1) * oh / bands);
+                    let (b0, b1) = (j * blocks / groups, (j + 1) * blocks / groups);
+                    units.push(Unit { n, r0, r1, b0, b1 });
+                }
+            }
+        }
+        units
+    }
+
+    /// Copies the padded rows `r0..r0 + slab_rows` of one sample (`c_in x h x w`) into
+    /// `slab`: zero where they lie in the padding (or past the input's end).
+    fn fill_slab(&self, x: &[f32], r0: usize, slab: &mut [f32]) {
         let [h, w] = self.input;
-        let [hp, wp] = self.padded();
-        for c in 0..self.c_in {
-            for r in 0..hp {
-                let row = &mut dst[(c * hp + r) * wp..][..wp];
-                if r < self.pad[0] || r >= self.pad[0] + h {
+        let (width, slab_rows) = (self.width(), self.slab_rows());
+        // row[s] = src[s - pad] where that exists (the output may not reach the end)
+        let lo = self.pad[1].min(width);
+        let hi = (self.pad[1] + w).min(width);
+        for (c, plane) in slab.chunks_exact_mut(slab_rows * width).enumerate() {
+            for (i, row) in plane.chunks_exact_mut(width).enumerate() {
+                let Some(src_row) = (r0 + i).checked_sub(self.pad[0]).filter(|&r| r < h) else {
                     row.fill(0.0);
                     continue;
-                }
-                let src = &x[(c * h + r - self.pad[0]) * w..][..w];
-                // row[s] = src[s - pad] where that exists (the output may not reach the end)
-                let lo = self.pad[1].min(wp);
-                let hi = (self.pad[1] + w).min(wp);
+                };
+                let src = &x[(c * h + src_row) * w..][..w];
                 row[..lo].fill(0.0);
                 row[lo..hi].copy_from_slice(&src[..hi - lo]);
                 row[hi..].fill(0.0);
@@ -107,84 +262,133 @@ impl Plan {
         }
     }
 
-    /// Offset of each output position's window in the padded input, then of each tap
-    /// within the window.
-    fn offsets(&self) -> (Vec<usize>, Vec<usize>) {
-        let [hp, wp] = self.padded();
-        let bases = (0..self.output[0]).flat_map(|oy| (0..self.output[1]).map(move |ox| oy * wp + ox)).collect();
+    /// Offset of each tap `(c, ky, kx)` in the slab, from its position's first value.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let (width, plane) = (self.width(), self.slab_rows() * self.width());
         let mut taps = Vec::with_capacity(self.taps());
         for c in 0..self.c_in {
             for ky in 0..self.kernel[0] {
                 for kx in 0..self.kernel[1] {
-                    taps.push(c * hp * wp + ky * self.dilation[0] * wp + kx * self.dilation[1]);
+                    taps.push(c * plane + ky * self.dilation[0] * width + kx * self.dilation[1]);
                 }
             }
         }
-        (bases, taps)
+        taps
+    }
+
+    /// A row of outputs as pieces of at most `block_max` positions, as even as possible.
+    fn row_pieces(&self) -> Vec<usize> {
+        let ow = self.output[1];
+        let pieces = ow.div_ceil(block_max(self.isa, self.v));
+        (0..pieces).map(|i| ow / pieces + usize::from(i < ow % pieces)).collect()
     }
 }
 
-/// Output channels per block: 8 lanes (one AVX register) or 16 (two).
-fn lanes_for(c_out: usize) -> usize {
-    if c_out <= 8 {
-        8
-    } else {
-        16
-    }
-}
+/// Taps per parallel task when weights are repacked, and per tile within a task: a tile
+/// reads and writes a few cache lines per channel, so both sides stay in L1 cache.
+const PACK_TASK_TAPS: usize = 256;
+const PACK_TILE_TAPS: usize = 16;
 
-/// Weights `w[o][c][ky][kx]` as blocks of `lanes` output channels: `[block][tap][lane]`,
-/// zero beyond `c_out`.
-fn pack_weights(p: &Plan, w: &[f32], lanes: usize) -> Vec<f32> {
-    let taps = p.taps();
+/// Weights `w[o][tap]` as blocks of `lanes` output channels: `[block][tap][lane]`, zero
+/// beyond `c_out`. On all threads: for one sample this is a tenth of the work.
+fn pack_weights(p: &Plan, w: &[f32]) -> Vec<f32> {
+    let (taps, lanes) = (p.taps(), p.lanes());
     let mut packed = vec![0.0f32; p.c_out.div_ceil(lanes) * taps * lanes];
-    for o in 0..p.c_out {
-        for tap in 0..taps {
-            packed[((o / lanes) * taps + tap) * lanes + o % lanes] = w[o * taps + tap];
-        }
-    }
+    packed.par_chunks_mut(taps * lanes).enumerate().for_each(|(b, block)| {
+        block.par_chunks_mut(PACK_TASK_TAPS * lanes).enumerate().for_each(|(task, out)| {
+            for (i, tile) in out.chunks_mut(PACK_TILE_TAPS * lanes).enumerate() {
+                let t0 = task * PACK_TASK_TAPS + i * PACK_TILE_TAPS;
+                for l in 0..lanes.min(p.c_out - b * lanes) {
+                    let src = &w[(b * lanes + l) * taps + t0..][..tile.len() / lanes];
+                    for (j, &v) in src.iter().enumerate() {
+                        tile[j * lanes + l] = v;
+                    }
+                }
+            }
+        })
+    });
     packed
+}
+
+/// The inverse of [`pack_weights`]: `w[o][tap]` from `[block][tap][lane]`.
+fn unpack_weights(p: &Plan, packed: &[f32], w: &mut [f32]) {
+    let (taps, lanes) = (p.taps(), p.lanes());
+    // 8 channels per task share each cache line read
+    w.par_chunks_mut(8 * taps).enumerate().for_each(|(task, rows)| {
+        for t0 in (0..taps).step_by(PACK_TILE_TAPS) {
+            let t1 = (t0 + PACK_TILE_TAPS).min(taps);
+            for (i, row) in rows.chunks_exact_mut(taps).enumerate() {
+                let o = task * 8 + i;
+                let src = &packed[(o / lanes * taps) * lanes + o % lanes..];
+                for (t, v) in row[t0..t1].iter_mut().enumerate() {
+                    *v = src[(t0 + t) * lanes];
+                }
+            }
+        }
+    });
 }
 
 /// `y[n] = correlate(x[n], w) + bias` for every sample.
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let p = Plan::new(g);
-    let lanes = lanes_for(p.c_out);
-    let packed = pack_weights(&p, w, lanes);
-    let (in_len, out_len) = (p.c_in * p.input[0] * p.input[1], p.c_out * p.positions());
-    let (bases, taps) = p.offsets();
-    let positions = p.positions();
-    let padded_len = p.padded_len();
-    y.par_chunks_mut(out_len).zip(x.par_chunks(in_len)).for_each(|(yn, xn)| {
-        // padded input, then one [position][lane] tile of outputs per channel block
-        with_scratch(padded_len + positions.next_multiple_of(8) * lanes, |scratch| {
-            let (xp, tile) = scratch.split_at_mut(padded_len);
-            p.pad_input(xn, xp);
-            for (b, wb) in packed.chunks_exact(taps.len() * lanes).enumerate() {
-                let mut bias_lanes = [0.0f32; 16];
+    let packed = pack_weights(&p, w);
+    forward_packed(&p, g.batch, x, &packed, bias, y);
+}
+
+/// [`forward`] with weights from [`pack_weights`].
+fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let lanes = p.lanes();
+    let taps = p.tap_offsets();
+    let chunk = (CHUNK_WEIGHTS / lanes).max(1);
+    let pieces = p.row_pieces();
+    let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n)).collect();
+    let (ow, width, osp) = (p.output[1], p.width(), p.output[0] * p.output[1]);
+    let y_ptr = SharedMut(y.as_mut_ptr());
+    let block_len = p.taps() * lanes;
+    p.units(batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
+        let positions = (r1 - r0) * ow;
+        // the outputs, rounded up to whole 8 x 8 blocks for the transpose
+        with_scratch(p.slab_len() + positions.next_multiple_of(8) * lanes, |scratch| {
+            let (slab, out) = scratch.split_at_mut(p.slab_len());
+            p.fill_slab(&x[n * p.in_len()..][..p.in_len()], r0, slab);
+            for b in b0..b1 {
+                let wb = &packed[b * block_len..][..block_len];
+                let mut bias_lanes = [0.0f32; 32];
                 for (l, v) in bias_lanes[..lanes].iter_mut().enumerate() {
                     *v = bias.and_then(|bs| bs.get(b * lanes + l)).copied().unwrap_or(0.0);
                 }
-                // SAFETY: applies() checked AVX2 and FMA; every base + tap offset lies in
-                // xp by construction of the padded size, and the tile holds all positions
-                // rounded up to the block size.
-                unsafe {
-                    if lanes == 8 {
-                        avx::forward_tile::<1, 8>(xp, &bases, &taps, wb, &bias_lanes, tile);
-                    } else {
-                        avx::forward_tile::<2, 4>(xp, &bases, &taps, wb, &bias_lanes, tile);
+                out.chunks_exact_mut(lanes).for_each(|o| o.copy_from_slice(&bias_lanes[..lanes]));
+                for (c, chunk_taps) in taps.chunks(chunk).enumerate() {
+                    let wc = wb[c * chunk * lanes..].as_ptr();
+                    for r in 0..r1 - r0 {
+                        let mut ox = 0;
+                        for (&len, kernel) in pieces.iter().zip(&kernels) {
+                            // SAFETY: applies() checked the CPU; every position's taps
+                            // lie in the slab by construction of its size, the chunk's
+                            // weights in wb, and the piece's outputs in `out`.
+                            unsafe {
+                                let at = (r * ow + ox) * lanes;
+                                kernel(slab.as_ptr().add(r * width + ox), chunk_taps, wc, out.as_mut_ptr().add(at));
+                            }
+                            ox += len;
+                        }
                     }
                 }
-                // tile[position][lane] -> y[channel][position], 8 x 8 at a time
+                // out[position][lane] -> y[channel][position], 8 x 8 at a time
                 let channels = lanes.min(p.c_out - b * lanes);
                 for l0 in (0..channels).step_by(8) {
                     for i0 in (0..positions).step_by(8) {
                         let mut block = [[0.0f32; 8]; 8];
-                        // SAFETY: AVX2 checked; the tile holds positions rounded up to 8.
-                        unsafe { avx::transpose_8x8(&tile[i0 * lanes + l0..], lanes, &mut block) };
+                        // SAFETY: AVX2 checked; `out` holds positions rounded up to 8.
+                        unsafe { transpose_8x8(&out[i0 * lanes + l0..], lanes, &mut block) };
+                        let count = (positions - i0).min(8);
                         for (l, row) in block.iter().enumerate().take(channels - l0) {
-                            let n = (positions - i0).min(8);
-                            yn[(b * lanes + l0 + l) * positions + i0..][..n].copy_from_slice(&row[..n]);
+                            let channel = n * p.c_out + b * lanes + l0 + l;
+                            // SAFETY: this unit alone writes rows r0..r1 of its channels.
+                            unsafe {
+                                let dst = y_ptr.get().add(channel * osp + r0 * ow + i0);
+                                std::ptr::copy_nonoverlapping(row.as_ptr(), dst, count);
+                            }
                         }
                     }
                 }
@@ -193,46 +397,59 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: 
     });
 }
 
-/// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][base(position) + tap]`.
-/// Samples are split into one chunk per thread whose partial sums are added in order,
+/// `dx` from `dy` by the correlation `t` of [`input_grad_geometry`] (overwrites `dx`).
+pub fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (c_in, c_out, spatial) = (g.c_in, g.c_out, g.kernel[1] * g.kernel[2]);
+    // turned[c][o][k] = w[o][c][last - k]
+    let mut turned = vec![0.0f32; w.len()];
+    turned.par_chunks_mut(c_out * spatial).enumerate().for_each(|(c, dst)| {
+        for (o, d) in dst.chunks_exact_mut(spatial).enumerate() {
+            d.iter_mut().zip(w[(o * c_in + c) * spatial..][..spatial].iter().rev()).for_each(|(d, &v)| *d = v);
+        }
+    });
+    let p = Plan::new(t);
+    forward_packed(&p, t.batch, dy, &pack_weights(&p, &turned), None, dx);
+}
+
+/// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][position + offset(tap)]`.
+/// The units are split into one run per thread whose partial sums are added in order,
 /// so the result depends on the thread count only, never on timing.
 pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let p = Plan::new(g);
-    let lanes = lanes_for(p.c_out);
+    let lanes = p.lanes();
     let blocks = p.c_out.div_ceil(lanes);
-    let (bases, mut taps) = p.offsets();
+    let taps = p.tap_offsets();
     let n_taps = taps.len();
-    // the kernel takes taps four or eight at a time; extra ones reread tap 0
-    let tap_block = if lanes == 8 { 8 } else { 4 };
-    taps.resize(n_taps.next_multiple_of(tap_block), 0);
-    let (in_len, out_len, positions) = (p.c_in * p.input[0] * p.input[1], p.c_out * p.positions(), p.positions());
-    let acc_len = blocks * taps.len() * lanes;
-    let per_chunk = g.batch.div_ceil(num_threads().min(g.batch).max(1)).max(1);
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(in_len * per_chunk)
-        .zip(dy.par_chunks(out_len * per_chunk))
-        .map(|(xs, dys)| {
-            let mut acc = vec![0.0f32; acc_len];
-            with_scratch(p.padded_len() + positions * lanes, |scratch| {
-                let (xp, dyt) = scratch.split_at_mut(p.padded_len());
-                for (xn, dyn_) in xs.chunks_exact(in_len).zip(dys.chunks_exact(out_len)) {
-                    p.pad_input(xn, xp);
-                    for b in 0..blocks {
+    let step = block_max(p.isa, p.v);
+    let (ow, width, osp) = (p.output[1], p.width(), p.output[0] * p.output[1]);
+    let units = p.units(g.batch);
+    let per_run = units.len().div_ceil(num_threads().min(units.len()).max(1)).max(1);
+    let mut partials: Vec<Vec<f32>> = units
+        .par_chunks(per_run)
+        .map(|run| {
+            let mut acc = vec![0.0f32; blocks * n_taps * lanes];
+            with_scratch(p.slab_len() + p.rows * ow * lanes, |scratch| {
+                let (slab, dyt) = scratch.split_at_mut(p.slab_len());
+                for &Unit { n, r0, r1, b0, b1 } in run {
+                    p.fill_slab(&x[n * p.in_len()..][..p.in_len()], r0, slab);
+                    let positions = (r1 - r0) * ow;
+                    for b in b0..b1 {
                         // dy of this channel block as [position][lane]
+                        let dyt = &mut dyt[..positions * lanes];
                         dyt.fill(0.0);
                         for l in 0..lanes.min(p.c_out - b * lanes) {
-                            let src = &dyn_[(b * lanes + l) * positions..][..positions];
+                            let src = &dy[n * p.out_len() + (b * lanes + l) * osp + r0 * ow..][..positions];
                             for (i, &v) in src.iter().enumerate() {
                                 dyt[i * lanes + l] = v;
                             }
                         }
-                        let accb = &mut acc[b * taps.len() * lanes..][..taps.len() * lanes];
-                        // SAFETY: as in forward; accb holds every (padded) tap.
-                        unsafe {
-                            if lanes == 8 {
-                                avx::weight_grad::<1, 8>(xp, &bases, &taps, dyt, accb);
-                            } else {
-                                avx::weight_grad::<2, 4>(xp, &bases, &taps, dyt, accb);
+                        for t0 in (0..n_taps).step_by(step) {
+                            let count = step.min(n_taps - t0);
+                            let kernel = weight_grad_kernel(p.isa, p.v, count);
+                            // SAFETY: as in forward; acc holds every tap of every block.
+                            unsafe {
+                                let sums = acc.as_mut_ptr().add((b * n_taps + t0) * lanes);
+                                kernel(slab.as_ptr(), &taps[t0..t0 + count], dyt.as_ptr(), [r1 - r0, ow, width], sums);
                             }
                         }
                     }
@@ -241,169 +458,212 @@ pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) 
             acc
         })
         .collect();
-    dw.fill(0.0);
-    for acc in &partials {
-        for o in 0..p.c_out {
-            let (b, l) = (o / lanes, o % lanes);
-            for t in 0..n_taps {
-                dw[o * n_taps + t] += acc[(b * taps.len() + t) * lanes + l];
-            }
+    let (first, rest) = partials.split_first_mut().expect("at least one band");
+    first.par_chunks_mut(1 << 15).enumerate().for_each(|(i, sum)| {
+        for other in rest.iter() {
+            sum.iter_mut().zip(&other[i << 15..]).for_each(|(s, &v)| *s += v);
         }
-    }
+    });
+    unpack_weights(&p, first, dw);
 }
 
+/// `out[j][lane] += Σ_t x[j + taps[t]] · w[t][lane]` for the positions `j` of a piece.
+type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, *mut f32);
+
+/// `sums[t][lane] += Σ_{r, i} x[r·width + i + taps[t]] · dyt[r·ow + i][lane]` over
+/// `[rows, ow, width]`.
+type WeightGradKernel = unsafe fn(*const f32, &[usize], *const f32, [usize; 3], *mut f32);
+
+/// The register blocks of 1 to 14 positions (or taps) of one kernel.
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::needless_range_loop)] // register blocks read best as indexed loops
-mod avx {
+macro_rules! by_block_size {
+    ($isa:ident :: $f:ident, $v:literal) => {
+        [
+            $isa::$f::<$v, 1>,
+            $isa::$f::<$v, 2>,
+            $isa::$f::<$v, 3>,
+            $isa::$f::<$v, 4>,
+            $isa::$f::<$v, 5>,
+            $isa::$f::<$v, 6>,
+            $isa::$f::<$v, 7>,
+            $isa::$f::<$v, 8>,
+            $isa::$f::<$v, 9>,
+            $isa::$f::<$v, 10>,
+            $isa::$f::<$v, 11>,
+            $isa::$f::<$v, 12>,
+            $isa::$f::<$v, 13>,
+            $isa::$f::<$v, 14>,
+        ]
+    };
+}
+
+/// The forward kernel for `v` vectors of channels and `n` positions.
+fn forward_kernel(isa: Isa, v: usize, n: usize) -> ForwardKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const AVX2: [[ForwardKernel; 14]; 2] = [by_block_size!(avx2::forward, 1), by_block_size!(avx2::forward, 2)];
+        const AVX512: [[ForwardKernel; 14]; 2] =
+            [by_block_size!(avx512::forward, 1), by_block_size!(avx512::forward, 2)];
+        match isa {
+            Isa::Avx2 => AVX2[v - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][n - 1],
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n})")
+}
+
+/// The weight-gradient kernel for `v` vectors of channels and `n` taps.
+fn weight_grad_kernel(isa: Isa, v: usize, n: usize) -> WeightGradKernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const AVX2: [[WeightGradKernel; 14]; 2] =
+            [by_block_size!(avx2::weight_grad, 1), by_block_size!(avx2::weight_grad, 2)];
+        const AVX512: [[WeightGradKernel; 14]; 2] =
+            [by_block_size!(avx512::weight_grad, 1), by_block_size!(avx512::weight_grad, 2)];
+        match isa {
+            Isa::Avx2 => AVX2[v - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][n - 1],
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n})")
+}
+
+/// `dst[l][i] = src[i·stride + l]` for an 8 x 8 block.
+///
+/// # Safety
+/// The CPU must have AVX2, and `src` hold `7·stride + 8` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
     use std::arch::x86_64::*;
-
-    /// Outputs of every position for one block of `8·V` channels, `P` positions at a
-    /// time: `tile[position][lane] = bias + Σ_tap xp[base + tap] · w[tap][lane]`.
-    /// `tile` holds the positions rounded up to a multiple of `P`; the extra ones repeat
-    /// position 0 and are ignored by the caller.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_tile<const V: usize, const P: usize>(
-        xp: &[f32],
-        bases: &[usize],
-        taps: &[usize],
-        w: &[f32],
-        bias: &[f32; 16],
-        tile: &mut [f32],
-    ) {
-        let lanes = 8 * V;
-        debug_assert!(w.len() == taps.len() * lanes && tile.len() >= bases.len().next_multiple_of(P) * lanes);
-        let (xp, w) = (xp.as_ptr(), w.as_ptr());
-        for p0 in (0..bases.len()).step_by(P) {
-            let mut base = [0usize; P];
-            for (j, b) in base.iter_mut().enumerate() {
-                *b = bases.get(p0 + j).copied().unwrap_or(bases[0]);
-            }
-            let mut acc = [[_mm256_setzero_ps(); V]; P];
-            for a in acc.iter_mut() {
-                for (v, r) in a.iter_mut().enumerate() {
-                    *r = _mm256_loadu_ps(bias.as_ptr().add(8 * v));
-                }
-            }
-            for (t, &off) in taps.iter().enumerate() {
-                let mut wv = [_mm256_setzero_ps(); V];
-                for (v, r) in wv.iter_mut().enumerate() {
-                    *r = _mm256_loadu_ps(w.add(t * lanes + 8 * v));
-                }
-                for j in 0..P {
-                    let xv = _mm256_broadcast_ss(&*xp.add(base[j] + off));
-                    for v in 0..V {
-                        acc[j][v] = _mm256_fmadd_ps(xv, wv[v], acc[j][v]);
-                    }
-                }
-            }
-            for j in 0..P {
-                for v in 0..V {
-                    _mm256_storeu_ps(tile.as_mut_ptr().add((p0 + j) * lanes + 8 * v), acc[j][v]);
-                }
-            }
-        }
-    }
-
-    /// `dst[l][i] = src[i·stride + l]` for an 8 x 8 block.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
-        debug_assert!(src.len() >= 7 * stride + 8);
-        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(i * stride)));
-        // pairs of rows interleaved, then quads, then the two 128-bit halves
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
-        let out = [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ];
-        for (row, v) in dst.iter_mut().zip(out) {
-            _mm256_storeu_ps(row.as_mut_ptr(), v);
-        }
-    }
-
-    /// `acc[tap][lane] += Σ_position xp[base + tap] · dyt[position][lane]`, `T` taps at a
-    /// time (`taps.len()` is a multiple of `T`).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_grad<const V: usize, const T: usize>(
-        xp: &[f32],
-        bases: &[usize],
-        taps: &[usize],
-        dyt: &[f32],
-        acc: &mut [f32],
-    ) {
-        let lanes = 8 * V;
-        debug_assert!(taps.len().is_multiple_of(T) && acc.len() == taps.len() * lanes);
-        debug_assert!(dyt.len() >= bases.len() * lanes);
-        let (xp, dyt) = (xp.as_ptr(), dyt.as_ptr());
-        for t0 in (0..taps.len()).step_by(T) {
-            let mut off = [0usize; T];
-            off.copy_from_slice(&taps[t0..t0 + T]);
-            let mut sum = [[_mm256_setzero_ps(); V]; T];
-            for (i, &base) in bases.iter().enumerate() {
-                let mut d = [_mm256_setzero_ps(); V];
-                for (v, r) in d.iter_mut().enumerate() {
-                    *r = _mm256_loadu_ps(dyt.add(i * lanes + 8 * v));
-                }
-                for t in 0..T {
-                    let xv = _mm256_broadcast_ss(&*xp.add(base + off[t]));
-                    for v in 0..V {
-                        sum[t][v] = _mm256_fmadd_ps(xv, d[v], sum[t][v]);
-                    }
-                }
-            }
-            for t in 0..T {
-                for v in 0..V {
-                    let dst = acc.as_mut_ptr().add((t0 + t) * lanes + 8 * v);
-                    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), sum[t][v]));
-                }
-            }
-        }
+    debug_assert!(src.len() >= 7 * stride + 8);
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(i * stride)));
+    // pairs of rows interleaved, then quads, then the two 128-bit halves
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+    let out = [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ];
+    for (row, v) in dst.iter_mut().zip(out) {
+        _mm256_storeu_ps(row.as_mut_ptr(), v);
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-mod avx {
-    // never called: applies() is false off x86-64
-    pub unsafe fn forward_tile<const V: usize, const P: usize>(
-        _: &[f32],
-        _: &[usize],
-        _: &[usize],
-        _: &[f32],
-        _: &[f32; 16],
-        _: &mut [f32],
-    ) {
-        unreachable!("direct convolution needs x86-64")
-    }
-    pub unsafe fn transpose_8x8(_: &[f32], _: usize, _: &mut [[f32; 8]; 8]) {
-        unreachable!("direct convolution needs x86-64")
-    }
-    pub unsafe fn weight_grad<const V: usize, const T: usize>(
-        _: &[f32],
-        _: &[usize],
-        _: &[usize],
-        _: &[f32],
-        _: &mut [f32],
-    ) {
-        unreachable!("direct convolution needs x86-64")
-    }
+unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
+    unreachable!("direct convolution needs x86-64 ({}, {stride}, {})", src.len(), dst.len())
 }
+
+/// One module of kernels per instruction set, from the same source.
+#[cfg(target_arch = "x86_64")]
+macro_rules! kernels {
+    ($isa:ident, $feature:literal, $width:literal, $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident) => {
+        #[allow(clippy::needless_range_loop)] // register blocks read best as indexed loops
+        mod $isa {
+            use std::arch::x86_64::*;
+
+            /// See [`super::ForwardKernel`]: `P` positions, `V` vectors of channels.
+            #[target_feature(enable = $feature)]
+            pub unsafe fn forward<const V: usize, const P: usize>(
+                x: *const f32,
+                taps: &[usize],
+                w: *const f32,
+                out: *mut f32,
+            ) {
+                let lanes = V * $width;
+                let mut acc = [[$zero(); V]; P];
+                for j in 0..P {
+                    for v in 0..V {
+                        acc[j][v] = $load(out.add(j * lanes + v * $width));
+                    }
+                }
+                for (t, &off) in taps.iter().enumerate() {
+                    let mut wv = [$zero(); V];
+                    for v in 0..V {
+                        wv[v] = $load(w.add(t * lanes + v * $width));
+                    }
+                    let xt = x.add(off);
+                    for j in 0..P {
+                        let xv = $set1(*xt.add(j));
+                        for v in 0..V {
+                            acc[j][v] = $fma(xv, wv[v], acc[j][v]);
+                        }
+                    }
+                }
+                for j in 0..P {
+                    for v in 0..V {
+                        $store(out.add(j * lanes + v * $width), acc[j][v]);
+                    }
+                }
+            }
+
+            /// See [`super::WeightGradKernel`]: `T` taps, `V` vectors of channels.
+            #[target_feature(enable = $feature)]
+            pub unsafe fn weight_grad<const V: usize, const T: usize>(
+                x: *const f32,
+                taps: &[usize],
+                dyt: *const f32,
+                [rows, ow, width]: [usize; 3],
+                sums: *mut f32,
+            ) {
+                let lanes = V * $width;
+                let mut off = [0usize; T];
+                off.copy_from_slice(&taps[..T]);
+                let mut acc = [[$zero(); V]; T];
+                for t in 0..T {
+                    for v in 0..V {
+                        acc[t][v] = $load(sums.add(t * lanes + v * $width));
+                    }
+                }
+                for r in 0..rows {
+                    let (xr, dr) = (x.add(r * width), dyt.add(r * ow * lanes));
+                    for i in 0..ow {
+                        let mut d = [$zero(); V];
+                        for v in 0..V {
+                            d[v] = $load(dr.add(i * lanes + v * $width));
+                        }
+                        for t in 0..T {
+                            let xv = $set1(*xr.add(i + off[t]));
+                            for v in 0..V {
+                                acc[t][v] = $fma(xv, d[v], acc[t][v]);
+                            }
+                        }
+                    }
+                }
+                for t in 0..T {
+                    for v in 0..V {
+                        $store(sums.add(t * lanes + v * $width), acc[t][v]);
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+kernels!(avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps);
+#[cfg(target_arch = "x86_64")]
+kernels!(avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps);
