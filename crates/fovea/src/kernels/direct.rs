@@ -292,22 +292,27 @@ const PACK_TILE_TAPS: usize = 16;
 /// Weights `w[o][tap]` as blocks of `lanes` output channels: `[block][tap][lane]`, zero
 /// beyond `c_out`. On all threads: for one sample this is a tenth of the work.
 fn pack_weights(p: &Plan, w: &[f32]) -> Vec<f32> {
-    let (taps, lanes) = (p.taps(), p.lanes());
-    let mut packed = vec![0.0f32; p.c_out.div_ceil(lanes) * taps * lanes];
-    packed.par_chunks_mut(taps * lanes).enumerate().for_each(|(b, block)| {
-        block.par_chunks_mut(PACK_TASK_TAPS * lanes).enumerate().for_each(|(task, out)| {
-            for (i, tile) in out.chunks_mut(PACK_TILE_TAPS * lanes).enumerate() {
-                let t0 = task * PACK_TASK_TAPS + i * PACK_TILE_TAPS;
-                for l in 0..lanes.min(p.c_out - b * lanes) {
-                    let src = &w[(b * lanes + l) * taps + t0..][..tile.len() / lanes];
-                    for (j, &v) in src.iter().enumerate() {
-                        tile[j * lanes + l] = v;
+    let (taps, lanes, c_out) = (p.taps(), p.lanes(), p.c_out);
+    let slots = c_out.div_ceil(lanes) * taps;
+    super::par_filled(slots * lanes, PACK_TASK_TAPS * lanes, |task, out| {
+        // tiles of a few taps; a tile that crosses into the next block is cut there
+        let mut s = task * PACK_TASK_TAPS;
+        for mut tile in out.chunks_mut(PACK_TILE_TAPS * lanes) {
+            while !tile.is_empty() {
+                let (b, t0) = (s / taps, s % taps);
+                let n = (tile.len() / lanes).min(taps - t0);
+                let (run, rest) = tile.split_at_mut(n * lanes);
+                for l in 0..lanes {
+                    let o = b * lanes + l;
+                    for j in 0..n {
+                        run[j * lanes + l].write(if o < c_out { w[o * taps + t0 + j] } else { 0.0 });
                     }
                 }
+                s += n;
+                tile = rest;
             }
-        })
-    });
-    packed
+        }
+    })
 }
 
 /// The inverse of [`pack_weights`]: `w[o][tap]` from `[block][tap][lane]`.
@@ -401,10 +406,11 @@ fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Optio
 pub fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (c_in, c_out, spatial) = (g.c_in, g.c_out, g.kernel[1] * g.kernel[2]);
     // turned[c][o][k] = w[o][c][last - k]
-    let mut turned = vec![0.0f32; w.len()];
-    turned.par_chunks_mut(c_out * spatial).enumerate().for_each(|(c, dst)| {
+    let turned = super::par_filled(w.len(), c_out * spatial, |c, dst| {
         for (o, d) in dst.chunks_exact_mut(spatial).enumerate() {
-            d.iter_mut().zip(w[(o * c_in + c) * spatial..][..spatial].iter().rev()).for_each(|(d, &v)| *d = v);
+            d.iter_mut().zip(w[(o * c_in + c) * spatial..][..spatial].iter().rev()).for_each(|(d, &v)| {
+                d.write(v);
+            });
         }
     });
     let p = Plan::new(t);

@@ -21,14 +21,31 @@ pub(crate) fn par_elementwise(
     len: usize,
     f: impl Fn(std::ops::Range<usize>, &mut [std::mem::MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(ELEMENTWISE_CHUNK).enumerate().for_each(|(i, chunk)| {
+    par_filled(len, ELEMENTWISE_CHUNK, |i, chunk| {
         let start = i * ELEMENTWISE_CHUNK;
         f(start..start + chunk.len(), chunk)
-    });
+    })
+}
+
+/// A new buffer of `len` values, `f(i, out)` writing every value of its `i`-th chunk of
+/// `chunk` values (the last may be shorter), chunks in parallel. Not zeroed first (a
+/// serial memset of a large buffer costs more than many kernels): `f` must write the
+/// whole chunk.
+pub(crate) fn par_filled(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
     // SAFETY: the chunks cover 0..len and `f` wrote each of their values.
     unsafe { out.set_len(len) };
     out
+}
+
+/// `len` zeros, written on all threads.
+pub(crate) fn par_zeros(len: usize) -> Vec<f32> {
+    par_filled(len, ELEMENTWISE_CHUNK, |_, c| c.fill(std::mem::MaybeUninit::new(0.0)))
 }
 
 /// Sum in 8 independent f32 lanes (vectorises; more accurate than one running sum).

@@ -204,7 +204,7 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
     let tw = if opts.flip { tw0.flip(&spatial_dims)? } else { tw0 };
     let mut out_shape = vec![sx[0], sw[0]];
     out_shape.extend(&out_sp);
-    let mut y = vec![0.0f32; crate::tensor::checked_numel(op, &out_shape)?];
+    let mut y = crate::kernels::par_zeros(crate::tensor::checked_numel(op, &out_shape)?);
     conv_forward(&geom, tx.data(), tw.data(), tb.as_ref().map(|t| t.data()), &mut y);
 
     let mut parents = vec![x, w];
@@ -215,12 +215,12 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
         &parents,
         Box::new(move |g, needs| {
             let gx = needs[0].then(|| {
-                let mut dx = vec![0.0f32; tx.numel()];
+                let mut dx = crate::kernels::par_zeros(tx.numel());
                 conv_backward_input(&geom, tw.data(), g.data(), &mut dx);
                 Tensor::new(tx.shape(), dx).expect("shape")
             });
             let gw = needs[1].then(|| {
-                let mut dw = vec![0.0f32; tw.numel()];
+                let mut dw = crate::kernels::par_zeros(tw.numel());
                 conv_backward_weight(&geom, tx.data(), g.data(), &mut dw);
                 let dw = Tensor::new(tw.shape(), dw).expect("shape");
                 if flip {
