@@ -165,7 +165,8 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--augment") {
-        println!("{}", json!({"augment": augment_epochs()}));
+        // `--augment --alone`: only the augmentation's own cost (a profiling target)
+        println!("{}", json!({"augment": augment_epochs(!args.iter().any(|a| a == "--alone"))}));
         return;
     }
     if args.iter().any(|a| a == "--stylize") {
@@ -285,21 +286,31 @@ fn faces() -> Value {
 
 /// Median seconds of a LeNet-5 epoch without and with augmentation on the loader thread
 /// (every transform but PCA), alternating so that machine noise hits both alike.
-fn augment_epochs() -> Value {
+fn augment_epochs(with_epochs: bool) -> Value {
     const SPEC: &str = "mirror,crop,color,rotate,shear,warp";
     let train_set = FashionMnist::load(&FashionMnist::default_dir(), Split::Train).unwrap();
     let pipeline = fovea_vision::augment::Augment::parse(SPEC).unwrap();
     let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
     let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
     let (mut plain, mut augmented) = (Vec::new(), Vec::new());
-    for e in 0..4 {
+    for e in 0..if with_epochs { 4 } else { 0 } {
         for (times, augment) in [(&mut plain, None), (&mut augmented, Some(&pipeline))] {
             let t = Instant::now();
             train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e), augment, &mut |_| {}).unwrap();
             times.push(t.elapsed().as_secs_f64());
         }
     }
-    json!({"spec": SPEC, "plain": median(plain), "augmented": median(augmented)})
+    // the augmentation alone, one core, every training picture
+    let indices: Vec<usize> = (0..train_set.len()).collect();
+    let alone = time(3, || {
+        for (b, chunk) in indices.chunks(64).enumerate() {
+            pipeline.batch(&train_set, chunk, b as u64).unwrap();
+        }
+    });
+    if !with_epochs {
+        return json!({"spec": SPEC, "augment_only": alone});
+    }
+    json!({"spec": SPEC, "plain": median(plain), "augmented": median(augmented), "augment_only": alone})
 }
 
 /// Median seconds per style-transfer step at 256x170 (the README's example, default layers).

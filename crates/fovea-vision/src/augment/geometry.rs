@@ -1,6 +1,8 @@
-//! The geometry under the augmentations: affine maps, bilinear resampling, smooth
-//! displacement fields, and the eigenvectors of a small symmetric matrix (for PCA colour).
+//! The geometry under the augmentations: affine maps, where each output pixel comes from
+//! (resampled by `fovea::kernels::sample`), smooth displacement fields, and the
+//! eigenvectors of a small symmetric matrix (for PCA colour).
 
+use fovea::kernels::sample::bilinear;
 use fovea::{Error, Result, Rng, Tensor};
 
 /// x' = a·x + b·y + c, y' = d·x + e·y + f, stored as `[a, b, c, d, e, f]`.
@@ -43,92 +45,47 @@ impl Affine {
     }
 }
 
-/// Resamples `channels` planes of `height` x `width`: output pixel (i, j) takes the bilinear
-/// value at input position `sources[i * width + j]` (continuous coordinates, pixel centres
-/// at +0.5); outside the picture counts as 0. PyTorch's `grid_sample(align_corners=False,
-/// padding_mode="zeros")`.
-pub(crate) fn resample(
-    picture: &[f32],
-    channels: usize,
-    height: usize,
-    width: usize,
-    sources: &[(f32, f32)],
-) -> Vec<f32> {
-    let plane = height * width;
-    let mut out = vec![0f32; channels * plane];
-    let at = |c: usize, y: isize, x: isize| -> f32 {
-        if y < 0 || x < 0 || y >= height as isize || x >= width as isize {
-            0.0
-        } else {
-            picture[c * plane + y as usize * width + x as usize]
-        }
-    };
-    let (w, h) = (width as f32, height as f32);
-    for (o, &(sx, sy)) in sources.iter().enumerate() {
-        let (fx, fy) = (sx - 0.5, sy - 0.5);
-        if !(fx > -1.0 && fy > -1.0 && fx < w && fy < h) {
-            continue; // wholly outside (also NaN)
-        }
-        // floor of a value > -1 without a libm call (this loop is the augmentation's cost)
-        let (x0, y0) = ((fx + 1.0) as i32 as isize - 1, (fy + 1.0) as i32 as isize - 1);
-        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
-        if x0 >= 0 && y0 >= 0 && fx < w - 1.0 && fy < h - 1.0 {
-            // all four neighbours inside
-            let mut at = y0 as usize * width + x0 as usize;
-            for c in 0..channels {
-                let upper = picture[at] + (picture[at + 1] - picture[at]) * tx;
-                let lower = picture[at + width] + (picture[at + width + 1] - picture[at + width]) * tx;
-                out[c * plane + o] = upper + (lower - upper) * ty;
-                at += plane;
-            }
-        } else {
-            for c in 0..channels {
-                let upper = at(c, y0, x0) + (at(c, y0, x0 + 1) - at(c, y0, x0)) * tx;
-                let lower = at(c, y0 + 1, x0) + (at(c, y0 + 1, x0 + 1) - at(c, y0 + 1, x0)) * tx;
-                out[c * plane + o] = upper + (lower - upper) * ty;
-            }
-        }
-    }
-    out
-}
-
 /// `picture` (`[C, H, W]`) resampled through the affine map `to_source` from output to input
 /// positions, at the same size.
 pub fn warp_affine(picture: &Tensor, to_source: &Affine) -> Result<Tensor> {
     let &[c, h, w] = picture.shape() else {
         return Err(Error::shape("warp_affine", format!("expected [C, H, W], got {:?}", picture.shape())));
     };
-    Tensor::new(&[c, h, w], resample(picture.data(), c, h, w, &pixel_sources(h, w, to_source, None)))
+    let (xs, ys) = pixel_sources(h, w, to_source, None);
+    Tensor::new(&[c, h, w], bilinear(picture.data(), c, h, w, &xs, &ys))
 }
 
-/// Where each output pixel's centre comes from: through the displacement `warp` (if any),
-/// then the affine map `to_source`.
+/// Where each output pixel's centre comes from (x and y planes): through the displacement
+/// `warp` (if any), then the affine map `to_source`. Plain arithmetic on whole rows, which
+/// the compiler vectorises.
 pub(crate) fn pixel_sources(
     height: usize,
     width: usize,
     to_source: &Affine,
     warp: Option<&Displacement>,
-) -> Vec<(f32, f32)> {
-    let [a, _, _, d, _, _] = to_source.0;
-    let mut out = Vec::with_capacity(height * width);
-    for i in 0..height {
+) -> (Vec<f32>, Vec<f32>) {
+    let [a, b, c, d, e, f] = to_source.0;
+    let (mut xs, mut ys) = (vec![0f32; height * width], vec![0f32; height * width]);
+    for (i, (row_x, row_y)) in xs.chunks_exact_mut(width.max(1)).zip(ys.chunks_exact_mut(width.max(1))).enumerate() {
         let y = i as f32 + 0.5;
         match warp {
             Some(field) => {
-                let row = field.row(y);
-                out.extend((0..width).map(|j| {
-                    let (x, y) = row.pull(j as f32 + 0.5, y);
-                    to_source.map(x, y)
-                }));
+                let field = field.row(y);
+                for (j, (sx, sy)) in row_x.iter_mut().zip(row_y.iter_mut()).enumerate() {
+                    let (x, y) = field.pull(j as f32 + 0.5, y);
+                    (*sx, *sy) = (a * x + b * y + c, d * x + e * y + f);
+                }
             }
             None => {
                 // along a row, the source moves by (a, d) per pixel
                 let (x0, y0) = to_source.map(0.5, y);
-                out.extend((0..width).map(|j| (x0 + a * j as f32, y0 + d * j as f32)));
+                for (j, (sx, sy)) in row_x.iter_mut().zip(row_y.iter_mut()).enumerate() {
+                    (*sx, *sy) = (x0 + a * j as f32, y0 + d * j as f32);
+                }
             }
         }
     }
-    out
+    (xs, ys)
 }
 
 /// Control points of a smooth displacement: a 4x4 grid spread over the picture, each with
@@ -194,12 +151,14 @@ pub(crate) struct RowField {
 }
 
 impl RowField {
+    /// Piecewise linear between the control points (extended past the last), written as
+    /// the first segment plus a ramp per change of slope: no branch or index per pixel.
     fn pull(&self, x: f32, y: f32) -> (f32, f32) {
-        let gx = (x * self.scale).max(0.0);
-        let j = (gx as usize).min(GRID - 2);
-        let t = gx - j as f32;
-        let (a, b) = (self.offsets[j], self.offsets[j + 1]);
-        (x + a.0 + (b.0 - a.0) * t, y + a.1 + (b.1 - a.1) * t)
+        let g = (x * self.scale).max(0.0);
+        let [o0, o1, o2, o3] = self.offsets;
+        let (r1, r2) = ((g - 1.0).max(0.0), (g - 2.0).max(0.0));
+        let along = |a: f32, b: f32, c: f32, d: f32| a + (b - a) * g + (c - 2.0 * b + a) * r1 + (d - 2.0 * c + b) * r2;
+        (x + along(o0.0, o1.0, o2.0, o3.0), y + along(o0.1, o1.1, o2.1, o3.1))
     }
 }
 

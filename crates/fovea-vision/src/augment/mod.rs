@@ -306,8 +306,8 @@ pub struct Draw {
 impl Draw {
     /// The transformed picture (`channels` planes of the draw's size), values kept in 0..1.
     pub fn apply(&self, picture: &[f32], channels: usize) -> Vec<f32> {
-        let sources = geometry::pixel_sources(self.height, self.width, &self.affine.inverse(), self.warp.as_ref());
-        let mut out = geometry::resample(picture, channels, self.height, self.width, &sources);
+        let (xs, ys) = geometry::pixel_sources(self.height, self.width, &self.affine.inverse(), self.warp.as_ref());
+        let mut out = fovea::kernels::sample::bilinear(picture, channels, self.height, self.width, &xs, &ys);
         if self.offset.iter().any(|&o| o != 0.0) {
             for (plane, o) in out.chunks_exact_mut(self.height * self.width).zip(&self.offset) {
                 plane.iter_mut().for_each(|v| *v = (*v + o).clamp(0.0, 1.0));

@@ -1,4 +1,5 @@
-//! Slice-level CPU kernels with no autograd: GEMM, im2col/col2im convolution, pooling.
+//! Slice-level CPU kernels with no autograd: GEMM, im2col/col2im convolution, pooling,
+//! bilinear sampling.
 //! This is the only module that knows about threads; keep its interface narrow so that
 //! another backend can be added behind it.
 
@@ -7,6 +8,7 @@ pub mod depthwise;
 pub mod direct;
 pub mod gemm;
 pub mod pool;
+pub mod sample;
 
 use rayon::prelude::*;
 
