@@ -139,7 +139,7 @@ for name, n, c, h, w, o, k, s, p in CONV_SHAPES:
     x = torch.randn(n, c, h, w, requires_grad=True)
     wt = (torch.randn(o, c, k, k) * 0.1).requires_grad_()
     b = torch.zeros(o, requires_grad=True)
-    reps = 5 if n * c * h * w > 1_000_000 else 20
+    reps = 15 if n * c * h * w > 1_000_000 else 20
 
     def fwd():
         with torch.no_grad():

@@ -310,6 +310,9 @@ fn patches<'a>(g: &ConvGeometry, xg: &'a [f32], (p0, p1): (usize, usize), cols: 
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
+    assert_eq!(x.len(), g.batch * g.c_in * g.in_spatial(), "conv_forward input size");
+    assert_eq!(w.len(), g.weight_len(), "conv_forward weight size");
+    assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward bias size");
     if depthwise::is_depthwise(g) {
         return depthwise::forward(g, x, w, bias, y);
     }
@@ -347,6 +350,9 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
 /// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`). Tiles of one sample overlap in
 /// `dx`, so samples run in parallel and their tiles in turn.
 pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert_eq!(dx.len(), g.batch * g.c_in * g.in_spatial(), "conv_backward_input dx size");
+    assert_eq!(dy.len(), g.batch * g.c_out * g.out_spatial(), "conv_backward_input dy size");
+    assert_eq!(w.len(), g.weight_len(), "conv_backward_input weight size");
     if depthwise::is_depthwise(g) {
         return depthwise::backward_input(g, w, dy, dx);
     }
@@ -382,6 +388,9 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
 /// number of chunks whose partial sums are added in order, so the result depends only
 /// on the thread count, never on timing.
 pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    assert_eq!(dw.len(), g.weight_len(), "conv_backward_weight dw size");
+    assert_eq!(dy.len(), g.batch * g.c_out * g.out_spatial(), "conv_backward_weight dy size");
+    assert_eq!(x.len(), g.batch * g.c_in * g.in_spatial(), "conv_backward_weight x size");
     if depthwise::is_depthwise(g) {
         return depthwise::backward_weight(g, x, dy, dw);
     }

@@ -17,7 +17,7 @@
 //! The weight gradient puts output channels on the lanes too and sums over positions,
 //! up to 14 taps at a time. The input gradient is the forward correlation of `dy` with
 //! the weights flipped and transposed ([`input_grad_geometry`]) where the padding keeps
-//! that no larger than the forward pass; otherwise it stays with GEMM + col2im.
+//! that at most 1.25x the forward pass; otherwise it stays with GEMM + col2im.
 
 use super::conv::{with_scratch, ConvGeometry, SharedMut};
 use super::num_threads;
@@ -28,9 +28,14 @@ use rayon::prelude::*;
 const AVX2_MAX_TAPS: usize = 400;
 const AVX2_MAX_COUT: usize = 32;
 
-/// Largest padded input (values of one sample) this path takes: beyond it, padding or
-/// dilation is absurd and the slab would be huge (im2col reads only what is valid).
+/// Largest padded sample (values) this path takes: beyond it, padding or dilation is
+/// absurd (im2col reads only what is valid), or the picture is large enough for im2col's
+/// bounded tiles to be the safer choice.
 const MAX_PADDED: usize = 1 << 24;
+
+/// Widest output row this path takes: a band holds whole rows, so a long 1-D signal
+/// would make one huge unit (im2col cuts it into tiles).
+const MAX_ROW: usize = 4096;
 
 /// Fewest output positions (all samples) this path takes: it repacks the weights on
 /// every call, which for fewer positions costs more than it saves (measured on ResNet's
@@ -102,9 +107,13 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.stride == [1, 1, 1]
         && g.input[0] == 1
         && g.kernel[0] == 1
+        && g.output[0] == 1
         && !g.is_pointwise()
         && padded_len.is_some_and(|n| n <= MAX_PADDED)
+        && g.output[2] <= MAX_ROW
         && g.batch * g.out_spatial() >= MIN_POSITIONS
+        // a unit holds at least one row: enough rows for every thread
+        && g.batch * g.output[1] >= num_threads()
         && avx2
         && (avx512 || small)
 }
@@ -334,7 +343,7 @@ fn unpack_weights(p: &Plan, packed: &[f32], w: &mut [f32]) {
 }
 
 /// `y[n] = correlate(x[n], w) + bias` for every sample.
-pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let p = Plan::new(g);
     let packed = pack_weights(&p, w);
     forward_packed(&p, g.batch, x, &packed, bias, y);
@@ -403,7 +412,7 @@ fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Optio
 }
 
 /// `dx` from `dy` by the correlation `t` of [`input_grad_geometry`] (overwrites `dx`).
-pub fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+pub(crate) fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (c_in, c_out, spatial) = (g.c_in, g.c_out, g.kernel[1] * g.kernel[2]);
     // turned[c][o][k] = w[o][c][last - k]
     let turned = super::par_filled(w.len(), c_out * spatial, |c, dst| {
@@ -420,7 +429,7 @@ pub fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32],
 /// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][position + offset(tap)]`.
 /// The units are split into one run per thread whose partial sums are added in order,
 /// so the result depends on the thread count only, never on timing.
-pub fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let p = Plan::new(g);
     let lanes = p.lanes();
     let blocks = p.c_out.div_ceil(lanes);

@@ -75,8 +75,9 @@ impl Padded {
         // in padded coordinates; f32::max gives 0 for NaN
         let fx = (x + 0.5).max(0.0).min((self.width - 2) as f32);
         let fy = (y + 0.5).max(0.0).min((self.height - 2) as f32);
-        // floor of a non-negative value, without a libm call
-        let (x0, y0) = (fx as usize, fy as usize);
+        // floor of a non-negative value, without a libm call; the min guards against
+        // sizes over 2^24, where the f32 bound may round up
+        let (x0, y0) = ((fx as usize).min(self.width - 2), (fy as usize).min(self.height - 2));
         (y0 * self.width + x0, fx - x0 as f32, fy - y0 as f32)
     }
 }
@@ -95,6 +96,7 @@ mod avx2 {
         let zero = _mm256_setzero_ps();
         let (max_x, max_y) = (_mm256_set1_ps((pw - 2) as f32), _mm256_set1_ps((padded.height - 2) as f32));
         let row = _mm256_set1_epi32(pw as i32);
+        let (last_x, last_y) = (_mm256_set1_epi32((pw - 2) as i32), _mm256_set1_epi32((padded.height - 2) as i32));
         let base = padded.data.as_ptr();
         for o in (0..n).step_by(8) {
             // as Padded::index: max_ps returns its second operand (0) for NaN
@@ -102,7 +104,8 @@ mod avx2 {
                 _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_loadu_ps(xs.as_ptr().add(o)), half), zero), max_x);
             let fy =
                 _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_loadu_ps(ys.as_ptr().add(o)), half), zero), max_y);
-            let (x0, y0) = (_mm256_cvttps_epi32(fx), _mm256_cvttps_epi32(fy));
+            let x0 = _mm256_min_epi32(_mm256_cvttps_epi32(fx), last_x);
+            let y0 = _mm256_min_epi32(_mm256_cvttps_epi32(fy), last_y);
             let tx = _mm256_sub_ps(fx, _mm256_cvtepi32_ps(x0));
             let ty = _mm256_sub_ps(fy, _mm256_cvtepi32_ps(y0));
             let at = _mm256_add_epi32(_mm256_mullo_epi32(y0, row), x0);
