@@ -436,7 +436,7 @@ pub fn conv_backward_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
         .into_par_iter()
         .map(|o| {
             let planes = (0..g.batch).map(|n| &dy[(n * g.c_out + o) * osp..][..osp]);
-            planes.map(|p| super::lane_sum(p.iter().copied()) as f64).sum::<f64>() as f32
+            planes.map(|p| super::lane_sum(p.len(), |i| p[i]) as f64).sum::<f64>() as f32
         })
         .collect()
 }

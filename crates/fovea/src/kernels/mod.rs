@@ -50,11 +50,19 @@ pub(crate) fn par_zeros(len: usize) -> Vec<f32> {
     par_filled(len, ELEMENTWISE_CHUNK, |_, c| c.fill(std::mem::MaybeUninit::new(0.0)))
 }
 
-/// Sum in 8 independent f32 lanes (vectorises; more accurate than one running sum).
-pub(crate) fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
+/// `Σ f(i)` for `i < len` in 8 independent f32 lanes (value i in lane i % 8): more
+/// accurate than one running sum, and whole groups of 8 vectorise.
+#[inline]
+pub(crate) fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
     let mut lanes = [0.0f32; 8];
-    for (i, v) in values.enumerate() {
-        lanes[i % 8] += v;
+    let full = len / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(i + l);
+        }
+    }
+    for i in full..len {
+        lanes[i % 8] += f(i);
     }
     lanes.iter().sum()
 }

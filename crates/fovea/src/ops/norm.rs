@@ -60,9 +60,9 @@ pub fn batch_norm(
             .into_par_iter()
             .map(|ci| {
                 let blocks = || (0..n).map(|ni| &xd[at(ni, ci)..at(ni, ci) + s]);
-                let mu = blocks().map(|b| lane_sum(b.iter().copied()) as f64).sum::<f64>() / m as f64;
+                let mu = blocks().map(|b| lane_sum(b.len(), |i| b[i]) as f64).sum::<f64>() / m as f64;
                 let muf = mu as f32;
-                let sq = blocks().map(|b| lane_sum(b.iter().map(|&v| (v - muf) * (v - muf))) as f64).sum::<f64>();
+                let sq = blocks().map(|b| lane_sum(b.len(), |i| (b[i] - muf) * (b[i] - muf)) as f64).sum::<f64>();
                 (muf, (sq / m as f64) as f32)
             })
             .unzip()
@@ -115,9 +115,9 @@ pub fn batch_norm(
                     let (mu, k) = (mean[ci], inv_std[ci]);
                     let (mut sg, mut sgx) = (0.0f64, 0.0f64);
                     for ni in 0..n {
-                        let r = at(ni, ci)..at(ni, ci) + s;
-                        sg += lane_sum(gd[r.clone()].iter().copied()) as f64;
-                        sgx += lane_sum(gd[r.clone()].iter().zip(&xd[r]).map(|(a, x)| a * ((x - mu) * k))) as f64;
+                        let (gb, xb) = (&gd[at(ni, ci)..][..s], &xd[at(ni, ci)..][..s]);
+                        sg += lane_sum(s, |i| gb[i]) as f64;
+                        sgx += lane_sum(s, |i| gb[i] * ((xb[i] - mu) * k)) as f64;
                     }
                     (sg, sgx)
                 })
