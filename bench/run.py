@@ -164,7 +164,7 @@ lines += [
     "## Augmentation on the loader thread, LeNet-5 epoch",
     "",
     f"`{augment['spec']}` on every training picture, made by the loader thread while the",
-    "previous batch trains; epochs alternate with and without, median of 4 each. The last",
+    "previous batch trains; epochs alternate with and without, median of 6 each. The last",
     "column is the augmentation alone: all 60,000 pictures, one core.",
     "Goal (issue 7): at most 10% slower than without.",
     "",

@@ -293,7 +293,7 @@ fn augment_epochs(with_epochs: bool) -> Value {
     let model = fovea_vision::models::lenet5(10, &mut Rng::new(0)).unwrap();
     let mut opt = train::make_optimizer(&model, fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
     let (mut plain, mut augmented) = (Vec::new(), Vec::new());
-    for e in 0..if with_epochs { 4 } else { 0 } {
+    for e in 0..if with_epochs { 6 } else { 0 } {
         for (times, augment) in [(&mut plain, None), (&mut augmented, Some(&pipeline))] {
             let t = Instant::now();
             train::train_epoch(&model, &mut opt, &train_set, 64, &mut Rng::new(e), augment, &mut |_| {}).unwrap();
