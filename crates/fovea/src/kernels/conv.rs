@@ -8,10 +8,12 @@
 //!
 //! The patch matrix is built a tile of whole output rows at a time (about 512 KiB), so
 //! that im2col writes and the GEMM reads stay in cache and buffers stay bounded however
-//! large the image (a tile is never less than one output row). A pointwise convolution (1x1, stride 1, no padding) uses the
-//! input itself. Work units are (sample, tile) pairs, so a single image still keeps every
-//! thread busy. Depthwise convolutions (`groups == c_in`) have their own direct kernel
-//! (`depthwise.rs`).
+//! large the image (a tile is never less than one output row). A pointwise convolution
+//! (1x1, stride 1, no padding) uses the input itself. Work units are (sample, tile) pairs,
+//! so a single image still keeps every thread busy. Depthwise convolutions
+//! (`groups == c_in`) have their own kernel (`depthwise.rs`), and stride-1 one-group 1-D
+//! and 2-D convolutions take the direct kernel (`direct.rs`) where the CPU and the sizes
+//! suit it.
 
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::num_threads;
