@@ -49,11 +49,17 @@ fn main() {
     fovea::kernels::init_threads(threads);
     fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
-        // Only N training steps of a model on synthetic data: a target for profilers.
+        // Only N training steps of a model on synthetic data, pictures 1x28x28 unless
+        // `--size C,H,W`: a target for profilers.
         let (name, steps): (&str, usize) = (&args[i + 1], args[i + 2].parse().unwrap());
+        let size: Vec<usize> = args
+            .iter()
+            .position(|a| a == "--size")
+            .map_or(vec![1, 28, 28], |j| args[j + 1].split(',').map(|v| v.parse().unwrap()).collect());
         let model = fovea_vision::models::build(name, 10, &mut Rng::new(0)).unwrap();
         let mut opt = train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
-        let x = Tensor::rand_uniform(&[64, 1, 28, 28], 0.0, 1.0, &mut Rng::new(1));
+        let x = Tensor::rand_uniform(&[64, size[0], size[1], size[2]], 0.0, 1.0, &mut Rng::new(1));
+        let started = Instant::now();
         let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
         for _ in 0..steps {
             let loss = ops::cross_entropy(&model.forward(&Var::constant(x.clone())).unwrap(), &labels).unwrap();
@@ -61,6 +67,7 @@ fn main() {
             loss.backward().unwrap();
             opt.step();
         }
+        println!("{:.1} ms per step of 64", started.elapsed().as_secs_f64() * 1e3 / steps as f64);
         return;
     }
     let mut rng = Rng::new(0);
