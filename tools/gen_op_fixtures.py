@@ -60,6 +60,11 @@ conv_cases = [
     # large enough patch matrices to be built in several tiles (see kernels/conv.rs)
     ("conv2d_tiled", 2, 2, 48, (21, 23), 5, (3, 3), 1, 1, 1, 1, True),
     ("conv2d_tiled_strided_groups", 2, 1, 64, (31, 29), 6, (5, 5), 2, 2, 1, 2, True),
+    # wide enough for the direct kernel with AVX-512 (256+ outputs, two channel blocks,
+    # two tap chunks; the input gradient as the turned correlation: kernels/direct.rs)
+    ("conv2d_direct_two_blocks", 2, 2, 20, (17, 19), 40, (3, 3), 1, 1, 1, 1, True),
+    ("conv2d_direct_dilated_asym", 2, 1, 12, (20, 22), 33, (3, 5), 1, [(2, 1), (3, 4)], (2, 1), 1, False),
+    ("conv1d_direct", 1, 3, 10, (120,), 24, (7,), 1, 3, 1, 1, True),
     ("conv1d_basic", 1, 3, 2, (14,), 4, (5,), 1, 0, 1, 1, True),
     ("conv1d_stride_dil_groups", 1, 2, 4, (23,), 6, (3,), 2, 2, 3, 2, True),
     ("conv1d_same", 1, 2, 3, (10,), 2, (4,), 1, "same", 1, 1, False),
