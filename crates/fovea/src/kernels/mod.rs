@@ -1,5 +1,5 @@
 //! Slice-level CPU kernels with no autograd: GEMM, im2col/col2im convolution, pooling,
-//! bilinear sampling.
+//! batch-norm loops, bilinear sampling.
 //! This is the only module that knows about threads; keep its interface narrow so that
 //! another backend can be added behind it.
 
@@ -7,6 +7,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod direct;
 pub mod gemm;
+pub mod norm;
 pub mod pool;
 pub mod sample;
 

@@ -7,9 +7,8 @@
 use super::arith::{add_scalar, div, pow_scalar, sqrt, sum_dim};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::kernels::lane_sum;
+use crate::kernels::norm::{channel_grad_sums, channel_stats, input_grad, scale_shift, InputGrad};
 use crate::tensor::{fmt_shape, Tensor};
-use rayon::prelude::*;
 
 /// Batch norm of `x` with optional affine `weight`/`bias` `[C]` and running statistics `[C]`.
 #[allow(clippy::too_many_arguments)]
@@ -53,19 +52,8 @@ pub fn batch_norm(
         ));
     }
     let xd = tx.data();
-    let at = move |ni: usize, ci: usize| (ni * c + ci) * s;
     let (mean, var): (Vec<f32>, Vec<f32>) = if training {
-        // per channel; each sample's block is summed in f32 lanes, blocks in f64
-        (0..c)
-            .into_par_iter()
-            .map(|ci| {
-                let blocks = || (0..n).map(|ni| &xd[at(ni, ci)..at(ni, ci) + s]);
-                let mu = blocks().map(|b| lane_sum(b.len(), |i| b[i]) as f64).sum::<f64>() / m as f64;
-                let muf = mu as f32;
-                let sq = blocks().map(|b| lane_sum(b.len(), |i| (b[i] - muf) * (b[i] - muf)) as f64).sum::<f64>();
-                (muf, (sq / m as f64) as f32)
-            })
-            .unzip()
+        channel_stats(xd, n, c, s)
     } else {
         let rm =
             running_mean.ok_or_else(|| Error::Invalid("batch_norm: evaluation needs running statistics".into()))?;
@@ -92,13 +80,7 @@ pub fn batch_norm(
     // y = x·α + β per channel, α = γ/σ, β = b - μ·α (PyTorch's form)
     let alpha: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
     let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * alpha[ci]).collect();
-    let mut y = vec![0.0f32; xd.len()];
-    // one (sample, channel) plane per task, so that batch-1 inference uses every thread
-    let planes = y.par_chunks_mut(s.max(1)).zip(xd.par_chunks(s.max(1))).enumerate();
-    planes.with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, (yo, xi))| {
-        let (a, b) = (alpha[p % c], shift[p % c]);
-        yo.iter_mut().zip(xi).for_each(|(o, &v)| *o = v * a + b);
-    });
+    let y = scale_shift(xd, c, s, &alpha, &shift);
     let mut parents = vec![x];
     parents.extend(weight);
     parents.extend(bias);
@@ -109,35 +91,19 @@ pub fn batch_norm(
         Box::new(move |g, needs| {
             let (gd, xd) = (g.data(), tx.data());
             // per channel: Σ g and Σ g·x̂, with x̂ = (x - μ)/σ recomputed rather than stored
-            let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
-                .into_par_iter()
-                .map(|ci| {
-                    let (mu, k) = (mean[ci], inv_std[ci]);
-                    let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                    for ni in 0..n {
-                        let (gb, xb) = (&gd[at(ni, ci)..][..s], &xd[at(ni, ci)..][..s]);
-                        sg += lane_sum(s, |i| gb[i]) as f64;
-                        sgx += lane_sum(s, |i| gb[i] * ((xb[i] - mu) * k)) as f64;
-                    }
-                    (sg, sgx)
-                })
-                .unzip();
+            let (sum_g, sum_gx) = channel_grad_sums(gd, xd, (n, c, s), &mean, &inv_std);
             let gx = needs[0].then(|| {
-                let mut dx = vec![0.0f32; gd.len()];
-                let planes = dx.par_chunks_mut(s.max(1)).zip(gd.par_chunks(s.max(1))).zip(xd.par_chunks(s.max(1)));
-                planes.enumerate().with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, ((dxp, gp), xp))| {
-                    let ci = p % c;
-                    let (mu, inv, k) = (mean[ci], inv_std[ci], gamma[ci] * inv_std[ci]);
-                    let (mg, mgx) = if training {
-                        ((sum_g[ci] / m as f64) as f32, (sum_gx[ci] / m as f64) as f32)
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    for ((d, &gv), &x) in dxp.iter_mut().zip(gp).zip(xp) {
-                        *d = k * (gv - mg - (x - mu) * inv * mgx);
-                    }
-                });
-                Tensor::new(&shape, dx).expect("shape")
+                let channels: Vec<InputGrad> = (0..c)
+                    .map(|ci| {
+                        let (mean_g, mean_gx) = if training {
+                            ((sum_g[ci] / m as f64) as f32, (sum_gx[ci] / m as f64) as f32)
+                        } else {
+                            (0.0, 0.0)
+                        };
+                        InputGrad { mu: mean[ci], inv_std: inv_std[ci], k: gamma[ci] * inv_std[ci], mean_g, mean_gx }
+                    })
+                    .collect();
+                Tensor::new(&shape, input_grad(gd, xd, s, &channels)).expect("shape")
             });
             let to_tensor = |v: &[f64]| Tensor::new(&[c], v.iter().map(|&x| x as f32).collect()).expect("shape");
             let mut grads = vec![gx];
