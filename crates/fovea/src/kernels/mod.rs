@@ -7,7 +7,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod direct;
 pub mod gemm;
-pub mod norm;
+pub(crate) mod norm;
 pub mod pool;
 pub mod sample;
 
@@ -89,9 +89,12 @@ pub fn init_threads(threads: Option<usize>) {
 /// by default glibc maps buffers over 128 KiB afresh each time and pays a page fault per
 /// 4 KiB on first touch (measured: 190,000 faults and 23% of the time in 300 LeNet-5
 /// steps). The mapping threshold cannot be raised past 32 MiB, so mapping is switched
-/// off altogether: VGG's 400 MB classifier gradients were mapped afresh every step (a
-/// vgg11_bn step at 32x32 took 1.47 s, 0.87 s without). For programs (the CLI,
-/// benchmarks) to call once at start; a no-op elsewhere.
+/// off for the main thread's heap, where the training loop allocates: VGG's 400 MB
+/// classifier gradients were mapped afresh every step (a vgg11_bn step at 32x32 took
+/// 1.47 s, 0.87 s without). The price: the process keeps its peak memory (freed chunks
+/// stay for reuse; glibc still maps when the heap cannot grow, and in other threads'
+/// heaps for chunks over 64 MiB). For programs (the CLI, benchmarks) to call once at
+/// start; a no-op elsewhere.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator thresholds; any value is valid.

@@ -1,13 +1,14 @@
 //! The per-channel loops of batch normalisation over `[N, C, S]` (S: the spatial size),
 //! on all threads. Sums take each (sample, channel) block in f32 lanes, blocks in f64.
-//! Elementwise passes run one (sample, channel) plane per task, so that a single sample
-//! still uses every thread.
+//! Elementwise passes run whole (sample, channel) planes per task, at least 8192 values,
+//! so that a single sample still uses every thread.
 
-use super::lane_sum;
+use super::{lane_sum, par_filled};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Mean and biased variance of each channel.
-pub fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn channel_stats(x: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
     let m = (n * s) as f64;
     (0..c)
         .into_par_iter()
@@ -21,19 +22,30 @@ pub fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f32>, Vec<
         .unzip()
 }
 
+/// A new buffer of `len` values in planes of `s`, `f(p, out)` writing every value of
+/// plane `p` (its channel is `p % C`).
+fn by_plane(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    let s = s.max(1);
+    let per_task = (8192 / s).max(1);
+    par_filled(len, per_task * s, |task, planes| {
+        for (j, plane) in planes.chunks_mut(s).enumerate() {
+            f(task * per_task + j, plane);
+        }
+    })
+}
+
 /// `y = x·scale[c] + shift[c]`.
-pub fn scale_shift(x: &[f32], c: usize, s: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    let planes = y.par_chunks_mut(s.max(1)).zip(x.par_chunks(s.max(1))).enumerate();
-    planes.with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, (yo, xi))| {
+pub(crate) fn scale_shift(x: &[f32], (_, c, s): (usize, usize, usize), scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    by_plane(x.len(), s, |p, out| {
         let (a, b) = (scale[p % c], shift[p % c]);
-        yo.iter_mut().zip(xi).for_each(|(o, &v)| *o = v * a + b);
-    });
-    y
+        out.iter_mut().zip(&x[p * s..]).for_each(|(o, &v)| {
+            o.write(v * a + b);
+        });
+    })
 }
 
 /// Per channel: `Σ g` and `Σ g·(x - mean)·inv_std`.
-pub fn channel_grad_sums(
+pub(crate) fn channel_grad_sums(
     g: &[f32],
     x: &[f32],
     (n, c, s): (usize, usize, usize),
@@ -57,7 +69,7 @@ pub fn channel_grad_sums(
 
 /// One channel's terms of the input gradient: `dx = k·(g - mean_g - (x - mu)·inv_std·mean_gx)`.
 #[derive(Clone, Copy, Debug)]
-pub struct InputGrad {
+pub(crate) struct InputGrad {
     pub mu: f32,
     pub inv_std: f32,
     pub k: f32,
@@ -65,16 +77,13 @@ pub struct InputGrad {
     pub mean_gx: f32,
 }
 
-/// The input gradient, from the upstream gradient `g` and the input `x`.
-pub fn input_grad(g: &[f32], x: &[f32], s: usize, channels: &[InputGrad]) -> Vec<f32> {
-    let c = channels.len();
-    let mut dx = vec![0.0f32; g.len()];
-    let planes = dx.par_chunks_mut(s.max(1)).zip(g.par_chunks(s.max(1))).zip(x.par_chunks(s.max(1)));
-    planes.enumerate().with_min_len((8192 / s.max(1)).max(1)).for_each(|(p, ((dxp, gp), xp))| {
-        let InputGrad { mu, inv_std, k, mean_g, mean_gx } = channels[p % c];
-        for ((d, &gv), &xv) in dxp.iter_mut().zip(gp).zip(xp) {
-            *d = k * (gv - mean_g - (xv - mu) * inv_std * mean_gx);
+/// The input gradient from the upstream gradient `g` and the input `x`, one
+/// [`InputGrad`] per channel.
+pub(crate) fn input_grad(g: &[f32], x: &[f32], (_, _, s): (usize, usize, usize), channels: &[InputGrad]) -> Vec<f32> {
+    by_plane(g.len(), s, |p, out| {
+        let InputGrad { mu, inv_std, k, mean_g, mean_gx } = channels[p % channels.len()];
+        for ((d, &gv), &xv) in out.iter_mut().zip(&g[p * s..]).zip(&x[p * s..]) {
+            d.write(k * (gv - mean_g - (xv - mu) * inv_std * mean_gx));
         }
-    });
-    dx
+    })
 }

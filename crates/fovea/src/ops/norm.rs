@@ -53,7 +53,7 @@ pub fn batch_norm(
     }
     let xd = tx.data();
     let (mean, var): (Vec<f32>, Vec<f32>) = if training {
-        channel_stats(xd, n, c, s)
+        channel_stats(xd, (n, c, s))
     } else {
         let rm =
             running_mean.ok_or_else(|| Error::Invalid("batch_norm: evaluation needs running statistics".into()))?;
@@ -80,7 +80,7 @@ pub fn batch_norm(
     // y = x·α + β per channel, α = γ/σ, β = b - μ·α (PyTorch's form)
     let alpha: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
     let shift: Vec<f32> = (0..c).map(|ci| beta[ci] - mean[ci] * alpha[ci]).collect();
-    let y = scale_shift(xd, c, s, &alpha, &shift);
+    let y = scale_shift(xd, (n, c, s), &alpha, &shift);
     let mut parents = vec![x];
     parents.extend(weight);
     parents.extend(bias);
@@ -103,7 +103,7 @@ pub fn batch_norm(
                         InputGrad { mu: mean[ci], inv_std: inv_std[ci], k: gamma[ci] * inv_std[ci], mean_g, mean_gx }
                     })
                     .collect();
-                Tensor::new(&shape, input_grad(gd, xd, s, &channels)).expect("shape")
+                Tensor::new(&shape, input_grad(gd, xd, (n, c, s), &channels)).expect("shape")
             });
             let to_tensor = |v: &[f64]| Tensor::new(&[c], v.iter().map(|&x| x as f32).collect()).expect("shape");
             let mut grads = vec![gx];
