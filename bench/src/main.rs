@@ -46,6 +46,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads = args.iter().position(|a| a == "--threads").map(|i| args[i + 1].parse().unwrap());
     let epochs: usize = args.iter().position(|a| a == "--epochs").map_or(3, |i| args[i + 1].parse().unwrap());
+    // `--isa LEVEL` caps the kernel level (as FOVEA_ISA does)
+    let isa = args.iter().position(|a| a == "--isa").map(|i| args[i + 1].parse().unwrap());
+    fovea::kernels::isa::init(isa).unwrap();
     fovea::kernels::init_threads(threads);
     fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
@@ -197,6 +200,7 @@ fn main() {
     }
     let mut out = serde_json::Map::new();
     out.insert("threads".into(), json!(fovea::kernels::num_threads()));
+    out.insert("isa".into(), json!(fovea::kernels::isa::current().name()));
 
     // `--shape TEXT`: only the shapes whose name contains TEXT (for profiling)
     let only = args.iter().position(|a| a == "--shape").map(|i| args[i + 1].clone());

@@ -315,12 +315,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
     }
     if !a.json {
         eprintln!(
-            "training {} ({} parameters) on {} images, testing on {}, {} threads; run folder {}",
+            "training {} ({} parameters) on {} images, testing on {}, {} threads, {} kernels; run folder {}",
             meta.model,
             parameter_count(model.as_ref()),
             train_set.len(),
             test_set.len(),
             fovea::kernels::num_threads(),
+            fovea::kernels::isa::current(),
             run_dir.display()
         );
     }
@@ -372,6 +373,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             test_accuracy: test.accuracy(),
             seconds: start.elapsed().as_secs_f32(),
             images_per_second: train_set.len() as f32 / train_seconds,
+            isa: fovea::kernels::isa::current().to_string(),
+            threads: fovea::kernels::num_threads(),
         };
         meta.epoch = epoch;
         meta.optimizer_steps = optimizer.steps;

@@ -14,7 +14,8 @@ mod summary;
 mod visualize;
 mod yolo;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use fovea::kernels::Isa;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,10 @@ struct Cli {
     /// Worker threads (default: FOVEA_THREADS, else all cores)
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Highest kernel instruction level: scalar, avx2 or avx512 (default: FOVEA_ISA, else
+    /// the best this CPU has)
+    #[arg(long, global = true, value_parser = parse_isa)]
+    isa: Option<Isa>,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,13 +89,37 @@ pub(crate) fn progress_bar(len: usize, hidden: bool, prefix: String) -> indicati
     bar
 }
 
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    s.parse().map_err(|e: fovea::Error| e.to_string())
+}
+
+/// `fovea --version`: the version and the kernel level this machine runs.
+fn long_version() -> String {
+    let level = match fovea::kernels::isa::resolve(None) {
+        Ok(l) => l.to_string(),
+        Err(e) => format!("({e})"),
+    };
+    format!(
+        "{}\nkernels: {level} (this CPU: {}; cap with FOVEA_ISA or --isa)",
+        env!("CARGO_PKG_VERSION"),
+        Isa::detected()
+    )
+}
+
 fn main() -> ExitCode {
     // a closed pipe (`fovea ... | head`) ends the program quietly, as other command-line tools
     #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // clap takes a static string; this one lives as long as the process anyway
+    let version: &'static str = Box::leak(long_version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = fovea::kernels::isa::init(cli.isa) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     fovea::kernels::init_threads(cli.threads);
     fovea::kernels::keep_freed_memory();
     let result = match cli.command {

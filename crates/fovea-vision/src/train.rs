@@ -24,6 +24,12 @@ pub struct EpochMetrics {
     pub test_accuracy: f32,
     pub seconds: f32,
     pub images_per_second: f32,
+    /// The kernel level ([`fovea::kernels::Isa`]) and thread count the epoch ran with:
+    /// results depend on both through rounding.
+    #[serde(default)]
+    pub isa: String,
+    #[serde(default)]
+    pub threads: usize,
 }
 
 /// Everything needed to rebuild the model and continue the run.
@@ -332,11 +338,20 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
 
 /// Writes `metrics.csv` for the whole history.
 pub fn write_metrics_csv(path: &Path, history: &[EpochMetrics]) -> Result<()> {
-    let mut s = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second\n");
+    let mut s =
+        String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second,isa,threads\n");
     for m in history {
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1}\n",
-            m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds, m.images_per_second
+            "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1},{},{}\n",
+            m.epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.seconds,
+            m.images_per_second,
+            m.isa,
+            m.threads
         ));
     }
     fovea::io::write_atomic(path, s.as_bytes())

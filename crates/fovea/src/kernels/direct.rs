@@ -1,4 +1,4 @@
-//! Direct convolution on x86-64 CPUs with AVX2 + FMA (and AVX-512 where present), for
+//! Direct convolution at the AVX2 (with FMA) and AVX-512 levels of x86-64 CPUs, for
 //! stride-1, one-group 1-D and 2-D convolutions: no patch matrix. im2col + GEMM writes a
 //! patch matrix k² times the size of the input, then the GEMM packs it once more; here
 //! the input is read where it lies.
@@ -20,7 +20,7 @@
 //! that at most 1.25x the forward pass; otherwise it stays with GEMM + col2im.
 
 use super::conv::{with_scratch, ConvGeometry, SharedMut};
-use super::num_threads;
+use super::{isa, num_threads, Isa};
 use rayon::prelude::*;
 
 /// Without AVX-512 only LeNet-sized layers take this path: AVX2's 16 registers hold
@@ -48,41 +48,25 @@ const CHUNK_WEIGHTS: usize = 4096;
 /// Outputs of one band, `[position][lane]` (64 KiB): they stay in L2 cache.
 const BAND_OUTPUTS: usize = 16384;
 
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Isa {
-    Avx2,
-    Avx512,
-}
+/// Fewest output rows (all samples) this path takes: a work unit holds whole rows, so
+/// fewer would leave threads idle (im2col cuts rows into tiles).
+const MIN_ROWS: usize = 4;
 
-impl Isa {
-    /// f32 lanes of one vector register.
-    fn width(self) -> usize {
-        match self {
-            Isa::Avx2 => 8,
-            Isa::Avx512 => 16,
-        }
+/// f32 lanes of one vector register at a level of this path.
+fn width(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        _ => 8,
     }
 }
 
-/// (AVX2 with FMA, AVX-512F) on this CPU.
-fn features() -> (bool, bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-        (avx2, avx2 && std::is_x86_feature_detected!("avx512f"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        (false, false)
-    }
-}
-
-/// Instruction set and vectors per channel block for `c_out` output channels: 8 lanes of
-/// AVX2 for up to 8 channels (a wider vector would be mostly idle), else 16 or 32 lanes.
-fn layout(c_out: usize) -> (Isa, usize) {
-    match features() {
+/// Instruction set and vectors per channel block for `c_out` output channels at `level`:
+/// 8 lanes of AVX2 for up to 8 channels (a wider vector would be mostly idle), else 16 or
+/// 32 lanes.
+fn layout(level: Isa, c_out: usize) -> (Isa, usize) {
+    match level {
         _ if c_out <= 8 => (Isa::Avx2, 1),
-        (_, true) => (Isa::Avx512, if c_out <= 16 { 1 } else { 2 }),
+        Isa::Avx512 => (Isa::Avx512, if c_out <= 16 { 1 } else { 2 }),
         _ => (Isa::Avx2, 2),
     }
 }
@@ -91,15 +75,16 @@ fn layout(c_out: usize) -> (Isa, usize) {
 /// vectors it loads, its accumulators must fit in 16 (AVX2) or 32 (AVX-512) registers.
 fn block_max(isa: Isa, v: usize) -> usize {
     match (isa, v) {
-        (Isa::Avx2, 1) => 12,
-        (Isa::Avx2, _) => 6,
         (Isa::Avx512, _) => 14,
+        (_, 1) => 12,
+        _ => 6,
     }
 }
 
-/// Whether the direct kernel handles `g` on this CPU.
+/// Whether the direct kernel handles `g` at the current level ([`super::isa`]). The rule
+/// depends on the sizes and the level only, never on the thread count.
 pub fn applies(g: &ConvGeometry) -> bool {
-    let (avx2, avx512) = features();
+    let level = isa::current();
     let small = g.c_in * g.kernel[1] * g.kernel[2] <= AVX2_MAX_TAPS && g.c_out <= AVX2_MAX_COUT;
     let padded = |d: usize| (g.kernel[d] - 1).checked_mul(g.dilation[d]).and_then(|e| e.checked_add(g.output[d]));
     let padded_len = padded(1).zip(padded(2)).and_then(|(h, w)| h.checked_mul(w)?.checked_mul(g.c_in));
@@ -112,10 +97,8 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && padded_len.is_some_and(|n| n <= MAX_PADDED)
         && g.output[2] <= MAX_ROW
         && g.batch * g.out_spatial() >= MIN_POSITIONS
-        // a unit holds at least one row: enough rows for every thread
-        && g.batch * g.output[1] >= num_threads()
-        && avx2
-        && (avx512 || small)
+        && g.batch * g.output[1] >= MIN_ROWS
+        && (level == Isa::Avx512 || level == Isa::Avx2 && small)
 }
 
 /// The correlation that computes the input gradient of `g` from `dy`, when this path
@@ -179,9 +162,9 @@ struct Plan {
 
 impl Plan {
     fn new(g: &ConvGeometry) -> Plan {
-        let (isa, v) = layout(g.c_out);
+        let (isa, v) = layout(isa::current(), g.c_out);
         let [oh, ow] = [g.output[1], g.output[2]];
-        let (lanes, batch) = (v * isa.width(), g.batch.max(1));
+        let (lanes, batch) = (v * width(isa), g.batch.max(1));
         // Bands small enough for the cache; then, if that gives fewer than two units per
         // thread (uneven units need the slack), channel blocks split, then rows further.
         let threads = num_threads();
@@ -209,7 +192,7 @@ impl Plan {
     }
 
     fn lanes(&self) -> usize {
-        self.v * self.isa.width()
+        self.v * width(self.isa)
     }
     fn taps(&self) -> usize {
         self.c_in * self.kernel[0] * self.kernel[1]
@@ -520,8 +503,8 @@ fn forward_kernel(isa: Isa, v: usize, n: usize) -> ForwardKernel {
         const AVX512: [[ForwardKernel; 14]; 2] =
             [by_block_size!(avx512::forward, 1), by_block_size!(avx512::forward, 2)];
         match isa {
-            Isa::Avx2 => AVX2[v - 1][n - 1],
             Isa::Avx512 => AVX512[v - 1][n - 1],
+            _ => AVX2[v - 1][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -537,8 +520,8 @@ fn weight_grad_kernel(isa: Isa, v: usize, n: usize) -> WeightGradKernel {
         const AVX512: [[WeightGradKernel; 14]; 2] =
             [by_block_size!(avx512::weight_grad, 1), by_block_size!(avx512::weight_grad, 2)];
         match isa {
-            Isa::Avx2 => AVX2[v - 1][n - 1],
             Isa::Avx512 => AVX512[v - 1][n - 1],
+            _ => AVX2[v - 1][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -1,4 +1,8 @@
-//! Matrix products through the `gemm` crate (packed, SIMD, optionally multi-threaded).
+//! Matrix products through the `gemm` crate family (packed, SIMD, optionally
+//! multi-threaded), at the kernel level of [`super::isa`]: `gemm-f32`'s scalar, FMA
+//! (AVX2) or AVX-512 micro-kernels, chosen here rather than by the crate's own detection.
+
+use super::Isa;
 
 /// A row-major matrix operand, optionally read transposed.
 #[derive(Clone, Copy)]
@@ -86,34 +90,130 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
     }
     let threads = super::num_threads();
     let parallelism = if parallel && threads > 1 && m * n * k >= 32 * 32 * 32 {
-        gemm::Parallelism::Rayon(threads)
+        gemm_common::Parallelism::Rayon(threads)
     } else {
-        gemm::Parallelism::None
+        gemm_common::Parallelism::None
     };
+    // The micro-kernels prefer a column-major output: ours is row-major, so compute
+    // cᵀ = bᵀ·aᵀ, which reads the same memory with the strides swapped.
+    let f = level_gemm(super::isa::current());
     // SAFETY: MatRef's constructor checked that a and b cover what their strides reach;
-    // the caller vouches for c.
+    // the caller vouches for c; level_gemm gave a kernel this CPU runs.
     unsafe {
-        gemm::gemm(
-            m,
+        f(
             n,
+            m,
             k,
             c,
-            1,
             c_stride as isize,
+            1,
             accumulate,
-            a.data.as_ptr(),
-            a_cs,
-            a_rs,
             b.data.as_ptr(),
-            b_cs,
             b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            b_cs,
+            a.data.as_ptr(),
+            a_rs,
+            a_cs,
             parallelism,
-        );
+        )
+    }
+}
+
+/// `dst = dst·[read_dst] + lhs·rhs` for an `m x n` output with (column, row) strides.
+type GemmFn = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut f32,
+    isize,
+    isize,
+    bool,
+    *const f32,
+    isize,
+    isize,
+    *const f32,
+    isize,
+    isize,
+    gemm_common::Parallelism,
+);
+
+/// One level's GEMM: `gemm-f32`'s micro-kernels of module `$module`, `$lanes` f32 lanes,
+/// driven by `gemm-common` with the SIMD token `$simd` (as `gemm-f32` itself does).
+macro_rules! level_gemm {
+    ($name:ident, $module:ident, $simd:ty, $lanes:expr) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            m: usize,
+            n: usize,
+            k: usize,
+            dst: *mut f32,
+            dst_cs: isize,
+            dst_rs: isize,
+            read_dst: bool,
+            lhs: *const f32,
+            lhs_cs: isize,
+            lhs_rs: isize,
+            rhs: *const f32,
+            rhs_cs: isize,
+            rhs_rs: isize,
+            parallelism: gemm_common::Parallelism,
+        ) {
+            use gemm_common::simd::MixedSimd;
+            use gemm_f32::microkernel::$module::f32::{H_M, H_N, H_UKR, MR_DIV_N, NR, UKR};
+            let simd = <$simd as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU runs this level");
+            // SAFETY: as the caller's
+            unsafe {
+                gemm_common::gemm::gemm_basic_generic::<_, f32, { $lanes }, { MR_DIV_N * $lanes }, NR, MR_DIV_N, H_M, H_N>(
+                    simd,
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    lhs,
+                    lhs_cs,
+                    lhs_rs,
+                    rhs,
+                    rhs_cs,
+                    rhs_rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    |a, b, c| a * b + c,
+                    &UKR,
+                    &H_UKR,
+                    false,
+                    parallelism,
+                )
+            }
+        }
+    };
+}
+
+level_gemm!(gemm_scalar, scalar, gemm_common::simd::Scalar, 1);
+#[cfg(target_arch = "x86_64")]
+level_gemm!(gemm_avx2, fma, gemm_common::simd::V3, 8);
+#[cfg(target_arch = "x86_64")]
+level_gemm!(gemm_avx512, avx512f, gemm_common::simd::V4, 16);
+
+/// The GEMM of a level. Elsewhere than x86-64 the crate picks its own (NEON on ARM).
+fn level_gemm(isa: Isa) -> GemmFn {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa {
+            Isa::Scalar => gemm_scalar,
+            Isa::Avx2 => gemm_avx2,
+            Isa::Avx512 => gemm_avx512,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, gemm_scalar as GemmFn);
+        gemm_f32::gemm::f32::get_gemm_fn()
     }
 }
 
@@ -183,13 +283,13 @@ unsafe fn few_rows_times_transposed(
     }
 }
 
-/// The dot products of `x` with four rows, with AVX2 and FMA when the CPU has them. (An
+/// The dot products of `x` with four rows, with AVX2 and FMA at that level or above. (An
 /// AVX-512 variant of the same loop measured slower: 175 ms against 96 for AlexNet at
 /// batch 8.)
 fn dot4(x: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA
+    if super::isa::current() >= Isa::Avx2 {
+        // SAFETY: the level is at most what the CPU has
         return unsafe { dot4_avx2(x, rows) };
     }
     dot4_lanes::<false>(x, rows)
@@ -241,44 +341,112 @@ mod tests {
         assert_eq!(c2, [59., 65., 140., 155.]);
     }
 
+    /// The exact `Σ_t a[i][t]·b[t][j]` and `Σ_t |a[i][t]·b[t][j]|` in f64, `a` `m x k` and `b`
+    /// `k x n` given as functions of (row, column).
+    fn exact(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (mut sum, mut abs) = (vec![0.0; m * n], vec![0.0; m * n]);
+        for i in 0..m {
+            for j in 0..n {
+                for t in 0..k {
+                    let p = a(i, t) as f64 * b(t, j) as f64;
+                    sum[i * n + j] += p;
+                    abs[i * n + j] += p.abs();
+                }
+            }
+        }
+        (sum, abs)
+    }
+
+    /// Whether `got` is within the rounding bound of `k` (+1 when accumulating) f32
+    /// products of the exact sum: (terms)·u·Σ|a·b|, u = ε/2 (see tests/conv_naive.rs).
+    fn within_bound(got: f32, exact: f64, abs: f64, terms: usize) -> bool {
+        (got as f64 - exact).abs() <= terms as f64 * f32::EPSILON as f64 / 2.0 * abs
+    }
+
+    #[test]
+    fn every_level_equals_the_exact_product() {
+        // odd sizes around the micro-kernels' tiles (scalar 2x4, AVX2 16x4, AVX-512 32x6 or
+        // so), plain and transposed operands, accumulating into a strided output
+        super::super::for_each_level(&super::super::TEST_THREADS, |_, _| {
+            let mut rng = crate::Rng::new(6);
+            for (m, n, k) in
+                [(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 64, 64), (45, 70, 131), (129, 3, 40), (2, 300, 65)]
+            {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| rng.normal()).collect();
+                let c0: Vec<f32> = (0..m * (n + 2)).map(|_| rng.normal()).collect();
+                for (a_t, b_t, accumulate) in
+                    [(false, false, false), (true, false, true), (false, true, false), (true, true, true)]
+                {
+                    // the same logical a (m x k) and b (k x n), stored transposed when asked
+                    let am = if a_t { MatRef::new(&a, k, m).t() } else { MatRef::new(&a, m, k) };
+                    let bm = if b_t { MatRef::new(&b, n, k).t() } else { MatRef::new(&b, k, n) };
+                    let av = |i: usize, t: usize| if a_t { a[t * m + i] } else { a[i * k + t] };
+                    let bv = |t: usize, j: usize| if b_t { b[j * k + t] } else { b[t * n + j] };
+                    let (want, abs) = exact(m, n, k, av, bv);
+                    let mut c = c0.clone();
+                    // SAFETY: c holds m rows of n + 2 values
+                    unsafe { matmul_to(am, bm, c.as_mut_ptr(), n + 2, accumulate, true) };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let before = c0[i * (n + 2) + j];
+                            let (e, s) = if accumulate {
+                                (want[i * n + j] + before as f64, abs[i * n + j] + before.abs() as f64)
+                            } else {
+                                (want[i * n + j], abs[i * n + j])
+                            };
+                            let got = c[i * (n + 2) + j];
+                            assert!(within_bound(got, e, s, k + 1), "{m}x{n}x{k} {a_t} {b_t} ({i}, {j}): {got} vs {e}");
+                        }
+                        assert_eq!(&c[i * (n + 2) + n..(i + 1) * (n + 2)], &c0[i * (n + 2) + n..(i + 1) * (n + 2)]);
+                    }
+                }
+            }
+        });
+    }
+
     #[test]
     fn few_rows_path_equals_the_general_product() {
         // 1 to 8 rows times a transposed 259x301 (odd sizes: tails of the 4-row groups, of
         // the 64-column tasks and of the 8-lane sums), into a strided output, plain and
         // accumulating
-        let mut rng = crate::Rng::new(5);
-        let (n, k) = (259, 301);
-        let w: Vec<f32> = (0..n * k).map(|_| rng.normal()).collect();
-        for m in 1..=FEW_ROWS {
-            let x: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
-            let mut want = vec![0.0f64; m * n];
-            for i in 0..m {
-                for j in 0..n {
-                    want[i * n + j] = (0..k).map(|t| x[i * k + t] as f64 * w[j * k + t] as f64).sum();
-                }
-            }
-            for accumulate in [false, true] {
-                let stride = n + 3;
-                let mut c = vec![1.0f32; m * stride];
-                // SAFETY: c holds m rows of stride values
-                unsafe {
-                    matmul_to(
-                        MatRef::new(&x, m, k),
-                        MatRef::new(&w, n, k).t(),
-                        c.as_mut_ptr(),
-                        stride,
-                        accumulate,
-                        true,
-                    )
-                };
-                for i in 0..m {
-                    for j in 0..n {
-                        let expected = want[i * n + j] + if accumulate { 1.0 } else { 0.0 };
-                        assert!((c[i * stride + j] as f64 - expected).abs() < 1e-3, "m={m} i={i} j={j}");
+        super::super::for_each_level(&super::super::TEST_THREADS, |_, _| {
+            let mut rng = crate::Rng::new(5);
+            let (n, k) = (259, 301);
+            let w: Vec<f32> = (0..n * k).map(|_| rng.normal()).collect();
+            for m in 1..=FEW_ROWS {
+                let x: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
+                let (want, abs) = exact(m, n, k, |i, t| x[i * k + t], |t, j| w[j * k + t]);
+                for accumulate in [false, true] {
+                    let stride = n + 3;
+                    let mut c = vec![1.0f32; m * stride];
+                    // SAFETY: c holds m rows of stride values
+                    unsafe {
+                        matmul_to(
+                            MatRef::new(&x, m, k),
+                            MatRef::new(&w, n, k).t(),
+                            c.as_mut_ptr(),
+                            stride,
+                            accumulate,
+                            true,
+                        )
+                    };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let extra = if accumulate { 1.0 } else { 0.0 };
+                            let (e, s) = (want[i * n + j] + extra, abs[i * n + j] + extra);
+                            assert!(within_bound(c[i * stride + j], e, s, k + 1), "m={m} i={i} j={j}");
+                        }
+                        assert_eq!(&c[i * stride + n..(i + 1) * stride], &[1.0; 3], "outside the block");
                     }
-                    assert_eq!(&c[i * stride + n..(i + 1) * stride], &[1.0; 3], "outside the block");
                 }
             }
-        }
+        });
     }
 }

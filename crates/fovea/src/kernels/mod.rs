@@ -1,16 +1,18 @@
 //! Slice-level CPU kernels with no autograd: GEMM, im2col/col2im convolution, pooling,
 //! batch-norm loops, bilinear sampling.
-//! This is the only module that knows about threads; keep its interface narrow so that
-//! another backend can be added behind it.
+//! This is the only module that knows about threads and SIMD instruction levels
+//! ([`isa`]); keep its interface narrow so that another backend can be added behind it.
 
 pub mod conv;
 pub mod depthwise;
 pub mod direct;
 pub mod gemm;
+pub mod isa;
 pub(crate) mod norm;
 pub mod pool;
 pub mod sample;
 
+pub use isa::Isa;
 use rayon::prelude::*;
 
 /// Values per parallel chunk of an elementwise op: below this, waking a thread costs
@@ -82,6 +84,48 @@ pub fn init_threads(threads: Option<usize>) {
         builder = builder.num_threads(n);
     }
     let _ = builder.build_global();
+}
+
+/// Runs `f` with the kernels at level `isa` on a pool of its own with `threads` threads,
+/// apart from the process-wide settings, so that tests and benchmarks can run every level
+/// and thread count in one process. A level the CPU lacks is an error.
+pub fn scoped<R: Send>(isa: Isa, threads: usize, f: impl FnOnce() -> R + Send) -> crate::Result<R> {
+    if isa > Isa::detected() {
+        return Err(crate::Error::Invalid(format!("this CPU runs at most {}, not {isa}", Isa::detected())));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .start_handler(move |_| isa::SCOPED.set(Some(isa)))
+        .build()
+        .map_err(|e| crate::Error::Invalid(format!("cannot start {threads} kernel threads: {e}")))?;
+    Ok(pool.install(f))
+}
+
+/// Thread counts [`for_each_level`] runs: one, the common two, an odd count that splits
+/// work unevenly, and more threads than most work has units.
+pub const TEST_THREADS: [usize; 4] = [1, 2, 3, 16];
+
+/// Runs `f(level, threads)` [`scoped`] at every level this CPU supports with each of
+/// `threads` threads: how tests check every kernel on every machine, so that a developer
+/// with AVX-512 also runs the AVX2 and scalar kernels. A panic in `f` is raised again
+/// with the level and thread count in front of its message.
+pub fn for_each_level(threads: &[usize], f: impl Fn(Isa, usize) + Sync) {
+    for isa in Isa::supported() {
+        for &t in threads {
+            let run = std::panic::AssertUnwindSafe(|| scoped(isa, t, || f(isa, t)));
+            match std::panic::catch_unwind(run) {
+                Ok(result) => result.expect("a level this CPU supports"),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    panic!("at {isa} with {t} threads: {msg}");
+                }
+            }
+        }
+    }
 }
 
 /// Asks the C allocator to keep freed memory for reuse instead of returning it to the

@@ -6,7 +6,7 @@
 //! The picture is first copied with a border of zeros (one before and two after each
 //! dimension): a source clamped to `[-1, size]` then has four neighbours that exist, and
 //! outside reads as 0, with no branch per pixel. With AVX2, eight pixels are done at a
-//! time by gathering their neighbours.
+//! time by gathering their neighbours (at the AVX2 level and above, see [`super::isa`]).
 
 /// `channels` planes of `height` x `width` resampled: output pixel `o` of each plane takes
 /// the bilinear value at input position `(xs[o], ys[o])` (continuous coordinates, pixel
@@ -19,8 +19,8 @@ pub fn bilinear(picture: &[f32], channels: usize, height: usize, width: usize, x
     let mut out = vec![0f32; channels * xs.len()];
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && padded.fits_i32() {
-        // SAFETY: AVX2 and FMA checked; the gathers' indices stay in the padded planes
+    if super::isa::current() >= super::Isa::Avx2 && padded.fits_i32() {
+        // SAFETY: the level is at most what the CPU has; the gathers' indices stay in the padded planes
         // (see Padded::index) and fit in i32 (checked).
         done = unsafe { avx2::bilinear(&padded, xs, ys, &mut out) };
     }
