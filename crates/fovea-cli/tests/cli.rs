@@ -32,6 +32,26 @@ fn metrics(v: &Value) -> Vec<String> {
 }
 
 #[test]
+fn version_names_the_kernel_level_and_bad_levels_are_refused() {
+    use fovea::kernels::Isa;
+    let text = ok(&["--version"]);
+    assert!(text.contains(&format!("kernels: {} (this CPU: {}", Isa::detected(), Isa::detected())), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_fovea")).arg("--version").env("FOVEA_ISA", "scalar").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kernels: scalar"));
+    // a level the CPU lacks caps at the CPU's; an unknown one is refused, naming it
+    assert!(ok(&["--isa", "avx512", "summary", "lenet5"]).contains("61,706"));
+    let err = fails(&["--isa", "avx3", "summary", "lenet5"]);
+    assert!(err.contains("avx3") && err.contains("scalar, avx2 or avx512"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args(["summary", "lenet5"])
+        .env("FOVEA_ISA", "sse9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("FOVEA_ISA") && err.contains("sse9"), "{err}");
+}
+
+#[test]
 fn training_is_reproducible_and_resume_continues_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).display().to_string();
@@ -63,12 +83,17 @@ fn training_is_reproducible_and_resume_continues_exactly() {
     for key in ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "images_per_second"] {
         assert!(last[key].is_number(), "final JSON lacks {key}");
     }
+    // the kernel level and thread count the epochs ran with
+    let level = last["isa"].as_str().unwrap();
+    assert!(level.parse::<fovea::kernels::Isa>().is_ok(), "isa {level}");
+    assert!(last["threads"].as_u64().unwrap() >= 1);
     let run_dir = dir.path().join("a");
     for file in ["checkpoint.safetensors", "checkpoint.json", "metrics.csv", "plot.png"] {
         assert!(run_dir.join(file).exists(), "run folder lacks {file}");
     }
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
+    assert!(csv.lines().next().unwrap().ends_with(",isa,threads"), "{csv}");
 
     // eval and predict on the trained run
     let eval: Value = serde_json::from_str(&ok(&["eval", "--checkpoint", &d("a"), "--json"])).unwrap();

@@ -14,13 +14,16 @@ fn fixtures() -> BTreeMap<String, Tensor> {
 
 #[test]
 fn affine_resampling_matches_grid_sample() {
+    // at every level: the AVX2 level gathers eight pixels at a time
     let f = fixtures();
-    for name in ["rotate", "shear", "crop", "mirror"] {
-        let m: [f32; 6] = f[&format!("{name}_map")].data().try_into().unwrap();
-        let got = warp_affine(&f["picture"], &Affine(m)).unwrap();
-        let err = got.max_abs_diff(&f[&format!("{name}_out")]);
-        assert!(err < 1e-5, "{name}: differs from grid_sample by {err}");
-    }
+    fovea::kernels::for_each_level(&[1], |_, _| {
+        for name in ["rotate", "shear", "crop", "mirror"] {
+            let m: [f32; 6] = f[&format!("{name}_map")].data().try_into().unwrap();
+            let got = warp_affine(&f["picture"], &Affine(m)).unwrap();
+            let err = got.max_abs_diff(&f[&format!("{name}_out")]);
+            assert!(err < 1e-5, "{name}: differs from grid_sample by {err}");
+        }
+    });
 }
 
 #[test]

@@ -103,75 +103,87 @@ fn check_detector(key: &str, detect: impl Fn(&fovea::Tensor) -> Vec<fovea_vision
 
 #[test]
 fn tiny_face_detector_equals_face_api() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
-    let detector =
-        fovea_vision::face::TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))
-            .unwrap();
-    check_detector("tiny", |rgb| detector.detect(rgb, 416, 0.5).unwrap());
+    fovea::kernels::for_each_level(&[2], |_, _| {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
+        let detector =
+            fovea_vision::face::TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json"))
+                .unwrap();
+        check_detector("tiny", |rgb| detector.detect(rgb, 416, 0.5).unwrap());
+    });
 }
 
 #[test]
 fn ssd_face_detector_equals_face_api() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
-    let detector =
-        fovea_vision::face::SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
-    check_detector("ssd", |rgb| detector.detect(rgb, 0.5, 100).unwrap());
+    fovea::kernels::for_each_level(&[2], |_, _| {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api");
+        let detector =
+            fovea_vision::face::SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json"))
+                .unwrap();
+        check_detector("ssd", |rgb| detector.detect(rgb, 0.5, 100).unwrap());
+    });
 }
 
 /// The 68 landmarks of every face either detector finds equal face-api's (within
 /// 0.01 px), chained as face-api chains them (crop, net, shift by the box corner).
 #[test]
 fn landmarks_equal_face_api() {
-    use fovea_vision::face::{FaceLandmarkNet, SsdMobilenetV1, TinyFaceDetector};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let models = root.join("models/face-api");
-    let tiny = TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json")).unwrap();
-    let ssd = SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
-    let net = FaceLandmarkNet::load(&models.join("face_landmark_68_model-weights_manifest.json")).unwrap();
-    let mut compared = 0;
-    for (name, want) in faces_fixture()["images"].as_object().unwrap() {
-        let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
-        for (detector, faces) in
-            [("tiny", tiny.detect(&rgb, 416, 0.5).unwrap()), ("ssd", ssd.detect(&rgb, 0.5, 100).unwrap())]
-        {
-            for (det, w) in faces.iter().zip(want[detector].as_array().unwrap()) {
-                let got = net.landmarks(&rgb, det).unwrap();
-                let want = w["landmarks"].as_array().unwrap();
-                assert_eq!(got.len(), 68);
-                for (g, p) in got.iter().zip(want) {
-                    let err = (g[0] - p[0].as_f64().unwrap()).abs().max((g[1] - p[1].as_f64().unwrap()).abs());
-                    compared += 1;
-                    assert!(err < 0.01, "{name} {detector}: {g:?} vs {p} ({err} px)");
+    fovea::kernels::for_each_level(&[2], |_, _| {
+        use fovea_vision::face::{FaceLandmarkNet, SsdMobilenetV1, TinyFaceDetector};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let models = root.join("models/face-api");
+        let tiny = TinyFaceDetector::load(&models.join("tiny_face_detector_model-weights_manifest.json")).unwrap();
+        let ssd = SsdMobilenetV1::load(&models.join("ssd_mobilenetv1_model-weights_manifest.json")).unwrap();
+        let net = FaceLandmarkNet::load(&models.join("face_landmark_68_model-weights_manifest.json")).unwrap();
+        let mut compared = 0;
+        for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+            let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+            for (detector, faces) in
+                [("tiny", tiny.detect(&rgb, 416, 0.5).unwrap()), ("ssd", ssd.detect(&rgb, 0.5, 100).unwrap())]
+            {
+                for (det, w) in faces.iter().zip(want[detector].as_array().unwrap()) {
+                    let got = net.landmarks(&rgb, det).unwrap();
+                    let want = w["landmarks"].as_array().unwrap();
+                    assert_eq!(got.len(), 68);
+                    for (g, p) in got.iter().zip(want) {
+                        let err = (g[0] - p[0].as_f64().unwrap()).abs().max((g[1] - p[1].as_f64().unwrap()).abs());
+                        compared += 1;
+                        assert!(err < 0.01, "{name} {detector}: {g:?} vs {p} ({err} px)");
+                    }
                 }
             }
         }
-    }
-    // 20 faces from the tiny detector and 22 from SSD, 68 points each
-    assert_eq!(compared, 42 * 68);
+        // 20 faces from the tiny detector and 22 from SSD, 68 points each
+        assert_eq!(compared, 42 * 68);
+    });
 }
 
 /// The whole chain (`Pipeline`: detector, landmarks, dlib-aligned crop, recognition net)
 /// gives each face's 128-D descriptor within 1e-4 per element of face-api's.
 #[test]
 fn descriptors_equal_face_api() {
-    use fovea_vision::face::{Detector, Pipeline, Stage};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let models = root.join("models/face-api");
-    let mut compared = 0;
-    for (detector, key) in [(Detector::Tiny { input_size: 416 }, "tiny"), (Detector::Ssd { max_results: 100 }, "ssd")] {
-        let pipeline = Pipeline::load(&models, detector, Stage::Embed).unwrap();
-        for (name, want) in faces_fixture()["images"].as_object().unwrap() {
-            let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
-            let faces = pipeline.run(&rgb, 0.5).unwrap();
-            let want = want[key].as_array().unwrap();
-            assert_eq!(faces.len(), want.len(), "{name} {key}");
-            for (got, w) in faces.iter().zip(want) {
-                let want: Vec<f64> = w["descriptor"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-                let err = got.descriptor.iter().zip(&want).fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-                assert!(err < 1e-4, "{name} {key}: descriptor differs by {err}");
-                compared += 1;
+    fovea::kernels::for_each_level(&[2], |_, _| {
+        use fovea_vision::face::{Detector, Pipeline, Stage};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let models = root.join("models/face-api");
+        let mut compared = 0;
+        for (detector, key) in
+            [(Detector::Tiny { input_size: 416 }, "tiny"), (Detector::Ssd { max_results: 100 }, "ssd")]
+        {
+            let pipeline = Pipeline::load(&models, detector, Stage::Embed).unwrap();
+            for (name, want) in faces_fixture()["images"].as_object().unwrap() {
+                let rgb = fovea_vision::image::load_rgb(&root.join(format!("data/faces/{name}.jpg"))).unwrap();
+                let faces = pipeline.run(&rgb, 0.5).unwrap();
+                let want = want[key].as_array().unwrap();
+                assert_eq!(faces.len(), want.len(), "{name} {key}");
+                for (got, w) in faces.iter().zip(want) {
+                    let want: Vec<f64> =
+                        w["descriptor"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    let err = got.descriptor.iter().zip(&want).fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+                    assert!(err < 1e-4, "{name} {key}: descriptor differs by {err}");
+                    compared += 1;
+                }
             }
         }
-    }
-    assert_eq!(compared, 42);
+        assert_eq!(compared, 42);
+    });
 }

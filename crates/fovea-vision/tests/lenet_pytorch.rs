@@ -1,10 +1,11 @@
 //! A short LeNet-5 training run equals PyTorch's step by step (tools/gen_lenet_steps.py):
-//! same initial weights, same batches of real Fashion-MNIST images, 10 optimizer steps.
+//! same initial weights, same batches of real Fashion-MNIST images, 10 optimizer steps; at
+//! every kernel level this CPU runs, with 1 and 3 threads.
 
 use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{ops, Rng, Tensor, Var};
-use fovea_vision::data::{FashionMnist, Split};
+use fovea_vision::data::{Dataset, FashionMnist, Split};
 use fovea_vision::models::lenet5;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +22,12 @@ fn with_prefix(f: &BTreeMap<String, Tensor>, prefix: &str) -> BTreeMap<String, T
 fn check(name: &str, config: OptimizerConfig) {
     let f = fixtures();
     let data = FashionMnist::load(&FashionMnist::default_dir(), Split::Train).unwrap().take(160);
+    fovea::kernels::for_each_level(&[1, 3], |_, _| train_and_compare(&f, &data, name, config.clone()));
+}
+
+fn train_and_compare(f: &BTreeMap<String, Tensor>, data: &Dataset, name: &str, config: OptimizerConfig) {
     let model = lenet5(10, &mut Rng::new(99)).unwrap();
-    load_state_dict(&model, &with_prefix(&f, "init.")).unwrap();
+    load_state_dict(&model, &with_prefix(f, "init.")).unwrap();
     let mut opt = Optimizer::new(config, trainable_parameters(&model)).unwrap();
     let want = &f[&format!("{name}.losses")];
     for step in 0..10 {

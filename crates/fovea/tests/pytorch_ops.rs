@@ -134,7 +134,8 @@ fn run(c: &Value, x: &[Var], fx: &BTreeMap<String, Tensor>, check_buffers: bool)
     }
 }
 
-/// Relative error max|a - b| / max|b|, which must be below `tol`.
+/// Relative error max|a - b| / max|b|, which must be below `tol`: for the ops that are not
+/// long sums of products (elementwise, pooling, normalisation, losses).
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
     let scale = want.data().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
@@ -142,13 +143,48 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f32) {
     assert!(err <= tol, "{what}: relative error {err:e} > {tol:e}");
 }
 
+/// For sums of products (convolution, linear, matmul): every value within the rounding
+/// bound `n·ε·Σ|a·b|` of PyTorch's (each side's f32 sum of n products is within
+/// `n·u·Σ|a·b|` of the exact one, u = ε/2; see tests/conv_naive.rs). `abs_sums` holds
+/// Σ|a·b| of each value.
+fn assert_within_rounding(what: &str, got: &Tensor, want: &Tensor, abs_sums: &Tensor, n: usize) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, ((g, w), s)) in got.data().iter().zip(want.data()).zip(abs_sums.data()).enumerate() {
+        let bound = n as f32 * f32::EPSILON * s;
+        assert!((g - w).abs() <= bound, "{what}[{i}]: {g} vs PyTorch's {w}, more than the rounding bound {bound:e}");
+    }
+}
+
+/// For a case that is a sum of products: the most products in one sum of its output and of
+/// each input's gradient (in the order of its "inputs").
+fn product_terms(c: &Value, x: &[Tensor], out: &[usize]) -> Option<(usize, Vec<usize>)> {
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    match c["op"].as_str().unwrap() {
+        "conv" => {
+            // x [N, C, ...], w [O, C/g, k...], out [N, O, ...]
+            let (w, groups) = (x[1].shape(), c["groups"].as_u64().unwrap() as usize);
+            let (taps, positions) = (numel(&w[1..]), out[0] * numel(&out[2..]));
+            let (fwd, dx) = (taps + 1, w[0] / groups * numel(&w[2..]));
+            Some((fwd, [dx, positions, positions][..x.len()].to_vec()))
+        }
+        "linear" => {
+            // x [B, in], w [out, in]
+            let (b, w) = (x[0].shape()[0], x[1].shape());
+            Some((w[1] + 1, [w[0], b, b][..x.len()].to_vec()))
+        }
+        "matmul" => {
+            // a [..., m, k] · b [..., k, n]; b's gradient sums over m and any broadcast batch
+            let (a, b) = (x[0].shape(), x[1].shape());
+            let (m, k, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 1]);
+            Some((k, vec![n, m * numel(out) / (m * n) / (numel(b) / (k * n))]))
+        }
+        _ => None,
+    }
+}
+
 #[test]
 fn every_op_matches_pytorch_forward_and_backward() {
-    // Two threads, as on the 2-core CI machine: which convolution kernel runs depends on
-    // the thread count (kernels/direct.rs), and the `*_direct*` cases are meant for the
-    // direct one.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    pool.install(every_op_matches_pytorch);
+    fovea::kernels::for_each_level(&fovea::kernels::TEST_THREADS, |_, _| every_op_matches_pytorch());
 }
 
 fn every_op_matches_pytorch() {
@@ -157,14 +193,33 @@ fn every_op_matches_pytorch() {
     for c in &f.cases {
         let name = c["name"].as_str().unwrap();
         let names: Vec<&str> = c["inputs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let inputs: Vec<Var> = names.iter().map(|k| Var::param(f.tensors[&format!("{name}.{k}")].clone())).collect();
+        let tensors: Vec<Tensor> = names.iter().map(|k| f.tensors[&format!("{name}.{k}")].clone()).collect();
+        let inputs: Vec<Var> = tensors.iter().map(|t| Var::param(t.clone())).collect();
         let out = run(c, &inputs, &f.tensors, true).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_close(&format!("{name} forward"), &out.tensor(), &f.tensors[&format!("{name}.out")], 1e-5);
-        out.backward_with(f.tensors[&format!("{name}.gout")].clone()).unwrap();
-        for (k, v) in names.iter().zip(&inputs) {
-            let want = &f.tensors[&format!("{name}.grad.{k}")];
-            let got = v.grad().unwrap_or_else(|| panic!("{name}: no gradient for {k}"));
-            assert_close(&format!("{name} d/d{k}"), &got, want, 1e-5);
+        let gout = &f.tensors[&format!("{name}.gout")];
+        out.backward_with(gout.clone()).unwrap();
+        let want_out = &f.tensors[&format!("{name}.out")];
+        let grads: Vec<Tensor> = inputs
+            .iter()
+            .zip(&names)
+            .map(|(v, k)| v.grad().unwrap_or_else(|| panic!("{name}: no gradient for {k}")))
+            .collect();
+        let want_grad = |k: &str| &f.tensors[&format!("{name}.grad.{k}")];
+        if let Some((fwd_terms, grad_terms)) = product_terms(c, &tensors, out.tensor().shape()) {
+            // Σ|a·b| of every value: the same op on the absolute values (and |gout|)
+            let abs = |t: &Tensor| t.map(f32::abs);
+            let abs_inputs: Vec<Var> = tensors.iter().map(|t| Var::param(abs(t))).collect();
+            let abs_out = run(c, &abs_inputs, &f.tensors, false).unwrap();
+            abs_out.backward_with(abs(gout)).unwrap();
+            assert_within_rounding(&format!("{name} forward"), &out.tensor(), want_out, &abs_out.tensor(), fwd_terms);
+            for (((k, got), v), n) in names.iter().zip(&grads).zip(&abs_inputs).zip(grad_terms) {
+                assert_within_rounding(&format!("{name} d/d{k}"), got, want_grad(k), &v.grad().unwrap(), n);
+            }
+        } else {
+            assert_close(&format!("{name} forward"), &out.tensor(), want_out, 1e-5);
+            for (k, got) in names.iter().zip(&grads) {
+                assert_close(&format!("{name} d/d{k}"), got, want_grad(k), 1e-5);
+            }
         }
     }
 }
