@@ -23,11 +23,6 @@ use super::conv::{with_scratch, ConvGeometry, SharedMut};
 use super::{isa, num_threads, Isa};
 use rayon::prelude::*;
 
-/// Without AVX-512 only LeNet-sized layers take this path: AVX2's 16 registers hold
-/// small register blocks, and larger layers were not measured on it.
-const AVX2_MAX_TAPS: usize = 400;
-const AVX2_MAX_COUT: usize = 32;
-
 /// Largest padded sample (values) this path takes: beyond it, padding or dilation is
 /// absurd (im2col reads only what is valid), or the picture is large enough for im2col's
 /// bounded tiles to be the safer choice.
@@ -85,7 +80,6 @@ fn block_max(isa: Isa, v: usize) -> usize {
 /// depends on the sizes and the level only, never on the thread count.
 pub fn applies(g: &ConvGeometry) -> bool {
     let level = isa::current();
-    let small = g.c_in * g.kernel[1] * g.kernel[2] <= AVX2_MAX_TAPS && g.c_out <= AVX2_MAX_COUT;
     let padded = |d: usize| (g.kernel[d] - 1).checked_mul(g.dilation[d]).and_then(|e| e.checked_add(g.output[d]));
     let padded_len = padded(1).zip(padded(2)).and_then(|(h, w)| h.checked_mul(w)?.checked_mul(g.c_in));
     g.groups == 1
@@ -98,7 +92,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.output[2] <= MAX_ROW
         && g.batch * g.out_spatial() >= MIN_POSITIONS
         && g.batch * g.output[1] >= MIN_ROWS
-        && (level == Isa::Avx512 || level == Isa::Avx2 && small)
+        && level >= Isa::Avx2
 }
 
 /// The correlation that computes the input gradient of `g` from `dy`, when this path
@@ -665,3 +659,45 @@ macro_rules! kernels {
 kernels!(avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps);
 #[cfg(target_arch = "x86_64")]
 kernels!(avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv2d(batch: usize, c_in: usize, size: usize, c_out: usize, k: usize, pad: usize) -> ConvGeometry {
+        let out = size + 2 * pad + 1 - k;
+        ConvGeometry {
+            batch,
+            c_in,
+            c_out,
+            groups: 1,
+            input: [1, size, size],
+            kernel: [1, k, k],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad: [0, pad, pad],
+            output: [1, out, out],
+        }
+    }
+
+    #[test]
+    fn the_rule_depends_on_sizes_and_level_never_on_threads() {
+        let cases = [
+            (conv2d(64, 1, 28, 6, 5, 2), true),    // LeNet-5's first layer
+            (conv2d(1, 192, 28, 32, 5, 2), true),  // GoogLeNet's 5x5 branch
+            (conv2d(1, 512, 7, 512, 3, 1), false), // 49 positions: fewer than MIN_POSITIONS
+            (conv2d(8, 512, 7, 512, 3, 1), true),  // the same layer at batch 8
+            (conv2d(1, 64, 3, 64, 3, 0), false),   // one output row
+            (conv2d(1, 64, 56, 64, 1, 0), false),  // pointwise: the GEMM takes the input as it is
+            (conv2d(1, 8, 5000, 8, 3, 1), false),  // rows longer than MAX_ROW
+        ];
+        for isa in Isa::supported() {
+            for threads in [1, 16] {
+                let got: Vec<bool> =
+                    super::super::scoped(isa, threads, || cases.iter().map(|(g, _)| applies(g)).collect()).unwrap();
+                let want: Vec<bool> = cases.iter().map(|&(_, w)| w && isa >= Isa::Avx2).collect();
+                assert_eq!(got, want, "at {isa} with {threads} threads");
+            }
+        }
+    }
+}
