@@ -37,13 +37,16 @@ impl Isa {
     pub fn detected() -> Isa {
         static DETECTED: OnceLock<Isa> = OnceLock::new();
         *DETECTED.get_or_init(|| {
+            // The GEMM's SIMD tokens decide: AVX2 and FMA (with SSE up to 4.2 and AVX), and
+            // AVX-512F on top. fovea's own kernels need no more than those, and a VM that
+            // hides one of them (it happens) gets the level below instead of a fault.
             #[cfg(target_arch = "x86_64")]
             {
-                let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-                if avx2 && std::is_x86_feature_detected!("avx512f") {
+                use gemm_common::simd::{MixedSimd, V3, V4};
+                if <V4 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some() {
                     return Isa::Avx512;
                 }
-                if avx2 {
+                if <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some() {
                     return Isa::Avx2;
                 }
             }
