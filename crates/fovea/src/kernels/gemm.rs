@@ -1,6 +1,7 @@
-//! Matrix products through the `gemm` crate family (packed, SIMD, optionally
-//! multi-threaded), at the kernel level of [`super::isa`]: `gemm-f32`'s scalar, FMA
-//! (AVX2) or AVX-512 micro-kernels, chosen here rather than by the crate's own detection.
+//! Matrix products through well-kept crates (packed, SIMD, optionally multi-threaded), at
+//! the kernel level of [`super::isa`]: `gemm-f32`'s scalar and AVX-512 micro-kernels
+//! (chosen here rather than by the crate's own detection), and at the AVX2 level
+//! `matrixmultiply`'s, which measured faster there.
 
 use super::Isa;
 
@@ -94,9 +95,16 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
     } else {
         gemm_common::Parallelism::None
     };
+    let isa = super::isa::current();
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        let tasks = if parallel && m * n * k >= 32 * 32 * 32 { threads } else { 1 };
+        // SAFETY: as below
+        return unsafe { matmul_avx2(a, b, c, c_stride, accumulate, tasks) };
+    }
     // The micro-kernels prefer a column-major output: ours is row-major, so compute
     // cᵀ = bᵀ·aᵀ, which reads the same memory with the strides swapped.
-    let f = level_gemm(super::isa::current());
+    let f = level_gemm(isa);
     // SAFETY: MatRef's constructor checked that a and b cover what their strides reach;
     // the caller vouches for c; level_gemm gave a kernel this CPU runs.
     unsafe {
@@ -117,6 +125,58 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
             parallelism,
         )
     }
+}
+
+/// The AVX2 level's product: `matrixmultiply`'s AVX2 + FMA kernel, which runs 15-25%
+/// faster than gemm-f32's there (2048³ on one Zen 4 core: 78-83 GFLOP/s against 67;
+/// OpenBLAS 94). It runs on one thread, so `tasks` threads take blocks of whole output
+/// rows (or columns, when there are more of those): each output is one task's, summed
+/// in the same order whatever the thread count.
+///
+/// # Safety
+/// As [`matmul_to`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn matmul_avx2(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accumulate: bool, tasks: usize) {
+    let ((m, k), n) = (a.dims(), b.dims().1);
+    let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
+    let out = OutPtr(c);
+    // C[i0..i1][j0..j1] (+)= A[i0..i1]·B[..][j0..j1]
+    let block = |(i0, i1): (usize, usize), (j0, j1): (usize, usize)| unsafe {
+        matrixmultiply::sgemm(
+            i1 - i0,
+            k,
+            j1 - j0,
+            1.0,
+            a.data.as_ptr().offset(i0 as isize * a_rs),
+            a_rs,
+            a_cs,
+            b.data.as_ptr().offset(j0 as isize * b_cs),
+            b_rs,
+            b_cs,
+            if accumulate { 1.0 } else { 0.0 },
+            out.at(i0 * c_stride + j0),
+            c_stride as isize,
+            1,
+        )
+    };
+    if tasks <= 1 {
+        return block((0, m), (0, n));
+    }
+    // blocks of a multiple of 8 (the kernel's tile), as even as that allows
+    let cut = |len: usize, t: usize| {
+        let step = len.div_ceil(tasks).next_multiple_of(8);
+        (t * step).min(len)..((t + 1) * step).min(len)
+    };
+    use rayon::prelude::*;
+    (0..tasks).into_par_iter().for_each(|t| {
+        if m >= n {
+            let r = cut(m, t);
+            block((r.start, r.end), (0, n));
+        } else {
+            let r = cut(n, t);
+            block((0, m), (r.start, r.end));
+        }
+    });
 }
 
 /// `dst = dst·[read_dst] + lhs·rhs` for an `m x n` output with (column, row) strides.
