@@ -89,19 +89,15 @@ pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accu
         few_rows_times_transposed(&a_rows, b.data, b_cs, n, c, c_stride, accumulate, parallel);
         return;
     }
-    let threads = super::num_threads();
-    let parallelism = if parallel && threads > 1 && m * n * k >= 32 * 32 * 32 {
-        gemm_common::Parallelism::Rayon(threads)
-    } else {
-        gemm_common::Parallelism::None
-    };
+    let threads = if parallel && m * n * k >= 32 * 32 * 32 { super::num_threads() } else { 1 };
     let isa = super::isa::current();
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2 {
-        let tasks = if parallel && m * n * k >= 32 * 32 * 32 { threads } else { 1 };
         // SAFETY: as below
-        return unsafe { matmul_avx2(a, b, c, c_stride, accumulate, tasks) };
+        return unsafe { matmul_avx2(a, b, c, c_stride, accumulate, threads) };
     }
+    let parallelism =
+        if threads > 1 { gemm_common::Parallelism::Rayon(threads) } else { gemm_common::Parallelism::None };
     // The micro-kernels prefer a column-major output: ours is row-major, so compute
     // cᵀ = bᵀ·aᵀ, which reads the same memory with the strides swapped.
     let f = level_gemm(isa);
@@ -256,18 +252,16 @@ macro_rules! level_gemm {
 
 level_gemm!(gemm_scalar, scalar, gemm_common::simd::Scalar, 1);
 #[cfg(target_arch = "x86_64")]
-level_gemm!(gemm_avx2, fma, gemm_common::simd::V3, 8);
-#[cfg(target_arch = "x86_64")]
 level_gemm!(gemm_avx512, avx512f, gemm_common::simd::V4, 16);
 
-/// The GEMM of a level. Elsewhere than x86-64 the crate picks its own (NEON on ARM).
+/// gemm-f32's GEMM of a level (the AVX2 level takes [`matmul_avx2`] instead). Elsewhere
+/// than x86-64 the crate picks its own (NEON on ARM).
 fn level_gemm(isa: Isa) -> GemmFn {
     #[cfg(target_arch = "x86_64")]
     {
         match isa {
-            Isa::Scalar => gemm_scalar,
-            Isa::Avx2 => gemm_avx2,
             Isa::Avx512 => gemm_avx512,
+            _ => gemm_scalar,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
