@@ -173,10 +173,12 @@ fn product_terms(c: &Value, x: &[Tensor], out: &[usize]) -> Option<(usize, Vec<u
             Some((w[1] + 1, [w[0], b, b][..x.len()].to_vec()))
         }
         "matmul" => {
-            // a [..., m, k] · b [..., k, n]; b's gradient sums over m and any broadcast batch
+            // a [..., m, k] · b [..., k, n]; a's gradient sums over n, b's over m, each also
+            // over the batches it is broadcast across
             let (a, b) = (x[0].shape(), x[1].shape());
             let (m, k, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 1]);
-            Some((k, vec![n, m * numel(out) / (m * n) / (numel(b) / (k * n))]))
+            let batches = numel(out) / (m * n);
+            Some((k, vec![n * batches / (numel(a) / (m * k)), m * batches / (numel(b) / (k * n))]))
         }
         _ => None,
     }

@@ -138,6 +138,9 @@ unsafe fn matmul_avx2(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accumu
     let out = OutPtr(c);
     // C[i0..i1][j0..j1] (+)= A[i0..i1]·B[..][j0..j1]
     let block = |(i0, i1): (usize, usize), (j0, j1): (usize, usize)| unsafe {
+        if i0 == i1 || j0 == j1 {
+            return; // an empty block's offsets could point past the operands
+        }
         matrixmultiply::sgemm(
             i1 - i0,
             k,
@@ -267,7 +270,53 @@ fn level_gemm(isa: Isa) -> GemmFn {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (isa, gemm_scalar as GemmFn);
-        gemm_f32::gemm::f32::get_gemm_fn()
+        gemm_native
+    }
+}
+
+/// gemm-f32's own choice of kernel (NEON on ARM), with [`GemmFn`]'s arguments.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_native(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_cs: isize,
+    dst_rs: isize,
+    read_dst: bool,
+    lhs: *const f32,
+    lhs_cs: isize,
+    lhs_rs: isize,
+    rhs: *const f32,
+    rhs_cs: isize,
+    rhs_rs: isize,
+    parallelism: gemm_common::Parallelism,
+) {
+    let f = gemm_f32::gemm::f32::get_gemm_fn();
+    // SAFETY: as the caller's
+    unsafe {
+        f(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            read_dst,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     }
 }
 

@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 /// An instruction level, lowest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
-    /// Portable Rust compiled for the target's baseline (SSE2 on x86-64): exactly the code
-    /// that machines without the x86-64 kernels (ARM among them) run.
+    /// Portable Rust compiled for the target's baseline (SSE2 on x86-64): exactly fovea's
+    /// own kernels that machines without the x86-64 ones (ARM among them) run. (The GEMM
+    /// there is gemm-f32's own choice, NEON on ARM; here its scalar micro-kernels.)
     Scalar,
     /// AVX2 with FMA (x86-64-v3).
     Avx2,
