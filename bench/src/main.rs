@@ -47,8 +47,11 @@ fn main() {
     let threads = args.iter().position(|a| a == "--threads").map(|i| args[i + 1].parse().unwrap());
     let epochs: usize = args.iter().position(|a| a == "--epochs").map_or(3, |i| args[i + 1].parse().unwrap());
     // `--isa LEVEL` caps the kernel level (as FOVEA_ISA does)
-    let isa = args.iter().position(|a| a == "--isa").map(|i| args[i + 1].parse().unwrap());
-    fovea::kernels::isa::init(isa).unwrap();
+    let isa = args.iter().position(|a| a == "--isa").map(|i| args.get(i + 1).map_or("", String::as_str).parse());
+    if let Err(e) = isa.transpose().and_then(fovea::kernels::isa::init) {
+        eprintln!("error: --isa: {e}");
+        std::process::exit(2);
+    }
     fovea::kernels::init_threads(threads);
     fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
