@@ -46,7 +46,7 @@ pub fn run(a: AugmentArgs) -> Result<()> {
         let draw = pipeline.draw(3, h, w, &mut Rng::derive(a.seed, i as u64))?;
         tiles.push(Tensor::new(&[3, h, w], draw.apply(picture.data(), 3))?);
     }
-    fovea_vision::visualize::grid(&tiles, a.columns, 1).save_png(&a.out)?;
+    fovea_vision::visualize::grid(&tiles, a.columns, 1)?.save_png(&a.out)?;
     println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
     Ok(())
 }

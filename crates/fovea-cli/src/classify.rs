@@ -33,24 +33,29 @@ pub struct TrainArgs {
     /// Epochs in all (default 10; with --resume, the run's own plan)
     #[arg(long)]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    #[arg(long, value_enum, default_value = "adam")]
-    optimizer: OptimizerName,
-    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD; with --resume, overrides the run's)
+    /// Pictures per batch [default: 64]
     #[arg(long)]
+    batch_size: Option<usize>,
+    /// [default: adam]
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerName>,
+    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD; with --resume, overrides the run's)
+    #[arg(value_parser = crate::range::positive::<f32>, long)]
     lr: Option<f32>,
-    /// SGD momentum
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f32,
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// SGD momentum [default: 0.9]
+    #[arg(value_parser = crate::range::fraction::<f32>, long)]
+    momentum: Option<f32>,
+    /// [default: 0]
+    #[arg(value_parser = crate::range::non_negative::<f32>, long)]
+    weight_decay: Option<f32>,
+    /// [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
     /// Run folder (default: runs/<model>-<unix time>)
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in this folder from its last completed epoch (up to --epochs in all)
+    /// Continue the run in this folder from its last completed epoch (up to --epochs in all),
+    /// with the run's own data, model and optimizer settings (a new --lr may be given)
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Use only N training images (Fashion-MNIST's first N; an image folder's from each class in turn)
@@ -83,6 +88,9 @@ pub struct TrainArgs {
     /// Print one JSON object per epoch instead of a progress bar
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
 
 /// The model tensors of a run folder or checkpoint (its optimizer state left out), or of
@@ -159,9 +167,22 @@ pub(crate) fn training_input(model: &str, fashion: bool, image_size: Option<usiz
     Ok([c, size, size])
 }
 
+/// Refuses an option given with `--resume` whose value differs from the run's own.
+fn keeps<T: PartialEq + std::fmt::Display>(option: &str, given: Option<T>, run: T) -> Result<()> {
+    match given {
+        Some(v) if v != run => {
+            bail!("--{option} {v} differs from the run's {run}; a resumed run keeps its own (start a new run to change it)")
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
-    if a.batch_size == 0 || a.epochs == Some(0) {
+    if a.batch_size == Some(0) || a.epochs == Some(0) {
         bail!("--batch-size and --epochs must be at least 1");
+    }
+    if a.train_size == Some(0) {
+        bail!("--train-size must be at least 1");
     }
     if a.resume.is_some() && (a.init.is_some() || a.freeze.is_some() || a.cache_features) {
         bail!("--init, --freeze and --cache-features start a run; a resumed run keeps its own");
@@ -174,6 +195,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
         bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
     }
     let resumed = a.resume.as_ref().map(|r| train::load_checkpoint(r)).transpose()?;
+    let optimizer_name = a.optimizer.map(|o| match o {
+        OptimizerName::Sgd => "sgd",
+        OptimizerName::Adam => "adam",
+        OptimizerName::Adamw => "adamw",
+    });
+    if let Some(ckpt) = &resumed {
+        let run = &ckpt.meta;
+        keeps("batch-size", a.batch_size, run.batch_size)?;
+        keeps("optimizer", optimizer_name, run.optimizer.as_str())?;
+        keeps("momentum", a.momentum, run.momentum)?;
+        keeps("weight-decay", a.weight_decay, run.weight_decay)?;
+        keeps("seed", a.seed, run.seed)?;
+        let all = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
+        keeps("train-size", a.train_size.map(Some).map(all), all(run.train_size))?;
+    }
+    let train_size = resumed.as_ref().map_or(a.train_size, |ckpt| ckpt.meta.train_size);
     let model_name = match (&a.model, &resumed) {
         (Some(m), Some(ckpt)) if *m != ckpt.meta.model => {
             bail!("the run to resume trains {}; it cannot continue as --model {m}", ckpt.meta.model)
@@ -182,8 +219,24 @@ pub fn train(a: TrainArgs) -> Result<()> {
         (m, None) => m.clone().unwrap_or_else(|| "lenet5".into()),
     };
     let dir = match (&a.data, &resumed) {
-        (None, Some(ckpt)) => ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir),
-        _ => data_dir(&a.data),
+        (given, Some(ckpt)) => {
+            let run = ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
+            match given {
+                // the run's folder may have moved: then --data says where to
+                Some(given)
+                    if run.exists() && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&run).ok() =>
+                {
+                    bail!(
+                        "--data {} differs from the run's {}; a resumed run keeps its own",
+                        given.display(),
+                        run.display()
+                    )
+                }
+                Some(given) => given.clone(),
+                None => run,
+            }
+        }
+        (given, None) => data_dir(given),
     };
     let fashion = data::is_fashion_mnist(&dir);
     let shape = match &resumed {
@@ -204,7 +257,10 @@ pub fn train(a: TrainArgs) -> Result<()> {
             shape
         }
     };
-    let (train_set, class_names) = data::load(&dir, Split::Train, shape, a.train_size)?;
+    let (train_set, class_names) = data::load(&dir, Split::Train, shape, train_size)?;
+    if class_names.len() < 2 {
+        bail!("{} holds one class ({}); a classifier needs two or more", dir.display(), class_names.join(""));
+    }
     if let Some(ckpt) = &resumed {
         if class_names != ckpt.meta.class_names {
             bail!(
@@ -244,27 +300,22 @@ pub fn train(a: TrainArgs) -> Result<()> {
         opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
         (resume.clone(), meta, model, opt)
     } else {
-        let lr = a.lr.unwrap_or(match a.optimizer {
-            OptimizerName::Sgd => 0.01,
-            _ => 0.001,
-        });
-        let optimizer = match a.optimizer {
-            OptimizerName::Sgd => "sgd",
-            OptimizerName::Adam => "adam",
-            OptimizerName::Adamw => "adamw",
-        };
+        let optimizer = optimizer_name.unwrap_or("adam");
+        let lr = a.lr.unwrap_or(if optimizer == "sgd" { 0.01 } else { 0.001 });
+        let seed = a.seed.unwrap_or(0);
         let meta = RunMeta {
             model: model_name.clone(),
             input: shape.to_vec(),
             data: data_path,
+            train_size,
             classes: class_names.len(),
             class_names,
             optimizer: optimizer.into(),
             lr,
-            momentum: a.momentum,
-            weight_decay: a.weight_decay,
-            batch_size: a.batch_size,
-            seed: a.seed,
+            momentum: a.momentum.unwrap_or(0.9),
+            weight_decay: a.weight_decay.unwrap_or(0.0),
+            batch_size: a.batch_size.unwrap_or(64),
+            seed,
             augment: a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec()),
             init: a.init.as_ref().map(|p| p.display().to_string()),
             freeze: a.freeze.clone().filter(|f| f != "none"),
@@ -274,7 +325,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             optimizer_steps: 0,
             history: vec![],
         };
-        let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(a.seed, u64::MAX))?;
+        let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(seed, u64::MAX))?;
         if let Some(init) = &a.init {
             let context = || format!("--init {}", init.display());
             let tensors = pretrained_tensors(init).with_context(context)?;
@@ -290,9 +341,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model_name}-{secs}")));
         // never overwrite a run that is already there
-        if run_dir.join(train::CHECKPOINT_FILE).exists() {
-            bail!("{} already holds a run; continue it with --resume {0} or choose another --out", run_dir.display());
+        if run_dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
+            bail!(
+                "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",
+                run_dir.display()
+            );
         }
+        train::check_new_folder(&run_dir, a.force)?;
         (run_dir, meta, model, opt)
     };
     let asked = a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
@@ -509,7 +564,7 @@ pub struct PredictArgs {
     /// runs: grey, light on dark, 28x28, then the run's input size)
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    #[arg(long, default_value_t = 3)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 3)]
     top: usize,
     #[arg(long)]
     json: bool,

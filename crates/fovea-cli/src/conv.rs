@@ -24,11 +24,11 @@ pub struct ConvArgs {
     /// valid, same, or a number of zero rows/columns on each side
     #[arg(long, default_value = "valid")]
     padding: String,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::range::count)]
     stride: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::range::count)]
     dilation: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::range::count)]
     groups: usize,
     /// True convolution: flip the filter first (the default is cross-correlation)
     #[arg(long)]
@@ -85,12 +85,25 @@ pub fn run(a: ConvArgs) -> Result<()> {
     let weight = match &a.weight {
         Some(w) => read_npy(w)?,
         None if Path::new(&a.filter).exists() => read_input(Path::new(&a.filter))?,
+        // a name with a folder or an extension is a file, and a missing one is said to be missing
+        None if a.filter.contains(['/', '\\', '.']) => bail!("--filter {}: no such file", a.filter),
         None => named_filter(&a.filter)?,
     };
     let x = to_4d(input, "input")?;
     let w = to_4d(weight, "filter")?;
     let b = a.bias.as_ref().map(|p| read_npy(p)).transpose()?;
-    let y = conv2d(&Var::constant(x), &Var::constant(w), b.map(Var::constant).as_ref(), &opts)?.tensor();
+    let y = conv2d(&Var::constant(x), &Var::constant(w), b.map(Var::constant).as_ref(), &opts)
+        .with_context(|| {
+            format!(
+                "convolving {} with --padding {}, --stride {}, --dilation {}, --groups {}",
+                a.input.display(),
+                a.padding,
+                a.stride,
+                a.dilation,
+                a.groups
+            )
+        })?
+        .tensor();
     // A 2-D input gives a 2-D answer.
     let y = if input_rank == 2 && y.shape()[..2] == [1, 1] { y.reshape(&y.shape()[2..])? } else { y };
     match &a.output {
@@ -103,13 +116,17 @@ pub fn run(a: ConvArgs) -> Result<()> {
                 }
                 fovea_vision::image::save_gray_png(out, &y.map(f32::abs), true)?
             }
-            other => bail!("unknown output format '.{other}' (use .txt, .npy or .png)"),
+            "" => bail!("--output {} has no extension to choose the format (.txt, .npy or .png)", out.display()),
+            other => bail!("--output {}: unknown format '.{other}' (use .txt, .npy or .png)", out.display()),
         },
         None if !a.json => print!("{}", format_matrix(&y)),
         None => {}
     }
     if a.json {
-        println!("{}", serde_json::json!({"shape": y.shape(), "values": y.data(), "output": a.output}));
+        println!(
+            "{}",
+            serde_json::json!({"shape": y.shape(), "values": y.data().iter().map(|&v| crate::json_number(v)).collect::<Vec<_>>(), "output": a.output})
+        );
     }
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct ShapesArgs {
     min_objects: usize,
     #[arg(long, default_value_t = 4)]
     max_objects: usize,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,12 +73,15 @@ pub struct RegressorArgs {
     #[arg(long, default_value = "logistic")]
     loss: String,
     /// Adam's learning rate at the start (it decays to 0 along a cosine)
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -92,6 +98,9 @@ pub struct TrainWindowsArgs {
     seed: u64,
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -104,7 +113,7 @@ pub struct SlidingWindowsArgs {
     #[arg(long, value_delimiter = ',', default_value = "24,36,48")]
     windows: Vec<usize>,
     /// Keep windows whose object class is more likely than this
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(value_parser = crate::range::fraction::<f32>, long, default_value_t = 0.9)]
     min_score: f32,
     /// Where to draw the windows kept after NMS (default: <picture>-windows.png beside it)
     #[arg(long)]
@@ -139,7 +148,8 @@ pub fn data(d: Data) -> Result<()> {
                 max_objects: a.max_objects,
                 ..Default::default()
             };
-            write_shapes(&a.out, a.count, a.seed, &config)?;
+            fovea_vision::train::check_new_folder(&a.out, a.force)?;
+            write_shapes(&a.out, a.count, a.seed, &config, a.force)?;
             println!("{} pictures of {}x{} in {}", a.count, a.size, a.size, a.out.display());
             Ok(())
         }
@@ -184,6 +194,7 @@ fn anchors(a: AnchorsArgs) -> Result<()> {
 }
 
 fn train_windows(a: TrainWindowsArgs) -> Result<()> {
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     if a.pictures == 0 || a.epochs == 0 {
         bail!("--pictures and --epochs must be at least 1");
     }
@@ -328,6 +339,7 @@ fn regression_data(landmarks: bool, first: u64, count: usize, seed: u64, size: u
 }
 
 fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     if a.train_size == 0 || a.epochs == 0 {
         bail!("--train-size and --epochs must be at least 1");
     }

@@ -37,7 +37,7 @@ pub struct ExampleArgs {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -152,5 +152,5 @@ fn volume_picture(set: &Dataset) -> Result<Canvas> {
             tiles.push(Tensor::new(&[1, side, side], mip.iter().map(|v| v.clamp(0.0, 1.0)).collect())?);
         }
     }
-    Ok(fovea_vision::visualize::grid(&tiles, 4, 8))
+    Ok(fovea_vision::visualize::grid(&tiles, 4, 8)?)
 }

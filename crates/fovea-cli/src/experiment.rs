@@ -49,7 +49,7 @@ pub struct PlainVsResidualArgs {
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
     /// SGD learning rate (momentum 0.9, weight decay 1e-4, as He et al.)
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.1)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -59,6 +59,9 @@ pub struct PlainVsResidualArgs {
     /// One JSON object per model and epoch
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(e: Experiment) -> Result<()> {
@@ -158,6 +161,7 @@ fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
     let dir = FashionMnist::default_dir();
     let train_set = FashionMnist::load(&dir, Split::Train)?.take(a.train_size);
     let test_set = FashionMnist::load(&dir, Split::Test)?.take(a.test_size);
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let plan = Plan {
         train_set: &train_set,
@@ -198,7 +202,7 @@ pub struct AugmentArgs {
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -208,6 +212,9 @@ pub struct AugmentArgs {
     /// One JSON object per model and epoch, and a summary
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 /// The same network trained on the same few pictures, with and without augmentation; test
@@ -221,6 +228,7 @@ fn augment(a: AugmentArgs) -> Result<()> {
     let train_set = FashionMnist::load(&dir, Split::Train)?.take(a.train_size);
     let test_set = FashionMnist::load(&dir, Split::Test)?;
     pipeline.fit(&train_set.images)?;
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let plan = Plan {
         train_set: &train_set,
@@ -281,7 +289,7 @@ pub struct TransferArgs {
     #[arg(long, default_value_t = 25)]
     batch_size: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -291,6 +299,9 @@ pub struct TransferArgs {
     /// One JSON object per model and epoch, and a summary
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 /// The pictures of classes `first..first + 5`, relabelled 0..5; at most `per_class` of each.
@@ -317,6 +328,7 @@ fn transfer(a: TransferArgs) -> Result<()> {
     let (train_all, test_all) = (FashionMnist::load(&dir, Split::Train)?, FashionMnist::load(&dir, Split::Test)?);
     let (source, source_test) = (five_classes(&train_all, 0, usize::MAX), five_classes(&test_all, 0, usize::MAX));
     let (target, target_test) = (five_classes(&train_all, 5, a.per_class), five_classes(&test_all, 5, usize::MAX));
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let adam = || OptimizerConfig::adam(a.lr, 0.0);
 

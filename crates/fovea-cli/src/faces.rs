@@ -59,7 +59,7 @@ pub struct IdentifyArgs {
     db: DbArgs,
     image: PathBuf,
     /// The nearest enrolled face counts only if closer than this
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(value_parser = crate::range::non_negative::<f64>, long, default_value_t = 0.6)]
     threshold: f64,
     #[command(flatten)]
     detector: DetectorArgs,
@@ -88,7 +88,7 @@ pub struct DetectorArgs {
     #[arg(long, value_enum, default_value = "tiny")]
     detector: DetectorName,
     /// Keep faces scoring above this
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(value_parser = crate::range::fraction::<f64>, long, default_value_t = 0.5)]
     min_score: f64,
     /// Side of the tiny detector's input, a multiple of 32 (larger finds smaller faces)
     #[arg(long, default_value_t = 416)]
@@ -130,7 +130,7 @@ pub struct VerifyArgs {
     a: PathBuf,
     b: PathBuf,
     /// Descriptors closer than this are the same person (face-api's FaceMatcher: 0.6)
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(value_parser = crate::range::non_negative::<f64>, long, default_value_t = 0.6)]
     threshold: f64,
     #[command(flatten)]
     detector: DetectorArgs,
@@ -162,10 +162,8 @@ fn enroll(a: EnrollArgs) -> Result<()> {
         let face = faces.into_iter().next().with_context(|| format!("no face found in {}", path.display()))?;
         descriptors.push((face.descriptor, path.display().to_string()));
     }
-    let mut db = FaceDb::open(&a.db.db)?;
-    for (d, source) in &descriptors {
-        db.enroll(&a.name, d, source)?;
-    }
+    let faces: Vec<(&[f32], &str)> = descriptors.iter().map(|(d, s)| (d.as_slice(), s.as_str())).collect();
+    FaceDb::open(&a.db.db)?.enroll(&a.name, &faces)?;
     if a.db.json {
         println!("{}", json!({"name": a.name, "enrolled": descriptors.len()}));
     } else {
@@ -175,7 +173,7 @@ fn enroll(a: EnrollArgs) -> Result<()> {
 }
 
 fn identify(a: IdentifyArgs) -> Result<()> {
-    let db = FaceDb::open(&a.db.db)?;
+    let db = FaceDb::open_read_only(&a.db.db)?;
     let pipeline = a.detector.pipeline(Stage::Embed)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let faces = pipeline.run(&rgb, a.detector.min_score)?;
@@ -212,7 +210,7 @@ fn identify(a: IdentifyArgs) -> Result<()> {
 }
 
 fn list(a: DbArgs) -> Result<()> {
-    let people = FaceDb::open(&a.db)?.list()?;
+    let people = FaceDb::open_read_only(&a.db)?.list()?;
     if a.json {
         let v: Vec<Value> = people.iter().map(|p| json!({"name": p.name, "descriptors": p.descriptors})).collect();
         println!("{}", json!(v));

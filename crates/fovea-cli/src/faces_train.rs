@@ -28,7 +28,7 @@ pub struct TrainEmbeddingArgs {
     #[arg(long, value_enum, default_value = "semi-hard")]
     mining: MiningName,
     /// The triplet loss's margin alpha (embeddings have unit length: squared distances are 0..4)
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(value_parser = crate::range::non_negative::<f32>, long, default_value_t = 0.2)]
     margin: f32,
     /// Identities per batch (P)
     #[arg(long, default_value_t = 7)]
@@ -39,7 +39,7 @@ pub struct TrainEmbeddingArgs {
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -68,6 +68,9 @@ pub struct TrainEmbeddingArgs {
     /// One JSON object per epoch and a last one with the result
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,7 +94,7 @@ pub struct TrainVerifierArgs {
     #[arg(long, default_value_t = 20)]
     epochs: usize,
     /// Adam's learning rate for the logistic unit
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.01)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -153,6 +156,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         PathBuf::from(format!("runs/embedding-{t}"))
     });
+    train::check_new_folder(&out, a.force)?;
     let net = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(a.seed))?;
     let mut optimizer = train::make_optimizer(net.as_ref(), OptimizerConfig::adam(a.lr, 0.0))?;
     let mining = match a.mining {

@@ -48,7 +48,7 @@ pub struct ClassifyArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// How many of the most likely classes to show
-    #[arg(long, default_value_t = 5)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 5)]
     top: usize,
     /// Shorter side after resizing, before the centre crop (torchvision's IMAGENET1K_V1
     /// weights use 256; its V2 ResNet-50/101/152 weights 232)

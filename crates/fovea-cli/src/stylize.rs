@@ -24,10 +24,10 @@ pub struct StylizeArgs {
     #[arg(long, default_value_t = 300)]
     steps: usize,
     /// Weight of the content cost
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(value_parser = crate::range::non_negative::<f32>, long, default_value_t = 1e-3)]
     alpha: f32,
     /// Weight of the style cost
-    #[arg(long, default_value_t = 1e6)]
+    #[arg(value_parser = crate::range::non_negative::<f32>, long, default_value_t = 1e6)]
     beta: f32,
     /// A VGG-11/13/16/19 state_dict with torchvision's names (safetensors) to take the
     /// features from, instead of the MobileNetV1 of face-api's SSD weights
@@ -42,14 +42,14 @@ pub struct StylizeArgs {
     #[arg(long, value_enum, default_value = "content")]
     init: InitName,
     /// Adam's step on the pixels (0..1)
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.02)]
     lr: f32,
     /// Shift the picture by up to this many pixels at random each step: removes the fine
     /// grid that MobileNet's strided convolutions leave; needs more steps (e.g. 2 and 1500)
     #[arg(long, default_value_t = 0)]
     jitter: usize,
     /// Also write the picture every K steps (<out>-<step>.png), the notes' frames from start to result
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     save_every: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -125,7 +125,7 @@ pub fn run(a: StylizeArgs) -> Result<()> {
         if a.json {
             println!("{}", serde_json::to_string(c).expect("costs serialise"));
         }
-        if a.save_every.is_some_and(|k| k > 0 && c.step % k == 0) {
+        if a.save_every.is_some_and(|k| c.step % k == 0) {
             Canvas::from_rgb(g).save_png(&PathBuf::from(format!("{}-{:04}.png", stem.display(), c.step)))?;
         }
         Ok(())

@@ -40,7 +40,8 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     }
     let name = a.model.as_deref().unwrap_or_default();
     let classes = a.classes.unwrap_or(models::default_classes(name));
-    let model = models::build(name, classes, &mut Rng::new(0))?;
+    let model =
+        models::build(name, classes, &mut Rng::new(0)).with_context(|| format!("{name} with --classes {classes}"))?;
     let input = match &a.input {
         Some(s) => parse_dims(s)?,
         None => models::default_input(name).to_vec(),

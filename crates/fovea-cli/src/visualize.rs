@@ -26,9 +26,9 @@ pub struct PatchesArgs {
     /// A layer name (conv1, relu2, pool2, ...)
     #[arg(long)]
     layer: String,
-    #[arg(long, default_value_t = 8)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 8)]
     units: usize,
-    #[arg(long, default_value_t = 9)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 9)]
     top: usize,
     /// Pictures to search (default: the run's data, test split)
     #[arg(long)]
@@ -86,9 +86,6 @@ fn sequential(model: &dyn fovea::nn::Module) -> &Sequential {
 }
 
 fn patches(a: PatchesArgs) -> Result<()> {
-    if a.units == 0 || a.top == 0 {
-        bail!("--units and --top must be at least 1");
-    }
     let (ckpt, model) = load(&a.checkpoint)?;
     let net = sequential(model.as_ref());
     let shape = ckpt.meta.input_shape()?;
@@ -100,7 +97,9 @@ fn patches(a: PatchesArgs) -> Result<()> {
     let dir =
         a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(data::FashionMnist::default_dir);
     let (set, _) = data::load(&dir, Split::Test, shape, Some(a.limit))?;
-    let mut tops: Vec<TopK> = (0..a.units).map(|_| TopK::new(a.top)).collect();
+    // no more pictures a unit than there are
+    let top = a.top.min(set.len());
+    let mut tops: Vec<TopK> = (0..a.units).map(|_| TopK::new(top)).collect();
     let mut channels = 0;
     for start in (0..set.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(set.len())).collect();
@@ -111,27 +110,27 @@ fn patches(a: PatchesArgs) -> Result<()> {
     }
     let units = a.units.min(channels);
     let mut tiles = Vec::new();
-    for top in tops.into_iter().take(units) {
-        let hits = top.into_sorted();
+    for unit in tops.into_iter().take(units) {
+        let hits = unit.into_sorted();
         for h in &hits {
             let (picture, _) = set.batch(&[h.image]);
             let picture = picture.reshape(&shape)?;
             tiles.push(vis::patch(&picture, &field, h.y, h.x));
         }
         // short rows (fewer pictures than --top) are padded with blanks
-        for _ in hits.len()..a.top {
+        for _ in hits.len()..top {
             tiles.push(fovea::Tensor::full(&[shape[0], field.size, field.size], 1.0));
         }
     }
     let zoom = (96 / field.size).clamp(1, 8);
-    vis::grid(&tiles, a.top, zoom).save_png(&a.out)?;
+    vis::grid(&tiles, top, zoom)?.save_png(&a.out)?;
     println!(
         "{units} units of {} (receptive field {}x{} pixels, {} apart), top {} of {} pictures each: {}",
         a.layer,
         field.size,
         field.size,
         field.jump,
-        a.top,
+        top,
         set.len(),
         a.out.display()
     );
@@ -162,7 +161,7 @@ fn filters(a: FiltersArgs) -> Result<()> {
             Ok(f.map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }))
         })
         .collect::<Result<_>>()?;
-    vis::grid(&tiles, 8.min(tiles.len()), (48 / s[2]).max(1)).save_png(&a.out)?;
+    vis::grid(&tiles, 8.min(tiles.len()), (48 / s[2]).max(1))?.save_png(&a.out)?;
     println!("{} filters of {name} ({}x{}x{}): {}", s[0], s[1], s[2], s[3], a.out.display());
     Ok(())
 }
@@ -184,7 +183,7 @@ fn activations(a: ActivationsArgs) -> Result<()> {
     }
     let planes = vis::normalized_planes(&maps.reshape(&maps.shape()[1..])?);
     let zoom = (96 / maps.shape()[2]).max(1);
-    vis::grid(&planes, 8.min(planes.len()), zoom).save_png(&a.out)?;
+    vis::grid(&planes, 8.min(planes.len()), zoom)?.save_png(&a.out)?;
     println!(
         "{} feature maps of {} ({}x{}): {}",
         planes.len(),

@@ -54,7 +54,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 0.002)]
+    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.002)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -68,6 +68,9 @@ pub struct TrainArgs {
     /// One JSON object per epoch
     #[arg(long)]
     json: bool,
+    /// Write into --out even if it already holds files, replacing them
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -77,10 +80,10 @@ pub struct DetectArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// Drop boxes whose score (pc times the class probability) is at most this
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(value_parser = crate::range::fraction::<f32>, long, default_value_t = 0.6)]
     min_score: f32,
     /// Suppress boxes of a class overlapping a better one by at least this IoU
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(value_parser = crate::range::fraction::<f32>, long, default_value_t = 0.5)]
     iou: f32,
     /// Folder for the annotated pictures (default: beside each picture, <name>-yolo.png)
     #[arg(long)]
@@ -154,6 +157,7 @@ fn split_every_tenth(t: &Tensor, objects: &[Vec<Object>]) -> Result<[(Tensor, Ve
 }
 
 fn train(a: TrainArgs) -> Result<()> {
+    fovea_vision::train::check_new_folder(&a.out, a.force)?;
     if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 {
         bail!("--epochs, --batch-size and --train-size must be at least 1");
     }

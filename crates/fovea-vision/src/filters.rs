@@ -48,7 +48,7 @@ pub fn parse_matrix(text: &str) -> std::result::Result<Tensor, String> {
 }
 
 pub fn read_matrix(path: &Path) -> Result<Tensor> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = fovea::budget::read_text(path)?;
     parse_matrix(&text).map_err(|msg| Error::format(path, msg))
 }
 

@@ -5,7 +5,7 @@ use image::imageops::FilterType;
 use std::path::Path;
 
 fn open(path: &Path) -> Result<image::DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = fovea::budget::read_file(path)?;
     let reader =
         image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
     // the JPEG decoder fills a cut-off file in with grey; say it is cut off instead
@@ -16,17 +16,48 @@ fn open(path: &Path) -> Result<image::DynamicImage> {
     let header =
         image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
     let (w, h) = header.into_dimensions().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
-    if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(Error::format(
-            path,
-            format!("declares {w}x{h} pixels; fovea reads pictures of up to {} megapixels", MAX_PIXELS / 1_000_000),
-        ));
+    // the decoded 8-bit pixels (up to 4 channels) and the f32 RGB tensor made from them
+    fovea::budget::check(&format!("{}: {w}x{h} pixels", path.display()), w as u64 * h as u64 * 16)?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        match decode_jpeg_strictly(&bytes) {
+            Ok(img) => return Ok(img),
+            // what libjpeg does with a damaged file: decode what is there, and say so
+            Err(e) => {
+                eprintln!("warning: {}: corrupt JPEG data ({e}); parts of the picture may be grey", path.display())
+            }
+        }
     }
     reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
 }
 
-/// The largest picture fovea decodes (as f32 RGB it takes 1.2 GB).
-const MAX_PIXELS: u64 = 100_000_000;
+/// A JPEG decoded as `image` decodes it (the same decoder and colours), but with an error
+/// where `image` would quietly fill missing or corrupt data with grey.
+fn decode_jpeg_strictly(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    use image::{DynamicImage, ImageBuffer};
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    // zune-jpeg takes an end-of-image marker met before the last block for the end of the
+    // picture (as in Ultra HDR files) and fills the rest with grey, even in strict mode;
+    // without the final marker, a cut-off file runs out of data instead, which is an error
+    let bytes = bytes.strip_suffix(&[0xff, 0xd9]).unwrap_or(bytes);
+    let options = DecoderOptions::default().set_strict_mode(true).set_max_width(usize::MAX).set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions().ok_or("no dimensions")?;
+    let out = match decoder.input_colorspace() {
+        Some(c @ (ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)) => c,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(decoder.options().jpeg_set_out_colorspace(out));
+    let pixels = decoder.decode().map_err(|e| e.to_string())?;
+    let (w, h) = (w as u32, h as u32);
+    let img = match out {
+        ColorSpace::Luma => ImageBuffer::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8),
+        ColorSpace::LumaA => ImageBuffer::from_raw(w, h, pixels).map(DynamicImage::ImageLumaA8),
+        ColorSpace::RGBA => ImageBuffer::from_raw(w, h, pixels).map(DynamicImage::ImageRgba8),
+        _ => ImageBuffer::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
+    };
+    img.ok_or_else(|| "the decoded pixels do not fill the picture".to_string())
+}
 
 /// A greyscale image as `[H, W]` with values 0..255.
 pub fn load_gray(path: &Path) -> Result<Tensor> {
@@ -127,14 +158,40 @@ fn bilinear_weights(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
 /// Resizes `[C, H, W]` to `[C, out_h, out_w]` with antialiased bilinear interpolation:
 /// torchvision's `resize(..., antialias=True)` on a float tensor. Width first, then height.
 pub fn resize_bilinear(t: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    resize_bilinear_window(t, out_h, out_w, (0, 0), (out_h, out_w))
+}
+
+/// The window of `size` (height, width) at `top_left` of [`resize_bilinear`]'s output, made
+/// without the rest of it: a centre crop of a huge resize costs only the crop.
+pub fn resize_bilinear_window(
+    t: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    (top, left): (usize, usize),
+    (crop_h, crop_w): (usize, usize),
+) -> Result<Tensor> {
     let &[c, h, w] = t.shape() else {
         return Err(Error::shape("resize_bilinear", format!("expected [C, H, W], got {:?}", t.shape())));
     };
     if h == 0 || w == 0 || out_h == 0 || out_w == 0 {
         return Err(Error::Invalid(format!("cannot resize a {h}x{w} image to {out_h}x{out_w}")));
     }
-    fovea::tensor::checked_numel("resize_bilinear", &[c, out_h.max(h), out_w.max(w)])?;
-    let (wx, wy) = (bilinear_weights(w, out_w), bilinear_weights(h, out_h));
+    if crop_h == 0 || crop_w == 0 || top + crop_h > out_h || left + crop_w > out_w {
+        return Err(Error::Invalid(format!(
+            "the window {crop_h}x{crop_w} at ({top}, {left}) is not inside the {out_h}x{out_w} resize"
+        )));
+    }
+    // the weights of every output column and row, then the intermediate and the result
+    fovea::budget::check_shape("resize_bilinear: weights", &[out_h.saturating_add(out_w), 16])?;
+    fovea::tensor::checked_numel("resize_bilinear", &[c, h, crop_w])?;
+    fovea::tensor::checked_numel("resize_bilinear", &[c, crop_h, crop_w])?;
+    let mut wx = bilinear_weights(w, out_w);
+    wx.truncate(left + crop_w);
+    wx.drain(..left);
+    let mut wy = bilinear_weights(h, out_h);
+    wy.truncate(top + crop_h);
+    wy.drain(..top);
+    let (out_h, out_w) = (crop_h, crop_w);
     let x = t.data();
     let mut rows = vec![0.0f32; c * h * out_w];
     for (src, dst) in x.chunks_exact(w).zip(rows.chunks_exact_mut(out_w)) {

@@ -13,7 +13,7 @@ use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochMetrics {
@@ -42,6 +42,9 @@ pub struct RunMeta {
     /// The image folder trained on; `None`: Fashion-MNIST.
     #[serde(default)]
     pub data: Option<String>,
+    /// Only this many training images (`--train-size`); `None`: all.
+    #[serde(default)]
+    pub train_size: Option<usize>,
     pub classes: usize,
     pub class_names: Vec<String>,
     pub optimizer: String,
@@ -93,6 +96,24 @@ impl RunMeta {
 }
 
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// Checks that a new run (or dataset) may be written to `dir`: a folder that already holds
+/// files is refused, so that nothing saved is replaced, unless `force`.
+pub fn check_new_folder(dir: &Path, force: bool) -> Result<()> {
+    let holds_files = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if dir.is_dir() => return Err(Error::io(dir, e)),
+        Err(_) => return Err(Error::Invalid(format!("--out {} is not a folder", dir.display()))),
+    };
+    if holds_files && !force {
+        return Err(Error::Invalid(format!(
+            "--out {} already holds files (an earlier run?); choose another --out, or give --force to replace them",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
 const META_KEY: &str = "fovea";
 const OPTIM_PREFIX: &str = "optimizer.";
 
@@ -145,6 +166,8 @@ pub fn load_network<T: DeserializeOwned>(
 
 /// A loaded checkpoint: metadata, model tensors, optimizer tensors.
 pub struct Checkpoint {
+    /// The file it was read from.
+    pub file: PathBuf,
     pub meta: RunMeta,
     pub model: BTreeMap<String, Tensor>,
     pub optimizer: BTreeMap<String, Tensor>,
@@ -172,13 +195,20 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
             None => model.insert(name, t),
         };
     }
-    Ok(Checkpoint { meta, model, optimizer })
+    Ok(Checkpoint { file, meta, model, optimizer })
 }
 
 /// Rebuilds a model from a checkpoint and loads its weights.
 pub fn model_from_checkpoint(ckpt: &Checkpoint) -> Result<Box<dyn Module>> {
-    let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0))?;
-    load_state_dict(model.as_ref(), &ckpt.model)?;
+    let in_file = |e: Error| Error::format(&ckpt.file, e.to_string());
+    let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0)).map_err(in_file)?;
+    load_state_dict(model.as_ref(), &ckpt.model).map_err(in_file)?;
+    // the metadata's input shape must be one the network takes
+    let mut input = vec![1];
+    input.extend(ckpt.meta.input_shape().map_err(in_file)?);
+    model.output_shape(&input).map_err(|e| {
+        Error::format(&ckpt.file, format!("{} cannot take the input {input:?} it states ({e})", ckpt.meta.model))
+    })?;
     Ok(model)
 }
 

@@ -146,6 +146,9 @@ impl Module for Frozen<'_> {
     fn forward(&self, x: &Var) -> Result<Var> {
         self.tail().forward(&Var::constant(self.features(&x.tensor())?))
     }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Layers(self.layers).output_shape(input)
+    }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.tail().visit(prefix, f)
     }

@@ -10,9 +10,11 @@
 //! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names);
 //! - [`optim`]: SGD, Adam, AdamW;
 //! - [`io`]: safetensors checkpoints and `.npy` arrays;
+//! - [`budget`]: the memory budget every size from a user or a file is checked against;
 //! - [`summary`]: per-layer shapes, parameters and multiply-adds.
 
 pub mod autograd;
+pub mod budget;
 pub mod error;
 pub mod io;
 pub mod kernels;

@@ -5,10 +5,8 @@
 //! (28, 28, 6) is `6x28x28` here. Multiply-adds count convolutions and fully connected
 //! layers (what dominates, and what the notes count); pooling and activations count 0.
 
-use crate::autograd::{no_grad, Var};
 use crate::error::{Error, Result};
 use crate::nn::Module;
-use crate::tensor::Tensor;
 
 /// One row of a summary.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,19 +54,16 @@ pub struct Summary {
     pub total_macs: usize,
 }
 
-/// Runs one zero sample of shape `input` (no batch axis) through `model` in evaluation
-/// mode, without gradients, and collects a row per layer. Leaves the model in evaluation
-/// mode.
+/// A row per layer of `model` for one sample of shape `input` (no batch axis), from the
+/// shapes alone: nothing is allocated for activations and nothing runs.
 pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     if input.is_empty() || input.contains(&0) {
         return Err(Error::Invalid(format!("summary input shape {input:?} must be non-empty with no zero size")));
     }
     let mut shape = vec![1];
     shape.extend(input);
-    crate::tensor::checked_numel("summary", &shape)?;
-    model.set_training(false);
     let mut layers = Vec::new();
-    no_grad(|| model.forward_summary("", &Var::constant(Tensor::zeros(&shape)), &mut layers))?;
+    model.summarize("", &shape, &mut layers)?;
     let total_params = layers.iter().map(|l| l.params).sum();
     let training_only_params = crate::nn::parameter_count(model).saturating_sub(total_params);
     let total_macs = layers.iter().map(|l| l.macs).sum();

@@ -49,6 +49,12 @@ impl FashionMnist {
             return Err(Error::format(&lbl_path, format!("label {bad} is not a Fashion-MNIST class (0-9)")));
         }
         let (n, h, w) = (images.dims[0], images.dims[1], images.dims[2]);
+        if n == 0 {
+            return Err(Error::format(&img_path, "holds no images"));
+        }
+        if (h, w) != (28, 28) {
+            return Err(Error::format(&img_path, format!("holds {h}x{w} images; Fashion-MNIST's are 28x28")));
+        }
         let pixels = images.data.iter().map(|&p| p as f32 / 255.0).collect();
         Ok(Dataset {
             images: Tensor::new(&[n, 1, h, w], pixels)?,

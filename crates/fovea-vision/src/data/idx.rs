@@ -17,18 +17,16 @@ pub struct IdxArray {
 /// Reads an IDX file, decompressing it if its name ends in `.gz`. Checks the magic number,
 /// the dimensions and that the data length matches them exactly.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let raw = fovea::budget::read_file(path)?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
-        // A bound on the decompressed size, so that a corrupt file cannot exhaust memory.
-        const MAX_BYTES: u64 = 1 << 30;
+        // the decompressed size within the memory budget, so that a corrupt file cannot exhaust memory
+        let limit = fovea::budget::limit()?;
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])
-            .take(MAX_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::format(path, format!("corrupt or truncated gzip data: {e}")))?;
-        if out.len() as u64 > MAX_BYTES {
-            return Err(Error::format(path, format!("decompresses to more than {MAX_BYTES} bytes")));
-        }
+        fovea::budget::check(&format!("{} decompressed", path.display()), out.len() as u64)?;
         out
     } else {
         raw

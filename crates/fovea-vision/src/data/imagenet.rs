@@ -1,7 +1,7 @@
 //! ImageNet-1k: the 1000 class names (in torchvision's order) and the evaluation
 //! preprocessing of torchvision's pretrained classifiers.
 
-use crate::image::resize_bilinear;
+use crate::image::resize_bilinear_window;
 use fovea::{Error, Result, Tensor};
 
 /// Per-channel mean and standard deviation of ImageNet's training images (RGB, 0..1).
@@ -38,21 +38,35 @@ pub fn preprocess(rgb: &Tensor, resize: usize, crop: usize) -> Result<Tensor> {
     }
     // the shorter side becomes `resize`, the longer one int(resize * long / short)
     let (nh, nw) = if h <= w { (resize, resize * w / h) } else { (resize * h / w, resize) };
-    let resized = resize_bilinear(rgb, nh, nw)?;
     let (top, left) = (half_round_even(nh - crop), half_round_even(nw - crop));
-    let mut out = Vec::with_capacity(3 * crop * crop);
-    for c in 0..3 {
-        let plane = &resized.data()[c * nh * nw..][..nh * nw];
-        for row in plane.chunks_exact(nw).skip(top).take(crop) {
-            out.extend(row[left..left + crop].iter().map(|v| (v - MEAN[c]) / STD[c]));
-        }
+    let mut out = resize_bilinear_window(rgb, nh, nw, (top, left), (crop, crop))?;
+    for (c, plane) in out.data_mut().chunks_exact_mut(crop * crop).enumerate() {
+        plane.iter_mut().for_each(|v| *v = (*v - MEAN[c]) / STD[c]);
     }
-    Tensor::new(&[3, crop, crop], out)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_centre_crop_is_made_without_the_whole_resize() {
+        // a thin picture: the whole resize would be 256 x 2560
+        let rgb = Tensor::new(&[3, 10, 100], (0..3000).map(|v| (v % 97) as f32 / 97.0).collect()).unwrap();
+        let full = crate::image::resize_bilinear(&rgb, 256, 2560).unwrap();
+        let (top, left) = (half_round_even(256 - 224), half_round_even(2560 - 224));
+        let mut want = Vec::new();
+        for c in 0..3 {
+            for row in full.data()[c * 256 * 2560..][..256 * 2560].chunks(2560).skip(top).take(224) {
+                want.extend(row[left..left + 224].iter().map(|v| (v - MEAN[c]) / STD[c]));
+            }
+        }
+        assert_eq!(preprocess(&rgb, 256, 224).unwrap().data(), &want[..]);
+        // a 4000x2 picture costs its crop, not a 512,000-pixel-wide resize
+        let thin = Tensor::full(&[3, 2, 4000], 0.5);
+        assert_eq!(preprocess(&thin, 256, 224).unwrap().shape(), &[3, 224, 224]);
+    }
 
     #[test]
     fn thousand_names_and_python_rounding() {

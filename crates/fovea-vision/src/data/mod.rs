@@ -17,29 +17,13 @@ pub fn is_fashion_mnist(dir: &Path) -> bool {
     dir.join("train-images-idx3-ubyte.gz").exists()
 }
 
-/// Datasets are held in memory as f32 at the model's input size; more than this is refused.
-const MAX_DATASET_BYTES: usize = 16 << 30;
-
-/// Refuses `n` images of `shape` that would not fit in memory, saying how to make them fit.
+/// Refuses `n` images of `shape` as f32 if they would not fit the memory budget.
 fn check_memory(n: usize, shape: [usize; 3]) -> Result<()> {
-    let bytes = shape.iter().try_fold(n.saturating_mul(4), |b, &d| b.checked_mul(d)).unwrap_or(usize::MAX);
-    if bytes > MAX_DATASET_BYTES {
-        return Err(fovea::Error::Invalid(format!(
-            "{n} images of {}x{}x{} take {:.1} GiB as f32, over the {} GiB fovea holds in memory; \
-             use a smaller --image-size or --train-size",
-            shape[0],
-            shape[1],
-            shape[2],
-            bytes as f64 / (1u64 << 30) as f64,
-            MAX_DATASET_BYTES >> 30
-        )));
-    }
-    Ok(())
+    let what =
+        format!("{n} images of {}x{}x{} (use a smaller --image-size or --train-size)", shape[0], shape[1], shape[2]);
+    fovea::budget::check_shape(&what, &[n, shape[0], shape[1], shape[2]]).map(|_| ())
 }
 
-/// A split of the dataset in `dir` (Fashion-MNIST's IDX files, or an image folder) with
-/// every image fitted to `shape` (`[C, H, W]`), and the class names. `limit` keeps only
-/// that many images: Fashion-MNIST's first ones, an image folder's from each class in turn.
 pub fn load(dir: &Path, split: Split, shape: [usize; 3], limit: Option<usize>) -> Result<(Dataset, Vec<String>)> {
     if !is_fashion_mnist(dir) {
         return image_folder::load_image_folder(dir, split, shape, limit);

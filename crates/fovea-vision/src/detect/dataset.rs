@@ -23,6 +23,10 @@ pub struct DetectionSet {
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// The most classes a dataset without `classes.txt` may use (ImageNet's count): a larger id
+/// there is taken for a typing error rather than a reason to build a huge classifier.
+pub const MAX_UNNAMED_CLASSES: usize = 1000;
+
 /// Reads one label file: `class cx cy w h` per line (blank lines allowed); errors name the
 /// file and line.
 pub fn parse_labels(text: &str, path: &Path, classes: Option<usize>) -> Result<Vec<Object>> {
@@ -37,8 +41,18 @@ pub fn parse_labels(text: &str, path: &Path, classes: Option<usize>) -> Result<V
             return Err(at(format!("expected 'class cx cy w h', got {} values", fields.len())));
         }
         let class: usize = fields[0].parse().map_err(|_| at(format!("class '{}' is not a whole number", fields[0])))?;
-        if classes.is_some_and(|c| class >= c) {
-            return Err(at(format!("class {class} is out of range: classes.txt names {}", classes.unwrap_or(0))));
+        match classes {
+            Some(c) if class >= c => {
+                return Err(at(format!("class {class} is out of range: classes.txt names {c} (0 to {})", c - 1)))
+            }
+            None if class >= MAX_UNNAMED_CLASSES => {
+                return Err(at(format!(
+                    "class {class} is out of range: without classes.txt, ids run from 0 to {} \
+                     (name the classes in classes.txt, one a line, for more)",
+                    MAX_UNNAMED_CLASSES - 1
+                )))
+            }
+            _ => {}
         }
         let mut v = [0f32; 4];
         for (k, f) in fields[1..].iter().enumerate() {
@@ -71,7 +85,7 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
     }
     let names_file = dir.join("classes.txt");
     let named: Option<Vec<String>> = if names_file.exists() {
-        let text = std::fs::read_to_string(&names_file).map_err(|e| Error::io(&names_file, e))?;
+        let text = fovea::budget::read_text(&names_file)?;
         Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
     } else {
         None
@@ -81,7 +95,7 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
         // `frame.0001.png` -> `labels/frame.0001.txt`
         let label = dir.join("labels").join(format!("{}.txt", img.file_stem().unwrap_or_default().to_string_lossy()));
         objects.push(if label.exists() {
-            let text = std::fs::read_to_string(&label).map_err(|e| Error::io(&label, e))?;
+            let text = fovea::budget::read_text(&label)?;
             parse_labels(&text, &label, named.as_ref().map(Vec::len))?
         } else {
             Vec::new() // a picture without a label file is background
@@ -128,10 +142,17 @@ impl DetectionSet {
 }
 
 /// Writes `count` synthetic pictures (`shapes::generate(seed, i)`) to `dir` in the darknet
-/// layout, with `classes.txt` and the landmarks.
-pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig) -> Result<()> {
-    // never mix with (or overwrite) a dataset already there
-    if std::fs::read_dir(dir.join("images")).is_ok_and(|mut d| d.next().is_some()) {
+/// layout, with `classes.txt` and the landmarks. A dataset already in `dir` is refused, or
+/// with `replace`, removed first (so that the two never mix).
+pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, replace: bool) -> Result<()> {
+    if replace {
+        for sub in ["images", "labels", "landmarks"] {
+            match std::fs::remove_dir_all(dir.join(sub)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(dir.join(sub), e)),
+                _ => {}
+            }
+        }
+    } else if std::fs::read_dir(dir.join("images")).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::format(dir, "already holds a dataset (images/ is not empty); choose another folder"));
     }
     for sub in ["images", "labels", "landmarks"] {

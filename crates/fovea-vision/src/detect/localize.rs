@@ -80,9 +80,9 @@ pub fn regressor(size: usize, outputs: usize, rng: &mut Rng) -> Result<Sequentia
     let cells = (size / 16) * (size / 16);
     Ok(net
         .add("flatten", Flatten)
-        .add("fc1", Linear::new(128 * cells, 256, true, Init::PytorchDefault, rng))
+        .add("fc1", Linear::new(128 * cells, 256, true, Init::PytorchDefault, rng)?)
         .add("relu5", Activation::Relu)
-        .add("fc2", Linear::new(256, outputs, true, Init::PytorchDefault, rng)))
+        .add("fc2", Linear::new(256, outputs, true, Init::PytorchDefault, rng)?))
 }
 
 /// The target y of a picture with at most one object (boxes relative to the picture).

@@ -24,30 +24,53 @@ fn db_error(path: &Path, e: rusqlite::Error) -> Error {
     Error::format(path, format!("face database: {e}"))
 }
 
+/// Refuses a SQLite database that is not one of fovea's face databases (an empty one,
+/// about to be made one, passes).
+fn check_format(conn: &Connection, path: &Path) -> Result<()> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| first_read_error(path, e))?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let format: Option<String> = if tables.iter().any(|t| t == "meta") {
+        conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| db_error(path, e))?
+    } else {
+        None
+    };
+    if format.as_deref() != Some(FORMAT) {
+        return Err(Error::format(path, "is a SQLite database, but not one of fovea's face databases"));
+    }
+    Ok(())
+}
+
+/// `e` from reading the tables that tell a face database: a file that is not SQLite is
+/// "not a face database"; anything else (a locked or unreadable file) says what it is.
+fn first_read_error(path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => Error::format(path, "not a face database (not a SQLite file)"),
+        _ => db_error(path, e),
+    }
+}
+
 impl FaceDb {
-    /// Opens (or creates) the database at `path`. A file that is not SQLite, or a SQLite
-    /// database of something else, is refused.
+    /// Opens (or creates) the database at `path` for reading and writing. A file that is
+    /// not SQLite, or a SQLite database of something else, is refused; so is a read-only
+    /// one (use [`FaceDb::open_read_only`] to read it).
     pub fn open(path: &Path) -> Result<FaceDb> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, e))?;
         let err = |e| db_error(path, e);
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        // the first read tells a SQLite file from anything else
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| Error::format(path, format!("not a face database ({e})")))?;
-        if !tables.is_empty() {
-            let format: Option<String> = if tables.iter().any(|t| t == "meta") {
-                conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))
-                    .optional()
-                    .map_err(err)?
-            } else {
-                None
-            };
-            if format.as_deref() != Some(FORMAT) {
-                return Err(Error::format(path, "is a SQLite database, but not one of fovea's face databases"));
-            }
+        check_format(&conn, path)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
+            return Err(Error::format(
+                path,
+                "the face database is read-only here (its file or folder cannot be written)",
+            ));
         }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
@@ -68,13 +91,34 @@ impl FaceDb {
         Ok(FaceDb { conn, path: path.to_path_buf() })
     }
 
-    /// Adds a descriptor of `name` (creating the person), taken from `source`.
-    pub fn enroll(&mut self, name: &str, descriptor: &[f32], source: &str) -> Result<()> {
+    /// Opens an existing database at `path` for reading only: it works on a read-only file
+    /// and in a read-only folder, where SQLite cannot make the files a WAL database reads
+    /// through (the database is then read as it is on disk).
+    pub fn open_read_only(path: &Path) -> Result<FaceDb> {
+        if !path.is_file() {
+            return Err(Error::format(path, "no face database here (enrol someone first)"));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let open = |uri: String| -> Result<Connection> {
+            let conn = Connection::open_with_flags(uri, flags).map_err(|e| db_error(path, e))?;
+            conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_error(path, e))?;
+            check_format(&conn, path)?;
+            Ok(conn)
+        };
+        let plain = path.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+        let conn = open(format!("file:{plain}")).or_else(|_| open(format!("file:{plain}?immutable=1")))?;
+        Ok(FaceDb { conn, path: path.to_path_buf() })
+    }
+
+    /// Adds descriptors of `name` (creating the person), each with the picture it was taken
+    /// from, in one transaction: all of them or, if anything fails (or the process is
+    /// killed), none.
+    pub fn enroll(&mut self, name: &str, faces: &[(&[f32], &str)]) -> Result<()> {
         if name.trim().is_empty() {
             return Err(Error::Invalid("a person needs a name".into()));
         }
-        if descriptor.len() != 128 {
-            return Err(Error::Invalid(format!("a face descriptor has 128 values, not {}", descriptor.len())));
+        if let Some((d, source)) = faces.iter().find(|(d, _)| d.len() != 128) {
+            return Err(Error::Invalid(format!("a face descriptor has 128 values, not {} ({source})", d.len())));
         }
         let path = self.path.clone();
         let err = |e| db_error(&path, e);
@@ -82,12 +126,14 @@ impl FaceDb {
         tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", params![name]).map_err(err)?;
         let id: i64 =
             tx.query_row("SELECT id FROM people WHERE name = ?1", params![name], |r| r.get(0)).map_err(err)?;
-        let blob: Vec<u8> = descriptor.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tx.execute(
-            "INSERT INTO descriptors (person, descriptor, source) VALUES (?1, ?2, ?3)",
-            params![id, blob, source],
-        )
-        .map_err(err)?;
+        for (descriptor, source) in faces {
+            let blob: Vec<u8> = descriptor.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tx.execute(
+                "INSERT INTO descriptors (person, descriptor, source) VALUES (?1, ?2, ?3)",
+                params![id, blob, source],
+            )
+            .map_err(err)?;
+        }
         tx.commit().map_err(err)
     }
 

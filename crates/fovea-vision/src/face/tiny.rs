@@ -76,6 +76,9 @@ impl TinyFaceDetector {
         if input_size == 0 || !input_size.is_multiple_of(32) {
             return Err(Error::Invalid(format!("the input size must be a multiple of 32, not {input_size}")));
         }
+        // the input and the first layers' 16-channel maps at full size
+        let side = input_size as u64;
+        fovea::budget::check(&format!("input size {input_size}"), side.saturating_mul(side).saturating_mul(35 * 4))?;
         let (h, w) = (rgb.shape().get(1).copied().unwrap_or(0), rgb.shape().get(2).copied().unwrap_or(0));
         let (x, (rw, rh)) = network_input(rgb, input_size, false, |c, v| (v - MEAN[c]) / 255.0)?;
         let out = no_grad(|| self.forward(&Var::constant(x)))?.tensor();

@@ -30,12 +30,12 @@ pub fn alexnet(classes: usize, rng: &mut Rng) -> Result<Sequential> {
         .push(pool());
     let classifier = Sequential::new()
         .push(Dropout::new(0.5)?)
-        .push(Linear::new(256 * 6 * 6, 4096, true, init, rng))
+        .push(Linear::new(256 * 6 * 6, 4096, true, init, rng)?)
         .push(Activation::Relu)
         .push(Dropout::new(0.5)?)
-        .push(Linear::new(4096, 4096, true, init, rng))
+        .push(Linear::new(4096, 4096, true, init, rng)?)
         .push(Activation::Relu)
-        .push(Linear::new(4096, classes, true, init, rng));
+        .push(Linear::new(4096, classes, true, init, rng)?);
     Ok(Sequential::new()
         .add("features", features)
         .add("avgpool", AdaptiveAvgPool(vec![6, 6]))

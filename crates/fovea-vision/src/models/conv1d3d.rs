@@ -38,7 +38,7 @@ fn conv_net(
     Ok(net
         .add("gap", AdaptiveAvgPool(vec![1; dims]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)))
+        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)?))
 }
 
 /// A 1-D CNN for ECG strips: four blocks (16, 32, 64, 64 channels, kernel 7, pooling by 4),

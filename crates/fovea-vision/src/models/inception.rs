@@ -8,13 +8,13 @@
 
 use fovea::nn::init::Init;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Calls, Conv, Dropout, Flatten, Linear, Module, Pool, Sequential,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, Module, Pool, Sequential,
     TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::summary::LayerSummary;
 use fovea::tensor::Tensor;
-use fovea::{Result, Rng, Var};
+use fovea::{Error, Result, Rng, Var};
 
 /// Convolution (no bias) + batch norm + ReLU: torchvision's `BasicConv2d`.
 fn basic_conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
@@ -75,19 +75,23 @@ impl Inception {
         ];
         Ok(Inception { branches, c_in, c_out: w.out() })
     }
-
-    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
-        let mut outs = Vec::with_capacity(4);
-        for (i, b) in self.branches.iter().enumerate() {
-            outs.push(calls.call(&format!("branch{}", i + 1), b, x)?);
-        }
-        ops::concat(&outs.iter().collect::<Vec<_>>(), 1)
-    }
 }
 
 impl Module for Inception {
     fn forward(&self, x: &Var) -> Result<Var> {
-        self.run(x, &mut Calls::Plain)
+        let outs = self.branches.iter().map(|b| b.forward(x)).collect::<Result<Vec<_>>>()?;
+        ops::concat(&outs.iter().collect::<Vec<_>>(), 1)
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let outs = self.branches.iter().map(|b| b.output_shape(input)).collect::<Result<Vec<_>>>()?;
+        let mut y = outs[0].clone();
+        for o in &outs[1..] {
+            if o.len() != y.len() || o[0] != y[0] || o[2..] != y[2..] {
+                return Err(Error::shape("inception", format!("branch outputs {outs:?} cannot be concatenated")));
+            }
+            y[1] += o[1];
+        }
+        Ok(y)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (i, b) in self.branches.iter().enumerate() {
@@ -100,10 +104,14 @@ impl Module for Inception {
     fn describe(&self) -> String {
         format!("Inception({} -> {})", self.c_in, self.c_out)
     }
-    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
+    /// One row for the whole module (as the notes' table), with its branches' costs.
+    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
         let mut inner = Vec::new();
-        let y = self.run(x, &mut Calls::Summary { prefix, rows: &mut inner })?;
-        let mut row = LayerSummary::new(prefix, &self.describe(), &y.shape(), inner.iter().map(|r| r.params).sum(), 0);
+        for (i, b) in self.branches.iter().enumerate() {
+            b.summarize(&format!("branch{}", i + 1), input, &mut inner)?;
+        }
+        let y = self.output_shape(input)?;
+        let mut row = LayerSummary::new(prefix, &self.describe(), &y, inner.iter().map(|r| r.params).sum(), 0);
         row.macs = inner.iter().map(|r| r.macs).sum();
         rows.push(row);
         Ok(y)
@@ -117,10 +125,10 @@ fn inception_aux(c_in: usize, classes: usize, rng: &mut Rng) -> Result<Sequentia
         .add("pool", AdaptiveAvgPool(vec![4, 4]))
         .add("conv", basic_conv(c_in, 128, 1, 1, rng)?)
         .add("flatten", Flatten)
-        .add("fc1", Linear::new(128 * 4 * 4, 1024, true, init, rng))
+        .add("fc1", Linear::new(128 * 4 * 4, 1024, true, init, rng)?)
         .add("relu", Activation::Relu)
         .add("dropout", Dropout::new(0.7)?)
-        .add("fc2", Linear::new(1024, classes, true, init, rng)))
+        .add("fc2", Linear::new(1024, classes, true, init, rng)?))
 }
 
 /// GoogLeNet. The auxiliary classifiers run only through [`Module::forward_aux`], which
@@ -187,15 +195,15 @@ impl GoogLeNet {
         } else {
             (None, None)
         };
-        let fc = Linear::new(1024, classes, true, Init::Normal(0.01), rng);
+        let fc = Linear::new(1024, classes, true, Init::Normal(0.01), rng)?;
         Ok(GoogLeNet { trunk, aux1, aux2, fc, transform_input: false })
     }
 
-    fn run(&self, x: &Var, calls: &mut Calls, with_aux: bool) -> Result<(Var, Vec<Var>)> {
+    fn run(&self, x: &Var, with_aux: bool) -> Result<(Var, Vec<Var>)> {
         let mut h = if self.transform_input { transform_input(x)? } else { x.clone() };
         let mut aux = Vec::new();
         for (name, layer) in self.trunk.layers() {
-            h = calls.call(name, layer.as_ref(), &h)?;
+            h = layer.forward(&h)?;
             let head = match name.as_str() {
                 "inception4a" => &self.aux1,
                 "inception4d" => &self.aux2,
@@ -205,7 +213,7 @@ impl GoogLeNet {
                 aux.push(head.forward(&h)?);
             }
         }
-        Ok((calls.call("fc", &self.fc, &h)?, aux))
+        Ok((self.fc.forward(&h)?, aux))
     }
 }
 
@@ -219,11 +227,14 @@ fn transform_input(x: &Var) -> Result<Var> {
 
 impl Module for GoogLeNet {
     fn forward(&self, x: &Var) -> Result<Var> {
-        Ok(self.run(x, &mut Calls::Plain, false)?.0)
+        Ok(self.run(x, false)?.0)
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.summarize("", input, &mut Vec::new())
     }
     /// The main output and `[aux1, aux2]` (empty when built without them).
     fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
-        self.run(x, &mut Calls::Plain, true)
+        self.run(x, true)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         // torchvision's state_dict order: trunk, aux1, aux2, fc
@@ -247,7 +258,12 @@ impl Module for GoogLeNet {
     fn describe(&self) -> String {
         "GoogLeNet".into()
     }
-    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        Ok(self.run(x, &mut Calls::Summary { prefix, rows }, false)?.0)
+    /// The trunk's and `fc`'s rows; the auxiliary classifiers are training-only.
+    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        if input.get(1) != Some(&3) && self.transform_input {
+            return Err(Error::shape("googlenet", format!("transform_input needs 3 channels, got {input:?}")));
+        }
+        let h = self.trunk.summarize(prefix, input, rows)?;
+        self.fc.summarize(&join_name(prefix, "fc"), &h, rows)
     }
 }

@@ -19,11 +19,11 @@ pub fn lenet5(classes: usize, rng: &mut Rng) -> Result<Sequential> {
         .add("relu2", Activation::Relu)
         .add("pool2", Pool::max(PoolOptions::new(2)))
         .add("flatten", Flatten)
-        .add("fc3", Linear::new(400, 120, true, init, rng))
+        .add("fc3", Linear::new(400, 120, true, init, rng)?)
         .add("relu3", Activation::Relu)
-        .add("fc4", Linear::new(120, 84, true, init, rng))
+        .add("fc4", Linear::new(120, 84, true, init, rng)?)
         .add("relu4", Activation::Relu)
-        .add("fc5", Linear::new(84, classes, true, init, rng)))
+        .add("fc5", Linear::new(84, classes, true, init, rng)?))
 }
 
 /// A stronger small CNN: two conv-BN-ReLU blocks of 32 and 64 channels, each followed by
@@ -45,10 +45,10 @@ pub fn cnn_bn(classes: usize, rng: &mut Rng) -> Result<Sequential> {
         .add("pool2", Pool::max(PoolOptions::new(2)))
         .add("flatten", Flatten)
         .add("dropout1", Dropout::new(0.25)?)
-        .add("fc1", Linear::new(64 * 7 * 7, 128, true, Init::PytorchDefault, rng))
+        .add("fc1", Linear::new(64 * 7 * 7, 128, true, Init::PytorchDefault, rng)?)
         .add("relu4", Activation::Relu)
         .add("dropout2", Dropout::new(0.5)?)
-        .add("fc2", Linear::new(128, classes, true, Init::PytorchDefault, rng)))
+        .add("fc2", Linear::new(128, classes, true, Init::PytorchDefault, rng)?))
 }
 
 #[cfg(test)]

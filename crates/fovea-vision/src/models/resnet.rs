@@ -3,8 +3,7 @@
 
 use fovea::nn::init::Init;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Calls, Conv, Flatten, Linear, Module, Pool, Sequential,
-    TensorKind,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, Module, Pool, Sequential, TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::summary::LayerSummary;
@@ -29,15 +28,39 @@ pub struct Residual {
 }
 
 impl Residual {
-    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
-        let y = calls.call("", &self.main, x)?;
+    /// The output shape, appending rows for the block's layers, its own addition and ReLU.
+    fn shapes(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        let y = self.main.summarize(prefix, input, rows)?;
         let shortcut = match &self.shortcut {
             Shortcut::Plain => {
-                let out = ops::relu(&y);
-                calls.row("", "ReLU", &out);
-                return Ok(out);
+                rows.push(LayerSummary::new(prefix, "ReLU", &y, 0, 0));
+                return Ok(y);
             }
-            Shortcut::Projection(Some(d)) => calls.call("downsample", d, x)?,
+            Shortcut::Projection(Some(d)) => d.summarize(&join_name(prefix, "downsample"), input, rows)?,
+            Shortcut::Projection(None) => input.to_vec(),
+            &Shortcut::ZeroPad { stride, extra } => {
+                let mut s = PoolOptions::new(1).stride(stride).output_shape(input)?;
+                s[1] += extra;
+                s
+            }
+        };
+        if shortcut != y {
+            return Err(Error::shape(
+                "residual",
+                format!("the block's output {y:?} and its shortcut {shortcut:?} differ for input {input:?}"),
+            ));
+        }
+        rows.push(LayerSummary::new(prefix, "Add+ReLU", &y, 0, 0));
+        Ok(y)
+    }
+}
+
+impl Module for Residual {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let y = self.main.forward(x)?;
+        let shortcut = match &self.shortcut {
+            Shortcut::Plain => return Ok(ops::relu(&y)),
+            Shortcut::Projection(Some(d)) => d.forward(x)?,
             Shortcut::Projection(None) | Shortcut::ZeroPad { stride: 1, extra: 0 } => x.clone(),
             &Shortcut::ZeroPad { stride, extra } => {
                 // a 1x1 window with a stride keeps every stride-th position
@@ -45,15 +68,10 @@ impl Residual {
                 ops::pad(&sub, &[(extra / 2, extra - extra / 2), (0, 0), (0, 0)], 0.0)?
             }
         };
-        let out = ops::relu(&ops::add(&y, &shortcut)?);
-        calls.row("", "Add+ReLU", &out);
-        Ok(out)
+        Ok(ops::relu(&ops::add(&y, &shortcut)?))
     }
-}
-
-impl Module for Residual {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        self.run(x, &mut Calls::Plain)
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.shapes("", input, &mut Vec::new())
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.main.visit(prefix, f);
@@ -70,8 +88,8 @@ impl Module for Residual {
     fn describe(&self) -> String {
         "Residual".into()
     }
-    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        self.run(x, &mut Calls::Summary { prefix, rows })
+    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        self.shapes(prefix, input, rows)
     }
 }
 
@@ -155,7 +173,7 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
     Ok(net
         .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)))
+        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)?))
 }
 
 /// He et al.'s CIFAR-10 networks (section 4.2), for `c_in`-channel images as small as
@@ -170,6 +188,9 @@ pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng:
             "CIFAR-style networks have 6n+2 layers (8, 14, 20, 32, 44, 56, ...), not {depth}"
         )));
     }
+    // two 3x3 convolutions a block, n blocks a stage: about 18n(16² + 32² + 64²) weights
+    let n = (depth - 2) as u64 / 6;
+    fovea::budget::check(&format!("a {depth}-layer network's weights"), n.saturating_mul(18 * 5376 * 4))?;
     let mut net = Sequential::new()
         .add("conv1", conv(c_in, 16, 3, 1, rng)?)
         .add("bn1", BatchNorm::new(16))
@@ -188,5 +209,5 @@ pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng:
     Ok(net
         .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(64, classes, true, Init::PytorchDefault, rng)))
+        .add("fc", Linear::new(64, classes, true, Init::PytorchDefault, rng)?))
 }

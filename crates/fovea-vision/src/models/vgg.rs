@@ -22,13 +22,13 @@ pub fn vgg(depth: usize, batch_norm: bool, classes: usize, rng: &mut Rng) -> Res
     let features = vgg_features(depth, batch_norm, rng)?;
     let linear = |c_in, c_out, rng: &mut Rng| Linear::new(c_in, c_out, true, Init::Normal(0.01), rng);
     let classifier = Sequential::new()
-        .push(linear(512 * 7 * 7, 4096, rng))
+        .push(linear(512 * 7 * 7, 4096, rng)?)
         .push(Activation::Relu)
         .push(Dropout::new(0.5)?)
-        .push(linear(4096, 4096, rng))
+        .push(linear(4096, 4096, rng)?)
         .push(Activation::Relu)
         .push(Dropout::new(0.5)?)
-        .push(linear(4096, classes, rng));
+        .push(linear(4096, classes, rng)?);
     Ok(Sequential::new()
         .add("features", features)
         .add("avgpool", AdaptiveAvgPool(vec![7, 7]))

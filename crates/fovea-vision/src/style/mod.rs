@@ -10,6 +10,9 @@ use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The smallest picture side style transfer takes (MobileNet halves it four times by conv9).
+const MIN_SIDE: usize = 32;
+
 /// `[C, H, W]` or `[1, C, H, W]` activations as `[C, H W]`.
 fn channels_by_positions(a: &Var) -> Result<Var> {
     let s = a.shape();
@@ -232,8 +235,17 @@ pub fn stylize(
     let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
     let (h, w) = (content.shape()[1], content.shape()[2]);
+    // MobileNet's strided convolutions need some pixels to work on
+    for (what, t) in [("content", content), ("style", style)] {
+        let (th, tw) = (t.shape()[1], t.shape()[2]);
+        if th.min(tw) < MIN_SIDE {
+            return Err(Error::Invalid(format!(
+                "the {what} picture is {tw}x{th}; style transfer needs at least {MIN_SIDE}x{MIN_SIDE} pixels"
+            )));
+        }
+    }
     let jitter = config.jitter;
-    if jitter >= h.min(w) / 2 {
+    if jitter > 0 && jitter >= h.min(w) / 2 {
         return Err(Error::Invalid(format!("jitter {jitter} is too large for a {w}x{h} picture")));
     }
     // each step sees the picture cut to (h - jitter) x (w - jitter) at a random offset

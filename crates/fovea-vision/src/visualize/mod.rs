@@ -145,7 +145,7 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> TopK {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK { k, heap: BinaryHeap::new() }
     }
 
     pub fn push(&mut self, hit: Hit) {
@@ -198,10 +198,12 @@ pub fn patch(picture: &Tensor, field: &ReceptiveField, y: usize, x: usize) -> Te
 
 /// Pictures `[C, h, w]` (C = 1 or 3, values 0..1) laid out in a grid of `columns`, each
 /// scaled by `zoom`, with a 2-pixel white gap: an RGB canvas.
-pub fn grid(tiles: &[Tensor], columns: usize, zoom: usize) -> crate::draw::Canvas {
+pub fn grid(tiles: &[Tensor], columns: usize, zoom: usize) -> Result<crate::draw::Canvas> {
     let (th, tw) = tiles.first().map_or((1, 1), |t| (t.shape()[1], t.shape()[2]));
     let (cell_h, cell_w) = (th * zoom + 2, tw * zoom + 2);
     let rows = tiles.len().div_ceil(columns.max(1));
+    let (width, height) = (columns as u64 * cell_w as u64 + 2, rows as u64 * cell_h as u64 + 2);
+    fovea::budget::check(&format!("a grid of {} pictures ({width}x{height} pixels)", tiles.len()), width * height * 3)?;
     let mut canvas = crate::draw::Canvas::new(columns * cell_w + 2, rows * cell_h + 2, [255, 255, 255]);
     for (i, t) in tiles.iter().enumerate() {
         let (c, h, w) = (t.shape()[0], t.shape()[1], t.shape()[2]);
@@ -214,7 +216,7 @@ pub fn grid(tiles: &[Tensor], columns: usize, zoom: usize) -> crate::draw::Canva
             }
         }
     }
-    canvas
+    Ok(canvas)
 }
 
 /// Each channel of `t` (`[C, H, W]`) as its own grey picture `[1, H, W]`, scaled to 0..1

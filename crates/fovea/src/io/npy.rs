@@ -19,7 +19,7 @@ fn header_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 }
 
 pub fn read_npy(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::budget::read_file(path)?;
     let bad = |msg: String| Error::format(path, msg);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("not a .npy file (bad magic)".into()));
@@ -62,6 +62,7 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
             data.len()
         )));
     }
+    crate::budget::check_shape(&format!("{}: shape {shape:?}", path.display()), &shape)?;
     let values: Vec<f32> = match descr {
         "<f4" => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
         "<f8" => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
@@ -88,13 +89,18 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     let total = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * t.numel());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(t.data().iter().flat_map(|v| v.to_le_bytes()));
-    super::write_atomic(path, &out)
+    // streamed: an array as large as the memory budget is not copied once more
+    super::write_atomic_with(path, |w| {
+        w.write_all(MAGIC)?;
+        w.write_all(&[1, 0])?;
+        w.write_all(&(header.len() as u16).to_le_bytes())?;
+        w.write_all(header.as_bytes())?;
+        for chunk in t.data().chunks(1 << 14) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w.write_all(&bytes)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

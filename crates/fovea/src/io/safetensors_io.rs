@@ -42,7 +42,7 @@ fn f16_to_f32(bits: u16) -> f32 {
 
 /// Reads every tensor (as f32) and the metadata of a safetensors file.
 pub fn read_safetensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::budget::read_file(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file: {e}")))?;
     // (the safetensors crate exposes the metadata only through a second header parse)

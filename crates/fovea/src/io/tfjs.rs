@@ -48,7 +48,7 @@ fn f16_to_f32(h: u16) -> f32 {
 
 /// All tensors of the manifest at `path`, by name, with their manifest shapes.
 pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::budget::read_text(path)?;
     let groups: Vec<Group> =
         serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not a TF.js weights manifest: {e}")))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -57,7 +57,7 @@ pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
         let mut bytes = Vec::new();
         for shard in &group.paths {
             let p = dir.join(shard);
-            bytes.extend(std::fs::read(&p).map_err(|e| Error::io(&p, e))?);
+            bytes.extend(crate::budget::read_file(&p)?);
         }
         let shards = group.paths.join(", ");
         let mut at = 0usize;

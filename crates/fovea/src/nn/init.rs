@@ -1,6 +1,7 @@
 //! Weight initialisation. Shapes are PyTorch's: `[out, in]` for linear weights and
 //! `[out, in/groups, *kernel]` for convolutions, so fan-in = in·kernel, fan-out = out·kernel.
 
+use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::Rng;
 
@@ -32,10 +33,12 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
 }
 
 impl Init {
-    pub fn weight(self, shape: &[usize], rng: &mut Rng) -> Tensor {
+    /// A weight of `shape`, refused if its size is over the memory budget.
+    pub fn weight(self, shape: &[usize], rng: &mut Rng) -> Result<Tensor> {
+        crate::tensor::checked_numel("weight", shape)?;
         let (fi, fo) = fans(shape);
         let (fi, fo) = (fi as f32, fo as f32);
-        match self {
+        Ok(match self {
             Init::PytorchDefault => {
                 let b = 1.0 / fi.sqrt();
                 Tensor::rand_uniform(shape, -b, b, rng)
@@ -52,7 +55,7 @@ impl Init {
                 Tensor::rand_uniform(shape, -b, b, rng)
             }
             Init::XavierNormal => Tensor::randn(shape, (2.0 / (fi + fo)).sqrt(), rng),
-        }
+        })
     }
 
     /// Bias for a weight of shape `weight_shape`: PyTorch's U(-1/√fan_in, 1/√fan_in) for

@@ -43,7 +43,7 @@ impl Conv {
         }
         let mut shape = vec![c_out, c_in / g];
         shape.extend(kernel);
-        let weight = Var::param(init.weight(&shape, rng));
+        let weight = Var::param(init.weight(&shape, rng)?);
         let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
         Ok(Conv { weight, bias, options })
     }
@@ -55,6 +55,10 @@ impl Module for Conv {
     }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let bias = self.bias.as_ref().map(|b| b.shape());
+        ops::conv_output_shape(input, &self.weight.shape(), bias.as_deref(), &self.options)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
@@ -87,11 +91,11 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(c_in: usize, c_out: usize, bias: bool, init: Init, rng: &mut Rng) -> Linear {
+    pub fn new(c_in: usize, c_out: usize, bias: bool, init: Init, rng: &mut Rng) -> Result<Linear> {
         let shape = [c_out, c_in];
-        let weight = Var::param(init.weight(&shape, rng));
+        let weight = Var::param(init.weight(&shape, rng)?);
         let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
-        Linear { weight, bias }
+        Ok(Linear { weight, bias })
     }
 }
 
@@ -101,6 +105,10 @@ impl Module for Linear {
     }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::linear(x, &self.weight, self.bias.as_ref())
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let bias = self.bias.as_ref().map(|b| b.shape());
+        ops::linear_output_shape(input, &self.weight.shape(), bias.as_deref())
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
@@ -145,6 +153,9 @@ impl Module for Pool {
             PoolKind::Avg => ops::avg_pool(x, &self.options),
         }
     }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.options.output_shape(input)
+    }
     fn describe(&self) -> String {
         format!(
             "{:?}Pool(kernel={:?}, stride={:?})",
@@ -161,6 +172,9 @@ pub struct AdaptiveAvgPool(pub Vec<usize>);
 impl Module for AdaptiveAvgPool {
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::adaptive_avg_pool(x, &self.0)
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        ops::adaptive_avg_pool_shape(input, &self.0)
     }
     fn describe(&self) -> String {
         format!("AdaptiveAvgPool({:?})", self.0)
@@ -186,6 +200,9 @@ impl Module for Activation {
             Activation::Tanh => ops::tanh(x),
         })
     }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
+    }
     fn describe(&self) -> String {
         format!("{self:?}")
     }
@@ -200,6 +217,12 @@ impl Module for Flatten {
     }
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::flatten(x)
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        match input {
+            [] => Err(Error::shape("flatten", "cannot flatten a scalar")),
+            [n, rest @ ..] => Ok(vec![*n, rest.iter().product()]),
+        }
     }
     fn describe(&self) -> String {
         "Flatten".into()
@@ -225,6 +248,9 @@ impl Dropout {
 impl Module for Dropout {
     fn forward(&self, x: &Var) -> Result<Var> {
         ops::dropout(x, self.p, self.training.get(), &mut self.rng.borrow_mut())
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
     }
     fn set_training(&self, training: bool) {
         self.training.set(training);

@@ -57,40 +57,18 @@ pub trait Module {
         Ok((self.forward(x)?, Vec::new()))
     }
 
-    /// `forward`, appending one summary row per layer to `rows`; containers recurse so
-    /// that each leaf gets its own row, named by its path from `name`.
-    fn forward_summary(&self, name: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        let y = self.forward(x)?;
+    /// The output shape for an input of shape `input` (batch axis first), or the error
+    /// `forward` would give for it; computes nothing.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+
+    /// [`Module::output_shape`], appending one summary row per layer to `rows`; containers
+    /// recurse so that each leaf gets its own row, named by its path from `name`.
+    fn summarize(&self, name: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        let y = self.output_shape(input)?;
         let mut params = 0;
         self.visit("", &mut |_, v, kind| params += if kind == TensorKind::Param { v.value().numel() } else { 0 });
-        rows.push(LayerSummary::new(name, &self.describe(), &y.shape(), params, self.macs(&x.shape(), &y.shape())));
+        rows.push(LayerSummary::new(name, &self.describe(), &y, params, self.macs(input, &y)));
         Ok(y)
-    }
-}
-
-/// How a container calls its children: plainly (`forward`), or appending their summary
-/// rows under the container's name (`forward_summary`). A container writes its wiring
-/// once, against `Calls`, and serves both.
-pub enum Calls<'a> {
-    Plain,
-    Summary { prefix: &'a str, rows: &'a mut Vec<LayerSummary> },
-}
-
-impl Calls<'_> {
-    /// Runs the child `module` named `name` on `x`.
-    pub fn call(&mut self, name: &str, module: &dyn Module, x: &Var) -> Result<Var> {
-        match self {
-            Calls::Plain => module.forward(x),
-            Calls::Summary { prefix, rows } => module.forward_summary(&join_name(prefix, name), x, rows),
-        }
-    }
-
-    /// Adds a row for work the container does itself (a residual addition, a
-    /// concatenation), with no parameters and no multiply-adds.
-    pub fn row(&mut self, name: &str, kind: &str, y: &Var) {
-        if let Calls::Summary { prefix, rows } = self {
-            rows.push(LayerSummary::new(&join_name(prefix, name), kind, &y.shape(), 0, 0));
-        }
     }
 }
 
@@ -185,6 +163,10 @@ pub fn load_state_dict(m: &dyn Module, tensors: &BTreeMap<String, Tensor>) -> Re
         }
         return Err(Error::Checkpoint(parts.join("; ")));
     }
+    // NaN or infinite weights would only make NaN predictions (a diverged run's, or a damaged file's)
+    if let Some((name, _)) = own.iter().find(|(name, _)| tensors[name].data().iter().any(|v| !v.is_finite())) {
+        return Err(Error::Invalid(format!("{name} holds NaN or infinite values; the weights are not usable")));
+    }
     for (name, v) in &own {
         v.set_value(tensors[name].clone());
     }
@@ -229,19 +211,16 @@ impl Sequential {
 /// (the layers after a frozen prefix, trained on their own).
 pub struct Layers<'a>(pub &'a [(String, Box<dyn Module>)]);
 
-impl Layers<'_> {
-    fn run(&self, x: &Var, calls: &mut Calls) -> Result<Var> {
+impl Module for Layers<'_> {
+    fn forward(&self, x: &Var) -> Result<Var> {
         let mut h = x.clone();
-        for (name, layer) in self.0 {
-            h = calls.call(name, layer.as_ref(), &h)?;
+        for (_, layer) in self.0 {
+            h = layer.forward(&h)?;
         }
         Ok(h)
     }
-}
-
-impl Module for Layers<'_> {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        self.run(x, &mut Calls::Plain)
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.summarize("", input, &mut Vec::new())
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (name, layer) in self.0 {
@@ -259,8 +238,12 @@ impl Module for Layers<'_> {
     fn describe(&self) -> String {
         format!("Sequential({} layers)", self.0.len())
     }
-    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        self.run(x, &mut Calls::Summary { prefix, rows })
+    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for (name, layer) in self.0 {
+            shape = layer.summarize(&join_name(prefix, name), &shape, rows)?;
+        }
+        Ok(shape)
     }
 }
 
@@ -283,7 +266,10 @@ impl Module for Sequential {
     fn describe(&self) -> String {
         Layers(&self.layers).describe()
     }
-    fn forward_summary(&self, prefix: &str, x: &Var, rows: &mut Vec<LayerSummary>) -> Result<Var> {
-        Layers(&self.layers).forward_summary(prefix, x, rows)
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Layers(&self.layers).output_shape(input)
+    }
+    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+        Layers(&self.layers).summarize(prefix, input, rows)
     }
 }

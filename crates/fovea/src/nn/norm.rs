@@ -2,9 +2,9 @@
 
 use super::{join_name, Module, TensorKind};
 use crate::autograd::Var;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops;
-use crate::tensor::Tensor;
+use crate::tensor::{fmt_shape, Tensor};
 use std::cell::Cell;
 
 /// Parameters `weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`
@@ -56,6 +56,16 @@ impl Module for BatchNorm {
             self.momentum,
             self.eps,
         )
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let c = self.weight.value().numel();
+        if input.len() < 2 || input[1] != c {
+            return Err(Error::shape(
+                "batch_norm",
+                format!("input {} does not have the {c} channels of this layer", fmt_shape(input)),
+            ));
+        }
+        Ok(input.to_vec())
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);

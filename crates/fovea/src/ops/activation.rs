@@ -36,6 +36,14 @@ fn log_softmax_values(x: &Tensor, d: usize) -> Tensor {
         for i in 0..inner {
             let at = |k: usize| (o * len + k) * inner + i;
             let m = (0..len).map(|k| src[at(k)]).fold(f32::NEG_INFINITY, f32::max);
+            if m == f32::INFINITY {
+                // the limit for logits that overflowed: the infinite ones share everything
+                let ties = (0..len).filter(|&k| src[at(k)] == m).count() as f32;
+                for k in 0..len {
+                    out[at(k)] = if src[at(k)] == m { -ties.ln() } else { f32::NEG_INFINITY };
+                }
+                continue;
+            }
             let s: f32 = (0..len).map(|k| (src[at(k)] - m).exp()).sum();
             let lse = m + s.ln();
             for k in 0..len {
@@ -122,4 +130,20 @@ pub fn dropout(x: &Var, p: f32, training: bool, rng: &mut Rng) -> Result<Var> {
             vec![Some(Tensor::new(&shape, d).expect("shape"))]
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_stays_finite_for_huge_and_overflowed_logits() {
+        let x =
+            Var::constant(Tensor::new(&[2, 3], vec![3e38, 1e38, -3e38, f32::INFINITY, f32::INFINITY, 1.0]).unwrap());
+        assert_eq!(softmax(&x, 1).unwrap().value().data(), &[1.0, 0.0, 0.0, 0.5, 0.5, 0.0]);
+        let l = log_softmax(&x, 1).unwrap().tensor();
+        assert_eq!(l.data()[0], 0.0);
+        assert!(l.data()[1].is_finite() && l.data()[1] < -1e38, "{}", l.data()[1]);
+        assert_eq!(l.data()[3], -(2f32.ln()));
+    }
 }

@@ -126,10 +126,24 @@ pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
     out
 }
 
-/// Convolution of `x [N, C, *spatial]` with `w [O, C/groups, *kernel]` plus optional `b [O]`.
-pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var> {
-    let (tx, tw0) = (x.tensor(), w.tensor());
-    let (sx, sw) = (tx.shape().to_vec(), tw0.shape().to_vec());
+/// The output shape of [`conv`] for an input of shape `input`, a weight of shape `weight`
+/// and an optional bias of shape `bias`, or the error `conv` would give; computes nothing.
+pub fn conv_output_shape(
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    opts: &ConvOptions,
+) -> Result<Vec<usize>> {
+    conv_geometry(input, weight, bias, opts).map(|(_, _, shape)| shape)
+}
+
+/// Checks the shapes of a convolution: its op name, geometry and output shape.
+fn conv_geometry(
+    sx: &[usize],
+    sw: &[usize],
+    bias: Option<&[usize]>,
+    opts: &ConvOptions,
+) -> Result<(&'static str, ConvGeometry, Vec<usize>)> {
     let op = match sw.len() {
         3 => "conv1d",
         4 => "conv2d",
@@ -137,35 +151,34 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
         _ => "conv",
     };
     if !(3..=5).contains(&sw.len()) || sx.len() != sw.len() {
-        return Err(Error::shape(op, format!("input {} and weight {} must both be [N, C, *spatial] / [O, C/groups, *kernel] with 1 to 3 spatial dimensions", fmt_shape(&sx), fmt_shape(&sw))));
+        return Err(Error::shape(op, format!("input {} and weight {} must both be [N, C, *spatial] / [O, C/groups, *kernel] with 1 to 3 spatial dimensions", fmt_shape(sx), fmt_shape(sw))));
     }
     if sx.contains(&0) || sw.contains(&0) {
         return Err(Error::shape(
             op,
-            format!("input {} and weight {} must not have empty dimensions", fmt_shape(&sx), fmt_shape(&sw)),
+            format!("input {} and weight {} must not have empty dimensions", fmt_shape(sx), fmt_shape(sw)),
         ));
     }
     let nd = sw.len() - 2;
     let groups = opts.groups;
-    if groups == 0 || sw[0] % groups != 0 || sx[1] != sw[1] * groups {
+    if groups == 0 {
+        return Err(Error::Invalid(format!("{op}: groups must be at least 1")));
+    }
+    if !sw[0].is_multiple_of(groups) || sx[1] != sw[1] * groups {
         return Err(Error::shape(
             op,
             format!(
                 "input {} has {} channels but weight {} with groups={groups} expects {}",
-                fmt_shape(&sx),
+                fmt_shape(sx),
                 sx[1],
-                fmt_shape(&sw),
+                fmt_shape(sw),
                 sw[1] * groups
             ),
         ));
     }
-    let tb = b.map(|b| b.tensor());
-    if let Some(tb) = &tb {
-        if tb.shape() != [sw[0]] {
-            return Err(Error::shape(
-                op,
-                format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw)),
-            ));
+    if let Some(sb) = bias {
+        if sb != [sw[0]] {
+            return Err(Error::shape(op, format!("bias {} does not fit weight {}", fmt_shape(sb), fmt_shape(sw))));
         }
     }
     let stride = per_dim("stride", &opts.stride, nd)?;
@@ -181,8 +194,8 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
                 op,
                 format!(
                     "input {} is smaller than the (dilated) kernel {} after padding, or the sizes overflow",
-                    fmt_shape(&sx),
-                    fmt_shape(&sw)
+                    fmt_shape(sx),
+                    fmt_shape(sw)
                 ),
             )
         })?;
@@ -200,11 +213,21 @@ pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var
         pad: to3(&pads.iter().map(|p| p.0).collect::<Vec<_>>(), 0),
         output: to3(&out_sp, 1),
     };
-    let spatial_dims: Vec<usize> = (2..sw.len()).collect();
-    let tw = if opts.flip { tw0.flip(&spatial_dims)? } else { tw0 };
     let mut out_shape = vec![sx[0], sw[0]];
     out_shape.extend(&out_sp);
-    let mut y = crate::kernels::par_zeros(crate::tensor::checked_numel(op, &out_shape)?);
+    crate::tensor::shape_numel(op, &out_shape)?;
+    Ok((op, geom, out_shape))
+}
+
+/// Convolution of `x [N, C, *spatial]` with `w [O, C/groups, *kernel]` plus optional `b [O]`.
+pub fn conv(x: &Var, w: &Var, b: Option<&Var>, opts: &ConvOptions) -> Result<Var> {
+    let (tx, tw0) = (x.tensor(), w.tensor());
+    let tb = b.map(|b| b.tensor());
+    let (op, geom, out_shape) = conv_geometry(tx.shape(), tw0.shape(), tb.as_ref().map(|t| t.shape()), opts)?;
+    crate::tensor::checked_numel(op, &out_shape)?;
+    let spatial_dims: Vec<usize> = (2..tw0.ndim()).collect();
+    let tw = if opts.flip { tw0.flip(&spatial_dims)? } else { tw0 };
+    let mut y = crate::kernels::par_zeros(out_shape.iter().product());
     conv_forward(&geom, tx.data(), tw.data(), tb.as_ref().map(|t| t.data()), &mut y);
 
     let mut parents = vec![x, w];

@@ -54,31 +54,42 @@ pub fn matmul(a: &Var, b: &Var) -> Result<Var> {
     ))
 }
 
-/// A fully connected layer: `x·Wᵀ + b` with `x [N, in]`, `W [out, in]`, `b [out]`.
-pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
-    let (tx, tw) = (x.tensor(), w.tensor());
-    let (sx, sw) = (tx.shape().to_vec(), tw.shape().to_vec());
-    if sx.len() != 2 || sw.len() != 2 || sx[1] != sw[1] {
+/// The output shape `[N, out]` of [`linear`] for an input of shape `input`, a weight of
+/// shape `weight` and an optional bias of shape `bias`, or its error; computes nothing.
+pub fn linear_output_shape(input: &[usize], weight: &[usize], bias: Option<&[usize]>) -> Result<Vec<usize>> {
+    if input.len() != 2 || weight.len() != 2 || input[1] != weight[1] {
         return Err(Error::shape(
             "linear",
             format!(
                 "input {} does not fit weight {} (expected [N, {}])",
-                fmt_shape(&sx),
-                fmt_shape(&sw),
-                sw.get(1).unwrap_or(&0)
+                fmt_shape(input),
+                fmt_shape(weight),
+                weight.get(1).unwrap_or(&0)
             ),
         ));
     }
-    let (n, k, m) = (sx[0], sx[1], sw[0]);
-    let tb = b.map(|b| b.tensor());
-    if let Some(tb) = &tb {
-        if tb.shape() != [m] {
+    if let Some(sb) = bias {
+        if sb != [weight[0]] {
             return Err(Error::shape(
                 "linear",
-                format!("bias {} does not fit weight {}", fmt_shape(tb.shape()), fmt_shape(&sw)),
+                format!("bias {} does not fit weight {}", fmt_shape(sb), fmt_shape(weight)),
             ));
         }
     }
+    let out = vec![input[0], weight[0]];
+    crate::tensor::shape_numel("linear", &out)?;
+    Ok(out)
+}
+
+/// A fully connected layer: `x·Wᵀ + b` with `x [N, in]`, `W [out, in]`, `b [out]`.
+pub fn linear(x: &Var, w: &Var, b: Option<&Var>) -> Result<Var> {
+    let (tx, tw) = (x.tensor(), w.tensor());
+    let tb = b.map(|b| b.tensor());
+    crate::tensor::checked_numel(
+        "linear",
+        &linear_output_shape(tx.shape(), tw.shape(), tb.as_ref().map(|t| t.shape()))?,
+    )?;
+    let (n, k, m) = (tx.shape()[0], tx.shape()[1], tw.shape()[0]);
     let mut out = vec![0.0f32; n * m];
     if let Some(tb) = &tb {
         for row in out.chunks_mut(m) {

@@ -15,8 +15,8 @@ pub use arith::{
     add, add_scalar, concat, div, exp, flatten, index_select, log, mean, mul, mul_scalar, narrow, neg, pad, permute,
     pow_scalar, reshape, sqrt, sub, sum, sum_dim,
 };
-pub use conv::{conv, conv1d, conv2d, conv3d, conv_output_size, ConvOptions, Padding};
+pub use conv::{conv, conv1d, conv2d, conv3d, conv_output_shape, conv_output_size, ConvOptions, Padding};
 pub use loss::{bce_with_logits, cross_entropy, mse_loss, triplet_loss};
-pub use matmul::{linear, matmul};
+pub use matmul::{linear, linear_output_shape, matmul};
 pub use norm::{batch_norm, l2_normalize};
-pub use pool::{adaptive_avg_pool, avg_pool, global_avg_pool, max_pool, PoolOptions};
+pub use pool::{adaptive_avg_pool, adaptive_avg_pool_shape, avg_pool, global_avg_pool, max_pool, PoolOptions};

@@ -45,6 +45,12 @@ impl PoolOptions {
         self
     }
 
+    /// The output shape of max or average pooling of an input of shape `input`, or the
+    /// error pooling would give; computes nothing.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.geometry("pool", input).map(|(_, shape)| shape)
+    }
+
     fn geometry(&self, op: &'static str, shape: &[usize]) -> Result<(PoolGeometry, Vec<usize>)> {
         if !(3..=5).contains(&shape.len()) {
             return Err(Error::shape(
@@ -91,7 +97,7 @@ impl PoolOptions {
         };
         let mut out_shape = shape[..2].to_vec();
         out_shape.extend(out);
-        crate::tensor::checked_numel(op, &out_shape)?;
+        crate::tensor::shape_numel(op, &out_shape)?;
         Ok((geom, out_shape))
     }
 }
@@ -143,13 +149,8 @@ pub fn avg_pool(x: &Var, opts: &PoolOptions) -> Result<Var> {
 /// Adaptive average pooling of `x [N, C, *spatial]` to the spatial size `out`.
 pub fn adaptive_avg_pool(x: &Var, out: &[usize]) -> Result<Var> {
     let shape = x.shape();
-    let op = "adaptive_avg_pool";
-    if !(3..=5).contains(&shape.len()) || out.len() != shape.len() - 2 || out.contains(&0) || shape.contains(&0) {
-        return Err(Error::shape(op, format!("cannot pool input {} to spatial size {out:?}", fmt_shape(&shape))));
-    }
-    let mut out_shape = shape[..2].to_vec();
-    out_shape.extend(out);
-    crate::tensor::checked_numel(op, &out_shape)?;
+    let out_shape = adaptive_avg_pool_shape(&shape, out)?;
+    crate::tensor::checked_numel("adaptive_avg_pool", &out_shape)?;
     let (planes, input, out3) = (shape[0] * shape[1], to3(&shape[2..], 1), to3(out, 1));
     let y = adaptive_avg_forward(planes, input, out3, x.value().data());
     Ok(Var::from_op(
@@ -160,6 +161,19 @@ pub fn adaptive_avg_pool(x: &Var, out: &[usize]) -> Result<Var> {
             vec![Some(Tensor::new(&shape, dx).expect("shape"))]
         }),
     ))
+}
+
+/// The output shape of [`adaptive_avg_pool`] of an input of shape `input` to the spatial
+/// size `out`, or its error; computes nothing.
+pub fn adaptive_avg_pool_shape(input: &[usize], out: &[usize]) -> Result<Vec<usize>> {
+    let op = "adaptive_avg_pool";
+    if !(3..=5).contains(&input.len()) || out.len() != input.len() - 2 || out.contains(&0) || input.contains(&0) {
+        return Err(Error::shape(op, format!("cannot pool input {} to spatial size {out:?}", fmt_shape(input))));
+    }
+    let mut out_shape = input[..2].to_vec();
+    out_shape.extend(out);
+    crate::tensor::shape_numel(op, &out_shape)?;
+    Ok(out_shape)
 }
 
 /// Global average pooling: `[N, C, *spatial] -> [N, C]`.

@@ -195,18 +195,19 @@ impl Tensor {
     }
 }
 
-/// Most values one tensor may hold (8 GiB of f32): a larger size is taken for a corrupt
-/// header or an absurd option, and refused before anything is allocated.
-pub const MAX_VALUES: usize = 1 << 31;
-
-/// The number of values of `shape`, or an error naming `op` if it overflows or exceeds
-/// [`MAX_VALUES`].
-pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+/// The number of values of `shape`, or an error naming `op` and the shape if it overflows.
+/// For shapes that are only computed; [`checked_numel`] before allocating.
+pub fn shape_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_VALUES)
-        .ok_or_else(|| Error::shape(op, format!("shape {} is too large (over {MAX_VALUES} values)", fmt_shape(shape))))
+        .ok_or_else(|| Error::shape(op, format!("shape {} is too large to count", fmt_shape(shape))))
+}
+
+/// The number of values of `shape`, or an error naming `op` and the shape if it overflows
+/// or is over the memory budget ([`crate::budget`]): the check before allocating.
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    crate::budget::check_shape(&format!("{op}: shape {}", fmt_shape(shape)), shape)
 }
 
 /// Row-major strides of a shape.

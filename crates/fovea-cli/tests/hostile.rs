@@ -1,0 +1,326 @@
+//! Hostile input: corrupt files, absurd sizes and options, existing run folders. Each case
+//! runs the real binary with a 3 GiB address-space limit and 2 threads, and must end within
+//! a minute with exit status 1 (a refusal; clap's own refusals exit 2), an `error:` line
+//! naming the file or option, and no panic or abort.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const MEMORY_LIMIT: u64 = 3 << 30;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fovea"));
+    cmd.args(args).env("FOVEA_THREADS", "2").env_remove("FOVEA_MAX_MEMORY").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: MEMORY_LIMIT, rlim_max: MEMORY_LIMIT };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runs");
+    let start = Instant::now();
+    while child.try_wait().expect("waits").is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("fovea {args:?} hangs (over 60 s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Runs a case that must be refused: exit status 1 (2 for clap's argument errors), an
+/// error naming each of `names`, and neither a panic nor a signal.
+#[track_caller]
+fn refused(args: &[&str], names: &[&str]) -> String {
+    refused_with(args, &[], names)
+}
+
+#[track_caller]
+fn refused_with(args: &[&str], env: &[(&str, &str)], names: &[&str]) -> String {
+    let out = run(args, env);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let code = out.status.code();
+    assert!(code == Some(1) || code == Some(2), "fovea {args:?} ended with {:?}: {err}", out.status);
+    assert!(!err.contains("panicked") && !err.contains("memory allocation"), "fovea {args:?}: {err}");
+    assert!(err.starts_with("error:") || err.contains("\nerror:"), "fovea {args:?} gave no error line: {err}");
+    for name in names {
+        assert!(err.contains(name), "fovea {args:?}: the error does not name {name}: {err}");
+    }
+    err
+}
+
+#[track_caller]
+fn succeeds(args: &[&str]) -> (String, String) {
+    let out = run(args, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "fovea {args:?} failed: {err}");
+    (String::from_utf8_lossy(&out.stdout).to_string(), err)
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.txt");
+    std::fs::write(&m, "1 2\n3 4\n").unwrap();
+    let y = dir.path().join("y.npy");
+    // a 40,000 x 40,000 output (6 GiB) against a 1.5 GiB budget
+    let err = refused(&["conv", s(&m), "--padding", "20000", "--output", s(&y)], &["--padding 20000", "memory budget"]);
+    assert!(err.contains("FOVEA_MAX_MEMORY"), "{err}");
+    assert!(!y.exists());
+    refused(&["summary", "resnet50", "--classes", "10000000000"], &["--classes 10000000000", "memory budget"]);
+    refused(&["summary", "cifar-resnet18446744073709551614"], &["18446744073709551614-layer", "memory budget"]);
+    refused(&["summary", "cifar-resnet600002"], &["600002-layer", "memory budget"]);
+    // the budget can be set, and a bad setting is named
+    refused_with(
+        &["summary", "lenet5", "--classes", "100000"],
+        &[("FOVEA_MAX_MEMORY", "1M")],
+        &["memory budget of 1.0 MiB"],
+    );
+    refused_with(&["summary", "lenet5"], &[("FOVEA_MAX_MEMORY", "lots")], &["FOVEA_MAX_MEMORY='lots'"]);
+    // a summary works out shapes without running: a 4096x4096 VGG-16 needs no activations
+    let (table, _) = succeeds(&["summary", "vgg16", "--input", "3x4096x4096"]);
+    assert!(table.contains("64x4096x4096"), "{table}");
+    // files that never end, or are not files
+    refused(&["conv", "/dev/zero"], &["/dev/zero", "not a regular file"]);
+    refused(&["conv", s(dir.path())], &[s(dir.path())]);
+    let npy = dir.path().join("huge.npy");
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    std::fs::write(&npy, bytes).unwrap();
+    refused(&["conv", s(&npy)], &["huge.npy"]);
+}
+
+#[test]
+fn absurd_options_name_the_option_and_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.txt");
+    std::fs::write(&m, "1 2 3\n4 5 6\n7 8 9\n").unwrap();
+    let photo = repo("data/faces/sample1.jpg");
+    for (args, name) in [
+        (vec!["train", "--lr", "NaN"], "--lr"),
+        (vec!["train", "--lr=-1"], "--lr"),
+        (vec!["train", "--lr", "1e39"], "--lr"),
+        (vec!["train", "--momentum", "inf"], "--momentum"),
+        (vec!["train", "--weight-decay=-0.5"], "--weight-decay"),
+        (vec!["faces", "identify", &photo, "--threshold", "NaN"], "--threshold"),
+        (vec!["faces", "detect", &photo, "--min-score", "NaN"], "--min-score"),
+        (vec!["faces", "detect", &photo, "--min-score", "1.5"], "--min-score"),
+        (vec!["stylize", "--content", &photo, "--style", &photo, "--out", "o.png", "--beta=-1"], "--beta"),
+        (
+            vec!["stylize", "--content", &photo, "--style", &photo, "--out", "o.png", "--save-every", "0"],
+            "--save-every",
+        ),
+        (vec!["conv", s(&m), "--groups", "0"], "--groups"),
+        (vec!["conv", s(&m), "--stride", "0"], "--stride"),
+        (vec!["predict", "--checkpoint", "x", &photo, "--top", "0"], "--top"),
+    ] {
+        refused(&args, &[name]);
+    }
+    refused(&["faces", "detect", &photo, "--input-size", "32000"], &["input size 32000", "memory budget"]);
+    refused(&["conv", s(&m), "--filter", "missing.txt"], &["missing.txt", "no such file"]);
+    refused(&["conv", s(&m), "--output", s(&dir.path().join("noext"))], &["noext", "no extension"]);
+    refused(&["train", "--train-size", "0"], &["--train-size"]);
+}
+
+#[test]
+fn corrupt_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    // IDX images of another size, and an empty set
+    let data = p("idx");
+    std::fs::create_dir(&data).unwrap();
+    let idx = |n: u32, side: u32| {
+        let mut b = vec![0, 0, 8, 3];
+        for d in [n, side, side] {
+            b.extend(d.to_be_bytes());
+        }
+        b.extend(vec![0u8; (n * side * side) as usize]);
+        b
+    };
+    let labels = |n: u32| {
+        let mut b = vec![0, 0, 8, 1];
+        b.extend(n.to_be_bytes());
+        b.extend(vec![0u8; n as usize]);
+        b
+    };
+    let gz = |bytes: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    for (split, n) in [("train", 10), ("t10k", 10)] {
+        std::fs::write(data.join(format!("{split}-images-idx3-ubyte.gz")), gz(&idx(n, 32))).unwrap();
+        std::fs::write(data.join(format!("{split}-labels-idx1-ubyte.gz")), gz(&labels(n))).unwrap();
+    }
+    refused(&["train", "--data", s(&data), "--epochs", "1"], &["train-images-idx3-ubyte.gz", "32x32"]);
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), gz(&idx(0, 28))).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte.gz"), gz(&labels(0))).unwrap();
+    refused(&["train", "--data", s(&data), "--epochs", "1"], &["train-images-idx3-ubyte.gz", "no images"]);
+
+    // an image folder with one class
+    let one = p("one");
+    std::fs::create_dir_all(one.join("cat")).unwrap();
+    for name in ["a", "b", "c"] {
+        fovea_vision::image::save_rgb_png(&one.join(format!("cat/{name}.png")), 8, 8, vec![0; 8 * 8 * 3]).unwrap();
+    }
+    refused(&["train", "--data", s(&one), "--epochs", "1"], &[s(&one), "one class"]);
+
+    // a darknet label with an absurd class and no classes.txt
+    let set = p("set");
+    std::fs::create_dir_all(set.join("images")).unwrap();
+    std::fs::create_dir_all(set.join("labels")).unwrap();
+    fovea_vision::image::save_rgb_png(&set.join("images/a.png"), 16, 16, vec![0; 16 * 16 * 3]).unwrap();
+    std::fs::write(set.join("labels/a.txt"), "0 0.5 0.5 0.2 0.2\n100000000 0.5 0.5 0.2 0.2\n").unwrap();
+    for cmd in
+        [vec!["detect", "anchors", "--data", s(&set)], vec!["yolo", "train", "--data", s(&set), "--out", s(&p("y"))]]
+    {
+        refused(&cmd, &["a.txt", "line 2", "class 100000000"]);
+    }
+    std::fs::write(set.join("classes.txt"), "car\nbus\n").unwrap();
+    refused(&["detect", "anchors", "--data", s(&set)], &["a.txt", "line 2", "classes.txt names 2"]);
+
+    // a text file as a face database
+    let db = p("faces.db");
+    std::fs::write(&db, "hello").unwrap();
+    refused(&["faces", "list", "--db", s(&db)], &["faces.db", "not a face database"]);
+}
+
+/// A trained LeNet-5 run (a few seconds), for the cases that need a checkpoint.
+fn small_run(dir: &Path) -> PathBuf {
+    let run = dir.join("run");
+    succeeds(&["train", "--train-size", "300", "--epochs", "1", "--out", s(&run), "--json"]);
+    run
+}
+
+#[test]
+fn damaged_checkpoints_are_refused_and_runs_are_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let file = run.join("checkpoint.safetensors");
+    let good = std::fs::read(&file).unwrap();
+    let coffee = repo("data/images/coffee.png");
+
+    // NaN weights: the first value of a model tensor (not of the optimizer's state)
+    let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&good[8..8 + header_len]).unwrap();
+    let (_, entry) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(name, _)| !name.starts_with("optimizer.") && *name != "__metadata__")
+        .unwrap();
+    let start = entry["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut bad = good.clone();
+    bad[8 + header_len + start..][..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let nan = dir.path().join("nan.safetensors");
+    std::fs::write(&nan, &bad).unwrap();
+    refused(&["predict", "--checkpoint", s(&nan), &coffee], &["nan.safetensors", "NaN"]);
+
+    // an input shape the network cannot take, written into the metadata
+    let text = String::from_utf8_lossy(&good[..8 + header_len]).to_string();
+    let at = text.find("input").unwrap() + text[text.find("input").unwrap()..].find("28").unwrap();
+    let mut bad = good.clone();
+    bad[at..at + 2].copy_from_slice(b"99");
+    let shape = dir.path().join("shape.safetensors");
+    std::fs::write(&shape, &bad).unwrap();
+    refused(&["predict", "--checkpoint", s(&shape), &coffee], &["shape.safetensors", "lenet5 cannot take"]);
+
+    // truncated
+    std::fs::write(&shape, &good[..good.len() / 2]).unwrap();
+    refused(&["predict", "--checkpoint", s(&shape), &coffee], &["shape.safetensors"]);
+
+    // existing run folders are refused by every command that writes one, unless --force
+    let synthetic = dir.path().join("shapes");
+    succeeds(&["data", "shapes", "--out", s(&synthetic), "--count", "4", "--size", "64"]);
+    for cmd in [
+        vec!["train", "--out", s(&run)],
+        vec!["detect", "train-windows", "--out", s(&run)],
+        vec!["detect", "train-localizer", "--out", s(&run)],
+        vec!["detect", "train-landmarks", "--out", s(&run)],
+        vec!["yolo", "train", "--out", s(&run)],
+        vec!["faces", "train-embedding", "--out", s(&run)],
+        vec!["data", "shapes", "--out", s(&run)],
+        vec!["data", "shapes", "--out", s(&synthetic)],
+        vec!["experiment", "augment", "--out", s(&run)],
+    ] {
+        refused(&cmd, &[s(&run).rsplit('/').next().unwrap(), "--force"]);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), good, "the run is untouched");
+    succeeds(&["data", "shapes", "--out", s(&synthetic), "--count", "4", "--size", "64", "--force"]);
+}
+
+#[test]
+fn resume_restores_the_run_and_refuses_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    for (option, value) in [("--train-size", "200"), ("--batch-size", "32"), ("--seed", "3"), ("--optimizer", "sgd")] {
+        refused(&["train", "--resume", s(&run), "--epochs", "2", option, value], &[option, "keeps its own"]);
+    }
+    refused(&["train", "--resume", s(&run), "--epochs", "2", "--force"], &["--force"]);
+}
+
+#[test]
+fn damaged_pictures_warn_or_are_refused_and_non_finite_numbers_stay_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    // a JPEG cut in half, with an end marker appended so that it looks whole
+    let jpeg = std::fs::read(repo("data/faces/sample2.jpg")).unwrap();
+    let mut cut = jpeg[..jpeg.len() / 2].to_vec();
+    cut.extend([0xff, 0xd9]);
+    let half = dir.path().join("half.jpg");
+    std::fs::write(&half, &cut).unwrap();
+    let (_, err) = succeeds(&["conv", s(&half), "--output", s(&dir.path().join("edges.png"))]);
+    assert!(err.contains("warning") && err.contains("half.jpg") && err.contains("corrupt JPEG"), "{err}");
+    // the whole picture decodes without a word
+    let whole = dir.path().join("whole.jpg");
+    std::fs::write(&whole, &jpeg).unwrap();
+    let (_, err) = succeeds(&["conv", s(&whole), "--output", s(&dir.path().join("edges2.png"))]);
+    assert!(err.is_empty(), "{err}");
+
+    // NaN, inf and -inf in a --json output
+    let m = dir.path().join("m.txt");
+    std::fs::write(&m, "nan 1e30 -1e30\n0 0 0\n").unwrap();
+    let inf = dir.path().join("f.txt");
+    std::fs::write(&inf, "1e30\n").unwrap();
+    let (out, _) = succeeds(&["conv", s(&m), "--filter", s(&inf), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let values: Vec<&str> = v["values"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    assert!(values.contains(&"NaN") && values.contains(&"Infinity") && values.contains(&"-Infinity"), "{out}");
+}
+
+#[test]
+fn face_database_reads_leave_it_untouched_and_enrolment_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("faces.db");
+    let photo = repo("data/faces/sample1.jpg");
+    let coffee = repo("data/images/coffee.png");
+    // a picture without a face among the pictures: nothing is enrolled
+    refused(&["faces", "enroll", "--db", s(&db), "ann", &photo, &coffee], &["coffee.png"]);
+    succeeds(&["faces", "enroll", "--db", s(&db), "ann", &photo, &photo]);
+    let before = std::fs::read(&db).unwrap();
+    let (list, _) = succeeds(&["faces", "list", "--db", s(&db)]);
+    assert!(list.contains("ann (2 picture(s))"), "{list}");
+    succeeds(&["faces", "identify", "--db", s(&db), &photo, "--output", s(&dir.path().join("o.png"))]);
+    assert_eq!(std::fs::read(&db).unwrap(), before, "reading changed the database");
+    refused(&["faces", "list", "--db", s(&dir.path().join("none.db"))], &["none.db", "no face database"]);
+}
