@@ -9,6 +9,7 @@ mod experiment;
 mod faces;
 mod faces_train;
 mod pretrained;
+mod range;
 mod stylize;
 mod summary;
 mod visualize;
@@ -87,50 +88,6 @@ pub(crate) fn progress_bar(len: usize, hidden: bool, prefix: String) -> indicati
     );
     bar.set_prefix(prefix);
     bar
-}
-
-/// Value parsers for number options: NaN, infinities and values outside the option's range
-/// are refused with the range in the message (clap adds the option's name and value).
-pub(crate) mod range {
-    /// f32 or f64, from an f64 that must stay finite in it.
-    pub trait Real: Copy {
-        fn from_f64(v: f64) -> Option<Self>;
-    }
-    impl Real for f32 {
-        fn from_f64(v: f64) -> Option<f32> {
-            Some(v as f32).filter(|v| v.is_finite())
-        }
-    }
-    impl Real for f64 {
-        fn from_f64(v: f64) -> Option<f64> {
-            Some(v).filter(|v| v.is_finite())
-        }
-    }
-
-    fn parse<T: Real>(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<T, String> {
-        let v: f64 = s.trim().parse().map_err(|_| format!("not a number; {range}"))?;
-        T::from_f64(v).filter(|_| ok(v)).ok_or_else(|| range.to_string())
-    }
-    /// Above 0 (learning rates, weights of costs).
-    pub fn positive<T: Real>(s: &str) -> Result<T, String> {
-        parse(s, |v| v > 0.0, "must be a finite number above 0")
-    }
-    /// 0 or more (weight decay, margins, distances).
-    pub fn non_negative<T: Real>(s: &str) -> Result<T, String> {
-        parse(s, |v| v >= 0.0, "must be a finite number, 0 or more")
-    }
-    /// From 0 to 1 (scores, probabilities, IoU, momentum).
-    pub fn fraction<T: Real>(s: &str) -> Result<T, String> {
-        parse(s, |v| (0.0..=1.0).contains(&v), "must be from 0 to 1")
-    }
-    /// A count of at least 1.
-    pub fn count(s: &str) -> Result<usize, String> {
-        s.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| "must be a whole number, 1 or more".to_string())
-    }
 }
 
 /// A number for `--json` output: JSON has no NaN or infinities (serde writes `null` for all
