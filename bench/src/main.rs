@@ -52,7 +52,10 @@ fn main() {
         eprintln!("error: --isa: {e}");
         std::process::exit(2);
     }
-    fovea::kernels::init_threads(threads);
+    if let Err(e) = fovea::kernels::init_threads(threads) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
         // Only N training steps of a model on synthetic data, pictures 1x28x28 unless

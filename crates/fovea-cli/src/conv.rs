@@ -104,12 +104,16 @@ pub fn run(a: ConvArgs) -> Result<()> {
             )
         })?
         .tensor();
+    crate::warn_non_finite("the result", y.data());
     // A 2-D input gives a 2-D answer.
     let y = if input_rank == 2 && y.shape()[..2] == [1, 1] { y.reshape(&y.shape()[2..])? } else { y };
     match &a.output {
         Some(out) => match ext(out).as_str() {
             "npy" => write_npy(out, &y)?,
-            "txt" => fovea::io::write_atomic(out, format_matrix(&y).as_bytes())?,
+            "txt" => {
+                fovea::io::check_not_input(out)?;
+                fovea::io::write_atomic(out, format_matrix(&y).as_bytes())?
+            }
             "png" => {
                 if y.ndim() != 2 {
                     bail!("a PNG output needs a single 2-D result, got shape {:?}", y.shape());

@@ -198,7 +198,7 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
     if a.pictures == 0 || a.epochs == 0 {
         bail!("--pictures and --epochs must be at least 1");
     }
-    let train_set = sliding::window_crops(a.pictures, a.seed)?;
+    let train_set = sliding::window_crops(a.pictures, a.seed).with_context(|| format!("--pictures {}", a.pictures))?;
     let test_set = sliding::window_crops(500, a.seed.wrapping_add(1_000_003))?;
     let mut classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
     classes.push("background".into());
@@ -365,7 +365,8 @@ fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
         let progress = (epoch - 1) as f32 / a.epochs as f32;
         optimizer.set_lr(a.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()));
         let first = ((epoch - 1) * a.train_size) as u64;
-        let (x, y) = regression_data(landmarks, first, a.train_size, a.seed, a.size)?;
+        let (x, y) = regression_data(landmarks, first, a.train_size, a.seed, a.size)
+            .with_context(|| format!("--train-size {} at --size {}", a.train_size, a.size))?;
         let mut rng = Rng::derive(a.seed, epoch as u64);
         let train_loss =
             fovea_vision::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;

@@ -131,7 +131,11 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     let dir = data_dir(&a.data);
     let fashion = data::is_fashion_mnist(&dir);
     let shape = training_input(&a.model, fashion, a.image_size)?;
-    let probe = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(0))?;
+    let what =
+        format!("batches of --identities-per-batch {} x --per-identity {}", a.identities_per_batch, a.per_identity);
+    fovea::budget::check_shape(&what, &[a.identities_per_batch, a.per_identity, shape[0], shape[1], shape[2]])?;
+    let probe = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(0))
+        .with_context(|| format!("{} with --dim {}", a.model, a.dim))?;
     fovea::summary::summarize(probe.as_ref(), &shape).with_context(|| {
         format!("{} cannot take {}x{} pictures; choose another --image-size", a.model, shape[1], shape[2])
     })?;
@@ -305,6 +309,8 @@ pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
     if a.pairs < 2 || a.epochs == 0 {
         bail!("--pairs must be at least 2 and --epochs at least 1");
     }
+    // each pair: its features (a few of the descriptors' length each), twice (fit and test)
+    fovea::budget::check_shape(&format!("--pairs {}", a.pairs), &[a.pairs, 2, 8, 128])?;
     let (run, net) = triplet::load_embedding_run(&a.embedding)?;
     let dir = PathBuf::from(&run.data);
     let shape: [usize; 3] = run.input.as_slice().try_into().context("the embedding's input is not [C, H, W]")?;

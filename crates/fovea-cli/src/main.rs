@@ -102,6 +102,18 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
     }
 }
 
+/// Says on stderr how many values of a result are NaN or infinite, if any: arithmetic
+/// with such inputs is right, but should not pass unnoticed.
+pub(crate) fn warn_non_finite(what: &str, values: &[f32]) {
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        eprintln!(
+            "warning: {bad} of {} values of {what} are NaN or infinite (from non-finite or huge inputs)",
+            values.len()
+        );
+    }
+}
+
 fn parse_isa(s: &str) -> Result<Isa, String> {
     s.parse().map_err(|e: fovea::Error| e.to_string())
 }
@@ -137,7 +149,10 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    fovea::kernels::init_threads(cli.threads);
+    if let Err(e) = fovea::kernels::init_threads(cli.threads) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     fovea::kernels::keep_freed_memory();
     let result = match cli.command {
         Command::Train(a) => classify::train(a),

@@ -113,6 +113,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         bail!("{} has shape {}; fovea run takes an NCHW batch", a.input.display(), fmt_dims(x.shape()));
     }
     let y = forward(model.as_ref(), &a.arch, x)?;
+    crate::warn_non_finite("the output", y.data());
     fovea::io::write_npy(&a.output, &y)?;
     eprintln!("wrote {} ({})", a.output.display(), fmt_dims(y.shape()));
     Ok(())

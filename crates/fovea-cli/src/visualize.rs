@@ -97,15 +97,18 @@ fn patches(a: PatchesArgs) -> Result<()> {
     let dir =
         a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(data::FashionMnist::default_dir);
     let (set, _) = data::load(&dir, Split::Test, shape, Some(a.limit))?;
-    // no more pictures a unit than there are
+    // no more pictures a unit than there are, no more units than the layer has
     let top = a.top.min(set.len());
-    let mut tops: Vec<TopK> = (0..a.units).map(|_| TopK::new(top)).collect();
+    let mut tops: Vec<TopK> = Vec::new();
     let mut channels = 0;
     for start in (0..set.len()).step_by(500) {
         let idx: Vec<usize> = (start..(start + 500).min(set.len())).collect();
         let (x, _) = set.batch(&idx);
         let maps = vis::activations(net, &x, &a.layer)?;
         channels = maps.shape()[1];
+        if tops.is_empty() {
+            tops = (0..a.units.min(channels)).map(|_| TopK::new(top)).collect();
+        }
         vis::collect_hits(&maps, start, &mut tops);
     }
     let units = a.units.min(channels);

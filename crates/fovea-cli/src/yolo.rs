@@ -177,8 +177,9 @@ fn train(a: TrainArgs) -> Result<()> {
             detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
             let config = ShapesConfig { size: input, ..Default::default() };
             // the validation pictures come from another seed: none is a training picture
-            let train = shapes_in_memory(0, a.train_size, a.seed, &config)?;
-            let val = shapes_in_memory(0, 500, a.seed.wrapping_add(1_000_003), &config)?;
+            let context = || format!("--train-size {} at --input-size {input}", a.train_size);
+            let train = shapes_in_memory(0, a.train_size, a.seed, &config).with_context(context)?;
+            let val = shapes_in_memory(0, 500, a.seed.wrapping_add(1_000_003), &config).with_context(context)?;
             let (train, val) = ((train.pictures, train.objects), (val.pictures, val.objects));
             (train, val, CLASSES.iter().map(|s| s.to_string()).collect::<Vec<_>>(), input)
         }
@@ -193,7 +194,8 @@ fn train(a: TrainArgs) -> Result<()> {
             };
             // before any picture is loaded
             detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
-            let (x, o) = (set.load_pictures(input)?, set.objects.clone());
+            let (x, o) =
+                (set.load_pictures(input).with_context(|| format!("--input-size {input}"))?, set.objects.clone());
             let (train, val) = match &a.val {
                 Some(v) => {
                     let vset = read_dataset(v)?;

@@ -324,3 +324,81 @@ fn face_database_reads_leave_it_untouched_and_enrolment_is_all_or_nothing() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "reading changed the database");
     refused(&["faces", "list", "--db", s(&dir.path().join("none.db"))], &["none.db", "no face database"]);
 }
+
+#[test]
+fn fifos_counts_and_totals_are_refused_and_inputs_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    // a FIFO never ends (and opening one waits for a writer): refused before opening
+    let fifo = p("fifo.png");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    refused(&["conv", s(&fifo)], &["fifo.png", "not a regular file"]);
+    // counts that would overflow a buffer's size
+    let max = usize::MAX.to_string();
+    for (args, name) in [
+        (vec!["detect", "train-localizer", "--out", s(&p("a")), "--train-size", &max], "--train-size"),
+        (vec!["detect", "train-windows", "--out", s(&p("b")), "--pictures", &max], "--pictures"),
+        (vec!["yolo", "train", "--out", s(&p("c")), "--train-size", &max], "--train-size"),
+        (vec!["yolo", "train", "--out", s(&p("d")), "--train-size", "16", "--input-size", "32000"], "--input-size"),
+    ] {
+        refused(&args, &[name, "memory budget"]);
+    }
+    // what a whole training run holds counts, not each buffer alone: ResNet-18 on
+    // 1024x1024 pictures needs gigabytes of activations
+    let folder = p("folder");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for i in 0..4 {
+            let png = folder.join(format!("{class}/{i}.png"));
+            fovea_vision::image::save_rgb_png(&png, 8, 8, vec![i * 40; 8 * 8 * 3]).unwrap();
+        }
+    }
+    let run = p("r");
+    let args = ["train", "--data", s(&folder), "--model", "resnet18", "--image-size", "1024", "--out", s(&run)];
+    refused(&args, &["memory budget", "in use"]);
+    // thread counts and budgets from the environment
+    refused_with(&["summary", "lenet5"], &[("FOVEA_THREADS", "abc")], &["FOVEA_THREADS='abc'", "1 to 1024"]);
+    refused(&["--threads", "100000", "summary", "lenet5"], &["--threads 100000"]);
+    refused_with(
+        &["summary", "resnet50", "--classes", "10000000000"],
+        &[("FOVEA_MAX_MEMORY", "100T")],
+        &["memory budget"],
+    );
+    // an output path that is one of the inputs, or not a PNG
+    let m = p("m.txt");
+    std::fs::write(&m, "1 2\n3 4\n").unwrap();
+    refused(&["conv", s(&m), "--filter", "vertical", "--padding", "1", "--output", s(&m)], &["m.txt", "inputs"]);
+    assert_eq!(std::fs::read_to_string(&m).unwrap(), "1 2\n3 4\n");
+    let photo = p("photo.png");
+    std::fs::copy(repo("data/images/coffee.png"), &photo).unwrap();
+    let before = std::fs::read(&photo).unwrap();
+    refused(&["augment", s(&photo), "--count", "1", "--size", "32", "--out", s(&photo)], &["photo.png", "inputs"]);
+    refused(&["augment", s(&photo), "--count", "1", "--size", "32", "--out", s(&p("grid"))], &["grid", ".png"]);
+    assert_eq!(std::fs::read(&photo).unwrap(), before);
+}
+
+#[test]
+fn damaged_face_api_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("face-api");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(repo("models/face-api")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
+    }
+    // a quantisation scale of 1e300: the weights it expands to overflow f32
+    let manifest = models.join("tiny_face_detector_model-weights_manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let at = text.find("\"scale\":").expect("a quantised manifest") + "\"scale\":".len();
+    let end = at + text[at..].find([',', '}']).unwrap();
+    let damaged = format!("{}1e300{}", &text[..at], &text[end..]);
+    std::fs::write(&manifest, damaged).unwrap();
+    let photo = repo("data/faces/sample1.jpg");
+    let out = dir.path().join("o.png");
+    refused(
+        &["faces", "detect", &photo, "--models", s(&models), "--output", s(&out)],
+        &["tiny_face_detector", "NaN or infinite"],
+    );
+}

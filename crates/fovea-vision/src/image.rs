@@ -129,6 +129,10 @@ pub fn save_rgb_png(path: &Path, width: u32, height: u32, rgb: Vec<u8>) -> Resul
 }
 
 fn save(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        return Err(Error::format(path, "pictures are written as PNG: give the file a .png name"));
+    }
+    fovea::io::check_not_input(path)?;
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .map_err(|e| Error::format(path, format!("cannot encode PNG: {e}")))?;

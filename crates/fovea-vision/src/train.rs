@@ -85,6 +85,33 @@ impl RunMeta {
             .map_err(|_| Error::Invalid(format!("run input {:?} is not [C, H, W]", self.input)))
     }
 
+    /// Refuses values no run could have been saved with (a damaged or edited file).
+    fn check(&self) -> Result<()> {
+        self.optimizer_config()?;
+        let finite = [self.lr, self.momentum, self.weight_decay].iter().all(|v| v.is_finite());
+        if !finite || self.lr <= 0.0 || self.momentum < 0.0 || self.weight_decay < 0.0 {
+            return Err(Error::Invalid(format!(
+                "lr {}, momentum {} and weight decay {} must be finite, the rate above 0",
+                self.lr, self.momentum, self.weight_decay
+            )));
+        }
+        if self.batch_size == 0
+            || self.train_size == Some(0)
+            || self.epoch > self.epochs
+            || self.epoch != self.history.len()
+        {
+            return Err(Error::Invalid(format!(
+                "batch size {}, train size {:?}, epoch {} of {} with {} epochs of history do not fit together",
+                self.batch_size,
+                self.train_size,
+                self.epoch,
+                self.epochs,
+                self.history.len()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
         Ok(match self.optimizer.as_str() {
             "sgd" => OptimizerConfig::sgd(self.lr, self.momentum, self.weight_decay),
@@ -143,6 +170,16 @@ pub fn save_network<T: Serialize>(dir: &Path, file: &str, key: &str, net: &dyn M
     fovea::io::write_atomic(&dir.join(file).with_extension("json"), json.as_bytes())
 }
 
+/// A map for errors about what the run file `path/file` (or `path` itself) holds, so that
+/// they name the file; errors that already name a file pass unchanged.
+pub fn about_file(path: &Path, file: &str) -> impl Fn(Error) -> Error {
+    let file = if path.is_dir() { path.join(file) } else { path.to_path_buf() };
+    move |e| match e {
+        Error::Format { .. } | Error::Io { .. } => e,
+        e => Error::format(&file, e.to_string()),
+    }
+}
+
 /// Reads what [`save_network`] wrote to `path/file` (or to `path` itself, a file): the
 /// description and the tensors. `made_by` names the command that writes such files, for
 /// the errors.
@@ -188,6 +225,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
             format!("metadata lists {} class names for {} classes", meta.class_names.len(), meta.classes),
         ));
     }
+    meta.check().map_err(|e| Error::format(&file, format!("bad metadata: {e}")))?;
     let (mut model, mut optimizer) = (BTreeMap::new(), BTreeMap::new());
     for (name, t) in tensors {
         match name.strip_prefix(OPTIM_PREFIX) {
@@ -400,6 +438,11 @@ pub fn confusion_matrix(labels: &[usize], predictions: &[usize], classes: usize)
 
 /// Softmax probabilities of one batch of logits, rows sorted into the top `k` (class, p).
 pub fn top_k(logits: &Var, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+    if logits.value().data().iter().any(|v| !v.is_finite()) {
+        return Err(Error::Invalid(
+            "the network's outputs are NaN or infinite: its weights overflow (or are damaged) on this input".into(),
+        ));
+    }
     let probs = ops::softmax(logits, 1)?.tensor();
     let c = probs.shape()[1];
     Ok(probs

@@ -69,6 +69,9 @@ pub fn load_pretrained(model: &dyn Module, tensors: &BTreeMap<String, Tensor>) -
             if layers.is_empty() { "none".into() } else { layers.join(", ") }
         )));
     }
+    if let Some((name, _, _)) = kept.iter().find(|(_, _, t)| !t.all_finite()) {
+        return Err(Error::Invalid(format!("{name} holds NaN or infinite values; the weights are not usable")));
+    }
     for (_, v, t) in &kept {
         v.set_value(t.clone());
     }

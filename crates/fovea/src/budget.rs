@@ -4,11 +4,13 @@
 //!
 //! The budget is `FOVEA_MAX_MEMORY` (bytes, or with a suffix: `512M`, `4G`, `1T`), else
 //! half of the memory this process may use: the least of the machine's available memory,
-//! the address-space limit (`ulimit -v`) and the cgroup's `memory.max`.
+//! the address-space limit (`ulimit -v`) and the cgroup's `memory.max` (and never more than
+//! those limits). A check counts what live tensors already hold.
 
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// The budget in bytes, or why `FOVEA_MAX_MEMORY` could not be read.
@@ -16,7 +18,8 @@ pub fn limit() -> Result<u64> {
     static LIMIT: OnceLock<std::result::Result<u64, String>> = OnceLock::new();
     LIMIT
         .get_or_init(|| match std::env::var("FOVEA_MAX_MEMORY") {
-            Ok(s) => parse_size(&s).ok_or_else(|| {
+            // never more than the process can get: past that, allocations fail and abort
+            Ok(s) => parse_size(&s).map(|v| v.min(hard_limit())).ok_or_else(|| {
                 format!("FOVEA_MAX_MEMORY='{s}' is not a size (bytes, or a number with K, M, G or T, such as 4G)")
             }),
             Err(_) => Ok(usable_memory() / 2),
@@ -29,8 +32,9 @@ pub fn limit() -> Result<u64> {
 /// budget.
 pub fn check(what: &str, bytes: u64) -> Result<()> {
     let limit = limit()?;
-    if bytes > limit {
-        return Err(Error::Budget { what: what.to_string(), bytes, limit });
+    let in_use = in_use();
+    if bytes.saturating_add(in_use) > limit {
+        return Err(Error::Budget { what: what.to_string(), bytes, in_use, limit });
     }
     Ok(())
 }
@@ -47,11 +51,13 @@ pub fn check_shape(what: &str, shape: &[usize]) -> Result<usize> {
 /// Reads a whole file, refusing anything that is not a regular file (a device such as
 /// `/dev/zero` never ends) or whose length is over the budget.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    // asked before opening: opening a FIFO waits for a writer that may never come
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
         return Err(Error::format(path, "not a regular file"));
     }
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    crate::io::note_input(path);
     check(&path.display().to_string(), meta.len())?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // the length may grow while reading (a file being written): read no more than was checked
@@ -95,9 +101,9 @@ fn parse_size(s: &str) -> Option<u64> {
     (v.is_finite() && v > 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
-/// The memory this process may use: the least of the available memory, the address-space
-/// limit and the cgroup limit (what the machine knows of them).
-fn usable_memory() -> u64 {
+/// What this process can get at all: the least of the address-space limit (`ulimit -v`),
+/// the cgroup's `memory.max` and the machine's memory and swap.
+fn hard_limit() -> u64 {
     let mut least = u64::MAX;
     #[cfg(unix)]
     {
@@ -109,32 +115,63 @@ fn usable_memory() -> u64 {
     }
     #[cfg(target_os = "linux")]
     {
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let available = meminfo.lines().find_map(|l| l.strip_prefix("MemAvailable:"));
-        if let Some(kib) = available.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
-            least = least.min(kib.saturating_mul(1024));
-        }
         let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max").unwrap_or_default();
         if let Ok(max) = cgroup.trim().parse::<u64>() {
             least = least.min(max);
         }
-    }
-    if least == u64::MAX {
-        // elsewhere: the physical memory
-        #[cfg(unix)]
-        // SAFETY: sysconf only reads system constants.
-        unsafe {
-            let (pages, size) = (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE));
-            if pages > 0 && size > 0 {
-                least = pages as u64 * size as u64;
-            }
+        if let (Some(total), Some(swap)) = (meminfo("MemTotal:"), meminfo("SwapTotal:")) {
+            least = least.min(total.saturating_add(swap));
         }
     }
-    if least == u64::MAX {
-        8 << 30
-    } else {
-        least
+    #[cfg(all(unix, not(target_os = "linux")))]
+    // SAFETY: sysconf only reads system constants.
+    unsafe {
+        let (pages, size) = (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE));
+        if pages > 0 && size > 0 {
+            least = least.min(pages as u64 * size as u64);
+        }
     }
+    least
+}
+
+/// The memory this process may use now: the available memory within the hard limit.
+fn usable_memory() -> u64 {
+    #[cfg(target_os = "linux")]
+    let available = meminfo("MemAvailable:").unwrap_or(u64::MAX);
+    #[cfg(not(target_os = "linux"))]
+    let available = u64::MAX;
+    match available.min(hard_limit()) {
+        u64::MAX => 8 << 30, // nothing known: assume a small machine
+        least => least,
+    }
+}
+
+/// A `/proc/meminfo` field in bytes.
+#[cfg(target_os = "linux")]
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib =
+        text.lines().find_map(|l| l.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse::<u64>().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// Bytes held by live tensors: every tensor's values are counted while they exist, so that
+/// the budget bounds what a whole computation holds, not only each buffer.
+static IN_USE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `bytes` of tensor values as in use (the tensor module calls this).
+pub(crate) fn track(bytes: u64) {
+    IN_USE.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// Counts `bytes` of tensor values as freed.
+pub(crate) fn untrack(bytes: u64) {
+    IN_USE.fetch_sub(bytes, Ordering::Relaxed);
+}
+
+/// Bytes held by live tensors now.
+pub fn in_use() -> u64 {
+    IN_USE.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -155,7 +192,7 @@ mod tests {
     #[test]
     fn the_machine_has_some_usable_memory() {
         let m = usable_memory();
-        assert!(m > 1 << 20 && m < u64::MAX, "{m}");
+        assert!(m > 1 << 20 && m <= hard_limit(), "{m}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub enum Error {
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: std::io::Error },
     /// A size over the memory budget (see [`crate::budget`]), refused before allocating.
-    #[error("{what} would take {}, over the memory budget of {} (FOVEA_MAX_MEMORY; default half of the usable memory)", crate::budget::human(*.bytes), crate::budget::human(*.limit))]
-    Budget { what: String, bytes: u64, limit: u64 },
+    #[error("{what} would take {}{}, over the memory budget of {} (FOVEA_MAX_MEMORY; default half of the usable memory)", crate::budget::human(*.bytes), if *.in_use > 0 { format!(" with {} in use", crate::budget::human(*.in_use)) } else { String::new() }, crate::budget::human(*.limit))]
+    Budget { what: String, bytes: u64, in_use: u64, limit: u64 },
     /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),

@@ -123,6 +123,7 @@ impl DetectionSet {
     /// Every picture as `[N, 3, size, size]` in 0..1 (stretched to the square: boxes are
     /// relative, so they stay right), read on all cores.
     pub fn load_pictures(&self, size: usize) -> Result<Tensor> {
+        fovea::budget::check_shape(&format!("{} pictures at {size}x{size}", self.len()), &[self.len(), 3, size, size])?;
         let per = 3 * size * size;
         let pictures: Vec<Vec<f32>> = self
             .images
@@ -190,6 +191,9 @@ pub struct Synthetic {
 /// Synthetic pictures `first .. first + count` of `seed`: the pictures [`write_shapes`]
 /// writes, without the files.
 pub fn shapes_in_memory(first: u64, count: usize, seed: u64, config: &ShapesConfig) -> Result<Synthetic> {
+    // the drawn 8-bit pictures and their f32 copy
+    let what = format!("{count} synthetic pictures of {0}x{0}", config.size);
+    fovea::budget::check_shape(&what, &[count, 4, config.size, config.size])?;
     let drawn: Vec<shapes::Picture> =
         (0..count).into_par_iter().map(|i| shapes::generate(seed, first + i as u64, config)).collect();
     let plane = config.size * config.size;

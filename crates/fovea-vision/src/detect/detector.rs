@@ -101,8 +101,9 @@ pub fn save_detector(dir: &Path, net: &dyn Module, run: &DetectorRun) -> Result<
 pub fn load_detector(path: &Path) -> Result<(DetectorRun, Sequential)> {
     let (run, tensors): (DetectorRun, _) =
         crate::train::load_network(path, DETECTOR_FILE, DETECTOR_KEY, "fovea yolo train")?;
-    let net = network(run.input, &run.yolo_grid()?, &mut Rng::new(0))?;
-    fovea::nn::load_state_dict(&net, &tensors)?;
+    let named = crate::train::about_file(path, DETECTOR_FILE);
+    let net = network(run.input, &run.yolo_grid().map_err(&named)?, &mut Rng::new(0)).map_err(&named)?;
+    fovea::nn::load_state_dict(&net, &tensors).map_err(&named)?;
     Ok((run, net))
 }
 

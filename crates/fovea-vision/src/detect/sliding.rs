@@ -94,6 +94,8 @@ pub fn naive_windows(classifier: &dyn Module, picture: &Tensor) -> Result<Tensor
         return Err(Error::Invalid(format!("a {h}x{w} picture is smaller than one {WINDOW}x{WINDOW} window")));
     }
     let (rows, cols) = ((h - WINDOW) / WINDOW_STRIDE + 1, (w - WINDOW) / WINDOW_STRIDE + 1);
+    let what = format!("the {} windows of a {w}x{h} picture", rows * cols);
+    fovea::budget::check_shape(&what, &[rows, cols, 3, WINDOW, WINDOW])?;
     let mut crops = Vec::with_capacity(rows * cols * 3 * WINDOW * WINDOW);
     for r in 0..rows {
         for c in 0..cols {
@@ -164,8 +166,9 @@ pub fn load_window_classifier(path: &Path) -> Result<(WindowRun, Sequential)> {
     if run.classes.len() < 2 {
         return Err(Error::Invalid(format!("{}: a window classifier needs a class and background", path.display())));
     }
-    let net = window_net(run.classes.len(), &mut Rng::new(0))?;
-    fovea::nn::load_state_dict(&net, &tensors)?;
+    let named = crate::train::about_file(path, WINDOWS_FILE);
+    let net = window_net(run.classes.len(), &mut Rng::new(0)).map_err(&named)?;
+    fovea::nn::load_state_dict(&net, &tensors).map_err(&named)?;
     Ok((run, net))
 }
 

@@ -61,6 +61,10 @@ impl FaceDb {
     /// not SQLite, or a SQLite database of something else, is refused; so is a read-only
     /// one (use [`FaceDb::open_read_only`] to read it).
     pub fn open(path: &Path) -> Result<FaceDb> {
+        if path.exists() && !path.is_file() {
+            return Err(Error::format(path, "not a regular file"));
+        }
+        fovea::io::note_input(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, e))?;
         let err = |e| db_error(path, e);
@@ -98,6 +102,7 @@ impl FaceDb {
         if !path.is_file() {
             return Err(Error::format(path, "no face database here (enrol someone first)"));
         }
+        fovea::io::note_input(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
         let open = |uri: String| -> Result<Connection> {
             let conn = Connection::open_with_flags(uri, flags).map_err(|e| db_error(path, e))?;

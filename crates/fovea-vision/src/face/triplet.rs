@@ -349,8 +349,9 @@ pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)
     if run.dim == 0 || run.dim > 65_536 || run.held_out.iter().any(|&h| h >= run.identities.len()) {
         return Err(Error::Invalid(format!("{}: embedding metadata is inconsistent", path.display())));
     }
-    let net = crate::models::build(&run.model, run.dim, &mut Rng::new(0))?;
-    fovea::nn::load_state_dict(net.as_ref(), &tensors)?;
+    let named = crate::train::about_file(path, EMBEDDING_FILE);
+    let net = crate::models::build(&run.model, run.dim, &mut Rng::new(0)).map_err(&named)?;
+    fovea::nn::load_state_dict(net.as_ref(), &tensors).map_err(&named)?;
     Ok((run, net))
 }
 

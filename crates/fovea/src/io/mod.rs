@@ -15,6 +15,26 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// The files this process has read (see [`note_input`]).
+static INPUTS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `path` as an input of this process, so that no output replaces it.
+pub fn note_input(path: &Path) {
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        INPUTS.lock().unwrap_or_else(|e| e.into_inner()).push(canonical);
+    }
+}
+
+/// Refuses to write an output over a file this process has read (a picture, array or
+/// database given as an input): a mistyped output path must not destroy the input.
+pub fn check_not_input(path: &Path) -> Result<()> {
+    let Ok(canonical) = std::fs::canonicalize(path) else { return Ok(()) }; // a new file
+    if INPUTS.lock().unwrap_or_else(|e| e.into_inner()).contains(&canonical) {
+        return Err(Error::format(path, "is one of this command's inputs; write the output to another file"));
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))

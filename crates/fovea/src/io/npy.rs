@@ -79,6 +79,7 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
 }
 
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
+    super::check_not_input(path)?;
     let shape = match t.shape() {
         [] => "()".to_string(),
         [n] => format!("({n},)"),

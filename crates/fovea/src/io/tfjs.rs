@@ -105,6 +105,9 @@ pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
                 }
                 _ => return Err(bad(format!("{stored} storage needs quantisation parameters"))),
             };
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(bad("holds NaN or infinite values; the weights are not usable".into()));
+            }
             if out.insert(e.name.clone(), Tensor::new(&e.shape, values)?).is_some() {
                 return Err(bad("appears twice".into()));
             }

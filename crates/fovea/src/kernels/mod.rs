@@ -75,15 +75,29 @@ pub fn num_threads() -> usize {
     rayon::current_num_threads()
 }
 
+/// The most kernel threads a process may ask for.
+pub const MAX_THREADS: usize = 1024;
+
 /// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
-/// all cores. Later calls have no effect (rayon's pool is global).
-pub fn init_threads(threads: Option<usize>) {
-    let n = threads.or_else(|| std::env::var("FOVEA_THREADS").ok().and_then(|v| v.parse().ok())).filter(|&n| n > 0);
+/// all cores; a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
+/// no effect (rayon's pool is global).
+pub fn init_threads(threads: Option<usize>) -> crate::Result<()> {
+    let n = match threads {
+        Some(n) => Some((n, format!("--threads {n}"))),
+        None => match std::env::var("FOVEA_THREADS") {
+            Ok(v) => Some((v.trim().parse().unwrap_or(0), format!("FOVEA_THREADS='{v}'"))),
+            Err(_) => None,
+        },
+    };
     let mut builder = rayon::ThreadPoolBuilder::new().use_current_thread();
-    if let Some(n) = n {
+    if let Some((n, given)) = n {
+        if !(1..=MAX_THREADS).contains(&n) {
+            return Err(crate::Error::Invalid(format!("{given}: the thread count must be from 1 to {MAX_THREADS}")));
+        }
         builder = builder.num_threads(n);
     }
     let _ = builder.build_global();
+    Ok(())
 }
 
 /// Runs `f` with the kernels at level `isa` on a pool of its own with `threads` threads,

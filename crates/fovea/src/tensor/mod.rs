@@ -16,7 +16,41 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Tensor {
     shape: Vec<usize>,
-    data: Arc<Vec<f32>>,
+    data: Arc<Buffer>,
+}
+
+/// A tensor's values, counted in [`crate::budget::in_use`] while they live.
+struct Buffer {
+    values: Vec<f32>,
+    /// The bytes counted for `values` (uncounted on drop, even if the values moved out).
+    counted: u64,
+}
+
+impl Buffer {
+    fn new(values: Vec<f32>) -> Buffer {
+        let counted = values.capacity() as u64 * 4;
+        crate::budget::track(counted);
+        Buffer { values, counted }
+    }
+}
+
+impl Clone for Buffer {
+    fn clone(&self) -> Buffer {
+        Buffer::new(self.values.clone())
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = Vec<f32>;
+    fn deref(&self) -> &Vec<f32> {
+        &self.values
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        crate::budget::untrack(self.counted);
+    }
 }
 
 impl fmt::Debug for Tensor {
@@ -44,13 +78,13 @@ impl Tensor {
                 format!("shape {} needs {} values but {} were given", fmt_shape(shape), n, data.len()),
             ));
         }
-        Ok(Tensor { shape: shape.to_vec(), data: Arc::new(data) })
+        Ok(Tensor { shape: shape.to_vec(), data: Arc::new(Buffer::new(data)) })
     }
 
     /// Like [`Tensor::new`] for callers that computed the length themselves.
     pub(crate) fn from_parts(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Tensor { shape, data: Arc::new(data) }
+        Tensor { shape, data: Arc::new(Buffer::new(data)) }
     }
 
     pub fn full(shape: &[usize], value: f32) -> Tensor {
@@ -90,10 +124,13 @@ impl Tensor {
     }
     /// Mutable access; copies the buffer first if another tensor shares it.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        Arc::make_mut(&mut self.data).as_mut_slice()
+        Arc::make_mut(&mut self.data).values.as_mut_slice()
     }
     pub fn into_vec(self) -> Vec<f32> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
+        match Arc::try_unwrap(self.data) {
+            Ok(mut own) => std::mem::take(&mut own.values),
+            Err(shared) => shared.values.clone(),
+        }
     }
     /// The single value of a one-element tensor.
     pub fn item(&self) -> Result<f32> {
