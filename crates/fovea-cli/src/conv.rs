@@ -13,13 +13,13 @@ pub struct ConvArgs {
     /// Input: an image (PNG/JPEG, read as grey 0..255), a text matrix (.txt), or a .npy array
     input: PathBuf,
     /// Filter: vertical, horizontal, sobel-v, sobel-h, scharr-v, scharr-h, or a .txt/.npy file
-    #[arg(long, default_value = "vertical")]
+    #[arg(long, default_value = "vertical", conflicts_with = "weight")]
     filter: String,
     /// OIHW weights (.npy) for a general conv2d of an NCHW .npy input
     #[arg(long)]
     weight: Option<PathBuf>,
     /// Bias (.npy, one value per output channel) for --weight
-    #[arg(long)]
+    #[arg(long, requires = "weight")]
     bias: Option<PathBuf>,
     /// valid, same, or a number of zero rows/columns on each side
     #[arg(long, default_value = "valid")]
@@ -89,13 +89,18 @@ pub fn run(a: ConvArgs) -> Result<()> {
         None if a.filter.contains(['/', '\\', '.']) => bail!("--filter {}: no such file", a.filter),
         None => named_filter(&a.filter)?,
     };
-    let x = to_4d(input, "input")?;
-    let w = to_4d(weight, "filter")?;
+    let filter = match &a.weight {
+        Some(w) => format!("--weight {}", w.display()),
+        None => format!("--filter {}", a.filter),
+    };
+    let x = to_4d(input, &a.input.display().to_string())?;
+    let w = to_4d(weight, &filter)?;
     let b = a.bias.as_ref().map(|p| read_npy(p)).transpose()?;
     let y = conv2d(&Var::constant(x), &Var::constant(w), b.map(Var::constant).as_ref(), &opts)
         .with_context(|| {
+            let bias = a.bias.as_ref().map(|b| format!(", --bias {}", b.display())).unwrap_or_default();
             format!(
-                "convolving {} with --padding {}, --stride {}, --dilation {}, --groups {}",
+                "convolving {} with {filter}{bias}, --padding {}, --stride {}, --dilation {}, --groups {}",
                 a.input.display(),
                 a.padding,
                 a.stride,

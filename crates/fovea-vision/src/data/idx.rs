@@ -2,7 +2,7 @@
 //! (two zero bytes, a type code, the number of dimensions), the dimensions as big-endian
 //! u32, then the data. Only unsigned bytes (type 0x08) are used by these datasets.
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use fovea::{Error, Result};
 use std::io::Read;
 use std::path::Path;
@@ -22,7 +22,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
         // the decompressed size within the memory budget, so that a corrupt file cannot exhaust memory
         let limit = fovea::budget::limit()?;
         let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
+        // every member, as gzip itself reads them: data after the first is not dropped
+        MultiGzDecoder::new(&raw[..])
             .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| Error::format(path, format!("corrupt or truncated gzip data: {e}")))?;

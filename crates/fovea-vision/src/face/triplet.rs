@@ -131,7 +131,10 @@ pub fn embed_all(net: &dyn Module, data: &Dataset, batch_size: usize) -> Result<
         for idx in data.batch_indices(batch_size, None) {
             let (x, _) = data.batch(&idx);
             let e = embed(net, &Var::constant(x))?.tensor();
-            dim = e.shape()[1];
+            if rows.is_empty() {
+                dim = e.shape()[1];
+                fovea::budget::check_shape(&format!("{} embeddings of length {dim}", data.len()), &[data.len(), dim])?;
+            }
             rows.extend_from_slice(e.data());
         }
         Ok(())

@@ -106,6 +106,8 @@ pub fn triplet_loss(anchor: &Var, positive: &Var, negative: &Var, margin: f32) -
             ),
         ));
     }
+    // the differences and their squares, kept for backward: a few [N, D] at once
+    crate::tensor::checked_numel("triplet_loss", &[8, shape[0], shape[1]])?;
     let squared_distance = |a: &Var, b: &Var| -> Result<Var> { sum_dim(&pow_scalar(&sub(a, b)?, 2.0), 1, false) };
     let hinge =
         relu(&add_scalar(&sub(&squared_distance(anchor, positive)?, &squared_distance(anchor, negative)?)?, margin));
