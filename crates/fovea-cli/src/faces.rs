@@ -94,7 +94,7 @@ pub struct DetectorArgs {
     #[arg(long, default_value_t = 416)]
     input_size: usize,
     /// At most this many faces (SSD)
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = crate::range::count)]
     max_results: usize,
     /// Folder of face-api's networks (default: the repository's models/face-api)
     #[arg(long)]
@@ -103,6 +103,9 @@ pub struct DetectorArgs {
 
 impl DetectorArgs {
     fn pipeline(&self, stage: Stage) -> Result<Pipeline> {
+        if self.input_size == 0 || !self.input_size.is_multiple_of(32) {
+            bail!("--input-size {} must be a multiple of 32 (face-api's default: 416)", self.input_size);
+        }
         let detector = match self.detector {
             DetectorName::Tiny => Detector::Tiny { input_size: self.input_size },
             DetectorName::Ssd => Detector::Ssd { max_results: self.max_results },

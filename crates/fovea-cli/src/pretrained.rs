@@ -63,6 +63,9 @@ pub struct ClassifyArgs {
 }
 
 pub fn classify(a: ClassifyArgs) -> Result<()> {
+    if a.crop == 0 || a.crop > a.resize {
+        bail!("--crop {} must be from 1 to --resize {}", a.crop, a.resize);
+    }
     // torchvision's pretrained GoogLeNet expects its inputs re-scaled (transform_input)
     let model = load(&a.arch, &a.weights, a.arch == "googlenet")?;
     let names = imagenet::class_names();

@@ -91,6 +91,14 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     let style_names = if a.style_layers.is_empty() { default_style } else { a.style_layers.clone() };
     let style_layers = style_names.iter().map(|l| net.layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
     let content = load_sized(&a.content, a.size).with_context(|| format!("content picture {}", a.content.display()))?;
+    let side = content.shape()[1].min(content.shape()[2]);
+    if a.jitter > 0 && a.jitter >= side / 2 {
+        bail!(
+            "--jitter {} is too large: at most {} for this {side}-pixel side",
+            a.jitter,
+            (side / 2).saturating_sub(1)
+        );
+    }
     let (h, w) = (content.shape()[1], content.shape()[2]);
     let style_rgb =
         fovea_vision::image::load_rgb(&a.style).with_context(|| format!("style picture {}", a.style.display()))?;

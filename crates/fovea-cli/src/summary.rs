@@ -47,7 +47,7 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         None => models::default_input(name).to_vec(),
     };
     let s = summarize(model.as_ref(), &input)
-        .with_context(|| format!("{name} does not take a {} input", fmt_dims(&input)))?;
+        .with_context(|| format!("{name} does not take --input {}", fmt_dims(&input)))?;
     if a.json {
         let layers: Vec<_> = s
             .layers
