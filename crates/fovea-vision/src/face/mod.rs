@@ -260,6 +260,15 @@ impl Pipeline {
                 Some(_) => continue,
                 None => Vec::new(),
             };
+            let d = &detection;
+            let finite =
+                [d.x, d.y, d.width, d.height, d.score].iter().chain(landmarks.iter().flatten()).all(|v| v.is_finite())
+                    && descriptor.iter().all(|v| v.is_finite());
+            if !finite {
+                return Err(Error::Invalid(
+                    "the networks' outputs are NaN or infinite: their weights overflow (or are damaged)".into(),
+                ));
+            }
             faces.push(Face { detection, landmarks, descriptor });
         }
         Ok(faces)
