@@ -207,10 +207,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         keeps("momentum", a.momentum, run.momentum)?;
         keeps("weight-decay", a.weight_decay, run.weight_decay)?;
         keeps("seed", a.seed, run.seed)?;
-        let all = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
-        keeps("train-size", a.train_size.map(Some).map(all), all(run.train_size))?;
+        if let Some(n) = run.train_size {
+            keeps("train-size", a.train_size, n)?;
+        }
     }
-    let train_size = resumed.as_ref().map_or(a.train_size, |ckpt| ckpt.meta.train_size);
+    // runs made before the size was recorded take it from the option, as they did then
+    let train_size = resumed.as_ref().and_then(|ckpt| ckpt.meta.train_size).or(a.train_size);
     let model_name = match (&a.model, &resumed) {
         (Some(m), Some(ckpt)) if *m != ckpt.meta.model => {
             bail!("the run to resume trains {}; it cannot continue as --model {m}", ckpt.meta.model)
@@ -222,9 +224,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         (given, Some(ckpt)) => {
             let run = ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
             match given {
-                // the run's folder may have moved: then --data says where to
+                // the run's folder may have moved: then --data says where to (a Fashion-MNIST
+                // run records none)
                 Some(given)
-                    if run.exists() && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&run).ok() =>
+                    if ckpt.meta.data.is_some()
+                        && run.exists()
+                        && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&run).ok() =>
                 {
                     bail!(
                         "--data {} differs from the run's {}; a resumed run keeps its own",
@@ -307,7 +312,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             model: model_name.clone(),
             input: shape.to_vec(),
             data: data_path,
-            train_size,
+            train_size: Some(train_set.len()),
             classes: class_names.len(),
             class_names,
             optimizer: optimizer.into(),

@@ -2,7 +2,7 @@
 //! are refused with the range in the message (clap adds the option's name and value).
 
 /// f32 or f64, from an f64 that must stay finite in it.
-pub trait Real: Copy {
+pub trait Real: Copy + Into<f64> {
     fn from_f64(v: f64) -> Option<Self>;
 }
 impl Real for f32 {
@@ -18,7 +18,8 @@ impl Real for f64 {
 
 fn parse<T: Real>(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<T, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("not a number; {range}"))?;
-    T::from_f64(v).filter(|_| ok(v)).ok_or_else(|| range.to_string())
+    // the range holds for the value as stored: 1e-50 is 0 as an f32
+    T::from_f64(v).filter(|&t| ok(t.into())).ok_or_else(|| range.to_string())
 }
 /// Above 0 (learning rates, weights of costs).
 pub fn positive<T: Real>(s: &str) -> Result<T, String> {

@@ -120,6 +120,7 @@ fn absurd_options_name_the_option_and_its_range() {
         (vec!["train", "--lr", "NaN"], "--lr"),
         (vec!["train", "--lr=-1"], "--lr"),
         (vec!["train", "--lr", "1e39"], "--lr"),
+        (vec!["train", "--lr", "1e-50"], "--lr"), // 0 as an f32
         (vec!["train", "--momentum", "inf"], "--momentum"),
         (vec!["train", "--weight-decay=-0.5"], "--weight-decay"),
         (vec!["faces", "identify", &photo, "--threshold", "NaN"], "--threshold"),

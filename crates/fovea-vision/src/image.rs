@@ -180,7 +180,8 @@ pub fn resize_bilinear_window(
     if h == 0 || w == 0 || out_h == 0 || out_w == 0 {
         return Err(Error::Invalid(format!("cannot resize a {h}x{w} image to {out_h}x{out_w}")));
     }
-    if crop_h == 0 || crop_w == 0 || top + crop_h > out_h || left + crop_w > out_w {
+    let outside = |start: usize, len: usize, end: usize| start.checked_add(len).is_none_or(|e| e > end);
+    if crop_h == 0 || crop_w == 0 || outside(top, crop_h, out_h) || outside(left, crop_w, out_w) {
         return Err(Error::Invalid(format!(
             "the window {crop_h}x{crop_w} at ({top}, {left}) is not inside the {out_h}x{out_w} resize"
         )));

@@ -20,7 +20,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let raw = fovea::budget::read_file(path)?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         // the decompressed size within the memory budget, so that a corrupt file cannot exhaust memory
-        let limit = fovea::budget::limit()?;
+        let limit = fovea::budget::limit()?.saturating_sub(fovea::budget::in_use());
         let mut out = Vec::new();
         // every member, as gzip itself reads them: data after the first is not dropped
         MultiGzDecoder::new(&raw[..])

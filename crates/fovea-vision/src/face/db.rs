@@ -104,14 +104,33 @@ impl FaceDb {
         }
         fovea::io::note_input(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-        let open = |uri: String| -> Result<Connection> {
-            let conn = Connection::open_with_flags(uri, flags).map_err(|e| db_error(path, e))?;
-            conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_error(path, e))?;
-            check_format(&conn, path)?;
-            Ok(conn)
+        // the first read opens the file (SQLite opens lazily) and counts its tables
+        let open = |uri: String| -> rusqlite::Result<(Connection, i64)> {
+            let conn = Connection::open_with_flags(uri, flags)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            let tables = conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+            Ok((conn, tables))
         };
-        let plain = path.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
-        let conn = open(format!("file:{plain}")).or_else(|_| open(format!("file:{plain}?immutable=1")))?;
+        // an absolute path, so that the URI never starts with `//` (a host name)
+        let absolute = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let plain = absolute.to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+        // only where SQLite cannot make a WAL database's side files: read the file as it is
+        let (conn, tables) = match open(format!("file:{plain}")) {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
+            {
+                open(format!("file:{plain}?immutable=1"))
+            }
+            opened => opened,
+        }
+        .map_err(|e| first_read_error(path, e))?;
+        if tables == 0 {
+            return Err(Error::format(path, "no face database here (an empty file; enrol someone first)"));
+        }
+        check_format(&conn, path)?;
         Ok(FaceDb { conn, path: path.to_path_buf() })
     }
 

@@ -68,6 +68,16 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> std:
 /// Removes the temporary files `<prefix><pid>` that writers killed before their rename left
 /// in `dir` (those whose process no longer runs).
 fn remove_orphans(dir: &Path, prefix: &str) {
+    // once per folder and file name a process: a folder of many outputs is not re-read each time
+    static DONE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let key = dir.join(prefix);
+    {
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&key) {
+            return;
+        }
+        done.push(key);
+    }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();

@@ -71,7 +71,7 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 impl Tensor {
     /// A tensor from its data and shape; the data length must equal the product of the shape.
     pub fn new(shape: &[usize], data: Vec<f32>) -> Result<Tensor> {
-        let n = checked_numel("Tensor::new", shape)?;
+        let n = shape_numel("Tensor::new", shape)?;
         if n != data.len() {
             return Err(Error::shape(
                 "Tensor::new",
@@ -142,7 +142,7 @@ impl Tensor {
 
     /// The same data with another shape of the same size (free).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if checked_numel("reshape", shape)? != self.numel() {
+        if shape_numel("reshape", shape)? != self.numel() {
             return Err(Error::shape(
                 "reshape",
                 format!("cannot reshape {} into {}", fmt_shape(&self.shape), fmt_shape(shape)),
