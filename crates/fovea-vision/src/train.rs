@@ -238,12 +238,12 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 
 /// Rebuilds a model from a checkpoint and loads its weights.
 pub fn model_from_checkpoint(ckpt: &Checkpoint) -> Result<Box<dyn Module>> {
-    let in_file = |e: Error| Error::format(&ckpt.file, e.to_string());
-    let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0)).map_err(in_file)?;
-    load_state_dict(model.as_ref(), &ckpt.model).map_err(in_file)?;
+    let in_file = about_file(&ckpt.file, CHECKPOINT_FILE);
+    let model = crate::models::build(&ckpt.meta.model, ckpt.meta.classes, &mut Rng::new(0)).map_err(&in_file)?;
+    load_state_dict(model.as_ref(), &ckpt.model).map_err(&in_file)?;
     // the metadata's input shape must be one the network takes
     let mut input = vec![1];
-    input.extend(ckpt.meta.input_shape().map_err(in_file)?);
+    input.extend(ckpt.meta.input_shape().map_err(&in_file)?);
     model.output_shape(&input).map_err(|e| {
         Error::format(&ckpt.file, format!("{} cannot take the input {input:?} it states ({e})", ckpt.meta.model))
     })?;

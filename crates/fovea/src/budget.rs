@@ -45,7 +45,7 @@ pub fn check_shape(what: &str, shape: &[usize]) -> Result<usize> {
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let bytes = n.and_then(|n| u64::try_from(n).ok()?.checked_mul(4)).unwrap_or(u64::MAX);
     check(what, bytes)?;
-    Ok(n.expect("a size within the budget does not overflow"))
+    n.ok_or_else(|| Error::Budget { what: what.to_string(), bytes, in_use: in_use(), limit: limit().unwrap_or(0) })
 }
 
 /// Reads a whole file, refusing anything that is not a regular file (a device such as
