@@ -189,7 +189,7 @@ lines += [
     "",
     "| | seconds | GFLOP/s |",
     "|---|---|---|",
-    f"| fovea ({'matrixmultiply' if level == 'avx2' else 'gemm-f32'}) | {m['seconds']:.3f} | {m['gflops']:.0f} |",
+    f"| fovea ({'kernels::gemm::avx2' if level == 'avx2' else 'gemm-f32'}) | {m['seconds']:.3f} | {m['gflops']:.0f} |",
     f"| numpy | {n['seconds']:.3f} | {n['gflops']:.0f} |",
     f"| fovea / numpy throughput | | {m['gflops'] / n['gflops']:.2f} |",
     "",
