@@ -1,6 +1,6 @@
 //! `fovea augment`: a grid of augmented copies of one picture, to see what a pipeline does.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use fovea::{Rng, Tensor};
 use fovea_vision::augment::Augment;
@@ -17,12 +17,12 @@ pub struct AugmentArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Augmented copies (the original comes first)
-    #[arg(long, default_value_t = 15)]
+    #[arg(value_parser = crate::range::whole(1, 1024), long, default_value_t = 15)]
     count: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 4)]
     columns: usize,
     /// Longer side of each copy in pixels
-    #[arg(long, default_value_t = 128)]
+    #[arg(value_parser = crate::range::whole(8, 1024), long, default_value_t = 128)]
     size: usize,
     /// The grid (PNG)
     #[arg(long, default_value = "augmented.png")]
@@ -30,9 +30,6 @@ pub struct AugmentArgs {
 }
 
 pub fn run(a: AugmentArgs) -> Result<()> {
-    if !(1..=1024).contains(&a.count) || !(8..=1024).contains(&a.size) || a.columns == 0 {
-        bail!("--count must be 1..1024, --size 8..1024 and --columns at least 1");
-    }
     let mut pipeline = Augment::parse(&a.ops)?;
     let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);

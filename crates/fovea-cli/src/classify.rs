@@ -28,13 +28,13 @@ pub struct TrainArgs {
     model: Option<String>,
     /// Side of the square images the model is trained on (default: 28 for lenet5 and cnn-bn;
     /// for the ImageNet architectures 32 on Fashion-MNIST, 64 for alexnet, 224 on image folders)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     image_size: Option<usize>,
     /// Epochs in all (default 10; with --resume, the run's own plan)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     epochs: Option<usize>,
     /// Pictures per batch [default: 64]
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     batch_size: Option<usize>,
     /// [default: adam]
     #[arg(long, value_enum)]
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Use only N training images (Fashion-MNIST's first N; an image folder's from each class in turn)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     train_size: Option<usize>,
     /// Fashion-MNIST's IDX files (default: the repository's data/fashion-mnist), or an image
     /// folder with one sub-folder per class (optionally split into train/ and val/)
@@ -79,7 +79,7 @@ pub struct TrainArgs {
     #[arg(long)]
     freeze: Option<String>,
     /// The classes of the new head; must match the classes in --data
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     num_classes: Option<usize>,
     /// With --freeze: compute the frozen layers' outputs once (kept in the run folder as
     /// features.safetensors) and train the rest on them

@@ -25,16 +25,16 @@ pub struct ShapesArgs {
     /// Folder to write images/, labels/, landmarks/ and classes.txt into
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 1000)]
     count: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Side of the square pictures in pixels
-    #[arg(long, default_value_t = 128)]
+    #[arg(value_parser = crate::range::whole(32, 1024), long, default_value_t = 128)]
     size: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(value_parser = crate::range::whole(0, 20), long, default_value_t = 0)]
     min_objects: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(value_parser = crate::range::whole(0, 20), long, default_value_t = 4)]
     max_objects: usize,
     /// Write into --out even if it already holds files, replacing them
     #[arg(long)]
@@ -61,9 +61,9 @@ pub struct RegressorArgs {
     #[arg(long)]
     out: PathBuf,
     /// Synthetic single-object pictures to train on (new ones every epoch); 1,000 others test
-    #[arg(long, default_value_t = 4000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 4000)]
     train_size: usize,
-    #[arg(long, default_value_t = 15)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 15)]
     epochs: usize,
     /// Side of the square pictures (a multiple of 16)
     #[arg(long, default_value_t = 64)]
@@ -90,9 +90,9 @@ pub struct TrainWindowsArgs {
     #[arg(long, default_value = "runs/windows")]
     out: PathBuf,
     /// Synthetic pictures to cut training windows from (500 others give the test windows)
-    #[arg(long, default_value_t = 3000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 3000)]
     pictures: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 8)]
     epochs: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -128,7 +128,7 @@ pub struct AnchorsArgs {
     #[arg(long)]
     data: PathBuf,
     /// Anchors to find; the mean best IoU is reported for every count from 1 to K
-    #[arg(short, default_value_t = 5)]
+    #[arg(value_parser = crate::range::count, short, default_value_t = 5)]
     k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -139,8 +139,8 @@ pub struct AnchorsArgs {
 pub fn data(d: Data) -> Result<()> {
     match d {
         Data::Shapes(a) => {
-            if !(32..=1024).contains(&a.size) || a.count == 0 || a.min_objects > a.max_objects || a.max_objects > 20 {
-                bail!("--size must be 32..1024, --count at least 1, and 0 <= --min-objects <= --max-objects <= 20");
+            if a.min_objects > a.max_objects {
+                bail!("--min-objects {} is more than --max-objects {}", a.min_objects, a.max_objects);
             }
             let config = ShapesConfig {
                 size: a.size,
@@ -169,8 +169,8 @@ pub fn run(d: Detect) -> Result<()> {
 fn anchors(a: AnchorsArgs) -> Result<()> {
     let set = read_dataset(&a.data)?;
     let shapes: Vec<(f32, f32)> = set.objects.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
-    if a.k == 0 || a.k > shapes.len() {
-        bail!("-k must be between 1 and the {} labelled boxes of {}", shapes.len(), a.data.display());
+    if a.k > shapes.len() {
+        bail!("-k must be at most the {} labelled boxes of {}", shapes.len(), a.data.display());
     }
     let mut per_k = Vec::new();
     for k in 1..=a.k {
@@ -195,9 +195,6 @@ fn anchors(a: AnchorsArgs) -> Result<()> {
 
 fn train_windows(a: TrainWindowsArgs) -> Result<()> {
     fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    if a.pictures == 0 || a.epochs == 0 {
-        bail!("--pictures and --epochs must be at least 1");
-    }
     let train_set = sliding::window_crops(a.pictures, a.seed).with_context(|| format!("--pictures {}", a.pictures))?;
     let test_set = sliding::window_crops(500, a.seed.wrapping_add(1_000_003))?;
     let mut classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
@@ -340,16 +337,14 @@ fn regression_data(landmarks: bool, first: u64, count: usize, seed: u64, size: u
 
 fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
     fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    if a.train_size == 0 || a.epochs == 0 {
-        bail!("--train-size and --epochs must be at least 1");
-    }
     let squared = match a.loss.as_str() {
         "logistic" => false,
         "squared" => true,
         other => bail!("unknown --loss '{other}' (logistic, squared)"),
     };
     let outputs = if landmarks { 2 * LANDMARKS } else { 5 + CLASSES.len() };
-    let net = localize::regressor(a.size, outputs, &mut Rng::new(a.seed))?;
+    let net =
+        localize::regressor(a.size, outputs, &mut Rng::new(a.seed)).with_context(|| format!("--size {}", a.size))?;
     let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
     let (test_x, test_y) = regression_data(landmarks, 0, 1000, a.seed.wrapping_add(1_000_003), a.size)?;
     let loss = |out: &fovea::Var, t: &Tensor| -> fovea::Result<fovea::Var> {

@@ -27,14 +27,14 @@ pub enum Example {
 #[derive(Args)]
 pub struct ExampleArgs {
     /// Generated training samples
-    #[arg(long, default_value_t = 4000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 4000)]
     train_size: usize,
     /// Generated test samples (another seed)
-    #[arg(long, default_value_t = 1000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 1000)]
     test_size: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 8)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 32)]
     batch_size: usize,
     /// Adam's learning rate
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
@@ -54,9 +54,6 @@ pub fn run(e: Example) -> Result<()> {
         Example::Ecg1d(a) => (a, "ecg1d"),
         Example::Volume3d(a) => (a, "volume3d"),
     };
-    if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 || a.test_size == 0 {
-        bail!("--epochs, --batch-size, --train-size and --test-size must be at least 1");
-    }
     if a.train_size.max(a.test_size) > 200_000 {
         bail!("--train-size and --test-size are at most 200,000 generated samples");
     }

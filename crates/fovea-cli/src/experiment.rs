@@ -7,7 +7,7 @@
 //! - `transfer`: learning five new classes from a few pictures each, from scratch or from a
 //!   network pretrained on the other five.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use fovea::nn::Module;
 use fovea::optim::{Optimizer, OptimizerConfig};
@@ -38,15 +38,15 @@ pub struct PlainVsResidualArgs {
     /// Layers with weights, 6n+2 (20, 32, 44, 56, ...)
     #[arg(long, default_value_t = 56)]
     depth: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 5)]
     epochs: usize,
     /// Training images (the first N of Fashion-MNIST's 60,000)
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 10_000)]
     train_size: usize,
     /// Test images the test error is measured on (the first N of 10,000)
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 2_000)]
     test_size: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 128)]
     batch_size: usize,
     /// SGD learning rate (momentum 0.9, weight decay 1e-4, as He et al.)
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.1)]
@@ -155,9 +155,6 @@ fn plot_curves(curves: &[Curve], png: &Path) -> Result<()> {
 }
 
 fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
-    if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 || a.test_size == 0 {
-        bail!("--epochs, --batch-size, --train-size and --test-size must be at least 1");
-    }
     let dir = FashionMnist::default_dir();
     let train_set = FashionMnist::load(&dir, Split::Train)?.take(a.train_size);
     let test_set = FashionMnist::load(&dir, Split::Test)?.take(a.test_size);
@@ -175,7 +172,8 @@ fn plain_vs_residual(a: PlainVsResidualArgs) -> Result<()> {
     let mut curves = Vec::new();
     for name in [format!("cifar-plain{}", a.depth), format!("cifar-resnet{}", a.depth)] {
         // the same initial draws, the same batches: only the shortcuts differ
-        let model = fovea_vision::models::build(&name, 10, &mut Rng::new(a.seed))?;
+        let model = fovea_vision::models::build(&name, 10, &mut Rng::new(a.seed))
+            .with_context(|| format!("--depth {}", a.depth))?;
         let mut optimizer = train::make_optimizer(model.as_ref(), OptimizerConfig::sgd(a.lr, 0.9, 1e-4))?;
         curves.push(train_curve(&name, model.as_ref(), &mut optimizer, &plan, None)?);
     }
@@ -195,11 +193,11 @@ pub struct AugmentArgs {
     #[arg(long, default_value = "lenet5")]
     model: String,
     /// Training images (the first N of Fashion-MNIST's 60,000)
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 2_000)]
     train_size: usize,
-    #[arg(long, default_value_t = 40)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 40)]
     epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 64)]
     batch_size: usize,
     /// Adam's learning rate
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
@@ -220,9 +218,6 @@ pub struct AugmentArgs {
 /// The same network trained on the same few pictures, with and without augmentation; test
 /// accuracy on all 10,000 test pictures.
 fn augment(a: AugmentArgs) -> Result<()> {
-    if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 {
-        bail!("--epochs, --batch-size and --train-size must be at least 1");
-    }
     let mut pipeline = Augment::parse(&a.augment)?;
     let dir = FashionMnist::default_dir();
     let train_set = FashionMnist::load(&dir, Split::Train)?.take(a.train_size);
@@ -275,18 +270,18 @@ pub struct TransferArgs {
     #[arg(long, default_value = "lenet5")]
     model: String,
     /// Labelled pictures per new class (classes 5-9: Sandal, Shirt, Sneaker, Bag, Ankle boot)
-    #[arg(long, default_value_t = 50)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 50)]
     per_class: usize,
     /// Epochs of pretraining on classes 0-4 (30,000 pictures)
-    #[arg(long, default_value_t = 5)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 5)]
     pretrain_epochs: usize,
     /// Epochs on the few new pictures
-    #[arg(long, default_value_t = 40)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 40)]
     epochs: usize,
     /// The last frozen layer of the frozen-backbone variant
     #[arg(long, default_value = "pool2")]
     freeze: String,
-    #[arg(long, default_value_t = 25)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 25)]
     batch_size: usize,
     /// Adam's learning rate
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
@@ -321,9 +316,6 @@ fn five_classes(data: &Dataset, first: usize, per_class: usize) -> Dataset {
 }
 
 fn transfer(a: TransferArgs) -> Result<()> {
-    if a.epochs == 0 || a.batch_size == 0 || a.per_class == 0 || a.pretrain_epochs == 0 {
-        bail!("--epochs, --batch-size, --per-class and --pretrain-epochs must be at least 1");
-    }
     let dir = FashionMnist::default_dir();
     let (train_all, test_all) = (FashionMnist::load(&dir, Split::Train)?, FashionMnist::load(&dir, Split::Test)?);
     let (source, source_test) = (five_classes(&train_all, 0, usize::MAX), five_classes(&test_all, 0, usize::MAX));

@@ -21,7 +21,7 @@ pub struct TrainEmbeddingArgs {
     #[arg(long, default_value = "cnn-bn")]
     model: String,
     /// Length of the embedding (the network's output, scaled to unit length)
-    #[arg(long, default_value_t = 64)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 64)]
     dim: usize,
     /// How triplets are chosen in each batch (batch-hard tends to collapse every embedding
     /// to one point when a network starts from scratch: lower --lr for it)
@@ -31,12 +31,12 @@ pub struct TrainEmbeddingArgs {
     #[arg(value_parser = crate::range::non_negative::<f32>, long, default_value_t = 0.2)]
     margin: f32,
     /// Identities per batch (P)
-    #[arg(long, default_value_t = 7)]
+    #[arg(value_parser = crate::range::whole(2, usize::MAX), long, default_value_t = 7)]
     identities_per_batch: usize,
     /// Pictures of each identity per batch (K)
-    #[arg(long, default_value_t = 16)]
+    #[arg(value_parser = crate::range::whole(2, usize::MAX), long, default_value_t = 16)]
     per_identity: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 5)]
     epochs: usize,
     /// Adam's learning rate
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.001)]
@@ -48,16 +48,16 @@ pub struct TrainEmbeddingArgs {
     #[arg(long, value_delimiter = ',')]
     held_out: Vec<String>,
     /// One-shot trials to average, each enrolling another random picture per identity
-    #[arg(long, default_value_t = 100)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 100)]
     trials: usize,
     /// Use only N training pictures (Fashion-MNIST's first N; an image folder's from each class in turn)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     train_size: Option<usize>,
     /// Use only N test pictures
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     test_size: Option<usize>,
     /// Side of the square pictures (default: what the model takes; 32 for ImageNet models on Fashion-MNIST)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     image_size: Option<usize>,
     /// Fashion-MNIST's IDX files (default), or a folder with one sub-folder per identity
     #[arg(long)]
@@ -89,9 +89,9 @@ pub struct TrainVerifierArgs {
     /// Labelled pairs (half of one identity) to learn from, drawn from the training pictures
     /// of the identities the embedding never saw; as many again from their test pictures
     /// to measure on
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(value_parser = crate::range::whole(2, usize::MAX), long, default_value_t = 10_000)]
     pairs: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 20)]
     epochs: usize,
     /// Adam's learning rate for the logistic unit
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.01)]
@@ -122,9 +122,6 @@ fn held_out_classes(args: &[String], names: &[String]) -> Result<Vec<usize>> {
 }
 
 pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
-    if a.epochs == 0 || a.dim == 0 || a.trials == 0 || a.identities_per_batch < 2 || a.per_identity < 2 {
-        bail!("--epochs, --dim and --trials must be at least 1, --identities-per-batch and --per-identity at least 2");
-    }
     if !(a.margin > 0.0 && a.margin <= 4.0) {
         bail!("--margin must be in (0, 4] (squared distances between unit vectors are at most 4), got {}", a.margin);
     }
@@ -306,9 +303,6 @@ fn pair_set(e: &Tensor, labels: &[usize], count: usize, rng: &mut Rng) -> Result
 }
 
 pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
-    if a.pairs < 2 || a.epochs == 0 {
-        bail!("--pairs must be at least 2 and --epochs at least 1");
-    }
     // each pair: its features (a few of the descriptors' length each), twice (fit and test)
     fovea::budget::check_shape(&format!("--pairs {}", a.pairs), &[a.pairs, 2, 8, 128])?;
     let (run, net) = triplet::load_embedding_run(&a.embedding)?;

@@ -35,5 +35,14 @@ pub fn fraction<T: Real>(s: &str) -> Result<T, String> {
 }
 /// A count of at least 1.
 pub fn count(s: &str) -> Result<usize, String> {
-    s.trim().parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| "must be a whole number, 1 or more".to_string())
+    whole(1, usize::MAX)(s)
+}
+/// A whole number from `lo` to `hi` (`usize::MAX`: no upper end).
+pub fn whole(lo: usize, hi: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        s.trim().parse::<usize>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| match hi {
+            usize::MAX => format!("must be a whole number, {lo} or more"),
+            _ => format!("must be a whole number from {lo} to {hi}"),
+        })
+    }
 }

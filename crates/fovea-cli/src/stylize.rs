@@ -18,10 +18,11 @@ pub struct StylizeArgs {
     /// Where to write the generated picture (PNG)
     #[arg(long)]
     out: PathBuf,
-    /// Longer side of the generated picture in pixels (the style picture is resized to match)
-    #[arg(long, default_value_t = 256)]
+    /// Longer side of the generated picture in pixels, 32 to 1024 (the backbone halves a
+    /// picture 5 times; the style picture is resized to match)
+    #[arg(value_parser = crate::range::whole(32, 1024), long, default_value_t = 256)]
     size: usize,
-    #[arg(long, default_value_t = 300)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 300)]
     steps: usize,
     /// Weight of the content cost
     #[arg(value_parser = crate::range::non_negative::<f32>, long, default_value_t = 1e-3)]
@@ -75,9 +76,6 @@ fn load_sized(path: &Path, size: usize) -> Result<fovea::Tensor> {
 }
 
 pub fn run(a: StylizeArgs) -> Result<()> {
-    if !(32..=1024).contains(&a.size) || a.steps == 0 {
-        bail!("--size must be 32..1024 (the backbone halves a picture 5 times) and --steps at least 1");
-    }
     // before minutes of work, not after
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
         bail!("the folder of --out, {}, does not exist", dir.display());

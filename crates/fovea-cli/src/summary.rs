@@ -17,7 +17,7 @@ pub struct SummaryArgs {
     #[arg(long, value_name = "CxHxW")]
     input: Option<String>,
     /// Number of classes of the classifier head (default: 10 for the Fashion-MNIST models, else 1000)
-    #[arg(long)]
+    #[arg(value_parser = crate::range::count, long)]
     classes: Option<usize>,
     /// Compare a conv layer with the dense layer it replaces: input HxWxC, filters, filter size
     #[arg(long, value_name = "HxWxC:FILTERS:F", conflicts_with_all = ["model", "input"])]

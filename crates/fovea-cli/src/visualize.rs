@@ -34,7 +34,7 @@ pub struct PatchesArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Search only the first N pictures
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 10_000)]
     limit: usize,
     /// The grid PNG (one row per unit)
     #[arg(long, default_value = "patches.png")]

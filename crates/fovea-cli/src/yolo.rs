@@ -49,9 +49,9 @@ pub struct TrainArgs {
     /// anchors while each raises the mean best IoU by 0.02 or more
     #[arg(long, default_value = "5")]
     anchors: String,
-    #[arg(long, default_value_t = 12)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 12)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 32)]
     batch_size: usize,
     /// Adam's learning rate
     #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.002)]
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Synthetic training pictures per epoch, new ones every epoch (without --data)
-    #[arg(long, default_value_t = 6000)]
+    #[arg(value_parser = crate::range::count, long, default_value_t = 6000)]
     train_size: usize,
     /// Augment the training pictures every epoch, boxes moved with them (see `fovea train
     /// --augment`; e.g. mirror,crop:0.7,color)
@@ -158,9 +158,6 @@ fn split_every_tenth(t: &Tensor, objects: &[Vec<Object>]) -> Result<[(Tensor, Ve
 
 fn train(a: TrainArgs) -> Result<()> {
     fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    if a.epochs == 0 || a.batch_size == 0 || a.train_size == 0 {
-        bail!("--epochs, --batch-size and --train-size must be at least 1");
-    }
     let anchor_count = match a.anchors.as_str() {
         "auto" => None,
         k => Some(

@@ -141,6 +141,35 @@ fn absurd_options_name_the_option_and_its_range() {
     refused(&["conv", s(&m), "--filter", "missing.txt"], &["missing.txt", "no such file"]);
     refused(&["conv", s(&m), "--output", s(&dir.path().join("noext"))], &["noext", "no extension"]);
     refused(&["train", "--train-size", "0"], &["--train-size"]);
+    let out = dir.path().join("run");
+    refused(&["detect", "train-localizer", "--out", s(&out), "--size", "20"], &["--size 20", "multiple of 16"]);
+    refused(&["experiment", "plain-vs-residual", "--out", s(&out), "--depth", "7"], &["--depth 7", "6n+2"]);
+    // whole-number options outside their range, each named with its range (refused while
+    // the arguments are read, before anything runs)
+    for (words, option, value, range) in [
+        (&["augment", "x.png"][..], "--count", "0", "from 1 to 1024"),
+        (&["augment", "x.png"], "--size", "4", "from 8 to 1024"),
+        (&["augment", "x.png"], "--columns", "0", "1 or more"),
+        (&["train"], "--epochs", "0", "1 or more"),
+        (&["train"], "--batch-size", "1.5", "1 or more"),
+        (&["train"], "--image-size", "0", "1 or more"),
+        (&["data", "shapes", "--out", "o"], "--size", "16", "from 32 to 1024"),
+        (&["data", "shapes", "--out", "o"], "--max-objects", "21", "from 0 to 20"),
+        (&["detect", "train-windows"], "--pictures", "0", "1 or more"),
+        (&["detect", "anchors", "--data", "d"], "-k", "0", "1 or more"),
+        (&["example", "ecg1d"], "--batch-size", "0", "1 or more"),
+        (&["experiment", "transfer"], "--pretrain-epochs", "0", "1 or more"),
+        (&["faces", "train-embedding"], "--per-identity", "1", "2 or more"),
+        (&["faces", "train-verifier"], "--pairs", "1", "2 or more"),
+        (&["stylize", "--content", "c.png", "--style", "s.png", "--out", "o.png"], "--size", "31", "from 32 to 1024"),
+        (&["stylize", "--content", "c.png", "--style", "s.png", "--out", "o.png"], "--steps", "0", "1 or more"),
+        (&["summary", "lenet5"], "--classes", "0", "1 or more"),
+        (&["yolo", "train", "--data", "d", "--out", "o"], "--batch-size", "0", "1 or more"),
+    ] {
+        let mut args = words.to_vec();
+        args.extend([option, value]);
+        refused(&args, &[option, range]);
+    }
 }
 
 #[test]
@@ -296,6 +325,14 @@ fn damaged_pictures_warn_or_are_refused_and_non_finite_numbers_stay_distinct() {
     let whole = dir.path().join("whole.jpg");
     std::fs::write(&whole, &jpeg).unwrap();
     let (_, err) = succeeds(&["conv", s(&whole), "--output", s(&dir.path().join("edges2.png"))]);
+    assert!(err.is_empty(), "{err}");
+    // a PNG whose closing IEND chunk is cut: whole pixels, and a warning
+    let png = std::fs::read(repo("data/images/coffee.png")).unwrap();
+    let no_end = dir.path().join("no_end.png");
+    std::fs::write(&no_end, &png[..png.len() - 4]).unwrap();
+    let (_, err) = succeeds(&["conv", s(&no_end), "--output", s(&dir.path().join("edges3.png"))]);
+    assert!(err.contains("warning") && err.contains("no_end.png") && err.contains("IEND"), "{err}");
+    let (_, err) = succeeds(&["conv", &repo("data/images/coffee.png"), "--output", s(&dir.path().join("edges4.png"))]);
     assert!(err.is_empty(), "{err}");
 
     // NaN, inf and -inf in a --json output

@@ -27,8 +27,17 @@ fn open(path: &Path) -> Result<image::DynamicImage> {
             }
         }
     }
-    reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))
+    let png = reader.format() == Some(image::ImageFormat::Png);
+    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+    // the pixels are whole (the decoder stops at the last image data), but the file is not
+    if png && !bytes.ends_with(&PNG_END) {
+        eprintln!("warning: {}: the PNG does not end with its IEND chunk (cut off, or data appended)", path.display());
+    }
+    Ok(img)
 }
+
+/// The last 12 bytes of every PNG: the empty IEND chunk and its CRC.
+const PNG_END: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82];
 
 /// A JPEG decoded as `image` decodes it (the same decoder and colours), but with an error
 /// where `image` would quietly fill missing or corrupt data with grey.

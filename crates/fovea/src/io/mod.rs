@@ -16,12 +16,13 @@ use std::io::Write;
 use std::path::Path;
 
 /// The files this process has read (see [`note_input`]).
-static INPUTS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+static INPUTS: std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Records `path` as an input of this process, so that no output replaces it.
 pub fn note_input(path: &Path) {
     if let Ok(canonical) = std::fs::canonicalize(path) {
-        INPUTS.lock().unwrap_or_else(|e| e.into_inner()).push(canonical);
+        INPUTS.lock().unwrap_or_else(|e| e.into_inner()).insert(canonical);
     }
 }
 
