@@ -911,5 +911,6 @@ fn one_and_three_dimensional_examples_learn() {
     let args = ["example", "volume3d", "--train-size", "400", "--test-size", "200", "--epochs", "3", "--json"];
     let last = json_lines(&ok(&args)).pop().unwrap();
     assert!(last["test_accuracy"].as_f64().unwrap() > 0.6, "sphere or not, chance 50%: {last}");
-    assert!(fails(&["example", "ecg1d", "--epochs", "0"]).contains("at least 1"));
+    let err = fails(&["example", "ecg1d", "--epochs", "0"]);
+    assert!(err.contains("--epochs") && err.contains("1 or more"), "{err}");
 }

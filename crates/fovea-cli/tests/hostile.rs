@@ -439,4 +439,25 @@ fn damaged_face_api_weights_are_refused() {
         &["faces", "detect", &photo, "--models", s(&models), "--output", s(&out)],
         &["tiny_face_detector", "NaN or infinite"],
     );
+    // tensors of the right size in the wrong shape: flattened (a panic once), or with
+    // their channels swapped; the manifest and the tensor are named, not an internal op
+    for (from, to, names) in [
+        (
+            r#""conv1/depthwise_filter","shape":[3,3,16,1]"#,
+            r#""conv1/depthwise_filter","shape":[144]"#,
+            &["conv1/depthwise_filter", "[144]", "4 dimensions"][..],
+        ),
+        (
+            r#""conv1/pointwise_filter","shape":[1,1,16,32]"#,
+            r#""conv1/pointwise_filter","shape":[1,1,32,16]"#,
+            &["do not fit the tiny face detector"],
+        ),
+    ] {
+        let compact = text.replace(' ', "");
+        assert!(compact.contains(from), "the manifest has changed: {from}");
+        std::fs::write(&manifest, compact.replace(from, to)).unwrap();
+        let mut expected = vec!["tiny_face_detector_model-weights_manifest.json"];
+        expected.extend(names);
+        refused(&["faces", "detect", &photo, "--models", s(&models), "--output", s(&out)], &expected);
+    }
 }

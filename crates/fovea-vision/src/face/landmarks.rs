@@ -21,15 +21,15 @@ impl FaceLandmarkNet {
         Ok(FaceLandmarkNet { w: Weights::load(manifest, "landmark net", "fc/weights")? })
     }
 
-    fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name)
+    fn get(&self, name: &str, rank: usize) -> Result<&Var> {
+        self.w.get(name, rank)
     }
 
     /// Depthwise 3x3 (stride, 'same') then pointwise, plus bias.
     fn separable(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
-        let d = conv_same(x, self.get(&format!("{prefix}/depthwise_filter"))?, None, stride, x.shape()[1])?;
-        let pw = self.get(&format!("{prefix}/pointwise_filter"))?;
-        ops::conv2d(&d, pw, Some(self.get(&format!("{prefix}/bias"))?), &ConvOptions::default())
+        let d = conv_same(x, self.get(&format!("{prefix}/depthwise_filter"), 4)?, None, stride, x.shape()[1])?;
+        let pw = self.get(&format!("{prefix}/pointwise_filter"), 4)?;
+        ops::conv2d(&d, pw, Some(self.get(&format!("{prefix}/bias"), 1)?), &ConvOptions::default())
     }
 
     /// The 136 raw outputs for a prepared input `[1, 3, 112, 112]`.
@@ -38,7 +38,7 @@ impl FaceLandmarkNet {
         for k in 0..4 {
             let p = format!("dense{k}");
             let o1 = ops::relu(&if k == 0 {
-                let (w, b) = (self.get(&format!("{p}/conv0/filters"))?, self.get(&format!("{p}/conv0/bias"))?);
+                let (w, b) = (self.get(&format!("{p}/conv0/filters"), 4)?, self.get(&format!("{p}/conv0/bias"), 1)?);
                 conv_same(&h, w, Some(b), 2, 1)?
             } else {
                 self.separable(&h, &format!("{p}/conv0"), 2)?
@@ -50,7 +50,7 @@ impl FaceLandmarkNet {
         }
         let pooled = ops::avg_pool(&h, &PoolOptions::new(7).stride(2))?;
         let flat = ops::flatten(&pooled)?;
-        let y = ops::add(&ops::matmul(&flat, self.get("fc/weights")?)?, self.get("fc/bias")?)?;
+        let y = ops::add(&ops::matmul(&flat, self.get("fc/weights", 2)?)?, self.get("fc/bias", 1)?)?;
         Ok(y.tensor())
     }
 
@@ -60,7 +60,7 @@ impl FaceLandmarkNet {
         let Some(crop) = det.crop(rgb) else { return Ok(Vec::new()) };
         let (ch, cw) = (crop.shape()[1] as f64, crop.shape()[2] as f64);
         let (x, _) = network_input(&crop, SIZE, true, |c, v| (v - MEAN[c]) / 255.0)?;
-        let raw = no_grad(|| self.forward(&Var::constant(x)))?;
+        let raw = no_grad(|| self.forward(&Var::constant(x))).map_err(|e| self.w.source().misfit(e))?;
         // face-api's postProcess: the sizes in f64 (JS), then its tensor ops in f32
         let s = SIZE as f64 / cw.max(ch);
         let (w1, h1) = (cw * s, ch * s);

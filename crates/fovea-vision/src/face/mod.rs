@@ -35,7 +35,27 @@ pub fn default_models_dir() -> PathBuf {
 /// -> OIHW, depthwise filters `[kh, kw, C, 1]` -> `[C, 1, kh, kw]`.
 pub(crate) struct Weights {
     w: BTreeMap<String, Var>,
+    source: Source,
+}
+
+/// Where a network's weights came from, to name in errors.
+#[derive(Clone)]
+pub(crate) struct Source {
+    manifest: PathBuf,
     what: &'static str,
+}
+
+impl Source {
+    /// `e` with the manifest named where it is a shape error: a tensor that does not fit
+    /// the network (a damaged or foreign manifest).
+    pub(crate) fn misfit(&self, e: Error) -> Error {
+        match e {
+            Error::Shape { .. } => {
+                Error::format(&self.manifest, format!("its tensors do not fit the {}: {e}", self.what))
+            }
+            e => e,
+        }
+    }
 }
 
 impl Weights {
@@ -43,6 +63,9 @@ impl Weights {
     pub(crate) fn load(manifest: &std::path::Path, what: &'static str, required: &str) -> Result<Weights> {
         let mut w = BTreeMap::new();
         for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
+            if t.shape().contains(&0) {
+                return Err(Error::format(manifest, format!("tensor '{name}' has the empty shape {:?}", t.shape())));
+            }
             let t = match t.ndim() {
                 4 if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
                     t.permute(&[2, 3, 0, 1])?
@@ -55,11 +78,26 @@ impl Weights {
         if !w.contains_key(required) {
             return Err(Error::format(manifest, format!("has no tensor '{required}': not the {what}'s weights")));
         }
-        Ok(Weights { w, what })
+        Ok(Weights { w, source: Source { manifest: manifest.to_path_buf(), what } })
     }
 
-    pub(crate) fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name).ok_or_else(|| Error::Invalid(format!("the {}'s weights have no tensor '{name}'", self.what)))
+    /// The tensor `name`, which must have `rank` dimensions.
+    pub(crate) fn get(&self, name: &str, rank: usize) -> Result<&Var> {
+        let Source { manifest, what } = &self.source;
+        let v =
+            self.w.get(name).ok_or_else(|| Error::format(manifest, format!("the {what} has no tensor '{name}'")))?;
+        if v.shape().len() != rank {
+            let shape = v.shape();
+            return Err(Error::format(
+                manifest,
+                format!("tensor '{name}' has shape {shape:?}; the {what} needs {rank} dimensions"),
+            ));
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.source
     }
 }
 

@@ -20,21 +20,21 @@ impl FaceRecognitionNet {
         Ok(FaceRecognitionNet { w: Weights::load(manifest, "recognition net", "fc")? })
     }
 
-    fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name)
+    fn get(&self, name: &str, rank: usize) -> Result<&Var> {
+        self.w.get(name, rank)
     }
 
     /// A per-channel vector `[C]` of the scale layer, shaped to broadcast over `[N, C, H, W]`.
     fn channel(&self, name: &str) -> Result<Var> {
-        let v = self.get(name)?;
+        let v = self.get(name, 1)?;
         ops::reshape(v, &[1, v.shape()[0], 1, 1])
     }
 
     /// conv + bias, then the per-channel scale layer (`· weights + biases`), then ReLU.
     fn conv(&self, x: &Var, prefix: &str, stride: usize, same: bool, relu: bool) -> Result<Var> {
-        let filters = self.get(&format!("{prefix}/conv/filters"))?;
+        let filters = self.get(&format!("{prefix}/conv/filters"), 4)?;
         let pad = if same { Padding::symmetric(filters.shape()[2] / 2) } else { Padding::symmetric(0) };
-        let bias = self.get(&format!("{prefix}/conv/bias"))?;
+        let bias = self.get(&format!("{prefix}/conv/bias"), 1)?;
         let y = ops::conv2d(x, filters, Some(bias), &ConvOptions::default().stride(stride).padding(pad))?;
         let y = ops::mul(&y, &self.channel(&format!("{prefix}/scale/weights"))?)?;
         let y = ops::add(&y, &self.channel(&format!("{prefix}/scale/biases"))?)?;
@@ -83,7 +83,7 @@ impl FaceRecognitionNet {
             }
         }
         let mean = ops::global_avg_pool(&h)?;
-        Ok(ops::matmul(&mean, self.get("fc")?)?.tensor().into_vec())
+        Ok(ops::matmul(&mean, self.get("fc", 2)?)?.tensor().into_vec())
     }
 
     /// The descriptor of the face with these 68 `landmarks` (picture pixels) found in box
@@ -109,7 +109,7 @@ impl FaceRecognitionNet {
         let aligned = Detection { score: det.score, x, y, width: size.min(crop_w + x), height: size.min(crop_h + y) };
         let Some(face) = aligned.crop(rgb) else { return Ok(None) };
         let (input, _) = network_input(&face, SIZE, true, |c, v| (v - MEAN[c]) / 255.0)?;
-        Ok(Some(no_grad(|| self.forward(&Var::constant(input)))?))
+        Ok(Some(no_grad(|| self.forward(&Var::constant(input))).map_err(|e| self.w.source().misfit(e))?))
     }
 }
 

@@ -26,20 +26,21 @@ impl SsdMobilenetV1 {
     pub fn load(manifest: &Path) -> Result<SsdMobilenetV1> {
         let w = Weights::load(manifest, "SSD detector", "Output/extra_dim")?;
         let anchors =
-            w.get("Output/extra_dim")?.value().data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+            w.get("Output/extra_dim", 3)?.value().data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
         let depthwise = (1..=13)
             .map(|i| fold_batch_norm(&w, &format!("MobilenetV1/Conv2d_{i}_depthwise")))
             .collect::<Result<_>>()?;
         Ok(SsdMobilenetV1 { w, depthwise, anchors })
     }
 
-    fn get(&self, name: &str) -> Result<&Var> {
-        self.w.get(name)
+    fn get(&self, name: &str, rank: usize) -> Result<&Var> {
+        self.w.get(name, rank)
     }
 
     /// conv + offset (its batch norm folded in) + relu6.
     fn pointwise(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
-        let (w, b) = (self.get(&format!("{prefix}/weights"))?, self.get(&format!("{prefix}/convolution_bn_offset"))?);
+        let (w, b) =
+            (self.get(&format!("{prefix}/weights"), 4)?, self.get(&format!("{prefix}/convolution_bn_offset"), 1)?);
         Ok(ops::relu6(&conv_same(x, w, Some(b), stride, 1)?))
     }
 
@@ -47,6 +48,10 @@ impl SsdMobilenetV1 {
     /// layers 0 ..= `last` (at most 13), each the output of a pointwise convolution and its
     /// ReLU6. Differentiable in `x` (style transfer optimises pictures through it).
     pub fn backbone(&self, x: &Var, last: usize) -> Result<Vec<Var>> {
+        self.backbone_layers(x, last).map_err(|e| self.w.source().misfit(e))
+    }
+
+    fn backbone_layers(&self, x: &Var, last: usize) -> Result<Vec<Var>> {
         let mut h = self.pointwise(x, "MobilenetV1/Conv2d_0_pointwise", 2)?;
         let mut out = vec![h.clone()];
         for i in 1..=last.min(13) {
@@ -77,8 +82,8 @@ impl SsdMobilenetV1 {
             for (kind, out, width) in [("BoxEncodingPredictor", &mut boxes, 4), ("ClassPredictor", &mut classes, 3)] {
                 let y = conv_same(
                     m,
-                    self.get(&format!("{p}/{kind}/weights"))?,
-                    Some(self.get(&format!("{p}/{kind}/biases"))?),
+                    self.get(&format!("{p}/{kind}/weights"), 4)?,
+                    Some(self.get(&format!("{p}/{kind}/biases"), 1)?),
                     1,
                     1,
                 )?;
@@ -97,7 +102,7 @@ impl SsdMobilenetV1 {
     pub fn detect(&self, rgb: &Tensor, min_score: f64, max_results: usize) -> Result<Vec<Detection>> {
         let (h, w) = (rgb.shape().get(1).copied().unwrap_or(0), rgb.shape().get(2).copied().unwrap_or(0));
         let (x, (rw, rh)) = network_input(rgb, SIZE, false, |_, v| v / 127.5 - 1.0)?;
-        let (enc, logits) = no_grad(|| self.forward(&Var::constant(x)))?;
+        let (enc, logits) = no_grad(|| self.forward(&Var::constant(x))).map_err(|e| self.w.source().misfit(e))?;
         if enc.shape()[0] != self.anchors.len() {
             return Err(Error::Invalid(format!("{} box encodings for {} anchors", enc.shape()[0], self.anchors.len())));
         }
@@ -172,10 +177,10 @@ fn suppress(boxes: &[[f32; 4]], scores: &[f64], min_score: f64, max: usize) -> V
 /// The depthwise convolution `prefix` with its inference-mode batch norm folded in:
 /// w·s and beta - mean·s, s = gamma / sqrt(var + eps). One op instead of two per layer.
 fn fold_batch_norm(w: &Weights, prefix: &str) -> Result<(Var, Var)> {
-    let get = |n: &str| w.get(&format!("{prefix}/{n}")).map(|v| v.value().data().to_vec());
+    let get = |n: &str| w.get(&format!("{prefix}/{n}"), 1).map(|v| v.value().data().to_vec());
     let (gamma, beta) = (get("BatchNorm/gamma")?, get("BatchNorm/beta")?);
     let (mean, var) = (get("BatchNorm/moving_mean")?, get("BatchNorm/moving_variance")?);
-    let weights = w.get(&format!("{prefix}/depthwise_weights"))?.value();
+    let weights = w.get(&format!("{prefix}/depthwise_weights"), 4)?.value();
     let channels = weights.shape()[0];
     if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != channels) {
         return Err(Error::Invalid(format!("{prefix}: batch norm sizes do not match {channels} channels")));

@@ -2,7 +2,7 @@
 //! separable ones with 2x2 max pooling, a 1x1 head of 5 anchors x (tx, ty, tw, th,
 //! objectness) per cell), its box decoding and non-max suppression.
 
-use super::{network_input, Detection, Weights};
+use super::{network_input, Detection, Source, Weights};
 use fovea::ops::{self, ConvOptions, PoolOptions};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::path::Path;
@@ -22,26 +22,31 @@ pub struct TinyFaceDetector {
     conv0: (Var, Var),
     separable: Vec<(Var, Var, Var)>,
     conv8: (Var, Var),
+    source: Source,
 }
 
 impl TinyFaceDetector {
     /// Loads `tiny_face_detector_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<TinyFaceDetector> {
         let w = Weights::load(manifest, "tiny face detector", "conv8/filters")?;
-        let get = |name: &str| w.get(name).cloned();
-        let conv0 = (get("conv0/filters")?, get("conv0/bias")?);
+        let get = |name: &str, rank| w.get(name, rank).cloned();
+        let conv0 = (get("conv0/filters", 4)?, get("conv0/bias", 1)?);
         let separable = (1..=5)
             .map(|i| {
-                let part = |p: &str| get(&format!("conv{i}/{p}"));
-                Ok((part("depthwise_filter")?, part("pointwise_filter")?, part("bias")?))
+                let part = |p: &str, rank| get(&format!("conv{i}/{p}"), rank);
+                Ok((part("depthwise_filter", 4)?, part("pointwise_filter", 4)?, part("bias", 1)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let conv8 = (get("conv8/filters")?, get("conv8/bias")?);
-        Ok(TinyFaceDetector { conv0, separable, conv8 })
+        let conv8 = (get("conv8/filters", 4)?, get("conv8/bias", 1)?);
+        Ok(TinyFaceDetector { conv0, separable, conv8, source: w.source().clone() })
     }
 
     /// The network's raw output `[1, 25, g, g]` for a prepared input `[1, 3, s, s]`.
     pub fn forward(&self, x: &Var) -> Result<Var> {
+        self.layers(x).map_err(|e| self.source.misfit(e))
+    }
+
+    fn layers(&self, x: &Var) -> Result<Var> {
         // relu(x - a·x) + a·x, op by op as face-api writes it
         let leaky = |x: Var| -> Result<Var> {
             let ax = ops::mul_scalar(&x, LEAK);
