@@ -28,7 +28,7 @@ pub struct TrainArgs {
     model: Option<String>,
     /// Side of the square images the model is trained on (default: 28 for lenet5 and cnn-bn;
     /// for the ImageNet architectures 32 on Fashion-MNIST, 64 for alexnet, 224 on image folders)
-    #[arg(value_parser = crate::range::count, long)]
+    #[arg(value_parser = crate::range::whole(8, 1024), long)]
     image_size: Option<usize>,
     /// Epochs in all (default 10; with --resume, the run's own plan)
     #[arg(value_parser = crate::range::count, long)]
@@ -178,12 +178,6 @@ fn keeps<T: PartialEq + std::fmt::Display>(option: &str, given: Option<T>, run: 
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    if a.batch_size == Some(0) || a.epochs == Some(0) {
-        bail!("--batch-size and --epochs must be at least 1");
-    }
-    if a.train_size == Some(0) {
-        bail!("--train-size must be at least 1");
-    }
     if a.resume.is_some() && (a.init.is_some() || a.freeze.is_some() || a.cache_features) {
         bail!("--init, --freeze and --cache-features start a run; a resumed run keeps its own");
     }

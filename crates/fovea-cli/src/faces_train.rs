@@ -57,7 +57,7 @@ pub struct TrainEmbeddingArgs {
     #[arg(value_parser = crate::range::count, long)]
     test_size: Option<usize>,
     /// Side of the square pictures (default: what the model takes; 32 for ImageNet models on Fashion-MNIST)
-    #[arg(value_parser = crate::range::count, long)]
+    #[arg(value_parser = crate::range::whole(8, 1024), long)]
     image_size: Option<usize>,
     /// Fashion-MNIST's IDX files (default), or a folder with one sub-folder per identity
     #[arg(long)]

@@ -152,7 +152,7 @@ fn absurd_options_name_the_option_and_its_range() {
         (&["augment", "x.png"], "--columns", "0", "1 or more"),
         (&["train"], "--epochs", "0", "1 or more"),
         (&["train"], "--batch-size", "1.5", "1 or more"),
-        (&["train"], "--image-size", "0", "1 or more"),
+        (&["train"], "--image-size", "4", "from 8 to 1024"),
         (&["data", "shapes", "--out", "o"], "--size", "16", "from 32 to 1024"),
         (&["data", "shapes", "--out", "o"], "--max-objects", "21", "from 0 to 20"),
         (&["detect", "train-windows"], "--pictures", "0", "1 or more"),
@@ -451,6 +451,11 @@ fn damaged_face_api_weights_are_refused() {
             r#""conv1/pointwise_filter","shape":[1,1,16,32]"#,
             r#""conv1/pointwise_filter","shape":[1,1,32,16]"#,
             &["do not fit the tiny face detector"],
+        ),
+        (
+            r#""conv8/filters","shape":[1,1,512,25]"#,
+            r#""conv8/filters","shape":[1,1,640,20]"#,
+            &["conv8/filters", "needs 25 at dimension 0"],
         ),
     ] {
         let compact = text.replace(' ', "");

@@ -18,7 +18,11 @@ pub struct FaceLandmarkNet {
 impl FaceLandmarkNet {
     /// Loads `face_landmark_68_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<FaceLandmarkNet> {
-        Ok(FaceLandmarkNet { w: Weights::load(manifest, "landmark net", "fc/weights")? })
+        let w = Weights::load(manifest, "landmark net", "fc/weights")?;
+        // 68 points, x and y, read by position
+        w.get_sized("fc/weights", 2, 1, 136)?;
+        w.get_sized("fc/bias", 1, 0, 136)?;
+        Ok(FaceLandmarkNet { w })
     }
 
     fn get(&self, name: &str, rank: usize) -> Result<&Var> {

@@ -96,6 +96,21 @@ impl Weights {
         Ok(v)
     }
 
+    /// The tensor `name` (of `rank` dimensions), whose dimension `axis` must be `size`: where
+    /// the network's output is read by position.
+    pub(crate) fn get_sized(&self, name: &str, rank: usize, axis: usize, size: usize) -> Result<&Var> {
+        let v = self.get(name, rank)?;
+        if v.shape()[axis] != size {
+            let Source { manifest, what } = &self.source;
+            let shape = v.shape();
+            return Err(Error::format(
+                manifest,
+                format!("tensor '{name}' has shape {shape:?}; the {what} needs {size} at dimension {axis}"),
+            ));
+        }
+        Ok(v)
+    }
+
     pub(crate) fn source(&self) -> &Source {
         &self.source
     }

@@ -17,7 +17,10 @@ pub struct FaceRecognitionNet {
 impl FaceRecognitionNet {
     /// Loads `face_recognition_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<FaceRecognitionNet> {
-        Ok(FaceRecognitionNet { w: Weights::load(manifest, "recognition net", "fc")? })
+        let w = Weights::load(manifest, "recognition net", "fc")?;
+        // descriptors of 128 values, compared with the database's
+        w.get_sized("fc", 2, 1, 128)?;
+        Ok(FaceRecognitionNet { w })
     }
 
     fn get(&self, name: &str, rank: usize) -> Result<&Var> {

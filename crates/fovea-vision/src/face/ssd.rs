@@ -25,8 +25,13 @@ impl SsdMobilenetV1 {
     /// Loads `ssd_mobilenetv1_model-weights_manifest.json` (and its `.bin`).
     pub fn load(manifest: &Path) -> Result<SsdMobilenetV1> {
         let w = Weights::load(manifest, "SSD detector", "Output/extra_dim")?;
-        let anchors =
-            w.get("Output/extra_dim", 3)?.value().data().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let anchors = w
+            .get_sized("Output/extra_dim", 3, 2, 4)?
+            .value()
+            .data()
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         let depthwise = (1..=13)
             .map(|i| fold_batch_norm(&w, &format!("MobilenetV1/Conv2d_{i}_depthwise")))
             .collect::<Result<_>>()?;
@@ -103,8 +108,11 @@ impl SsdMobilenetV1 {
         let (h, w) = (rgb.shape().get(1).copied().unwrap_or(0), rgb.shape().get(2).copied().unwrap_or(0));
         let (x, (rw, rh)) = network_input(rgb, SIZE, false, |_, v| v / 127.5 - 1.0)?;
         let (enc, logits) = no_grad(|| self.forward(&Var::constant(x))).map_err(|e| self.w.source().misfit(e))?;
-        if enc.shape()[0] != self.anchors.len() {
-            return Err(Error::Invalid(format!("{} box encodings for {} anchors", enc.shape()[0], self.anchors.len())));
+        if enc.shape()[0] != self.anchors.len() || logits.shape()[0] != self.anchors.len() {
+            let (boxes, scores, anchors) = (enc.shape()[0], logits.shape()[0], self.anchors.len());
+            let e =
+                Error::shape("SSD output", format!("{boxes} box encodings and {scores} scores for {anchors} anchors"));
+            return Err(self.w.source().misfit(e));
         }
         // the box coder, op by op in f32 as TF.js computes it
         let boxes: Vec<[f32; 4]> = enc

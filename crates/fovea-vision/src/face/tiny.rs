@@ -37,7 +37,8 @@ impl TinyFaceDetector {
                 Ok((part("depthwise_filter", 4)?, part("pointwise_filter", 4)?, part("bias", 1)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let conv8 = (get("conv8/filters", 4)?, get("conv8/bias", 1)?);
+        // 5 anchors x (4 box values + 1 score), read by position
+        let conv8 = (w.get_sized("conv8/filters", 4, 0, 25)?.clone(), w.get_sized("conv8/bias", 1, 0, 25)?.clone());
         Ok(TinyFaceDetector { conv0, separable, conv8, source: w.source().clone() })
     }
 

@@ -14,6 +14,7 @@ use super::OutPtr;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 /// Rows of the micro-kernel's tile.
 const MR: usize = 6;
@@ -28,25 +29,21 @@ const MC: usize = 168;
 const NC: usize = 4080;
 
 thread_local! {
-    /// Packing buffers (`a`'s, `b`'s), kept between calls: a fresh 4 MiB block would be
-    /// mapped and faulted in page by page on every call.
-    static PACKED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Packing buffers for `a` and for `b`, kept between calls: a fresh block would be
+    /// zeroed (and over 128 KiB, mapped and faulted in page by page) on every call.
+    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's packing buffer for `a` (`true`) or `b`, at least `len` long.
-fn with_buffer<R>(for_a: bool, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    PACKED.with(|cell| {
+/// Runs `f` with this thread's packing buffer `key`, at least `len` long.
+fn with_buffer<R>(key: &'static LocalKey<RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    key.with(|cell| {
         let mut fresh = Vec::new();
-        // nested use on one thread cannot happen, but would cost only a new buffer
+        // in use already when this thread, waiting for its tasks, runs another product's
+        // task (rayon's work stealing): that product packs into a buffer of its own
         let mut borrowed = cell.try_borrow_mut();
         let buffer = match borrowed.as_deref_mut() {
-            Ok((a, b)) => {
-                if for_a {
-                    a
-                } else {
-                    b
-                }
-            }
+            Ok(kept) => kept,
             Err(_) => &mut fresh,
         };
         if buffer.len() < len {
@@ -130,7 +127,7 @@ unsafe fn by_rows(
     let kc_max = k.min(KC);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
-        with_buffer(false, nc.next_multiple_of(NR) * kc_max, |packed_b| {
+        with_buffer(&PACKED_B, nc.next_multiple_of(NR) * kc_max, |packed_b| {
             for p0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - p0);
                 let packed_b = &mut packed_b[..nc.next_multiple_of(NR) * kc];
@@ -149,7 +146,7 @@ unsafe fn by_rows(
                     let rows = share(m, MR, tasks, t);
                     for i0 in rows.clone().step_by(MC) {
                         let mc = MC.min(rows.end - i0);
-                        with_buffer(true, mc.next_multiple_of(MR) * kc, |packed_a| {
+                        with_buffer(&PACKED_A, mc.next_multiple_of(MR) * kc, |packed_a| {
                             // SAFETY: rows i0.., columns p0.. of a
                             unsafe { pack_all::<MR>(packed_a, a.at(i0, p0), a.rs, a.cs, mc, kc) };
                             for jr in (0..nc).step_by(NR) {
