@@ -131,6 +131,29 @@ if "--stylize" in sys.argv:
 
     print(json.dumps({"stylize": {"width": 256, "height": 170, "seconds_per_step": timeit(21, step)}}))
     sys.exit()
+if "--train-steps" in sys.argv:
+    # fovea-bench --train-steps: N steps of a zoo model (10 classes, Adam) on synthetic data,
+    # timed after the first; with the process's peak resident memory
+    import resource
+    import torchvision
+    i = sys.argv.index("--train-steps")
+    arch, steps = sys.argv[i + 1], int(sys.argv[i + 2])
+    batch = int(sys.argv[sys.argv.index("--batch") + 1]) if "--batch" in sys.argv else 64
+    c, h, w = (int(v) for v in sys.argv[sys.argv.index("--size") + 1].split(","))
+    m = getattr(torchvision.models, arch)(num_classes=10).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    x, y = torch.rand(batch, c, h, w), torch.arange(batch) % 10
+    for step in range(steps + 1):
+        if step == 1:
+            started = time.perf_counter()
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    per_step = (time.perf_counter() - started) * 1e3 / max(steps, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(f"{per_step:.1f} ms per step of {batch} after the first; peak resident memory {peak} kB")
+    sys.exit()
 if "--zoo-only" in sys.argv:
     print(json.dumps({"zoo": zoo()}))
     sys.exit(0)

@@ -3,7 +3,7 @@
 
 use fovea::kernels::gemm::{matmul, MatRef};
 
-use fovea::nn::Module;
+use fovea::nn::Mode;
 use fovea::ops::{self, ConvOptions, Padding};
 use fovea::{Rng, Tensor, Var};
 use fovea_vision::data::{FashionMnist, Split};
@@ -59,30 +59,37 @@ fn main() {
     fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
         // Only N training steps of a model on synthetic data, pictures 1x28x28 unless
-        // `--size C,H,W`: a target for profilers.
+        // `--size C,H,W`, batch 64 unless `--batch B`: a target for profilers, and the
+        // process's peak memory for docs/benchmarks.md.
         let (name, steps): (&str, usize) = (&args[i + 1], args[i + 2].parse().unwrap());
         let size: Vec<usize> = args
             .iter()
             .position(|a| a == "--size")
             .map_or(vec![1, 28, 28], |j| args[j + 1].split(',').map(|v| v.parse().unwrap()).collect());
+        let batch: usize = args.iter().position(|a| a == "--batch").map_or(64, |j| args[j + 1].parse().unwrap());
         let model = fovea_vision::models::build(name, 10, &mut Rng::new(0)).unwrap();
         let mut opt = train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
-        let x = Tensor::rand_uniform(&[64, size[0], size[1], size[2]], 0.0, 1.0, &mut Rng::new(1));
-        let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
+        let x = Tensor::rand_uniform(&[batch, size[0], size[1], size[2]], 0.0, 1.0, &mut Rng::new(1));
+        let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
         let mut started = Instant::now();
         // one step more than timed: the first allocates every buffer
         for step in 0..=steps {
             if step == 1 {
                 started = Instant::now();
             }
-            let loss = ops::cross_entropy(&model.forward(&Var::constant(x.clone())).unwrap(), &labels).unwrap();
+            let logits = model.forward_mode(&Var::constant(x.clone()), Mode::train(step as u64)).unwrap();
+            let loss = ops::cross_entropy(&logits, &labels).unwrap();
             opt.zero_grad();
             loss.backward().unwrap();
             opt.step();
         }
+        // the kernel's high-water mark of resident memory (Linux)
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
         println!(
-            "{:.1} ms per step of 64 after the first",
-            started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64
+            "{:.1} ms per step of {batch} after the first; peak resident memory {}",
+            started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64,
+            peak.trim_start_matches("VmHWM:").trim()
         );
         return;
     }
@@ -145,7 +152,6 @@ fn main() {
         let (arch, batch, n): (&str, usize, usize) =
             (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
         let model = fovea_vision::models::build(arch, 1000, &mut Rng::new(0)).unwrap();
-        model.set_training(false);
         let x = Var::constant(Tensor::randn(&[batch, 3, 224, 224], 1.0, &mut Rng::new(1)));
         let t = time(n, || {
             fovea::no_grad(|| model.forward(&x).unwrap());
@@ -255,7 +261,6 @@ fn main() {
         })
         .collect();
     out.insert("lenet_epoch".into(), json!(median(epoch_times)));
-    model.set_training(false);
     let eval = time(5, || {
         train::evaluate(&model, &test_set, 1000).unwrap();
     });
@@ -269,7 +274,6 @@ fn zoo() -> Value {
     let mut rows = Vec::new();
     for arch in ZOO {
         let model = fovea_vision::models::build(arch, 1000, &mut Rng::new(0)).unwrap();
-        model.set_training(false);
         for batch in [1, 8] {
             let x = Var::constant(Tensor::randn(&[batch, 3, 224, 224], 1.0, &mut Rng::new(1)));
             let t = time(if batch == 1 { 11 } else { 5 }, || {
@@ -283,7 +287,7 @@ fn zoo() -> Value {
     let x = Var::constant(Tensor::randn(&[8, 3, 224, 224], 1.0, &mut Rng::new(1)));
     let labels: Vec<usize> = (0..8).collect();
     let step = time(5, || {
-        let loss = ops::cross_entropy(&model.forward(&x).unwrap(), &labels).unwrap();
+        let loss = ops::cross_entropy(&model.forward_mode(&x, Mode::train(0)).unwrap(), &labels).unwrap();
         opt.zero_grad();
         loss.backward().unwrap();
         opt.step();

@@ -250,7 +250,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             let shape = training_input(&model_name, fashion, a.image_size)?;
             // before any data is loaded: does the network take this input at all?
             let probe = fovea_vision::models::build(&model_name, 2, &mut Rng::new(0))?;
-            fovea::summary::summarize(probe.as_ref(), &shape).with_context(|| {
+            fovea::nn::summary::summarize(probe.as_ref(), &shape).with_context(|| {
                 format!("{model_name} cannot take {}x{} images; choose another --image-size", shape[1], shape[2])
             })?;
             shape
@@ -398,7 +398,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
     for epoch in meta.epoch + 1..=meta.epochs {
         // Randomness derives from (seed, epoch), so a resumed run draws what an uninterrupted one would.
         let mut rng = Rng::derive(meta.seed, epoch as u64);
-        trained.reseed(rng.next_u64());
         let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", meta.epochs));
         let start = Instant::now();
         let progress = train::train_epoch(
@@ -572,7 +571,6 @@ pub struct PredictArgs {
 pub fn predict(a: PredictArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
-    model.set_training(false);
     let shape = ckpt.meta.input_shape()?;
     for path in &a.images {
         let x = if ckpt.meta.data.is_none() {

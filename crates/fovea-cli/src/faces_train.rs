@@ -133,7 +133,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     fovea::budget::check_shape(&what, &[a.identities_per_batch, a.per_identity, shape[0], shape[1], shape[2]])?;
     let probe = fovea_vision::models::build(&a.model, a.dim, &mut Rng::new(0))
         .with_context(|| format!("{} with --dim {}", a.model, a.dim))?;
-    fovea::summary::summarize(probe.as_ref(), &shape).with_context(|| {
+    fovea::nn::summary::summarize(probe.as_ref(), &shape).with_context(|| {
         format!("{} cannot take {}x{} pictures; choose another --image-size", a.model, shape[1], shape[2])
     })?;
     let (train_all, names) = data::load(&dir, Split::Train, shape, a.train_size)?;
@@ -222,7 +222,6 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     };
     for epoch in 1..=a.epochs {
         let mut rng = Rng::derive(a.seed, epoch as u64);
-        net.reseed(rng.next_u64());
         let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", a.epochs));
         let start = Instant::now();
         let progress =

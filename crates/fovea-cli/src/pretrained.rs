@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use fovea::nn::summary::fmt_dims;
 use fovea::nn::Module;
-use fovea::summary::fmt_dims;
 use fovea::{Tensor, Var};
 use fovea_vision::data::imagenet;
 use fovea_vision::models;
@@ -19,7 +19,6 @@ fn load(arch: &str, weights: &Path, transform_input: bool) -> Result<Box<dyn Mod
     let (tensors, _) = fovea::io::read_safetensors(weights)?;
     let model = models::from_state_dict(arch, &tensors, transform_input)
         .with_context(|| format!("{} does not hold {arch} weights", weights.display()))?;
-    model.set_training(false);
     Ok(model)
 }
 

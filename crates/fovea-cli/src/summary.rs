@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fovea::summary::{compare_dense, fmt_dims, summarize, thousands};
+use fovea::nn::summary::{compare_dense, fmt_dims, summarize, thousands};
 use fovea::Rng;
 use fovea_vision::models;
 use serde_json::json;

@@ -122,7 +122,6 @@ fn predict_gives_top3_for_a_picture() {
     // says about the original pixels
     let ckpt = fovea_vision::train::load_checkpoint(Path::new(&run)).unwrap();
     let model = fovea_vision::train::model_from_checkpoint(&ckpt).unwrap();
-    model.set_training(false);
     let logits = model.forward(&fovea::Var::constant(img)).unwrap();
     let expected = fovea_vision::train::top_k(&logits, 3).unwrap()[0].clone();
     for (t, (class, p)) in top.iter().zip(expected) {

@@ -7,7 +7,7 @@
 
 use crate::augment::Augment;
 use crate::data::{for_each_batch, Dataset};
-use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Module};
+use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Mode, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::de::DeserializeOwned;
@@ -280,10 +280,11 @@ fn count_correct(logits: &Tensor, labels: &[usize]) -> usize {
 /// training and the paper.
 const AUX_LOSS_WEIGHT: f32 = 0.3;
 
-/// One pass over `data` in an order drawn from `rng`: forward, cross-entropy (plus 0.3 times
-/// that of each auxiliary classifier), backward, optimizer step per batch. With `augment`,
-/// every picture is transformed on the loader thread (draws seeded from `rng`). Stops with
-/// an error naming the batch if the loss is not finite.
+/// One pass over `data` in training mode, in an order drawn from `rng`: forward,
+/// cross-entropy (plus 0.3 times that of each auxiliary classifier), backward, optimizer step
+/// per batch. Dropout masks and, with `augment`, the transforms of every picture (made on
+/// the loader thread) are seeded from `rng` too. Stops with an error naming the batch if the
+/// loss is not finite.
 pub fn train_epoch(
     model: &dyn Module,
     optimizer: &mut Optimizer,
@@ -293,14 +294,21 @@ pub fn train_epoch(
     augment: Option<&Augment>,
     on_batch: &mut dyn FnMut(&Progress),
 ) -> Result<Progress> {
-    model.set_training(true);
+    let dropout_seed = rng.next_u64();
     let mut p = Progress::default();
     let batches = data.batch_indices(batch_size, Some(rng));
-    let augment = augment.map(|a| (a, rng.next_u64()));
+    // each picture's transforms drawn from (this seed, its index): batches do not depend
+    // on the loader's timing
+    let augment_seed = augment.map(|_| rng.next_u64());
+    let make = |indices: &[usize]| match (augment, augment_seed) {
+        (Some(pipeline), Some(seed)) => pipeline.batch(data, indices, seed),
+        _ => Ok(data.batch(indices)),
+    };
     let mut b = 0;
-    for_each_batch(data, &batches, augment, |x, y| {
+    for_each_batch(&batches, make, |x, y| {
+        let mode = Mode::train(Rng::derive(dropout_seed, b).next_u64());
         b += 1;
-        let (logits, aux) = model.forward_aux(&Var::constant(x))?;
+        let (logits, aux) = model.forward_aux(&Var::constant(x), mode)?;
         let mut loss = ops::cross_entropy(&logits, &y)?;
         // the main classifier's loss is the one reported
         let lv = loss.value().item()?;
@@ -316,8 +324,6 @@ pub fn train_epoch(
         optimizer.zero_grad();
         loss.backward()?;
         p.correct += count_correct(&logits.value(), &y);
-        // the graph holds the weights: drop it so that the update happens in place
-        drop((logits, aux, loss));
         optimizer.step();
         p.seen += y.len();
         p.loss_sum += lv as f64 * y.len() as f64;
@@ -327,8 +333,8 @@ pub fn train_epoch(
     Ok(p)
 }
 
-/// One epoch of `net` on inputs `x` and targets `y` (first dimensions equal) under `loss`,
-/// in batches in an order drawn from `rng`; returns the mean loss. For the networks whose
+/// One epoch of `net` in training mode on inputs `x` and targets `y` (first dimensions
+/// equal) under `loss`, in batches in an order drawn from `rng`; returns the mean loss. For the networks whose
 /// targets are not class labels (detectors, regressors). Stops with an error if the loss
 /// is not finite.
 pub fn fit_epoch(
@@ -340,20 +346,20 @@ pub fn fit_epoch(
     loss: &dyn Fn(&Var, &Tensor) -> Result<Var>,
     on_batch: &mut dyn FnMut(usize, f32),
 ) -> Result<f32> {
-    net.set_training(true);
+    let dropout_seed = rng.next_u64();
     let n = x.shape()[0];
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
     let (mut sum, mut seen) = (0.0f64, 0usize);
-    for idx in order.chunks(batch_size.max(1)) {
-        let l = loss(&net.forward(&Var::constant(x.index_select(0, idx)?))?, &y.index_select(0, idx)?)?;
+    for (b, idx) in order.chunks(batch_size.max(1)).enumerate() {
+        let mode = Mode::train(Rng::derive(dropout_seed, b as u64).next_u64());
+        let l = loss(&net.forward_mode(&Var::constant(x.index_select(0, idx)?), mode)?, &y.index_select(0, idx)?)?;
         let lv = l.value().item()?;
         if !lv.is_finite() {
             return Err(Error::Invalid(format!("the loss became {lv}; lower the learning rate")));
         }
         optimizer.zero_grad();
         l.backward()?;
-        drop(l);
         optimizer.step();
         seen += idx.len();
         sum += lv as f64 * idx.len() as f64;
@@ -364,7 +370,6 @@ pub fn fit_epoch(
 
 /// The outputs of `net` on every row of `x`, in evaluation mode, in batches of `batch_size`.
 pub fn predict_all(net: &dyn Module, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-    net.set_training(false);
     let n = x.shape()[0];
     if n == 0 {
         return Tensor::new(&[0], vec![]);
@@ -382,7 +387,6 @@ pub fn predict_all(net: &dyn Module, x: &Tensor, batch_size: usize) -> Result<Te
 
 /// Loss, accuracy and predicted classes over a dataset, in evaluation mode.
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
-    model.set_training(false);
     let mut p = Progress::default();
     let mut predictions = Vec::with_capacity(data.len());
     no_grad(|| -> Result<()> {

@@ -3,7 +3,7 @@
 //! rest on the new task; with few labels, precompute the frozen prefix's activations once
 //! and train the head on them.
 
-use fovea::nn::{state_dict, Layers, Module, Sequential, TensorKind};
+use fovea::nn::{state_dict, Layers, Mode, Module, Sequential, TensorKind};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 
@@ -120,7 +120,6 @@ impl<'a> Frozen<'a> {
         no_grad(|| {
             let mut h = Var::constant(x.clone());
             for (_, layer) in &self.layers[..self.at] {
-                layer.set_training(false);
                 h = layer.forward(&h)?;
             }
             Ok(h.tensor())
@@ -146,20 +145,16 @@ impl<'a> Frozen<'a> {
 }
 
 impl Module for Frozen<'_> {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        self.tail().forward(&Var::constant(self.features(&x.tensor())?))
+    /// The frozen prefix always runs in evaluation mode (its batch norms keep their
+    /// statistics); the tail runs in `mode`.
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        self.tail().forward_mode(&Var::constant(self.features(&x.tensor())?), mode)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Layers(self.layers).output_shape(input)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.tail().visit(prefix, f)
-    }
-    fn set_training(&self, training: bool) {
-        self.tail().set_training(training)
-    }
-    fn reseed(&self, seed: u64) {
-        self.tail().reseed(seed)
     }
     fn describe(&self) -> String {
         format!("Frozen(first {} layers)", self.at)

@@ -1,11 +1,11 @@
 //! `fovea summary` numbers for the case-study networks: parameter totals equal
 //! torchvision's, and GoogLeNet's inception rows reproduce the notes' table.
 
-use fovea::summary::summarize;
+use fovea::nn::summary::summarize;
 use fovea::Rng;
 use fovea_vision::models::{self, default_input};
 
-fn summary(name: &str) -> fovea::summary::Summary {
+fn summary(name: &str) -> fovea::nn::summary::Summary {
     let model = models::build(name, 1000, &mut Rng::new(0)).unwrap();
     summarize(model.as_ref(), &default_input(name)).unwrap()
 }
@@ -103,7 +103,7 @@ fn cifar_style_networks_have_he_et_al_sizes() {
 
 #[test]
 fn googlenet_trains_its_side_classifiers_in_training_mode_only() {
-    use fovea::nn::{state_dict, Module};
+    use fovea::nn::{state_dict, Mode, Module};
     use fovea::{Tensor, Var};
     let model = models::build("googlenet", 3, &mut Rng::new(1)).unwrap();
     let data = fovea_vision::data::Dataset {
@@ -121,8 +121,7 @@ fn googlenet_trains_its_side_classifiers_in_training_mode_only() {
     // the auxiliary loss reached aux1's classifier
     assert!(aux_weight(model.as_ref()).max_abs_diff(&before) > 0.0);
     // evaluation: the main classifier alone
-    model.set_training(false);
-    let (y, aux) = model.forward_aux(&Var::constant(data.images.clone())).unwrap();
+    let (y, aux) = model.forward_aux(&Var::constant(data.images.clone()), Mode::Eval).unwrap();
     assert_eq!((y.shape(), aux.len()), (vec![4, 3], 2));
     assert_eq!(model.forward(&Var::constant(data.images)).unwrap().value().data(), y.value().data());
 }

@@ -31,7 +31,6 @@ fn check(arch: &str) {
     let (weights, x) = (state_dict(&meta, arch), input(&meta).tensor());
     fovea::kernels::for_each_level(&[2], |_, _| {
         let model = models::from_state_dict(arch, &weights, false).unwrap();
-        model.set_training(false);
         let y = model.forward(&Var::constant(x.clone())).unwrap();
         assert_close(arch, &y.value(), &outputs[arch]);
     });
@@ -64,14 +63,12 @@ fn googlenet_and_its_auxiliary_classifiers_equal_torchvision() {
     fovea::kernels::for_each_level(&[2], |_, _| {
         let x = Var::constant(x.clone());
         let model = models::from_state_dict("googlenet", &weights, false).unwrap();
-        model.set_training(false);
-        let (y, aux) = model.forward_aux(&x).unwrap();
+        let (y, aux) = model.forward_aux(&x, fovea::nn::Mode::Eval).unwrap();
         assert_close("googlenet", &y.value(), &outputs["googlenet"]);
         assert_close("googlenet aux1", &aux[0].value(), &outputs["googlenet.aux1"]);
         assert_close("googlenet aux2", &aux[1].value(), &outputs["googlenet.aux2"]);
 
         let net = models::from_state_dict("googlenet", &weights, true).unwrap();
-        net.set_training(false);
         let y = net.forward(&x).unwrap();
         assert_close("googlenet transform_input", &y.value(), &outputs["googlenet.transform_input"]);
     });
@@ -99,7 +96,6 @@ fn imagenet_preprocessing_and_resnet18_on_photos_equal_torchvision() {
     let (meta, outputs) = (meta(), outputs());
     let step = meta["subsample"].as_u64().unwrap() as usize;
     let model = models::from_state_dict("resnet18", &state_dict(&meta, "resnet18"), false).unwrap();
-    model.set_training(false);
     for photo in meta["photos"].as_array().unwrap() {
         let photo = photo.as_str().unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../data/images/{photo}.png"));

@@ -7,11 +7,12 @@
 //!   place that knows about threads;
 //! - [`autograd`]: `Var`, a tensor in a define-by-run graph, and `backward()`;
 //! - [`ops`]: differentiable operations, forward and backward side by side;
-//! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names);
+//! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names),
+//!   evaluation and training modes, and per-layer summaries (shapes, parameters,
+//!   multiply-adds) computed from shapes alone;
 //! - [`optim`]: SGD, Adam, AdamW;
 //! - [`io`]: safetensors checkpoints and `.npy` arrays;
-//! - [`budget`]: the memory budget every size from a user or a file is checked against;
-//! - [`summary`]: per-layer shapes, parameters and multiply-adds.
+//! - [`budget`]: the memory budget every size from a user or a file is checked against.
 
 pub mod autograd;
 pub mod budget;
@@ -22,7 +23,6 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
-pub mod summary;
 pub mod tensor;
 
 pub use autograd::{no_grad, Var};

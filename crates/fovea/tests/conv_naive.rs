@@ -131,8 +131,8 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
 /// Gradients: for any dy, <conv(x, w), dy> equals <x, dx(dy)> and <w, dw(x, dy)>, which
 /// pins down both backward passes.
 fn direct_kernel_cases(level: Isa, _threads: usize) {
+    use fovea::kernels::conv::direct;
     use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
-    use fovea::kernels::direct;
     let mut rng = Rng::new(13);
     let (mut direct_cases, mut transposed_cases) = (0, 0);
     for trial in 0..120 {

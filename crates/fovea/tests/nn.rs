@@ -3,7 +3,7 @@
 use fovea::nn::init::Init;
 use fovea::nn::{
     load_state_dict, parameter_count, set_frozen, state_dict, trainable_parameters, Activation, BatchNorm, Conv,
-    Dropout, Flatten, Linear, Module, Sequential,
+    Dropout, Flatten, Linear, Mode, Module, Sequential,
 };
 use fovea::ops::{self, ConvOptions};
 use fovea::optim::{Optimizer, OptimizerConfig};
@@ -77,15 +77,16 @@ fn a_checkpoint_that_does_not_fit_names_the_tensors() {
 #[test]
 fn dropout_zeroes_and_rescales_in_training_only() {
     let d = Dropout::new(0.25).unwrap();
-    d.reseed(3);
     let x = Var::constant(Tensor::ones(&[100_000]));
-    let y = d.forward(&x).unwrap().tensor();
+    let y = d.forward_mode(&x, Mode::train(3)).unwrap().tensor();
     let zeros = y.data().iter().filter(|&&v| v == 0.0).count() as f32 / 100_000.0;
     assert!((zeros - 0.25).abs() < 0.01, "dropped {zeros}");
     assert!(y.data().iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
     assert!((y.mean_all() - 1.0).abs() < 0.02);
-    d.set_training(false);
     assert_eq!(d.forward(&x).unwrap().tensor().data(), x.tensor().data());
+    // the same seed, the same mask; another seed, another
+    assert_eq!(d.forward_mode(&x, Mode::train(3)).unwrap().tensor().data(), y.data());
+    assert_ne!(d.forward_mode(&x, Mode::train(4)).unwrap().tensor().data(), y.data());
     assert!(Dropout::new(1.0).is_err());
 }
 
@@ -108,12 +109,11 @@ fn initialisers_have_the_expected_spread() {
 fn batch_norm_running_statistics_drive_evaluation() {
     let bn = BatchNorm::new(1);
     let x = Var::constant(Tensor::new(&[4, 1], vec![1., 2., 3., 4.]).unwrap());
-    bn.forward(&x).unwrap();
+    bn.forward_mode(&x, Mode::train(0)).unwrap();
     assert!((bn.running_mean.tensor().data()[0] - 0.25).abs() < 1e-6);
     // unbiased variance 5/3, momentum 0.1: 0.9 * 1 + 0.1 * 5/3
     assert!((bn.running_var.tensor().data()[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6);
     assert_eq!(bn.num_batches_tracked.tensor().data()[0], 1.0);
-    bn.set_training(false);
     let y = bn.forward(&x).unwrap().tensor();
     let expect = (1.0 - 0.25) / (0.9f32 + 0.1 * 5.0 / 3.0 + 1e-5).sqrt();
     assert!((y.data()[0] - expect).abs() < 1e-5);

@@ -1,9 +1,9 @@
 //! The notes' cost examples, computed by `summary`.
 
 use fovea::nn::init::Init;
+use fovea::nn::summary::{compare_dense, summarize};
 use fovea::nn::{Conv, Sequential};
 use fovea::ops::{ConvOptions, Padding};
-use fovea::summary::{compare_dense, summarize};
 use fovea::Rng;
 
 fn conv(c_in: usize, c_out: usize, k: usize, rng: &mut Rng) -> Conv {

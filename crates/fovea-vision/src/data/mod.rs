@@ -8,7 +8,6 @@ pub mod synthetic;
 
 pub use fashion_mnist::{FashionMnist, Split, CLASS_NAMES};
 
-use crate::augment::Augment;
 use fovea::{Result, Rng, Tensor};
 use std::path::Path;
 
@@ -47,27 +46,22 @@ pub fn load(dir: &Path, split: Split, shape: [usize; 3], limit: Option<usize>) -
     Ok((Dataset { images, labels: data.labels }, names))
 }
 
-/// Hands `train` the batches `batches` of `data` in order while a loader thread makes the
-/// next ones, as the notes describe (the CPU loads and distorts mini-batch k+1 while batch
-/// k trains). With `augment` = (pipeline, seed), each picture gets its own draw from
-/// (seed, its index), so the batches do not depend on thread timing. An error from `train`
-/// stops the loader.
+/// Hands `train` the batches made by `make` from the index lists `batches`, in order, while
+/// a loader thread makes the next ones, as the notes describe (the CPU loads and distorts
+/// mini-batch k+1 while batch k trains): `make` is [`Dataset::batch`], or an augmentation's
+/// batch. An error from either stops both.
 pub fn for_each_batch(
-    data: &Dataset,
     batches: &[Vec<usize>],
-    augment: Option<(&Augment, u64)>,
+    make: impl Fn(&[usize]) -> Result<(Tensor, Vec<usize>)> + Sync,
     mut train: impl FnMut(Tensor, Vec<usize>) -> Result<()>,
 ) -> Result<()> {
     std::thread::scope(|scope| {
         // two batches ahead: enough to hide the loading, little memory
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let make = &make;
         scope.spawn(move || {
             for indices in batches {
-                let batch = match augment {
-                    Some((pipeline, seed)) => pipeline.batch(data, indices, seed),
-                    None => Ok(data.batch(indices)),
-                };
-                if sender.send(batch).is_err() {
+                if sender.send(make(indices)).is_err() {
                     break; // the trainer stopped
                 }
             }

@@ -114,7 +114,6 @@ pub fn naive_windows(classifier: &dyn Module, picture: &Tensor) -> Result<Tensor
 /// The same map from the converted network in one pass over the whole picture.
 pub fn convolutional_windows(converted: &dyn Module, picture: &Tensor) -> Result<Tensor> {
     let (h, w) = (picture.shape()[1], picture.shape()[2]);
-    converted.set_training(false);
     let p = no_grad(|| -> Result<Tensor> {
         let y = converted.forward(&Var::constant(picture.reshape(&[1, 3, h, w])?))?;
         Ok(ops::softmax(&y, 1)?.tensor())

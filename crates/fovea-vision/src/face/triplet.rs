@@ -12,7 +12,7 @@
 //!   negative (as TensorFlow Addons' `triplet_semihard_loss`).
 
 use crate::data::Dataset;
-use fovea::nn::Module;
+use fovea::nn::{Mode, Module};
 use fovea::optim::Optimizer;
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -118,19 +118,18 @@ pub fn batch_triplet_loss(
 }
 
 /// The embedding of a batch `[B, C, H, W]`: the network's output rows scaled to unit length.
-pub fn embed(net: &dyn Module, x: &Var) -> Result<Var> {
-    ops::l2_normalize(&net.forward(x)?, 1, 1e-12)
+pub fn embed(net: &dyn Module, x: &Var, mode: Mode) -> Result<Var> {
+    ops::l2_normalize(&net.forward_mode(x, mode)?, 1, 1e-12)
 }
 
 /// Embeddings `[N, D]` of every picture of `data`, in evaluation mode.
 pub fn embed_all(net: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Tensor> {
-    net.set_training(false);
     let mut rows = Vec::new();
     let mut dim = 0;
     no_grad(|| -> Result<()> {
         for idx in data.batch_indices(batch_size, None) {
             let (x, _) = data.batch(&idx);
-            let e = embed(net, &Var::constant(x))?.tensor();
+            let e = embed(net, &Var::constant(x), Mode::Eval)?.tensor();
             if rows.is_empty() {
                 dim = e.shape()[1];
                 fovea::budget::check_shape(&format!("{} embeddings of length {dim}", data.len()), &[data.len(), dim])?;
@@ -215,7 +214,8 @@ pub struct TripletConfig {
     pub per_identity: usize,
 }
 
-/// One epoch of triplet training on `data` (labels are identities).
+/// One epoch of triplet training on `data` (labels are identities), in training mode, with
+/// batches and dropout masks drawn from `rng`.
 pub fn train_embedding_epoch(
     net: &dyn Module,
     optimizer: &mut Optimizer,
@@ -224,11 +224,13 @@ pub fn train_embedding_epoch(
     rng: &mut Rng,
     on_batch: &mut dyn FnMut(&EmbeddingProgress),
 ) -> Result<EmbeddingProgress> {
-    net.set_training(true);
+    let dropout_seed = rng.next_u64();
     let mut p = EmbeddingProgress::default();
-    for idx in identity_batches(&data.labels, config.identities_per_batch, config.per_identity, rng) {
+    let batches = identity_batches(&data.labels, config.identities_per_batch, config.per_identity, rng);
+    for (b, idx) in batches.into_iter().enumerate() {
         let (x, labels) = data.batch(&idx);
-        let e = embed(net, &Var::constant(x))?;
+        let mode = Mode::train(Rng::derive(dropout_seed, b as u64).next_u64());
+        let e = embed(net, &Var::constant(x), mode)?;
         let Some((loss, triplets, active)) = batch_triplet_loss(&e, &labels, config.mining, config.margin)? else {
             continue;
         };
@@ -243,7 +245,6 @@ pub fn train_embedding_epoch(
         p.active += active;
         optimizer.zero_grad();
         loss.backward()?;
-        drop((e, loss));
         optimizer.step();
         p.batches += 1;
         p.images += labels.len();

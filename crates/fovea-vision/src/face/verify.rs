@@ -158,7 +158,6 @@ impl Verifier {
                 let loss = ops::bce_with_logits(&ops::linear(&x, &v.weight, Some(&v.bias))?, &t)?;
                 optimizer.zero_grad();
                 loss.backward()?;
-                drop(loss);
                 optimizer.step();
             }
         }

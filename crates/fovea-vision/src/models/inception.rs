@@ -7,12 +7,12 @@
 //! paper, whose table of multiply-adds the notes reproduce.
 
 use fovea::nn::init::Init;
+use fovea::nn::summary::LayerSummary;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, Module, Pool, Sequential,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, Mode, Module, Pool, Sequential,
     TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
-use fovea::summary::LayerSummary;
 use fovea::tensor::Tensor;
 use fovea::{Error, Result, Rng, Var};
 
@@ -78,8 +78,13 @@ impl Inception {
 }
 
 impl Module for Inception {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        let outs = self.branches.iter().map(|b| b.forward(x)).collect::<Result<Vec<_>>>()?;
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        let outs = self
+            .branches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.forward_mode(x, mode.child(i)))
+            .collect::<Result<Vec<_>>>()?;
         ops::concat(&outs.iter().collect::<Vec<_>>(), 1)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -97,9 +102,6 @@ impl Module for Inception {
         for (i, b) in self.branches.iter().enumerate() {
             b.visit(&join_name(prefix, &format!("branch{}", i + 1)), f);
         }
-    }
-    fn set_training(&self, training: bool) {
-        self.branches.iter().for_each(|b| b.set_training(training));
     }
     fn describe(&self) -> String {
         format!("Inception({} -> {})", self.c_in, self.c_out)
@@ -199,18 +201,20 @@ impl GoogLeNet {
         Ok(GoogLeNet { trunk, aux1, aux2, fc, transform_input: false })
     }
 
-    fn run(&self, x: &Var, with_aux: bool) -> Result<(Var, Vec<Var>)> {
+    /// The output and, `with_aux`, the auxiliary classifiers' outputs.
+    fn run(&self, x: &Var, mode: Mode, with_aux: bool) -> Result<(Var, Vec<Var>)> {
         let mut h = if self.transform_input { transform_input(x)? } else { x.clone() };
         let mut aux = Vec::new();
-        for (name, layer) in self.trunk.layers() {
-            h = layer.forward(&h)?;
-            let head = match name.as_str() {
-                "inception4a" => &self.aux1,
-                "inception4d" => &self.aux2,
-                _ => &None,
+        let trunk_mode = mode.child(0);
+        for (i, (name, layer)) in self.trunk.layers().iter().enumerate() {
+            h = layer.forward_mode(&h, trunk_mode.child(i))?;
+            let (head, index) = match name.as_str() {
+                "inception4a" => (&self.aux1, 1),
+                "inception4d" => (&self.aux2, 2),
+                _ => (&None, 0),
             };
             if let (true, Some(head)) = (with_aux, head) {
-                aux.push(head.forward(&h)?);
+                aux.push(head.forward_mode(&h, mode.child(index))?);
             }
         }
         Ok((self.fc.forward(&h)?, aux))
@@ -226,15 +230,15 @@ fn transform_input(x: &Var) -> Result<Var> {
 }
 
 impl Module for GoogLeNet {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        Ok(self.run(x, false)?.0)
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        Ok(self.run(x, mode, false)?.0)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         self.summarize("", input, &mut Vec::new())
     }
     /// The main output and `[aux1, aux2]` (empty when built without them).
-    fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
-        self.run(x, true)
+    fn forward_aux(&self, x: &Var, mode: Mode) -> Result<(Var, Vec<Var>)> {
+        self.run(x, mode, true)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         // torchvision's state_dict order: trunk, aux1, aux2, fc
@@ -245,15 +249,6 @@ impl Module for GoogLeNet {
             }
         }
         self.fc.visit(&join_name(prefix, "fc"), f);
-    }
-    fn set_training(&self, training: bool) {
-        self.trunk.set_training(training);
-        self.aux1.iter().chain(&self.aux2).for_each(|h| h.set_training(training));
-    }
-    fn reseed(&self, seed: u64) {
-        for (i, m) in [Some(&self.trunk), self.aux1.as_ref(), self.aux2.as_ref()].into_iter().flatten().enumerate() {
-            m.reseed(Rng::derive(seed, i as u64).next_u64());
-        }
     }
     fn describe(&self) -> String {
         "GoogLeNet".into()

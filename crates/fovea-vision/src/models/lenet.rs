@@ -74,7 +74,7 @@ mod tests {
             ("fc4", (84, 1, 1), 84, 10164),
             ("fc5", (10, 1, 1), 10, 850),
         ];
-        let s = fovea::summary::summarize(&lenet5(10, &mut Rng::new(0)).unwrap(), &[1, 28, 28]).unwrap();
+        let s = fovea::nn::summary::summarize(&lenet5(10, &mut Rng::new(0)).unwrap(), &[1, 28, 28]).unwrap();
         for (name, (h, w, c), size, params) in notes {
             let row = s.layers.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no row {name}"));
             // fovea's shapes are channels first, and a dense layer's output is a vector

@@ -2,11 +2,12 @@
 //! bottleneck blocks on the 3x3 convolution, "ResNet v1.5").
 
 use fovea::nn::init::Init;
+use fovea::nn::summary::LayerSummary;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, Module, Pool, Sequential, TensorKind,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, Mode, Module, Pool, Sequential,
+    TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
-use fovea::summary::LayerSummary;
 use fovea::{Error, Result, Rng, Var};
 
 /// What a block adds to its main path.
@@ -56,11 +57,11 @@ impl Residual {
 }
 
 impl Module for Residual {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        let y = self.main.forward(x)?;
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        let y = self.main.forward_mode(x, mode.child(0))?;
         let shortcut = match &self.shortcut {
             Shortcut::Plain => return Ok(ops::relu(&y)),
-            Shortcut::Projection(Some(d)) => d.forward(x)?,
+            Shortcut::Projection(Some(d)) => d.forward_mode(x, mode.child(1))?,
             Shortcut::Projection(None) | Shortcut::ZeroPad { stride: 1, extra: 0 } => x.clone(),
             &Shortcut::ZeroPad { stride, extra } => {
                 // a 1x1 window with a stride keeps every stride-th position
@@ -77,12 +78,6 @@ impl Module for Residual {
         self.main.visit(prefix, f);
         if let Shortcut::Projection(Some(d)) = &self.shortcut {
             d.visit(&join_name(prefix, "downsample"), f);
-        }
-    }
-    fn set_training(&self, training: bool) {
-        self.main.set_training(training);
-        if let Shortcut::Projection(Some(d)) = &self.shortcut {
-            d.set_training(training);
         }
     }
     fn describe(&self) -> String {

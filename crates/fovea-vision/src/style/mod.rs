@@ -304,7 +304,6 @@ pub fn stylize(
         }
         optimizer.zero_grad();
         j.backward()?;
-        drop((a, jc, js, j, layers));
         optimizer.step();
         // pixels stay pixels
         g.update(|t| t.data_mut().iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)));

@@ -102,7 +102,6 @@ pub fn activations(model: &Sequential, x: &Tensor, layer: &str) -> Result<Tensor
         let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
         return Err(Error::Invalid(format!("no layer '{layer}' (the layers are {})", names.join(", "))));
     }
-    model.set_training(false);
     no_grad(|| {
         let mut h = Var::constant(x.clone());
         for (name, l) in &layers {

@@ -5,38 +5,67 @@
 //! node's gradient to its backward function, which returns one gradient per parent (or
 //! `None` where a parent needs none). Ops are coarse (a whole convolution), so the graph is
 //! small and its overhead is negligible next to the arithmetic.
+//!
+//! As in PyTorch, `backward()` consumes the graph: each node's backward function, the
+//! tensors it saved and its links to its parents are freed as soon as the node is done,
+//! so activations do not outlive the step and the optimizer updates weights in place.
+//! Backward through the same graph a second time is an error. A `Var` is `Send + Sync`:
+//! a model's parameters can be shared by threads that run it in evaluation mode.
 
 mod gradcheck;
 
 pub use gradcheck::{gradcheck, GradcheckReport};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Computes the gradients of an op's parents from the gradient of its output.
 /// `needs[i]` says whether parent `i` wants a gradient, so unneeded work can be skipped.
-pub type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> Vec<Option<Tensor>>>;
+/// It runs once: what it captured is freed when it returns.
+pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[bool]) -> Vec<Option<Tensor>> + Send>;
+
+/// How a node came to be, and whether backward has passed through it yet.
+enum Origin {
+    Leaf,
+    Op {
+        parents: Vec<Var>,
+        backward: BackwardFn,
+    },
+    /// An op's result whose backward has run: its parents and saved tensors are freed.
+    Consumed,
+}
 
 struct Node {
-    value: RefCell<Tensor>,
-    grad: RefCell<Option<Tensor>>,
-    requires_grad: Cell<bool>,
-    parents: Vec<Var>,
-    backward: Option<BackwardFn>,
+    value: RwLock<Tensor>,
+    grad: Mutex<Option<Tensor>>,
+    requires_grad: AtomicBool,
+    origin: Mutex<Origin>,
 }
 
 /// A tensor in the autograd graph: a leaf (input or parameter) or an op's result.
 #[derive(Clone)]
-pub struct Var(Rc<Node>);
+pub struct Var(Arc<Node>);
 
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+// A lock is only poisoned by a panic while it was held; the data is still whole.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `f` without recording a graph (inference, optimizer updates).
+thread_local! {
+    static GRAD_ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Runs `f` without recording a graph (inference, optimizer updates). Per thread, as in
+/// PyTorch.
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
@@ -48,6 +77,7 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether ops on this thread record a graph (false inside [`no_grad`]).
 pub fn is_grad_enabled() -> bool {
     GRAD_ENABLED.with(|g| g.get())
 }
@@ -61,87 +91,83 @@ impl std::fmt::Debug for Var {
 impl Var {
     /// A leaf that receives no gradient (data, targets, buffers).
     pub fn constant(value: Tensor) -> Var {
-        Var::leaf(value, false)
+        Var::new(value, false, Origin::Leaf)
     }
 
     /// A leaf that receives a gradient (parameters, or inputs being optimised).
     pub fn param(value: Tensor) -> Var {
-        Var::leaf(value, true)
+        Var::new(value, true, Origin::Leaf)
     }
 
-    fn leaf(value: Tensor, requires_grad: bool) -> Var {
-        Var(Rc::new(Node {
-            value: RefCell::new(value),
-            grad: RefCell::new(None),
-            requires_grad: Cell::new(requires_grad),
-            parents: Vec::new(),
-            backward: None,
+    fn new(value: Tensor, requires_grad: bool, origin: Origin) -> Var {
+        Var(Arc::new(Node {
+            value: RwLock::new(value),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(requires_grad),
+            origin: Mutex::new(origin),
         }))
     }
 
     /// The result of an op. Records the graph only if gradients are enabled and some parent
     /// requires a gradient; otherwise the result is a constant.
     pub fn from_op(value: Tensor, parents: &[&Var], backward: BackwardFn) -> Var {
-        let requires_grad = is_grad_enabled() && parents.iter().any(|p| p.requires_grad());
-        if !requires_grad {
+        if !(is_grad_enabled() && parents.iter().any(|p| p.requires_grad())) {
             return Var::constant(value);
         }
-        Var(Rc::new(Node {
-            value: RefCell::new(value),
-            grad: RefCell::new(None),
-            requires_grad: Cell::new(true),
-            parents: parents.iter().map(|&p| p.clone()).collect(),
-            backward: Some(backward),
-        }))
+        let parents = parents.iter().map(|&p| p.clone()).collect();
+        Var::new(value, true, Origin::Op { parents, backward })
     }
 
-    pub fn value(&self) -> Ref<'_, Tensor> {
-        self.0.value.borrow()
+    /// The value, borrowed (a read lock: do not hold it across [`Var::set_value`]).
+    pub fn value(&self) -> RwLockReadGuard<'_, Tensor> {
+        read(&self.0.value)
     }
     /// A cheap copy of the value (the buffer is shared).
     pub fn tensor(&self) -> Tensor {
-        self.0.value.borrow().clone()
+        self.value().clone()
     }
     pub fn shape(&self) -> Vec<usize> {
-        self.0.value.borrow().shape().to_vec()
+        self.value().shape().to_vec()
     }
     /// Replaces the value (optimizer updates, loading checkpoints). The graph is unaffected.
     pub fn set_value(&self, value: Tensor) {
-        *self.0.value.borrow_mut() = value;
+        *write(&self.0.value) = value;
     }
-    /// Applies `f` to the value in place.
+    /// Applies `f` to the value in place. The buffer is copied first only if some other
+    /// tensor still shares it (a graph that was not run backward, a caller's copy).
     pub fn update(&self, f: impl FnOnce(&mut Tensor)) {
-        f(&mut self.0.value.borrow_mut())
+        f(&mut write(&self.0.value))
     }
 
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad.get()
+        self.0.requires_grad.load(Ordering::Relaxed)
     }
     /// Freezes (`false`) or unfreezes a leaf.
     pub fn set_requires_grad(&self, on: bool) {
-        self.0.requires_grad.set(on);
+        self.0.requires_grad.store(on, Ordering::Relaxed);
     }
     pub fn is_leaf(&self) -> bool {
-        self.0.backward.is_none()
+        matches!(*lock(&self.0.origin), Origin::Leaf)
     }
 
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.borrow().clone()
+        lock(&self.0.grad).clone()
     }
     pub fn zero_grad(&self) {
-        *self.0.grad.borrow_mut() = None;
+        *lock(&self.0.grad) = None;
     }
 
     /// Whether two handles refer to the same node.
     pub fn same(&self, other: &Var) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// Back-propagates from this scalar: leaves that require a gradient accumulate d(self)/d(leaf).
+    /// Consumes the graph (see the module's documentation).
     pub fn backward(&self) -> Result<()> {
         let n = self.value().numel();
         if n != 1 {
-            return Err(crate::Error::shape(
+            return Err(Error::shape(
                 "backward",
                 format!("needs a scalar loss, got a tensor of shape {:?}", self.shape()),
             ));
@@ -152,7 +178,7 @@ impl Var {
     /// Back-propagates a given output gradient, which must have the value's shape.
     pub fn backward_with(&self, grad: Tensor) -> Result<()> {
         if grad.shape() != self.shape().as_slice() {
-            return Err(crate::Error::shape(
+            return Err(Error::shape(
                 "backward",
                 format!("gradient {:?} does not match the output {:?}", grad.shape(), self.shape()),
             ));
@@ -160,20 +186,26 @@ impl Var {
         if !self.requires_grad() {
             return Ok(());
         }
-        let order = self.topological_order();
+        let mut order = self.topological_order();
+        if order.iter().any(|v| matches!(*lock(&v.0.origin), Origin::Consumed)) {
+            return Err(Error::Invalid(
+                "backward: the graph was already used by a backward pass; run the forward pass again".into(),
+            ));
+        }
         accumulate(&self.0.grad, grad);
-        for var in order.iter().rev() {
-            let node = &var.0;
-            let Some(backward) = &node.backward else {
+        // Children first; each handle is dropped once its node is done, so a node's value
+        // is freed as soon as nothing else holds it.
+        while let Some(var) = order.pop() {
+            let Some((parents, backward)) = var.take_op() else {
                 continue;
             };
             // Intermediate gradients are dropped as soon as they are used.
-            let Some(g) = node.grad.borrow_mut().take() else {
+            let Some(g) = lock(&var.0.grad).take() else {
                 continue;
             };
-            let needs: Vec<bool> = node.parents.iter().map(|p| p.requires_grad()).collect();
+            let needs: Vec<bool> = parents.iter().map(|p| p.requires_grad()).collect();
             let grads = backward(&g, &needs);
-            for ((parent, pg), need) in node.parents.iter().zip(grads).zip(&needs) {
+            for ((parent, pg), need) in parents.iter().zip(grads).zip(&needs) {
                 if let (Some(pg), true) = (pg, need) {
                     accumulate(&parent.0.grad, pg);
                 }
@@ -182,7 +214,20 @@ impl Var {
         Ok(())
     }
 
-    /// Nodes reachable from self, parents before children (iterative DFS: deep nets are fine).
+    /// An op's parents and backward function, leaving the node consumed; `None` for a leaf.
+    fn take_op(&self) -> Option<(Vec<Var>, BackwardFn)> {
+        let mut origin = lock(&self.0.origin);
+        if !matches!(*origin, Origin::Op { .. }) {
+            return None;
+        }
+        match std::mem::replace(&mut *origin, Origin::Consumed) {
+            Origin::Op { parents, backward } => Some((parents, backward)),
+            _ => None,
+        }
+    }
+
+    /// Nodes reachable from self through parents that require a gradient, parents before
+    /// children (iterative DFS: deep nets are fine).
     fn topological_order(&self) -> Vec<Var> {
         let mut order = Vec::new();
         let mut visited: HashSet<*const Node> = HashSet::new();
@@ -192,13 +237,15 @@ impl Var {
                 order.push(v);
                 continue;
             }
-            if !visited.insert(Rc::as_ptr(&v.0)) {
+            if !visited.insert(Arc::as_ptr(&v.0)) {
                 continue;
             }
             stack.push((v.clone(), true));
-            for p in &v.0.parents {
-                if p.requires_grad() && !visited.contains(&Rc::as_ptr(&p.0)) {
-                    stack.push((p.clone(), false));
+            if let Origin::Op { parents, .. } = &*lock(&v.0.origin) {
+                for p in parents {
+                    if p.requires_grad() && !visited.contains(&Arc::as_ptr(&p.0)) {
+                        stack.push((p.clone(), false));
+                    }
                 }
             }
         }
@@ -206,8 +253,8 @@ impl Var {
     }
 }
 
-fn accumulate(slot: &RefCell<Option<Tensor>>, g: Tensor) {
-    let mut slot = slot.borrow_mut();
+fn accumulate(slot: &Mutex<Option<Tensor>>, g: Tensor) {
+    let mut slot = lock(slot);
     match slot.as_mut() {
         Some(existing) => existing.add_assign(&g).expect("gradient shapes agree by construction"),
         None => *slot = Some(g),

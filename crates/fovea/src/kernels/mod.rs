@@ -4,8 +4,6 @@
 //! ([`isa`]); keep its interface narrow so that another backend can be added behind it.
 
 pub mod conv;
-pub mod depthwise;
-pub mod direct;
 pub mod gemm;
 pub mod isa;
 pub(crate) mod norm;

@@ -1,12 +1,11 @@
 //! Convolution, linear, pooling, activation, flatten and dropout layers.
 
 use super::init::Init;
-use super::{join_name, Module, TensorKind};
+use super::{join_name, Mode, Module, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops::{self, ConvOptions, PoolOptions};
 use crate::Rng;
-use std::cell::{Cell, RefCell};
 
 /// Visits `weight` and the optional `bias` under PyTorch's names.
 fn visit_weight_bias(prefix: &str, weight: &Var, bias: Option<&Var>, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
@@ -53,7 +52,7 @@ impl Module for Conv {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -103,7 +102,7 @@ impl Module for Linear {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -147,7 +146,7 @@ impl Module for Pool {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         match self.kind {
             PoolKind::Max => ops::max_pool(x, &self.options),
             PoolKind::Avg => ops::avg_pool(x, &self.options),
@@ -170,7 +169,7 @@ impl Module for Pool {
 pub struct AdaptiveAvgPool(pub Vec<usize>);
 
 impl Module for AdaptiveAvgPool {
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::adaptive_avg_pool(x, &self.0)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -191,7 +190,7 @@ pub enum Activation {
 }
 
 impl Module for Activation {
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         Ok(match *self {
             Activation::Relu => ops::relu(x),
             Activation::LeakyRelu(s) => ops::leaky_relu(x, s),
@@ -215,7 +214,7 @@ impl Module for Flatten {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::flatten(x)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
@@ -229,11 +228,10 @@ impl Module for Flatten {
     }
 }
 
-/// Inverted dropout with its own seeded generator.
+/// Inverted dropout: in training mode each value is zeroed with probability `p` and the
+/// rest scaled by 1/(1-p), with masks drawn from the mode's seed.
 pub struct Dropout {
     pub p: f32,
-    training: Cell<bool>,
-    rng: RefCell<Rng>,
 }
 
 impl Dropout {
@@ -241,22 +239,19 @@ impl Dropout {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::Invalid(format!("dropout probability must be in [0, 1), got {p}")));
         }
-        Ok(Dropout { p, training: Cell::new(true), rng: RefCell::new(Rng::new(0)) })
+        Ok(Dropout { p })
     }
 }
 
 impl Module for Dropout {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        ops::dropout(x, self.p, self.training.get(), &mut self.rng.borrow_mut())
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        match mode {
+            Mode::Eval => Ok(x.clone()),
+            Mode::Train { seed } => ops::dropout(x, self.p, true, &mut Rng::new(seed)),
+        }
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())
-    }
-    fn set_training(&self, training: bool) {
-        self.training.set(training);
-    }
-    fn reseed(&self, seed: u64) {
-        *self.rng.borrow_mut() = Rng::new(seed);
     }
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)

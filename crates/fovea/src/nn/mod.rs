@@ -5,15 +5,16 @@
 pub mod init;
 mod layers;
 mod norm;
+pub mod summary;
 
 pub use layers::{Activation, AdaptiveAvgPool, Conv, Dropout, Flatten, Linear, Pool, PoolKind};
 pub use norm::BatchNorm;
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::summary::LayerSummary;
 use crate::tensor::{fmt_shape, Tensor};
 use std::collections::BTreeMap;
+use summary::LayerSummary;
 
 /// Whether a named tensor is trained (a parameter) or only tracked (a buffer, such as
 /// batch norm's running statistics).
@@ -23,17 +24,49 @@ pub enum TensorKind {
     Buffer,
 }
 
-pub trait Module {
-    fn forward(&self, x: &Var) -> Result<Var>;
+/// How a forward pass runs. An argument rather than a layer's state, so that one model can
+/// serve several threads in evaluation mode while nothing flips a flag behind their backs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch norm normalises with its running statistics; dropout passes its input through.
+    Eval,
+    /// Batch norm normalises with the batch's statistics and updates its running ones;
+    /// dropout draws its masks from a generator seeded by `seed`, so a step is reproducible.
+    Train { seed: u64 },
+}
+
+impl Mode {
+    /// Training mode with dropout masks drawn from `seed`.
+    pub fn train(seed: u64) -> Mode {
+        Mode::Train { seed }
+    }
+    pub fn is_train(self) -> bool {
+        matches!(self, Mode::Train { .. })
+    }
+    /// The mode for a container's `i`-th child: the same, with the child's own dropout seed
+    /// (two dropout layers of one network draw different masks).
+    pub fn child(self, i: usize) -> Mode {
+        match self {
+            Mode::Eval => Mode::Eval,
+            Mode::Train { seed } => Mode::Train { seed: crate::Rng::derive(seed, i as u64).next_u64() },
+        }
+    }
+}
+
+/// A layer or a network. Models are `Send + Sync`: one loaded model can sit in an `Arc` and
+/// run on many threads at once in evaluation mode.
+pub trait Module: Send + Sync {
+    /// The forward pass in the given mode.
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var>;
+
+    /// The forward pass in evaluation mode (inference). Training loops call
+    /// [`Module::forward_mode`] with [`Mode::Train`].
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.forward_mode(x, Mode::Eval)
+    }
 
     /// Calls `f` on each named parameter and buffer, in `state_dict` order.
     fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Var, TensorKind)) {}
-
-    /// Training mode (batch statistics, dropout on) or evaluation mode.
-    fn set_training(&self, _training: bool) {}
-
-    /// Reseeds any randomness (dropout) so that a run is reproducible from a given point.
-    fn reseed(&self, _seed: u64) {}
 
     /// A one-line description, e.g. `Conv2d(1, 6, kernel=[5, 5], padding=Same)`.
     fn describe(&self) -> String;
@@ -53,8 +86,8 @@ pub trait Module {
 
     /// The output and the outputs of auxiliary classifiers (GoogLeNet's side branches),
     /// whose losses training adds to the main one. `forward` skips them.
-    fn forward_aux(&self, x: &Var) -> Result<(Var, Vec<Var>)> {
-        Ok((self.forward(x)?, Vec::new()))
+    fn forward_aux(&self, x: &Var, mode: Mode) -> Result<(Var, Vec<Var>)> {
+        Ok((self.forward_mode(x, mode)?, Vec::new()))
     }
 
     /// The output shape for an input of shape `input` (batch axis first), or the error
@@ -212,10 +245,10 @@ impl Sequential {
 pub struct Layers<'a>(pub &'a [(String, Box<dyn Module>)]);
 
 impl Module for Layers<'_> {
-    fn forward(&self, x: &Var) -> Result<Var> {
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let mut h = x.clone();
-        for (_, layer) in self.0 {
-            h = layer.forward(&h)?;
+        for (i, (_, layer)) in self.0.iter().enumerate() {
+            h = layer.forward_mode(&h, mode.child(i))?;
         }
         Ok(h)
     }
@@ -225,14 +258,6 @@ impl Module for Layers<'_> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (name, layer) in self.0 {
             layer.visit(&join_name(prefix, name), f);
-        }
-    }
-    fn set_training(&self, training: bool) {
-        self.0.iter().for_each(|(_, l)| l.set_training(training));
-    }
-    fn reseed(&self, seed: u64) {
-        for (i, (_, l)) in self.0.iter().enumerate() {
-            l.reseed(crate::Rng::derive(seed, i as u64).next_u64());
         }
     }
     fn describe(&self) -> String {
@@ -251,17 +276,11 @@ impl Module for Sequential {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
-    fn forward(&self, x: &Var) -> Result<Var> {
-        Layers(&self.layers).forward(x)
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        Layers(&self.layers).forward_mode(x, mode)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         Layers(&self.layers).visit(prefix, f)
-    }
-    fn set_training(&self, training: bool) {
-        Layers(&self.layers).set_training(training)
-    }
-    fn reseed(&self, seed: u64) {
-        Layers(&self.layers).reseed(seed)
     }
     fn describe(&self) -> String {
         Layers(&self.layers).describe()

@@ -1,11 +1,10 @@
 //! Batch normalisation layer (1-D over `[N, C]` or `[N, C, L]`, 2-D, 3-D alike).
 
-use super::{join_name, Module, TensorKind};
+use super::{join_name, Mode, Module, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::tensor::{fmt_shape, Tensor};
-use std::cell::Cell;
 
 /// Parameters `weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`
 /// (PyTorch's names; `momentum` 0.1 and `eps` 1e-5 by default).
@@ -17,7 +16,6 @@ pub struct BatchNorm {
     pub num_batches_tracked: Var,
     pub momentum: f32,
     pub eps: f32,
-    training: Cell<bool>,
 }
 
 impl BatchNorm {
@@ -30,7 +28,6 @@ impl BatchNorm {
             num_batches_tracked: Var::constant(Tensor::scalar(0.0)),
             momentum: 0.1,
             eps: 1e-5,
-            training: Cell::new(true),
         }
     }
     /// With a different epsilon (GoogLeNet uses 1e-3).
@@ -41,8 +38,8 @@ impl BatchNorm {
 }
 
 impl Module for BatchNorm {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        let training = self.training.get();
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        let training = mode.is_train();
         if training {
             self.num_batches_tracked.update(|t| t.data_mut()[0] += 1.0);
         }
@@ -73,9 +70,6 @@ impl Module for BatchNorm {
         f(&join_name(prefix, "running_mean"), &self.running_mean, TensorKind::Buffer);
         f(&join_name(prefix, "running_var"), &self.running_var, TensorKind::Buffer);
         f(&join_name(prefix, "num_batches_tracked"), &self.num_batches_tracked, TensorKind::Buffer);
-    }
-    fn set_training(&self, training: bool) {
-        self.training.set(training);
     }
     fn describe(&self) -> String {
         format!("BatchNorm({})", self.weight.value().numel())

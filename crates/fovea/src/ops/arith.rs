@@ -10,7 +10,7 @@ fn binary(
     a: &Var,
     b: &Var,
     f: impl Fn(f32, f32) -> f32 + Sync,
-    grads: impl Fn(&Tensor, &Tensor, &Tensor, &[bool]) -> (Option<Tensor>, Option<Tensor>) + 'static,
+    grads: impl Fn(&Tensor, &Tensor, &Tensor, &[bool]) -> (Option<Tensor>, Option<Tensor>) + Send + 'static,
 ) -> Result<Var> {
     let (ta, tb) = (a.tensor(), b.tensor());
     let out = ta.zip_broadcast(&tb, op, f)?;
@@ -66,7 +66,11 @@ pub fn div(a: &Var, b: &Var) -> Result<Var> {
 }
 
 /// `f` elementwise, with derivative `df(x, y)` from input and output.
-pub(crate) fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, df: impl Fn(f32, f32) -> f32 + Sync + 'static) -> Var {
+pub(crate) fn unary(
+    x: &Var,
+    f: impl Fn(f32) -> f32 + Sync,
+    df: impl Fn(f32, f32) -> f32 + Send + Sync + 'static,
+) -> Var {
     let tx = x.tensor();
     let out = tx.map(f);
     let ty = out.clone();

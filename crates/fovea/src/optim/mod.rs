@@ -88,8 +88,8 @@ impl Optimizer {
         self.params.iter().for_each(|(_, p)| p.zero_grad());
     }
 
-    /// Applies one update from the accumulated gradients. Drop the graph (loss, outputs)
-    /// first: while it holds the weights, updating them in place means copying them.
+    /// Applies one update from the accumulated gradients, in place (`backward()` has freed
+    /// the graph's copies of the weights).
     pub fn step(&mut self) {
         self.steps += 1;
         for ((_, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {

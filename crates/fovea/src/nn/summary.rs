@@ -5,8 +5,8 @@
 //! (28, 28, 6) is `6x28x28` here. Multiply-adds count convolutions and fully connected
 //! layers (what dominates, and what the notes count); pooling and activations count 0.
 
+use super::Module;
 use crate::error::{Error, Result};
-use crate::nn::Module;
 
 /// One row of a summary.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +65,7 @@ pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     let mut layers = Vec::new();
     model.summarize("", &shape, &mut layers)?;
     let total_params = layers.iter().map(|l| l.params).sum();
-    let training_only_params = crate::nn::parameter_count(model).saturating_sub(total_params);
+    let training_only_params = super::parameter_count(model).saturating_sub(total_params);
     let total_macs = layers.iter().map(|l| l.macs).sum();
     Ok(Summary { input: input.to_vec(), layers, total_params, training_only_params, total_macs })
 }

@@ -1,7 +1,5 @@
-//! Convolution as im2col + GEMM, for 1-, 2- and 3-D alike: every convolution is treated
-//! as 3-D (a 2-D one has depth 1, a 1-D one depth and height 1).
-//!
-//! Per sample and group, with `cols` the `[C/g·k, out_spatial]` patch matrix:
+//! Convolution as im2col + GEMM, per sample and group, with `cols` the
+//! `[C/g·k, out_spatial]` patch matrix:
 //! - forward:        Y = W · cols (+ bias)
 //! - weight grad:    dW += dY · colsᵀ
 //! - input grad:     dX = col2im(Wᵀ · dY)
@@ -10,124 +8,12 @@
 //! that im2col writes and the GEMM reads stay in cache and buffers stay bounded however
 //! large the image (a tile is never less than one output row). A pointwise convolution
 //! (1x1, stride 1, no padding) uses the input itself. Work units are (sample, tile) pairs,
-//! so a single image still keeps every thread busy. Depthwise convolutions
-//! (`groups == c_in`) have their own kernel (`depthwise.rs`), and stride-1 one-group 1-D
-//! and 2-D convolutions take the direct kernel (`direct.rs`) where the CPU and the sizes
-//! suit it.
+//! so a single image still keeps every thread busy.
 
-use super::gemm::{matmul, matmul_to, MatRef};
-use super::num_threads;
-use super::{depthwise, direct};
+use super::geometry::{valid_range, with_scratch, ConvGeometry, SharedMut};
+use crate::kernels::gemm::{matmul, matmul_to, MatRef};
+use crate::kernels::num_threads;
 use rayon::prelude::*;
-use std::cell::RefCell;
-
-/// Sizes of one convolution, spatial dimensions as (depth, height, width).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConvGeometry {
-    pub batch: usize,
-    pub c_in: usize,
-    pub c_out: usize,
-    pub groups: usize,
-    pub input: [usize; 3],
-    pub kernel: [usize; 3],
-    pub stride: [usize; 3],
-    pub dilation: [usize; 3],
-    /// padding before each spatial dimension (the padding after only affects `output`)
-    pub pad: [usize; 3],
-    pub output: [usize; 3],
-}
-
-impl ConvGeometry {
-    pub fn in_spatial(&self) -> usize {
-        self.input.iter().product()
-    }
-    pub fn out_spatial(&self) -> usize {
-        self.output.iter().product()
-    }
-    fn kernel_spatial(&self) -> usize {
-        self.kernel.iter().product()
-    }
-    fn cin_group(&self) -> usize {
-        self.c_in / self.groups
-    }
-    fn cout_group(&self) -> usize {
-        self.c_out / self.groups
-    }
-    /// Rows of the patch matrix: input channels of a group times kernel positions.
-    fn col_rows(&self) -> usize {
-        self.cin_group() * self.kernel_spatial()
-    }
-    pub fn weight_len(&self) -> usize {
-        self.c_out * self.col_rows()
-    }
-    /// Output positions per patch tile: whole output rows, about 128K patch values but at
-    /// least 256 positions, so that the GEMMs stay wide enough to run at full speed. (One
-    /// output row is the smallest tile.) With fewer samples than threads, each sample is
-    /// cut into a multiple of the threads it has to keep busy, in equal tiles.
-    fn tile(&self) -> usize {
-        const TILE_VALUES: usize = 128 * 1024;
-        let ow = self.output[2].max(1);
-        let out_rows = (self.output[0] * self.output[1]).max(1);
-        let budget = (TILE_VALUES / (self.col_rows() * ow).max(1)).max(256usize.div_ceil(ow)).clamp(1, out_rows);
-        let per_sample = num_threads().div_ceil(self.batch.max(1));
-        let tiles = out_rows.div_ceil(budget).div_ceil(per_sample) * per_sample;
-        out_rows.div_ceil(tiles).max(1) * ow
-    }
-    /// (sample, first position, end position) of every work unit.
-    fn units(&self) -> Vec<(usize, usize, usize)> {
-        let (osp, tile) = (self.out_spatial(), self.tile());
-        (0..self.batch).flat_map(|n| (0..osp).step_by(tile).map(move |p| (n, p, (p + tile).min(osp)))).collect()
-    }
-    pub(super) fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1, 1] && self.stride == [1, 1, 1] && self.pad == [0, 0, 0] && self.output == self.input
-    }
-    /// Multiply-adds of the forward pass.
-    pub fn macs(&self) -> usize {
-        self.batch * self.c_out * self.out_spatial() * self.col_rows()
-    }
-}
-
-thread_local! {
-    /// Per-thread patch buffer, reused across calls: no allocation and no zeroing
-    /// (im2col writes every value, and GEMMs overwrite their output).
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with a scratch buffer of `len` values. Falls back to a fresh buffer if this
-/// thread's is in use (rayon may run a nested task while a threaded GEMM waits).
-pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-            f(&mut buf[..len])
-        }
-        Err(_) => f(&mut vec![0.0f32; len]),
-    })
-}
-
-/// A raw pointer that work units share; each unit touches only its own positions.
-#[derive(Clone, Copy)]
-pub(super) struct SharedMut(pub(super) *mut f32);
-// SAFETY: used only to write disjoint regions from different threads (see callers).
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    // A method, so that closures capture the whole (Send) wrapper, not the raw field.
-    pub(super) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Range of output positions `o` whose input index `o*stride + off` lies in `0..len`.
-pub(crate) fn valid_range(len: usize, out: usize, stride: usize, off: isize) -> (usize, usize) {
-    let lo = if off >= 0 { 0 } else { ((-off) as usize).div_ceil(stride) };
-    let hi = if len as isize - off <= 0 { 0 } else { (len as isize - off - 1) as usize / stride + 1 };
-    let hi = hi.min(out);
-    (lo.min(hi), hi)
-}
 
 /// Copies a short row (patch rows are often under 32 values) in fixed blocks of 8, which
 /// compile to vector moves; a plain `copy_from_slice` becomes a `memmove` call per row.
@@ -309,18 +195,8 @@ fn patches<'a>(g: &ConvGeometry, xg: &'a [f32], (p0, p1): (usize, usize), cols: 
     }
 }
 
-/// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
-pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
-    assert_eq!(x.len(), g.batch * g.c_in * g.in_spatial(), "conv_forward input size");
-    assert_eq!(w.len(), g.weight_len(), "conv_forward weight size");
-    assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward bias size");
-    if depthwise::is_depthwise(g) {
-        return depthwise::forward(g, x, w, bias, y);
-    }
-    if direct::applies(g) {
-        return direct::forward(g, x, w, bias, y);
-    }
+/// `y = conv(x, w) + bias` by im2col + GEMM.
+pub(super) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();
@@ -349,18 +225,9 @@ pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>
     });
 }
 
-/// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`). Tiles of one sample overlap in
-/// `dx`, so samples run in parallel and their tiles in turn.
-pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    assert_eq!(dx.len(), g.batch * g.c_in * g.in_spatial(), "conv_backward_input dx size");
-    assert_eq!(dy.len(), g.batch * g.c_out * g.out_spatial(), "conv_backward_input dy size");
-    assert_eq!(w.len(), g.weight_len(), "conv_backward_input weight size");
-    if depthwise::is_depthwise(g) {
-        return depthwise::backward_input(g, w, dy, dx);
-    }
-    if let Some(t) = direct::input_grad_geometry(g) {
-        return direct::backward_input(g, &t, w, dy, dx);
-    }
+/// `dx = dL/dx` by GEMM + col2im. Tiles of one sample overlap in `dx`, so samples run in
+/// parallel and their tiles in turn.
+pub(super) fn backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog, tile) = (g.cin_group(), g.cout_group(), g.tile());
     let threaded_gemm = g.batch < num_threads();
@@ -386,19 +253,10 @@ pub fn conv_backward_input(g: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f3
     });
 }
 
-/// `dw = dL/dw` given `dy` (overwrites `dw`). The work units are split into a fixed
-/// number of chunks whose partial sums are added in order, so the result depends only
-/// on the thread count, never on timing.
-pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    assert_eq!(dw.len(), g.weight_len(), "conv_backward_weight dw size");
-    assert_eq!(dy.len(), g.batch * g.c_out * g.out_spatial(), "conv_backward_weight dy size");
-    assert_eq!(x.len(), g.batch * g.c_in * g.in_spatial(), "conv_backward_weight x size");
-    if depthwise::is_depthwise(g) {
-        return depthwise::backward_weight(g, x, dy, dw);
-    }
-    if direct::applies(g) {
-        return direct::backward_weight(g, x, dy, dw);
-    }
+/// `dw = dL/dw` by im2col + GEMM. The work units are split into a fixed number of chunks
+/// whose partial sums are added in order, so the result depends only on the thread
+/// count, never on timing.
+pub(super) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();
@@ -428,65 +286,4 @@ pub fn conv_backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f
     for p in &partials {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
     }
-}
-
-/// `db = dL/db`: per output channel, the sum of `dy` over samples and positions (in f64
-/// across planes). Channels run in parallel.
-pub fn conv_backward_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
-    let osp = g.out_spatial();
-    (0..g.c_out)
-        .into_par_iter()
-        .map(|o| {
-            let planes = (0..g.batch).map(|n| &dy[(n * g.c_out + o) * osp..][..osp]);
-            planes.map(|p| super::lane_sum(p.len(), |i| p[i]) as f64).sum::<f64>() as f32
-        })
-        .collect()
-}
-
-/// Direct (loop) convolution: the slow, obviously-correct reference the fast path is
-/// tested against.
-pub fn conv_forward_naive(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    let [id, ih, iw] = g.input;
-    let [kd, kh, kw] = g.kernel;
-    let [od, oh, ow] = g.output;
-    let (cig, cog) = (g.cin_group(), g.cout_group());
-    let mut y = vec![0.0f32; g.batch * g.c_out * g.out_spatial()];
-    let mut yi = 0;
-    for n in 0..g.batch {
-        for o in 0..g.c_out {
-            let grp = o / cog;
-            for oz in 0..od {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = bias.map_or(0.0, |b| b[o]);
-                        for c in 0..cig {
-                            let ci = grp * cig + c;
-                            for kz in 0..kd {
-                                for ky in 0..kh {
-                                    for kx in 0..kw {
-                                        let iz = (oz * g.stride[0] + kz * g.dilation[0]) as isize - g.pad[0] as isize;
-                                        let iy = (oy * g.stride[1] + ky * g.dilation[1]) as isize - g.pad[1] as isize;
-                                        let ix = (ox * g.stride[2] + kx * g.dilation[2]) as isize - g.pad[2] as isize;
-                                        if iz < 0 || iy < 0 || ix < 0 {
-                                            continue;
-                                        }
-                                        let (iz, iy, ix) = (iz as usize, iy as usize, ix as usize);
-                                        if iz >= id || iy >= ih || ix >= iw {
-                                            continue;
-                                        }
-                                        let xv = x[(((n * g.c_in + ci) * id + iz) * ih + iy) * iw + ix];
-                                        let wv = w[(((o * cig + c) * kd + kz) * kh + ky) * kw + kx];
-                                        acc += xv * wv;
-                                    }
-                                }
-                            }
-                        }
-                        y[yi] = acc;
-                        yi += 1;
-                    }
-                }
-            }
-        }
-    }
-    y
 }

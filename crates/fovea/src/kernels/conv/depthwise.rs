@@ -2,7 +2,7 @@
 //! directly as shift-and-add: for each kernel tap, an axpy over the valid part of each
 //! output row. im2col + GEMM would run GEMMs with a single row here.
 
-use super::conv::{valid_range, ConvGeometry};
+use super::geometry::{valid_range, ConvGeometry};
 use rayon::prelude::*;
 
 /// Calls `f(tap, oz, oy, iz, iy, a, b, start)` for every kernel tap and output row whose

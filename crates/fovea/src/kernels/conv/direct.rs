@@ -19,8 +19,8 @@
 //! the weights flipped and transposed ([`input_grad_geometry`]) where the padding keeps
 //! that at most 1.25x the forward pass; otherwise it stays with GEMM + col2im.
 
-use super::conv::{with_scratch, ConvGeometry, SharedMut};
-use super::{isa, num_threads, Isa};
+use super::geometry::{with_scratch, ConvGeometry, SharedMut};
+use crate::kernels::{isa, num_threads, Isa};
 use rayon::prelude::*;
 
 /// Largest padded sample (values) this path takes: beyond it, padding or dilation is
@@ -76,7 +76,7 @@ fn block_max(isa: Isa, v: usize) -> usize {
     }
 }
 
-/// Whether the direct kernel handles `g` at the current level ([`super::isa`]). The rule
+/// Whether the direct kernel handles `g` at the current level ([`crate::kernels::isa`]). The rule
 /// depends on the sizes and the level only, never on the thread count.
 pub fn applies(g: &ConvGeometry) -> bool {
     let level = isa::current();
@@ -280,7 +280,7 @@ const PACK_TILE_TAPS: usize = 16;
 fn pack_weights(p: &Plan, w: &[f32]) -> Vec<f32> {
     let (taps, lanes, c_out) = (p.taps(), p.lanes(), p.c_out);
     let slots = c_out.div_ceil(lanes) * taps;
-    super::par_filled(slots * lanes, PACK_TASK_TAPS * lanes, |task, out| {
+    crate::kernels::par_filled(slots * lanes, PACK_TASK_TAPS * lanes, |task, out| {
         // tiles of a few taps; a tile that crosses into the next block is cut there
         let mut s = task * PACK_TASK_TAPS;
         for mut tile in out.chunks_mut(PACK_TILE_TAPS * lanes) {
@@ -392,7 +392,7 @@ fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Optio
 pub(crate) fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (c_in, c_out, spatial) = (g.c_in, g.c_out, g.kernel[1] * g.kernel[2]);
     // turned[c][o][k] = w[o][c][last - k]
-    let turned = super::par_filled(w.len(), c_out * spatial, |c, dst| {
+    let turned = crate::kernels::par_filled(w.len(), c_out * spatial, |c, dst| {
         for (o, d) in dst.chunks_exact_mut(spatial).enumerate() {
             d.iter_mut().zip(w[(o * c_in + c) * spatial..][..spatial].iter().rev()).for_each(|(d, &v)| {
                 d.write(v);
@@ -694,7 +694,7 @@ mod tests {
         for isa in Isa::supported() {
             for threads in [1, 16] {
                 let got: Vec<bool> =
-                    super::super::scoped(isa, threads, || cases.iter().map(|(g, _)| applies(g)).collect()).unwrap();
+                    crate::kernels::scoped(isa, threads, || cases.iter().map(|(g, _)| applies(g)).collect()).unwrap();
                 let want: Vec<bool> = cases.iter().map(|&(_, w)| w && isa >= Isa::Avx2).collect();
                 assert_eq!(got, want, "at {isa} with {threads} threads");
             }
