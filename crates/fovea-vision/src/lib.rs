@@ -1,4 +1,7 @@
 //! Applications built on the fovea engine's public API: datasets, images, models.
+//!
+//! Cargo features: `face-db` (on by default) builds [`face::FaceDb`], the database of
+//! enrolled faces, with bundled SQLite; `default-features = false` leaves it out.
 
 pub mod augment;
 pub mod data;
@@ -13,3 +16,8 @@ pub mod style;
 pub mod train;
 pub mod transfer;
 pub mod visualize;
+
+// The README's Rust snippets run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

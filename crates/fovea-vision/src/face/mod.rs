@@ -1,8 +1,9 @@
 //! Faces with face-api's pretrained networks (`models/face-api/`), computed as face-api
-//! computes them (see `../shared/reference/faceapi.md`): preparing a picture for a network,
-//! and the detectors. And the notes' training ideas from scratch: triplet-loss embeddings
+//! computes them (its JavaScript on TensorFlow.js is the reference: `tools/faceapi` makes
+//! the test fixtures with it): preparing a picture for a network, and the detectors. And the notes' training ideas from scratch: triplet-loss embeddings
 //! (`triplet`) and verification as binary classification (`verify`).
 
+#[cfg(feature = "face-db")]
 mod db;
 mod landmarks;
 mod recognition;
@@ -11,6 +12,7 @@ mod tiny;
 pub mod triplet;
 pub mod verify;
 
+#[cfg(feature = "face-db")]
 pub use db::{FaceDb, Person};
 pub use landmarks::FaceLandmarkNet;
 pub use recognition::{distance, FaceRecognitionNet};
