@@ -1,18 +1,16 @@
 //! `fovea train`, `fovea eval`, `fovea predict`: Fashion-MNIST classifiers.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use fovea::nn::{parameter_count, Module};
-use fovea::{Rng, Var};
+use fovea::nn::parameter_count;
+use fovea::Var;
 use fovea_vision::augment::Augment;
 use fovea_vision::data::image_folder::fit_image;
-use fovea_vision::data::{self, Dataset, FashionMnist, Split};
-use fovea_vision::train::{self, RunMeta};
-use fovea_vision::transfer::{self, Frozen};
+use fovea_vision::data::{self, FashionMnist, Split};
+use fovea_vision::run::{ResumeChanges, Run, RunConfig, RunObserver};
+use fovea_vision::train::{self, EpochMetrics, Progress};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum OptimizerName {
@@ -93,78 +91,8 @@ pub struct TrainArgs {
     force: bool,
 }
 
-/// The model tensors of a run folder or checkpoint (its optimizer state left out), or of
-/// any safetensors file.
-fn pretrained_tensors(path: &Path) -> Result<BTreeMap<String, fovea::Tensor>> {
-    let file = if path.is_dir() { path.join(train::CHECKPOINT_FILE) } else { path.to_path_buf() };
-    let (tensors, _) = fovea::io::read_safetensors(&file)?;
-    Ok(tensors.into_iter().filter(|(name, _)| !name.starts_with("optimizer.")).collect())
-}
-
-/// The frozen layers' outputs for the training and test pictures: read from the run
-/// folder's `features.safetensors` when it holds them for these pictures, else computed
-/// and written there.
-fn cached_features(
-    run_dir: &Path,
-    frozen: &Frozen,
-    train_set: &Dataset,
-    test_set: &Dataset,
-    quiet: bool,
-) -> Result<(fovea::Tensor, fovea::Tensor)> {
-    let path = run_dir.join("features.safetensors");
-    // what the cache was made from: the frozen weights and the pictures, summarised
-    let sum = |data: &[f32]| data.iter().map(|&v| v as f64).sum::<f64>();
-    let mut weights = 0.0;
-    frozen.visit_frozen(&mut |_, v| weights += sum(v.value().data()));
-    let fingerprint = format!(
-        "{weights:e} {} {:e} {} {:e}",
-        train_set.len(),
-        sum(train_set.images.data()),
-        test_set.len(),
-        sum(test_set.images.data())
-    );
-    if let Ok((mut t, meta)) = fovea::io::read_safetensors(&path) {
-        if let (Some(tr), Some(te), Some(true)) =
-            (t.remove("train"), t.remove("test"), meta.get("made_from").map(|m| *m == fingerprint))
-        {
-            return Ok((tr, te));
-        }
-    }
-    let start = Instant::now();
-    let train_features = frozen.features_all(&train_set.images, 500)?;
-    let test_features = frozen.features_all(&test_set.images, 500)?;
-    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-    fovea::io::write_safetensors(
-        &path,
-        &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
-        [("made_from".to_string(), fingerprint)].into(),
-    )?;
-    if !quiet {
-        eprintln!(
-            "frozen layers' outputs computed once in {:.1} s, cached in {}",
-            start.elapsed().as_secs_f32(),
-            path.display()
-        );
-    }
-    Ok((train_features, test_features))
-}
-
 pub(crate) fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone().unwrap_or_else(FashionMnist::default_dir)
-}
-
-/// The input `[C, H, W]` a new run of `model` trains on.
-pub(crate) fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
-    let [c, h, _] = fovea_vision::models::default_input(model);
-    let size = image_size.unwrap_or(match (fashion, c, model) {
-        (false, _, _) | (true, 1, _) => h,
-        (true, _, "alexnet") => 64,
-        (true, _, _) => 32,
-    });
-    if !(8..=1024).contains(&size) {
-        bail!("--image-size must be between 8 and 1024, got {size}");
-    }
-    Ok([c, size, size])
 }
 
 /// Refuses an option given with `--resume` whose value differs from the run's own.
@@ -177,270 +105,40 @@ fn keeps<T: PartialEq + std::fmt::Display>(option: &str, given: Option<T>, run: 
     }
 }
 
-pub fn train(a: TrainArgs) -> Result<()> {
-    if a.resume.is_some() && (a.init.is_some() || a.freeze.is_some() || a.cache_features) {
-        bail!("--init, --freeze and --cache-features start a run; a resumed run keeps its own");
-    }
-    let freezes = a.freeze.as_deref().is_some_and(|f| f != "none");
-    if a.cache_features && !freezes {
-        bail!("--cache-features needs --freeze LAYER: only frozen layers' outputs can be cached");
-    }
-    if a.cache_features && a.augment.is_some() {
-        bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
-    }
-    let resumed = a.resume.as_ref().map(|r| train::load_checkpoint(r)).transpose()?;
-    let optimizer_name = a.optimizer.map(|o| match o {
-        OptimizerName::Sgd => "sgd",
-        OptimizerName::Adam => "adam",
-        OptimizerName::Adamw => "adamw",
-    });
-    if let Some(ckpt) = &resumed {
-        let run = &ckpt.meta;
-        keeps("batch-size", a.batch_size, run.batch_size)?;
-        keeps("optimizer", optimizer_name, run.optimizer.as_str())?;
-        keeps("momentum", a.momentum, run.momentum)?;
-        keeps("weight-decay", a.weight_decay, run.weight_decay)?;
-        keeps("seed", a.seed, run.seed)?;
-        if let Some(n) = run.train_size {
-            keeps("train-size", a.train_size, n)?;
-        }
-    }
-    // runs made before the size was recorded take it from the option, as they did then
-    let train_size = resumed.as_ref().and_then(|ckpt| ckpt.meta.train_size).or(a.train_size);
-    let model_name = match (&a.model, &resumed) {
-        (Some(m), Some(ckpt)) if *m != ckpt.meta.model => {
-            bail!("the run to resume trains {}; it cannot continue as --model {m}", ckpt.meta.model)
-        }
-        (_, Some(ckpt)) => ckpt.meta.model.clone(),
-        (m, None) => m.clone().unwrap_or_else(|| "lenet5".into()),
-    };
-    let dir = match (&a.data, &resumed) {
-        (given, Some(ckpt)) => {
-            let run = ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
-            match given {
-                // the run's folder may have moved: then --data says where to (a Fashion-MNIST
-                // run records none)
-                Some(given)
-                    if ckpt.meta.data.is_some()
-                        && run.exists()
-                        && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&run).ok() =>
-                {
-                    bail!(
-                        "--data {} differs from the run's {}; a resumed run keeps its own",
-                        given.display(),
-                        run.display()
-                    )
-                }
-                Some(given) => given.clone(),
-                None => run,
-            }
-        }
-        (given, None) => data_dir(given),
-    };
-    let fashion = data::is_fashion_mnist(&dir);
-    let shape = match &resumed {
-        Some(ckpt) => {
-            let shape = ckpt.meta.input_shape()?;
-            if a.image_size.is_some_and(|s| s != shape[1]) {
-                bail!("the run to resume trains on {}x{} images; --image-size cannot change that", shape[1], shape[2]);
-            }
-            shape
-        }
-        None => {
-            let shape = training_input(&model_name, fashion, a.image_size)?;
-            // before any data is loaded: does the network take this input at all?
-            let probe = fovea_vision::models::build(&model_name, 2, &mut Rng::new(0))?;
-            fovea::nn::summary::summarize(probe.as_ref(), &shape).with_context(|| {
-                format!("{model_name} cannot take {}x{} images; choose another --image-size", shape[1], shape[2])
-            })?;
-            shape
-        }
-    };
-    let (train_set, class_names) = data::load(&dir, Split::Train, shape, train_size)?;
-    if class_names.len() < 2 {
-        bail!("{} holds one class ({}); a classifier needs two or more", dir.display(), class_names.join(""));
-    }
-    if let Some(ckpt) = &resumed {
-        if class_names != ckpt.meta.class_names {
-            bail!(
-                "{} has the classes {class_names:?}, but the run was trained on {:?}",
-                dir.display(),
-                ckpt.meta.class_names
-            );
-        }
-    }
-    if let Some(k) = a.num_classes {
-        if k != class_names.len() {
-            bail!(
-                "--num-classes {k}, but {} holds {} classes ({})",
-                dir.display(),
-                class_names.len(),
-                class_names.join(", ")
-            );
-        }
-    }
-    let (test_set, _) = data::load(&dir, Split::Test, shape, None)?;
-    // an absolute path, so that eval and resume work from any folder
-    let data_path = (!fashion).then(|| std::fs::canonicalize(&dir).unwrap_or(dir.clone()).display().to_string());
+/// Prints a run's progress: a bar per epoch and a line per epoch, or JSON lines.
+struct Printer {
+    json: bool,
+    epochs: usize,
+    bar: Option<(usize, indicatif::ProgressBar)>,
+    train_size: usize,
+}
 
-    let (run_dir, mut meta, model, mut optimizer) = if let (Some(resume), Some(ckpt)) = (&a.resume, resumed) {
-        let model = train::model_from_checkpoint(&ckpt)?;
-        let mut meta = ckpt.meta.clone();
-        meta.epochs = a.epochs.unwrap_or(meta.epochs);
-        meta.data = data_path;
-        // A new learning rate may be given when resuming; everything else comes from the run.
-        if let Some(lr) = a.lr {
-            meta.lr = lr;
+impl RunObserver for Printer {
+    fn note(&mut self, line: &str) {
+        if !self.json {
+            eprintln!("{line}");
         }
-        if let Some(layer) = &meta.freeze {
-            Frozen::new(model.as_ref(), layer)?;
-        }
-        let mut opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
-        opt.load_state(&ckpt.optimizer, meta.optimizer_steps)?;
-        (resume.clone(), meta, model, opt)
-    } else {
-        let optimizer = optimizer_name.unwrap_or("adam");
-        let lr = a.lr.unwrap_or(if optimizer == "sgd" { 0.01 } else { 0.001 });
-        let seed = a.seed.unwrap_or(0);
-        let meta = RunMeta {
-            model: model_name.clone(),
-            input: shape.to_vec(),
-            data: data_path,
-            train_size: Some(train_set.len()),
-            classes: class_names.len(),
-            class_names,
-            optimizer: optimizer.into(),
-            lr,
-            momentum: a.momentum.unwrap_or(0.9),
-            weight_decay: a.weight_decay.unwrap_or(0.0),
-            batch_size: a.batch_size.unwrap_or(64),
-            seed,
-            augment: a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec()),
-            init: a.init.as_ref().map(|p| p.display().to_string()),
-            freeze: a.freeze.clone().filter(|f| f != "none"),
-            cache_features: a.cache_features,
-            epochs: a.epochs.unwrap_or(10),
-            epoch: 0,
-            optimizer_steps: 0,
-            history: vec![],
-        };
-        let model = fovea_vision::models::build(&model_name, meta.classes, &mut Rng::derive(seed, u64::MAX))?;
-        if let Some(init) = &a.init {
-            let context = || format!("--init {}", init.display());
-            let tensors = pretrained_tensors(init).with_context(context)?;
-            let (copied, head) = transfer::load_pretrained(model.as_ref(), &tensors).with_context(context)?;
-            if !a.json {
-                eprintln!("{copied} tensors from {}; a new head {head} for {} classes", init.display(), meta.classes);
-            }
-        }
-        if let Some(layer) = &meta.freeze {
-            Frozen::new(model.as_ref(), layer)?;
-        }
-        let opt = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model_name}-{secs}")));
-        // never overwrite a run that is already there
-        if run_dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
-            bail!(
-                "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",
-                run_dir.display()
-            );
-        }
-        train::check_new_folder(&run_dir, a.force)?;
-        (run_dir, meta, model, opt)
-    };
-    let asked = a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
-    if a.resume.is_some() && asked.is_some() && asked != meta.augment {
-        bail!(
-            "the run to resume trains with --augment {:?}; it cannot change",
-            meta.augment.as_deref().unwrap_or("(none)")
-        );
     }
-    let augment = match &meta.augment {
-        Some(spec) => {
-            let mut pipeline = Augment::parse(spec)?;
-            pipeline.fit(&train_set.images)?;
-            Some(pipeline)
+    fn batch(&mut self, epoch: usize, p: &Progress) {
+        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let bar = crate::progress_bar(self.train_size, self.json, format!("epoch {epoch}/{}", self.epochs));
+            self.bar = Some((epoch, bar));
         }
-        None => None,
-    };
-    if meta.epoch >= meta.epochs {
-        bail!("{} already completed {} epochs; pass a larger --epochs to continue", run_dir.display(), meta.epoch);
+        let (_, bar) = self.bar.as_ref().expect("made above");
+        bar.set_position(p.seen as u64);
+        bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
     }
-    if !a.json {
-        eprintln!(
-            "training {} ({} parameters) on {} images, testing on {}, {} threads, {} kernels; run folder {}",
-            meta.model,
-            parameter_count(model.as_ref()),
-            train_set.len(),
-            test_set.len(),
-            fovea::kernels::num_threads(),
-            fovea::kernels::isa::current(),
-            run_dir.display()
-        );
-    }
-    let frozen = meta.freeze.as_deref().map(|layer| Frozen::new(model.as_ref(), layer)).transpose()?;
-    let tail = frozen.as_ref().map(|f| f.tail());
-    // what trains: the whole network, the part after the frozen layers, or that part alone
-    // on the frozen layers' cached outputs
-    let (trained, train_set, test_set): (&dyn Module, Dataset, Dataset) = match (&frozen, &tail) {
-        (Some(f), Some(tail)) if meta.cache_features => {
-            let (train_features, test_features) = cached_features(&run_dir, f, &train_set, &test_set, a.json)?;
-            (
-                tail,
-                Dataset { images: train_features, labels: train_set.labels },
-                Dataset { images: test_features, labels: test_set.labels },
-            )
+    fn epoch(&mut self, m: &EpochMetrics) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
         }
-        (Some(f), _) => (f, train_set, test_set),
-        _ => (model.as_ref(), train_set, test_set),
-    };
-    for epoch in meta.epoch + 1..=meta.epochs {
-        // Randomness derives from (seed, epoch), so a resumed run draws what an uninterrupted one would.
-        let mut rng = Rng::derive(meta.seed, epoch as u64);
-        let bar = crate::progress_bar(train_set.len(), a.json, format!("epoch {epoch}/{}", meta.epochs));
-        let start = Instant::now();
-        let progress = train::train_epoch(
-            trained,
-            &mut optimizer,
-            &train_set,
-            meta.batch_size,
-            &mut rng,
-            augment.as_ref(),
-            &mut |p| {
-                bar.set_position(p.seen as u64);
-                bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
-            },
-        );
-        bar.finish_and_clear();
-        let progress = progress.with_context(|| {
-            format!("training stopped in epoch {epoch}; the last good checkpoint in {} is unchanged", run_dir.display())
-        })?;
-        let train_seconds = start.elapsed().as_secs_f32();
-        let (test, _) = train::evaluate(trained, &test_set, 1000)?;
-        let m = train::EpochMetrics {
-            epoch,
-            train_loss: progress.loss(),
-            train_accuracy: progress.accuracy(),
-            test_loss: test.loss(),
-            test_accuracy: test.accuracy(),
-            seconds: start.elapsed().as_secs_f32(),
-            images_per_second: train_set.len() as f32 / train_seconds,
-            isa: fovea::kernels::isa::current().to_string(),
-            threads: fovea::kernels::num_threads(),
-        };
-        meta.epoch = epoch;
-        meta.optimizer_steps = optimizer.steps;
-        meta.history.push(m.clone());
-        train::save_checkpoint(&run_dir, model.as_ref(), Some(&optimizer), &meta)?;
-        train::write_metrics_csv(&run_dir.join("metrics.csv"), &meta.history)?;
-        fovea_vision::plot::training_curves(&run_dir.join("plot.png"), &meta.history)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&m)?);
+        if self.json {
+            println!("{}", serde_json::to_string(m).expect("metrics serialise"));
         } else {
             eprintln!(
-                "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
-                meta.epochs,
+                "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
+                m.epoch,
+                self.epochs,
                 m.train_loss,
                 100.0 * m.train_accuracy,
                 m.test_loss,
@@ -450,17 +148,119 @@ pub fn train(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    let last = meta.history.last().expect("at least one epoch ran");
+}
+
+fn optimizer_name(o: OptimizerName) -> &'static str {
+    match o {
+        OptimizerName::Sgd => "sgd",
+        OptimizerName::Adam => "adam",
+        OptimizerName::Adamw => "adamw",
+    }
+}
+
+/// The checkpoint to resume, refusing options that would change what the run is.
+fn checkpoint_to_resume(a: &TrainArgs, path: &Path) -> Result<train::Checkpoint> {
+    if a.init.is_some() || a.freeze.is_some() || a.cache_features {
+        bail!("--init, --freeze and --cache-features start a run; a resumed run keeps its own");
+    }
+    let mut ckpt = train::load_checkpoint(path)?;
+    let run = &ckpt.meta;
+    keeps("batch-size", a.batch_size, run.batch_size)?;
+    keeps("optimizer", a.optimizer.map(optimizer_name), run.optimizer.as_str())?;
+    keeps("momentum", a.momentum, run.momentum)?;
+    keeps("weight-decay", a.weight_decay, run.weight_decay)?;
+    keeps("seed", a.seed, run.seed)?;
+    keeps("num-classes", a.num_classes, run.classes)?;
+    match run.train_size {
+        Some(n) => keeps("train-size", a.train_size, n)?,
+        // runs made before the size was recorded take it from the option, as they did then
+        None => ckpt.meta.train_size = a.train_size,
+    }
+    let run = &ckpt.meta;
+    if let Some(m) = a.model.as_ref().filter(|m| **m != run.model) {
+        bail!("the run to resume trains {}; it cannot continue as --model {m}", run.model);
+    }
+    let shape = run.input_shape()?;
+    if a.image_size.is_some_and(|s| s != shape[1]) {
+        bail!("the run to resume trains on {}x{} images; --image-size cannot change that", shape[1], shape[2]);
+    }
+    let asked = a.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
+    if asked.is_some() && asked != run.augment {
+        bail!(
+            "the run to resume trains with --augment {:?}; it cannot change",
+            run.augment.as_deref().unwrap_or("(none)")
+        );
+    }
+    Ok(ckpt)
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let mut run = match &a.resume {
+        Some(dir) => {
+            let changes = ResumeChanges { lr: a.lr, epochs: a.epochs, data: a.data.clone() };
+            Run::resume(dir, checkpoint_to_resume(&a, dir)?, &changes)?
+        }
+        None => {
+            if a.cache_features && a.freeze.as_deref().is_none_or(|f| f == "none") {
+                bail!("--cache-features needs --freeze LAYER: only frozen layers' outputs can be cached");
+            }
+            if a.cache_features && a.augment.is_some() {
+                bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
+            }
+            let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model}-{secs}")));
+            if dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
+                bail!(
+                    "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",
+                    dir.display()
+                );
+            }
+            let d = RunConfig::default();
+            let config = RunConfig {
+                model,
+                data: a.data.clone(),
+                image_size: a.image_size,
+                train_size: a.train_size,
+                num_classes: a.num_classes,
+                optimizer: a.optimizer.map_or(d.optimizer, |o| optimizer_name(o).into()),
+                lr: a.lr,
+                momentum: a.momentum.unwrap_or(d.momentum),
+                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                batch_size: a.batch_size.unwrap_or(d.batch_size),
+                seed: a.seed.unwrap_or(d.seed),
+                augment: a.augment.clone(),
+                init: a.init.clone(),
+                freeze: a.freeze.clone(),
+                cache_features: a.cache_features,
+                epochs: a.epochs.unwrap_or(d.epochs),
+            };
+            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })?
+        }
+    };
+    let (train_size, test_size) = run.sizes();
+    if !a.json {
+        eprintln!(
+            "training {} ({} parameters) on {train_size} images, testing on {test_size}, {} threads, {} kernels; run folder {}",
+            run.meta.model,
+            parameter_count(run.model.as_ref()),
+            fovea::kernels::num_threads(),
+            fovea::kernels::isa::current(),
+            run.dir.display()
+        );
+    }
+    run.fit(&mut Printer { json: a.json, epochs: run.meta.epochs, bar: None, train_size })?;
+    let last = run.meta.history.last().expect("at least one epoch ran");
     if a.json {
         let mut summary = serde_json::to_value(last)?;
-        summary["run"] = json!(run_dir.display().to_string());
+        summary["run"] = json!(run.dir.display().to_string());
         summary["final"] = json!(true);
         println!("{summary}");
     } else {
         eprintln!(
             "done: test accuracy {:.2}%; checkpoint, metrics.csv and plot.png in {}",
             100.0 * last.test_accuracy,
-            run_dir.display()
+            run.dir.display()
         );
     }
     Ok(())

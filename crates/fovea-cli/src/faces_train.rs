@@ -2,7 +2,7 @@
 //! recognition training ideas, from scratch, on identity-labelled pictures (a folder with
 //! one sub-folder per identity; Fashion-MNIST's classes stand in for people by default).
 
-use crate::classify::{data_dir, training_input};
+use crate::classify::data_dir;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fovea::optim::OptimizerConfig;
@@ -10,6 +10,7 @@ use fovea::{Rng, Tensor};
 use fovea_vision::data::{self, Dataset, Split};
 use fovea_vision::face::triplet::{self, EmbeddingEpoch, EmbeddingRun, Mining, TripletConfig};
 use fovea_vision::face::verify::{self, PairFeature, Verifier};
+use fovea_vision::run::training_input;
 use fovea_vision::train;
 use serde_json::json;
 use std::path::PathBuf;

@@ -12,6 +12,7 @@ pub mod filters;
 pub mod image;
 pub mod models;
 pub mod plot;
+pub mod run;
 pub mod style;
 pub mod train;
 pub mod transfer;

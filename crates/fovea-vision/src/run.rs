@@ -1,0 +1,427 @@
+//! Classifier runs, what `fovea train` does: start a run (a new model, or one started from
+//! pretrained weights with part of it frozen), resume one from its folder, and fit it epoch
+//! by epoch, saving the checkpoint, `metrics.csv` and `plot.png` after each epoch and
+//! reporting progress to a [`RunObserver`].
+//!
+//! ```no_run
+//! use fovea_vision::run::{Run, RunConfig};
+//! # fn main() -> fovea::Result<()> {
+//! let config = RunConfig { epochs: 2, train_size: Some(5000), ..RunConfig::default() };
+//! let mut run = Run::start(&config, "runs/lenet".as_ref(), false, &mut ())?;
+//! run.fit(&mut ())?;
+//! println!("test accuracy {}", run.meta.history.last().unwrap().test_accuracy);
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::augment::Augment;
+use crate::data::{self, Dataset, FashionMnist, Split};
+use crate::train::{self, Checkpoint, EpochMetrics, Progress, RunMeta};
+use crate::transfer::{self, Frozen};
+use fovea::nn::Module;
+use fovea::optim::Optimizer;
+use fovea::{Error, Result, Rng, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A new run: the model, the data and how to train. The default is `fovea train`'s:
+/// LeNet-5 on the repository's Fashion-MNIST, Adam, 10 epochs of batches of 64.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Architecture: a name [`crate::models::build`] knows.
+    pub model: String,
+    /// Fashion-MNIST's IDX files, or an image folder with one sub-folder per class;
+    /// `None`: the repository's Fashion-MNIST.
+    pub data: Option<PathBuf>,
+    /// Side of the square training pictures; `None`: the model's own (28 for LeNet-5; for
+    /// the ImageNet architectures 32 on Fashion-MNIST, 64 for AlexNet, 224 on image folders).
+    pub image_size: Option<usize>,
+    /// Only this many training pictures; `None`: all.
+    pub train_size: Option<usize>,
+    /// The number of classes the data must hold, when given.
+    pub num_classes: Option<usize>,
+    /// `sgd`, `adam` or `adamw`.
+    pub optimizer: String,
+    /// `None`: 0.01 for SGD, 0.001 for Adam and AdamW.
+    pub lr: Option<f32>,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Augmentation of every training picture, as [`Augment::parse`] reads it.
+    pub augment: Option<String>,
+    /// Pretrained weights for every layer but the head: a run folder or a safetensors file.
+    pub init: Option<PathBuf>,
+    /// Freeze the layers up to and including this one.
+    pub freeze: Option<String>,
+    /// With `freeze`: compute the frozen layers' outputs once (kept in the run folder as
+    /// `features.safetensors`) and train the rest on them.
+    pub cache_features: bool,
+    pub epochs: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            model: "lenet5".into(),
+            data: None,
+            image_size: None,
+            train_size: None,
+            num_classes: None,
+            optimizer: "adam".into(),
+            lr: None,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            batch_size: 64,
+            seed: 0,
+            augment: None,
+            init: None,
+            freeze: None,
+            cache_features: false,
+            epochs: 10,
+        }
+    }
+}
+
+/// What may change when a run is resumed; everything else comes from the run.
+#[derive(Clone, Debug, Default)]
+pub struct ResumeChanges {
+    /// A new learning rate.
+    pub lr: Option<f32>,
+    /// A new number of epochs in all.
+    pub epochs: Option<usize>,
+    /// Where the run's image folder is now; refused while the recorded folder still exists
+    /// and is another.
+    pub data: Option<PathBuf>,
+}
+
+/// What a run reports while it starts and fits; every method does nothing by default, and
+/// `()` is the observer that wants nothing.
+pub trait RunObserver {
+    /// A line about what the run does (tensors copied from pretrained weights, the frozen
+    /// layers' outputs computed).
+    fn note(&mut self, _line: &str) {}
+    /// The running totals of `epoch` after each batch.
+    fn batch(&mut self, _epoch: usize, _progress: &Progress) {}
+    /// An epoch's figures, once its checkpoint is saved.
+    fn epoch(&mut self, _metrics: &EpochMetrics) {}
+}
+
+impl RunObserver for () {}
+
+/// A classifier run: its folder, its metadata (with the history of its epochs), the model,
+/// the optimizer and the data.
+pub struct Run {
+    /// The run folder.
+    pub dir: PathBuf,
+    pub meta: RunMeta,
+    pub model: Box<dyn Module>,
+    optimizer: Optimizer,
+    train_set: Dataset,
+    test_set: Dataset,
+    augment: Option<Augment>,
+}
+
+/// The input `[C, H, W]` a new run of `model` trains on.
+pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
+    let [c, h, _] = crate::models::default_input(model);
+    let size = image_size.unwrap_or(match (fashion, c, model) {
+        (false, _, _) | (true, 1, _) => h,
+        (true, _, "alexnet") => 64,
+        (true, _, _) => 32,
+    });
+    if !(8..=1024).contains(&size) {
+        return Err(Error::Invalid(format!("the image size must be between 8 and 1024, got {size}")));
+    }
+    Ok([c, size, size])
+}
+
+/// The model tensors of a run folder or checkpoint (its optimizer state left out), or of
+/// any safetensors file.
+pub fn pretrained_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let file = if path.is_dir() { path.join(train::CHECKPOINT_FILE) } else { path.to_path_buf() };
+    let (tensors, _) = fovea::io::read_safetensors(&file)?;
+    Ok(tensors.into_iter().filter(|(name, _)| !name.starts_with("optimizer.")).collect())
+}
+
+/// The training and test sets of `dir` at `shape`, refusing sets of one class.
+fn load_data(dir: &Path, shape: [usize; 3], train_size: Option<usize>) -> Result<(Dataset, Dataset, Vec<String>)> {
+    let (train_set, names) = data::load(dir, Split::Train, shape, train_size)?;
+    if names.len() < 2 {
+        return Err(Error::Invalid(format!(
+            "{} holds one class ({}); a classifier needs two or more",
+            dir.display(),
+            names.join("")
+        )));
+    }
+    let (test_set, _) = data::load(dir, Split::Test, shape, None)?;
+    Ok((train_set, test_set, names))
+}
+
+/// The recorded form of a data folder: absolute, so that eval and resume work from any
+/// folder; `None` for Fashion-MNIST.
+fn recorded_data(dir: &Path) -> Option<String> {
+    (!data::is_fashion_mnist(dir))
+        .then(|| std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string())
+}
+
+/// The augmentation pipeline of `spec`, fitted to the training pictures (PCA colour).
+fn fitted_augment(spec: Option<&str>, train_set: &Dataset) -> Result<Option<Augment>> {
+    spec.map(|spec| {
+        let mut pipeline = Augment::parse(spec)?;
+        pipeline.fit(&train_set.images)?;
+        Ok(pipeline)
+    })
+    .transpose()
+}
+
+impl Run {
+    /// Starts a run in `dir`, which must not hold files unless `force`: loads the data,
+    /// builds the model (copying pretrained weights into all but its head when
+    /// `config.init` is given, freezing what `config.freeze` names) and the optimizer.
+    /// Nothing is written until [`Run::fit`] completes an epoch.
+    pub fn start(config: &RunConfig, dir: &Path, force: bool, observer: &mut dyn RunObserver) -> Result<Run> {
+        let freezes = config.freeze.as_deref().is_some_and(|f| f != "none");
+        if config.cache_features && !freezes {
+            return Err(Error::Invalid(
+                "caching features needs a frozen part: only frozen layers' outputs can be cached".into(),
+            ));
+        }
+        if config.cache_features && config.augment.is_some() {
+            return Err(Error::Invalid(
+                "caching features cannot go with augmentation: the cache holds the pictures' features unaugmented"
+                    .into(),
+            ));
+        }
+        if dir.join(train::CHECKPOINT_FILE).exists() && !force {
+            return Err(Error::Invalid(format!("{} already holds a run", dir.display())));
+        }
+        train::check_new_folder(dir, force)?;
+        let data_dir = config.data.clone().unwrap_or_else(FashionMnist::default_dir);
+        let shape = training_input(&config.model, data::is_fashion_mnist(&data_dir), config.image_size)?;
+        // before any data is loaded: does the network take this input at all?
+        let probe = crate::models::build(&config.model, 2, &mut Rng::new(0))?;
+        fovea::nn::summary::summarize(probe.as_ref(), &shape).map_err(|e| {
+            Error::Invalid(format!("{} cannot take {}x{} images ({e})", config.model, shape[1], shape[2]))
+        })?;
+        let (train_set, test_set, class_names) = load_data(&data_dir, shape, config.train_size)?;
+        if let Some(k) = config.num_classes.filter(|&k| k != class_names.len()) {
+            return Err(Error::Invalid(format!(
+                "{k} classes asked for, but {} holds {} classes ({})",
+                data_dir.display(),
+                class_names.len(),
+                class_names.join(", ")
+            )));
+        }
+        let augment = config.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
+        let lr = config.lr.unwrap_or(if config.optimizer == "sgd" { 0.01 } else { 0.001 });
+        let meta = RunMeta {
+            model: config.model.clone(),
+            input: shape.to_vec(),
+            data: recorded_data(&data_dir),
+            train_size: Some(train_set.len()),
+            classes: class_names.len(),
+            class_names,
+            optimizer: config.optimizer.clone(),
+            lr,
+            momentum: config.momentum,
+            weight_decay: config.weight_decay,
+            batch_size: config.batch_size,
+            seed: config.seed,
+            augment,
+            init: config.init.as_ref().map(|p| p.display().to_string()),
+            freeze: config.freeze.clone().filter(|f| f != "none"),
+            cache_features: config.cache_features,
+            epochs: config.epochs,
+            epoch: 0,
+            optimizer_steps: 0,
+            history: vec![],
+        };
+        let model = crate::models::build(&meta.model, meta.classes, &mut Rng::derive(meta.seed, u64::MAX))?;
+        if let Some(init) = &config.init {
+            let (copied, head) = pretrained_tensors(init)
+                .and_then(|tensors| transfer::load_pretrained(model.as_ref(), &tensors))
+                .map_err(|e| Error::Invalid(format!("{}: {e}", init.display())))?;
+            observer.note(&format!(
+                "{copied} tensors from {}; a new head {head} for {} classes",
+                init.display(),
+                meta.classes
+            ));
+        }
+        if let Some(layer) = &meta.freeze {
+            Frozen::new(model.as_ref(), layer)?;
+        }
+        let optimizer = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
+        let augment = fitted_augment(meta.augment.as_deref(), &train_set)?;
+        Ok(Run { dir: dir.to_path_buf(), meta, model, optimizer, train_set, test_set, augment })
+    }
+
+    /// Continues the run of `checkpoint` (read from the folder `dir`) from its last
+    /// completed epoch, with its own data, model and optimizer, and the given changes;
+    /// refused when it has no epoch left to train.
+    pub fn resume(dir: &Path, checkpoint: Checkpoint, changes: &ResumeChanges) -> Result<Run> {
+        let model = train::model_from_checkpoint(&checkpoint)?;
+        let mut meta = checkpoint.meta;
+        let recorded = meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
+        let data_dir = match &changes.data {
+            // the run's folder may have moved: then `data` says where to (a Fashion-MNIST run
+            // records none)
+            Some(given)
+                if meta.data.is_some()
+                    && recorded.exists()
+                    && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&recorded).ok() =>
+            {
+                return Err(Error::Invalid(format!(
+                    "the data folder {} differs from the run's {}; a resumed run keeps its own",
+                    given.display(),
+                    recorded.display()
+                )))
+            }
+            Some(given) => given.clone(),
+            None => recorded,
+        };
+        // runs made before the size was recorded train on all the pictures
+        let (train_set, test_set, class_names) = load_data(&data_dir, meta.input_shape()?, meta.train_size)?;
+        if class_names != meta.class_names {
+            return Err(Error::Invalid(format!(
+                "{} has the classes {class_names:?}, but the run was trained on {:?}",
+                data_dir.display(),
+                meta.class_names
+            )));
+        }
+        meta.data = recorded_data(&data_dir);
+        meta.epochs = changes.epochs.unwrap_or(meta.epochs);
+        meta.lr = changes.lr.unwrap_or(meta.lr);
+        if meta.epoch >= meta.epochs {
+            return Err(Error::Invalid(format!(
+                "{} already completed {} epochs; ask for more epochs in all to continue",
+                dir.display(),
+                meta.epoch
+            )));
+        }
+        if let Some(layer) = &meta.freeze {
+            Frozen::new(model.as_ref(), layer)?;
+        }
+        let mut optimizer = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
+        optimizer.load_state(&checkpoint.optimizer, meta.optimizer_steps)?;
+        let augment = fitted_augment(meta.augment.as_deref(), &train_set)?;
+        Ok(Run { dir: dir.to_path_buf(), meta, model, optimizer, train_set, test_set, augment })
+    }
+
+    /// Pictures in the training and test sets.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.train_set.len(), self.test_set.len())
+    }
+
+    /// Trains the remaining epochs. After each, the test set is evaluated, the checkpoint,
+    /// `metrics.csv` and `plot.png` are written and `observer.epoch` is told. Randomness
+    /// derives from (seed, epoch), so a resumed run equals an uninterrupted one bit for
+    /// bit. A failed epoch (a loss that is not finite) leaves the last checkpoint as it was.
+    pub fn fit(&mut self, observer: &mut dyn RunObserver) -> Result<()> {
+        let frozen = self.meta.freeze.as_deref().map(|layer| Frozen::new(self.model.as_ref(), layer)).transpose()?;
+        let tail = frozen.as_ref().map(|f| f.tail());
+        // what trains: the whole network, the part after the frozen layers, or that part
+        // alone on the frozen layers' cached outputs
+        let cached;
+        let (trained, train_set, test_set): (&dyn Module, &Dataset, &Dataset) = match (&frozen, &tail) {
+            (Some(f), Some(tail)) if self.meta.cache_features => {
+                let (train_features, test_features) =
+                    cached_features(&self.dir, f, &self.train_set, &self.test_set, observer)?;
+                cached = (
+                    Dataset { images: train_features, labels: self.train_set.labels.clone() },
+                    Dataset { images: test_features, labels: self.test_set.labels.clone() },
+                );
+                (tail, &cached.0, &cached.1)
+            }
+            (Some(f), _) => (f, &self.train_set, &self.test_set),
+            _ => (self.model.as_ref(), &self.train_set, &self.test_set),
+        };
+        for epoch in self.meta.epoch + 1..=self.meta.epochs {
+            let mut rng = Rng::derive(self.meta.seed, epoch as u64);
+            let start = Instant::now();
+            let progress = train::train_epoch(
+                trained,
+                &mut self.optimizer,
+                train_set,
+                self.meta.batch_size,
+                &mut rng,
+                self.augment.as_ref(),
+                &mut |p| observer.batch(epoch, p),
+            )
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "training stopped in epoch {epoch}: {e}; the last good checkpoint in {} is unchanged",
+                    self.dir.display()
+                ))
+            })?;
+            let train_seconds = start.elapsed().as_secs_f32();
+            let (test, _) = train::evaluate(trained, test_set, 1000)?;
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: progress.loss(),
+                train_accuracy: progress.accuracy(),
+                test_loss: test.loss(),
+                test_accuracy: test.accuracy(),
+                seconds: start.elapsed().as_secs_f32(),
+                images_per_second: train_set.len() as f32 / train_seconds,
+                isa: fovea::kernels::isa::current().to_string(),
+                threads: fovea::kernels::num_threads(),
+            };
+            self.meta.epoch = epoch;
+            self.meta.optimizer_steps = self.optimizer.steps;
+            self.meta.history.push(metrics.clone());
+            train::save_checkpoint(&self.dir, self.model.as_ref(), Some(&self.optimizer), &self.meta)?;
+            train::write_metrics_csv(&self.dir.join("metrics.csv"), &self.meta.history)?;
+            crate::plot::training_curves(&self.dir.join("plot.png"), &self.meta.history)?;
+            observer.epoch(&metrics);
+        }
+        Ok(())
+    }
+}
+
+/// The frozen layers' outputs for the training and test pictures: read from the run
+/// folder's `features.safetensors` when it holds them for these pictures, else computed
+/// and written there.
+fn cached_features(
+    run_dir: &Path,
+    frozen: &Frozen,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    observer: &mut dyn RunObserver,
+) -> Result<(Tensor, Tensor)> {
+    let path = run_dir.join("features.safetensors");
+    // what the cache was made from: the frozen weights and the pictures, summarised
+    let sum = |data: &[f32]| data.iter().map(|&v| v as f64).sum::<f64>();
+    let mut weights = 0.0;
+    frozen.visit_frozen(&mut |_, v| weights += sum(v.value().data()));
+    let fingerprint = format!(
+        "{weights:e} {} {:e} {} {:e}",
+        train_set.len(),
+        sum(train_set.images.data()),
+        test_set.len(),
+        sum(test_set.images.data())
+    );
+    if let Ok((mut t, meta)) = fovea::io::read_safetensors(&path) {
+        if let (Some(tr), Some(te), Some(true)) =
+            (t.remove("train"), t.remove("test"), meta.get("made_from").map(|m| *m == fingerprint))
+        {
+            return Ok((tr, te));
+        }
+    }
+    let start = Instant::now();
+    let train_features = frozen.features_all(&train_set.images, 500)?;
+    let test_features = frozen.features_all(&test_set.images, 500)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    fovea::io::write_safetensors(
+        &path,
+        &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
+        [("made_from".to_string(), fingerprint)].into(),
+    )?;
+    observer.note(&format!(
+        "frozen layers' outputs computed once in {:.1} s, cached in {}",
+        start.elapsed().as_secs_f32(),
+        path.display()
+    ));
+    Ok((train_features, test_features))
+}
