@@ -2,18 +2,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use fovea::optim::OptimizerConfig;
-use fovea::{Rng, Tensor};
-use fovea_vision::augment::{self, Augment};
-use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, DetectionSet};
-use fovea_vision::detect::detector::{self, DetectorEpoch, DetectorRun};
-use fovea_vision::detect::shapes::{ShapesConfig, CLASSES};
-use fovea_vision::detect::yolo::{Object, YoloGrid};
-use fovea_vision::detect::{kmeans_anchors, MapReport, NmsOptions};
+use fovea_vision::detect::dataset::read_dataset;
+use fovea_vision::detect::detector::{self, DetectorEpoch};
+use fovea_vision::detect::training::check_classes;
+use fovea_vision::detect::{train_yolo, MapReport, NmsOptions, YoloConfig, YoloData, YoloObserver};
 use fovea_vision::draw::Canvas;
-use fovea_vision::plot::{chart, Series, BLUE, ORANGE};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Subcommand)]
@@ -111,54 +106,59 @@ pub fn run(y: Yolo) -> Result<()> {
     }
 }
 
-/// Anchors for `--anchors auto`: k-means for k = 1, 2, ... until one more anchor would raise
-/// the mean best IoU by less than 0.02 (diminishing returns, YOLOv2's reasoning for its 5),
-/// at most 9.
-fn auto_anchors(shapes: &[(f32, f32)], seed: u64) -> Result<fovea_vision::detect::Anchors> {
-    let mut best = kmeans_anchors(shapes, 1, seed)?;
-    for k in 2..=9 {
-        let Ok(next) = kmeans_anchors(shapes, k, seed) else { break };
-        if next.mean_iou - best.mean_iou < 0.02 {
-            break;
+/// Prints detector training: a bar per epoch and a line per epoch, or JSON lines.
+struct Printer {
+    json: bool,
+    epochs: usize,
+    pictures: usize,
+    bar: Option<(usize, indicatif::ProgressBar)>,
+}
+
+impl YoloObserver for Printer {
+    fn ready(&mut self, d: &YoloData) {
+        self.pictures = d.train_pictures;
+        if !self.json {
+            eprintln!(
+                "{} training pictures ({} boxes; {} share a cell and anchor with another and are left out), {} to validate on; \
+                 input {}x{1}, grid {}x{2}, {} anchors (mean best IoU {:.3}); data ready in {:.1}s",
+                d.train_pictures,
+                d.boxes,
+                d.dropped,
+                d.val_pictures,
+                d.input,
+                d.grid,
+                d.anchors.shapes.len(),
+                d.anchors.mean_iou,
+                d.seconds
+            );
         }
-        best = next;
     }
-    Ok(best)
-}
-
-/// Refuses `other` if it names its classes differently from `known` (a model's, or the
-/// training data's): its labels would mean other things.
-fn check_classes(other: &DetectionSet, path: &Path, known: &[String], what: &str) -> Result<()> {
-    if other.classes.len() > known.len() {
-        bail!(
-            "{} has {} classes, but {what} {} ({})",
-            path.display(),
-            other.classes.len(),
-            known.len(),
-            known.join(", ")
-        );
+    fn batch(&mut self, epoch: usize, seen: usize, loss: f32) {
+        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let bar = crate::progress_bar(self.pictures, self.json, format!("epoch {epoch}/{}", self.epochs));
+            self.bar = Some((epoch, bar));
+        }
+        let (_, bar) = self.bar.as_ref().expect("made above");
+        bar.set_position(seen as u64);
+        bar.set_message(format!("loss {loss:.4}"));
     }
-    if other.named
-        && known.iter().any(|k| k.parse::<usize>().is_err())
-        && other.classes[..] != known[..other.classes.len()]
-    {
-        bail!("{} names its classes {:?}, but {what} {:?}", path.display(), other.classes, known);
+    fn epoch(&mut self, e: &DetectorEpoch) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            println!("{}", serde_json::to_string(e).expect("metrics serialise"));
+        } else {
+            eprintln!(
+                "epoch {}/{}: loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s",
+                e.epoch, self.epochs, e.loss, e.val_map50, e.seconds
+            );
+        }
     }
-    Ok(())
-}
-
-fn split_every_tenth(t: &Tensor, objects: &[Vec<Object>]) -> Result<[(Tensor, Vec<Vec<Object>>); 2]> {
-    let n = objects.len();
-    let (val, train): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 10 == 9);
-    let pick = |idx: &[usize]| -> Result<(Tensor, Vec<Vec<Object>>)> {
-        Ok((t.index_select(0, idx)?, idx.iter().map(|&i| objects[i].clone()).collect()))
-    };
-    Ok([pick(&train)?, pick(&val)?])
 }
 
 fn train(a: TrainArgs) -> Result<()> {
-    fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    let anchor_count = match a.anchors.as_str() {
+    let anchors = match a.anchors.as_str() {
         "auto" => None,
         k => Some(
             k.parse::<usize>()
@@ -167,141 +167,33 @@ fn train(a: TrainArgs) -> Result<()> {
                 .with_context(|| format!("--anchors must be a count from 1 to 20, or auto; got '{k}'"))?,
         ),
     };
-    let start = Instant::now();
-    let ((train_x, train_o), (val_x, val_o), classes, input) = match &a.data {
-        None => {
-            let input = a.input_size.unwrap_or(128);
-            detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
-            let config = ShapesConfig { size: input, ..Default::default() };
-            // the validation pictures come from another seed: none is a training picture
-            let context = || format!("--train-size {} at --input-size {input}", a.train_size);
-            let train = shapes_in_memory(0, a.train_size, a.seed, &config).with_context(context)?;
-            let val = shapes_in_memory(0, 500, a.seed.wrapping_add(1_000_003), &config).with_context(context)?;
-            let (train, val) = ((train.pictures, train.objects), (val.pictures, val.objects));
-            (train, val, CLASSES.iter().map(|s| s.to_string()).collect::<Vec<_>>(), input)
-        }
-        Some(dir) => {
-            let set = read_dataset(dir)?;
-            let input = match a.input_size {
-                Some(s) => s,
-                None => {
-                    let first = fovea_vision::image::load_rgb(&set.images[0])?;
-                    (first.shape()[1].max(first.shape()[2]) / 32 * 32).clamp(64, 416)
-                }
-            };
-            // before any picture is loaded
-            detector::check_grid(input, a.grid.unwrap_or(input / 16))?;
-            let (x, o) =
-                (set.load_pictures(input).with_context(|| format!("--input-size {input}"))?, set.objects.clone());
-            let (train, val) = match &a.val {
-                Some(v) => {
-                    let vset = read_dataset(v)?;
-                    check_classes(&vset, v, &set.classes, "the training data has")?;
-                    ((x, o), (vset.load_pictures(input)?, vset.objects.clone()))
-                }
-                None => {
-                    let [t, v] = split_every_tenth(&x, &o)?;
-                    (t, v)
-                }
-            };
-            if val.1.is_empty() {
-                bail!("{} has {} pictures: too few to hold every 10th out; give --val DIR", dir.display(), set.len());
-            }
-            (train, val, set.classes.clone(), input)
-        }
-    };
-    let shapes: Vec<(f32, f32)> = train_o.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
-    let anchors = match anchor_count {
-        Some(k) => kmeans_anchors(&shapes, k, a.seed)?,
-        None => auto_anchors(&shapes, a.seed)?,
-    };
-    let grid = YoloGrid::new(a.grid.unwrap_or(input / 16), anchors.shapes.clone(), classes.len())?;
-    let net = detector::network(input, &grid, &mut Rng::new(a.seed))?;
-    let (mut targets, dropped) = detector::encode_all(&grid, &train_o)?;
-    let mut pipeline = a.augment.as_deref().map(Augment::parse).transpose()?;
-    if let Some(p) = &mut pipeline {
-        p.fit(&train_x)?;
-    }
-    // the epoch's pictures and boxes before augmentation
-    let (mut train_x, mut epoch_objects) = (train_x, train_o.clone());
-    let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
-    if !a.json {
-        eprintln!(
-            "{} training pictures ({} boxes; {} share a cell and anchor with another and are left out), {} to validate on; \
-             input {input}x{input}, grid {}x{}, {} anchors (mean best IoU {:.3}); data ready in {:.1}s",
-            train_o.len(),
-            shapes.len(),
-            dropped,
-            val_o.len(),
-            grid.grid,
-            grid.grid,
-            grid.anchors.len(),
-            anchors.mean_iou,
-            start.elapsed().as_secs_f32()
-        );
-    }
-    let mut run = DetectorRun {
-        input,
-        grid: grid.grid,
-        anchors: grid.anchors.clone(),
-        classes: classes.clone(),
-        lr: a.lr,
+    let config = YoloConfig {
+        data: a.data.clone(),
+        val: a.val.clone(),
+        input_size: a.input_size,
+        grid: a.grid,
+        anchors,
+        epochs: a.epochs,
         batch_size: a.batch_size,
+        lr: a.lr,
         seed: a.seed,
-        history: vec![],
+        train_size: a.train_size,
+        augment: a.augment.clone(),
     };
-    for epoch in 1..=a.epochs {
-        if a.data.is_none() && epoch > 1 {
-            // synthetic data is free: every epoch sees new pictures, and nothing is memorised
-            let first = ((epoch - 1) * a.train_size) as u64;
-            let fresh =
-                shapes_in_memory(first, a.train_size, a.seed, &ShapesConfig { size: input, ..Default::default() })?;
-            train_x = fresh.pictures;
-            targets = detector::encode_all(&grid, &fresh.objects)?.0;
-            epoch_objects = fresh.objects;
+    let start = Instant::now();
+    let mut printer = Printer { json: a.json, epochs: a.epochs, pictures: 0, bar: None };
+    let run = train_yolo(&config, &a.out, a.force, &mut printer).map_err(|e| match e {
+        // the options that size the pictures held in memory
+        fovea::Error::Budget { .. } => {
+            let input = a.input_size.map(|s| format!(" at --input-size {s}")).unwrap_or_default();
+            let pictures = match &a.data {
+                None => format!("--train-size {}", a.train_size),
+                Some(dir) => dir.display().to_string(),
+            };
+            anyhow::Error::new(e).context(format!("{pictures}{input}"))
         }
-        let mut rng = Rng::derive(a.seed, epoch as u64);
-        // distorted copies for this epoch, the boxes moved with them
-        let augmented = match &pipeline {
-            Some(p) => {
-                let (x, moved) = augment::detection_set(p, &train_x, &epoch_objects, rng.next_u64())?;
-                Some((x, detector::encode_all(&grid, &moved)?.0))
-            }
-            None => None,
-        };
-        let (epoch_x, epoch_targets) = augmented.as_ref().map_or((&train_x, &targets), |(x, t)| (x, t));
-        let bar = crate::progress_bar(train_o.len(), a.json, format!("epoch {epoch}/{}", a.epochs));
-        let t0 = Instant::now();
-        let loss = fovea_vision::train::fit_epoch(
-            &net,
-            &mut optimizer,
-            (epoch_x, epoch_targets),
-            a.batch_size,
-            &mut rng,
-            &|out, target| grid.loss(out, target),
-            &mut |seen, l| {
-                bar.set_position(seen as u64);
-                bar.set_message(format!("loss {l:.4}"));
-            },
-        );
-        bar.finish_and_clear();
-        let loss = loss.with_context(|| {
-            format!("training stopped in epoch {epoch}; {} keeps the last good epoch", a.out.display())
-        })?;
-        let report = detector::evaluate(&net, &grid, &val_x, &val_o)?;
-        let e = DetectorEpoch { epoch, loss, val_map50: report.map, seconds: t0.elapsed().as_secs_f32() };
-        run.history.push(e.clone());
-        detector::save_detector(&a.out, &net, &run)?;
-        write_history(&a.out, &run.history)?;
-        if a.json {
-            println!("{}", serde_json::to_string(&e)?);
-        } else {
-            eprintln!(
-                "epoch {epoch}/{}: loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s",
-                a.epochs, loss, report.map, e.seconds
-            );
-        }
-    }
+        e => e.into(),
+    })?;
     let last = run.history.last().expect("one epoch ran");
     if a.json {
         println!("{}", json!({"final": true, "map50": last.val_map50, "run": a.out.display().to_string()}));
@@ -315,32 +207,6 @@ fn train(a: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `metrics.csv` and `plot.png` (loss and validation mAP per epoch).
-fn write_history(dir: &Path, history: &[DetectorEpoch]) -> Result<()> {
-    let mut csv = String::from("epoch,loss,val_map50,seconds\n");
-    for e in history {
-        csv.push_str(&format!("{},{:.6},{:.6},{:.2}\n", e.epoch, e.loss, e.val_map50, e.seconds));
-    }
-    fovea::io::write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
-    let mut canvas = Canvas::new(960, 380, [255, 255, 255]);
-    let pts = |f: fn(&DetectorEpoch) -> f32| history.iter().map(|e| (e.epoch as f32, f(e))).collect::<Vec<_>>();
-    chart(
-        &mut canvas,
-        (0, 0, 480, 380),
-        "YOLO loss",
-        "epoch",
-        &[Series { name: "train", color: BLUE, points: pts(|e| e.loss) }],
-    );
-    chart(
-        &mut canvas,
-        (480, 0, 480, 380),
-        "mAP@0.5",
-        "epoch",
-        &[Series { name: "validation", color: ORANGE, points: pts(|e| e.val_map50 as f32) }],
-    );
-    Ok(canvas.save_png(&dir.join("plot.png"))?)
 }
 
 const CLASS_COLOURS: [[u8; 3]; 6] =

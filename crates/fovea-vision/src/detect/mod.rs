@@ -11,6 +11,7 @@ pub mod map;
 pub mod nms;
 pub mod shapes;
 pub mod sliding;
+pub mod training;
 pub mod yolo;
 
 pub use anchors::{kmeans_anchors, Anchors};
@@ -19,4 +20,5 @@ pub use dataset::{read_dataset, DetectionSet};
 pub use localize::{localization_loss, localization_loss_squared};
 pub use map::{mean_average_precision, voc_ap, ClassAp, MapReport, Scored, Truth};
 pub use nms::{nms, Detection, NmsOptions};
+pub use training::{train_yolo, YoloConfig, YoloData, YoloObserver};
 pub use yolo::{Object, YoloGrid};
