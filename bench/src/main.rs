@@ -81,7 +81,7 @@ fn main() {
             let loss = ops::cross_entropy(&logits, &labels).unwrap();
             opt.zero_grad();
             loss.backward().unwrap();
-            opt.step();
+            opt.step().unwrap();
         }
         // the kernel's high-water mark of resident memory (Linux)
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -290,7 +290,7 @@ fn zoo() -> Value {
         let loss = ops::cross_entropy(&model.forward_mode(&x, Mode::train(0)).unwrap(), &labels).unwrap();
         opt.zero_grad();
         loss.backward().unwrap();
-        opt.step();
+        opt.step().unwrap();
     });
     json!({"inference": rows, "resnet18_train_step_batch8": step})
 }

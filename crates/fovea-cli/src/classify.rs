@@ -235,7 +235,14 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 cache_features: a.cache_features,
                 epochs: a.epochs.unwrap_or(d.epochs),
             };
-            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })?
+            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })
+                .map_err(|e| match e {
+                    // the options that size what training holds
+                    fovea::Error::Budget { .. } => {
+                        anyhow::Error::new(e).context(format!("--image-size and --batch-size {}", config.batch_size))
+                    }
+                    e => e.into(),
+                })?
         }
     };
     let (train_size, test_size) = run.sizes();

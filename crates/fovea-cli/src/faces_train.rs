@@ -143,8 +143,11 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     let trained: Vec<usize> = (0..names.len()).filter(|c| !held_out.contains(c)).collect();
     if trained.len() < 2 || held_out.len() < 2 {
         bail!(
-            "{} identities: training needs two or more, and so does one-shot identification among the held-out ones",
-            names.len()
+            "--held-out leaves {} of the {} identities to train on and holds out {}: training needs two or more, \
+             and so does one-shot identification among the held-out ones",
+            trained.len(),
+            names.len(),
+            held_out.len()
         );
     }
     let train_set = train_all.of_classes(&trained);

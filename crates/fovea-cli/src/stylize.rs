@@ -97,6 +97,9 @@ pub fn run(a: StylizeArgs) -> Result<()> {
             (side / 2).saturating_sub(1)
         );
     }
+    if a.alpha == 0.0 && a.beta == 0.0 {
+        bail!("--alpha 0 and --beta 0 leave nothing to optimise; give one of them a weight above 0");
+    }
     let (h, w) = (content.shape()[1], content.shape()[2]);
     let style_rgb =
         fovea_vision::image::load_rgb(&a.style).with_context(|| format!("style picture {}", a.style.display()))?;

@@ -28,7 +28,7 @@ pub struct TrainArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Validation dataset (default: every 10th picture of --data)
-    #[arg(long)]
+    #[arg(long, requires = "data")]
     val: Option<PathBuf>,
     /// Run folder
     #[arg(long, default_value = "runs/yolo")]
@@ -219,6 +219,9 @@ fn detect(a: DetectArgs) -> Result<()> {
         bail!("--iou must be in (0, 1], got {}", a.iou);
     }
     let options = NmsOptions { score_threshold: a.min_score, iou_threshold: a.iou, ..Default::default() };
+    // every picture is an input before the first drawing is written: a drawing must not
+    // replace a picture still to come
+    a.images.iter().for_each(|p| fovea::io::note_input(p));
     for path in &a.images {
         let rgb = fovea_vision::image::load_rgb(path)?;
         let (h, w) = (rgb.shape()[1], rgb.shape()[2]);

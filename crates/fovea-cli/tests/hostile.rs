@@ -395,7 +395,7 @@ fn fifos_counts_and_totals_are_refused_and_inputs_never_overwritten() {
     }
     let run = p("r");
     let args = ["train", "--data", s(&folder), "--model", "resnet18", "--image-size", "1024", "--out", s(&run)];
-    refused(&args, &["memory budget", "in use"]);
+    refused(&args, &["--image-size", "activations", "memory budget"]);
     // thread counts and budgets from the environment
     refused_with(&["summary", "lenet5"], &[("FOVEA_THREADS", "abc")], &["FOVEA_THREADS='abc'", "1 to 1024"]);
     refused(&["--threads", "100000", "summary", "lenet5"], &["--threads 100000"]);
@@ -465,4 +465,82 @@ fn damaged_face_api_weights_are_refused() {
         expected.extend(names);
         refused(&["faces", "detect", &photo, "--models", s(&models), "--output", s(&out)], &expected);
     }
+}
+
+/// Found by the second hostile sweep (issue 16): each was accepted, silently wrong, or lost
+/// a file.
+#[test]
+fn second_sweep_findings_are_refused_and_nothing_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+
+    // a .npy header whose fortran_order is neither True nor False (numpy refuses it too)
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': 1, 'shape': (2, 2), }";
+    let header = format!("{header:<117}\n");
+    npy.extend((header.len() as u16).to_le_bytes());
+    npy.extend(header.as_bytes());
+    npy.extend([0u8; 16]);
+    std::fs::write(p("f.npy"), &npy).unwrap();
+    refused(&["conv", s(&p("f.npy")), "--filter", "vertical", "--output", s(&p("y.npy"))], &["f.npy", "fortran_order"]);
+
+    // a write-protected output is left as it is, not replaced by a rename
+    let matrix = p("m.txt");
+    std::fs::write(&matrix, "1 2 3\n4 5 6\n7 8 9\n").unwrap();
+    let protected = p("protected.txt");
+    std::fs::write(&protected, "keep\n").unwrap();
+    std::fs::set_permissions(&protected, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    refused(&["conv", s(&matrix), "--filter", "vertical", "--output", s(&protected)], &["protected.txt", "read-only"]);
+    assert_eq!(std::fs::read_to_string(&protected).unwrap(), "keep\n");
+
+    // what a killed writer left in a run folder does not make it "an earlier run"
+    let out = p("fresh");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join(".checkpoint.safetensors.tmp4194303"), "half").unwrap();
+    succeeds(&["train", "--train-size", "300", "--epochs", "1", "--out", s(&out), "--json"]);
+    assert!(!out.join(".checkpoint.safetensors.tmp4194303").exists());
+
+    // a resumed run needs its optimizer's state, or it would not continue as it would have
+    let file = out.join("checkpoint.safetensors");
+    let (tensors, metadata) = fovea::io::read_safetensors(&file).unwrap();
+    let kept: Vec<(String, fovea::Tensor)> =
+        tensors.into_iter().filter(|(n, _)| !n.starts_with("optimizer.")).collect();
+    fovea::io::write_safetensors(&file, &kept, metadata).unwrap();
+    refused(&["train", "--resume", s(&out), "--epochs", "2"], &["checkpoint.safetensors", "optimizer state"]);
+
+    // detection data without labels/ is not a dataset, and --val belongs to --data
+    succeeds(&["data", "shapes", "--out", s(&p("set")), "--count", "4", "--size", "64"]);
+    std::fs::remove_dir_all(p("set/labels")).unwrap();
+    refused(&["detect", "anchors", "--data", s(&p("set"))], &["set", "no labels/ folder"]);
+    refused(&["yolo", "train", "--val", s(&p("set")), "--out", s(&p("y"))], &["--val", "--data"]);
+
+    // an overflowing count is not printed as a result; a cost weighted by nothing is refused
+    refused(&["summary", "--compare-dense", "4294967296x4294967296x1:1:1"], &["4294967296x4294967296x1", "too large"]);
+    let (style, styled) = (repo("data/images/chelsea.png"), p("s.png"));
+    let args = ["stylize", "--content", &style, "--style", &style, "--out", s(&styled), "--alpha", "0", "--beta", "0"];
+    refused(&args, &["--alpha", "--beta"]);
+
+    // a face database with a table gone is damaged, not new: enrolling does not remake it
+    let db = p("faces.db");
+    let photo = repo("data/faces/sample1.jpg");
+    succeeds(&["faces", "enroll", "--db", s(&db), "ann", &photo]);
+    rusqlite::Connection::open(&db).unwrap().execute_batch("DROP TABLE descriptors;").unwrap();
+    refused(&["faces", "enroll", "--db", s(&db), "bob", &photo], &["faces.db", "descriptors table is missing"]);
+
+    // a TF.js shard path out of the manifest's folder
+    let models = p("face-api");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(repo("models/face-api")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
+    }
+    let manifest = models.join("tiny_face_detector_model-weights_manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let shard = "\"tiny_face_detector_model.bin\"";
+    assert!(text.contains(shard), "the manifest has changed");
+    std::fs::write(&manifest, text.replace(shard, "\"../../../../etc/hostname\"")).unwrap();
+    refused(
+        &["faces", "detect", &photo, "--models", s(&models), "--output", s(&p("o.png"))],
+        &["tiny_face_detector_model-weights_manifest.json", "not a file beside the manifest"],
+    );
 }

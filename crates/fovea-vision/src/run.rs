@@ -137,6 +137,20 @@ pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> 
     Ok([c, size, size])
 }
 
+/// Refuses an input the network cannot take, and a batch whose activations would not fit
+/// the memory budget: a training step holds every layer's output and its gradient, so the
+/// estimate is twice the outputs' size, checked before any picture is loaded.
+fn check_activations(model: &dyn Module, name: &str, shape: [usize; 3], batch_size: usize) -> Result<()> {
+    let summary = fovea::nn::summary::summarize(model, &shape)
+        .map_err(|e| Error::Invalid(format!("{name} cannot take {}x{} images ({e})", shape[1], shape[2])))?;
+    let per_picture: u64 = summary.layers.iter().map(|l| l.activation_size as u64).sum();
+    let bytes = per_picture.saturating_mul(batch_size as u64).saturating_mul(2 * 4);
+    fovea::budget::check(
+        &format!("training {name} on {}x{} pictures in batches of {batch_size} (its activations)", shape[1], shape[2]),
+        bytes,
+    )
+}
+
 /// The model tensors of a run folder or checkpoint (its optimizer state left out), or of
 /// any safetensors file.
 pub fn pretrained_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
@@ -160,10 +174,11 @@ fn load_data(dir: &Path, shape: [usize; 3], train_size: Option<usize>) -> Result
 }
 
 /// The recorded form of a data folder: absolute, so that eval and resume work from any
-/// folder; `None` for Fashion-MNIST.
+/// folder; `None` for the repository's Fashion-MNIST (found wherever the repository is).
 fn recorded_data(dir: &Path) -> Option<String> {
-    (!data::is_fashion_mnist(dir))
-        .then(|| std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string())
+    let canonical = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
+    (std::fs::canonicalize(FashionMnist::default_dir()).ok() != Some(canonical.clone()))
+        .then(|| canonical.display().to_string())
 }
 
 /// The augmentation pipeline of `spec`, fitted to the training pictures (PCA colour).
@@ -177,10 +192,11 @@ fn fitted_augment(spec: Option<&str>, train_set: &Dataset) -> Result<Option<Augm
 }
 
 impl Run {
-    /// Starts a run in `dir`, which must not hold files unless `force`: loads the data,
-    /// builds the model (copying pretrained weights into all but its head when
-    /// `config.init` is given, freezing what `config.freeze` names) and the optimizer.
-    /// Nothing is written until [`Run::fit`] completes an epoch.
+    /// Starts a run in `dir`, which must not hold files unless `force` and must be
+    /// writable (it is made now): loads the data, builds the model (copying pretrained
+    /// weights into all but its head when `config.init` is given, freezing what
+    /// `config.freeze` names) and the optimizer. The run's files are written by
+    /// [`Run::fit`], after each epoch.
     pub fn start(config: &RunConfig, dir: &Path, force: bool, observer: &mut dyn RunObserver) -> Result<Run> {
         let freezes = config.freeze.as_deref().is_some_and(|f| f != "none");
         if config.cache_features && !freezes {
@@ -200,11 +216,10 @@ impl Run {
         train::check_new_folder(dir, force)?;
         let data_dir = config.data.clone().unwrap_or_else(FashionMnist::default_dir);
         let shape = training_input(&config.model, data::is_fashion_mnist(&data_dir), config.image_size)?;
-        // before any data is loaded: does the network take this input at all?
+        // before any data is loaded: does the network take this input at all, and do its
+        // activations fit?
         let probe = crate::models::build(&config.model, 2, &mut Rng::new(0))?;
-        fovea::nn::summary::summarize(probe.as_ref(), &shape).map_err(|e| {
-            Error::Invalid(format!("{} cannot take {}x{} images ({e})", config.model, shape[1], shape[2]))
-        })?;
+        check_activations(probe.as_ref(), &config.model, shape, config.batch_size)?;
         let (train_set, test_set, class_names) = load_data(&data_dir, shape, config.train_size)?;
         if let Some(k) = config.num_classes.filter(|&k| k != class_names.len()) {
             return Err(Error::Invalid(format!(
@@ -261,16 +276,18 @@ impl Run {
     /// completed epoch, with its own data, model and optimizer, and the given changes;
     /// refused when it has no epoch left to train.
     pub fn resume(dir: &Path, checkpoint: Checkpoint, changes: &ResumeChanges) -> Result<Run> {
+        // the run's folder, also when the checkpoint file itself is named
+        let dir = if dir.is_file() { dir.parent().unwrap_or(Path::new(".")) } else { dir };
+        train::check_writable(dir)?;
         let model = train::model_from_checkpoint(&checkpoint)?;
+        // what the checkpoint says is wrong: the error names it
+        let in_file = train::about_file(&checkpoint.file, train::CHECKPOINT_FILE);
         let mut meta = checkpoint.meta;
         let recorded = meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
         let data_dir = match &changes.data {
-            // the run's folder may have moved: then `data` says where to (a Fashion-MNIST run
-            // records none)
+            // the run's folder may have moved: then `data` says where to
             Some(given)
-                if meta.data.is_some()
-                    && recorded.exists()
-                    && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&recorded).ok() =>
+                if recorded.exists() && std::fs::canonicalize(given).ok() != std::fs::canonicalize(&recorded).ok() =>
             {
                 return Err(Error::Invalid(format!(
                     "the data folder {} differs from the run's {}; a resumed run keeps its own",
@@ -281,8 +298,18 @@ impl Run {
             Some(given) => given.clone(),
             None => recorded,
         };
+        let shape = meta.input_shape().map_err(&in_file)?;
+        check_activations(model.as_ref(), &meta.model, shape, meta.batch_size).map_err(&in_file)?;
         // runs made before the size was recorded train on all the pictures
-        let (train_set, test_set, class_names) = load_data(&data_dir, meta.input_shape()?, meta.train_size)?;
+        let (train_set, test_set, class_names) =
+            load_data(&data_dir, shape, meta.train_size).map_err(|e| match changes.data {
+                Some(_) => e,
+                None => Error::Invalid(format!(
+                    "the run's data {} (recorded in {}): {e}",
+                    data_dir.display(),
+                    checkpoint.file.display()
+                )),
+            })?;
         if class_names != meta.class_names {
             return Err(Error::Invalid(format!(
                 "{} has the classes {class_names:?}, but the run was trained on {:?}",
@@ -301,11 +328,11 @@ impl Run {
             )));
         }
         if let Some(layer) = &meta.freeze {
-            Frozen::new(model.as_ref(), layer)?;
+            Frozen::new(model.as_ref(), layer).map_err(&in_file)?;
         }
-        let mut optimizer = train::make_optimizer(model.as_ref(), meta.optimizer_config()?)?;
-        optimizer.load_state(&checkpoint.optimizer, meta.optimizer_steps)?;
-        let augment = fitted_augment(meta.augment.as_deref(), &train_set)?;
+        let mut optimizer = train::make_optimizer(model.as_ref(), meta.optimizer_config()?).map_err(&in_file)?;
+        optimizer.load_state(&checkpoint.optimizer, meta.optimizer_steps).map_err(&in_file)?;
+        let augment = fitted_augment(meta.augment.as_deref(), &train_set).map_err(&in_file)?;
         Ok(Run { dir: dir.to_path_buf(), meta, model, optimizer, train_set, test_set, augment })
     }
 

@@ -88,6 +88,9 @@ impl RunMeta {
     /// Refuses values no run could have been saved with (a damaged or edited file).
     fn check(&self) -> Result<()> {
         self.optimizer_config()?;
+        if self.input_shape()?.contains(&0) {
+            return Err(Error::Invalid(format!("input {:?} has a zero size", self.input)));
+        }
         let finite = [self.lr, self.momentum, self.weight_decay].iter().all(|v| v.is_finite());
         if !finite || self.lr <= 0.0 || self.momentum < 0.0 || self.weight_decay < 0.0 {
             return Err(Error::Invalid(format!(
@@ -128,7 +131,11 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// files is refused, so that nothing saved is replaced, unless `force`.
 pub fn check_new_folder(dir: &Path, force: bool) -> Result<()> {
     let holds_files = match std::fs::read_dir(dir) {
-        Ok(mut entries) => entries.next().is_some(),
+        // what a killed writer left is not a run: it goes
+        Ok(entries) => entries.flatten().any(|e| {
+            let orphan = e.file_name().to_str().is_some_and(fovea::io::is_orphaned_temporary);
+            !(orphan && std::fs::remove_file(e.path()).is_ok())
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) if dir.is_dir() => return Err(Error::io(dir, e)),
         Err(_) => return Err(Error::Invalid(format!("--out {} is not a folder", dir.display()))),
@@ -139,7 +146,16 @@ pub fn check_new_folder(dir: &Path, force: bool) -> Result<()> {
             dir.display()
         )));
     }
-    Ok(())
+    check_writable(dir)
+}
+
+/// Makes `dir` and checks that files can be written in it, so that a run into a folder it
+/// cannot write fails now, not after its first epoch.
+pub fn check_writable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = dir.join(format!(".fovea-write-check.tmp{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| Error::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }
 const META_KEY: &str = "fovea";
 const OPTIM_PREFIX: &str = "optimizer.";
@@ -324,7 +340,7 @@ pub fn train_epoch(
         optimizer.zero_grad();
         loss.backward()?;
         p.correct += count_correct(&logits.value(), &y);
-        optimizer.step();
+        optimizer.step()?;
         p.seen += y.len();
         p.loss_sum += lv as f64 * y.len() as f64;
         on_batch(&p);
@@ -360,7 +376,7 @@ pub fn fit_epoch(
         }
         optimizer.zero_grad();
         l.backward()?;
-        optimizer.step();
+        optimizer.step()?;
         seen += idx.len();
         sum += lv as f64 * idx.len() as f64;
         on_batch(seen, (sum / seen as f64) as f32);

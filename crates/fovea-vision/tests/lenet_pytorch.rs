@@ -42,7 +42,7 @@ fn train_and_compare(f: &BTreeMap<String, Tensor>, data: &Dataset, name: &str, c
         );
         opt.zero_grad();
         loss.backward().unwrap();
-        opt.step();
+        opt.step().unwrap();
     }
     for (k, v) in state_dict(&model) {
         let want = &f[&format!("{name}.final.{k}")];

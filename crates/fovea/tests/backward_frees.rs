@@ -40,7 +40,7 @@ fn backward_frees_the_graph_and_the_step_updates_in_place() {
     let weights =
         |net: &Sequential| trainable_parameters(net).iter().map(|(_, p)| p.value().data().as_ptr()).collect::<Vec<_>>();
     let places = weights(&net);
-    optimizer.step();
+    optimizer.step().unwrap();
     assert_eq!(weights(&net), places, "the optimizer copied a weight");
 
     // the graph is gone: a second backward is an error, not a silent no-op

@@ -52,7 +52,7 @@ fn frozen_parameters_get_no_gradient_and_no_update() {
     let fc_before = state_dict(&net)[7].1.tensor();
     let loss = ops::cross_entropy(&net.forward(&x).unwrap(), &[0, 1, 2, 0]).unwrap();
     loss.backward().unwrap();
-    opt.step();
+    opt.step().unwrap();
     let sd = state_dict(&net);
     assert!(sd[0].1.grad().is_none());
     assert_eq!(sd[0].1.tensor().data(), frozen_before.data());
@@ -136,14 +136,14 @@ fn adam_counts_steps_per_parameter_like_pytorch() {
             ops::add(&ops::sum(&a), &ops::sum(&ops::mul(&b, &b).unwrap())).unwrap()
         };
         loss.backward().unwrap();
-        opt.step();
+        opt.step().unwrap();
     }
     let fresh = Var::param(Tensor::new(&[2], vec![0.5, 2.0]).unwrap());
     let mut alone = Optimizer::new(OptimizerConfig::adam(0.1, 0.0), vec![("b".into(), fresh.clone())]).unwrap();
     for _ in 0..2 {
         alone.zero_grad();
         ops::sum(&ops::mul(&fresh, &fresh).unwrap()).backward().unwrap();
-        alone.step();
+        alone.step().unwrap();
     }
     assert_eq!(b.tensor().data(), fresh.tensor().data());
 }

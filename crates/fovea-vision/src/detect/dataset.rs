@@ -83,6 +83,9 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
     if images.is_empty() {
         return Err(Error::format(&images_dir, "holds no PNG or JPEG pictures"));
     }
+    if !dir.join("labels").is_dir() {
+        return Err(Error::format(dir, "has no labels/ folder; expected images/ and labels/"));
+    }
     let names_file = dir.join("classes.txt");
     let named: Option<Vec<String>> = if names_file.exists() {
         let text = fovea::budget::read_text(&names_file)?;
@@ -163,7 +166,6 @@ pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, 
     (0..count).into_par_iter().try_for_each(|i| -> Result<()> {
         let p = shapes::generate(seed, i as u64, config);
         let stem = format!("{i:06}");
-        p.canvas.save_png(&dir.join("images").join(format!("{stem}.png")))?;
         let mut labels = String::new();
         let mut marks = String::new();
         for (o, points) in p.objects.iter().zip(&p.landmarks) {
@@ -175,8 +177,11 @@ pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, 
             }
             marks.push('\n');
         }
+        // the picture last: an interrupted write never leaves a picture without its labels
+        // (a picture without a label file would read as background)
         fovea::io::write_atomic(&dir.join("labels").join(format!("{stem}.txt")), labels.as_bytes())?;
-        fovea::io::write_atomic(&dir.join("landmarks").join(format!("{stem}.txt")), marks.as_bytes())
+        fovea::io::write_atomic(&dir.join("landmarks").join(format!("{stem}.txt")), marks.as_bytes())?;
+        p.canvas.save_png(&dir.join("images").join(format!("{stem}.png")))
     })
 }
 

@@ -40,8 +40,11 @@ impl YoloGrid {
         if grid == 0 || anchors.is_empty() || classes == 0 {
             return Err(Error::Invalid("a YOLO grid needs S >= 1, one or more anchors and classes".into()));
         }
-        if let Some(a) = anchors.iter().find(|(w, h)| !(*w > 0.0 && *h > 0.0)) {
-            return Err(Error::Invalid(format!("anchor {a:?} is not a positive shape")));
+        // anchors are box shapes relative to the picture
+        if let Some(a) = anchors.iter().find(|(w, h)| !(*w > 0.0 && *w <= 1.0 && *h > 0.0 && *h <= 1.0)) {
+            return Err(Error::Invalid(format!(
+                "anchor {a:?} is not a box shape within the picture (width and height in (0, 1])"
+            )));
         }
         Ok(YoloGrid { grid, anchors, classes })
     }

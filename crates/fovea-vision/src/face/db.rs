@@ -44,6 +44,10 @@ fn check_format(conn: &Connection, path: &Path) -> Result<()> {
     if format.as_deref() != Some(FORMAT) {
         return Err(Error::format(path, "is a SQLite database, but not one of fovea's face databases"));
     }
+    // a face database with a table gone is damaged, not new: it is not silently remade
+    if let Some(missing) = ["people", "descriptors"].iter().find(|t| !tables.iter().any(|n| n == *t)) {
+        return Err(Error::format(path, format!("is a damaged face database: its {missing} table is missing")));
+    }
     Ok(())
 }
 
@@ -177,6 +181,9 @@ impl FaceDb {
             }
             let enrolled: Vec<f32> =
                 blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if enrolled.iter().any(|v| !v.is_finite()) {
+                return Err(Error::format(&self.path, format!("a descriptor of {name} holds NaN or infinite values")));
+            }
             let d = super::distance(descriptor, &enrolled);
             if best.as_ref().is_none_or(|(_, b)| d < *b) {
                 best = Some((name, d));

@@ -245,7 +245,7 @@ pub fn train_embedding_epoch(
         p.active += active;
         optimizer.zero_grad();
         loss.backward()?;
-        optimizer.step();
+        optimizer.step()?;
         p.batches += 1;
         p.images += labels.len();
         p.loss_sum += lv as f64;

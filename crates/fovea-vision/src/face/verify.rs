@@ -156,9 +156,13 @@ impl Verifier {
                 let x = Var::constant(features.index_select(0, idx)?);
                 let t = Tensor::new(&[idx.len(), 1], idx.iter().map(|&i| targets[i]).collect())?;
                 let loss = ops::bce_with_logits(&ops::linear(&x, &v.weight, Some(&v.bias))?, &t)?;
+                let lv = loss.value().item()?;
+                if !lv.is_finite() {
+                    return Err(Error::Invalid(format!("the verifier's loss became {lv}; lower the learning rate")));
+                }
                 optimizer.zero_grad();
                 loss.backward()?;
-                optimizer.step();
+                optimizer.step()?;
             }
         }
         Ok(v)

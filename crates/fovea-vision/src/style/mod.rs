@@ -304,7 +304,7 @@ pub fn stylize(
         }
         optimizer.zero_grad();
         j.backward()?;
-        optimizer.step();
+        optimizer.step()?;
         // pixels stay pixels
         g.update(|t| t.data_mut().iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0)));
         on_step(&costs, &g.value().reshape(content.shape())?)?;

@@ -47,6 +47,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| Error::Invalid(format!("{} is not a file path", path.display())))?;
+    // the rename would replace a write-protected file as if it were not
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        return Err(Error::Invalid(format!("{} is read-only; it is left as it is", path.display())));
+    }
     let prefix = format!(".{}.tmp", name.to_string_lossy());
     remove_orphans(dir, &prefix);
     let tmp = dir.join(format!("{prefix}{}", std::process::id()));
@@ -64,6 +68,16 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> std:
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// Whether `name` is a temporary file that a writer killed before its rename left behind
+/// (`.<file>.tmp<pid>` of a process that no longer runs).
+pub fn is_orphaned_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp")
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| pid != std::process::id() && !process_runs(pid))
 }
 
 /// Removes the temporary files `<prefix><pid>` that writers killed before their rename left

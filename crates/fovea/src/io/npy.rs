@@ -34,8 +34,12 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         .ok_or_else(|| bad("truncated header".into()))
         .and_then(|h| std::str::from_utf8(h).map_err(|_| bad("header is not text".into())))?;
     let descr = header_field(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
-    if header_field(header, "fortran_order") == Some("True") {
-        return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()));
+    match header_field(header, "fortran_order") {
+        Some("False") => {}
+        Some("True") => {
+            return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()))
+        }
+        other => return Err(bad(format!("header's 'fortran_order' is {other:?}, not True or False"))),
     }
     let shape_text = header_field(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
     let shape = shape_text

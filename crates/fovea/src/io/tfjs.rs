@@ -56,8 +56,13 @@ pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     for group in groups {
         let mut bytes = Vec::new();
         for shard in &group.paths {
+            // shards sit beside the manifest: a path out of its folder is not one
+            let plain = Path::new(shard).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain {
+                return Err(Error::format(path, format!("shard '{shard}' is not a file beside the manifest")));
+            }
             let p = dir.join(shard);
-            bytes.extend(crate::budget::read_file(&p)?);
+            bytes.extend(crate::budget::read_file(&p).map_err(|e| Error::format(path, format!("shard {shard}: {e}")))?);
         }
         let shards = group.paths.join(", ");
         let mut at = 0usize;

@@ -171,9 +171,15 @@ pub fn compare_dense(h: usize, w: usize, c: usize, filters: usize, f: usize) -> 
         )));
     }
     let output = [filters, h - f + 1, w - f + 1];
-    let out_size: usize = output.iter().product();
-    let dense_weights = (h * w * c)
-        .checked_mul(out_size)
-        .ok_or_else(|| Error::Invalid(format!("a dense layer for {h}x{w}x{c} is too large to count")))?;
-    Ok(DenseComparison { output, conv_params: (f * f * c + 1) * filters, dense_weights })
+    let too_large =
+        || Error::Invalid(format!("a dense layer for {h}x{w}x{c} with {filters} filters is too large to count"));
+    let out_size = output.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_large)?;
+    let dense_weights =
+        h.checked_mul(w).and_then(|n| n.checked_mul(c)).and_then(|n| n.checked_mul(out_size)).ok_or_else(too_large)?;
+    let conv_params = f
+        .checked_mul(f)
+        .and_then(|n| n.checked_mul(c))
+        .and_then(|n| (n + 1).checked_mul(filters))
+        .ok_or_else(too_large)?;
+    Ok(DenseComparison { output, conv_params, dense_weights })
 }

@@ -89,10 +89,12 @@ impl Optimizer {
     }
 
     /// Applies one update from the accumulated gradients, in place (`backward()` has freed
-    /// the graph's copies of the weights).
-    pub fn step(&mut self) {
+    /// the graph's copies of the weights). An update that leaves a weight NaN or infinite
+    /// (training diverged) is an error naming the parameter; stop training then.
+    pub fn step(&mut self) -> Result<()> {
         self.steps += 1;
-        for ((_, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {
+        let mut diverged = None;
+        for ((name, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {
             let Some(grad) = p.grad() else { continue };
             if !p.requires_grad() {
                 continue;
@@ -141,6 +143,16 @@ impl Optimizer {
                     }
                 }
             });
+            if diverged.is_none() && !p.value().all_finite() {
+                diverged = Some(name);
+            }
+        }
+        match diverged {
+            Some(name) => Err(Error::Invalid(format!(
+                "{name} became NaN or infinite in update {}: training diverged; lower the learning rate",
+                self.steps
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -175,6 +187,10 @@ impl Optimizer {
     /// Restores state saved by [`Optimizer::state`].
     pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
         let (a, b) = self.slot_names();
+        let keeps_state = match self.config {
+            OptimizerConfig::Sgd { momentum, .. } => momentum != 0.0,
+            OptimizerConfig::Adam { .. } => true,
+        };
         for ((name, p), slot) in self.params.iter().zip(self.slots.iter_mut()) {
             let n = p.value().numel();
             let get = |suffix: &str| -> Result<Option<Tensor>> {
@@ -195,6 +211,13 @@ impl Optimizer {
                 Some(_) => return Err(Error::Checkpoint(format!("optimizer state {name}.step is not a step count"))),
                 None => steps,
             };
+            // without it, the next steps would not be the ones the run would have taken
+            if keeps_state && slot.updates > 0 && (slot.first.is_none() || (!b.is_empty() && slot.second.is_none())) {
+                return Err(Error::Checkpoint(format!(
+                    "the optimizer state of {name} after {} updates is missing",
+                    slot.updates
+                )));
+            }
         }
         self.steps = steps;
         Ok(())
