@@ -43,7 +43,11 @@ pub fn run(a: AugmentArgs) -> Result<()> {
         let draw = pipeline.draw(3, h, w, &mut Rng::derive(a.seed, i as u64))?;
         tiles.push(Tensor::new(&[3, h, w], draw.apply(picture.data(), 3))?);
     }
-    fovea_vision::visualize::grid(&tiles, a.columns, 1)?.save_png(&a.out)?;
+    // more columns than pictures would only add blank space
+    let columns = a.columns.min(tiles.len());
+    fovea_vision::visualize::grid(&tiles, columns, 1)
+        .with_context(|| format!("--columns {columns}"))?
+        .save_png(&a.out)?;
     println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
     Ok(())
 }

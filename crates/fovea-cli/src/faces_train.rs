@@ -310,7 +310,11 @@ pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
     fovea::budget::check_shape(&format!("--pairs {}", a.pairs), &[a.pairs, 2, 8, 128])?;
     let (run, net) = triplet::load_embedding_run(&a.embedding)?;
     let dir = PathBuf::from(&run.data);
-    let shape: [usize; 3] = run.input.as_slice().try_into().context("the embedding's input is not [C, H, W]")?;
+    let shape: [usize; 3] = run
+        .input
+        .as_slice()
+        .try_into()
+        .with_context(|| format!("{}: the embedding's input is not [C, H, W]", a.embedding.display()))?;
     let embed = |split: Split| -> Result<(Tensor, Dataset)> {
         let (set, names) = data::load(&dir, split, shape, None)?;
         if names != run.identities {
@@ -323,13 +327,15 @@ pub fn train_verifier(a: TrainVerifierArgs) -> Result<()> {
         let set = set.of_classes(&run.held_out);
         Ok((triplet::embed_all(net.as_ref(), &set, 500)?, set))
     };
-    let (train_e, train_set) = embed(Split::Train)?;
-    let (test_e, test_set) = embed(Split::Test)?;
+    // what goes wrong here comes from what the embedding run recorded
+    let recorded = || format!("the embedding run {} (data {})", a.embedding.display(), dir.display());
+    let (train_e, train_set) = embed(Split::Train).with_context(recorded)?;
+    let (test_e, test_set) = embed(Split::Test).with_context(recorded)?;
     let mut rng = Rng::new(a.seed);
     let fit = pair_set(&train_e, &train_set.labels, a.pairs, &mut rng)
-        .context("pairs of the held-out identities' training pictures")?;
+        .with_context(|| format!("pairs of the held-out identities' training pictures of {}", recorded()))?;
     let test = pair_set(&test_e, &test_set.labels, a.pairs, &mut rng)
-        .context("pairs of the held-out identities' test pictures")?;
+        .with_context(|| format!("pairs of the held-out identities' test pictures of {}", recorded()))?;
 
     let (threshold, threshold_fit) = verify::fit_threshold(&fit.distances, &fit.same);
     let threshold_test =

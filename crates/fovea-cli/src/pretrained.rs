@@ -70,7 +70,9 @@ pub fn classify(a: ClassifyArgs) -> Result<()> {
     let names = imagenet::class_names();
     for path in &a.images {
         let rgb = fovea_vision::image::load_rgb(path)?;
-        let x = imagenet::preprocess(&rgb, a.resize, a.crop)?.reshape(&[1, 3, a.crop, a.crop])?;
+        let x = imagenet::preprocess(&rgb, a.resize, a.crop)
+            .with_context(|| format!("{} at --resize {} --crop {}", path.display(), a.resize, a.crop))?
+            .reshape(&[1, 3, a.crop, a.crop])?;
         let logits = forward(model.as_ref(), &a.arch, x)?;
         let classes = logits.shape()[1];
         let top = fovea_vision::train::top_k(&Var::constant(logits), a.top.min(classes))?.remove(0);
