@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use fovea::optim::OptimizerConfig;
+use fovea::optim::{LrSchedule, OptimizerConfig};
 use fovea::{Rng, Tensor};
 use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, write_shapes};
 use fovea_vision::detect::localize::{self, localization_target};
@@ -357,8 +357,7 @@ fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
     let mut result = json!({});
     for epoch in 1..=a.epochs {
         // cosine decay: big steps first, small ones to settle
-        let progress = (epoch - 1) as f32 / a.epochs as f32;
-        optimizer.set_lr(a.lr * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()));
+        optimizer.set_lr(LrSchedule::Cosine { t_max: a.epochs, eta_min: 0.0 }.rate(a.lr, epoch - 1));
         let first = ((epoch - 1) * a.train_size) as u64;
         let (x, y) = regression_data(landmarks, first, a.train_size, a.seed, a.size)
             .with_context(|| format!("--train-size {} at --size {}", a.train_size, a.size))?;

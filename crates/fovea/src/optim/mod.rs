@@ -223,3 +223,40 @@ impl Optimizer {
         Ok(())
     }
 }
+
+/// A learning rate that changes epoch by epoch, as PyTorch's schedulers do: the rate for
+/// epoch `t` (counted from 0) given the base rate. Set it with [`Optimizer::set_lr`] before
+/// each epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrSchedule {
+    /// The base rate throughout.
+    Constant,
+    /// `StepLR`: base · gamma^⌊t / step_size⌋.
+    Step { step_size: usize, gamma: f32 },
+    /// `CosineAnnealingLR`: from the base rate down to `eta_min` along half a cosine over
+    /// `t_max` epochs, eta_min + (base − eta_min)(1 + cos(π t / t_max)) / 2.
+    Cosine { t_max: usize, eta_min: f32 },
+    /// `LinearLR`, a warm-up: base · (start_factor + (1 − start_factor) · min(t, total_iters)
+    /// / total_iters), rising to the base rate.
+    Linear { start_factor: f32, total_iters: usize },
+}
+
+impl LrSchedule {
+    /// The rate for epoch `t` (0 for the first).
+    pub fn rate(&self, base: f32, t: usize) -> f32 {
+        match *self {
+            LrSchedule::Constant => base,
+            LrSchedule::Step { step_size, gamma } => {
+                base * gamma.powi((t / step_size.max(1)).min(i32::MAX as usize) as i32)
+            }
+            LrSchedule::Cosine { t_max, eta_min } => {
+                let progress = t as f32 / t_max.max(1) as f32;
+                (base - eta_min) * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos()) + eta_min
+            }
+            LrSchedule::Linear { start_factor, total_iters } => {
+                let done = t.min(total_iters) as f32 / total_iters.max(1) as f32;
+                base * (start_factor + (1.0 - start_factor) * done)
+            }
+        }
+    }
+}
