@@ -66,7 +66,7 @@ pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: b
 /// # Safety
 /// `c` must be valid for writes at `i * c_stride + j` for all `i < m`, `j < n`, and no
 /// other thread may access those positions meanwhile.
-pub unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accumulate: bool, parallel: bool) {
+pub(crate) unsafe fn matmul_to(a: MatRef, b: MatRef, c: *mut f32, c_stride: usize, accumulate: bool, parallel: bool) {
     let (m, k) = a.dims();
     let (k2, n) = b.dims();
     assert_eq!(k, k2, "matmul inner dimensions");
