@@ -235,14 +235,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 cache_features: a.cache_features,
                 epochs: a.epochs.unwrap_or(d.epochs),
             };
-            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })
-                .map_err(|e| match e {
-                    // the options that size what training holds
-                    fovea::Error::Budget { .. } => {
-                        anyhow::Error::new(e).context(format!("--image-size and --batch-size {}", config.batch_size))
-                    }
-                    e => e.into(),
-                })?
+            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })?
         }
     };
     let (train_size, test_size) = run.sizes();
@@ -291,7 +284,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ckpt = train::load_checkpoint(&a.checkpoint)?;
     let model = train::model_from_checkpoint(&ckpt)?;
     let dir = a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(FashionMnist::default_dir);
-    let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None)?;
+    let (test_set, names) =
+        data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None).map_err(|e| match a.data {
+            Some(_) => anyhow::Error::new(e),
+            None => anyhow::Error::new(e).context(format!(
+                "the run's data {} (recorded in {})",
+                dir.display(),
+                ckpt.file.display()
+            )),
+        })?;
     if names != ckpt.meta.class_names {
         bail!("{} has the classes {names:?}, but the run was trained on {:?}", dir.display(), ckpt.meta.class_names);
     }

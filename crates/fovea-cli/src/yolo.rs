@@ -120,16 +120,16 @@ impl YoloObserver for Printer {
         if !self.json {
             eprintln!(
                 "{} training pictures ({} boxes; {} share a cell and anchor with another and are left out), {} to validate on; \
-                 input {}x{1}, grid {}x{2}, {} anchors (mean best IoU {:.3}); data ready in {:.1}s",
+                 input {input}x{input}, grid {grid}x{grid}, {} anchors (mean best IoU {:.3}); data ready in {:.1}s",
                 d.train_pictures,
                 d.boxes,
                 d.dropped,
                 d.val_pictures,
-                d.input,
-                d.grid,
                 d.anchors.shapes.len(),
                 d.anchors.mean_iou,
-                d.seconds
+                d.seconds,
+                input = d.input,
+                grid = d.grid
             );
         }
     }

@@ -395,7 +395,7 @@ fn fifos_counts_and_totals_are_refused_and_inputs_never_overwritten() {
     }
     let run = p("r");
     let args = ["train", "--data", s(&folder), "--model", "resnet18", "--image-size", "1024", "--out", s(&run)];
-    refused(&args, &["--image-size", "activations", "memory budget"]);
+    refused(&args, &["1024x1024 pictures", "activations", "memory budget"]);
     // thread counts and budgets from the environment
     refused_with(&["summary", "lenet5"], &[("FOVEA_THREADS", "abc")], &["FOVEA_THREADS='abc'", "1 to 1024"]);
     refused(&["--threads", "100000", "summary", "lenet5"], &["--threads 100000"]);

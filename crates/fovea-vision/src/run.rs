@@ -146,7 +146,11 @@ fn check_activations(model: &dyn Module, name: &str, shape: [usize; 3], batch_si
     let per_picture: u64 = summary.layers.iter().map(|l| l.activation_size as u64).sum();
     let bytes = per_picture.saturating_mul(batch_size as u64).saturating_mul(2 * 4);
     fovea::budget::check(
-        &format!("training {name} on {}x{} pictures in batches of {batch_size} (its activations)", shape[1], shape[2]),
+        &format!(
+            "training {name} on {}x{} pictures in batches of {batch_size} (its activations; a smaller picture \
+             size or batch takes less)",
+            shape[1], shape[2]
+        ),
         bytes,
     )
 }
@@ -219,7 +223,9 @@ impl Run {
         // before any data is loaded: does the network take this input at all, and do its
         // activations fit?
         let probe = crate::models::build(&config.model, 2, &mut Rng::new(0))?;
-        check_activations(probe.as_ref(), &config.model, shape, config.batch_size)?;
+        // a batch is never larger than the training set
+        let batch = config.train_size.map_or(config.batch_size, |n| config.batch_size.min(n.max(1)));
+        check_activations(probe.as_ref(), &config.model, shape, batch)?;
         let (train_set, test_set, class_names) = load_data(&data_dir, shape, config.train_size)?;
         if let Some(k) = config.num_classes.filter(|&k| k != class_names.len()) {
             return Err(Error::Invalid(format!(
@@ -257,7 +263,11 @@ impl Run {
         if let Some(init) = &config.init {
             let (copied, head) = pretrained_tensors(init)
                 .and_then(|tensors| transfer::load_pretrained(model.as_ref(), &tensors))
-                .map_err(|e| Error::Invalid(format!("{}: {e}", init.display())))?;
+                .map_err(|e| match e {
+                    // these name the file already
+                    Error::Format { .. } | Error::Io { .. } => e,
+                    e => Error::Invalid(format!("the pretrained weights {}: {e}", init.display())),
+                })?;
             observer.note(&format!(
                 "{copied} tensors from {}; a new head {head} for {} classes",
                 init.display(),
@@ -299,7 +309,8 @@ impl Run {
             None => recorded,
         };
         let shape = meta.input_shape().map_err(&in_file)?;
-        check_activations(model.as_ref(), &meta.model, shape, meta.batch_size).map_err(&in_file)?;
+        let batch = meta.train_size.map_or(meta.batch_size, |n| meta.batch_size.min(n.max(1)));
+        check_activations(model.as_ref(), &meta.model, shape, batch).map_err(&in_file)?;
         // runs made before the size was recorded train on all the pictures
         let (train_set, test_set, class_names) =
             load_data(&data_dir, shape, meta.train_size).map_err(|e| match changes.data {

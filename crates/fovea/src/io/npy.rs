@@ -39,7 +39,8 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
         Some("True") => {
             return Err(bad("Fortran-order arrays are not supported; save with np.ascontiguousarray".into()))
         }
-        other => return Err(bad(format!("header's 'fortran_order' is {other:?}, not True or False"))),
+        Some(other) => return Err(bad(format!("header's 'fortran_order' is {other}, not True or False"))),
+        None => return Err(bad("header has no 'fortran_order'".into())),
     }
     let shape_text = header_field(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
     let shape = shape_text
