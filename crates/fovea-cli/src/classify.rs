@@ -106,39 +106,26 @@ fn keeps<T: PartialEq + std::fmt::Display>(option: &str, given: Option<T>, run: 
 }
 
 /// Prints a run's progress: a bar per epoch and a line per epoch, or JSON lines.
-struct Printer {
-    json: bool,
-    epochs: usize,
-    bar: Option<(usize, indicatif::ProgressBar)>,
-    train_size: usize,
-}
+struct Printer(crate::EpochBar);
 
 impl RunObserver for Printer {
     fn note(&mut self, line: &str) {
-        if !self.json {
+        if !self.0.hidden {
             eprintln!("{line}");
         }
     }
     fn batch(&mut self, epoch: usize, p: &Progress) {
-        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let bar = crate::progress_bar(self.train_size, self.json, format!("epoch {epoch}/{}", self.epochs));
-            self.bar = Some((epoch, bar));
-        }
-        let (_, bar) = self.bar.as_ref().expect("made above");
-        bar.set_position(p.seen as u64);
-        bar.set_message(format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
+        self.0.update(epoch, p.seen, format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
     }
     fn epoch(&mut self, m: &EpochMetrics) {
-        if let Some((_, bar)) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if self.json {
+        self.0.finish();
+        if self.0.hidden {
             println!("{}", serde_json::to_string(m).expect("metrics serialise"));
         } else {
             eprintln!(
                 "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
                 m.epoch,
-                self.epochs,
+                self.0.epochs,
                 m.train_loss,
                 100.0 * m.train_accuracy,
                 m.test_loss,
@@ -235,7 +222,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
                 cache_features: a.cache_features,
                 epochs: a.epochs.unwrap_or(d.epochs),
             };
-            Run::start(&config, &dir, a.force, &mut Printer { json: a.json, epochs: 0, bar: None, train_size: 0 })?
+            Run::start(&config, &dir, a.force, &mut Printer(crate::EpochBar::new(a.json, 0, 0)))?
         }
     };
     let (train_size, test_size) = run.sizes();
@@ -249,7 +236,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             run.dir.display()
         );
     }
-    run.fit(&mut Printer { json: a.json, epochs: run.meta.epochs, bar: None, train_size })?;
+    run.fit(&mut Printer(crate::EpochBar::new(a.json, run.meta.epochs, train_size)))?;
     let last = run.meta.history.last().expect("at least one epoch ran");
     if a.json {
         let mut summary = serde_json::to_value(last)?;

@@ -90,6 +90,38 @@ pub(crate) fn progress_bar(len: usize, hidden: bool, prefix: String) -> indicati
     bar
 }
 
+/// A progress bar for each epoch of a run, made at the epoch's first report (hidden with
+/// `--json`).
+pub(crate) struct EpochBar {
+    pub(crate) hidden: bool,
+    pub(crate) epochs: usize,
+    /// Items an epoch goes through.
+    pub(crate) len: usize,
+    bar: Option<(usize, indicatif::ProgressBar)>,
+}
+
+impl EpochBar {
+    pub(crate) fn new(hidden: bool, epochs: usize, len: usize) -> EpochBar {
+        EpochBar { hidden, epochs, len, bar: None }
+    }
+    /// Shows `done` items of `epoch` and `message`.
+    pub(crate) fn update(&mut self, epoch: usize, done: usize, message: String) {
+        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let bar = progress_bar(self.len, self.hidden, format!("epoch {epoch}/{}", self.epochs));
+            self.bar = Some((epoch, bar));
+        }
+        let (_, bar) = self.bar.as_ref().expect("made above");
+        bar.set_position(done as u64);
+        bar.set_message(message);
+    }
+    /// Clears the epoch's bar (before its line is printed).
+    pub(crate) fn finish(&mut self) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// A number for `--json` output: JSON has no NaN or infinities (serde writes `null` for all
 /// three), so those become the strings `"NaN"`, `"Infinity"` and `"-Infinity"`, as Python's
 /// `json` module spells them.

@@ -107,17 +107,12 @@ pub fn run(y: Yolo) -> Result<()> {
 }
 
 /// Prints detector training: a bar per epoch and a line per epoch, or JSON lines.
-struct Printer {
-    json: bool,
-    epochs: usize,
-    pictures: usize,
-    bar: Option<(usize, indicatif::ProgressBar)>,
-}
+struct Printer(crate::EpochBar);
 
 impl YoloObserver for Printer {
     fn ready(&mut self, d: &YoloData) {
-        self.pictures = d.train_pictures;
-        if !self.json {
+        self.0.len = d.train_pictures;
+        if !self.0.hidden {
             eprintln!(
                 "{} training pictures ({} boxes; {} share a cell and anchor with another and are left out), {} to validate on; \
                  input {input}x{input}, grid {grid}x{grid}, {} anchors (mean best IoU {:.3}); data ready in {:.1}s",
@@ -134,24 +129,16 @@ impl YoloObserver for Printer {
         }
     }
     fn batch(&mut self, epoch: usize, seen: usize, loss: f32) {
-        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let bar = crate::progress_bar(self.pictures, self.json, format!("epoch {epoch}/{}", self.epochs));
-            self.bar = Some((epoch, bar));
-        }
-        let (_, bar) = self.bar.as_ref().expect("made above");
-        bar.set_position(seen as u64);
-        bar.set_message(format!("loss {loss:.4}"));
+        self.0.update(epoch, seen, format!("loss {loss:.4}"));
     }
     fn epoch(&mut self, e: &DetectorEpoch) {
-        if let Some((_, bar)) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if self.json {
+        self.0.finish();
+        if self.0.hidden {
             println!("{}", serde_json::to_string(e).expect("metrics serialise"));
         } else {
             eprintln!(
                 "epoch {}/{}: loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s",
-                e.epoch, self.epochs, e.loss, e.val_map50, e.seconds
+                e.epoch, self.0.epochs, e.loss, e.val_map50, e.seconds
             );
         }
     }
@@ -181,7 +168,7 @@ fn train(a: TrainArgs) -> Result<()> {
         augment: a.augment.clone(),
     };
     let start = Instant::now();
-    let mut printer = Printer { json: a.json, epochs: a.epochs, pictures: 0, bar: None };
+    let mut printer = Printer(crate::EpochBar::new(a.json, a.epochs, 0));
     let run = train_yolo(&config, &a.out, a.force, &mut printer).map_err(|e| match e {
         // the options that size the pictures held in memory
         fovea::Error::Budget { .. } => {

@@ -417,15 +417,21 @@ fn fifos_counts_and_totals_are_refused_and_inputs_never_overwritten() {
     assert_eq!(std::fs::read(&photo).unwrap(), before);
 }
 
-#[test]
-fn damaged_face_api_weights_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("face-api");
+/// A copy of the repository's face-api networks in `dir/face-api`, to damage.
+fn copy_face_models(dir: &Path) -> PathBuf {
+    let models = dir.join("face-api");
     std::fs::create_dir(&models).unwrap();
     for entry in std::fs::read_dir(repo("models/face-api")).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
     }
+    models
+}
+
+#[test]
+fn damaged_face_api_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = copy_face_models(dir.path());
     // a quantisation scale of 1e300: the weights it expands to overflow f32
     let manifest = models.join("tiny_face_detector_model-weights_manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
@@ -528,12 +534,7 @@ fn second_sweep_findings_are_refused_and_nothing_is_replaced() {
     refused(&["faces", "enroll", "--db", s(&db), "bob", &photo], &["faces.db", "descriptors table is missing"]);
 
     // a TF.js shard path out of the manifest's folder
-    let models = p("face-api");
-    std::fs::create_dir(&models).unwrap();
-    for entry in std::fs::read_dir(repo("models/face-api")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
-    }
+    let models = copy_face_models(dir.path());
     let manifest = models.join("tiny_face_detector_model-weights_manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let shard = "\"tiny_face_detector_model.bin\"";
