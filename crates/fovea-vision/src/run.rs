@@ -214,9 +214,7 @@ impl Run {
                     .into(),
             ));
         }
-        if dir.join(train::CHECKPOINT_FILE).exists() && !force {
-            return Err(Error::Invalid(format!("{} already holds a run", dir.display())));
-        }
+        // a folder with files, a run's among them, only with force
         train::check_new_folder(dir, force)?;
         let data_dir = config.data.clone().unwrap_or_else(FashionMnist::default_dir);
         let shape = training_input(&config.model, data::is_fashion_mnist(&data_dir), config.image_size)?;

@@ -95,11 +95,7 @@ fn remove_orphans(dir: &Path, prefix: &str) {
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !process_runs(pid) {
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix) && is_orphaned_temporary(n)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
