@@ -36,7 +36,8 @@ pub struct ShapesArgs {
     min_objects: usize,
     #[arg(value_parser = crate::range::whole(0, 20), long, default_value_t = 4)]
     max_objects: usize,
-    /// Write into --out even if it already holds files, replacing them
+    /// Write into --out even if it already holds a dataset, replacing its pictures and labels
+    /// (files it did not write are never removed: they are refused)
     #[arg(long)]
     force: bool,
 }
@@ -205,7 +206,7 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
     for epoch in 1..=a.epochs {
         let mut rng = Rng::derive(a.seed, epoch as u64);
         let p = fovea_vision::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, None, &mut |_| {})?;
-        let (test, _) = fovea_vision::train::evaluate(&net, &test_set, 500)?;
+        let (test, _) = fovea_vision::train::evaluate_trained(&net, &test_set, 500)?;
         accuracy = test.accuracy();
         if a.json {
             println!(
@@ -232,6 +233,7 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
 }
 
 fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
+    let output = crate::drawing_path(a.output.as_deref(), &a.image, "windows", "--output")?;
     let (run, classifier) = sliding::load_window_classifier(&a.checkpoint)?;
     // the same weights, converted
     let converted = sliding::fc_to_conv(sliding::load_window_classifier(&a.checkpoint)?.1, [3, WINDOW, WINDOW])?;
@@ -248,7 +250,7 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
         // scaled so that one window becomes the classifier's 14x14
         let scale = side as f32 / WINDOW as f32;
         let (sh, sw) = ((h as f32 / scale).round() as usize, (w as f32 / scale).round() as usize);
-        let scaled = fovea_vision::image::resize_bilinear(&rgb, sh, sw)?;
+        let scaled = fovea_vision::image::resize_bilinear(&rgb, sh, sw).map_err(|e| e.in_file(&a.image))?;
         let t = Instant::now();
         let naive = sliding::naive_windows(&classifier, &scaled)?;
         let naive_s = t.elapsed().as_secs_f64();
@@ -283,10 +285,6 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
             .into_iter()
             .map(|k| found[k])
             .collect();
-    let output = a.output.clone().unwrap_or_else(|| {
-        let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
-        a.image.with_file_name(format!("{stem}-windows.png"))
-    });
     let mut canvas = fovea_vision::draw::Canvas::from_rgb(&rgb);
     let mut objects = Vec::new();
     for d in &kept {

@@ -94,7 +94,7 @@ pub fn run(e: Example) -> Result<()> {
         quiet: false,
     };
     let curve = train_curve(name, model.as_ref(), &mut optimizer, &plan, None)?;
-    let (test, predictions) = train::evaluate(model.as_ref(), &test_set, 500)?;
+    let (test, predictions) = train::evaluate_trained(model.as_ref(), &test_set, 500)?;
     let per_class: Vec<f32> = (0..classes.len())
         .map(|c| {
             let of_class: Vec<usize> = (0..test_set.len()).filter(|&i| test_set.labels[i] == c).collect();

@@ -114,7 +114,7 @@ pub(crate) fn train_curve(
             bar.set_message(format!("train error {:.3}", 1.0 - p.accuracy()));
         })?;
         bar.finish_and_clear();
-        let (test, _) = train::evaluate(model, plan.test_set, 500)?;
+        let (test, _) = train::evaluate_trained(model, plan.test_set, 500)?;
         curve.train_error.push(1.0 - p.accuracy());
         curve.test_error.push(1.0 - test.accuracy());
         let line = json!({"model": name, "epoch": epoch, "train_error": 1.0 - p.accuracy(),

@@ -176,6 +176,7 @@ fn enroll(a: EnrollArgs) -> Result<()> {
 }
 
 fn identify(a: IdentifyArgs) -> Result<()> {
+    let output = crate::drawing_path(a.output.as_deref(), &a.image, "faces", "--output")?;
     let db = FaceDb::open_read_only(&a.db.db)?;
     let pipeline = a.detector.pipeline(Stage::Embed)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
@@ -184,10 +185,6 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     for f in &faces {
         named.push(db.identify(&f.descriptor, a.threshold)?);
     }
-    let output = a.output.clone().unwrap_or_else(|| {
-        let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
-        a.image.with_file_name(format!("{stem}-faces.png"))
-    });
     let labels: Vec<String> =
         named.iter().map(|n| n.as_ref().map_or("not recognized".to_string(), |(name, _)| name.clone())).collect();
     draw(&rgb, &faces, Some(&labels), &output).with_context(|| format!("cannot write {}", output.display()))?;
@@ -247,14 +244,11 @@ fn face_json(f: &Face) -> Value {
 }
 
 fn picture(a: PictureArgs, stage: Stage) -> Result<()> {
+    let output = crate::drawing_path(a.output.as_deref(), &a.image, "faces", "--output")?;
     let pipeline = a.detector.pipeline(stage)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
     let faces = pipeline.run(&rgb, a.detector.min_score)?;
-    let output = a.output.clone().unwrap_or_else(|| {
-        let stem = a.image.file_stem().unwrap_or_default().to_string_lossy();
-        a.image.with_file_name(format!("{stem}-faces.png"))
-    });
     draw(&rgb, &faces, None, &output).with_context(|| format!("cannot write {}", output.display()))?;
     if a.json {
         let faces: Vec<Value> = faces.iter().map(face_json).collect();

@@ -18,6 +18,7 @@ mod yolo;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fovea::kernels::Isa;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -134,6 +135,30 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
     }
 }
 
+/// Where to draw the result for `picture`: `given` if the user named a file with `option` (replaced if it
+/// exists: they asked for it), else `<stem>-<suffix>.png` beside the picture, which must not
+/// exist yet: a file the user did not name is never replaced.
+pub(crate) fn drawing_path(
+    given: Option<&Path>,
+    picture: &Path,
+    suffix: &str,
+    option: &str,
+) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let stem = picture.file_stem().unwrap_or_default().to_string_lossy();
+    let path = picture.with_file_name(format!("{stem}-{suffix}.png"));
+    if path.symlink_metadata().is_ok() {
+        anyhow::bail!(
+            "{} already exists and the drawing would replace it; to replace it, or to draw elsewhere, give \
+             {option}",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// Says on stderr how many values of a result are NaN or infinite, if any: arithmetic
 /// with such inputs is right, but should not pass unnoticed.
 pub(crate) fn warn_non_finite(what: &str, values: &[f32]) {
@@ -161,6 +186,19 @@ fn long_version() -> String {
         env!("CARGO_PKG_VERSION"),
         Isa::detected()
     )
+}
+
+/// The error and its causes, as `{e:#}` writes them, with the library's settings named as
+/// this tool's options (`image_size` as `--image-size`).
+fn message(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|cause| match cause.downcast_ref::<fovea::Error>() {
+            Some(fovea::Error::Setting { name, msg }) => format!("--{}: {msg}", name.replace('_', "-")),
+            _ => cause.to_string(),
+        })
+        .collect();
+    parts.join(": ")
 }
 
 fn main() -> ExitCode {
@@ -207,7 +245,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }

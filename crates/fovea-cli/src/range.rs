@@ -25,6 +25,10 @@ fn parse<T: Real>(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<T, S
 pub fn positive<T: Real>(s: &str) -> Result<T, String> {
     parse(s, |v| v > 0.0, "must be a finite number above 0")
 }
+/// Above 0 and at most 1: a step on pixels in 0..1.
+pub fn learning_rate_on_pixels(s: &str) -> Result<f32, String> {
+    parse(s, |v| v > 0.0 && v <= 1.0, "must be above 0 and at most 1 (the pixels are in 0..1)")
+}
 /// 0 or more (weight decay, margins, distances).
 pub fn non_negative<T: Real>(s: &str) -> Result<T, String> {
     parse(s, |v| v >= 0.0, "must be a finite number, 0 or more")

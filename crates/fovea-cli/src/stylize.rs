@@ -42,8 +42,8 @@ pub struct StylizeArgs {
     style_layers: Vec<String>,
     #[arg(long, value_enum, default_value = "content")]
     init: InitName,
-    /// Adam's step on the pixels (0..1)
-    #[arg(value_parser = crate::range::positive::<f32>, long, default_value_t = 0.02)]
+    /// Adam's step on the pixels (0..1): above 0, at most 1
+    #[arg(value_parser = crate::range::learning_rate_on_pixels, long, default_value_t = 0.02)]
     lr: f32,
     /// Shift the picture by up to this many pixels at random each step: removes the fine
     /// grid that MobileNet's strided convolutions leave; needs more steps (e.g. 2 and 1500)

@@ -209,7 +209,21 @@ fn detect(a: DetectArgs) -> Result<()> {
     // every picture is an input before the first drawing is written: a drawing must not
     // replace a picture still to come
     a.images.iter().for_each(|p| fovea::io::note_input(p));
+    let mut outputs = Vec::new();
     for path in &a.images {
+        let out = match &a.out {
+            Some(dir) => dir.join(format!("{}-yolo.png", path.file_stem().unwrap_or_default().to_string_lossy())),
+            None => crate::drawing_path(None, path, "yolo", "--out DIR")?,
+        };
+        if let Some(i) = outputs.iter().position(|o| o == &out) {
+            bail!("{} and {} would both be drawn to {}", a.images[i].display(), path.display(), out.display());
+        }
+        outputs.push(out);
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for (path, out) in a.images.iter().zip(&outputs) {
         let rgb = fovea_vision::image::load_rgb(path)?;
         let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
         let x =
@@ -233,14 +247,7 @@ fn detect(a: DetectArgs) -> Result<()> {
             faces.push(json!({"class": run.classes[d.class], "score": d.score,
                 "box": {"x": c.x0, "y": c.y0, "width": c.x1 - c.x0, "height": c.y1 - c.y0}}));
         }
-        let out = match &a.out {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                dir.join(format!("{}-yolo.png", path.file_stem().unwrap_or_default().to_string_lossy()))
-            }
-            None => path.with_file_name(format!("{}-yolo.png", path.file_stem().unwrap_or_default().to_string_lossy())),
-        };
-        canvas.save_png(&out)?;
+        canvas.save_png(out)?;
         if a.json {
             println!("{}", json!({"image": path.display().to_string(), "width": w, "height": h, "objects": faces}));
         } else {

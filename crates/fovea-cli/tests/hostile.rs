@@ -545,3 +545,74 @@ fn second_sweep_findings_are_refused_and_nothing_is_replaced() {
         &["tiny_face_detector_model-weights_manifest.json", "not a file beside the manifest"],
     );
 }
+
+/// Found by the sweep after that: results no network can have meant, steps that blew up,
+/// files the user did not name, and errors that did not name the picture.
+#[test]
+fn implausible_results_are_refused_and_unnamed_files_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let photo = repo("data/faces/sample1.jpg");
+
+    // face-api weights scaled 1e10 (finite): descriptors of length 1e12, landmarks far off
+    for (net, stage, names) in [
+        ("face_recognition", "embed", ["face-api", "a descriptor of length"]),
+        ("face_landmark_68", "landmarks", ["face-api", "far outside its face box"]),
+    ] {
+        std::fs::create_dir(p(net)).unwrap();
+        let models = copy_face_models(&p(net));
+        let manifest = models.join(format!("{net}_model-weights_manifest.json"));
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let at = text.find("\"scale\":").expect("a quantised manifest") + "\"scale\":".len();
+        let end = at + text[at..].find([',', '}']).unwrap();
+        std::fs::write(&manifest, format!("{}1e10{}", &text[..at], &text[end..])).unwrap();
+        refused(&["faces", stage, &photo, "--models", s(&models), "--output", s(&p("o.png"))], &names);
+    }
+
+    // a drawing never replaces a file the user did not name; a named one is replaced
+    let picture = p("photo.jpg");
+    std::fs::copy(&photo, &picture).unwrap();
+    std::fs::write(p("photo-faces.png"), "mine").unwrap();
+    refused(&["faces", "detect", s(&picture)], &["photo-faces.png", "--output"]);
+    assert_eq!(std::fs::read_to_string(p("photo-faces.png")).unwrap(), "mine");
+    succeeds(&["faces", "detect", s(&picture), "--output", s(&p("photo-faces.png"))]);
+
+    // data shapes --force replaces its own dataset, never a file it did not write
+    let set = p("set");
+    succeeds(&["data", "shapes", "--out", s(&set), "--count", "3", "--size", "64"]);
+    std::fs::write(set.join("images/holiday.jpg"), "mine").unwrap();
+    refused(&["data", "shapes", "--out", s(&set), "--count", "2", "--size", "64", "--force"], &["holiday.jpg"]);
+    assert!(set.join("images/000002.png").exists() && set.join("images/holiday.jpg").exists());
+    std::fs::remove_file(set.join("images/holiday.jpg")).unwrap();
+    succeeds(&["data", "shapes", "--out", s(&set), "--count", "2", "--size", "64", "--force"]);
+    assert!(!set.join("images/000002.png").exists() && set.join("images/000001.png").exists());
+
+    // a picture too large to fit once decoded is named
+    let folder = p("folder");
+    for (class, side) in [("a", 8), ("a", 9), ("b", 8), ("b", 2000)] {
+        let picture = folder.join(class).join(format!("{side}.png"));
+        std::fs::create_dir_all(picture.parent().unwrap()).unwrap();
+        fovea_vision::image::save_gray_png(&picture, &fovea::Tensor::full(&[side, side], 0.5), false).unwrap();
+    }
+    let out = p("r");
+    let args = ["train", "--data", s(&folder), "--epochs", "1", "--out", s(&out)];
+    refused_with(&args, &[("FOVEA_MAX_MEMORY", "60M")], &["2000.png", "memory budget"]);
+
+    // starting weights that overflow are not blamed on the learning rate
+    let run = small_run(dir.path());
+    let file = run.join("checkpoint.safetensors");
+    let (mut tensors, metadata) = fovea::io::read_safetensors(&file).unwrap();
+    tensors.get_mut("conv1.weight").unwrap().data_mut().iter_mut().for_each(|w| *w = 3e38);
+    fovea::io::write_safetensors(&file, &tensors.into_iter().collect::<Vec<_>>(), metadata).unwrap();
+    let out = p("i");
+    let args = ["train", "--init", s(&run), "--train-size", "300", "--epochs", "1", "--out", s(&out)];
+    refused(&args, &["before any update", "starting weights"]);
+
+    // a learning rate that blows the weights up is named as such after the epoch too
+    let args = ["example", "ecg1d", "--epochs", "1", "--train-size", "32", "--test-size", "16", "--lr", "1e30"];
+    refused(&args, &["training diverged", "learning rate"]);
+    let style = repo("data/images/chelsea.png");
+    let out = p("s.png");
+    let args = ["stylize", "--content", &style, "--style", &style, "--out", s(&out), "--lr", "2"];
+    refused(&args, &["--lr", "at most 1"]);
+}

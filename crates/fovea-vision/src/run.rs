@@ -132,7 +132,7 @@ pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> 
         (true, _, _) => 32,
     });
     if !(8..=1024).contains(&size) {
-        return Err(Error::Invalid(format!("the image size must be between 8 and 1024, got {size}")));
+        return Err(Error::setting("image_size", format!("must be between 8 and 1024, got {size}")));
     }
     Ok([c, size, size])
 }
@@ -141,8 +141,9 @@ pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> 
 /// the memory budget: a training step holds every layer's output and its gradient, so the
 /// estimate is twice the outputs' size, checked before any picture is loaded.
 fn check_activations(model: &dyn Module, name: &str, shape: [usize; 3], batch_size: usize) -> Result<()> {
-    let summary = fovea::nn::summary::summarize(model, &shape)
-        .map_err(|e| Error::Invalid(format!("{name} cannot take {}x{} images ({e})", shape[1], shape[2])))?;
+    let summary = fovea::nn::summary::summarize(model, &shape).map_err(|e| {
+        Error::setting("image_size", format!("{name} cannot take {}x{} images ({e})", shape[1], shape[2]))
+    })?;
     let per_picture: u64 = summary.layers.iter().map(|l| l.activation_size as u64).sum();
     let bytes = per_picture.saturating_mul(batch_size as u64).saturating_mul(2 * 4);
     fovea::budget::check(
@@ -226,12 +227,15 @@ impl Run {
         check_activations(probe.as_ref(), &config.model, shape, batch)?;
         let (train_set, test_set, class_names) = load_data(&data_dir, shape, config.train_size)?;
         if let Some(k) = config.num_classes.filter(|&k| k != class_names.len()) {
-            return Err(Error::Invalid(format!(
-                "{k} classes asked for, but {} holds {} classes ({})",
-                data_dir.display(),
-                class_names.len(),
-                class_names.join(", ")
-            )));
+            return Err(Error::setting(
+                "num_classes",
+                format!(
+                    "{k} classes asked for, but {} holds {} classes ({})",
+                    data_dir.display(),
+                    class_names.len(),
+                    class_names.join(", ")
+                ),
+            ));
         }
         let augment = config.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
         let lr = config.lr.unwrap_or(if config.optimizer == "sgd" { 0.01 } else { 0.001 });
@@ -263,8 +267,8 @@ impl Run {
                 .and_then(|tensors| transfer::load_pretrained(model.as_ref(), &tensors))
                 .map_err(|e| match e {
                     // these name the file already
-                    Error::Format { .. } | Error::Io { .. } => e,
-                    e => Error::Invalid(format!("the pretrained weights {}: {e}", init.display())),
+                    Error::Format { .. } | Error::Io { .. } => Error::setting("init", e.to_string()),
+                    e => Error::setting("init", format!("the pretrained weights {}: {e}", init.display())),
                 })?;
             observer.note(&format!(
                 "{copied} tensors from {}; a new head {head} for {} classes",
@@ -330,11 +334,10 @@ impl Run {
         meta.epochs = changes.epochs.unwrap_or(meta.epochs);
         meta.lr = changes.lr.unwrap_or(meta.lr);
         if meta.epoch >= meta.epochs {
-            return Err(Error::Invalid(format!(
-                "{} already completed {} epochs; ask for more epochs in all to continue",
-                dir.display(),
-                meta.epoch
-            )));
+            return Err(Error::setting(
+                "epochs",
+                format!("{} already completed {} epochs; ask for more in all to continue", dir.display(), meta.epoch),
+            ));
         }
         if let Some(layer) = &meta.freeze {
             Frozen::new(model.as_ref(), layer).map_err(&in_file)?;
@@ -392,7 +395,7 @@ impl Run {
                 ))
             })?;
             let train_seconds = start.elapsed().as_secs_f32();
-            let (test, _) = train::evaluate(trained, test_set, 1000)?;
+            let (test, _) = train::evaluate_trained(trained, test_set, 1000)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: progress.loss(),

@@ -333,9 +333,7 @@ pub fn train_epoch(
         }
         let total = loss.value().item()?;
         if !total.is_finite() {
-            return Err(Error::Invalid(format!(
-                "the loss became {total} at batch {b} (of {batch_size} images); lower the learning rate"
-            )));
+            return Err(non_finite_loss("the loss", total, &format!("batch {b} (of {batch_size} images)"), optimizer));
         }
         optimizer.zero_grad();
         loss.backward()?;
@@ -347,6 +345,19 @@ pub fn train_epoch(
         Ok(())
     })?;
     Ok(p)
+}
+
+/// The error for a training loss that is not finite: before the optimizer's first update
+/// the starting weights (or the data) are the cause, after it the updates diverged.
+pub fn non_finite_loss(what: &str, loss: f32, at: &str, optimizer: &Optimizer) -> Error {
+    if optimizer.steps == 0 {
+        Error::Invalid(format!(
+            "{what} is {loss} at {at}, before any update: the starting weights (or the data) give outputs that \
+             are not finite"
+        ))
+    } else {
+        Error::Invalid(format!("{what} became {loss} at {at}: training diverged; lower the learning rate"))
+    }
 }
 
 /// One epoch of `net` in training mode on inputs `x` and targets `y` (first dimensions
@@ -372,7 +383,7 @@ pub fn fit_epoch(
         let l = loss(&net.forward_mode(&Var::constant(x.index_select(0, idx)?), mode)?, &y.index_select(0, idx)?)?;
         let lv = l.value().item()?;
         if !lv.is_finite() {
-            return Err(Error::Invalid(format!("the loss became {lv}; lower the learning rate")));
+            return Err(non_finite_loss("the loss", lv, &format!("batch {}", b + 1), optimizer));
         }
         optimizer.zero_grad();
         l.backward()?;
@@ -403,6 +414,21 @@ pub fn predict_all(net: &dyn Module, x: &Tensor, batch_size: usize) -> Result<Te
 
 /// Loss, accuracy and predicted classes over a dataset, in evaluation mode.
 pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
+    evaluate_or(model, data, batch_size, "the weights are not usable")
+}
+
+/// [`evaluate`] of a network just trained: a loss that is not finite means the last
+/// updates diverged (the step before checks only that the weights stay finite).
+pub fn evaluate_trained(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
+    evaluate_or(model, data, batch_size, "training diverged; lower the learning rate")
+}
+
+fn evaluate_or(
+    model: &dyn Module,
+    data: &Dataset,
+    batch_size: usize,
+    non_finite: &str,
+) -> Result<(Progress, Vec<usize>)> {
     let mut p = Progress::default();
     let mut predictions = Vec::with_capacity(data.len());
     no_grad(|| -> Result<()> {
@@ -411,7 +437,7 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
             let logits = model.forward(&Var::constant(x))?;
             let loss = ops::cross_entropy(&logits, &y)?.value().item()?;
             if !loss.is_finite() {
-                return Err(Error::Invalid(format!("the evaluation loss is {loss}: the weights are not usable")));
+                return Err(Error::Invalid(format!("the evaluation loss is {loss}: {non_finite}")));
             }
             p.seen += y.len();
             p.loss_sum += loss as f64 * y.len() as f64;

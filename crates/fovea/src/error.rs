@@ -20,6 +20,10 @@ pub enum Error {
     /// A size over the memory budget (see [`crate::budget`]), refused before allocating.
     #[error("{what} would take {}{}, over the memory budget of {} (FOVEA_MAX_MEMORY; default half of the usable memory)", crate::budget::human(*.bytes), if *.in_use > 0 { format!(" with {} in use", crate::budget::human(*.in_use)) } else { String::new() }, crate::budget::human(*.limit))]
     Budget { what: String, bytes: u64, in_use: u64, limit: u64 },
+    /// A setting (a field of a configuration, such as `image_size` or `num_classes`) whose
+    /// value cannot work. The command-line tool names it as its option (`--image-size`).
+    #[error("{name}: {msg}")]
+    Setting { name: &'static str, msg: String },
     /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),
@@ -36,5 +40,21 @@ impl Error {
     }
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
         Error::Format { path: path.into(), msg: msg.into() }
+    }
+    pub fn setting(name: &'static str, msg: impl Into<String>) -> Error {
+        Error::Setting { name, msg: msg.into() }
+    }
+    /// This error, raised while working on `path`'s content, with the file named: an error
+    /// that already names a file is kept as it is.
+    pub fn in_file(self, path: &std::path::Path) -> Error {
+        match self {
+            Error::Budget { what, bytes, in_use, limit } => {
+                Error::Budget { what: format!("{}: {what}", path.display()), bytes, in_use, limit }
+            }
+            Error::Shape { .. } | Error::Invalid(_) | Error::Setting { .. } | Error::Checkpoint(_) => {
+                Error::format(path, self.to_string())
+            }
+            named @ (Error::Format { .. } | Error::Io { .. }) => named,
+        }
     }
 }

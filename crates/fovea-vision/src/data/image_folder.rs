@@ -141,7 +141,7 @@ pub fn load_image_folder(
     super::check_memory(chosen.len(), shape)?;
     let (mut data, mut labels) = (Vec::new(), Vec::new());
     for (_, label, file) in chosen {
-        data.extend_from_slice(fit_image(&load_rgb(&file)?, shape)?.data());
+        data.extend_from_slice(fit_image(&load_rgb(&file)?, shape).map_err(|e| e.in_file(&file))?.data());
         labels.push(label);
     }
     let images = Tensor::new(&[labels.len(), shape[0], shape[1], shape[2]], data)?;

@@ -18,8 +18,7 @@ pub fn is_fashion_mnist(dir: &Path) -> bool {
 
 /// Refuses `n` images of `shape` as f32 if they would not fit the memory budget.
 fn check_memory(n: usize, shape: [usize; 3]) -> Result<()> {
-    let what =
-        format!("{n} images of {}x{}x{} (use a smaller --image-size or --train-size)", shape[0], shape[1], shape[2]);
+    let what = format!("{n} images of {}x{}x{}", shape[0], shape[1], shape[2]);
     fovea::budget::check_shape(&what, &[n, shape[0], shape[1], shape[2]]).map(|_| ())
 }
 

@@ -145,21 +145,50 @@ impl DetectionSet {
     }
 }
 
+/// The folders [`write_shapes`] writes, and the extension of its files in each.
+const SHAPES_FOLDERS: [(&str, &str); 3] = [("images", "png"), ("labels", "txt"), ("landmarks", "txt")];
+
+/// Removes an earlier [`write_shapes`] dataset from `dir`: its numbered files (and the
+/// temporary files of a killed write), after checking that nothing else is there, so that
+/// no file it did not write is lost.
+fn remove_shapes(dir: &Path) -> Result<()> {
+    let mut ours = Vec::new();
+    for (sub, extension) in SHAPES_FOLDERS {
+        let folder = dir.join(sub);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&folder, e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&folder, e))?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let numbered = name
+                .strip_suffix(&format!(".{extension}"))
+                .is_some_and(|stem| stem.len() >= 6 && stem.bytes().all(|b| b.is_ascii_digit()));
+            if !(path.is_file() && (numbered || fovea::io::is_orphaned_temporary(&name))) {
+                return Err(Error::format(
+                    &path,
+                    "was not written by `data shapes`; --force replaces only its own files, so move this first",
+                ));
+            }
+            ours.push(path);
+        }
+    }
+    ours.iter().try_for_each(|p| std::fs::remove_file(p).map_err(|e| Error::io(p, e)))
+}
+
 /// Writes `count` synthetic pictures (`shapes::generate(seed, i)`) to `dir` in the darknet
 /// layout, with `classes.txt` and the landmarks. A dataset already in `dir` is refused, or
-/// with `replace`, removed first (so that the two never mix).
+/// with `replace`, removed first (so that the two never mix); files it did not write are
+/// never removed.
 pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, replace: bool) -> Result<()> {
     if replace {
-        for sub in ["images", "labels", "landmarks"] {
-            match std::fs::remove_dir_all(dir.join(sub)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(dir.join(sub), e)),
-                _ => {}
-            }
-        }
+        remove_shapes(dir)?;
     } else if std::fs::read_dir(dir.join("images")).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::format(dir, "already holds a dataset (images/ is not empty); choose another folder"));
     }
-    for sub in ["images", "labels", "landmarks"] {
+    for (sub, _) in SHAPES_FOLDERS {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io(dir.join(sub), e))?;
     }
     fovea::io::write_atomic(&dir.join("classes.txt"), (shapes::CLASSES.join("\n") + "\n").as_bytes())?;

@@ -174,11 +174,14 @@ fn load_data(config: &YoloConfig) -> Result<(Pictures, Pictures, Vec<String>, us
         }
     };
     if val.1.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} has {} pictures: too few to hold every 10th out for validation; give validation data",
-            dir.display(),
-            set.len()
-        )));
+        return Err(Error::setting(
+            "val",
+            format!(
+                "{} has {} pictures: too few to hold every 10th out for validation; give validation data",
+                dir.display(),
+                set.len()
+            ),
+        ));
     }
     Ok((train, val, set.classes.clone(), input))
 }

@@ -21,8 +21,13 @@ pub struct Person {
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::format(path, format!("face database: {e}"))
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly) => Error::format(path, READ_ONLY),
+        _ => Error::format(path, format!("face database: {e}")),
+    }
 }
+
+const READ_ONLY: &str = "the face database is read-only here (its file or its folder cannot be written)";
 
 /// Refuses a SQLite database that is not one of fovea's face databases (an empty one,
 /// about to be made one, passes).
@@ -75,10 +80,7 @@ impl FaceDb {
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
         check_format(&conn, path)?;
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
-            return Err(Error::format(
-                path,
-                "the face database is read-only here (its file or folder cannot be written)",
-            ));
+            return Err(Error::format(path, READ_ONLY));
         }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;

@@ -267,6 +267,41 @@ pub struct Pipeline {
     landmarks: Option<FaceLandmarkNet>,
     recognition: Option<FaceRecognitionNet>,
     detector: Detector,
+    models: PathBuf,
+}
+
+/// Face-api's descriptors are about 1.5 long; far longer ones come from damaged weights.
+const MAX_DESCRIPTOR_LENGTH: f64 = 100.0;
+
+/// What is wrong with a face that the networks cannot have meant, if anything: outputs
+/// that are not finite, a box that is empty or off the picture, landmarks far outside their
+/// box (the landmark network places them within its face crop), an absurd descriptor.
+fn implausible(face: &Face, (width, height): (f64, f64)) -> Option<String> {
+    let d = &face.detection;
+    let finite =
+        [d.x, d.y, d.width, d.height, d.score].iter().chain(face.landmarks.iter().flatten()).all(|v| v.is_finite())
+            && face.descriptor.iter().all(|v| v.is_finite());
+    if !finite {
+        return Some("NaN or infinite values".into());
+    }
+    if !(d.width > 0.0 && d.height > 0.0 && d.x < width && d.y < height && d.x + d.width > 0.0 && d.y + d.height > 0.0)
+    {
+        return Some(format!(
+            "a face box of {:.1}x{:.1} at ({:.1}, {:.1}), not within the {width}x{height} picture",
+            d.width, d.height, d.x, d.y
+        ));
+    }
+    let near_box = |&[x, y]: &[f64; 2]| {
+        (d.x - d.width..=d.x + 2.0 * d.width).contains(&x) && (d.y - d.height..=d.y + 2.0 * d.height).contains(&y)
+    };
+    if let Some([x, y]) = face.landmarks.iter().find(|p| !near_box(p)) {
+        return Some(format!("a landmark at ({x:.1}, {y:.1}), far outside its face box"));
+    }
+    let length = face.descriptor.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    if length > MAX_DESCRIPTOR_LENGTH {
+        return Some(format!("a descriptor of length {length:.3e} (face-api's are about 1.5)"));
+    }
+    None
 }
 
 impl Pipeline {
@@ -289,6 +324,7 @@ impl Pipeline {
                 .then(|| FaceRecognitionNet::load(&manifest("face_recognition")))
                 .transpose()?,
             detector,
+            models: models.to_path_buf(),
         })
     }
 
@@ -315,17 +351,42 @@ impl Pipeline {
                 Some(_) => continue,
                 None => Vec::new(),
             };
-            let d = &detection;
-            let finite =
-                [d.x, d.y, d.width, d.height, d.score].iter().chain(landmarks.iter().flatten()).all(|v| v.is_finite())
-                    && descriptor.iter().all(|v| v.is_finite());
-            if !finite {
-                return Err(Error::Invalid(
-                    "the networks' outputs are NaN or infinite: their weights overflow (or are damaged)".into(),
+            let face = Face { detection, landmarks, descriptor };
+            if let Some(problem) = implausible(&face, (rgb.shape()[2] as f64, rgb.shape()[1] as f64)) {
+                return Err(Error::format(
+                    &self.models,
+                    format!("the face-api networks here give {problem}: their weights are damaged"),
                 ));
             }
-            faces.push(Face { detection, landmarks, descriptor });
+            faces.push(face);
         }
         Ok(faces)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faces_no_network_can_mean_are_implausible() {
+        let face = |x: f64, y: f64, width: f64, landmark: [f64; 2], length: f32| Face {
+            detection: Detection { score: 0.9, x, y, width, height: width },
+            landmarks: vec![landmark],
+            descriptor: vec![length, 0.0],
+        };
+        let picture = (350.0, 410.0);
+        // a face half off the picture's edge, its landmarks a little outside its box
+        assert_eq!(implausible(&face(-20.0, 300.0, 100.0, [-30.0, 420.0], 1.5), picture), None);
+        // an empty box, a box off the picture, a landmark far away, an absurd descriptor
+        for bad in [
+            face(378.6, 378.5, 0.0, [378.6, 378.5], 1.5),
+            face(351.0, 10.0, 50.0, [360.0, 20.0], 1.5),
+            face(10.0, 10.0, 50.0, [10.0, 170.0], 1.5),
+            face(10.0, 10.0, 50.0, [20.0, 20.0], 1e27),
+            face(10.0, 10.0, 50.0, [f64::NAN, 20.0], 1.5),
+        ] {
+            assert!(implausible(&bad, picture).is_some());
+        }
     }
 }

@@ -236,10 +236,12 @@ pub fn train_embedding_epoch(
         };
         let lv = loss.value().item()?;
         if !lv.is_finite() {
-            return Err(Error::Invalid(format!(
-                "the triplet loss became {lv} at batch {}; lower the learning rate",
-                p.batches + 1
-            )));
+            return Err(crate::train::non_finite_loss(
+                "the triplet loss",
+                lv,
+                &format!("batch {}", p.batches + 1),
+                optimizer,
+            ));
         }
         p.triplets += triplets;
         p.active += active;

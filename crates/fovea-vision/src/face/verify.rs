@@ -158,12 +158,27 @@ impl Verifier {
                 let loss = ops::bce_with_logits(&ops::linear(&x, &v.weight, Some(&v.bias))?, &t)?;
                 let lv = loss.value().item()?;
                 if !lv.is_finite() {
-                    return Err(Error::Invalid(format!("the verifier's loss became {lv}; lower the learning rate")));
+                    return Err(crate::train::non_finite_loss("the verifier's loss", lv, "a batch", &optimizer));
                 }
                 optimizer.zero_grad();
                 loss.backward()?;
                 optimizer.step()?;
             }
+        }
+        // the unit starts at p = 0.5 everywhere (loss ln 2) and the problem is convex: ending
+        // far above that means the steps overshot instead of learning
+        let all = Tensor::new(&[n, 1], targets)?;
+        let end = no_grad(|| {
+            ops::bce_with_logits(&ops::linear(&Var::constant(features.clone()), &v.weight, Some(&v.bias))?, &all)
+        })?
+        .value()
+        .item()?;
+        if end.is_nan() || end > 2.0 * std::f32::consts::LN_2 {
+            return Err(Error::Invalid(format!(
+                "the verifier's loss on its training pairs is {end:.4e} after training, over twice the {:.3} it \
+                 starts from: training diverged; lower the learning rate",
+                std::f32::consts::LN_2
+            )));
         }
         Ok(v)
     }
@@ -179,6 +194,17 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learning_rate_that_overshoots_is_an_error() {
+        // pairs no threshold separates: the best unit says 0.5 everywhere, and steps of 1e30
+        // throw it far from there
+        let features = Tensor::new(&[4, 1], vec![0.1, 0.2, 0.9, 1.0]).unwrap();
+        let same = [true, false, true, false];
+        assert!(Verifier::train(&features, &same, 20, 0.01, &mut Rng::new(0)).is_ok());
+        let err = Verifier::train(&features, &same, 2, 1e30, &mut Rng::new(0)).err().expect("diverges").to_string();
+        assert!(err.contains("training diverged"), "{err}");
+    }
 
     #[test]
     fn pair_features_by_hand() {

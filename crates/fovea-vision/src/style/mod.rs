@@ -232,6 +232,13 @@ pub fn stylize(
     if config.style_layers.is_empty() || config.steps == 0 {
         return Err(Error::Invalid("style transfer needs a style layer and at least one step".into()));
     }
+    // Adam moves each pixel by about lr a step, and pixels live in 0..1
+    if !(config.lr > 0.0 && config.lr <= 1.0) {
+        return Err(Error::Invalid(format!(
+            "a learning rate of {} is outside (0, 1]: Adam moves each pixel (0..1) by about that much a step",
+            config.lr
+        )));
+    }
     let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
     let (h, w) = (content.shape()[1], content.shape()[2]);
@@ -300,7 +307,10 @@ pub fn stylize(
             total_cost: j.value().item()?,
         };
         if !costs.total_cost.is_finite() {
-            return Err(Error::Invalid(format!("the cost became {} at step {step}; lower --lr", costs.total_cost)));
+            return Err(Error::Invalid(format!(
+                "the cost became {} at step {step}; lower the learning rate",
+                costs.total_cost
+            )));
         }
         optimizer.zero_grad();
         j.backward()?;
