@@ -91,10 +91,6 @@ pub struct TrainArgs {
     force: bool,
 }
 
-pub(crate) fn data_dir(arg: &Option<PathBuf>) -> PathBuf {
-    arg.clone().unwrap_or_else(FashionMnist::default_dir)
-}
-
 /// Refuses an option given with `--resume` whose value differs from the run's own.
 fn keeps<T: PartialEq + std::fmt::Display>(option: &str, given: Option<T>, run: T) -> Result<()> {
     match given {

@@ -9,6 +9,7 @@ mod landmarks;
 mod recognition;
 mod ssd;
 mod tiny;
+pub mod training;
 pub mod triplet;
 pub mod verify;
 
