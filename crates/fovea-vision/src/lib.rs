@@ -7,6 +7,7 @@ pub mod augment;
 pub mod data;
 pub mod detect;
 pub mod draw;
+pub mod experiments;
 pub mod face;
 pub mod filters;
 pub mod image;
