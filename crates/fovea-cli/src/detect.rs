@@ -3,16 +3,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use fovea::optim::{LrSchedule, OptimizerConfig};
-use fovea::{Rng, Tensor};
-use fovea_vision::detect::dataset::{read_dataset, shapes_in_memory, write_shapes};
-use fovea_vision::detect::localize::{self, localization_target};
-use fovea_vision::detect::shapes::{ShapesConfig, CLASSES, LANDMARKS};
-use fovea_vision::detect::sliding::{self, WINDOW};
-use fovea_vision::detect::{kmeans_anchors, nms, NmsOptions};
+use fovea_vision::detect::dataset::{read_dataset, write_shapes};
+use fovea_vision::detect::kmeans_anchors;
+use fovea_vision::detect::localize::{self, RegressorConfig, RegressorScore, RegressorTask};
+use fovea_vision::detect::shapes::ShapesConfig;
+use fovea_vision::detect::sliding;
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum Data {
@@ -195,96 +192,31 @@ fn anchors(a: AnchorsArgs) -> Result<()> {
 }
 
 fn train_windows(a: TrainWindowsArgs) -> Result<()> {
-    fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    let train_set = sliding::window_crops(a.pictures, a.seed).with_context(|| format!("--pictures {}", a.pictures))?;
-    let test_set = sliding::window_crops(500, a.seed.wrapping_add(1_000_003))?;
-    let mut classes: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
-    classes.push("background".into());
-    let net = sliding::window_net(classes.len(), &mut Rng::new(a.seed))?;
-    let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(0.001, 0.0))?;
-    let mut accuracy = 0.0;
-    for epoch in 1..=a.epochs {
-        let mut rng = Rng::derive(a.seed, epoch as u64);
-        let p = fovea_vision::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, None, &mut |_| {})?;
-        let (test, _) = fovea_vision::train::evaluate_trained(&net, &test_set, 500)?;
-        accuracy = test.accuracy();
+    let run = sliding::train_window_classifier(a.pictures, a.epochs, a.seed, &a.out, a.force, &mut |e, (n, tests)| {
         if a.json {
-            println!(
-                "{}",
-                json!({"epoch": epoch, "train_loss": p.loss(), "train_accuracy": p.accuracy(), "test_accuracy": accuracy})
-            );
+            println!("{}", serde_json::to_string(e).expect("epochs serialise"));
         } else {
             eprintln!(
-                "epoch {epoch}/{}: {} windows, loss {:.4}, accuracy {:.2}% | {} test windows: {:.2}%",
+                "epoch {}/{}: {n} windows, loss {:.4}, accuracy {:.2}% | {tests} test windows: {:.2}%",
+                e.epoch,
                 a.epochs,
-                train_set.len(),
-                p.loss(),
-                100.0 * p.accuracy(),
-                test_set.len(),
-                100.0 * accuracy
+                e.train_loss,
+                100.0 * e.train_accuracy,
+                100.0 * e.test_accuracy
             );
         }
-    }
-    sliding::save_window_classifier(&a.out, &net, &sliding::WindowRun { classes, test_accuracy: accuracy })?;
+    })?;
     if !a.json {
-        println!("window classifier: {:.2}% on test windows; saved in {}", 100.0 * accuracy, a.out.display());
+        println!("window classifier: {:.2}% on test windows; saved in {}", 100.0 * run.test_accuracy, a.out.display());
     }
     Ok(())
 }
 
 fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
     let output = crate::drawing_path(a.output.as_deref(), &a.image, "windows", "--output")?;
-    let (run, classifier) = sliding::load_window_classifier(&a.checkpoint)?;
-    // the same weights, converted
-    let converted = sliding::fc_to_conv(sliding::load_window_classifier(&a.checkpoint)?.1, [3, WINDOW, WINDOW])?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
-    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let background = run.classes.len() - 1;
-    let mut found = Vec::new();
-    let mut per_window = Vec::new();
-    let (mut naive_total, mut conv_total) = (0.0f64, 0.0f64);
-    for &side in &a.windows {
-        if side < WINDOW || side > h.min(w) {
-            bail!("window {side} must be between {WINDOW} and the picture's shorter side ({})", h.min(w));
-        }
-        // scaled so that one window becomes the classifier's 14x14
-        let scale = side as f32 / WINDOW as f32;
-        let (sh, sw) = ((h as f32 / scale).round() as usize, (w as f32 / scale).round() as usize);
-        let scaled = fovea_vision::image::resize_bilinear(&rgb, sh, sw).map_err(|e| e.in_file(&a.image))?;
-        let t = Instant::now();
-        let naive = sliding::naive_windows(&classifier, &scaled)?;
-        let naive_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let conv = sliding::convolutional_windows(&converted, &scaled)?;
-        let conv_s = t.elapsed().as_secs_f64();
-        let difference = conv.max_abs_diff(&naive);
-        naive_total += naive_s;
-        conv_total += conv_s;
-        let windows = conv.shape()[1] * conv.shape()[2];
-        per_window.push(json!({"window": side, "windows": windows, "naive_seconds": naive_s,
-            "convolutional_seconds": conv_s, "max_difference": difference}));
-        if !a.json {
-            println!(
-                "{side}x{side} windows ({windows}, {:.1} px apart): naive {:.1} ms, convolutional {:.1} ms ({:.1}x), largest difference {difference:.1e}",
-                sliding::WINDOW_STRIDE as f32 * scale,
-                1e3 * naive_s,
-                1e3 * conv_s,
-                naive_s / conv_s.max(1e-9)
-            );
-        }
-        found.extend(sliding::window_detections(
-            &conv,
-            background,
-            a.min_score,
-            (w as f32 / sw as f32, h as f32 / sh as f32),
-        ));
-    }
-    // one object gets windows of several sizes and classes: suppress across classes
-    let kept: Vec<_> =
-        nms(&found, &NmsOptions { score_threshold: a.min_score, per_class: false, ..Default::default() })
-            .into_iter()
-            .map(|k| found[k])
-            .collect();
+    let (run, searches, kept) =
+        sliding::find_objects(&a.checkpoint, &rgb, &a.windows, a.min_score).map_err(|e| e.in_file(&a.image))?;
     let mut canvas = fovea_vision::draw::Canvas::from_rgb(&rgb);
     let mut objects = Vec::new();
     for d in &kept {
@@ -295,114 +227,71 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
             "box": {"x": c.x0, "y": c.y0, "width": c.x1 - c.x0, "height": c.y1 - c.y0}}));
     }
     canvas.save_png(&output).with_context(|| format!("cannot write {}", output.display()))?;
+    let naive_total: f64 = searches.iter().map(|s| s.naive_seconds).sum();
+    let conv_total: f64 = searches.iter().map(|s| s.convolutional_seconds).sum();
     if a.json {
         println!(
             "{}",
-            json!({"image": a.image.display().to_string(), "windows": per_window, "objects": objects,
+            json!({"image": a.image.display().to_string(), "windows": searches, "objects": objects,
             "naive_seconds": naive_total, "convolutional_seconds": conv_total})
         );
-    } else {
+        return Ok(());
+    }
+    for s in &searches {
         println!(
-            "in all: naive {:.1} ms, convolutional {:.1} ms ({:.1}x faster); {} window(s) kept after NMS, drawn in {}",
-            1e3 * naive_total,
-            1e3 * conv_total,
-            naive_total / conv_total.max(1e-9),
-            kept.len(),
-            output.display()
+            "{0}x{0} windows ({1}, {2:.1} px apart): naive {3:.1} ms, convolutional {4:.1} ms ({5:.1}x), largest difference {6:.1e}",
+            s.window,
+            s.windows,
+            s.stride,
+            1e3 * s.naive_seconds,
+            1e3 * s.convolutional_seconds,
+            s.naive_seconds / s.convolutional_seconds.max(1e-9),
+            s.max_difference
         );
     }
+    println!(
+        "in all: naive {:.1} ms, convolutional {:.1} ms ({:.1}x faster); {} window(s) kept after NMS, drawn in {}",
+        1e3 * naive_total,
+        1e3 * conv_total,
+        naive_total / conv_total.max(1e-9),
+        kept.len(),
+        output.display()
+    );
     Ok(())
 }
 
-/// The pictures and targets of a localizer (y per picture) or a landmark net (2K
-/// coordinates relative to the picture) from synthetic pictures `first ..`.
-fn regression_data(landmarks: bool, first: u64, count: usize, seed: u64, size: usize) -> Result<(Tensor, Tensor)> {
-    // landmarks: one object per picture; the localizer: none or one, half and half
-    let min_objects = usize::from(landmarks);
-    let config = ShapesConfig { size, min_objects, max_objects: 1, min_scale: 0.2, max_scale: 0.6 };
-    let set = shapes_in_memory(first, count, seed, &config)?;
-    let mut y = Vec::new();
-    for i in 0..count {
-        if landmarks {
-            y.extend(set.landmarks[i][0].iter().flat_map(|&(x, y)| [x, y]));
-        } else {
-            y.extend(localization_target(set.objects[i].first(), CLASSES.len()));
-        }
-    }
-    let width = y.len() / count.max(1);
-    Ok((set.pictures, Tensor::new(&[count, width], y)?))
-}
-
 fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
-    fovea_vision::train::check_new_folder(&a.out, a.force)?;
-    let squared = match a.loss.as_str() {
-        "logistic" => false,
-        "squared" => true,
-        other => bail!("unknown --loss '{other}' (logistic, squared)"),
+    let task = match (landmarks, a.loss.as_str()) {
+        (true, _) => RegressorTask::Landmarks,
+        (false, "logistic") => RegressorTask::Localizer { squared: false },
+        (false, "squared") => RegressorTask::Localizer { squared: true },
+        (false, other) => bail!("unknown --loss '{other}' (logistic, squared)"),
     };
-    let outputs = if landmarks { 2 * LANDMARKS } else { 5 + CLASSES.len() };
-    let net =
-        localize::regressor(a.size, outputs, &mut Rng::new(a.seed)).with_context(|| format!("--size {}", a.size))?;
-    let mut optimizer = fovea_vision::train::make_optimizer(&net, OptimizerConfig::adam(a.lr, 0.0))?;
-    let (test_x, test_y) = regression_data(landmarks, 0, 1000, a.seed.wrapping_add(1_000_003), a.size)?;
-    let loss = |out: &fovea::Var, t: &Tensor| -> fovea::Result<fovea::Var> {
-        match (landmarks, squared) {
-            (true, _) => fovea::ops::mse_loss(out, t),
-            (false, true) => localize::localization_loss_squared(out, t),
-            (false, false) => localize::localization_loss(out, t),
-        }
-    };
-    let mut result = json!({});
-    for epoch in 1..=a.epochs {
-        // cosine decay: big steps first, small ones to settle
-        optimizer.set_lr(LrSchedule::Cosine { t_max: a.epochs, eta_min: 0.0 }.rate(a.lr, epoch - 1));
-        let first = ((epoch - 1) * a.train_size) as u64;
-        let (x, y) = regression_data(landmarks, first, a.train_size, a.seed, a.size)
-            .with_context(|| format!("--train-size {} at --size {}", a.train_size, a.size))?;
-        let mut rng = Rng::derive(a.seed, epoch as u64);
-        let train_loss =
-            fovea_vision::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;
-        let pred = fovea_vision::train::predict_all(&net, &test_x, 250)?;
-        result = if landmarks {
-            // mean distance between predicted and true points, in pixels
-            let d: f64 = pred
-                .data()
-                .chunks(2)
-                .zip(test_y.data().chunks(2))
-                .map(|(p, t)| (((p[0] - t[0]).powi(2) + (p[1] - t[1]).powi(2)).sqrt() * a.size as f32) as f64)
-                .sum::<f64>()
-                / (test_y.numel() / 2) as f64;
-            json!({"epoch": epoch, "train_loss": train_loss, "mean_pixel_error": d})
-        } else {
-            let s = localize::score_localization(&pred, &test_y, squared);
-            json!({"epoch": epoch, "train_loss": train_loss, "object_accuracy": s.object_accuracy,
-                   "class_accuracy": s.class_accuracy, "mean_iou": s.mean_iou})
-        };
+    let config =
+        RegressorConfig { task, size: a.size, epochs: a.epochs, train_size: a.train_size, lr: a.lr, seed: a.seed };
+    let last = localize::train_regressor(&config, &a.out, a.force, &mut |e| {
         if a.json {
-            println!("{result}");
-        } else if landmarks {
-            eprintln!(
-                "epoch {epoch}/{}: loss {train_loss:.5} | mean landmark error {:.2} px ({}x{} pictures)",
-                a.epochs,
-                result["mean_pixel_error"].as_f64().unwrap_or(0.0),
-                a.size,
-                a.size
-            );
-        } else {
-            eprintln!(
-                "epoch {epoch}/{}: loss {train_loss:.4} | object or not {:.2}%, class {:.2}%, mean IoU {:.3}",
-                a.epochs,
-                100.0 * result["object_accuracy"].as_f64().unwrap_or(0.0),
-                100.0 * result["class_accuracy"].as_f64().unwrap_or(0.0),
-                result["mean_iou"].as_f64().unwrap_or(0.0)
-            );
+            println!("{}", serde_json::to_string(e).expect("epochs serialise"));
+            return;
         }
-    }
-    let meta = json!({"task": if landmarks { "landmarks" } else { "localizer" }, "size": a.size, "outputs": outputs,
-                      "loss": a.loss, "result": result});
-    fovea_vision::train::save_network(&a.out, "regressor.safetensors", "fovea-regressor", &net, &meta)?;
+        match e.score {
+            RegressorScore::Landmarks { mean_pixel_error } => eprintln!(
+                "epoch {}/{}: loss {:.5} | mean landmark error {mean_pixel_error:.2} px ({}x{} pictures)",
+                e.epoch, a.epochs, e.train_loss, a.size, a.size
+            ),
+            RegressorScore::Localizer(s) => eprintln!(
+                "epoch {}/{}: loss {:.4} | object or not {:.2}%, class {:.2}%, mean IoU {:.3}",
+                e.epoch,
+                a.epochs,
+                e.train_loss,
+                100.0 * s.object_accuracy,
+                100.0 * s.class_accuracy,
+                s.mean_iou
+            ),
+        }
+    })?;
     if !a.json {
-        println!("on 1,000 test pictures: {result}; network in {}", a.out.display());
+        println!("on 1,000 test pictures: {}; network in {}", serde_json::to_string(&last)?, a.out.display());
     }
     Ok(())
 }

@@ -45,16 +45,14 @@ impl Error {
         Error::Setting { name, msg: msg.into() }
     }
     /// This error, raised while working on `path`'s content, with the file named: an error
-    /// that already names a file is kept as it is.
+    /// that already names a file or a setting is kept as it is.
     pub fn in_file(self, path: &std::path::Path) -> Error {
         match self {
             Error::Budget { what, bytes, in_use, limit } => {
                 Error::Budget { what: format!("{}: {what}", path.display()), bytes, in_use, limit }
             }
-            Error::Shape { .. } | Error::Invalid(_) | Error::Setting { .. } | Error::Checkpoint(_) => {
-                Error::format(path, self.to_string())
-            }
-            named @ (Error::Format { .. } | Error::Io { .. }) => named,
+            Error::Shape { .. } | Error::Invalid(_) | Error::Checkpoint(_) => Error::format(path, self.to_string()),
+            named @ (Error::Format { .. } | Error::Io { .. } | Error::Setting { .. }) => named,
         }
     }
 }

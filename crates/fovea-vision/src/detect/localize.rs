@@ -99,7 +99,7 @@ pub fn localization_target(object: Option<&Object>, classes: usize) -> Vec<f32> 
 /// How well predictions `[N, 5 + C]` (pc as a logit, or as a value with `raw_pc`, from
 /// the squared-error loss) match targets: whether there is an object (pc > 0.5), the class
 /// and the mean IoU of the box where there is one.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct LocalizationScore {
     pub object_accuracy: f64,
     pub class_accuracy: f64,
@@ -126,4 +126,134 @@ pub fn score_localization(pred: &Tensor, target: &Tensor, raw_pc: bool) -> Local
         class_accuracy: class_right as f64 / objects.max(1) as f64,
         mean_iou: iou / objects.max(1) as f64,
     }
+}
+
+/// What a regressor learns to output from synthetic single-object pictures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegressorTask {
+    /// y = [pc, bx, by, bh, bw, c1 .. cC]: with `squared`, the notes' squared error on all
+    /// values ([`localization_loss_squared`]), else logistic pc and log loss for the class
+    /// ([`localization_loss`], the better variant).
+    Localizer { squared: bool },
+    /// The object's landmarks, (x, y) relative to the picture, under the squared error.
+    Landmarks,
+}
+
+/// A localizer or landmark network's training.
+#[derive(Clone, Copy, Debug)]
+pub struct RegressorConfig {
+    pub task: RegressorTask,
+    /// Side of the square pictures (a multiple of 16).
+    pub size: usize,
+    pub epochs: usize,
+    /// New synthetic pictures every epoch; 1,000 others test.
+    pub train_size: usize,
+    /// Adam's learning rate at the start (it decays to 0 along a cosine).
+    pub lr: f32,
+    pub seed: u64,
+}
+
+/// A regressor's figures after an epoch, on the 1,000 test pictures.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct RegressorEpoch {
+    pub epoch: usize,
+    pub train_loss: f32,
+    #[serde(flatten)]
+    pub score: RegressorScore,
+}
+
+/// How well a regressor does.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum RegressorScore {
+    Localizer(LocalizationScore),
+    /// Mean distance between predicted and true landmarks, in pixels.
+    Landmarks {
+        mean_pixel_error: f64,
+    },
+}
+
+/// The pictures and targets of a localizer (y per picture) or a landmark net (2K
+/// coordinates relative to the picture) from synthetic pictures `first ..`.
+fn regression_data(landmarks: bool, first: u64, count: usize, seed: u64, size: usize) -> Result<(Tensor, Tensor)> {
+    use super::shapes::{ShapesConfig, CLASSES};
+    // landmarks: one object per picture; the localizer: none or one, half and half
+    let config =
+        ShapesConfig { size, min_objects: usize::from(landmarks), max_objects: 1, min_scale: 0.2, max_scale: 0.6 };
+    let set = super::dataset::shapes_in_memory(first, count, seed, &config)?;
+    let mut y = Vec::new();
+    for i in 0..count {
+        if landmarks {
+            y.extend(set.landmarks[i][0].iter().flat_map(|&(x, y)| [x, y]));
+        } else {
+            y.extend(localization_target(set.objects[i].first(), CLASSES.len()));
+        }
+    }
+    let width = y.len() / count.max(1);
+    Ok((set.pictures, Tensor::new(&[count, width], y)?))
+}
+
+/// Trains a localizer or landmark network as `config` says, reporting each epoch to
+/// `on_epoch`, and saves it in the run folder `out` (refused if it holds files, unless
+/// `force`) as `regressor.safetensors`. Returns the last epoch's figures.
+pub fn train_regressor(
+    config: &RegressorConfig,
+    out: &std::path::Path,
+    force: bool,
+    on_epoch: &mut dyn FnMut(&RegressorEpoch),
+) -> Result<RegressorEpoch> {
+    use super::shapes::{CLASSES, LANDMARKS};
+    crate::train::check_new_folder(out, force)?;
+    let landmarks = config.task == RegressorTask::Landmarks;
+    let outputs = if landmarks { 2 * LANDMARKS } else { 5 + CLASSES.len() };
+    let net = regressor(config.size, outputs, &mut Rng::new(config.seed))
+        .map_err(|e| Error::setting("size", format!("{}: {e}", config.size)))?;
+    let mut optimizer = crate::train::make_optimizer(&net, fovea::optim::OptimizerConfig::adam(config.lr, 0.0))?;
+    let (test_x, test_y) = regression_data(landmarks, 0, 1000, config.seed.wrapping_add(1_000_003), config.size)?;
+    let loss = |out: &Var, t: &Tensor| -> Result<Var> {
+        match config.task {
+            RegressorTask::Landmarks => ops::mse_loss(out, t),
+            RegressorTask::Localizer { squared: true } => localization_loss_squared(out, t),
+            RegressorTask::Localizer { squared: false } => localization_loss(out, t),
+        }
+    };
+    let mut last = None;
+    for epoch in 1..=config.epochs {
+        // cosine decay: big steps first, small ones to settle
+        let schedule = fovea::optim::LrSchedule::Cosine { t_max: config.epochs, eta_min: 0.0 };
+        optimizer.set_lr(schedule.rate(config.lr, epoch - 1));
+        let first = ((epoch - 1) * config.train_size) as u64;
+        let (x, y) = regression_data(landmarks, first, config.train_size, config.seed, config.size)?;
+        let mut rng = Rng::derive(config.seed, epoch as u64);
+        let train_loss = crate::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;
+        let pred = crate::train::predict_all(&net, &test_x, 250)?;
+        let score = match config.task {
+            RegressorTask::Landmarks => {
+                let px = config.size as f32;
+                let sum: f64 = pred
+                    .data()
+                    .chunks(2)
+                    .zip(test_y.data().chunks(2))
+                    .map(|(p, t)| (((p[0] - t[0]).powi(2) + (p[1] - t[1]).powi(2)).sqrt() * px) as f64)
+                    .sum();
+                RegressorScore::Landmarks { mean_pixel_error: sum / (test_y.numel() / 2) as f64 }
+            }
+            RegressorTask::Localizer { squared } => {
+                RegressorScore::Localizer(score_localization(&pred, &test_y, squared))
+            }
+        };
+        let e = RegressorEpoch { epoch, train_loss, score };
+        on_epoch(&e);
+        last = Some(e);
+    }
+    let last = last.ok_or_else(|| Error::setting("epochs", "must be 1 or more"))?;
+    let loss_name = match config.task {
+        RegressorTask::Landmarks => "squared",
+        RegressorTask::Localizer { squared: true } => "squared",
+        RegressorTask::Localizer { squared: false } => "logistic",
+    };
+    let meta = serde_json::json!({"task": if landmarks { "landmarks" } else { "localizer" }, "size": config.size,
+                                  "outputs": outputs, "loss": loss_name, "result": last});
+    crate::train::save_network(out, "regressor.safetensors", "fovea-regressor", &net, &meta)?;
+    Ok(last)
 }

@@ -275,3 +275,106 @@ mod tests {
         assert!(err.contains("no flatten"), "{err}");
     }
 }
+
+/// A window classifier's figures after an epoch.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WindowEpoch {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub test_accuracy: f32,
+}
+
+/// Trains the notes' window classifier on windows cut from `pictures` synthetic pictures
+/// (500 others give the test windows) for `epochs`, reporting each epoch and the number of
+/// training and test windows to `on_epoch`; saves it in the run folder `out` (refused if it
+/// holds files, unless `force`).
+pub fn train_window_classifier(
+    pictures: usize,
+    epochs: usize,
+    seed: u64,
+    out: &Path,
+    force: bool,
+    on_epoch: &mut dyn FnMut(&WindowEpoch, (usize, usize)),
+) -> Result<WindowRun> {
+    crate::train::check_new_folder(out, force)?;
+    let train_set = window_crops(pictures, seed).map_err(|e| Error::setting("pictures", format!("{pictures}: {e}")))?;
+    let test_set = window_crops(500, seed.wrapping_add(1_000_003))?;
+    let mut classes: Vec<String> = shapes::CLASSES.iter().map(|s| s.to_string()).collect();
+    classes.push("background".into());
+    let net = window_net(classes.len(), &mut Rng::new(seed))?;
+    let mut optimizer = crate::train::make_optimizer(&net, fovea::optim::OptimizerConfig::adam(0.001, 0.0))?;
+    let mut test_accuracy = 0.0;
+    for epoch in 1..=epochs {
+        let mut rng = Rng::derive(seed, epoch as u64);
+        let p = crate::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, None, &mut |_| {})?;
+        test_accuracy = crate::train::evaluate_trained(&net, &test_set, 500)?.0.accuracy();
+        let e = WindowEpoch { epoch, train_loss: p.loss(), train_accuracy: p.accuracy(), test_accuracy };
+        on_epoch(&e, (train_set.len(), test_set.len()));
+    }
+    let run = WindowRun { classes, test_accuracy };
+    save_window_classifier(out, &net, &run)?;
+    Ok(run)
+}
+
+/// One window size's search: how many windows, how far apart, both ways' times and how
+/// far apart their answers are.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WindowSearch {
+    pub window: usize,
+    pub windows: usize,
+    /// Pixels between neighbouring windows, in the picture.
+    #[serde(skip)]
+    pub stride: f32,
+    pub naive_seconds: f64,
+    pub convolutional_seconds: f64,
+    pub max_difference: f32,
+}
+
+/// Runs the classifier of the run folder `checkpoint` over windows of each size in
+/// `windows` (pixels of the `[3, H, W]` picture `rgb`) both ways; returns each size's
+/// search and the detections scoring above `min_score` kept by NMS across classes, in
+/// the picture's pixels, with the run.
+pub fn find_objects(
+    checkpoint: &Path,
+    rgb: &Tensor,
+    windows: &[usize],
+    min_score: f32,
+) -> Result<(WindowRun, Vec<WindowSearch>, Vec<Detection>)> {
+    let (run, classifier) = load_window_classifier(checkpoint)?;
+    // the same weights, converted
+    let converted = fc_to_conv(load_window_classifier(checkpoint)?.1, [3, WINDOW, WINDOW])?;
+    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+    let background = run.classes.len() - 1;
+    let (mut found, mut searches) = (Vec::new(), Vec::new());
+    for &side in windows {
+        if side < WINDOW || side > h.min(w) {
+            return Err(Error::setting(
+                "windows",
+                format!("window {side} must be between {WINDOW} and the picture's shorter side ({})", h.min(w)),
+            ));
+        }
+        // scaled so that one window becomes the classifier's 14x14
+        let scale = side as f32 / WINDOW as f32;
+        let (sh, sw) = ((h as f32 / scale).round() as usize, (w as f32 / scale).round() as usize);
+        let scaled = crate::image::resize_bilinear(rgb, sh, sw)?;
+        let t = std::time::Instant::now();
+        let naive = naive_windows(&classifier, &scaled)?;
+        let naive_seconds = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let conv = convolutional_windows(&converted, &scaled)?;
+        searches.push(WindowSearch {
+            window: side,
+            windows: conv.shape()[1] * conv.shape()[2],
+            stride: WINDOW_STRIDE as f32 * scale,
+            naive_seconds,
+            convolutional_seconds: t.elapsed().as_secs_f64(),
+            max_difference: conv.max_abs_diff(&naive),
+        });
+        found.extend(window_detections(&conv, background, min_score, (w as f32 / sw as f32, h as f32 / sh as f32)));
+    }
+    // one object gets windows of several sizes and classes: suppress across classes
+    let options = super::NmsOptions { score_threshold: min_score, per_class: false, ..Default::default() };
+    let kept = super::nms(&found, &options).into_iter().map(|k| found[k]).collect();
+    Ok((run, searches, kept))
+}
