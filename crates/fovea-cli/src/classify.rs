@@ -3,10 +3,7 @@
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use fovea::nn::parameter_count;
-use fovea::Var;
 use fovea_vision::augment::Augment;
-use fovea_vision::data::image_folder::fit_image;
-use fovea_vision::data::{self, FashionMnist, Split};
 use fovea_vision::run::{ResumeChanges, Run, RunConfig, RunObserver};
 use fovea_vision::train::{self, EpochMetrics, Progress};
 use serde_json::json;
@@ -264,27 +261,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let ckpt = train::load_checkpoint(&a.checkpoint)?;
-    let model = train::model_from_checkpoint(&ckpt)?;
-    let dir = a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(FashionMnist::default_dir);
-    let (test_set, names) =
-        data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None).map_err(|e| match a.data {
-            Some(_) => anyhow::Error::new(e),
-            None => anyhow::Error::new(e).context(format!(
-                "the run's data {} (recorded in {})",
-                dir.display(),
-                ckpt.file.display()
-            )),
-        })?;
-    if names != ckpt.meta.class_names {
-        bail!("{} has the classes {names:?}, but the run was trained on {:?}", dir.display(), ckpt.meta.class_names);
-    }
-    let (p, predictions) = train::evaluate(model.as_ref(), &test_set, 1000)?;
-    let classes = ckpt.meta.classes;
-    let cm = train::confusion_matrix(&test_set.labels, &predictions, classes);
-    let per_class: Vec<f32> =
-        cm.iter().enumerate().map(|(i, row)| row[i] as f32 / row.iter().sum::<usize>().max(1) as f32).collect();
-    let names = &ckpt.meta.class_names;
+    let e = fovea_vision::run::evaluate_run(&a.checkpoint, a.data.as_deref())?;
     let png = a.png.clone().unwrap_or_else(|| {
         if a.checkpoint.is_dir() {
             a.checkpoint.join("confusion.png")
@@ -292,26 +269,30 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             PathBuf::from("confusion.png")
         }
     });
-    draw_confusion(&png, &cm, names)?;
+    fovea_vision::plot::confusion_picture(&e.confusion_matrix, &e.class_names).save_png(&png)?;
+    let names = &e.class_names;
     if a.json {
+        let per_class: Vec<_> =
+            names.iter().zip(&e.per_class_accuracy).map(|(n, a)| json!({"class": n, "accuracy": a})).collect();
         println!(
             "{}",
-            json!({"accuracy": p.accuracy(), "loss": p.loss(), "per_class_accuracy": names.iter().zip(&per_class).map(|(n, a)| json!({"class": n, "accuracy": a})).collect::<Vec<_>>(), "confusion_matrix": cm, "png": png.display().to_string()})
+            json!({"accuracy": e.accuracy, "loss": e.loss, "per_class_accuracy": per_class,
+                   "confusion_matrix": e.confusion_matrix, "png": png.display().to_string()})
         );
         return Ok(());
     }
-    println!("accuracy {:.2}% (loss {:.4}) on {} test images", 100.0 * p.accuracy(), p.loss(), test_set.len());
+    println!("accuracy {:.2}% (loss {:.4}) on {} test images", 100.0 * e.accuracy, e.loss, e.test_images);
     println!("\nper-class accuracy:");
-    for (n, acc) in names.iter().zip(&per_class) {
+    for (n, acc) in names.iter().zip(&e.per_class_accuracy) {
         println!("  {n:<12} {:6.2}%", 100.0 * acc);
     }
     println!("\nconfusion matrix (rows: true class, columns: predicted):");
     print!("{:>12}", "");
-    for i in 0..classes {
+    for i in 0..names.len() {
         print!("{i:>6}");
     }
     println!();
-    for (i, row) in cm.iter().enumerate() {
+    for (i, row) in e.confusion_matrix.iter().enumerate() {
         print!("{:>9} {i:>2}", names[i].chars().take(9).collect::<String>());
         for v in row {
             print!("{v:>6}");
@@ -320,28 +301,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     println!("\nconfusion matrix picture: {}", png.display());
     Ok(())
-}
-
-fn draw_confusion(path: &Path, cm: &[Vec<usize>], names: &[String]) -> Result<()> {
-    use fovea_vision::draw::Canvas;
-    let n = cm.len() as i64;
-    let cell = 44;
-    let (left, top) = (110, 40);
-    let mut c = Canvas::new((left + n * cell + 20) as usize, (top + n * cell + 20) as usize, [255, 255, 255]);
-    c.text(left, 12, "TRUE (ROWS) VS PREDICTED (COLUMNS)", 1, [0, 0, 0]);
-    for (i, row) in cm.iter().enumerate() {
-        let total = row.iter().sum::<usize>().max(1) as f32;
-        c.text(4, top + i as i64 * cell + cell / 2 - 3, &names[i].chars().take(16).collect::<String>(), 1, [0, 0, 0]);
-        for (j, &v) in row.iter().enumerate() {
-            let shade = 255 - (v as f32 / total * 255.0) as u8;
-            let (x, y) = (left + j as i64 * cell, top + i as i64 * cell);
-            c.fill_rect(x, y, cell - 1, cell - 1, [shade, shade, 255]);
-            let txt = v.to_string();
-            let color = if shade < 128 { [255, 255, 255] } else { [0, 0, 0] };
-            c.text(x + (cell - Canvas::text_width(&txt, 1)) / 2, y + cell / 2 - 3, &txt, 1, color);
-        }
-    }
-    Ok(c.save_png(path)?)
 }
 
 #[derive(Args)]
@@ -360,29 +319,18 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let ckpt = train::load_checkpoint(&a.checkpoint)?;
-    let model = train::model_from_checkpoint(&ckpt)?;
-    let shape = ckpt.meta.input_shape()?;
+    let classifier = fovea_vision::run::Classifier::load(&a.checkpoint)?;
+    let names = &classifier.meta.class_names;
     for path in &a.images {
-        let x = if ckpt.meta.data.is_none() {
-            // as Fashion-MNIST's pictures are: grey 28x28, light on dark; then as the model takes it
-            fit_image(&fovea_vision::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?, shape)?
-        } else {
-            fit_image(&fovea_vision::image::load_rgb(path)?, shape)?
-        };
-        let x = x.reshape(&[1, shape[0], shape[1], shape[2]])?;
-        let logits = fovea::no_grad(|| model.forward(&Var::constant(x)))?;
-        let top = &train::top_k(&logits, a.top.min(ckpt.meta.classes))?[0];
+        let top = classifier.classify_file(path, a.top)?;
         if a.json {
-            let preds: Vec<_> = top
-                .iter()
-                .map(|&(c, p)| json!({"class": c, "name": ckpt.meta.class_names[c], "probability": p}))
-                .collect();
+            let preds: Vec<_> =
+                top.iter().map(|&(c, p)| json!({"class": c, "name": names[c], "probability": p})).collect();
             println!("{}", json!({"image": path.display().to_string(), "top": preds}));
         } else {
             println!("{}", path.display());
-            for &(c, p) in top {
-                println!("  {:<12} {:6.2}%", ckpt.meta.class_names[c], 100.0 * p);
+            for &(c, p) in &top {
+                println!("  {:<12} {:6.2}%", names[c], 100.0 * p);
             }
         }
     }

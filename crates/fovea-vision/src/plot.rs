@@ -99,3 +99,27 @@ pub fn training_curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     );
     canvas.save_png(path)
 }
+
+/// A confusion matrix (rows: true class, columns: predicted) as a picture: each cell shaded
+/// by its share of its row, with its count.
+pub fn confusion_picture(cm: &[Vec<usize>], names: &[String]) -> Canvas {
+    let n = cm.len() as i64;
+    let cell = 44;
+    let (left, top) = (110, 40);
+    let mut c = Canvas::new((left + n * cell + 20) as usize, (top + n * cell + 20) as usize, [255, 255, 255]);
+    c.text(left, 12, "TRUE (ROWS) VS PREDICTED (COLUMNS)", 1, [0, 0, 0]);
+    for (i, row) in cm.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f32;
+        let name: String = names.get(i).map_or("", |s| s.as_str()).chars().take(16).collect();
+        c.text(4, top + i as i64 * cell + cell / 2 - 3, &name, 1, [0, 0, 0]);
+        for (j, &v) in row.iter().enumerate() {
+            let shade = 255 - (v as f32 / total * 255.0) as u8;
+            let (x, y) = (left + j as i64 * cell, top + i as i64 * cell);
+            c.fill_rect(x, y, cell - 1, cell - 1, [shade, shade, 255]);
+            let txt = v.to_string();
+            let color = if shade < 128 { [255, 255, 255] } else { [0, 0, 0] };
+            c.text(x + (cell - Canvas::text_width(&txt, 1)) / 2, y + cell / 2 - 3, &txt, 1, color);
+        }
+    }
+    c
+}

@@ -464,3 +464,78 @@ fn cached_features(
     ));
     Ok((train_features, test_features))
 }
+
+/// A trained run measured on test pictures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Evaluation {
+    pub accuracy: f32,
+    pub loss: f32,
+    pub test_images: usize,
+    pub class_names: Vec<String>,
+    pub per_class_accuracy: Vec<f32>,
+    /// Rows: the true class, columns: the predicted one.
+    pub confusion_matrix: Vec<Vec<usize>>,
+}
+
+/// Measures the run of `checkpoint` (a run folder or its checkpoint file) on the test
+/// pictures of `data` (`None`: the data the run recorded), which must have the run's classes.
+pub fn evaluate_run(checkpoint: &Path, data: Option<&Path>) -> Result<Evaluation> {
+    let ckpt = train::load_checkpoint(checkpoint)?;
+    let model = train::model_from_checkpoint(&ckpt)?;
+    let recorded = ckpt.meta.data.as_ref().map(PathBuf::from).unwrap_or_else(FashionMnist::default_dir);
+    let dir = data.map_or(recorded, Path::to_path_buf);
+    let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None).map_err(|e| match data {
+        Some(_) => e,
+        None => Error::Invalid(format!("the run's data {} (recorded in {}): {e}", dir.display(), ckpt.file.display())),
+    })?;
+    if names != ckpt.meta.class_names {
+        return Err(Error::format(
+            &dir,
+            format!("has the classes {names:?}, but the run was trained on {:?}", ckpt.meta.class_names),
+        ));
+    }
+    let (p, predictions) = train::evaluate(model.as_ref(), &test_set, 1000)?;
+    let cm = train::confusion_matrix(&test_set.labels, &predictions, ckpt.meta.classes);
+    Ok(Evaluation {
+        accuracy: p.accuracy(),
+        loss: p.loss(),
+        test_images: test_set.len(),
+        per_class_accuracy: cm
+            .iter()
+            .enumerate()
+            .map(|(i, row)| row[i] as f32 / row.iter().sum::<usize>().max(1) as f32)
+            .collect(),
+        confusion_matrix: cm,
+        class_names: names,
+    })
+}
+
+/// A trained run's network, for classifying pictures.
+pub struct Classifier {
+    pub meta: RunMeta,
+    model: Box<dyn Module>,
+}
+
+impl Classifier {
+    /// The network of the run `checkpoint` (a run folder or its checkpoint file).
+    pub fn load(checkpoint: &Path) -> Result<Classifier> {
+        let ckpt = train::load_checkpoint(checkpoint)?;
+        Ok(Classifier { model: train::model_from_checkpoint(&ckpt)?, meta: ckpt.meta })
+    }
+
+    /// The `k` most probable classes (index, probability) of the picture file `path`,
+    /// prepared as the run's training pictures were: for Fashion-MNIST runs grey, light on
+    /// dark, 28x28, then the run's input size.
+    pub fn classify_file(&self, path: &Path, k: usize) -> Result<Vec<(usize, f32)>> {
+        let shape = self.meta.input_shape()?;
+        let picture = match self.meta.data {
+            None => crate::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?,
+            Some(_) => crate::image::load_rgb(path)?,
+        };
+        let x = data::image_folder::fit_image(&picture, shape)
+            .map_err(|e| e.in_file(path))?
+            .reshape(&[1, shape[0], shape[1], shape[2]])?;
+        let logits = fovea::no_grad(|| self.model.forward(&fovea::Var::constant(x)))?;
+        Ok(train::top_k(&logits, k.min(self.meta.classes))?.remove(0))
+    }
+}
