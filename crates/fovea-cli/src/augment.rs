@@ -32,10 +32,8 @@ pub struct AugmentArgs {
 pub fn run(a: AugmentArgs) -> Result<()> {
     let mut pipeline = Augment::parse(&a.ops)?;
     let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
-    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let scale = a.size as f64 / h.max(w) as f64;
-    let (h, w) = (((h as f64 * scale).round() as usize).max(1), ((w as f64 * scale).round() as usize).max(1));
-    let picture = fovea_vision::image::resize_bilinear(&rgb, h, w)?;
+    let picture = fovea_vision::image::resize_longer_side(&rgb, a.size)?;
+    let (h, w) = (picture.shape()[1], picture.shape()[2]);
     // PCA colour axes from the picture itself (training fits them on the training set)
     pipeline.fit(&picture.reshape(&[1, 3, h, w])?)?;
     let mut tiles = vec![picture.clone()];

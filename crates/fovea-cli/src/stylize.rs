@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fovea_vision::draw::Canvas;
 use fovea_vision::style::{self, Features, Start, StyleConfig};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct StylizeArgs {
@@ -66,15 +66,6 @@ pub enum InitName {
     Mix,
 }
 
-/// `[3, H, W]` resized so that its longer side is `size`.
-fn load_sized(path: &Path, size: usize) -> Result<fovea::Tensor> {
-    let rgb = fovea_vision::image::load_rgb(path)?;
-    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let scale = size as f64 / h.max(w) as f64;
-    let (nh, nw) = (((h as f64 * scale).round() as usize).max(1), ((w as f64 * scale).round() as usize).max(1));
-    Ok(fovea_vision::image::resize_bilinear(&rgb, nh, nw)?)
-}
-
 pub fn run(a: StylizeArgs) -> Result<()> {
     // before minutes of work, not after
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
@@ -88,7 +79,9 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     let content_layer = net.layer_index(a.content_layer.as_deref().unwrap_or(&default_content))?;
     let style_names = if a.style_layers.is_empty() { default_style } else { a.style_layers.clone() };
     let style_layers = style_names.iter().map(|l| net.layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
-    let content = load_sized(&a.content, a.size).with_context(|| format!("content picture {}", a.content.display()))?;
+    let content = fovea_vision::image::load_rgb(&a.content)
+        .and_then(|rgb| fovea_vision::image::resize_longer_side(&rgb, a.size))
+        .with_context(|| format!("content picture {}", a.content.display()))?;
     let side = content.shape()[1].min(content.shape()[2]);
     if a.jitter > 0 && a.jitter >= side / 2 {
         bail!(

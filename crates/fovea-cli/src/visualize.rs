@@ -1,11 +1,11 @@
 //! `fovea visualize patches|filters|activations`: what a trained network's units respond to.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use fovea::nn::Sequential;
 use fovea_vision::data::{self, Split};
 use fovea_vision::train::{self, Checkpoint};
-use fovea_vision::visualize::{self as vis, TopK};
+use fovea_vision::visualize as vis;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -87,39 +87,16 @@ fn sequential(model: &dyn fovea::nn::Module) -> &Sequential {
 
 fn patches(a: PatchesArgs) -> Result<()> {
     let (ckpt, model) = load(&a.checkpoint)?;
-    let net = sequential(model.as_ref());
     let shape = ckpt.meta.input_shape()?;
-    let fields = vis::receptive_fields(net, shape)?;
-    let field = fields.iter().find(|(n, _)| *n == a.layer).map(|(_, f)| *f).with_context(|| {
-        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-        format!("no convolutional layer '{}' (the layers with a receptive field: {})", a.layer, names.join(", "))
-    })?;
     let dir =
         a.data.clone().or(ckpt.meta.data.as_ref().map(PathBuf::from)).unwrap_or_else(data::FashionMnist::default_dir);
     let (set, _) = data::load(&dir, Split::Test, shape, Some(a.limit))?;
-    // no more pictures a unit than there are, no more units than the layer has
+    // no more pictures a unit than there are
     let top = a.top.min(set.len());
-    let mut tops: Vec<TopK> = Vec::new();
-    let mut channels = 0;
-    for start in (0..set.len()).step_by(500) {
-        let idx: Vec<usize> = (start..(start + 500).min(set.len())).collect();
-        let (x, _) = set.batch(&idx);
-        let maps = vis::activations(net, &x, &a.layer)?;
-        channels = maps.shape()[1];
-        if tops.is_empty() {
-            tops = (0..a.units.min(channels)).map(|_| TopK::new(top)).collect();
-        }
-        vis::collect_hits(&maps, start, &mut tops);
-    }
-    let units = a.units.min(channels);
+    let (field, per_unit) = vis::top_patches(sequential(model.as_ref()), &set, &a.layer, a.units, top)?;
     let mut tiles = Vec::new();
-    for unit in tops.into_iter().take(units) {
-        let hits = unit.into_sorted();
-        for h in &hits {
-            let (picture, _) = set.batch(&[h.image]);
-            let picture = picture.reshape(&shape)?;
-            tiles.push(vis::patch(&picture, &field, h.y, h.x));
-        }
+    for hits in &per_unit {
+        tiles.extend(hits.iter().map(|(_, patch)| patch.clone()));
         // short rows (fewer pictures than --top) are padded with blanks
         for _ in hits.len()..top {
             tiles.push(fovea::Tensor::full(&[shape[0], field.size, field.size], 1.0));
@@ -128,7 +105,8 @@ fn patches(a: PatchesArgs) -> Result<()> {
     let zoom = (96 / field.size).clamp(1, 8);
     vis::grid(&tiles, top, zoom)?.save_png(&a.out)?;
     println!(
-        "{units} units of {} (receptive field {}x{} pixels, {} apart), top {} of {} pictures each: {}",
+        "{} units of {} (receptive field {}x{} pixels, {} apart), top {} of {} pictures each: {}",
+        per_unit.len(),
         a.layer,
         field.size,
         field.size,
@@ -142,28 +120,7 @@ fn patches(a: PatchesArgs) -> Result<()> {
 
 fn filters(a: FiltersArgs) -> Result<()> {
     let (_, model) = load(&a.checkpoint)?;
-    let net = sequential(model.as_ref());
-    let conv = vis::leaves(net)
-        .into_iter()
-        .filter(|(n, _)| a.layer.as_ref().is_none_or(|l| l == n))
-        .find_map(|(n, l)| l.as_any().and_then(|x| x.downcast_ref::<fovea::nn::Conv>()).map(|c| (n, c)));
-    let Some((name, conv)) = conv else {
-        bail!("no convolution {}", a.layer.as_deref().map_or("in the network".into(), |l| format!("named '{l}'")));
-    };
-    let w = conv.weight.tensor();
-    let s = w.shape().to_vec();
-    if s.len() != 4 {
-        bail!("{name} is not a 2-D convolution");
-    }
-    // each filter as a picture: its input channels as colours (1 or 3), or its first one
-    let channels = if s[1] == 3 { 3 } else { 1 };
-    let tiles: Vec<fovea::Tensor> = (0..s[0])
-        .map(|o| {
-            let f = w.narrow(0, o, 1)?.narrow(1, 0, channels)?.reshape(&[channels, s[2], s[3]])?;
-            let (lo, hi) = f.data().iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| (l.min(v), u.max(v)));
-            Ok(f.map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }))
-        })
-        .collect::<Result<_>>()?;
+    let (name, s, tiles) = vis::filter_pictures(sequential(model.as_ref()), a.layer.as_deref())?;
     vis::grid(&tiles, 8.min(tiles.len()), (48 / s[2]).max(1))?.save_png(&a.out)?;
     println!("{} filters of {name} ({}x{}x{}): {}", s[0], s[1], s[2], s[3], a.out.display());
     Ok(())

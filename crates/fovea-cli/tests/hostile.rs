@@ -142,8 +142,8 @@ fn absurd_options_name_the_option_and_its_range() {
     refused(&["conv", s(&m), "--output", s(&dir.path().join("noext"))], &["noext", "no extension"]);
     refused(&["train", "--train-size", "0"], &["--train-size"]);
     let out = dir.path().join("run");
-    refused(&["detect", "train-localizer", "--out", s(&out), "--size", "20"], &["--size 20", "multiple of 16"]);
-    refused(&["experiment", "plain-vs-residual", "--out", s(&out), "--depth", "7"], &["--depth 7", "6n+2"]);
+    refused(&["detect", "train-localizer", "--out", s(&out), "--size", "20"], &["--size", "20x20", "multiple of 16"]);
+    refused(&["experiment", "plain-vs-residual", "--out", s(&out), "--depth", "7"], &["--depth", "not 7", "6n+2"]);
     // whole-number options outside their range, each named with its range (refused while
     // the arguments are read, before anything runs)
     for (words, option, value, range) in [
@@ -568,6 +568,9 @@ fn implausible_results_are_refused_and_unnamed_files_are_kept() {
         std::fs::write(&manifest, format!("{}1e10{}", &text[..at], &text[end..])).unwrap();
         refused(&["faces", stage, &photo, "--models", s(&models), "--output", s(&p("o.png"))], &names);
     }
+
+    // the intact networks' low-scoring boxes in the padding beyond the picture are not damage
+    succeeds(&["faces", "detect", &photo, "--min-score", "0", "--output", s(&p("low.png"))]);
 
     // a drawing never replaces a file the user did not name; a named one is replaced
     let picture = p("photo.jpg");

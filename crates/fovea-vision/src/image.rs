@@ -168,6 +168,17 @@ fn bilinear_weights(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
+/// `t` (`[C, H, W]`) resized (antialiased bilinear) so that its longer side is `side`, the
+/// aspect ratio kept.
+pub fn resize_longer_side(t: &Tensor, side: usize) -> Result<Tensor> {
+    let &[_, h, w] = t.shape() else {
+        return Err(Error::shape("resize_longer_side", format!("expected [C, H, W], got {:?}", t.shape())));
+    };
+    let scale = side as f64 / h.max(w).max(1) as f64;
+    let fit = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+    resize_bilinear(t, fit(h), fit(w))
+}
+
 /// Resizes `[C, H, W]` to `[C, out_h, out_w]` with antialiased bilinear interpolation:
 /// torchvision's `resize(..., antialias=True)` on a float tensor. Width first, then height.
 pub fn resize_bilinear(t: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {

@@ -317,11 +317,14 @@ impl Run {
         let (train_set, test_set, class_names) =
             load_data(&data_dir, shape, meta.train_size).map_err(|e| match changes.data {
                 Some(_) => e,
-                None => Error::Invalid(format!(
-                    "the run's data {} (recorded in {}): {e}",
-                    data_dir.display(),
-                    checkpoint.file.display()
-                )),
+                None => Error::setting(
+                    "data",
+                    format!(
+                        "not given, and the run's data {:?} (recorded in {}) does not load: {e}",
+                        data_dir,
+                        checkpoint.file.display()
+                    ),
+                ),
             })?;
         if class_names != meta.class_names {
             return Err(Error::Invalid(format!(
@@ -336,7 +339,7 @@ impl Run {
         if meta.epoch >= meta.epochs {
             return Err(Error::setting(
                 "epochs",
-                format!("{} already completed {} epochs; ask for more in all to continue", dir.display(), meta.epoch),
+                format!("{} already completed {} epoch(s); ask for more in all to continue", dir.display(), meta.epoch),
             ));
         }
         if let Some(layer) = &meta.freeze {
@@ -389,10 +392,11 @@ impl Run {
                 &mut |p| observer.batch(epoch, p),
             )
             .map_err(|e| {
-                Error::Invalid(format!(
-                    "training stopped in epoch {epoch}: {e}; the last good checkpoint in {} is unchanged",
-                    self.dir.display()
-                ))
+                let kept = match self.meta.epoch {
+                    0 => "nothing was saved".to_string(),
+                    done => format!("the checkpoint of epoch {done} in {} is unchanged", self.dir.display()),
+                };
+                Error::Invalid(format!("training stopped in epoch {epoch}: {e}; {kept}"))
             })?;
             let train_seconds = start.elapsed().as_secs_f32();
             let (test, _) = train::evaluate_trained(trained, test_set, 1000)?;
@@ -486,7 +490,10 @@ pub fn evaluate_run(checkpoint: &Path, data: Option<&Path>) -> Result<Evaluation
     let dir = data.map_or(recorded, Path::to_path_buf);
     let (test_set, names) = data::load(&dir, Split::Test, ckpt.meta.input_shape()?, None).map_err(|e| match data {
         Some(_) => e,
-        None => Error::Invalid(format!("the run's data {} (recorded in {}): {e}", dir.display(), ckpt.file.display())),
+        None => Error::setting(
+            "data",
+            format!("not given, and the run's data {:?} (recorded in {}) does not load: {e}", dir, ckpt.file.display()),
+        ),
     })?;
     if names != ckpt.meta.class_names {
         return Err(Error::format(

@@ -207,7 +207,7 @@ pub fn train_regressor(
     let landmarks = config.task == RegressorTask::Landmarks;
     let outputs = if landmarks { 2 * LANDMARKS } else { 5 + CLASSES.len() };
     let net = regressor(config.size, outputs, &mut Rng::new(config.seed))
-        .map_err(|e| Error::setting("size", format!("{}: {e}", config.size)))?;
+        .map_err(|e| Error::setting("size", e.to_string()))?;
     let mut optimizer = crate::train::make_optimizer(&net, fovea::optim::OptimizerConfig::adam(config.lr, 0.0))?;
     let (test_x, test_y) = regression_data(landmarks, 0, 1000, config.seed.wrapping_add(1_000_003), config.size)?;
     let loss = |out: &Var, t: &Tensor| -> Result<Var> {
@@ -223,7 +223,8 @@ pub fn train_regressor(
         let schedule = fovea::optim::LrSchedule::Cosine { t_max: config.epochs, eta_min: 0.0 };
         optimizer.set_lr(schedule.rate(config.lr, epoch - 1));
         let first = ((epoch - 1) * config.train_size) as u64;
-        let (x, y) = regression_data(landmarks, first, config.train_size, config.seed, config.size)?;
+        let (x, y) = regression_data(landmarks, first, config.train_size, config.seed, config.size)
+            .map_err(|e| Error::setting("train_size", e.to_string()))?;
         let mut rng = Rng::derive(config.seed, epoch as u64);
         let train_loss = crate::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;
         let pred = crate::train::predict_all(&net, &test_x, 250)?;

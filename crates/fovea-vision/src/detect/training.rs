@@ -177,7 +177,7 @@ fn load_data(config: &YoloConfig) -> Result<(Pictures, Pictures, Vec<String>, us
         return Err(Error::setting(
             "val",
             format!(
-                "{} has {} pictures: too few to hold every 10th out for validation; give validation data",
+                "not given, and {} has {} picture(s): too few to hold every 10th out for validation",
                 dir.display(),
                 set.len()
             ),

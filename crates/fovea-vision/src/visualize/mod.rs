@@ -233,6 +233,80 @@ pub fn normalized_planes(t: &Tensor) -> Vec<Tensor> {
         .collect()
 }
 
+/// One unit's strongest hits, strongest first, each with the input patch under the unit.
+pub type UnitPatches = Vec<(Hit, Tensor)>;
+
+/// The patches that excite a unit most: for each of the first `units` units (channels)
+/// of `layer`, its `top` strongest pictures of `set` (one position each, the strongest,
+/// ties to the earlier picture) and the input patch under its receptive field there.
+/// Returns the field and, per unit, its hits with their patches, strongest first.
+pub fn top_patches(
+    net: &Sequential,
+    set: &crate::data::Dataset,
+    layer: &str,
+    units: usize,
+    top: usize,
+) -> Result<(ReceptiveField, Vec<UnitPatches>)> {
+    let shape: [usize; 3] = set.images.shape()[1..]
+        .try_into()
+        .map_err(|_| Error::shape("top_patches", format!("pictures {:?} are not [N, C, H, W]", set.images.shape())))?;
+    let fields = receptive_fields(net, shape)?;
+    let field = fields.iter().find(|(n, _)| n == layer).map(|(_, f)| *f).ok_or_else(|| {
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        Error::setting(
+            "layer",
+            format!("no convolutional layer '{layer}' (the layers with a receptive field: {})", names.join(", ")),
+        )
+    })?;
+    let mut tops: Vec<TopK> = Vec::new();
+    for start in (0..set.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(set.len())).collect();
+        let maps = activations(net, &set.batch(&idx).0, layer)?;
+        if tops.is_empty() {
+            tops = (0..units.min(maps.shape()[1])).map(|_| TopK::new(top)).collect();
+        }
+        collect_hits(&maps, start, &mut tops);
+    }
+    let per_unit = tops
+        .into_iter()
+        .map(|unit| {
+            let hits = unit.into_sorted();
+            hits.into_iter()
+                .map(|h| Ok((h, patch(&set.batch(&[h.image]).0.reshape(&shape)?, &field, h.y, h.x))))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    Ok((field, per_unit))
+}
+
+/// The filters of the first 2-D convolution of `net` (the one named `layer`, if given),
+/// each as a picture scaled to 0..1: its input channels as colours when it has 3, else its
+/// first one. Returns the layer's name, its weight's shape and the pictures.
+pub fn filter_pictures(net: &Sequential, layer: Option<&str>) -> Result<(String, Vec<usize>, Vec<Tensor>)> {
+    let conv = leaves(net)
+        .into_iter()
+        .filter(|(n, _)| layer.is_none_or(|l| l == n))
+        .find_map(|(n, l)| l.as_any().and_then(|x| x.downcast_ref::<Conv>()).map(|c| (n, c)));
+    let Some((name, conv)) = conv else {
+        let which = layer.map_or("in the network".into(), |l| format!("named '{l}'"));
+        return Err(Error::setting("layer", format!("no convolution {which}")));
+    };
+    let w = conv.weight.tensor();
+    let s = w.shape().to_vec();
+    if s.len() != 4 {
+        return Err(Error::setting("layer", format!("{name} is not a 2-D convolution")));
+    }
+    let channels = if s[1] == 3 { 3 } else { 1 };
+    let pictures = (0..s[0])
+        .map(|o| {
+            let f = w.narrow(0, o, 1)?.narrow(1, 0, channels)?.reshape(&[channels, s[2], s[3]])?;
+            let (lo, hi) = f.data().iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &v| (l.min(v), u.max(v)));
+            Ok(f.map(|v| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }))
+        })
+        .collect::<Result<_>>()?;
+    Ok((name, s, pictures))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
