@@ -1,8 +1,9 @@
 //! `fovea stylize`: neural style transfer on the MobileNetV1 inside face-api's SSD weights,
 //! or on a VGG given as torchvision weights.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use fovea::Tensor;
 use fovea_vision::draw::Canvas;
 use fovea_vision::style::{self, Features, Start, StyleConfig};
 use std::path::PathBuf;
@@ -71,32 +72,20 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
         bail!("the folder of --out, {}, does not exist", dir.display());
     }
+    if a.alpha == 0.0 && a.beta == 0.0 {
+        bail!("--alpha 0 and --beta 0 leave nothing to optimise; give one of them a weight above 0");
+    }
     let net = match &a.weights {
         Some(path) => Features::vgg(path)?,
         None => Features::mobilenet()?,
     };
-    let (default_content, default_style) = net.default_layers();
-    let content_layer = net.layer_index(a.content_layer.as_deref().unwrap_or(&default_content))?;
-    let style_names = if a.style_layers.is_empty() { default_style } else { a.style_layers.clone() };
-    let style_layers = style_names.iter().map(|l| net.layer_index(l)).collect::<fovea::Result<Vec<_>>>()?;
-    let content = fovea_vision::image::load_rgb(&a.content)
-        .and_then(|rgb| fovea_vision::image::resize_longer_side(&rgb, a.size))
-        .with_context(|| format!("content picture {}", a.content.display()))?;
-    let side = content.shape()[1].min(content.shape()[2]);
-    if a.jitter > 0 && a.jitter >= side / 2 {
-        bail!(
-            "--jitter {} is too large: at most {} for this {side}-pixel side",
-            a.jitter,
-            (side / 2).saturating_sub(1)
-        );
-    }
-    if a.alpha == 0.0 && a.beta == 0.0 {
-        bail!("--alpha 0 and --beta 0 leave nothing to optimise; give one of them a weight above 0");
-    }
-    let (h, w) = (content.shape()[1], content.shape()[2]);
-    let style_rgb =
-        fovea_vision::image::load_rgb(&a.style).with_context(|| format!("style picture {}", a.style.display()))?;
-    let style_pic = fovea_vision::image::resize_bilinear(&style_rgb, h, w)?;
+    let (content_layer, style_layers) = net.layers(a.content_layer.as_deref(), &a.style_layers)?;
+    let (content, style_pic) = style::load_pictures(&a.content, &a.style, a.size)?;
+    let start = match a.init {
+        InitName::Noise => Start::Noise,
+        InitName::Content => Start::Content,
+        InitName::Mix => Start::Mix,
+    };
     let config = StyleConfig {
         steps: a.steps,
         alpha: a.alpha,
@@ -105,20 +94,14 @@ pub fn run(a: StylizeArgs) -> Result<()> {
         style_layers,
         lr: a.lr,
         jitter: a.jitter,
-        start: match a.init {
-            InitName::Noise => Start::Noise,
-            InitName::Content => Start::Content,
-            InitName::Mix => Start::Mix,
-        },
+        start,
         seed: a.seed,
     };
     let bar = crate::progress_bar(a.steps, a.json, "step".into());
     let stem = a.out.with_extension("");
-    let mut first: Option<style::StepCosts> = None;
-    let mut last = None;
+    let mut costs = Vec::new();
     let picture = style::stylize(&net, &content, &style_pic, &config, &mut |c, g| {
-        first.get_or_insert(*c);
-        last = Some(*c);
+        costs.push(*c);
         bar.set_position(c.step as u64);
         bar.set_message(format!(
             "content {:.3e} style {:.3e} total {:.3e}",
@@ -138,30 +121,35 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     // how far from the style picture's Gram matrices: the result, and the content picture
     let result_style = style::picture_style_cost(&net, &picture, &style_pic, &config.style_layers)?;
     let content_style = style::picture_style_cost(&net, &content, &style_pic, &config.style_layers)?;
-    let (f, l) = (first.expect("a step ran"), last.expect("a step ran"));
+    report(&a, &costs, (result_style, content_style), &picture)
+}
+
+fn report(a: &StylizeArgs, costs: &[style::StepCosts], (result, content): (f32, f32), picture: &Tensor) -> Result<()> {
+    let (f, l) = (costs.first().expect("a step ran"), costs.last().expect("a step ran"));
+    let (h, w) = (picture.shape()[1], picture.shape()[2]);
     if a.json {
         println!(
             "{}",
             serde_json::json!({"final": true, "width": w, "height": h, "first": f, "last": l,
-                "result_style_cost": result_style, "content_picture_style_cost": content_style,
+                "result_style_cost": result, "content_picture_style_cost": content,
                 "out": a.out.display().to_string()})
         );
-    } else {
-        println!(
-            "{w}x{h} after {} steps: style cost {:.3e} -> {:.3e} ({:.0}x lower), content cost {:.3e} -> {:.3e}",
-            a.steps,
-            f.style_cost,
-            l.style_cost,
-            f.style_cost / l.style_cost.max(f32::MIN_POSITIVE),
-            f.content_cost,
-            l.content_cost,
-        );
-        println!(
-            "the result's Gram matrices are {:.1}x closer to the style picture's than the content picture's are \
-             (style cost {result_style:.3e} against {content_style:.3e}); written to {}",
-            content_style / result_style.max(f32::MIN_POSITIVE),
-            a.out.display()
-        );
+        return Ok(());
     }
+    println!(
+        "{w}x{h} after {} steps: style cost {:.3e} -> {:.3e} ({:.0}x lower), content cost {:.3e} -> {:.3e}",
+        a.steps,
+        f.style_cost,
+        l.style_cost,
+        f.style_cost / l.style_cost.max(f32::MIN_POSITIVE),
+        f.content_cost,
+        l.content_cost,
+    );
+    println!(
+        "the result's Gram matrices are {:.1}x closer to the style picture's than the content picture's are \
+         (style cost {result:.3e} against {content:.3e}); written to {}",
+        content / result.max(f32::MIN_POSITIVE),
+        a.out.display()
+    );
     Ok(())
 }

@@ -114,6 +114,15 @@ impl Features {
         }
     }
 
+    /// The content layer and the style layers by name as indices; `None` and an empty list
+    /// stand for [`Features::default_layers`].
+    pub fn layers(&self, content: Option<&str>, style: &[String]) -> Result<(usize, Vec<usize>)> {
+        let (default_content, default_style) = self.default_layers();
+        let content = self.layer_index(content.unwrap_or(&default_content))?;
+        let style = if style.is_empty() { &default_style } else { style };
+        Ok((content, style.iter().map(|l| self.layer_index(l)).collect::<Result<_>>()?))
+    }
+
     /// A layer name as its index in [`Features::layer_names`]; the error lists them.
     pub fn layer_index(&self, name: &str) -> Result<usize> {
         let names = self.layer_names();
@@ -213,6 +222,16 @@ pub fn picture_style_cost(net: &Features, picture: &Tensor, style: &Tensor, laye
     })
 }
 
+/// The content picture of `content` resized so that its longer side is `size`, and the
+/// style picture of `style` resized to the same width and height (`[3, H, W]` in 0..1).
+pub fn load_pictures(content: &Path, style: &Path, size: usize) -> Result<(Tensor, Tensor)> {
+    let c =
+        crate::image::resize_longer_side(&crate::image::load_rgb(content)?, size).map_err(|e| e.in_file(content))?;
+    let s = crate::image::resize_bilinear(&crate::image::load_rgb(style)?, c.shape()[1], c.shape()[2])
+        .map_err(|e| e.in_file(style))?;
+    Ok((c, s))
+}
+
 /// Style transfer (the notes: G := G - dJ/dG, here with Adam): a picture with the content
 /// of `content` and the style of `style` (both `[3, H, W]` in 0..1, the same size).
 /// `on_step` sees the costs and the picture after every step, to report or save frames.
@@ -253,7 +272,11 @@ pub fn stylize(
     }
     let jitter = config.jitter;
     if jitter > 0 && jitter >= h.min(w) / 2 {
-        return Err(Error::Invalid(format!("jitter {jitter} is too large for a {w}x{h} picture")));
+        let most = (h.min(w) / 2).saturating_sub(1);
+        return Err(Error::setting(
+            "jitter",
+            format!("jitter {jitter} is too large for a {w}x{h} picture: at most {most}"),
+        ));
     }
     // each step sees the picture cut to (h - jitter) x (w - jitter) at a random offset
     let crop = |t: &Var, dy: usize, dx: usize| -> Result<Var> {
