@@ -174,6 +174,45 @@ fn checkpoint_to_resume(a: &TrainArgs, path: &Path) -> Result<train::Checkpoint>
     Ok(ckpt)
 }
 
+/// The configuration and folder of a new run from the options.
+fn new_run(a: &TrainArgs) -> Result<(RunConfig, PathBuf)> {
+    if a.cache_features && a.freeze.as_deref().is_none_or(|f| f == "none") {
+        bail!("--cache-features needs --freeze LAYER: only frozen layers' outputs can be cached");
+    }
+    if a.cache_features && a.augment.is_some() {
+        bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
+    }
+    let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model}-{secs}")));
+    if dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
+        bail!(
+            "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",
+            dir.display()
+        );
+    }
+    let d = RunConfig::default();
+    let config = RunConfig {
+        model,
+        data: a.data.clone(),
+        image_size: a.image_size,
+        train_size: a.train_size,
+        num_classes: a.num_classes,
+        optimizer: a.optimizer.map_or(d.optimizer, |o| optimizer_name(o).into()),
+        lr: a.lr,
+        momentum: a.momentum.unwrap_or(d.momentum),
+        weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+        batch_size: a.batch_size.unwrap_or(d.batch_size),
+        seed: a.seed.unwrap_or(d.seed),
+        augment: a.augment.clone(),
+        init: a.init.clone(),
+        freeze: a.freeze.clone(),
+        cache_features: a.cache_features,
+        epochs: a.epochs.unwrap_or(d.epochs),
+    };
+    Ok((config, dir))
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let mut run = match &a.resume {
         Some(dir) => {
@@ -181,40 +220,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             Run::resume(dir, checkpoint_to_resume(&a, dir)?, &changes)?
         }
         None => {
-            if a.cache_features && a.freeze.as_deref().is_none_or(|f| f == "none") {
-                bail!("--cache-features needs --freeze LAYER: only frozen layers' outputs can be cached");
-            }
-            if a.cache_features && a.augment.is_some() {
-                bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
-            }
-            let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model}-{secs}")));
-            if dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
-                bail!(
-                    "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",
-                    dir.display()
-                );
-            }
-            let d = RunConfig::default();
-            let config = RunConfig {
-                model,
-                data: a.data.clone(),
-                image_size: a.image_size,
-                train_size: a.train_size,
-                num_classes: a.num_classes,
-                optimizer: a.optimizer.map_or(d.optimizer, |o| optimizer_name(o).into()),
-                lr: a.lr,
-                momentum: a.momentum.unwrap_or(d.momentum),
-                weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
-                batch_size: a.batch_size.unwrap_or(d.batch_size),
-                seed: a.seed.unwrap_or(d.seed),
-                augment: a.augment.clone(),
-                init: a.init.clone(),
-                freeze: a.freeze.clone(),
-                cache_features: a.cache_features,
-                epochs: a.epochs.unwrap_or(d.epochs),
-            };
+            let (config, dir) = new_run(&a)?;
             Run::start(&config, &dir, a.force, &mut Printer(crate::EpochBar::new(a.json, 0, 0)))?
         }
     };

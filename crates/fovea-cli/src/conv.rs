@@ -73,6 +73,26 @@ fn to_4d(t: Tensor, what: &str) -> Result<Tensor> {
     Ok(t.reshape(&shape)?)
 }
 
+/// Writes `y` to `out` in the format its extension names.
+fn write_output(out: &Path, y: &Tensor) -> Result<()> {
+    match ext(out).as_str() {
+        "npy" => write_npy(out, y)?,
+        "txt" => {
+            fovea::io::check_not_input(out)?;
+            fovea::io::write_atomic(out, format_matrix(y).as_bytes())?
+        }
+        "png" => {
+            if y.ndim() != 2 {
+                bail!("a PNG output needs a single 2-D result, got shape {:?}", y.shape());
+            }
+            fovea_vision::image::save_gray_png(out, &y.map(f32::abs), true)?
+        }
+        "" => bail!("--output {} has no extension to choose the format (.txt, .npy or .png)", out.display()),
+        other => bail!("--output {}: unknown format '.{other}' (use .txt, .npy or .png)", out.display()),
+    }
+    Ok(())
+}
+
 pub fn run(a: ConvArgs) -> Result<()> {
     let opts = ConvOptions::default()
         .stride(a.stride)
@@ -113,21 +133,7 @@ pub fn run(a: ConvArgs) -> Result<()> {
     // A 2-D input gives a 2-D answer.
     let y = if input_rank == 2 && y.shape()[..2] == [1, 1] { y.reshape(&y.shape()[2..])? } else { y };
     match &a.output {
-        Some(out) => match ext(out).as_str() {
-            "npy" => write_npy(out, &y)?,
-            "txt" => {
-                fovea::io::check_not_input(out)?;
-                fovea::io::write_atomic(out, format_matrix(&y).as_bytes())?
-            }
-            "png" => {
-                if y.ndim() != 2 {
-                    bail!("a PNG output needs a single 2-D result, got shape {:?}", y.shape());
-                }
-                fovea_vision::image::save_gray_png(out, &y.map(f32::abs), true)?
-            }
-            "" => bail!("--output {} has no extension to choose the format (.txt, .npy or .png)", out.display()),
-            other => bail!("--output {}: unknown format '.{other}' (use .txt, .npy or .png)", out.display()),
-        },
+        Some(out) => write_output(out, &y)?,
         None if !a.json => print!("{}", format_matrix(&y)),
         None => {}
     }
