@@ -4,11 +4,16 @@
 use fovea::Result;
 use std::path::Path;
 
+/// A colour: red, green, blue, 0..255.
 pub type Rgb = [u8; 3];
 
+/// An RGB picture in memory, 8 bits per channel.
 pub struct Canvas {
+    /// in pixels
     pub width: usize,
+    /// in pixels
     pub height: usize,
+    /// row-major RGB triples, `width * height * 3` bytes
     pub pixels: Vec<u8>,
 }
 
@@ -64,6 +69,7 @@ const GLYPHS: &[(char, [u8; 7])] = &[
 ];
 
 impl Canvas {
+    /// A `width` x `height` canvas filled with `background`.
     pub fn new(width: usize, height: usize, background: Rgb) -> Canvas {
         Canvas { width, height, pixels: background.repeat(width * height) }
     }
@@ -76,6 +82,7 @@ impl Canvas {
         Canvas { width: w, height: h, pixels }
     }
 
+    /// Sets the pixel (x, y); points off the canvas are ignored.
     pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
             let i = (y as usize * self.width + x as usize) * 3;
@@ -83,6 +90,7 @@ impl Canvas {
         }
     }
 
+    /// Fills the `w` x `h` rectangle whose top-left corner is (x, y), clipped to the canvas.
     pub fn fill_rect(&mut self, x: i64, y: i64, w: i64, h: i64, c: Rgb) {
         for yy in y..y + h {
             for xx in x..x + w {
@@ -151,6 +159,7 @@ impl Canvas {
         }
     }
 
+    /// Writes the canvas as a PNG file.
     pub fn save_png(&self, path: &Path) -> Result<()> {
         crate::image::save_rgb_png(path, self.width as u32, self.height as u32, self.pixels.clone())
     }

@@ -8,7 +8,7 @@
 //!   augmentation.
 //! - [`transfer_comparison`]: learning five new classes from a few pictures each, from
 //!   scratch or from a network pretrained on the other five.
-//! - [`run_example`]: a 1-D CNN on generated ECG strips, a 3-D CNN on generated volumes.
+//! - [`Example`]: a 1-D CNN on generated ECG strips, a 3-D CNN on generated volumes.
 //!
 //! ```no_run
 //! use fovea_vision::experiments::{augment_comparison, AugmentConfig};
@@ -36,8 +36,11 @@ use std::time::Instant;
 /// Training and test error per epoch of one network.
 #[derive(Clone, Debug)]
 pub struct Curve {
+    /// the curve's name in the legend
     pub name: String,
+    /// per epoch, 1 - the training accuracy during the epoch
     pub train_error: Vec<f32>,
+    /// per epoch, 1 - the test accuracy after it
     pub test_error: Vec<f32>,
 }
 
@@ -51,11 +54,17 @@ impl Curve {
 /// One epoch of one curve.
 #[derive(Clone, Debug, Serialize)]
 pub struct CurvePoint {
+    /// the curve's name
     pub model: String,
+    /// epoch number, from 1
     pub epoch: usize,
+    /// epochs in all
     pub epochs: usize,
+    /// 1 - the training accuracy during the epoch
     pub train_error: f32,
+    /// 1 - the test accuracy after the epoch
     pub test_error: f32,
+    /// seconds the epoch took, training and testing
     pub seconds: f32,
 }
 
@@ -72,10 +81,15 @@ impl CurveObserver for () {}
 /// What every curve of an experiment shares.
 #[derive(Clone, Copy)]
 pub struct Plan<'a> {
+    /// pictures trained on
     pub train_set: &'a Dataset,
+    /// pictures measured after each epoch
     pub test_set: &'a Dataset,
+    /// epochs per curve
     pub epochs: usize,
+    /// pictures per batch
     pub batch_size: usize,
+    /// seed of every epoch's batch order, dropout and augmentation
     pub seed: u64,
 }
 
@@ -142,12 +156,17 @@ fn experiment_folder(out: &Path, force: bool) -> Result<()> {
 pub struct PlainVsResidualConfig {
     /// Layers with weights, 6n+2 (20, 32, 44, 56, ...).
     pub depth: usize,
+    /// epochs per network
     pub epochs: usize,
+    /// the first this many training pictures
     pub train_size: usize,
+    /// the first this many test pictures
     pub test_size: usize,
+    /// pictures per batch
     pub batch_size: usize,
     /// SGD's learning rate (momentum 0.9, weight decay 1e-4, as He et al.).
     pub lr: f32,
+    /// random seed: the shared initial draws and the batches
     pub seed: u64,
 }
 
@@ -202,12 +221,17 @@ pub fn plain_vs_residual(
 pub struct AugmentConfig {
     /// The augmentations (see [`Augment::parse`]).
     pub augment: String,
+    /// architecture, a name [`crate::models::build`] knows
     pub model: String,
+    /// the first this many training pictures
     pub train_size: usize,
+    /// epochs per network
     pub epochs: usize,
+    /// pictures per batch
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// random seed: the shared initial weights, the batches and the augmentations
     pub seed: u64,
 }
 
@@ -230,8 +254,11 @@ impl Default for AugmentConfig {
 pub struct AugmentReport {
     /// The augmentations, fully spelt out.
     pub augment: String,
+    /// test accuracy without augmentation
     pub plain_test_accuracy: f32,
+    /// test accuracy with it
     pub augmented_test_accuracy: f32,
+    /// the curves' PNG
     pub plot: PathBuf,
 }
 
@@ -275,6 +302,7 @@ pub fn augment_comparison(
 /// Pretraining on Fashion-MNIST's classes 0-4, then learning 5-9 from a few pictures.
 #[derive(Clone, Debug)]
 pub struct TransferConfig {
+    /// architecture, a name [`crate::models::build`] knows
     pub model: String,
     /// Labelled pictures per new class.
     pub per_class: usize,
@@ -284,9 +312,11 @@ pub struct TransferConfig {
     pub epochs: usize,
     /// The last frozen layer of the frozen-backbone variant.
     pub freeze: String,
+    /// pictures per batch on the new classes (pretraining uses 64)
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// random seed: the initial weights (the new heads share one draw) and the batches
     pub seed: u64,
 }
 
@@ -308,14 +338,21 @@ impl Default for TransferConfig {
 /// What pretraining gave the five new classes.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransferReport {
+    /// on classes 0-4's test pictures, after pretraining
     pub pretrain_test_accuracy: f32,
+    /// on classes 5-9's test pictures, trained from scratch
     pub scratch_test_accuracy: f32,
+    /// the same, with the pretrained layers up to `freeze` frozen
     pub frozen_test_accuracy: f32,
+    /// the same, with every pretrained layer fine-tuned
     pub finetuned_test_accuracy: f32,
     /// The frozen variant trained on the frozen layers' cached outputs, and through them.
     pub frozen_cached_seconds: f64,
+    /// seconds of the frozen variant trained through the frozen layers
     pub frozen_uncached_seconds: f64,
+    /// whether both frozen runs gave the same test errors, epoch by epoch
     pub cache_gives_the_same_result: bool,
+    /// the three curves' PNG
     pub plot: PathBuf,
 }
 
@@ -428,6 +465,7 @@ pub enum ExampleKind {
 }
 
 impl ExampleKind {
+    /// The example's name: `ecg1d` or `volume3d`.
     pub fn name(self) -> &'static str {
         match self {
             ExampleKind::Ecg1d => "ecg1d",
@@ -450,10 +488,13 @@ pub struct ExampleConfig {
     pub train_size: usize,
     /// Generated test samples (from another seed).
     pub test_size: usize,
+    /// passes over the training samples
     pub epochs: usize,
+    /// samples per batch
     pub batch_size: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// random seed: the data, the initial weights and the batches
     pub seed: u64,
 }
 
@@ -468,20 +509,26 @@ pub const MAX_EXAMPLE_SAMPLES: usize = 200_000;
 
 /// An example's data and untrained network.
 pub struct Example {
+    /// which example
     pub kind: ExampleKind,
+    /// generated training samples
     pub train_set: Dataset,
+    /// generated test samples
     pub test_set: Dataset,
+    /// the network, untrained until [`Example::train`]
     pub model: Box<dyn Module>,
 }
 
 /// What an example learnt.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExampleReport {
+    /// share of test samples classified right, 0..1
     pub test_accuracy: f32,
     /// One over the number of classes.
     pub chance: f32,
     /// Test accuracy on each class's samples, in [`ExampleKind::classes`]' order.
     pub per_class_accuracy: Vec<f32>,
+    /// test error after each epoch
     pub curve_test_error: Vec<f32>,
 }
 

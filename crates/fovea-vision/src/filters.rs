@@ -47,6 +47,7 @@ pub fn parse_matrix(text: &str) -> std::result::Result<Tensor, String> {
     Tensor::new(&[r, c], rows.concat()).map_err(|e| e.to_string())
 }
 
+/// Reads a plain-text matrix file (see [`parse_matrix`]); errors name the file.
 pub fn read_matrix(path: &Path) -> Result<Tensor> {
     let text = fovea::budget::read_text(path)?;
     parse_matrix(&text).map_err(|msg| Error::format(path, msg))

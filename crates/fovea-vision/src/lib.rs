@@ -1,7 +1,9 @@
 //! Applications built on the fovea engine's public API: datasets, images, models.
 //!
-//! Cargo features: `face-db` (on by default) builds [`face::FaceDb`], the database of
+//! Cargo features: `face-db` (on by default) builds `face::FaceDb`, the database of
 //! enrolled faces, with bundled SQLite; `default-features = false` leaves it out.
+
+#![warn(missing_docs)]
 
 pub mod augment;
 pub mod data;

@@ -5,15 +5,22 @@ use crate::train::EpochMetrics;
 use fovea::Result;
 use std::path::Path;
 
+/// matplotlib's first default colour (`tab:blue`).
 pub const BLUE: Rgb = [31, 119, 180];
+/// matplotlib's second default colour (`tab:orange`).
 pub const ORANGE: Rgb = [255, 127, 14];
+/// matplotlib's third default colour (`tab:green`).
 pub const GREEN: Rgb = [44, 160, 44];
 const GREY: Rgb = [200, 200, 200];
 const BLACK: Rgb = [0, 0, 0];
 
+/// One line of a chart.
 pub struct Series<'a> {
+    /// legend label
     pub name: &'a str,
+    /// line colour
     pub color: Rgb,
+    /// (x, y) points, joined in order
     pub points: Vec<(f32, f32)>,
 }
 

@@ -45,9 +45,13 @@ pub struct RunConfig {
     pub optimizer: String,
     /// `None`: 0.01 for SGD, 0.001 for Adam and AdamW.
     pub lr: Option<f32>,
+    /// SGD's momentum (Adam and AdamW do not use it)
     pub momentum: f32,
+    /// weight decay
     pub weight_decay: f32,
+    /// pictures per batch
     pub batch_size: usize,
+    /// random seed: the initial weights and each epoch's order, dropout and augmentation
     pub seed: u64,
     /// Augmentation of every training picture, as [`Augment::parse`] reads it.
     pub augment: Option<String>,
@@ -58,6 +62,7 @@ pub struct RunConfig {
     /// With `freeze`: compute the frozen layers' outputs once (kept in the run folder as
     /// `features.safetensors`) and train the rest on them.
     pub cache_features: bool,
+    /// epochs to train
     pub epochs: usize,
 }
 
@@ -115,7 +120,9 @@ impl RunObserver for () {}
 pub struct Run {
     /// The run folder.
     pub dir: PathBuf,
+    /// the run's metadata, with the history of its epochs
     pub meta: RunMeta,
+    /// the network
     pub model: Box<dyn Module>,
     optimizer: Optimizer,
     train_set: Dataset,
@@ -472,10 +479,15 @@ fn cached_features(
 /// A trained run measured on test pictures.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Evaluation {
+    /// share of test pictures classified right, 0..1
     pub accuracy: f32,
+    /// mean cross-entropy
     pub loss: f32,
+    /// number of test pictures
     pub test_images: usize,
+    /// class names; index = label
     pub class_names: Vec<String>,
+    /// per class, the share of its test pictures classified right
     pub per_class_accuracy: Vec<f32>,
     /// Rows: the true class, columns: the predicted one.
     pub confusion_matrix: Vec<Vec<usize>>,
@@ -519,6 +531,7 @@ pub fn evaluate_run(checkpoint: &Path, data: Option<&Path>) -> Result<Evaluation
 
 /// A trained run's network, for classifying pictures.
 pub struct Classifier {
+    /// the run's metadata (model, input shape, class names)
     pub meta: RunMeta,
     model: Box<dyn Module>,
 }

@@ -15,19 +15,28 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+/// One epoch's figures: a row of `metrics.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochMetrics {
+    /// epoch number, from 1
     pub epoch: usize,
+    /// mean cross-entropy over the epoch's training pictures (auxiliary classifiers left out)
     pub train_loss: f32,
+    /// share of training pictures classified right during the epoch, 0..1
     pub train_accuracy: f32,
+    /// mean cross-entropy on the test pictures after the epoch
     pub test_loss: f32,
+    /// share of test pictures classified right after the epoch, 0..1
     pub test_accuracy: f32,
+    /// seconds the epoch took, training and testing
     pub seconds: f32,
+    /// training pictures per second of training
     pub images_per_second: f32,
     /// The kernel level ([`fovea::kernels::Isa`]) and thread count the epoch ran with:
     /// results depend on both through rounding.
     #[serde(default)]
     pub isa: String,
+    /// Threads the kernels ran on (see `isa`).
     #[serde(default)]
     pub threads: usize,
 }
@@ -35,6 +44,7 @@ pub struct EpochMetrics {
 /// Everything needed to rebuild the model and continue the run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// architecture, a name [`crate::models::build`] knows
     pub model: String,
     /// Input of one sample, `[C, H, W]`.
     #[serde(default = "fashion_input")]
@@ -45,13 +55,21 @@ pub struct RunMeta {
     /// Only this many training images (`--train-size`); `None`: all.
     #[serde(default)]
     pub train_size: Option<usize>,
+    /// number of classes
     pub classes: usize,
+    /// class names; index = label
     pub class_names: Vec<String>,
+    /// `sgd`, `adam` or `adamw`
     pub optimizer: String,
+    /// learning rate
     pub lr: f32,
+    /// SGD's momentum (Adam and AdamW do not use it)
     pub momentum: f32,
+    /// weight decay
     pub weight_decay: f32,
+    /// pictures per batch
     pub batch_size: usize,
+    /// random seed: the initial weights and each epoch's order, dropout and augmentation
     pub seed: u64,
     /// The augmentation spec trained with (`Augment::spec`), if any.
     #[serde(default)]
@@ -65,10 +83,13 @@ pub struct RunMeta {
     /// The frozen layers' outputs are computed once and the rest trains on them.
     #[serde(default)]
     pub cache_features: bool,
+    /// epochs to train in all
     pub epochs: usize,
     /// epochs completed
     pub epoch: usize,
+    /// optimizer updates so far
     pub optimizer_steps: u64,
+    /// one entry per completed epoch
     pub history: Vec<EpochMetrics>,
 }
 
@@ -115,6 +136,7 @@ impl RunMeta {
         Ok(())
     }
 
+    /// The optimizer the run trains with; refuses an unknown name.
     pub fn optimizer_config(&self) -> Result<OptimizerConfig> {
         Ok(match self.optimizer.as_str() {
             "sgd" => OptimizerConfig::sgd(self.lr, self.momentum, self.weight_decay),
@@ -125,6 +147,7 @@ impl RunMeta {
     }
 }
 
+/// The checkpoint's file name in a run folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Checks that a new run (or dataset) may be written to `dir`: a folder that already holds
@@ -221,8 +244,11 @@ pub fn load_network<T: DeserializeOwned>(
 pub struct Checkpoint {
     /// The file it was read from.
     pub file: PathBuf,
+    /// the run's metadata
     pub meta: RunMeta,
+    /// model tensors by name
     pub model: BTreeMap<String, Tensor>,
+    /// optimizer state by name, without the `optimizer.` prefix
     pub optimizer: BTreeMap<String, Tensor>,
 }
 
@@ -274,15 +300,20 @@ pub fn make_optimizer(model: &dyn Module, config: OptimizerConfig) -> Result<Opt
 /// Running totals of an epoch, handed to the progress callback after each batch.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
+    /// pictures so far
     pub seen: usize,
+    /// loss summed over the pictures so far
     pub loss_sum: f64,
+    /// pictures classified right so far
     pub correct: usize,
 }
 
 impl Progress {
+    /// Mean loss per picture so far.
     pub fn loss(&self) -> f32 {
         (self.loss_sum / self.seen.max(1) as f64) as f32
     }
+    /// Share of the pictures classified right so far, 0..1.
     pub fn accuracy(&self) -> f32 {
         self.correct as f32 / self.seen.max(1) as f32
     }

@@ -2,45 +2,80 @@
 
 use std::path::PathBuf;
 
+/// What went wrong; the message names the op, file or setting concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Shapes that do not fit an operation, e.g. `conv2d: input [8, 3, 32, 32] has 3 channels but weight [16, 4, 3, 3] expects 4`.
     #[error("{op}: {msg}")]
-    Shape { op: &'static str, msg: String },
+    Shape {
+        /// The op that refused the shapes, e.g. `conv2d`.
+        op: &'static str,
+        /// What did not fit.
+        msg: String,
+    },
     /// A bad option value (negative size, zero stride, unknown name...).
     #[error("{0}")]
     Invalid(String),
     /// A file that exists but whose content is wrong (truncated, bad magic, bad header).
     #[error("{path}: {msg}")]
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        msg: String,
+    },
     /// A file that could not be read or written.
     /// (Not a `#[source]`: the message already holds it, and error chains would repeat it.)
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        cause: std::io::Error,
+    },
     /// A size over the memory budget (see [`crate::budget`]), refused before allocating.
     #[error("{what} would take {}{}, over the memory budget of {} (FOVEA_MAX_MEMORY; default half of the usable memory)", crate::budget::human(*.bytes), if *.in_use > 0 { format!(" with {} in use", crate::budget::human(*.in_use)) } else { String::new() }, crate::budget::human(*.limit))]
-    Budget { what: String, bytes: u64, in_use: u64, limit: u64 },
+    Budget {
+        /// What was refused, in the user's words (an option, a file, an op and a shape).
+        what: String,
+        /// Bytes it would take.
+        bytes: u64,
+        /// Bytes that live tensors already hold.
+        in_use: u64,
+        /// The budget, in bytes.
+        limit: u64,
+    },
     /// A setting (a field of a configuration, such as `image_size` or `num_classes`) whose
     /// value cannot work. The command-line tool names it as its option (`--image-size`).
     #[error("{name}: {msg}")]
-    Setting { name: &'static str, msg: String },
+    Setting {
+        /// The setting, e.g. `image_size`.
+        name: &'static str,
+        /// Why its value cannot work.
+        msg: String,
+    },
     /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),
 }
 
+/// `std::result::Result` with fovea's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// An [`Error::Shape`] from the op `op`.
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Error {
         Error::Shape { op, msg: msg.into() }
     }
+    /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), cause: source }
     }
+    /// An [`Error::Format`] for `path`.
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Error {
         Error::Format { path: path.into(), msg: msg.into() }
     }
+    /// An [`Error::Setting`] for the setting `name`.
     pub fn setting(name: &'static str, msg: impl Into<String>) -> Error {
         Error::Setting { name, msg: msg.into() }
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! fovea: a CNN engine for the CPU.
 //!
 //! Layers of the crate, bottom up:

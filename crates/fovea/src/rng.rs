@@ -1,6 +1,7 @@
 //! The library's own seeded random number generator (xoshiro256**), so results depend
 //! only on the seed, never on a crate's version or the platform.
 
+/// A seeded xoshiro256** generator.
 #[derive(Clone, Debug)]
 pub struct Rng {
     s: [u64; 4],
@@ -15,6 +16,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 impl Rng {
+    /// A generator whose state is expanded from `seed` by SplitMix64.
     pub fn new(seed: u64) -> Rng {
         let mut st = seed;
         Rng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
@@ -27,6 +29,7 @@ impl Rng {
         Rng::new(splitmix64(&mut st))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;

@@ -10,6 +10,7 @@ use fovea::{Error, Result, Rng, Tensor};
 pub struct Affine(pub [f32; 6]);
 
 impl Affine {
+    /// The map that leaves every point in place.
     pub const IDENTITY: Affine = Affine([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
 
     /// The linear map `[m00, m01, m10, m11]` about the point (cx, cy).
@@ -31,6 +32,7 @@ impl Affine {
         ])
     }
 
+    /// Where the point (x, y) goes.
     pub fn map(&self, x: f32, y: f32) -> (f32, f32) {
         let [a, b, c, d, e, f] = self.0;
         (a * x + b * y + c, d * x + e * y + f)

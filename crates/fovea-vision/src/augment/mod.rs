@@ -25,20 +25,38 @@ pub enum Transform {
     Mirror,
     /// Cut a random part holding `min_area`..1 of the picture (aspect 3:4 to 4:3) and
     /// resize it back to the full size.
-    Crop { min_area: f32 },
+    Crop {
+        /// smallest share of the picture's area kept, 0.05..=1
+        min_area: f32,
+    },
     /// Add a random offset to each channel, uniform in ±`shift` (pixels are 0..1).
-    Color { shift: f32 },
+    Color {
+        /// largest offset per channel, 0..=1
+        shift: f32,
+    },
     /// AlexNet's PCA colour augmentation: add Σ α_i σ_i p_i to every pixel, where p_i and
     /// σ_i² are the eigenvectors and eigenvalues of the training set's channel covariance and
     /// α_i ~ N(0, `sigma`) (σ_i as in fb.resnet.torch's `Lighting`).
-    Pca { sigma: f32 },
+    Pca {
+        /// standard deviation of the weights α_i, 0..=1
+        sigma: f32,
+    },
     /// Rotate about the centre by a random angle in ±`degrees`.
-    Rotate { degrees: f32 },
+    Rotate {
+        /// largest angle in degrees, 0..=180
+        degrees: f32,
+    },
     /// Shear horizontally by a random factor in ±`factor` (x += factor · (y - centre)).
-    Shear { factor: f32 },
+    Shear {
+        /// largest shear factor, 0..=1
+        factor: f32,
+    },
     /// Local warping: move every pixel by a smooth random displacement, interpolated from a
     /// 4x4 grid of offsets uniform in ±`strength` times the picture's longer side.
-    Warp { strength: f32 },
+    Warp {
+        /// largest offset as a share of the picture's longer side, 0..=0.25
+        strength: f32,
+    },
 }
 
 /// name, default strength, valid range (inclusive), what the number means
@@ -150,6 +168,7 @@ impl ColorPca {
 /// A pipeline of transforms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Augment {
+    /// The transforms, in the spec's order.
     pub transforms: Vec<Transform>,
     /// Needed by [`Transform::Pca`]; see [`Augment::fit`].
     pub pca: Option<ColorPca>,

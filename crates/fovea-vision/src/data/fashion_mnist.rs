@@ -6,15 +6,20 @@ use super::Dataset;
 use fovea::{Error, Result, Tensor};
 use std::path::{Path, PathBuf};
 
+/// The 10 class names; index = label.
 pub const CLASS_NAMES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
+/// A dataset's training or test part (for an image folder, `train/` or `val/` / `test/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
+    /// The training images (Fashion-MNIST's 60,000).
     Train,
+    /// The test images (Fashion-MNIST's 10,000).
     Test,
 }
 
+/// The Fashion-MNIST dataset, read from its IDX files.
 pub struct FashionMnist;
 
 impl FashionMnist {

@@ -10,7 +10,9 @@ use std::path::Path;
 /// An IDX array of unsigned bytes.
 #[derive(Debug)]
 pub struct IdxArray {
+    /// the dimensions, outermost first
     pub dims: Vec<usize>,
+    /// the elements, row-major
     pub data: Vec<u8>,
 }
 
@@ -35,6 +37,8 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     parse_idx(&bytes).map_err(|msg| Error::format(path, msg))
 }
 
+/// Parses the bytes of an uncompressed IDX file; the error says what is wrong (without the
+/// path).
 pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err("not an IDX file (bad magic number)".into());

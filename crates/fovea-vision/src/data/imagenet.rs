@@ -6,6 +6,7 @@ use fovea::{Error, Result, Tensor};
 
 /// Per-channel mean and standard deviation of ImageNet's training images (RGB, 0..1).
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// Per-channel standard deviation of ImageNet's training images (RGB, 0..1); see [`MEAN`].
 pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// The 1000 class names; index = the classifier's output index.

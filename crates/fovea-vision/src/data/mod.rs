@@ -22,6 +22,9 @@ fn check_memory(n: usize, shape: [usize; 3]) -> Result<()> {
     fovea::budget::check_shape(&what, &[n, shape[0], shape[1], shape[2]]).map(|_| ())
 }
 
+/// The `split` of `dir` (Fashion-MNIST or an image folder) fitted to `shape` (`[C, H, W]`),
+/// and the class names; with `limit`, only that many pictures. Fashion-MNIST at another
+/// shape is resized, its grey copied to each channel.
 pub fn load(dir: &Path, split: Split, shape: [usize; 3], limit: Option<usize>) -> Result<(Dataset, Vec<String>)> {
     if !is_fashion_mnist(dir) {
         return image_folder::load_image_folder(dir, split, shape, limit);
@@ -76,14 +79,18 @@ pub fn for_each_batch(
 /// Images `[N, C, H, W]` in 0..1 and their class labels.
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// `[N, C, H, W]`, 0..1
     pub images: Tensor,
+    /// one class index per image
     pub labels: Vec<usize>,
 }
 
 impl Dataset {
+    /// The number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

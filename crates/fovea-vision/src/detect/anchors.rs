@@ -9,7 +9,9 @@ use fovea::{Error, Result, Rng};
 /// any anchor reaches with them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Anchors {
+    /// (width, height) of each anchor, in the units of the boxes
     pub shapes: Vec<(f32, f32)>,
+    /// mean over the boxes of the best IoU with any anchor
     pub mean_iou: f32,
 }
 

@@ -4,26 +4,36 @@
 /// A box by its centre and size: the notes' (bx, by, bw, bh).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BBox {
+    /// centre x (bx)
     pub cx: f32,
+    /// centre y (by)
     pub cy: f32,
+    /// width (bw)
     pub w: f32,
+    /// height (bh)
     pub h: f32,
 }
 
 /// A box by its corners: (x0, y0) top left, (x1, y1) bottom right.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Corners {
+    /// left
     pub x0: f32,
+    /// top
     pub y0: f32,
+    /// right
     pub x1: f32,
+    /// bottom
     pub y1: f32,
 }
 
 impl BBox {
+    /// The box centred at (`cx`, `cy`) of size `w` x `h`.
     pub fn new(cx: f32, cy: f32, w: f32, h: f32) -> BBox {
         BBox { cx, cy, w, h }
     }
 
+    /// The box in corner form.
     pub fn corners(&self) -> Corners {
         Corners {
             x0: self.cx - self.w / 2.0,
@@ -33,6 +43,7 @@ impl BBox {
         }
     }
 
+    /// Width times height; 0 when either is negative.
     pub fn area(&self) -> f32 {
         self.w.max(0.0) * self.h.max(0.0)
     }
@@ -54,6 +65,7 @@ impl BBox {
 }
 
 impl Corners {
+    /// The box in centre form.
     pub fn center_form(&self) -> BBox {
         BBox {
             cx: (self.x0 + self.x1) / 2.0,
@@ -63,6 +75,7 @@ impl Corners {
         }
     }
 
+    /// Width times height; 0 when either is negative.
     pub fn area(&self) -> f32 {
         (self.x1 - self.x0).max(0.0) * (self.y1 - self.y0).max(0.0)
     }
@@ -80,6 +93,7 @@ impl Corners {
         }
     }
 
+    /// The part of the box inside `[0, width] x [0, height]` (empty if none is).
     pub fn clip(&self, width: f32, height: f32) -> Corners {
         // max/min rather than clamp, which panics on NaN
         let x0 = self.x0.max(0.0).min(width);

@@ -14,10 +14,13 @@ use std::path::{Path, PathBuf};
 
 /// A dataset's pictures and their objects.
 pub struct DetectionSet {
+    /// the pictures, sorted by path
     pub images: Vec<PathBuf>,
+    /// each picture's objects (boxes relative to the picture), in the order of `images`
     pub objects: Vec<Vec<Object>>,
     /// From `classes.txt`, or "0", "1", ... without one (`named` is then false).
     pub classes: Vec<String>,
+    /// whether `classes.txt` named the classes
     pub named: bool,
 }
 
@@ -116,9 +119,11 @@ pub fn read_dataset(dir: &Path) -> Result<DetectionSet> {
 }
 
 impl DetectionSet {
+    /// The number of pictures.
     pub fn len(&self) -> usize {
         self.images.len()
     }
+    /// Whether there are no pictures.
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }
@@ -183,6 +188,7 @@ fn remove_shapes(dir: &Path) -> Result<()> {
 /// with `replace`, removed first (so that the two never mix); files it did not write are
 /// never removed.
 pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, replace: bool) -> Result<()> {
+    config.check()?;
     if replace {
         remove_shapes(dir)?;
     } else if std::fs::read_dir(dir.join("images")).is_ok_and(|mut d| d.next().is_some()) {
@@ -218,13 +224,17 @@ pub fn write_shapes(dir: &Path, count: usize, seed: u64, config: &ShapesConfig, 
 pub struct Synthetic {
     /// `[N, 3, size, size]` in 0..1
     pub pictures: Tensor,
+    /// each picture's objects (boxes relative to the picture)
     pub objects: Vec<Vec<Object>>,
+    /// each object's [`LANDMARKS`] points (x, y), relative to the picture, in the order of
+    /// `objects`
     pub landmarks: Vec<Vec<[(f32, f32); LANDMARKS]>>,
 }
 
 /// Synthetic pictures `first .. first + count` of `seed`: the pictures [`write_shapes`]
 /// writes, without the files.
 pub fn shapes_in_memory(first: u64, count: usize, seed: u64, config: &ShapesConfig) -> Result<Synthetic> {
+    config.check()?;
     // the drawn 8-bit pictures and their f32 copy
     let what = format!("{count} synthetic pictures of {0}x{0}", config.size);
     fovea::budget::check_shape(&what, &[count, 4, config.size, config.size])?;

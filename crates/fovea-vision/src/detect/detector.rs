@@ -64,25 +64,39 @@ pub fn network(input: usize, grid: &YoloGrid, rng: &mut Rng) -> Result<Sequentia
 /// What a detector run was trained for and how it went; stored in its safetensors file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DetectorRun {
+    /// side of the square input pictures, in pixels
     pub input: usize,
+    /// cells per side (S)
     pub grid: usize,
+    /// anchor shapes (width, height), relative to the picture
     pub anchors: Vec<(f32, f32)>,
+    /// class names; index = class id
     pub classes: Vec<String>,
+    /// Adam's learning rate
     pub lr: f32,
+    /// pictures per batch
     pub batch_size: usize,
+    /// the run's random seed (weights, data, batch order)
     pub seed: u64,
+    /// one entry per finished epoch
     pub history: Vec<DetectorEpoch>,
 }
 
+/// One epoch of detector training.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DetectorEpoch {
+    /// epoch number, from 1
     pub epoch: usize,
+    /// mean YOLO loss over the epoch's training pictures
     pub loss: f32,
+    /// VOC mAP@0.5 on the validation pictures
     pub val_map50: f64,
+    /// time the epoch took, training and validation, in seconds
     pub seconds: f32,
 }
 
 impl DetectorRun {
+    /// The grid, anchors and class count the detector was trained with.
     pub fn yolo_grid(&self) -> Result<YoloGrid> {
         YoloGrid::new(self.grid, self.anchors.clone(), self.classes.len())
     }

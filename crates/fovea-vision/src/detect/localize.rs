@@ -101,11 +101,15 @@ pub fn localization_target(object: Option<&Object>, classes: usize) -> Vec<f32> 
 /// and the mean IoU of the box where there is one.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct LocalizationScore {
+    /// share of pictures where pc > 0.5 matches whether there is an object
     pub object_accuracy: f64,
+    /// share of the pictures with an object whose class is right
     pub class_accuracy: f64,
+    /// mean IoU of predicted and true box, over the pictures with an object
     pub mean_iou: f64,
 }
 
+/// How well `pred` matches `target`, both `[N, 5 + C]`; see [`LocalizationScore`].
 pub fn score_localization(pred: &Tensor, target: &Tensor, raw_pc: bool) -> LocalizationScore {
     let d = pred.shape()[1];
     let (mut right, mut objects, mut class_right, mut iou) = (0usize, 0usize, 0usize, 0f64);
@@ -134,7 +138,10 @@ pub enum RegressorTask {
     /// y = [pc, bx, by, bh, bw, c1 .. cC]: with `squared`, the notes' squared error on all
     /// values ([`localization_loss_squared`]), else logistic pc and log loss for the class
     /// ([`localization_loss`], the better variant).
-    Localizer { squared: bool },
+    Localizer {
+        /// the notes' squared error on all values
+        squared: bool,
+    },
     /// The object's landmarks, (x, y) relative to the picture, under the squared error.
     Landmarks,
 }
@@ -142,22 +149,28 @@ pub enum RegressorTask {
 /// A localizer or landmark network's training.
 #[derive(Clone, Copy, Debug)]
 pub struct RegressorConfig {
+    /// what the network learns to output
     pub task: RegressorTask,
     /// Side of the square pictures (a multiple of 16).
     pub size: usize,
+    /// epochs, each on `train_size` new pictures
     pub epochs: usize,
     /// New synthetic pictures every epoch; 1,000 others test.
     pub train_size: usize,
     /// Adam's learning rate at the start (it decays to 0 along a cosine).
     pub lr: f32,
+    /// random seed: weights, pictures, batch order
     pub seed: u64,
 }
 
 /// A regressor's figures after an epoch, on the 1,000 test pictures.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct RegressorEpoch {
+    /// epoch number, from 1
     pub epoch: usize,
+    /// mean training loss of the epoch
     pub train_loss: f32,
+    /// figures on the test pictures
     #[serde(flatten)]
     pub score: RegressorScore,
 }
@@ -166,9 +179,11 @@ pub struct RegressorEpoch {
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 #[serde(untagged)]
 pub enum RegressorScore {
+    /// A localizer's figures.
     Localizer(LocalizationScore),
     /// Mean distance between predicted and true landmarks, in pixels.
     Landmarks {
+        /// over every landmark of the test pictures
         mean_pixel_error: f64,
     },
 }

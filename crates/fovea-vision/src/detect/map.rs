@@ -10,15 +10,20 @@ use super::nms::Detection;
 /// A detected box in picture `image`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scored {
+    /// index of the picture
     pub image: usize,
+    /// the box, class and score
     pub detection: Detection,
 }
 
 /// A labelled object in picture `image`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Truth {
+    /// index of the picture
     pub image: usize,
+    /// the labelled box
     pub bbox: BBox,
+    /// class id
     pub class: usize,
 }
 
@@ -29,17 +34,24 @@ pub struct Truth {
 pub struct ClassAp {
     /// `None` when the class has no labelled box (VOC leaves it out of the mean).
     pub ap: Option<f64>,
+    /// true positives / detections at the operating point
     pub precision: f64,
+    /// true positives / labelled boxes at the operating point
     pub recall: f64,
+    /// detections at the operating point that matched a labelled box
     pub true_positives: usize,
+    /// detections at the operating point that did not
     pub false_positives: usize,
+    /// labelled boxes of the class
     pub labelled: usize,
 }
 
 /// AP of every class and their mean over the classes that have labelled boxes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MapReport {
+    /// mean of `per_class`' AP over the classes with labelled boxes
     pub map: f64,
+    /// per class, in class order
     pub per_class: Vec<ClassAp>,
 }
 

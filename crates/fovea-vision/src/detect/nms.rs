@@ -8,15 +8,20 @@ use super::boxes::{BBox, Corners};
 /// probability).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Detection {
+    /// where: relative to the picture from YOLO, in pixels from sliding windows
     pub bbox: BBox,
+    /// class id
     pub class: usize,
+    /// how sure, 0..1
     pub score: f32,
 }
 
 /// The notes' defaults: discard score <= 0.6, suppress IoU >= 0.5, once per class.
 #[derive(Clone, Copy, Debug)]
 pub struct NmsOptions {
+    /// discard boxes scoring at most this
     pub score_threshold: f32,
+    /// suppress boxes overlapping a kept one by at least this IoU
     pub iou_threshold: f32,
     /// Keep at most this many, the best first.
     pub max_detections: usize,

@@ -7,8 +7,9 @@
 use super::boxes::BBox;
 use super::yolo::Object;
 use crate::draw::{Canvas, Rgb};
-use fovea::Rng;
+use fovea::{Error, Result, Rng};
 
+/// The class names; index = class id.
 pub const CLASSES: [&str; 3] = ["pedestrian", "car", "motorcycle"];
 
 /// Points per object written to `landmarks/`: for a pedestrian the head, the two feet and
@@ -16,14 +17,18 @@ pub const CLASSES: [&str; 3] = ["pedestrian", "car", "motorcycle"];
 /// motorcycle the two wheel hubs, the rider's head and the middle of the frame.
 pub const LANDMARKS: usize = 4;
 
+/// How the synthetic pictures are drawn; the default is 128x128 pictures of 0 to 4 objects.
 #[derive(Clone, Copy, Debug)]
 pub struct ShapesConfig {
     /// Side of the square pictures in pixels.
     pub size: usize,
+    /// fewest objects per picture (one that finds no free place is left out)
     pub min_objects: usize,
+    /// most objects per picture (at least `min_objects`)
     pub max_objects: usize,
     /// Range of an object's size, sqrt(width x height), as a share of the picture side.
     pub min_scale: f32,
+    /// upper end of the range of `min_scale`
     pub max_scale: f32,
 }
 
@@ -33,11 +38,34 @@ impl Default for ShapesConfig {
     }
 }
 
+impl ShapesConfig {
+    /// Refuses counts and scales that cannot be drawn: more objects at least than at most,
+    /// a picture too small for an object, scales outside (0, 1].
+    pub fn check(&self) -> Result<()> {
+        if self.min_objects > self.max_objects {
+            return Err(Error::setting(
+                "min_objects",
+                format!("{} is more than max_objects {}", self.min_objects, self.max_objects),
+            ));
+        }
+        if !(self.min_scale > 0.0 && self.min_scale <= self.max_scale && self.max_scale <= 1.0) {
+            return Err(Error::Invalid(format!(
+                "object scales {}..{} must satisfy 0 < min <= max <= 1",
+                self.min_scale, self.max_scale
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A drawn picture, its objects (boxes relative to the picture) and each object's
 /// landmarks (relative to the picture).
 pub struct Picture {
+    /// the picture, `size` x `size` RGB
     pub canvas: Canvas,
+    /// boxes relative to the picture, with their classes
     pub objects: Vec<Object>,
+    /// each object's points (x, y), relative to the picture, in the order of `objects`
     pub landmarks: Vec<[(f32, f32); LANDMARKS]>,
 }
 

@@ -148,12 +148,14 @@ pub fn window_detections(probs: &Tensor, background: usize, min_score: f32, (sx,
 pub struct WindowRun {
     /// The object classes, then "background".
     pub classes: Vec<String>,
+    /// accuracy on the test windows after the last epoch, 0..1
     pub test_accuracy: f32,
 }
 
 const WINDOWS_FILE: &str = "windows.safetensors";
 const WINDOWS_KEY: &str = "fovea-windows";
 
+/// Writes the classifier and `run` to `dir/windows.safetensors` and `dir/windows.json`.
 pub fn save_window_classifier(dir: &Path, net: &Sequential, run: &WindowRun) -> Result<()> {
     crate::train::save_network(dir, WINDOWS_FILE, WINDOWS_KEY, net, run)
 }
@@ -279,9 +281,13 @@ mod tests {
 /// A window classifier's figures after an epoch.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct WindowEpoch {
+    /// epoch number, from 1
     pub epoch: usize,
+    /// mean cross-entropy over the epoch's training windows
     pub train_loss: f32,
+    /// share of training windows classified right during the epoch, 0..1
     pub train_accuracy: f32,
+    /// share of test windows classified right after the epoch, 0..1
     pub test_accuracy: f32,
 }
 
@@ -297,6 +303,9 @@ pub fn train_window_classifier(
     force: bool,
     on_epoch: &mut dyn FnMut(&WindowEpoch, (usize, usize)),
 ) -> Result<WindowRun> {
+    if epochs == 0 {
+        return Err(Error::setting("epochs", "must be 1 or more"));
+    }
     crate::train::check_new_folder(out, force)?;
     let train_set = window_crops(pictures, seed).map_err(|e| Error::setting("pictures", format!("{pictures}: {e}")))?;
     let test_set = window_crops(500, seed.wrapping_add(1_000_003))?;
@@ -321,13 +330,18 @@ pub fn train_window_classifier(
 /// far apart their answers are.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct WindowSearch {
+    /// side of the windows, in the picture's pixels
     pub window: usize,
+    /// number of windows searched
     pub windows: usize,
     /// Pixels between neighbouring windows, in the picture.
     #[serde(skip)]
     pub stride: f32,
+    /// seconds of the naive search (every window cropped and classified)
     pub naive_seconds: f64,
+    /// seconds of the convolutional search (one pass over the picture)
     pub convolutional_seconds: f64,
+    /// largest absolute difference between the two searches' probabilities
     pub max_difference: f32,
 }
 

@@ -33,9 +33,13 @@ pub struct YoloConfig {
     pub grid: Option<usize>,
     /// Anchors by k-means; `None`: as many as raise the mean best IoU by 0.02 each (at most 9).
     pub anchors: Option<usize>,
+    /// passes over the training data
     pub epochs: usize,
+    /// pictures per batch
     pub batch_size: usize,
+    /// Adam's learning rate
     pub lr: f32,
+    /// random seed: weights, anchors, synthetic pictures, batch order
     pub seed: u64,
     /// Synthetic pictures per epoch.
     pub train_size: usize,
@@ -64,14 +68,21 @@ impl Default for YoloConfig {
 /// What the training data came to, before the first epoch.
 #[derive(Clone, Debug)]
 pub struct YoloData {
+    /// training pictures (per epoch, on synthetic data)
     pub train_pictures: usize,
+    /// labelled boxes in the training pictures (the first epoch's, on synthetic data)
     pub boxes: usize,
     /// Boxes left out because they share a cell and anchor with another.
     pub dropped: usize,
+    /// validation pictures
     pub val_pictures: usize,
+    /// side of the square network input, in pixels
     pub input: usize,
+    /// cells per side (S)
     pub grid: usize,
+    /// the anchors k-means found
     pub anchors: Anchors,
+    /// time taken to prepare the data, anchors and network, in seconds
     pub seconds: f32,
 }
 

@@ -18,24 +18,32 @@ use fovea::{ops, Error, Result, Tensor, Var};
 /// One labelled object: its box in picture-relative units (0..1) and class.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Object {
+    /// box relative to the picture (0..1)
     pub bbox: BBox,
+    /// class id
     pub class: usize,
 }
 
 /// The grid, the anchors (width, height in picture-relative units) and the class count.
 #[derive(Clone, Debug, PartialEq)]
 pub struct YoloGrid {
+    /// cells per side (S)
     pub grid: usize,
+    /// anchor shapes (width, height), relative to the picture, in (0, 1]
     pub anchors: Vec<(f32, f32)>,
+    /// number of classes (C)
     pub classes: usize,
 }
 
 /// Weights of the YOLO loss's parts (YOLOv1's): box terms count 5x, the objectness of cells
 /// and anchors without an object 0.5x.
 pub const LAMBDA_COORD: f32 = 5.0;
+/// Weight of the objectness loss where there is no object; see [`LAMBDA_COORD`].
 pub const LAMBDA_NOOBJ: f32 = 0.5;
 
 impl YoloGrid {
+    /// An S x S grid with `anchors` and C = `classes`; refuses S = 0, no anchors or classes,
+    /// and anchors outside (0, 1].
     pub fn new(grid: usize, anchors: Vec<(f32, f32)>, classes: usize) -> Result<YoloGrid> {
         if grid == 0 || anchors.is_empty() || classes == 0 {
             return Err(Error::Invalid("a YOLO grid needs S >= 1, one or more anchors and classes".into()));

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "fovea-faces 1";
 
+/// A face database: a SQLite file of people and their enrolled 128-D descriptors.
 pub struct FaceDb {
     conn: Connection,
     path: PathBuf,
@@ -16,7 +17,9 @@ pub struct FaceDb {
 /// A person in the database and how many descriptors they have.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Person {
+    /// the person's name, unique in the database
     pub name: String,
+    /// number of enrolled descriptors
     pub descriptors: usize,
 }
 

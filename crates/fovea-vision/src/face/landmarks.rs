@@ -11,6 +11,7 @@ const SIZE: usize = 112;
 /// Per-channel means (R, G, B) of the landmark and recognition nets.
 pub(crate) const MEAN: [f32; 3] = [122.782, 117.001, 104.298];
 
+/// face-api's 68-point face landmark net (`faceLandmark68Net`).
 pub struct FaceLandmarkNet {
     w: Weights,
 }

@@ -123,10 +123,15 @@ impl Weights {
 /// edges) and the detector's score.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detection {
+    /// the detector's score, 0..1
     pub score: f64,
+    /// left edge
     pub x: f64,
+    /// top edge
     pub y: f64,
+    /// box width
     pub width: f64,
+    /// box height
     pub height: f64,
 }
 
@@ -238,16 +243,25 @@ impl Detection {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Detector {
     /// The Tiny Face Detector at this input size (a multiple of 32; face-api's default 416).
-    Tiny { input_size: usize },
+    Tiny {
+        /// side of the square network input, in pixels
+        input_size: usize,
+    },
     /// SSD MobileNetV1, keeping at most this many faces (face-api's default 100).
-    Ssd { max_results: usize },
+    Ssd {
+        /// most faces kept
+        max_results: usize,
+    },
 }
 
 /// How far the pipeline goes: boxes, then landmarks, then descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub enum Stage {
+    /// Face boxes only.
     Detect,
+    /// Boxes and 68 landmarks (face-api's `withFaceLandmarks`).
     Landmarks,
+    /// Boxes, landmarks and 128-D descriptors (`withFaceDescriptors`).
     Embed,
 }
 
@@ -255,8 +269,11 @@ pub enum Stage {
 /// pixels) and its 128-D descriptor.
 #[derive(Clone, Debug)]
 pub struct Face {
+    /// the box and score
     pub detection: Detection,
+    /// 68 points (x, y) in picture pixels; empty before [`Stage::Landmarks`]
     pub landmarks: Vec<[f64; 2]>,
+    /// the 128-D descriptor; empty before [`Stage::Embed`]
     pub descriptor: Vec<f32>,
 }
 

@@ -10,6 +10,7 @@ use std::path::Path;
 
 const SIZE: usize = 150;
 
+/// face-api's face recognition net (`faceRecognitionNet`): a 128-D descriptor per face.
 pub struct FaceRecognitionNet {
     w: Weights,
 }

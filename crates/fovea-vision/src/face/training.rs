@@ -30,10 +30,13 @@ pub struct EmbeddingConfig {
     pub model: String,
     /// Length of the embedding (the network's output, scaled to unit length).
     pub dim: usize,
+    /// batches of identities x pictures, the mining and the margin
     pub triplet: TripletConfig,
+    /// epochs, each of as many pictures as the training set holds
     pub epochs: usize,
     /// Adam's learning rate.
     pub lr: f32,
+    /// random seed: weights, batches, one-shot enrolment draws
     pub seed: u64,
     /// Identities training never sees, by name or number (empty: the last three).
     pub held_out: Vec<String>,
@@ -82,6 +85,7 @@ pub struct Baselines {
 /// What an embedding run trains on and measures, known before its first epoch.
 #[derive(Clone, Debug)]
 pub struct EmbeddingSetup {
+    /// training pictures of the identities trained on
     pub train_pictures: usize,
     /// Identities trained on.
     pub trained: usize,
@@ -91,6 +95,7 @@ pub struct EmbeddingSetup {
     pub held_out_present: usize,
     /// The held-out identities' test pictures, on which one-shot identification is measured.
     pub test_pictures: usize,
+    /// one-shot accuracies to beat
     pub baselines: Baselines,
 }
 
@@ -263,6 +268,7 @@ pub struct VerifierConfig {
     pub epochs: usize,
     /// Adam's learning rate for the logistic units.
     pub lr: f32,
+    /// random seed: the pairs and the logistic units' training
     pub seed: u64,
 }
 
@@ -275,21 +281,27 @@ impl Default for VerifierConfig {
 /// The share of pairs a verifier gets right, on the pairs it learnt from and on the others.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct PairAccuracy {
+    /// on the pairs it learnt from
     pub train_accuracy: f64,
+    /// on the pairs of the test pictures
     pub test_accuracy: f64,
 }
 
 /// The distance threshold fitted on the training pairs, and how it does.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct ThresholdVerifier {
+    /// same identity when the squared distance is below this
     pub value: f32,
+    /// on the pairs it was fitted on
     pub train_accuracy: f64,
+    /// on the pairs of the test pictures
     pub test_accuracy: f64,
 }
 
 /// The notes' three verifiers over the held-out identities' pairs.
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifierReport {
+    /// labelled pairs of each set, the training pictures' and the test pictures'
     pub pairs: usize,
     /// The held-out identities' names.
     pub held_out: Vec<String>,
@@ -297,7 +309,7 @@ pub struct VerifierReport {
     pub threshold: ThresholdVerifier,
     /// A logistic unit over |f(a) - f(b)|.
     pub logistic_abs_diff: PairAccuracy,
-    /// A logistic unit over (f(a) - f(b))² / (f(a) + f(b)).
+    /// A logistic unit over (f(a) - f(b))² / (|f(a)| + |f(b)|), elementwise.
     pub logistic_chi_square: PairAccuracy,
 }
 

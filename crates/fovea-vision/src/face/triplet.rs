@@ -23,22 +23,30 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mining {
+    /// For every anchor, its farthest positive and its nearest negative (Hermans et al.).
     BatchHard,
+    /// For every anchor-positive pair, the nearest negative farther than the positive, else
+    /// the farthest (FaceNet).
     SemiHard,
 }
 
 /// Triplets as row indices into a batch: `anchors[t]`, `positives[t]`, `negatives[t]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Triplets {
+    /// rows of the anchors
     pub anchors: Vec<usize>,
+    /// rows of the same identity as their anchors
     pub positives: Vec<usize>,
+    /// rows of another identity than their anchors
     pub negatives: Vec<usize>,
 }
 
 impl Triplets {
+    /// The number of triplets.
     pub fn len(&self) -> usize {
         self.anchors.len()
     }
+    /// Whether there are no triplets.
     pub fn is_empty(&self) -> bool {
         self.anchors.is_empty()
     }
@@ -187,15 +195,20 @@ pub fn identity_batches(labels: &[usize], identities: usize, per_identity: usize
 /// Running totals of an embedding epoch.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EmbeddingProgress {
+    /// batches that held a triplet, so far
     pub batches: usize,
+    /// pictures in those batches
     pub images: usize,
+    /// sum of those batches' mean triplet losses
     pub loss_sum: f64,
     /// triplets mined, and those still violating the margin (loss > 0)
     pub triplets: usize,
+    /// of those, the triplets still violating the margin
     pub active: usize,
 }
 
 impl EmbeddingProgress {
+    /// Mean triplet loss per batch so far.
     pub fn loss(&self) -> f32 {
         (self.loss_sum / self.batches.max(1) as f64) as f32
     }
@@ -208,9 +221,13 @@ impl EmbeddingProgress {
 /// How batches are formed and triplets chosen.
 #[derive(Clone, Copy, Debug)]
 pub struct TripletConfig {
+    /// how triplets are mined
     pub mining: Mining,
+    /// margin between the squared distances (FaceNet's α), in (0, 4]
     pub margin: f32,
+    /// identities per batch (P)
     pub identities_per_batch: usize,
+    /// pictures per identity in a batch (K)
     pub per_identity: usize,
 }
 
@@ -307,34 +324,48 @@ pub fn one_shot_accuracy(vectors: &Tensor, labels: &[usize], trials: usize, rng:
 /// What an embedding run was trained on and how, stored inside its safetensors file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EmbeddingRun {
+    /// architecture, a name [`crate::models::build`] knows
     pub model: String,
     /// Input of one sample, `[C, H, W]`.
     pub input: Vec<usize>,
+    /// length of the embedding
     pub dim: usize,
+    /// how triplets were mined
     pub mining: Mining,
+    /// the triplet loss's margin
     pub margin: f32,
     /// The data trained on: Fashion-MNIST's folder or an image folder.
     pub data: String,
     /// All identities of the data set, and which of them training never saw.
     pub identities: Vec<String>,
+    /// indices into `identities`
     pub held_out: Vec<usize>,
+    /// Adam's learning rate
     pub lr: f32,
+    /// identities per batch (P)
     pub identities_per_batch: usize,
+    /// pictures per identity in a batch (K)
     pub per_identity: usize,
+    /// random seed: weights, batches, one-shot enrolment draws
     pub seed: u64,
+    /// one entry per finished epoch
     pub history: Vec<EmbeddingEpoch>,
 }
 
 /// The figures of one epoch.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EmbeddingEpoch {
+    /// epoch number, from 1
     pub epoch: usize,
+    /// mean triplet loss per batch
     pub loss: f32,
+    /// share of mined triplets still violating the margin
     pub active_triplets: f32,
     /// One-shot identification accuracy over the held-out identities' test pictures.
     pub one_shot_accuracy: f64,
     /// The same over the trained identities' test pictures (seen identities, new pictures).
     pub seen_one_shot_accuracy: f64,
+    /// seconds the epoch took, training and measuring
     pub seconds: f32,
 }
 

@@ -38,8 +38,11 @@ pub fn pair_features(a: &[f32], b: &[f32], kind: PairFeature) -> Vec<f32> {
 /// Two pictures (row indices) and whether they show the same identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pair {
+    /// row index of the first picture
     pub first: usize,
+    /// row index of the second picture
     pub second: usize,
+    /// whether both show the same identity
     pub same: bool,
 }
 

@@ -7,6 +7,8 @@ use fovea::nn::{Activation, AdaptiveAvgPool, Conv, Dropout, Flatten, Linear, Poo
 use fovea::ops::{ConvOptions, Padding, PoolOptions};
 use fovea::{Result, Rng};
 
+/// AlexNet with a `classes`-way classifier, freshly initialised: torchvision's `features`,
+/// `avgpool` (to 6x6) and `classifier`.
 pub fn alexnet(classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let init = Init::PytorchDefault;
     let mut conv = |c_in, c_out, k: usize, stride, pad| {

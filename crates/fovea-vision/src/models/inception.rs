@@ -28,11 +28,17 @@ fn basic_conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng)
 /// Channel counts of an inception module, in the paper's column order.
 #[derive(Clone, Copy, Debug)]
 pub struct InceptionWidths {
+    /// 1x1 branch
     pub c1x1: usize,
+    /// 1x1 bottleneck before the 3x3
     pub c3x3_reduce: usize,
+    /// 3x3 branch
     pub c3x3: usize,
+    /// 1x1 bottleneck before the 5x5 (3x3 in torchvision)
     pub c5x5_reduce: usize,
+    /// 5x5 branch (3x3 in torchvision)
     pub c5x5: usize,
+    /// 1x1 projection after the max pool
     pub pool_proj: usize,
 }
 

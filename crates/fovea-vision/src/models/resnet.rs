@@ -140,6 +140,8 @@ fn block(kind: Block, c_in: usize, width: usize, stride: usize, sk: ShortcutKind
     Ok(Residual { main, shortcut })
 }
 
+/// ResNet-`depth` (18, 34, 50, 101 or 152) with a `classes`-way `fc`, freshly initialised;
+/// where the shape changes, the shortcut is a 1x1 projection (option B).
 pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let (kind, counts) = match depth {
         18 => (Block::Basic, [2, 2, 2, 2]),

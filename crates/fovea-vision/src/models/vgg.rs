@@ -18,6 +18,8 @@ fn stages(depth: usize) -> Result<[usize; 5]> {
     })
 }
 
+/// VGG-`depth` (11, 13, 16 or 19) with a `classes`-way classifier, freshly initialised;
+/// with `batch_norm`, batch norm after every convolution (torchvision's `_bn` variants).
 pub fn vgg(depth: usize, batch_norm: bool, classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let features = vgg_features(depth, batch_norm, rng)?;
     let linear = |c_in, c_out, rng: &mut Rng| Linear::new(c_in, c_out, true, Init::Normal(0.01), rng);

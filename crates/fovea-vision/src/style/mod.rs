@@ -63,7 +63,7 @@ pub fn layer_style_cost(style_gram: &Tensor, generated: &Var) -> Result<Var> {
     Ok(ops::mul_scalar(&ops::sum(&ops::pow_scalar(&d, 2.0)), (1.0 / norm) as f32))
 }
 
-/// J_style = Σ_l λ[l] J_style[l] over `(λ, style Gram matrix, generated activations)`.
+/// J_style = Σ_l λ\[l\] J_style\[l\] over `(λ, style Gram matrix, generated activations)`.
 pub fn style_cost(layers: &[(f32, Tensor, Var)]) -> Result<Var> {
     let mut total = Var::constant(Tensor::scalar(0.0));
     for (lambda, gram, a) in layers {
@@ -81,8 +81,15 @@ pub fn total_cost(alpha: f32, content: &Var, beta: f32, style: &Var) -> Result<V
 /// face-api's SSD weights (layers `conv0` ... `conv13`), or a VGG's `features` from a
 /// torchvision state_dict (layers `conv1_1` ... `conv5_x`, each a convolution's ReLU).
 pub enum Features {
+    /// MobileNetV1 from face-api's SSD weights (layers `conv0` ... `conv13`).
     MobileNet(SsdMobilenetV1),
-    Vgg { net: Sequential, names: Vec<(String, usize)> },
+    /// A VGG's `features` from torchvision's weights (layers `conv1_1` ... `conv5_x`).
+    Vgg {
+        /// VGG's `features`, without batch norm
+        net: Sequential,
+        /// each layer's name and the position in `net` of its ReLU
+        names: Vec<(String, usize)>,
+    },
 }
 
 impl Features {
@@ -107,6 +114,7 @@ impl Features {
         Ok(Features::Vgg { net, names: crate::models::vgg_layer_names(depth)? })
     }
 
+    /// The names of the layers whose activations can be compared, in order.
     pub fn layer_names(&self) -> Vec<String> {
         match self {
             Features::MobileNet(_) => (0..14).map(|i| format!("conv{i}")).collect(),
@@ -180,11 +188,16 @@ pub enum Start {
     Mix,
 }
 
+/// How [`stylize`] optimises the picture.
 #[derive(Clone, Debug)]
 pub struct StyleConfig {
+    /// Adam steps on the picture
     pub steps: usize,
+    /// weight α of the content cost
     pub alpha: f32,
+    /// weight β of the style cost
     pub beta: f32,
+    /// index into [`Features::layer_names`] of the content layer
     pub content_layer: usize,
     /// Style layers, each weighted λ = 1 / their count.
     pub style_layers: Vec<usize>,
@@ -194,16 +207,22 @@ pub struct StyleConfig {
     /// keeps one place in the strided convolutions' grid; this removes the fine grid
     /// MobileNet leaves, at the cost of a slower fall of the style cost (0: no shift).
     pub jitter: usize,
+    /// how the generated picture starts
     pub start: Start,
+    /// random seed: the starting noise and the jitter's offsets
     pub seed: u64,
 }
 
 /// The three costs after a step.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct StepCosts {
+    /// step number, from 1
     pub step: usize,
+    /// J_content
     pub content_cost: f32,
+    /// J_style
     pub style_cost: f32,
+    /// J(G) = α J_content + β J_style
     pub total_cost: f32,
 }
 

@@ -12,8 +12,11 @@ use std::collections::BinaryHeap;
 /// past the edge), neighbouring units `jump` pixels apart.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReceptiveField {
+    /// width of the field, in input pixels
     pub size: usize,
+    /// input pixels between neighbouring units
     pub jump: usize,
+    /// centre of the first unit's field, in input pixels
     pub start: f64,
 }
 
@@ -117,9 +120,13 @@ pub fn activations(model: &Sequential, x: &Tensor, layer: &str) -> Result<Tensor
 /// One of a unit's strongest responses: picture `image`, at position (`y`, `x`) of the map.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hit {
+    /// the unit's activation there
     pub value: f32,
+    /// index of the picture
     pub image: usize,
+    /// row in the activation map
     pub y: usize,
+    /// column in the activation map
     pub x: usize,
 }
 
@@ -143,10 +150,12 @@ pub struct TopK {
 }
 
 impl TopK {
+    /// Keeps the `k` strongest.
     pub fn new(k: usize) -> TopK {
         TopK { k, heap: BinaryHeap::new() }
     }
 
+    /// Adds a hit, dropping the weakest when more than `k` are kept.
     pub fn push(&mut self, hit: Hit) {
         self.heap.push(hit);
         if self.heap.len() > self.k {

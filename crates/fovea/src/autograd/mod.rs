@@ -126,6 +126,7 @@ impl Var {
     pub fn tensor(&self) -> Tensor {
         self.value().clone()
     }
+    /// The value's shape.
     pub fn shape(&self) -> Vec<usize> {
         self.value().shape().to_vec()
     }
@@ -139,6 +140,8 @@ impl Var {
         f(&mut write(&self.0.value))
     }
 
+    /// Whether backward computes a gradient for this node: a parameter that is not frozen, or
+    /// an op's result that depends on one.
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
@@ -146,13 +149,18 @@ impl Var {
     pub fn set_requires_grad(&self, on: bool) {
         self.0.requires_grad.store(on, Ordering::Relaxed);
     }
+    /// Whether this is a leaf (an input, a parameter, or an op's result made without recording
+    /// a graph) rather than a recorded op's result.
     pub fn is_leaf(&self) -> bool {
         matches!(*lock(&self.0.origin), Origin::Leaf)
     }
 
+    /// The gradient accumulated by backward passes since [`Var::zero_grad`], or `None` if no
+    /// backward pass reached this node. Only leaves keep theirs.
     pub fn grad(&self) -> Option<Tensor> {
         lock(&self.0.grad).clone()
     }
+    /// Clears the gradient (to `None`, as PyTorch's `zero_grad(set_to_none=True)`).
     pub fn zero_grad(&self) {
         *lock(&self.0.grad) = None;
     }

@@ -18,6 +18,8 @@ fn header_field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim().trim_matches('\''))
 }
 
+/// Reads a `.npy` array as f32 (f64 and integer values converted); refused if its size is
+/// over the memory budget.
 pub fn read_npy(path: &Path) -> Result<Tensor> {
     let bytes = crate::budget::read_file(path)?;
     let bad = |msg: String| Error::format(path, msg);
@@ -83,6 +85,8 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     Tensor::new(&shape, values)
 }
 
+/// Writes `t` as a version 1.0 `<f4` `.npy` file, atomically; refuses to replace one of this
+/// process's inputs.
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     super::check_not_input(path)?;
     let shape = match t.shape() {

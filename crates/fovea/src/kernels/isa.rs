@@ -23,6 +23,7 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Every level, lowest first.
     pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
 
     /// The name `FOVEA_ISA` and `--isa` take.

@@ -3,14 +3,20 @@
 
 use rayon::prelude::*;
 
+/// Sizes of one pooling, spatial dimensions as (depth, height, width).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolGeometry {
     /// batch x channels
     pub planes: usize,
+    /// input size
     pub input: [usize; 3],
+    /// window size
     pub kernel: [usize; 3],
+    /// stride
     pub stride: [usize; 3],
+    /// padding before and after each dimension
     pub pad: [usize; 3],
+    /// output size
     pub output: [usize; 3],
 }
 
@@ -208,6 +214,8 @@ mod sse2 {
     }
 }
 
+/// Gradient of max pooling: each output's gradient goes to its winner, recorded by
+/// [`max_pool_forward`] (overwrites `dx`).
 pub fn max_pool_backward(g: &PoolGeometry, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     dx.par_chunks_mut(ip).zip(dy.par_chunks(op)).zip(argmax.par_chunks(op)).for_each(|((dxp, dyp), ap)| {
@@ -245,6 +253,8 @@ pub fn avg_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], count_includ
     });
 }
 
+/// Gradient of [`avg_pool_forward`]: each output's gradient, divided by the same count, is
+/// added to every input position of its window (overwrites `dx`).
 pub fn avg_pool_backward(g: &PoolGeometry, dy: &[f32], dx: &mut [f32], count_include_pad: bool) {
     let (ip, op) = (g.in_plane(), g.out_plane());
     let [_, ih, iw] = g.input;
@@ -302,6 +312,7 @@ pub fn adaptive_avg_forward(planes: usize, input: [usize; 3], out: [usize; 3], x
     y
 }
 
+/// Gradient of [`adaptive_avg_forward`]: each output's gradient spread evenly over its bin.
 pub fn adaptive_avg_backward(planes: usize, input: [usize; 3], out: [usize; 3], dy: &[f32]) -> Vec<f32> {
     let bins: Vec<_> = (0..3).map(|d| adaptive_bins(input[d], out[d])).collect();
     let (ip, op) = (input.iter().product::<usize>(), out.iter().product::<usize>());

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 use crate::Rng;
 
+/// How a layer's weights (and biases, see [`Init::bias`]) are initialised.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// PyTorch's default for Linear and Conv: U(-1/√fan_in, 1/√fan_in).

@@ -17,8 +17,11 @@ fn visit_weight_bias(prefix: &str, weight: &Var, bias: Option<&Var>, f: &mut dyn
 
 /// A 1-, 2- or 3-D convolution layer: weight `[out, in/groups, *kernel]`, optional bias `[out]`.
 pub struct Conv {
+    /// `[out, in/groups, *kernel]`.
     pub weight: Var,
+    /// `[out]`, if the layer has one.
     pub bias: Option<Var>,
+    /// Stride, padding, dilation, groups and flipping.
     pub options: ConvOptions,
 }
 
@@ -85,11 +88,14 @@ impl Module for Conv {
 
 /// A fully connected layer: weight `[out, in]`, optional bias `[out]`.
 pub struct Linear {
+    /// `[out, in]`.
     pub weight: Var,
+    /// `[out]`, if the layer has one.
     pub bias: Option<Var>,
 }
 
 impl Linear {
+    /// A `c_in -> c_out` layer, weights (and bias, if `bias`) drawn by `init`.
     pub fn new(c_in: usize, c_out: usize, bias: bool, init: Init, rng: &mut Rng) -> Result<Linear> {
         let shape = [c_out, c_in];
         let weight = Var::param(init.weight(&shape, rng)?);
@@ -121,22 +127,29 @@ impl Module for Linear {
     }
 }
 
+/// Which pooling a [`Pool`] layer does.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PoolKind {
+    /// The maximum of each window.
     Max,
+    /// The mean of each window.
     Avg,
 }
 
 /// Max or average pooling (1/2/3-D, from the input's rank).
 pub struct Pool {
+    /// Max or average.
     pub kind: PoolKind,
+    /// Window, stride, padding and rounding.
     pub options: PoolOptions,
 }
 
 impl Pool {
+    /// Max pooling with `options`.
     pub fn max(options: PoolOptions) -> Pool {
         Pool { kind: PoolKind::Max, options }
     }
+    /// Average pooling with `options`.
     pub fn avg(options: PoolOptions) -> Pool {
         Pool { kind: PoolKind::Avg, options }
     }
@@ -180,12 +193,18 @@ impl Module for AdaptiveAvgPool {
     }
 }
 
+/// An elementwise activation as a layer (no parameters).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
+    /// max(0, x) ([`ops::relu`]).
     Relu,
+    /// x for x > 0, else slope · x, with the given slope ([`ops::leaky_relu`]).
     LeakyRelu(f32),
+    /// min(max(0, x), 6) ([`ops::relu6`]).
     Relu6,
+    /// 1 / (1 + e^-x) ([`ops::sigmoid`]).
     Sigmoid,
+    /// tanh x ([`ops::tanh`]).
     Tanh,
 }
 
@@ -231,10 +250,12 @@ impl Module for Flatten {
 /// Inverted dropout: in training mode each value is zeroed with probability `p` and the
 /// rest scaled by 1/(1-p), with masks drawn from the mode's seed.
 pub struct Dropout {
+    /// Probability of zeroing a value, in [0, 1).
     pub p: f32,
 }
 
 impl Dropout {
+    /// A dropout layer; `p` must be in [0, 1).
     pub fn new(p: f32) -> Result<Dropout> {
         if !(0.0..1.0).contains(&p) {
             return Err(Error::Invalid(format!("dropout probability must be in [0, 1), got {p}")));

@@ -20,7 +20,9 @@ use summary::LayerSummary;
 /// batch norm's running statistics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TensorKind {
+    /// Trained by the optimizer (`weight`, `bias`).
     Param,
+    /// Tracked and saved but not trained (`running_mean`, `running_var`, `num_batches_tracked`).
     Buffer,
 }
 
@@ -32,7 +34,10 @@ pub enum Mode {
     Eval,
     /// Batch norm normalises with the batch's statistics and updates its running ones;
     /// dropout draws its masks from a generator seeded by `seed`, so a step is reproducible.
-    Train { seed: u64 },
+    Train {
+        /// Seed of this forward pass's dropout masks.
+        seed: u64,
+    },
 }
 
 impl Mode {
@@ -40,6 +45,7 @@ impl Mode {
     pub fn train(seed: u64) -> Mode {
         Mode::Train { seed }
     }
+    /// Whether this is training mode.
     pub fn is_train(self) -> bool {
         matches!(self, Mode::Train { .. })
     }
@@ -213,6 +219,7 @@ pub struct Sequential {
 }
 
 impl Sequential {
+    /// An empty sequence.
     pub fn new() -> Self {
         Sequential::default()
     }
@@ -232,9 +239,11 @@ impl Sequential {
         self.layers.push((name.to_string(), layer));
         self
     }
+    /// The named layers, in order.
     pub fn layers(&self) -> &[(String, Box<dyn Module>)] {
         &self.layers
     }
+    /// The named layers, in order, taken out of the container.
     pub fn into_layers(self) -> Vec<(String, Box<dyn Module>)> {
         self.layers
     }

@@ -9,16 +9,24 @@ use crate::tensor::{fmt_shape, Tensor};
 /// Parameters `weight`, `bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`
 /// (PyTorch's names; `momentum` 0.1 and `eps` 1e-5 by default).
 pub struct BatchNorm {
+    /// Scale γ `[C]`, ones at first.
     pub weight: Var,
+    /// Shift β `[C]`, zeros at first.
     pub bias: Var,
+    /// Running mean `[C]`, used in evaluation mode.
     pub running_mean: Var,
+    /// Running variance `[C]` (of unbiased batch variances, as in PyTorch), used in evaluation mode.
     pub running_var: Var,
+    /// Training batches seen, a scalar (PyTorch's buffer, saved in checkpoints; nothing reads it).
     pub num_batches_tracked: Var,
+    /// Weight of each batch in the running statistics: running = (1 - momentum) · running + momentum · batch.
     pub momentum: f32,
+    /// Added to the variance before its square root.
     pub eps: f32,
 }
 
 impl BatchNorm {
+    /// Batch norm over `channels` channels: γ = 1, β = 0, running mean 0, running variance 1.
     pub fn new(channels: usize) -> BatchNorm {
         BatchNorm {
             weight: Var::param(Tensor::ones(&[channels])),
@@ -40,10 +48,7 @@ impl BatchNorm {
 impl Module for BatchNorm {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let training = mode.is_train();
-        if training {
-            self.num_batches_tracked.update(|t| t.data_mut()[0] += 1.0);
-        }
-        ops::batch_norm(
+        let y = ops::batch_norm(
             x,
             Some(&self.weight),
             Some(&self.bias),
@@ -52,7 +57,12 @@ impl Module for BatchNorm {
             training,
             self.momentum,
             self.eps,
-        )
+        )?;
+        // counted once the batch is taken (a refused input is not a batch)
+        if training {
+            self.num_batches_tracked.update(|t| t.data_mut()[0] += 1.0);
+        }
+        Ok(y)
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let c = self.weight.value().numel();

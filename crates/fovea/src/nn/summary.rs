@@ -19,6 +19,7 @@ pub struct LayerSummary {
     pub output_shape: Vec<usize>,
     /// Values in the output of one sample.
     pub activation_size: usize,
+    /// Parameters of the layer, frozen ones included (buffers are not counted).
     pub params: usize,
     /// Multiply-adds for one sample.
     pub macs: usize,
@@ -46,11 +47,13 @@ impl LayerSummary {
 pub struct Summary {
     /// Input shape of one sample.
     pub input: Vec<usize>,
+    /// One row per layer (containers contribute their leaves), in order.
     pub layers: Vec<LayerSummary>,
     /// Parameters of the evaluation-mode forward pass (the sum of the rows).
     pub total_params: usize,
     /// Parameters used in training only (GoogLeNet's auxiliary classifiers).
     pub training_only_params: usize,
+    /// Multiply-adds for one sample (the sum of the rows).
     pub total_macs: usize,
 }
 
@@ -164,6 +167,8 @@ pub struct DenseComparison {
     pub dense_weights: usize,
 }
 
+/// The [`DenseComparison`] for `filters` filters of size `f` on an `h x w x c` input; an error
+/// if the filter does not fit the input or a count overflows.
 pub fn compare_dense(h: usize, w: usize, c: usize, filters: usize, f: usize) -> Result<DenseComparison> {
     if f == 0 || f > h || f > w || c == 0 || filters == 0 {
         return Err(Error::Invalid(format!(

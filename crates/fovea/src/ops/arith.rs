@@ -26,14 +26,17 @@ fn binary(
     ))
 }
 
+/// `a + b` elementwise, with broadcasting.
 pub fn add(a: &Var, b: &Var) -> Result<Var> {
     binary("add", a, b, |x, y| x + y, |g, _, _, n| (n[0].then(|| g.clone()), n[1].then(|| g.clone())))
 }
 
+/// `a - b` elementwise, with broadcasting.
 pub fn sub(a: &Var, b: &Var) -> Result<Var> {
     binary("sub", a, b, |x, y| x - y, |g, _, _, n| (n[0].then(|| g.clone()), n[1].then(|| g.scale(-1.0))))
 }
 
+/// `a · b` elementwise, with broadcasting.
 pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     binary(
         "mul",
@@ -48,6 +51,7 @@ pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     )
 }
 
+/// `a / b` elementwise, with broadcasting.
 pub fn div(a: &Var, b: &Var) -> Result<Var> {
     binary(
         "div",
@@ -89,28 +93,39 @@ pub(crate) fn unary(
     )
 }
 
+/// `x + s` elementwise.
 pub fn add_scalar(x: &Var, s: f32) -> Var {
     unary(x, move |v| v + s, |_, _| 1.0)
 }
+/// `x · s` elementwise.
 pub fn mul_scalar(x: &Var, s: f32) -> Var {
     unary(x, move |v| v * s, move |_, _| s)
 }
+/// `-x` elementwise.
 pub fn neg(x: &Var) -> Var {
     mul_scalar(x, -1.0)
 }
+/// e^x elementwise.
 pub fn exp(x: &Var) -> Var {
     unary(x, f32::exp, |_, y| y)
 }
+/// Natural logarithm, elementwise.
 pub fn log(x: &Var) -> Var {
     unary(x, f32::ln, |x, _| 1.0 / x)
 }
+/// Square root, elementwise.
 pub fn sqrt(x: &Var) -> Var {
     unary(x, f32::sqrt, |_, y| 0.5 / y)
 }
+/// `x^p` elementwise.
 pub fn pow_scalar(x: &Var, p: f32) -> Var {
     if p == 2.0 {
         // squares are most of the uses (losses, norms): a product, not a powf call
         return unary(x, |v| v * v, |x, _| 2.0 * x);
+    }
+    if p == 0.0 {
+        // a constant 1: its gradient is 0 everywhere, also at 0 (where p x^(p-1) is 0 * inf)
+        return unary(x, |_| 1.0, |_, _| 0.0);
     }
     unary(x, move |v| v.powf(p), move |x, _| p * x.powf(p - 1.0))
 }
@@ -145,6 +160,7 @@ pub fn sum_dim(x: &Var, dim: isize, keepdim: bool) -> Result<Var> {
     ))
 }
 
+/// The same values with another shape of the same size.
 pub fn reshape(x: &Var, shape: &[usize]) -> Result<Var> {
     let in_shape = x.shape();
     let out = x.value().reshape(shape)?;
@@ -158,6 +174,7 @@ pub fn flatten(x: &Var) -> Result<Var> {
     reshape(x, &[n, s[1..].iter().product()])
 }
 
+/// Reorders dimensions: output dimension `i` is input dimension `dims[i]` (PyTorch's `permute`).
 pub fn permute(x: &Var, dims: &[usize]) -> Result<Var> {
     let out = x.value().permute(dims)?;
     let mut inverse = vec![0; dims.len()];
@@ -167,6 +184,7 @@ pub fn permute(x: &Var, dims: &[usize]) -> Result<Var> {
     Ok(Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(g.permute(&inverse).expect("permutation"))])))
 }
 
+/// Joins `xs` along `dim` (PyTorch's `cat`); all other dimensions must agree.
 pub fn concat(xs: &[&Var], dim: isize) -> Result<Var> {
     let tensors: Vec<Tensor> = xs.iter().map(|x| x.tensor()).collect();
     let refs: Vec<&Tensor> = tensors.iter().collect();
@@ -191,6 +209,7 @@ pub fn concat(xs: &[&Var], dim: isize) -> Result<Var> {
     ))
 }
 
+/// `len` entries of dimension `dim` starting at `start` (PyTorch's `narrow`).
 pub fn narrow(x: &Var, dim: isize, start: usize, len: usize) -> Result<Var> {
     let out = x.value().narrow(dim, start, len)?;
     let shape = x.shape();

@@ -62,9 +62,13 @@ impl Padding {
 /// Options of a convolution. Per-dimension values given once apply to every dimension.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvOptions {
+    /// Step of the window per spatial dimension, or one value for all (default 1).
     pub stride: Vec<usize>,
+    /// Default [`Padding::Valid`].
     pub padding: Padding,
+    /// Spacing between kernel taps per spatial dimension, or one value for all (default 1).
     pub dilation: Vec<usize>,
+    /// Channel groups, each convolved on its own (default 1; `c_in` for depthwise).
     pub groups: usize,
     /// True convolution: flip the kernel along every spatial dimension first.
     pub flip: bool,
@@ -77,22 +81,27 @@ impl Default for ConvOptions {
 }
 
 impl ConvOptions {
+    /// With stride `s` in every dimension.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = vec![s];
         self
     }
+    /// With padding `p`.
     pub fn padding(mut self, p: Padding) -> Self {
         self.padding = p;
         self
     }
+    /// With dilation `d` in every dimension.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = vec![d];
         self
     }
+    /// With `g` channel groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
     }
+    /// With the kernel flipped (`true`: true convolution) or not.
     pub fn flip(mut self, f: bool) -> Self {
         self.flip = f;
         self

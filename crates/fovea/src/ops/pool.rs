@@ -12,34 +12,44 @@ use crate::kernels::pool::{
 };
 use crate::tensor::{fmt_shape, Tensor};
 
+/// Options of max and average pooling (PyTorch's `MaxPool2d` / `AvgPool2d` arguments).
+/// Per-dimension values given once apply to every dimension.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolOptions {
+    /// window size per spatial dimension (or one value for all)
     pub kernel: Vec<usize>,
     /// defaults to the kernel size
     pub stride: Option<Vec<usize>>,
     /// symmetric padding per spatial dimension (or one value for all)
     pub padding: Vec<usize>,
+    /// round the output size up rather than down (PyTorch's `ceil_mode`)
     pub ceil_mode: bool,
     /// average pooling only: count padded positions in the divisor (PyTorch's default)
     pub count_include_pad: bool,
 }
 
 impl PoolOptions {
+    /// A `kernel`-sized window in every dimension, stride = kernel, no padding, output size
+    /// rounded down.
     pub fn new(kernel: usize) -> Self {
         PoolOptions { kernel: vec![kernel], stride: None, padding: vec![0], ceil_mode: false, count_include_pad: true }
     }
+    /// With stride `s` in every dimension.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = Some(vec![s]);
         self
     }
+    /// With padding `p` on both sides of every dimension.
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = vec![p];
         self
     }
+    /// With the output size rounded up (`true`) or down.
     pub fn ceil_mode(mut self, on: bool) -> Self {
         self.ceil_mode = on;
         self
     }
+    /// With padded positions counted in the average's divisor (`true`) or not.
     pub fn count_include_pad(mut self, on: bool) -> Self {
         self.count_include_pad = on;
         self

@@ -7,22 +7,54 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 
+/// An update rule and its hyperparameters, named as in PyTorch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OptimizerConfig {
-    Sgd { lr: f32, momentum: f32, dampening: f32, nesterov: bool, weight_decay: f32 },
-    Adam { lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, decoupled: bool },
+    /// `torch.optim.SGD`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum factor (0: plain SGD, no momentum buffer).
+        momentum: f32,
+        /// Dampening of the gradient in the momentum buffer (not on the first step, as in PyTorch).
+        dampening: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 penalty, added to the gradient as `weight_decay · w`.
+        weight_decay: f32,
+    },
+    /// `torch.optim.Adam`, or `AdamW` when `decoupled`.
+    Adam {
+        /// Learning rate.
+        lr: f32,
+        /// Decay rate of the first moment (mean of the gradients).
+        beta1: f32,
+        /// Decay rate of the second moment (mean of the squared gradients).
+        beta2: f32,
+        /// Added to the denominator for numerical stability.
+        eps: f32,
+        /// L2 penalty added to the gradient; with `decoupled`, the weights' shrinkage instead:
+        /// w ← (1 - lr · weight_decay) · w each step.
+        weight_decay: f32,
+        /// AdamW's decoupled weight decay.
+        decoupled: bool,
+    },
 }
 
 impl OptimizerConfig {
+    /// SGD with `momentum` and L2 `weight_decay`; no dampening, no Nesterov.
     pub fn sgd(lr: f32, momentum: f32, weight_decay: f32) -> Self {
         OptimizerConfig::Sgd { lr, momentum, dampening: 0.0, nesterov: false, weight_decay }
     }
+    /// Adam with PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8) and L2 `weight_decay`.
     pub fn adam(lr: f32, weight_decay: f32) -> Self {
         OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled: false }
     }
+    /// AdamW with PyTorch's default betas and eps and decoupled `weight_decay`.
     pub fn adamw(lr: f32, weight_decay: f32) -> Self {
         OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, decoupled: true }
     }
+    /// The learning rate.
     pub fn lr(&self) -> f32 {
         match self {
             OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr,
@@ -40,7 +72,9 @@ struct Slot {
     updates: u64,
 }
 
+/// An optimizer over named parameters, with each parameter's state.
 pub struct Optimizer {
+    /// The rule and its hyperparameters (change the rate with [`Optimizer::set_lr`]).
     pub config: OptimizerConfig,
     params: Vec<(String, Var)>,
     slots: Vec<Slot>,
@@ -49,6 +83,8 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// An optimizer for `params` (name, parameter); refuses a learning rate that is not positive
+    /// or hyperparameters out of range.
     pub fn new(config: OptimizerConfig, params: Vec<(String, Var)>) -> Result<Optimizer> {
         let lr = config.lr();
         if !(lr.is_finite() && lr > 0.0) {
@@ -78,12 +114,14 @@ impl Optimizer {
         Ok(Optimizer { config, params, slots, steps: 0 })
     }
 
+    /// Sets the learning rate of the next steps (e.g. from an [`LrSchedule`]).
     pub fn set_lr(&mut self, new_lr: f32) {
         match &mut self.config {
             OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr = new_lr,
         }
     }
 
+    /// Clears the gradients of all parameters.
     pub fn zero_grad(&self) {
         self.params.iter().for_each(|(_, p)| p.zero_grad());
     }
@@ -232,13 +270,28 @@ pub enum LrSchedule {
     /// The base rate throughout.
     Constant,
     /// `StepLR`: base · gamma^⌊t / step_size⌋.
-    Step { step_size: usize, gamma: f32 },
+    Step {
+        /// Epochs between two decays.
+        step_size: usize,
+        /// Factor of each decay.
+        gamma: f32,
+    },
     /// `CosineAnnealingLR`: from the base rate down to `eta_min` along half a cosine over
     /// `t_max` epochs, eta_min + (base − eta_min)(1 + cos(π t / t_max)) / 2.
-    Cosine { t_max: usize, eta_min: f32 },
+    Cosine {
+        /// Epochs from the base rate down to `eta_min`.
+        t_max: usize,
+        /// The rate at epoch `t_max`, the lowest.
+        eta_min: f32,
+    },
     /// `LinearLR`, a warm-up: base · (start_factor + (1 − start_factor) · min(t, total_iters)
     /// / total_iters), rising to the base rate.
-    Linear { start_factor: f32, total_iters: usize },
+    Linear {
+        /// Fraction of the base rate at epoch 0.
+        start_factor: f32,
+        /// Epochs until the base rate is reached.
+        total_iters: usize,
+    },
 }
 
 impl LrSchedule {

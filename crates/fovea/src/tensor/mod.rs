@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::sync::Arc;
 
+/// An f32 array, row-major and contiguous, with a shape; clones share the buffer.
 #[derive(Clone)]
 pub struct Tensor {
     shape: Vec<usize>,
@@ -87,15 +88,19 @@ impl Tensor {
         Tensor { shape, data: Arc::new(Buffer::new(data)) }
     }
 
+    /// A tensor of `shape` with every value `value`.
     pub fn full(shape: &[usize], value: f32) -> Tensor {
         Tensor::from_parts(shape.to_vec(), vec![value; shape.iter().product()])
     }
+    /// A tensor of `shape` filled with 0.
     pub fn zeros(shape: &[usize]) -> Tensor {
         Tensor::full(shape, 0.0)
     }
+    /// A tensor of `shape` filled with 1.
     pub fn ones(shape: &[usize]) -> Tensor {
         Tensor::full(shape, 1.0)
     }
+    /// A 0-D tensor (shape `[]`) holding `value`.
     pub fn scalar(value: f32) -> Tensor {
         Tensor::from_parts(vec![], vec![value])
     }
@@ -110,15 +115,19 @@ impl Tensor {
         Tensor::from_parts(shape.to_vec(), (0..n).map(|_| rng.uniform_range(lo, hi)).collect())
     }
 
+    /// Sizes of the dimensions, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Number of dimensions.
     pub fn ndim(&self) -> usize {
         self.shape.len()
     }
+    /// Number of values.
     pub fn numel(&self) -> usize {
         self.data.len()
     }
+    /// The values, row-major.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
@@ -126,6 +135,7 @@ impl Tensor {
     pub fn data_mut(&mut self) -> &mut [f32] {
         Arc::make_mut(&mut self.data).values.as_mut_slice()
     }
+    /// The values, moved out if no other tensor shares the buffer, else copied.
     pub fn into_vec(self) -> Vec<f32> {
         match Arc::try_unwrap(self.data) {
             Ok(mut own) => std::mem::take(&mut own.values),
@@ -192,20 +202,32 @@ impl Tensor {
         Ok(())
     }
 
+    /// Every value times `s`.
     pub fn scale(&self, s: f32) -> Tensor {
         self.map(|v| v * s)
     }
 
+    /// Sum of all values, accumulated in f64.
     pub fn sum_all(&self) -> f32 {
         // f64 accumulation keeps large sums accurate and independent of chunking.
         self.data.iter().map(|&v| v as f64).sum::<f64>() as f32
     }
+    /// Mean of all values (0 for an empty tensor).
     pub fn mean_all(&self) -> f32 {
         self.sum_all() / self.numel().max(1) as f32
     }
+    /// Largest |a - b| over the values of both in order (for tests): infinite when their
+    /// lengths differ, NaN when one holds a NaN (or an infinity) the other does not, so that
+    /// `diff < tolerance` fails then. Shapes are not compared.
     pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
-        self.data.iter().zip(other.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+        let (a, b) = (self.data(), other.data());
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
+        let diff = |(x, y): (&f32, &f32)| if x == y || (x.is_nan() && y.is_nan()) { 0.0 } else { (x - y).abs() };
+        a.iter().zip(b).map(diff).fold(0.0, |m, d| if m.is_nan() || d.is_nan() { f32::NAN } else { m.max(d) })
     }
+    /// Whether no value is NaN or infinite.
     pub fn all_finite(&self) -> bool {
         self.data.iter().all(|v| v.is_finite())
     }

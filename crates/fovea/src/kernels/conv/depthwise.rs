@@ -42,10 +42,13 @@ fn for_each_tap_row(g: &ConvGeometry, mut f: impl FnMut(usize, usize, usize, usi
     }
 }
 
+/// Whether `g` is a depthwise convolution: one input channel per group (`groups == c_in > 1`).
 pub fn is_depthwise(g: &ConvGeometry) -> bool {
     g.groups > 1 && g.groups == g.c_in
 }
 
+/// `y = conv(x, w) + bias` for a depthwise convolution, `c_out / c_in` filters per input
+/// channel (overwrites `y`).
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (isp, osp, taps) = (g.in_spatial(), g.out_spatial(), g.kernel.iter().product::<usize>());
     let [_, ih, iw] = g.input;

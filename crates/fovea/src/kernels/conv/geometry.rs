@@ -7,23 +7,34 @@ use std::cell::RefCell;
 /// Sizes of one convolution, spatial dimensions as (depth, height, width).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvGeometry {
+    /// samples (N)
     pub batch: usize,
+    /// input channels
     pub c_in: usize,
+    /// output channels
     pub c_out: usize,
+    /// channel groups (PyTorch's `groups`)
     pub groups: usize,
+    /// input size
     pub input: [usize; 3],
+    /// kernel size
     pub kernel: [usize; 3],
+    /// stride
     pub stride: [usize; 3],
+    /// spacing between kernel taps (1: adjacent)
     pub dilation: [usize; 3],
     /// padding before each spatial dimension (the padding after only affects `output`)
     pub pad: [usize; 3],
+    /// output size
     pub output: [usize; 3],
 }
 
 impl ConvGeometry {
+    /// Values per input channel (depth x height x width).
     pub fn in_spatial(&self) -> usize {
         self.input.iter().product()
     }
+    /// Values per output channel.
     pub fn out_spatial(&self) -> usize {
         self.output.iter().product()
     }
@@ -40,6 +51,7 @@ impl ConvGeometry {
     pub(super) fn col_rows(&self) -> usize {
         self.cin_group() * self.kernel_spatial()
     }
+    /// Number of weight values, `c_out · c_in/groups · kd · kh · kw`.
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
     }

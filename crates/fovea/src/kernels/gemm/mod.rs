@@ -1,7 +1,7 @@
 //! Matrix products (packed, SIMD, optionally multi-threaded) at the kernel level of
 //! [`super::isa`]: `gemm-f32`'s scalar and AVX-512 micro-kernels (chosen here rather than
-//! by the crate's own detection), and at the AVX2 level [`avx2`]'s, written here because
-//! the crates' measured 15-30% short of OpenBLAS there.
+//! by the crate's own detection), and at the AVX2 level the private `avx2` module's,
+//! written here because the crates' measured 15-30% short of OpenBLAS there.
 
 use super::Isa;
 
@@ -21,6 +21,7 @@ pub struct MatRef<'a> {
 }
 
 impl<'a> MatRef<'a> {
+    /// A contiguous row-major `rows x cols` matrix (`data` may be longer).
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
         MatRef::with_stride(data, rows, cols, cols)
     }
@@ -30,6 +31,7 @@ impl<'a> MatRef<'a> {
         assert!(stride >= cols && needed.is_some_and(|n| n <= data.len()), "matrix buffer too small");
         MatRef { data, rows, cols, stride, transposed: false }
     }
+    /// The same matrix, read transposed.
     pub fn t(self) -> Self {
         MatRef { transposed: !self.transposed, ..self }
     }
