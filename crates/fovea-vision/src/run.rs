@@ -399,9 +399,10 @@ impl Run {
                 &mut |p| observer.batch(epoch, p),
             )
             .map_err(|e| {
-                let kept = match self.meta.epoch {
-                    0 => "nothing was saved".to_string(),
-                    done => format!("the checkpoint of epoch {done} in {} is unchanged", self.dir.display()),
+                let kept = match (self.meta.epoch, &self.meta.init) {
+                    (0, Some(init)) => format!("the starting weights came from {init}; nothing was saved"),
+                    (0, None) => "nothing was saved".to_string(),
+                    (done, _) => format!("the checkpoint of epoch {done} in {} is unchanged", self.dir.display()),
                 };
                 Error::Invalid(format!("training stopped in epoch {epoch}: {e}; {kept}"))
             })?;
