@@ -115,3 +115,22 @@ fn process_runs(pid: u32) -> bool {
         true
     }
 }
+
+/// IEEE 754 half precision to f32, bit for bit (every half is an f32; NaN payloads and the
+/// sign of zero are kept): the one decoder of safetensors F16 and TF.js float16 weights.
+pub(crate) fn f16_to_f32(bits: u16) -> f32 {
+    let sign = ((bits >> 15) as u32) << 31;
+    let exp = ((bits >> 10) & 0x1f) as u32;
+    let frac = (bits & 0x3ff) as u32;
+    let out = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // subnormal: value = f · 2^-24
+            let v = f as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(out)
+}

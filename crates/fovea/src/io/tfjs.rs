@@ -34,18 +34,6 @@ struct Quantization {
     min: Option<f64>,
 }
 
-/// IEEE 754 half precision to f32 (exact: every half is an f32).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
-    let (exp, frac) = ((h >> 10) & 0x1f, (h & 0x3ff) as f32);
-    sign * match exp {
-        0 => frac * 2f32.powi(-24),
-        31 if frac == 0.0 => f32::INFINITY,
-        31 => f32::NAN,
-        e => (1.0 + frac / 1024.0) * 2f32.powi(e as i32 - 15),
-    }
-}
-
 /// All tensors of the manifest at `path`, by name, with their manifest shapes.
 pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let text = crate::budget::read_text(path)?;
@@ -91,7 +79,7 @@ pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
                     raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect()
                 }
                 ("float16", Some(_)) => {
-                    raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+                    raw.chunks_exact(2).map(|c| super::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
                 }
                 ("uint8" | "uint16", Some(q)) => {
                     let (Some(scale), Some(min)) = (q.scale, q.min) else {
@@ -133,6 +121,7 @@ pub fn read_tfjs_manifest(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::f16_to_f32;
 
     #[test]
     fn half_precision_values() {
