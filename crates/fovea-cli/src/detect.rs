@@ -261,12 +261,12 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
 }
 
 fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
-    let task = match (landmarks, a.loss.as_str()) {
-        (true, _) => RegressorTask::Landmarks,
-        (false, "logistic") => RegressorTask::Localizer { squared: false },
-        (false, "squared") => RegressorTask::Localizer { squared: true },
-        (false, other) => bail!("unknown --loss '{other}' (logistic, squared)"),
+    let squared = match a.loss.as_str() {
+        "logistic" => false,
+        "squared" => true,
+        other => bail!("unknown --loss '{other}' (logistic, squared)"),
     };
+    let task = if landmarks { RegressorTask::Landmarks } else { RegressorTask::Localizer { squared } };
     let config =
         RegressorConfig { task, size: a.size, epochs: a.epochs, train_size: a.train_size, lr: a.lr, seed: a.seed };
     let last = localize::train_regressor(&config, &a.out, a.force, &mut |e| {

@@ -614,6 +614,10 @@ fn implausible_results_are_refused_and_unnamed_files_are_kept() {
     // a learning rate that blows the weights up is named as such after the epoch too
     let args = ["example", "ecg1d", "--epochs", "1", "--train-size", "32", "--test-size", "16", "--lr", "1e30"];
     refused(&args, &["training diverged", "learning rate"]);
+    // each error names the option at fault, not a neighbour
+    refused(&["detect", "train-landmarks", "--out", s(&p("m")), "--loss", "bogus"], &["--loss", "bogus"]);
+    refused(&["example", "ecg1d", "--train-size", "32", "--test-size", "200001"], &["--test-size", "200001"]);
+    refused(&["faces", "train-embedding", "--model", "bogus", "--out", s(&p("e"))], &["--model", "bogus"]);
     let style = repo("data/images/chelsea.png");
     let out = p("s.png");
     let args = ["stylize", "--content", &style, "--style", &style, "--out", s(&out), "--lr", "2"];

@@ -536,11 +536,13 @@ impl Example {
     /// Generates the example's data (the test set from another seed: no sample is seen
     /// twice) and its network.
     pub fn new(kind: ExampleKind, config: &ExampleConfig) -> Result<Example> {
-        if config.train_size.max(config.test_size) > MAX_EXAMPLE_SAMPLES {
-            return Err(Error::setting(
-                "train_size",
-                format!("the training and test sets are at most {MAX_EXAMPLE_SAMPLES} generated samples"),
-            ));
+        for (name, size) in [("train_size", config.train_size), ("test_size", config.test_size)] {
+            if size > MAX_EXAMPLE_SAMPLES {
+                return Err(Error::setting(
+                    name,
+                    format!("{size} is more than the {MAX_EXAMPLE_SAMPLES} generated samples a set may have"),
+                ));
+            }
         }
         let test_seed = config.seed ^ 0x7e57;
         let mut rng = Rng::new(config.seed);

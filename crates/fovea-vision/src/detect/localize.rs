@@ -243,6 +243,11 @@ pub fn train_regressor(
         let mut rng = Rng::derive(config.seed, epoch as u64);
         let train_loss = crate::train::fit_epoch(&net, &mut optimizer, (&x, &y), 32, &mut rng, &loss, &mut |_, _| {})?;
         let pred = crate::train::predict_all(&net, &test_x, 250)?;
+        if !pred.all_finite() {
+            return Err(Error::Invalid(format!(
+                "the network's outputs are not finite after epoch {epoch}: training diverged; lower the learning rate"
+            )));
+        }
         let score = match config.task {
             RegressorTask::Landmarks => {
                 let px = config.size as f32;

@@ -165,7 +165,7 @@ pub fn load_window_classifier(path: &Path) -> Result<(WindowRun, Sequential)> {
     let (run, tensors): (WindowRun, _) =
         crate::train::load_network(path, WINDOWS_FILE, WINDOWS_KEY, "fovea detect train-windows")?;
     if run.classes.len() < 2 {
-        return Err(Error::Invalid(format!("{}: a window classifier needs a class and background", path.display())));
+        return Err(Error::format(path, "a window classifier needs a class and background"));
     }
     let named = crate::train::about_file(path, WINDOWS_FILE);
     let net = window_net(run.classes.len(), &mut Rng::new(0)).map_err(&named)?;
@@ -307,7 +307,7 @@ pub fn train_window_classifier(
         return Err(Error::setting("epochs", "must be 1 or more"));
     }
     crate::train::check_new_folder(out, force)?;
-    let train_set = window_crops(pictures, seed).map_err(|e| Error::setting("pictures", format!("{pictures}: {e}")))?;
+    let train_set = window_crops(pictures, seed).map_err(|e| Error::setting("pictures", e.to_string()))?;
     let test_set = window_crops(500, seed.wrapping_add(1_000_003))?;
     let mut classes: Vec<String> = shapes::CLASSES.iter().map(|s| s.to_string()).collect();
     classes.push("background".into());

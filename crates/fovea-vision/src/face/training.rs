@@ -164,6 +164,8 @@ pub fn train_embedding(
     let shape = training_input(&config.model, data::is_fashion_mnist(&dir), config.image_size)?;
     let what = format!("batches of {identities_per_batch} identities x {per_identity} pictures");
     fovea::budget::check_shape(&what, &[identities_per_batch, per_identity, shape[0], shape[1], shape[2]])?;
+    // the model itself first, then at this embedding length: the error names the cause
+    crate::models::build(&config.model, 2, &mut Rng::new(0)).map_err(|e| Error::setting("model", e.to_string()))?;
     let probe = crate::models::build(&config.model, config.dim, &mut Rng::new(0))
         .map_err(|e| Error::setting("dim", format!("{} with an embedding of {}: {e}", config.model, config.dim)))?;
     fovea::nn::summary::summarize(probe.as_ref(), &shape).map_err(|e| {
@@ -333,7 +335,8 @@ fn pair_set(e: &Tensor, labels: &[usize], count: usize, rng: &mut Rng) -> Result
 /// held-out identities: learnt on their training pictures, measured on their test pictures.
 pub fn train_verifiers(embedding: &Path, config: &VerifierConfig) -> Result<VerifierReport> {
     // each pair: its features (a few of the descriptors' length each), twice (fit and test)
-    fovea::budget::check_shape(&format!("{} pairs", config.pairs), &[config.pairs, 2, 8, 128])?;
+    fovea::budget::check_shape(&format!("{} pairs", config.pairs), &[config.pairs, 2, 8, 128])
+        .map_err(|e| Error::setting("pairs", e.to_string()))?;
     let (run, net) = triplet::load_embedding_run(embedding)?;
     let dir = PathBuf::from(&run.data);
     // what goes wrong here comes from what the embedding run recorded
