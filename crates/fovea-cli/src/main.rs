@@ -189,12 +189,16 @@ fn long_version() -> String {
 }
 
 /// The error and its causes, as `{e:#}` writes them, with the library's settings named as
-/// this tool's options (`image_size` as `--image-size`).
+/// this tool's options (`image_size` as `--image-size`) and its remedies as options too.
 fn message(e: &anyhow::Error) -> String {
     let parts: Vec<String> = e
         .chain()
         .map(|cause| match cause.downcast_ref::<fovea::Error>() {
             Some(fovea::Error::Setting { name, msg }) => format!("--{}: {msg}", name.replace('_', "-")),
+            Some(fovea::Error::FolderInUse { path }) => format!(
+                "--out {} already holds files (an earlier run?); choose another --out, or give --force to replace them",
+                path.display()
+            ),
             _ => cause.to_string(),
         })
         .collect();

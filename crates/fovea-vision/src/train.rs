@@ -161,13 +161,10 @@ pub fn check_new_folder(dir: &Path, force: bool) -> Result<()> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) if dir.is_dir() => return Err(Error::io(dir, e)),
-        Err(_) => return Err(Error::Invalid(format!("--out {} is not a folder", dir.display()))),
+        Err(_) => return Err(Error::setting("out", format!("{} is not a folder", dir.display()))),
     };
     if holds_files && !force {
-        return Err(Error::Invalid(format!(
-            "--out {} already holds files (an earlier run?); choose another --out, or give --force to replace them",
-            dir.display()
-        )));
+        return Err(Error::FolderInUse { path: dir.to_path_buf() });
     }
     check_writable(dir)
 }

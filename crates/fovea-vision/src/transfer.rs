@@ -92,9 +92,10 @@ pub struct Frozen<'a> {
 impl<'a> Frozen<'a> {
     /// Freezes `model`'s layers up to and including `up_to` (a top-level layer name).
     pub fn new(model: &'a dyn Module, up_to: &str) -> Result<Frozen<'a>> {
-        let net = model.as_any().and_then(|a| a.downcast_ref::<Sequential>()).ok_or_else(|| {
-            Error::Invalid("--freeze needs a sequential network (lenet5, cnn-bn, vgg*, alexnet)".into())
-        })?;
+        let net = model
+            .as_any()
+            .and_then(|a| a.downcast_ref::<Sequential>())
+            .ok_or_else(|| Error::setting("freeze", "needs a sequential network (lenet5, cnn-bn, vgg*, alexnet)"))?;
         let layers = net.layers();
         let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
         let i = names.iter().position(|n| *n == up_to).ok_or_else(|| {

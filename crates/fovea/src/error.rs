@@ -54,6 +54,13 @@ pub enum Error {
         /// Why its value cannot work.
         msg: String,
     },
+    /// A folder for a new run or dataset that already holds files: refused, so that nothing
+    /// saved is replaced, unless the caller allows replacing them.
+    #[error("{} already holds files (an earlier run?); choose another folder, or allow replacing them", .path.display())]
+    FolderInUse {
+        /// The folder.
+        path: PathBuf,
+    },
     /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),
@@ -87,7 +94,9 @@ impl Error {
                 Error::Budget { what: format!("{}: {what}", path.display()), bytes, in_use, limit }
             }
             Error::Shape { .. } | Error::Invalid(_) | Error::Checkpoint(_) => Error::format(path, self.to_string()),
-            named @ (Error::Format { .. } | Error::Io { .. } | Error::Setting { .. }) => named,
+            named @ (Error::Format { .. } | Error::Io { .. } | Error::Setting { .. } | Error::FolderInUse { .. }) => {
+                named
+            }
         }
     }
 }

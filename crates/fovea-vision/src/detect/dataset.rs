@@ -174,7 +174,7 @@ fn remove_shapes(dir: &Path) -> Result<()> {
             if !(path.is_file() && (numbered || fovea::io::is_orphaned_temporary(&name))) {
                 return Err(Error::format(
                     &path,
-                    "was not written by `data shapes`; --force replaces only its own files, so move this first",
+                    "is not a file of a shapes dataset (numbered pictures and labels); replacing one removes only those, so move this first",
                 ));
             }
             ours.push(path);
