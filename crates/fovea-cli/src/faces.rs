@@ -158,19 +158,11 @@ pub fn run(f: Faces) -> Result<()> {
 
 fn enroll(a: EnrollArgs) -> Result<()> {
     let pipeline = a.detector.pipeline(Stage::Embed)?;
-    // every picture first, so that a picture without a face enrols nothing
-    let mut descriptors = Vec::new();
-    for path in &a.images {
-        let faces = pipeline.run(&fovea_vision::image::load_rgb(path)?, a.detector.min_score)?;
-        let face = faces.into_iter().next().with_context(|| format!("no face found in {}", path.display()))?;
-        descriptors.push((face.descriptor, path.display().to_string()));
-    }
-    let faces: Vec<(&[f32], &str)> = descriptors.iter().map(|(d, s)| (d.as_slice(), s.as_str())).collect();
-    FaceDb::open(&a.db.db)?.enroll(&a.name, &faces)?;
+    let enrolled = FaceDb::open(&a.db.db)?.enroll_pictures(&pipeline, &a.name, &a.images, a.detector.min_score)?;
     if a.db.json {
-        println!("{}", json!({"name": a.name, "enrolled": descriptors.len()}));
+        println!("{}", json!({"name": a.name, "enrolled": enrolled}));
     } else {
-        println!("enrolled {} picture(s) of {} in {}", descriptors.len(), a.name, a.db.db.display());
+        println!("enrolled {enrolled} picture(s) of {} in {}", a.name, a.db.db.display());
     }
     Ok(())
 }
@@ -180,11 +172,8 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     let db = FaceDb::open_read_only(&a.db.db)?;
     let pipeline = a.detector.pipeline(Stage::Embed)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
-    let faces = pipeline.run(&rgb, a.detector.min_score)?;
-    let mut named = Vec::new();
-    for f in &faces {
-        named.push(db.identify(&f.descriptor, a.threshold)?);
-    }
+    let (faces, named): (Vec<Face>, Vec<_>) =
+        db.identify_faces(&pipeline, &rgb, a.detector.min_score, a.threshold)?.into_iter().unzip();
     let labels: Vec<String> =
         named.iter().map(|n| n.as_ref().map_or("not recognized".to_string(), |(name, _)| name.clone())).collect();
     draw(&rgb, &faces, Some(&labels), &output).with_context(|| format!("cannot write {}", output.display()))?;

@@ -395,7 +395,7 @@ fn faces_detect_finds_the_sample_faces_and_refuses_bad_input() {
     let same: Value = serde_json::from_str(&ok(&["faces", "verify", &photo, &photo, "--json"])).unwrap();
     assert_eq!((same["distance"].as_f64(), same["same"].as_bool()), (Some(0.0), Some(true)));
     let err = fails(&["faces", "verify", &photo, &coffee]);
-    assert!(err.contains("no face found in") && err.contains("coffee.png"), "{err}");
+    assert!(err.contains("no face found") && err.contains("coffee.png"), "{err}");
     let err = fails(&["faces", "detect", &photo, "--input-size", "400", "--output", &p("g.png")]);
     assert!(err.contains("multiple of 32"), "{err}");
     let err = fails(&["faces", "detect", &photo, "--models", &p("nowhere"), "--output", &p("g.png")]);

@@ -2,6 +2,10 @@
 //! when. One-shot recognition: the nearest enrolled descriptor within a threshold names
 //! the face. WAL mode and immediate transactions let several processes enrol at once.
 
+use super::{Face, Pipeline};
+
+/// The enrolled person nearest to a face within the threshold (name, distance), if any.
+pub type Identity = Option<(String, f64)>;
 use fovea::{Error, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -168,6 +172,49 @@ impl FaceDb {
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+    /// Enrols `name` from the first face (in face-api's order) of each picture of
+    /// `pictures`, found by `pipeline` (which must reach [`super::Stage::Embed`]) above
+    /// `min_score`: all pictures in one transaction, and none if one has no face. Returns
+    /// how many were enrolled.
+    pub fn enroll_pictures(
+        &mut self,
+        pipeline: &Pipeline,
+        name: &str,
+        pictures: &[PathBuf],
+        min_score: f64,
+    ) -> Result<usize> {
+        let mut descriptors = Vec::new();
+        for path in pictures {
+            let faces = pipeline.run(&crate::image::load_rgb(path)?, min_score)?;
+            let face = faces
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::format(path, format!("no face found scoring above {min_score}")))?;
+            descriptors.push((face.descriptor, path.display().to_string()));
+        }
+        let faces: Vec<(&[f32], &str)> = descriptors.iter().map(|(d, s)| (d.as_slice(), s.as_str())).collect();
+        self.enroll(name, &faces)?;
+        Ok(faces.len())
+    }
+
+    /// The faces of a `[3, H, W]` picture found by `pipeline` above `min_score`, each with
+    /// the enrolled person nearest to it within `threshold` (name, distance), if any.
+    pub fn identify_faces(
+        &self,
+        pipeline: &Pipeline,
+        rgb: &fovea::Tensor,
+        min_score: f64,
+        threshold: f64,
+    ) -> Result<Vec<(Face, Identity)>> {
+        let faces = pipeline.run(rgb, min_score)?;
+        faces
+            .into_iter()
+            .map(|f| {
+                let who = self.identify(&f.descriptor, threshold)?;
+                Ok((f, who))
+            })
+            .collect()
     }
 
     /// The enrolled person nearest to `descriptor` and the distance, if within `threshold`.
