@@ -610,6 +610,7 @@ fn implausible_results_are_refused_and_unnamed_files_are_kept() {
     let out = p("i");
     let args = ["train", "--init", s(&run), "--train-size", "300", "--epochs", "1", "--out", s(&out)];
     refused(&args, &["before any update", "starting weights came from", s(&run)]);
+    assert!(!out.exists(), "the empty run folder of a failed first epoch is left behind");
 
     // a learning rate that blows the weights up is named as such after the epoch too
     let args = ["example", "ecg1d", "--epochs", "1", "--train-size", "32", "--test-size", "16", "--lr", "1e30"];

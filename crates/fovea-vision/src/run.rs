@@ -399,6 +399,10 @@ impl Run {
                 &mut |p| observer.batch(epoch, p),
             )
             .map_err(|e| {
+                if self.meta.epoch == 0 {
+                    // the folder this run made, if it is still empty, goes (a non-empty one stays)
+                    std::fs::remove_dir(&self.dir).ok();
+                }
                 let kept = match (self.meta.epoch, &self.meta.init) {
                     (0, Some(init)) => format!("the starting weights came from {init}; nothing was saved"),
                     (0, None) => "nothing was saved".to_string(),

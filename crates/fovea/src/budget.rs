@@ -79,7 +79,9 @@ pub fn human(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
+    if bytes == 1 {
+        "1 byte".into()
+    } else if unit == 0 {
         format!("{bytes} bytes")
     } else {
         format!("{v:.1} {}", UNITS[unit])

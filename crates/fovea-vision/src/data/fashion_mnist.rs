@@ -28,7 +28,9 @@ impl FashionMnist {
         if let Ok(dir) = std::env::var("FOVEA_DATA") {
             return PathBuf::from(dir).join("fashion-mnist");
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist")
+        // the repository's copy, without the `../..` of the path from this crate
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fashion-mnist");
+        std::fs::canonicalize(&dir).unwrap_or(dir)
     }
 
     /// Loads one split: images `[N, 1, 28, 28]` scaled to 0..1, labels 0..9.

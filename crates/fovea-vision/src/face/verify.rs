@@ -64,7 +64,7 @@ pub fn sample_pairs(labels: &[usize], count: usize, rng: &mut Rng) -> Result<Vec
     }
     if groups.len() < 2 || total == 0 {
         return Err(Error::Invalid(format!(
-            "pairs need two or more identities, one of them with two or more pictures ({} identities, {} pictures)",
+            "pairs need two or more identities, one of them with two or more pictures (identities: {}, pictures: {})",
             groups.len(),
             labels.len()
         )));
