@@ -111,22 +111,19 @@ impl RunObserver for Printer {
         self.0.update(epoch, p.seen, format!("loss {:.4} acc {:.4}", p.loss(), p.accuracy()));
     }
     fn epoch(&mut self, m: &EpochMetrics) {
-        self.0.finish();
-        if self.0.hidden {
-            println!("{}", serde_json::to_string(m).expect("metrics serialise"));
-        } else {
-            eprintln!(
-                "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
+        let epochs = self.0.epochs;
+        self.0.end_epoch(m, || {
+            format!(
+                "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
                 m.epoch,
-                self.0.epochs,
                 m.train_loss,
                 100.0 * m.train_accuracy,
                 m.test_loss,
                 100.0 * m.test_accuracy,
                 m.seconds,
                 m.images_per_second
-            );
-        }
+            )
+        });
     }
 }
 
@@ -183,8 +180,7 @@ fn new_run(a: &TrainArgs) -> Result<(RunConfig, PathBuf)> {
         bail!("--cache-features cannot go with --augment: the cache holds the pictures' features unaugmented");
     }
     let model = a.model.clone().unwrap_or_else(|| "lenet5".into());
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{model}-{secs}")));
+    let dir = a.out.clone().unwrap_or_else(|| crate::default_run_folder(&model));
     if dir.join(train::CHECKPOINT_FILE).exists() && !a.force {
         bail!(
             "{} already holds a run; continue it with --resume {0}, choose another --out, or give --force to replace it",

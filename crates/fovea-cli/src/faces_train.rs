@@ -127,21 +127,18 @@ impl EmbeddingObserver for Printer {
         self.0.update(epoch, p.images, format!("loss {:.4} active {:.0}%", p.loss(), 100.0 * p.active_fraction()));
     }
     fn epoch(&mut self, e: &EmbeddingEpoch) {
-        self.0.finish();
-        if self.0.hidden {
-            println!("{}", serde_json::to_string(e).expect("epochs serialise"));
-        } else {
-            eprintln!(
-                "epoch {}/{}: triplet loss {:.4}, {:.0}% of triplets active | one-shot accuracy: held-out {:.2}%, seen {:.2}% | {:.1}s",
+        let epochs = self.0.epochs;
+        self.0.end_epoch(e, || {
+            format!(
+                "epoch {}/{epochs}: triplet loss {:.4}, {:.0}% of triplets active | one-shot accuracy: held-out {:.2}%, seen {:.2}% | {:.1}s",
                 e.epoch,
-                self.0.epochs,
                 e.loss,
                 100.0 * e.active_triplets,
                 100.0 * e.one_shot_accuracy,
                 100.0 * e.seen_one_shot_accuracy,
                 e.seconds
-            );
-        }
+            )
+        });
     }
 }
 
@@ -168,10 +165,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
         image_size: a.image_size,
         data: a.data,
     };
-    let out = a.out.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        PathBuf::from(format!("runs/embedding-{t}"))
-    });
+    let out = a.out.unwrap_or_else(|| crate::default_run_folder("embedding"));
     let mut printer = Printer(crate::EpochBar::new(a.json, a.epochs, 0));
     let (setup, run) = training::train_embedding(&config, &out, a.force, &mut printer)?;
     let last = run.history.last().expect("at least one epoch ran");

@@ -121,6 +121,16 @@ impl EpochBar {
             bar.finish_and_clear();
         }
     }
+    /// Ends an epoch: clears its bar, then prints `record` as a JSON line (with `--json`)
+    /// or `line` on stderr.
+    pub(crate) fn end_epoch(&mut self, record: &impl serde::Serialize, line: impl FnOnce() -> String) {
+        self.finish();
+        if self.hidden {
+            println!("{}", serde_json::to_string(record).expect("records serialise"));
+        } else {
+            eprintln!("{}", line());
+        }
+    }
 }
 
 /// A number for `--json` output: JSON has no NaN or infinities (serde writes `null` for all
@@ -133,6 +143,12 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
         f32::NEG_INFINITY => "-Infinity".into(),
         v => v.into(),
     }
+}
+
+/// A run folder named after `prefix` and the time, for a run not given `--out`.
+pub(crate) fn default_run_folder(prefix: &str) -> PathBuf {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("runs/{prefix}-{t}"))
 }
 
 /// Where to draw the result for `picture`: `given` if the user named a file with `option` (replaced if it

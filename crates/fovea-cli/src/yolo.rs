@@ -132,15 +132,13 @@ impl YoloObserver for Printer {
         self.0.update(epoch, seen, format!("loss {loss:.4}"));
     }
     fn epoch(&mut self, e: &DetectorEpoch) {
-        self.0.finish();
-        if self.0.hidden {
-            println!("{}", serde_json::to_string(e).expect("metrics serialise"));
-        } else {
-            eprintln!(
-                "epoch {}/{}: loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s",
-                e.epoch, self.0.epochs, e.loss, e.val_map50, e.seconds
-            );
-        }
+        let epochs = self.0.epochs;
+        self.0.end_epoch(e, || {
+            format!(
+                "epoch {}/{epochs}: loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s",
+                e.epoch, e.loss, e.val_map50, e.seconds
+            )
+        });
     }
 }
 

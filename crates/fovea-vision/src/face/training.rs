@@ -164,11 +164,14 @@ pub fn train_embedding(
     let shape = training_input(&config.model, data::is_fashion_mnist(&dir), config.image_size)?;
     let what = format!("batches of {identities_per_batch} identities x {per_identity} pictures");
     fovea::budget::check_shape(&what, &[identities_per_batch, per_identity, shape[0], shape[1], shape[2]])?;
-    // the model itself first, then at this embedding length: the error names the cause
-    crate::models::build(&config.model, 2, &mut Rng::new(0)).map_err(|e| Error::setting("model", e.to_string()))?;
-    let probe = crate::models::build(&config.model, config.dim, &mut Rng::new(0))
-        .map_err(|e| Error::setting("dim", format!("{} with an embedding of {}: {e}", config.model, config.dim)))?;
-    fovea::nn::summary::summarize(probe.as_ref(), &shape).map_err(|e| {
+    let net = crate::models::build(&config.model, config.dim, &mut Rng::new(config.seed)).map_err(|e| {
+        // the model itself, or this embedding length? the error names the cause
+        match crate::models::build(&config.model, 2, &mut Rng::new(0)) {
+            Err(e) => Error::setting("model", e.to_string()),
+            Ok(_) => Error::setting("dim", format!("{} with an embedding of {}: {e}", config.model, config.dim)),
+        }
+    })?;
+    fovea::nn::summary::summarize(net.as_ref(), &shape).map_err(|e| {
         Error::setting("image_size", format!("{} cannot take {}x{} pictures ({e})", config.model, shape[1], shape[2]))
     })?;
     let (train_all, names) = data::load(&dir, Split::Train, shape, config.train_size)?;
@@ -194,7 +197,6 @@ pub fn train_embedding(
         return Err(Error::setting("train_size", format!("no training pictures of the identities {trained:?}")));
     }
     train::check_new_folder(out, force)?;
-    let net = crate::models::build(&config.model, config.dim, &mut Rng::new(config.seed))?;
     let mut optimizer = train::make_optimizer(net.as_ref(), OptimizerConfig::adam(config.lr, 0.0))?;
     // the same enrolment draws at every measurement, so that epochs compare
     let one_shot = |set: &Dataset, vectors: &Tensor| {
