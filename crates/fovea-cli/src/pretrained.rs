@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 /// Reads a torchvision `state_dict` saved as safetensors and builds `arch` around it,
 /// in evaluation mode.
 fn load(arch: &str, weights: &Path, transform_input: bool) -> Result<Box<dyn Module>> {
-    if !models::MODEL_NAMES.contains(&arch) {
-        bail!("unknown architecture '{arch}' (known: {})", models::MODEL_NAMES.join(", "));
-    }
+    models::architecture(arch)?;
     let (tensors, _) = fovea::io::read_safetensors(weights)?;
     let model = models::from_state_dict(arch, &tensors, transform_input)
         .with_context(|| format!("{} does not hold {arch} weights", weights.display()))?;
@@ -25,11 +23,12 @@ fn load(arch: &str, weights: &Path, transform_input: bool) -> Result<Box<dyn Mod
 /// `forward`, with the expected input named when the shape does not fit.
 fn forward(model: &dyn Module, arch: &str, x: Tensor) -> Result<Tensor> {
     let shape = x.shape().to_vec();
+    let designed = models::architecture(arch)?.input;
     let y = fovea::no_grad(|| model.forward(&Var::constant(x))).with_context(|| {
         format!(
             "{arch} cannot take an input of shape {} (it is designed for Nx{})",
             fmt_dims(&shape),
-            fmt_dims(&models::default_input(arch))
+            fmt_dims(&designed)
         )
     })?;
     Ok(y.tensor())

@@ -39,27 +39,19 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         return dense(spec, a.json);
     }
     let name = a.model.as_deref().unwrap_or_default();
-    let classes = a.classes.unwrap_or(models::default_classes(name));
+    let arch = models::architecture(name)?;
+    let classes = a.classes.unwrap_or(arch.default_classes());
     let model =
         models::build(name, classes, &mut Rng::new(0)).with_context(|| format!("{name} with --classes {classes}"))?;
     let input = match &a.input {
         Some(s) => parse_dims(s)?,
-        None => models::default_input(name).to_vec(),
+        None => arch.input.to_vec(),
     };
     let s = summarize(model.as_ref(), &input)
         .with_context(|| format!("{name} does not take --input {}", fmt_dims(&input)))?;
     if a.json {
-        let layers: Vec<_> = s
-            .layers
-            .iter()
-            .map(|l| {
-                json!({"name": l.name, "kind": l.kind, "output_shape": l.output_shape,
-                       "activation_size": l.activation_size, "params": l.params, "macs": l.macs})
-            })
-            .collect();
-        let out = json!({"model": name, "input": s.input, "layers": layers,
-                         "total_params": s.total_params, "training_only_params": s.training_only_params,
-                         "total_macs": s.total_macs});
+        let mut out = serde_json::to_value(&s)?;
+        out["model"] = name.into();
         println!("{out}");
     } else {
         println!("{name}, input {} (shapes are channels x height x width)\n", fmt_dims(&input));

@@ -272,7 +272,7 @@ fn classify_and_run_agree_with_torchvision() {
 
     // bad input: unknown architecture, weights of another one, a truncated file, a wrong shape
     let err = fails(&["run", "--arch", "resnet19", "--weights", "w", "--input", "x", "--output", "y"]);
-    assert!(err.contains("unknown architecture 'resnet19'") && err.contains("resnet18"), "{err}");
+    assert!(err.contains("unknown model 'resnet19'") && err.contains("resnet18"), "{err}");
     let err = fails(&["classify", "--arch", "resnet34", "--weights", &p("w.safetensors"), &photos[0]]);
     assert!(
         err.contains("does not hold resnet34 weights") && err.contains("missing (") && err.contains("layer1.2"),

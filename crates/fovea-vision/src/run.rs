@@ -132,7 +132,7 @@ pub struct Run {
 
 /// The input `[C, H, W]` a new run of `model` trains on.
 pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
-    let [c, h, _] = crate::models::default_input(model);
+    let [c, h, _] = crate::models::architecture(model)?.input;
     let size = image_size.unwrap_or(match (fashion, c, model) {
         (false, _, _) | (true, 1, _) => h,
         (true, _, "alexnet") => 64,

@@ -3,7 +3,7 @@
 //! rest on the new task; with few labels, precompute the frozen prefix's activations once
 //! and train the head on them.
 
-use fovea::nn::{state_dict, Layers, Mode, Module, Sequential, TensorKind};
+use fovea::nn::{state_dict, Layers, Mode, Module, Sequential, ShapeHook, TensorKind};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::collections::BTreeMap;
 
@@ -151,14 +151,11 @@ impl Module for Frozen<'_> {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         self.tail().forward_mode(&Var::constant(self.features(&x.tensor())?), mode)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Layers(self.layers).output_shape(input)
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        Layers(self.layers).shapes(prefix, input, hook)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.tail().visit(prefix, f)
-    }
-    fn describe(&self) -> String {
-        format!("Frozen(first {} layers)", self.at)
     }
 }
 

@@ -3,11 +3,11 @@
 
 use fovea::nn::summary::summarize;
 use fovea::Rng;
-use fovea_vision::models::{self, default_input};
+use fovea_vision::models;
 
 fn summary(name: &str) -> fovea::nn::summary::Summary {
     let model = models::build(name, 1000, &mut Rng::new(0)).unwrap();
-    summarize(model.as_ref(), &default_input(name)).unwrap()
+    summarize(model.as_ref(), &models::architecture(name).unwrap().input).unwrap()
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn cifar_style_networks_have_he_et_al_sizes() {
     // have none (option A), so the plain network has the same ones, drawn the same.
     let params = |name: &str| {
         let m = models::build(name, 10, &mut Rng::new(0)).unwrap();
-        summarize(m.as_ref(), &default_input(name)).unwrap().total_params
+        summarize(m.as_ref(), &models::architecture(name).unwrap().input).unwrap().total_params
     };
     assert_eq!(params("cifar-resnet56"), 852_730);
     assert_eq!(params("cifar-plain56"), 852_730);

@@ -7,10 +7,9 @@
 //! paper, whose table of multiply-adds the notes reproduce.
 
 use fovea::nn::init::Init;
-use fovea::nn::summary::LayerSummary;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, Mode, Module, Pool, Sequential,
-    TensorKind,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, LayerShape, Linear, Mode, Module, Pool,
+    Sequential, ShapeHook, TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::tensor::Tensor;
@@ -42,19 +41,11 @@ pub struct InceptionWidths {
     pub pool_proj: usize,
 }
 
-impl InceptionWidths {
-    fn out(&self) -> usize {
-        self.c1x1 + self.c3x3 + self.c5x5 + self.pool_proj
-    }
-}
-
 /// Four branches side by side, concatenated on channels: 1x1; 1x1 bottleneck then 3x3;
 /// 1x1 bottleneck then 5x5 (or 3x3); 3x3 max pool (stride 1) then 1x1 projection.
 /// In a summary it is one row with the parameters and multiply-adds of all four.
 pub struct Inception {
     branches: [Sequential; 4],
-    c_in: usize,
-    c_out: usize,
 }
 
 impl Inception {
@@ -79,7 +70,7 @@ impl Inception {
             )?),
             Sequential::new().push(Pool::max(pool)).push(basic_conv(c_in, w.pool_proj, 1, 1, rng)?),
         ];
-        Ok(Inception { branches, c_in, c_out: w.out() })
+        Ok(Inception { branches })
     }
 }
 
@@ -93,8 +84,14 @@ impl Module for Inception {
             .collect::<Result<Vec<_>>>()?;
         ops::concat(&outs.iter().collect::<Vec<_>>(), 1)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let outs = self.branches.iter().map(|b| b.output_shape(input)).collect::<Result<Vec<_>>>()?;
+    /// One row for the whole module (as the notes' table), with its branches' costs.
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let (mut params, mut macs) = (0, 0);
+        let mut add = |l: LayerShape<'_>| {
+            params += l.params;
+            macs += l.macs;
+        };
+        let outs = self.branches.iter().map(|b| b.shapes("", input, &mut add)).collect::<Result<Vec<_>>>()?;
         let mut y = outs[0].clone();
         for o in &outs[1..] {
             if o.len() != y.len() || o[0] != y[0] || o[2..] != y[2..] {
@@ -102,27 +99,13 @@ impl Module for Inception {
             }
             y[1] += o[1];
         }
+        hook(LayerShape { name: prefix, kind: "Inception", output: &y, params, macs });
         Ok(y)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (i, b) in self.branches.iter().enumerate() {
             b.visit(&join_name(prefix, &format!("branch{}", i + 1)), f);
         }
-    }
-    fn describe(&self) -> String {
-        format!("Inception({} -> {})", self.c_in, self.c_out)
-    }
-    /// One row for the whole module (as the notes' table), with its branches' costs.
-    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        let mut inner = Vec::new();
-        for (i, b) in self.branches.iter().enumerate() {
-            b.summarize(&format!("branch{}", i + 1), input, &mut inner)?;
-        }
-        let y = self.output_shape(input)?;
-        let mut row = LayerSummary::new(prefix, &self.describe(), &y, inner.iter().map(|r| r.params).sum(), 0);
-        row.macs = inner.iter().map(|r| r.macs).sum();
-        rows.push(row);
-        Ok(y)
     }
 }
 
@@ -239,9 +222,6 @@ impl Module for GoogLeNet {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         Ok(self.run(x, mode, false)?.0)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.summarize("", input, &mut Vec::new())
-    }
     /// The main output and `[aux1, aux2]` (empty when built without them).
     fn forward_aux(&self, x: &Var, mode: Mode) -> Result<(Var, Vec<Var>)> {
         self.run(x, mode, true)
@@ -256,15 +236,12 @@ impl Module for GoogLeNet {
         }
         self.fc.visit(&join_name(prefix, "fc"), f);
     }
-    fn describe(&self) -> String {
-        "GoogLeNet".into()
-    }
     /// The trunk's and `fc`'s rows; the auxiliary classifiers are training-only.
-    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
         if input.get(1) != Some(&3) && self.transform_input {
             return Err(Error::shape("googlenet", format!("transform_input needs 3 channels, got {input:?}")));
         }
-        let h = self.trunk.summarize(prefix, input, rows)?;
-        self.fc.summarize(&join_name(prefix, "fc"), &h, rows)
+        let h = self.trunk.shapes(prefix, input, hook)?;
+        self.fc.shapes(&join_name(prefix, "fc"), &h, hook)
     }
 }

@@ -19,95 +19,123 @@ use fovea::nn::{load_state_dict, Module};
 use fovea::{Error, Result, Rng, Tensor};
 use std::collections::BTreeMap;
 
-/// Names accepted by [`build`]: torchvision's, plus `lenet5`, `cnn-bn` and
-/// `googlenet-paper` (GoogLeNet with the paper's 5x5 convolutions).
-pub const MODEL_NAMES: [&str; 19] = [
-    "lenet5",
-    "cnn-bn",
-    "cnn5",
-    "alexnet",
-    "vgg11",
-    "vgg11_bn",
-    "vgg13",
-    "vgg13_bn",
-    "vgg16",
-    "vgg16_bn",
-    "vgg19",
-    "vgg19_bn",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "googlenet",
-    "googlenet-paper",
+/// What to build: the class count, and GoogLeNet's options (ignored by the others).
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// Outputs of the classifier.
+    pub classes: usize,
+    /// GoogLeNet's auxiliary classifiers (training only).
+    pub aux_classifiers: bool,
+    /// GoogLeNet's [`GoogLeNet::transform_input`].
+    pub transform_input: bool,
+}
+
+/// An architecture of the zoo: the one table of names, inputs, classifier heads and
+/// constructors that [`build`], [`from_state_dict`] and the summaries read.
+pub struct Architecture {
+    /// The name: torchvision's, or `lenet5`, `cnn-bn`, `cnn5`, `googlenet-paper`
+    /// (GoogLeNet with the paper's 5x5 convolutions), `cifar-resnet<D>`, `cifar-plain<D>`.
+    pub name: &'static str,
+    /// The input of one sample it is designed for, channels first.
+    pub input: [usize; 3],
+    /// The classifier's weight, whose first dimension is the number of classes.
+    pub head: &'static str,
+    /// Builds it from its full name (`vgg16_bn`, `cifar-resnet20`) and a [`Spec`].
+    make: fn(&str, Spec, &mut Rng) -> Result<Box<dyn Module>>,
+}
+
+impl Architecture {
+    /// The classes of its usual dataset: 10 for the Fashion-MNIST models, 1000 for ImageNet's.
+    pub fn default_classes(&self) -> usize {
+        if self.input[0] == 1 {
+            10
+        } else {
+            1000
+        }
+    }
+}
+
+const FASHION: [usize; 3] = [1, 28, 28];
+const IMAGENET: [usize; 3] = [3, 224, 224];
+
+macro_rules! arch {
+    ($name:literal, $input:expr, $head:literal, $make:expr) => {
+        Architecture { name: $name, input: $input, head: $head, make: $make }
+    };
+}
+
+fn vgg_named(name: &str, s: Spec, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    let depth = name.trim_start_matches("vgg").trim_end_matches("_bn").parse().unwrap_or(0);
+    Ok(Box::new(vgg(depth, name.ends_with("_bn"), s.classes, rng)?))
+}
+
+fn resnet_named(name: &str, s: Spec, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    Ok(Box::new(resnet(name.trim_start_matches("resnet").parse().unwrap_or(0), s.classes, rng)?))
+}
+
+fn googlenet_named(name: &str, s: Spec, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    let fifth_kernel = if name == "googlenet" { 3 } else { 5 };
+    let mut net = GoogLeNet::new(s.classes, s.aux_classifiers, fifth_kernel, rng)?;
+    net.transform_input = s.transform_input;
+    Ok(Box::new(net))
+}
+
+/// The zoo, in the order `fovea summary` lists it.
+pub const ZOO: [Architecture; 21] = [
+    arch!("lenet5", FASHION, "fc5.weight", |_, s, rng| Ok(Box::new(lenet5(s.classes, rng)?))),
+    arch!("cnn-bn", FASHION, "fc2.weight", |_, s, rng| Ok(Box::new(cnn_bn(s.classes, rng)?))),
+    arch!("cnn5", FASHION, "fc.weight", |_, s, rng| Ok(Box::new(cnn5(s.classes, rng)?))),
+    arch!("alexnet", IMAGENET, "classifier.6.weight", |_, s, rng| Ok(Box::new(alexnet(s.classes, rng)?))),
+    arch!("vgg11", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg11_bn", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg13", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg13_bn", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg16", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg16_bn", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg19", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("vgg19_bn", IMAGENET, "classifier.6.weight", vgg_named),
+    arch!("resnet18", IMAGENET, "fc.weight", resnet_named),
+    arch!("resnet34", IMAGENET, "fc.weight", resnet_named),
+    arch!("resnet50", IMAGENET, "fc.weight", resnet_named),
+    arch!("resnet101", IMAGENET, "fc.weight", resnet_named),
+    arch!("resnet152", IMAGENET, "fc.weight", resnet_named),
+    arch!("googlenet", IMAGENET, "fc.weight", googlenet_named),
+    arch!("googlenet-paper", IMAGENET, "fc.weight", googlenet_named),
+    // He et al.'s small CIFAR-style networks for 28x28 grey images, for depths D = 6n + 2
+    // (20, 32, 44, 56, ...); `plain`: the same without shortcuts
+    arch!("cifar-resnet<D>", FASHION, "fc.weight", |name, s, rng| {
+        Ok(Box::new(cifar_resnet(cifar_depth(name, "cifar-resnet"), false, 1, s.classes, rng)?))
+    }),
+    arch!("cifar-plain<D>", FASHION, "fc.weight", |name, s, rng| {
+        Ok(Box::new(cifar_resnet(cifar_depth(name, "cifar-plain"), true, 1, s.classes, rng)?))
+    }),
 ];
 
-/// He et al.'s small CIFAR-style networks, for 28x28 grey images: `cifar-resnet<D>` and the
-/// same without shortcuts, `cifar-plain<D>`, for depths D = 6n + 2 (20, 32, 44, 56, ...).
-fn cifar_depth(name: &str) -> Option<(usize, bool)> {
-    let (rest, plain) = match name.strip_prefix("cifar-resnet") {
-        Some(rest) => (rest, false),
-        None => (name.strip_prefix("cifar-plain")?, true),
+/// The depth in `cifar-resnet20`; 0 (refused by [`cifar_resnet`]) if there is none.
+fn cifar_depth(name: &str, family: &str) -> usize {
+    name.strip_prefix(family).and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
+/// The architecture `name` (`cifar-resnet20` is the family `cifar-resnet<D>`); an unknown
+/// name is refused with the list of known ones.
+pub fn architecture(name: &str) -> Result<&'static Architecture> {
+    let family = |a: &Architecture| {
+        a.name.strip_suffix("<D>").and_then(|f| name.strip_prefix(f)).is_some_and(|d| d.parse::<usize>().is_ok())
     };
-    Some((rest.parse().ok()?, plain))
+    ZOO.iter().find(|a| a.name == name || family(a)).ok_or_else(|| {
+        let names: Vec<&str> = ZOO.iter().map(|a| a.name).collect();
+        Error::Invalid(format!("unknown model '{name}' (known: {})", names.join(", ")))
+    })
 }
 
 /// Builds the model `name` with a `classes`-way classifier, freshly initialised
 /// (GoogLeNet with its auxiliary classifiers).
 pub fn build(name: &str, classes: usize, rng: &mut Rng) -> Result<Box<dyn Module>> {
+    let arch = architecture(name)?;
     if classes == 0 {
         return Err(Error::Invalid("a classifier needs at least one class".into()));
     }
-    if let Some((depth, plain)) = cifar_depth(name) {
-        return Ok(Box::new(cifar_resnet(depth, plain, 1, classes, rng)?));
-    }
-    let depth = |prefix: &str| name.strip_prefix(prefix).and_then(|d| d.trim_end_matches("_bn").parse::<usize>().ok());
-    Ok(match name {
-        _ if !MODEL_NAMES.contains(&name) => {
-            return Err(Error::Invalid(format!(
-                "unknown model '{name}' (known: {}, and cifar-resnet<D>, cifar-plain<D> for D = 20, 32, 44, 56, ...)",
-                MODEL_NAMES.join(", ")
-            )))
-        }
-        "lenet5" => Box::new(lenet5(classes, rng)?),
-        "cnn-bn" => Box::new(cnn_bn(classes, rng)?),
-        "cnn5" => Box::new(cnn5(classes, rng)?),
-        "alexnet" => Box::new(alexnet(classes, rng)?),
-        "googlenet" => Box::new(GoogLeNet::new(classes, true, 3, rng)?),
-        "googlenet-paper" => Box::new(GoogLeNet::new(classes, true, 5, rng)?),
-        _ if name.starts_with("vgg") => Box::new(vgg(depth("vgg").unwrap_or(0), name.ends_with("_bn"), classes, rng)?),
-        _ => Box::new(resnet(depth("resnet").unwrap_or(0), classes, rng)?),
-    })
-}
-
-/// The input one sample of `name` is designed for, channels first: 1x28x28 for the
-/// Fashion-MNIST models, 3x224x224 for the ImageNet ones.
-pub fn default_input(name: &str) -> [usize; 3] {
-    match name {
-        "lenet5" | "cnn-bn" | "cnn5" => [1, 28, 28],
-        _ if cifar_depth(name).is_some() => [1, 28, 28],
-        _ => [3, 224, 224],
-    }
-}
-
-/// Classes of the dataset `name` is designed for: 10 (Fashion-MNIST) or 1000 (ImageNet).
-pub fn default_classes(name: &str) -> usize {
-    if default_input(name)[0] == 1 {
-        10
-    } else {
-        1000
-    }
-}
-
-/// The classifier's weight, whose first dimension is the number of classes.
-fn head_weight(name: &str) -> &'static str {
-    match name {
-        "lenet5" => "fc5.weight",
-        "cnn-bn" => "fc2.weight",
-        _ if name == "alexnet" || name.starts_with("vgg") => "classifier.6.weight",
-        _ => "fc.weight",
-    }
+    (arch.make)(name, Spec { classes, aux_classifiers: true, transform_input: false }, rng)
 }
 
 /// Builds `name` to fit `tensors` (a torchvision `state_dict`: the class count is read from
@@ -120,17 +148,10 @@ pub fn from_state_dict(
     tensors: &BTreeMap<String, Tensor>,
     transform_input: bool,
 ) -> Result<Box<dyn Module>> {
-    let classes = tensors.get(head_weight(name)).and_then(|t| t.shape().first().copied()).unwrap_or(1000);
-    let mut rng = Rng::new(0);
-    let model: Box<dyn Module> = match name {
-        "googlenet" | "googlenet-paper" => {
-            let aux = tensors.contains_key("aux1.conv.conv.weight");
-            let mut net = GoogLeNet::new(classes, aux, if name == "googlenet" { 3 } else { 5 }, &mut rng)?;
-            net.transform_input = transform_input;
-            Box::new(net)
-        }
-        _ => build(name, classes, &mut rng)?,
-    };
+    let arch = architecture(name)?;
+    let classes = tensors.get(arch.head).and_then(|t| t.shape().first().copied()).unwrap_or(1000);
+    let spec = Spec { classes, aux_classifiers: tensors.contains_key("aux1.conv.conv.weight"), transform_input };
+    let model = (arch.make)(name, spec, &mut Rng::new(0))?;
     load_state_dict(model.as_ref(), tensors)?;
     Ok(model)
 }

@@ -2,10 +2,9 @@
 //! bottleneck blocks on the 3x3 convolution, "ResNet v1.5").
 
 use fovea::nn::init::Init;
-use fovea::nn::summary::LayerSummary;
 use fovea::nn::{
-    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, Mode, Module, Pool, Sequential,
-    TensorKind,
+    join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, LayerShape, Linear, Mode, Module, Pool,
+    Sequential, ShapeHook, TensorKind,
 };
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::{Error, Result, Rng, Var};
@@ -28,34 +27,6 @@ pub struct Residual {
     shortcut: Shortcut,
 }
 
-impl Residual {
-    /// The output shape, appending rows for the block's layers, its own addition and ReLU.
-    fn shapes(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        let y = self.main.summarize(prefix, input, rows)?;
-        let shortcut = match &self.shortcut {
-            Shortcut::Plain => {
-                rows.push(LayerSummary::new(prefix, "ReLU", &y, 0, 0));
-                return Ok(y);
-            }
-            Shortcut::Projection(Some(d)) => d.summarize(&join_name(prefix, "downsample"), input, rows)?,
-            Shortcut::Projection(None) => input.to_vec(),
-            &Shortcut::ZeroPad { stride, extra } => {
-                let mut s = PoolOptions::new(1).stride(stride).output_shape(input)?;
-                s[1] += extra;
-                s
-            }
-        };
-        if shortcut != y {
-            return Err(Error::shape(
-                "residual",
-                format!("the block's output {y:?} and its shortcut {shortcut:?} differ for input {input:?}"),
-            ));
-        }
-        rows.push(LayerSummary::new(prefix, "Add+ReLU", &y, 0, 0));
-        Ok(y)
-    }
-}
-
 impl Module for Residual {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let y = self.main.forward_mode(x, mode.child(0))?;
@@ -71,20 +42,36 @@ impl Module for Residual {
         };
         Ok(ops::relu(&ops::add(&y, &shortcut)?))
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.shapes("", input, &mut Vec::new())
+    /// The block's layers, then its addition and ReLU as a row of their own.
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let y = self.main.shapes(prefix, input, hook)?;
+        let shortcut = match &self.shortcut {
+            Shortcut::Plain => {
+                hook(LayerShape { name: prefix, kind: "ReLU", output: &y, params: 0, macs: 0 });
+                return Ok(y);
+            }
+            Shortcut::Projection(Some(d)) => d.shapes(&join_name(prefix, "downsample"), input, hook)?,
+            Shortcut::Projection(None) => input.to_vec(),
+            &Shortcut::ZeroPad { stride, extra } => {
+                let mut s = PoolOptions::new(1).stride(stride).output_shape(input)?;
+                s[1] += extra;
+                s
+            }
+        };
+        if shortcut != y {
+            return Err(Error::shape(
+                "residual",
+                format!("the block's output {y:?} and its shortcut {shortcut:?} differ for input {input:?}"),
+            ));
+        }
+        hook(LayerShape { name: prefix, kind: "Add+ReLU", output: &y, params: 0, macs: 0 });
+        Ok(y)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.main.visit(prefix, f);
         if let Shortcut::Projection(Some(d)) = &self.shortcut {
             d.visit(&join_name(prefix, "downsample"), f);
         }
-    }
-    fn describe(&self) -> String {
-        "Residual".into()
-    }
-    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        self.shapes(prefix, input, rows)
     }
 }
 

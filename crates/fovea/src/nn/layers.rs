@@ -1,7 +1,7 @@
 //! Convolution, linear, pooling, activation, flatten and dropout layers.
 
 use super::init::Init;
-use super::{join_name, Mode, Module, TensorKind};
+use super::{join_name, report, Mode, Module, ShapeHook, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops::{self, ConvOptions, PoolOptions};
@@ -58,31 +58,17 @@ impl Module for Conv {
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let w = self.weight.shape();
         let bias = self.bias.as_ref().map(|b| b.shape());
-        ops::conv_output_shape(input, &self.weight.shape(), bias.as_deref(), &self.options)
+        let y = ops::conv_output_shape(input, &w, bias.as_deref(), &self.options)?;
+        // each output value: one multiply-add per weight of its filter
+        let macs = y.iter().product::<usize>() * w[1..].iter().product::<usize>();
+        let kind = ["Conv1d", "Conv2d", "Conv3d"][w.len() - 3];
+        report(self, hook, name, kind, y, macs)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
-    }
-    fn macs(&self, _input: &[usize], output: &[usize]) -> usize {
-        // each output value: one multiply-add per weight of its filter
-        let w = self.weight.shape();
-        output.iter().product::<usize>() * w[1..].iter().product::<usize>()
-    }
-    fn describe(&self) -> String {
-        let s = self.weight.shape();
-        format!(
-            "Conv{}d({}, {}, kernel={:?}, stride={:?}, padding={:?}, dilation={:?}, groups={})",
-            s.len() - 2,
-            s[1] * self.options.groups,
-            s[0],
-            &s[2..],
-            self.options.stride,
-            self.options.padding,
-            self.options.dilation,
-            self.options.groups
-        )
     }
 }
 
@@ -111,19 +97,15 @@ impl Module for Linear {
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let w = self.weight.shape();
         let bias = self.bias.as_ref().map(|b| b.shape());
-        ops::linear_output_shape(input, &self.weight.shape(), bias.as_deref())
+        let y = ops::linear_output_shape(input, &w, bias.as_deref())?;
+        let macs = y.iter().product::<usize>() * w[1];
+        report(self, hook, name, "Linear", y, macs)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         visit_weight_bias(prefix, &self.weight, self.bias.as_ref(), f);
-    }
-    fn macs(&self, _input: &[usize], output: &[usize]) -> usize {
-        output.iter().product::<usize>() * self.weight.shape()[1]
-    }
-    fn describe(&self) -> String {
-        let s = self.weight.shape();
-        format!("Linear({}, {})", s[1], s[0])
     }
 }
 
@@ -165,16 +147,12 @@ impl Module for Pool {
             PoolKind::Avg => ops::avg_pool(x, &self.options),
         }
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.options.output_shape(input)
-    }
-    fn describe(&self) -> String {
-        format!(
-            "{:?}Pool(kernel={:?}, stride={:?})",
-            self.kind,
-            self.options.kernel,
-            self.options.stride.as_ref().unwrap_or(&self.options.kernel)
-        )
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let kind = match self.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Avg => "AvgPool",
+        };
+        report(self, hook, name, kind, self.options.output_shape(input)?, 0)
     }
 }
 
@@ -185,11 +163,8 @@ impl Module for AdaptiveAvgPool {
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::adaptive_avg_pool(x, &self.0)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        ops::adaptive_avg_pool_shape(input, &self.0)
-    }
-    fn describe(&self) -> String {
-        format!("AdaptiveAvgPool({:?})", self.0)
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        report(self, hook, name, "AdaptiveAvgPool", ops::adaptive_avg_pool_shape(input, &self.0)?, 0)
     }
 }
 
@@ -218,11 +193,15 @@ impl Module for Activation {
             Activation::Tanh => ops::tanh(x),
         })
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Ok(input.to_vec())
-    }
-    fn describe(&self) -> String {
-        format!("{self:?}")
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let kind = match self {
+            Activation::Relu => "Relu",
+            Activation::LeakyRelu(_) => "LeakyRelu",
+            Activation::Relu6 => "Relu6",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Tanh => "Tanh",
+        };
+        report(self, hook, name, kind, input.to_vec(), 0)
     }
 }
 
@@ -236,14 +215,12 @@ impl Module for Flatten {
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::flatten(x)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        match input {
-            [] => Err(Error::shape("flatten", "cannot flatten a scalar")),
-            [n, rest @ ..] => Ok(vec![*n, rest.iter().product()]),
-        }
-    }
-    fn describe(&self) -> String {
-        "Flatten".into()
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let y = match input {
+            [] => return Err(Error::shape("flatten", "cannot flatten a scalar")),
+            [n, rest @ ..] => vec![*n, rest.iter().product()],
+        };
+        report(self, hook, name, "Flatten", y, 0)
     }
 }
 
@@ -271,10 +248,7 @@ impl Module for Dropout {
             Mode::Train { seed } => ops::dropout(x, self.p, true, &mut Rng::new(seed)),
         }
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Ok(input.to_vec())
-    }
-    fn describe(&self) -> String {
-        format!("Dropout(p={})", self.p)
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        report(self, hook, name, "Dropout", input.to_vec(), 0)
     }
 }

@@ -14,7 +14,6 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Tensor};
 use std::collections::BTreeMap;
-use summary::LayerSummary;
 
 /// Whether a named tensor is trained (a parameter) or only tracked (a buffer, such as
 /// batch norm's running statistics).
@@ -59,11 +58,41 @@ impl Mode {
     }
 }
 
-/// A layer or a network. Models are `Send + Sync`: one loaded model can sit in an `Arc` and
-/// run on many threads at once in evaluation mode.
+/// What a leaf layer reports of itself in a shape pass ([`Module::shapes`]): the summary
+/// table is made of these reports.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerShape<'a> {
+    /// Dotted path, as in parameter names (`conv1`, `layer1.0.conv2`).
+    pub name: &'a str,
+    /// Layer type: `Conv2d`, `Linear`, `MaxPool`, `BatchNorm`, `Inception`, ...
+    pub kind: &'static str,
+    /// The output shape, batch axis first.
+    pub output: &'a [usize],
+    /// Parameters (not buffers), frozen ones included.
+    pub params: usize,
+    /// Multiply-adds of the whole batch.
+    pub macs: usize,
+}
+
+/// The callback of a shape pass, called once per leaf layer in forward order.
+pub type ShapeHook<'h> = dyn FnMut(LayerShape<'_>) + 'h;
+
+/// A layer or a network: a forward pass, its tensors, and its shapes. Models are
+/// `Send + Sync`: one loaded model can sit in an `Arc` and run on many threads at once in
+/// evaluation mode.
 pub trait Module: Send + Sync {
     /// The forward pass in the given mode.
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var>;
+
+    /// The shape pass: the output shape for an input of shape `input` (batch axis first),
+    /// or the error [`Module::forward_mode`] would give for it, from shapes alone (nothing is
+    /// allocated or computed). Each leaf layer reports itself to `hook` under its path from
+    /// `name` (see [`report`]); containers pass the hook on to their children. A summary is
+    /// such a hook, so that no layer describes itself in prose to be parsed.
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>>;
+
+    /// Calls `f` on each named parameter and buffer, in `state_dict` order.
+    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Var, TensorKind)) {}
 
     /// The forward pass in evaluation mode (inference). Training loops call
     /// [`Module::forward_mode`] with [`Mode::Train`].
@@ -71,23 +100,9 @@ pub trait Module: Send + Sync {
         self.forward_mode(x, Mode::Eval)
     }
 
-    /// Calls `f` on each named parameter and buffer, in `state_dict` order.
-    fn visit(&self, _prefix: &str, _f: &mut dyn FnMut(&str, &Var, TensorKind)) {}
-
-    /// A one-line description, e.g. `Conv2d(1, 6, kernel=[5, 5], padding=Same)`.
-    fn describe(&self) -> String;
-
-    /// Multiply-adds of one forward pass from `input` to `output` (shapes with the batch
-    /// axis). Layers without weights count 0.
-    fn macs(&self, _input: &[usize], _output: &[usize]) -> usize {
-        0
-    }
-
-    /// The layer as `Any`, for code that rewrites or inspects networks (fully connected
-    /// layers into convolutions, receptive fields); `None` for the layers nothing needs to
-    /// recognise.
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
+    /// The output shape for `input` (batch axis first): [`Module::shapes`] without a hook.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.shapes("", input, &mut |_| {})
     }
 
     /// The output and the outputs of auxiliary classifiers (GoogLeNet's side branches),
@@ -96,19 +111,26 @@ pub trait Module: Send + Sync {
         Ok((self.forward_mode(x, mode)?, Vec::new()))
     }
 
-    /// The output shape for an input of shape `input` (batch axis first), or the error
-    /// `forward` would give for it; computes nothing.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
-
-    /// [`Module::output_shape`], appending one summary row per layer to `rows`; containers
-    /// recurse so that each leaf gets its own row, named by its path from `name`.
-    fn summarize(&self, name: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        let y = self.output_shape(input)?;
-        let mut params = 0;
-        self.visit("", &mut |_, v, kind| params += if kind == TensorKind::Param { v.value().numel() } else { 0 });
-        rows.push(LayerSummary::new(name, &self.describe(), &y, params, self.macs(input, &y)));
-        Ok(y)
+    /// The layer as `Any`, for code that rewrites or inspects networks (fully connected
+    /// layers into convolutions, receptive fields); `None` for the layers nothing needs to
+    /// recognise.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
     }
+}
+
+/// Reports a leaf layer to a shape pass's `hook`, with its parameter count, and returns its
+/// `output` shape: the last step of a leaf's [`Module::shapes`].
+pub fn report(
+    layer: &dyn Module,
+    hook: &mut ShapeHook<'_>,
+    name: &str,
+    kind: &'static str,
+    output: Vec<usize>,
+    macs: usize,
+) -> Result<Vec<usize>> {
+    hook(LayerShape { name, kind, output: &output, params: parameter_count(layer), macs });
+    Ok(output)
 }
 
 /// Joins a prefix and a name with a dot (`""` + `weight` = `weight`, `conv1` + `""` = `conv1`).
@@ -261,23 +283,17 @@ impl Module for Layers<'_> {
         }
         Ok(h)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        self.summarize("", input, &mut Vec::new())
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        for (name, layer) in self.0 {
+            shape = layer.shapes(&join_name(prefix, name), &shape, hook)?;
+        }
+        Ok(shape)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         for (name, layer) in self.0 {
             layer.visit(&join_name(prefix, name), f);
         }
-    }
-    fn describe(&self) -> String {
-        format!("Sequential({} layers)", self.0.len())
-    }
-    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        let mut shape = input.to_vec();
-        for (name, layer) in self.0 {
-            shape = layer.summarize(&join_name(prefix, name), &shape, rows)?;
-        }
-        Ok(shape)
     }
 }
 
@@ -288,16 +304,10 @@ impl Module for Sequential {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         Layers(&self.layers).forward_mode(x, mode)
     }
+    fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
+        Layers(&self.layers).shapes(prefix, input, hook)
+    }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         Layers(&self.layers).visit(prefix, f)
-    }
-    fn describe(&self) -> String {
-        Layers(&self.layers).describe()
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Layers(&self.layers).output_shape(input)
-    }
-    fn summarize(&self, prefix: &str, input: &[usize], rows: &mut Vec<LayerSummary>) -> Result<Vec<usize>> {
-        Layers(&self.layers).summarize(prefix, input, rows)
     }
 }

@@ -1,6 +1,6 @@
 //! Batch normalisation layer (1-D over `[N, C]` or `[N, C, L]`, 2-D, 3-D alike).
 
-use super::{join_name, Mode, Module, TensorKind};
+use super::{join_name, report, Mode, Module, ShapeHook, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops;
@@ -64,7 +64,7 @@ impl Module for BatchNorm {
         }
         Ok(y)
     }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
         let c = self.weight.value().numel();
         if input.len() < 2 || input[1] != c {
             return Err(Error::shape(
@@ -72,7 +72,7 @@ impl Module for BatchNorm {
                 format!("input {} does not have the {c} channels of this layer", fmt_shape(input)),
             ));
         }
-        Ok(input.to_vec())
+        report(self, hook, name, "BatchNorm", input.to_vec(), 0)
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         f(&join_name(prefix, "weight"), &self.weight, TensorKind::Param);
@@ -80,8 +80,5 @@ impl Module for BatchNorm {
         f(&join_name(prefix, "running_mean"), &self.running_mean, TensorKind::Buffer);
         f(&join_name(prefix, "running_var"), &self.running_var, TensorKind::Buffer);
         f(&join_name(prefix, "num_batches_tracked"), &self.num_batches_tracked, TensorKind::Buffer);
-    }
-    fn describe(&self) -> String {
-        format!("BatchNorm({})", self.weight.value().numel())
     }
 }

@@ -5,16 +5,16 @@
 //! (28, 28, 6) is `6x28x28` here. Multiply-adds count convolutions and fully connected
 //! layers (what dominates, and what the notes count); pooling and activations count 0.
 
-use super::Module;
+use super::{LayerShape, Module};
 use crate::error::{Error, Result};
 
 /// One row of a summary.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LayerSummary {
     /// Dotted path, as in parameter names (`conv1`, `layer1.0.conv2`, `inception3a`).
     pub name: String,
     /// Layer type, e.g. `Conv2d`, `Linear`, `MaxPool`, `Inception`.
-    pub kind: String,
+    pub kind: &'static str,
     /// Output shape of one sample.
     pub output_shape: Vec<usize>,
     /// Values in the output of one sample.
@@ -25,25 +25,24 @@ pub struct LayerSummary {
     pub macs: usize,
 }
 
-impl LayerSummary {
-    /// The row for a layer described as `description` (`Conv2d(...)`: the kind is what
-    /// precedes the parenthesis) with `output` (batch axis first) and its costs for the
-    /// whole batch.
-    pub fn new(name: &str, description: &str, output: &[usize], params: usize, macs: usize) -> LayerSummary {
-        let batch = output.first().copied().unwrap_or(1).max(1);
+impl From<LayerShape<'_>> for LayerSummary {
+    /// The row for a leaf's report, with its costs per sample.
+    fn from(l: LayerShape<'_>) -> LayerSummary {
+        let batch = l.output.first().copied().unwrap_or(1).max(1);
+        let per_sample = l.output.get(1..).unwrap_or_default();
         LayerSummary {
-            name: name.to_string(),
-            kind: description.split('(').next().unwrap_or_default().to_string(),
-            output_shape: output.get(1..).unwrap_or_default().to_vec(),
-            activation_size: output.get(1..).unwrap_or_default().iter().product(),
-            params,
-            macs: macs / batch,
+            name: l.name.to_string(),
+            kind: l.kind,
+            output_shape: per_sample.to_vec(),
+            activation_size: per_sample.iter().product(),
+            params: l.params,
+            macs: l.macs / batch,
         }
     }
 }
 
 /// A model's rows and totals for one input shape.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// Input shape of one sample.
     pub input: Vec<usize>,
@@ -66,7 +65,7 @@ pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     let mut shape = vec![1];
     shape.extend(input);
     let mut layers = Vec::new();
-    model.summarize("", &shape, &mut layers)?;
+    model.shapes("", &shape, &mut |l| layers.push(LayerSummary::from(l)))?;
     let total_params = layers.iter().map(|l| l.params).sum();
     let training_only_params = super::parameter_count(model).saturating_sub(total_params);
     let total_macs = layers.iter().map(|l| l.macs).sum();
@@ -106,7 +105,7 @@ impl Summary {
         for l in &self.layers {
             rows.push([
                 l.name.clone(),
-                l.kind.clone(),
+                l.kind.to_string(),
                 fmt_dims(&l.output_shape),
                 thousands(l.activation_size),
                 thousands(l.params),
