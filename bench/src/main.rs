@@ -114,7 +114,7 @@ fn main() {
         let x = Var::param(Tensor::randn(&[64, 6, 28, 28], 1.0, &mut rng));
         let pool = fovea::ops::PoolOptions::new(2);
         let relu = time(50, || {
-            ops::relu(&x);
+            ops::relu(&x).unwrap();
         });
         let pooled = time(50, || {
             ops::max_pool(&x, &pool).unwrap();

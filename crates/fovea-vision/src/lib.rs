@@ -17,6 +17,7 @@ pub mod models;
 pub mod plot;
 pub mod run;
 pub mod style;
+mod tfjs;
 pub mod train;
 pub mod transfer;
 pub mod visualize;

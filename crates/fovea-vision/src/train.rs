@@ -357,7 +357,7 @@ pub fn train_epoch(
         // the main classifier's loss is the one reported
         let lv = loss.value().item()?;
         for a in &aux {
-            loss = ops::add(&loss, &ops::mul_scalar(&ops::cross_entropy(a, &y)?, AUX_LOSS_WEIGHT))?;
+            loss = ops::add(&loss, &ops::mul_scalar(&ops::cross_entropy(a, &y)?, AUX_LOSS_WEIGHT)?)?;
         }
         let total = loss.value().item()?;
         if !total.is_finite() {

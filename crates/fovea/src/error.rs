@@ -61,9 +61,41 @@ pub enum Error {
         /// The folder.
         path: PathBuf,
     },
-    /// A tensor missing from, extra in, or mis-shaped in a checkpoint.
+    /// Saved state (an optimizer's, a run's) that does not fit what it is loaded into.
     #[error("checkpoint does not fit the model: {0}")]
     Checkpoint(String),
+    /// Tensors that do not fit a model's `state_dict`, as PyTorch's `load_state_dict`
+    /// reports them: the model's tensors the file lacks, the file's tensors the model lacks,
+    /// and those whose shapes differ.
+    #[error("checkpoint does not fit the model: {}", state_dict_mismatch(.missing, .unexpected, .wrong_shape))]
+    StateDict {
+        /// Names of the model's tensors that are not given.
+        missing: Vec<String>,
+        /// Names of given tensors that the model does not have.
+        unexpected: Vec<String>,
+        /// `name is [..] in the file but [..] in the model`, for each mis-shaped tensor.
+        wrong_shape: Vec<String>,
+    },
+}
+
+/// The first few names of each kind of mismatch: a file for another architecture mismatches
+/// hundreds.
+fn state_dict_mismatch(missing: &[String], unexpected: &[String], wrong_shape: &[String]) -> String {
+    let first = |what: &str, names: &[String], sep: &str| {
+        let more = names.len().saturating_sub(5);
+        let mut s = format!("{what} ({}): {}", names.len(), names[..names.len() - more].join(sep));
+        if more > 0 {
+            s.push_str(&format!("{sep}and {more} more"));
+        }
+        s
+    };
+    let parts = [("missing", missing, ", "), ("unexpected", unexpected, ", "), ("wrong shape", wrong_shape, "; ")];
+    parts
+        .iter()
+        .filter(|(_, names, _)| !names.is_empty())
+        .map(|(w, n, sep)| first(w, n, sep))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `std::result::Result` with fovea's [`Error`].
@@ -93,7 +125,9 @@ impl Error {
             Error::Budget { what, bytes, in_use, limit } => {
                 Error::Budget { what: format!("{}: {what}", path.display()), bytes, in_use, limit }
             }
-            Error::Shape { .. } | Error::Invalid(_) | Error::Checkpoint(_) => Error::format(path, self.to_string()),
+            Error::Shape { .. } | Error::Invalid(_) | Error::Checkpoint(_) | Error::StateDict { .. } => {
+                Error::format(path, self.to_string())
+            }
             named @ (Error::Format { .. } | Error::Io { .. } | Error::Setting { .. } | Error::FolderInUse { .. }) => {
                 named
             }

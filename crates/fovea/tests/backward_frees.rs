@@ -6,7 +6,7 @@
 use fovea::budget::in_use;
 use fovea::nn::init::Init;
 use fovea::nn::{trainable_parameters, Activation, Conv, Flatten, Linear, Mode, Module, Sequential};
-use fovea::ops::{self, ConvOptions, Padding};
+use fovea::ops::{self, Padding};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{Rng, Tensor, Var};
 
@@ -14,14 +14,10 @@ use fovea::{Rng, Tensor, Var};
 fn backward_frees_the_graph_and_the_step_updates_in_place() {
     let rng = &mut Rng::new(1);
     let net = Sequential::new()
-        .add(
-            "conv",
-            Conv::new(3, 16, &[3, 3], ConvOptions::default().padding(Padding::Same), true, Init::HeNormal, rng)
-                .unwrap(),
-        )
+        .add("conv", Conv::config(3, 16, &[3, 3]).padding(Padding::Same).init(Init::HeNormal).build(rng).unwrap())
         .add("relu", Activation::Relu)
         .add("flatten", Flatten)
-        .add("fc", Linear::new(16 * 32 * 32, 10, true, Init::HeNormal, rng).unwrap());
+        .add("fc", Linear::config(16 * 32 * 32, 10).init(Init::HeNormal).build(rng).unwrap());
     let mut optimizer = Optimizer::new(OptimizerConfig::sgd(0.1, 0.0, 0.0), trainable_parameters(&net)).unwrap();
     let x = Var::constant(Tensor::rand_uniform(&[32, 3, 32, 32], 0.0, 1.0, rng));
     let labels: Vec<usize> = (0..32).map(|i| i % 10).collect();

@@ -5,18 +5,18 @@ use fovea::nn::{
     load_state_dict, parameter_count, set_frozen, state_dict, trainable_parameters, Activation, BatchNorm, Conv,
     Dropout, Flatten, Linear, Mode, Module, Sequential,
 };
-use fovea::ops::{self, ConvOptions};
+use fovea::ops;
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{Rng, Tensor, Var};
 use std::collections::BTreeMap;
 
 fn small_net(rng: &mut Rng) -> Sequential {
     Sequential::new()
-        .add("conv", Conv::new(1, 2, &[3, 3], ConvOptions::default(), true, Init::HeNormal, rng).unwrap())
+        .add("conv", Conv::config(1, 2, &[3, 3]).init(Init::HeNormal).build(rng).unwrap())
         .add("bn", BatchNorm::new(2))
         .add("relu", Activation::Relu)
         .add("flatten", Flatten)
-        .add("fc", Linear::new(2 * 4 * 4, 3, true, Init::XavierUniform, rng).unwrap())
+        .add("fc", Linear::config(2 * 4 * 4, 3).init(Init::XavierUniform).build(rng).unwrap())
 }
 
 #[test]
@@ -131,9 +131,9 @@ fn adam_counts_steps_per_parameter_like_pytorch() {
     for step in 0..4 {
         opt.zero_grad();
         let loss = if step < 2 {
-            ops::sum(&a)
+            ops::sum(&a).unwrap()
         } else {
-            ops::add(&ops::sum(&a), &ops::sum(&ops::mul(&b, &b).unwrap())).unwrap()
+            ops::add(&ops::sum(&a).unwrap(), &ops::sum(&ops::mul(&b, &b).unwrap()).unwrap()).unwrap()
         };
         loss.backward().unwrap();
         opt.step().unwrap();
@@ -142,7 +142,7 @@ fn adam_counts_steps_per_parameter_like_pytorch() {
     let mut alone = Optimizer::new(OptimizerConfig::adam(0.1, 0.0), vec![("b".into(), fresh.clone())]).unwrap();
     for _ in 0..2 {
         alone.zero_grad();
-        ops::sum(&ops::mul(&fresh, &fresh).unwrap()).backward().unwrap();
+        ops::sum(&ops::mul(&fresh, &fresh).unwrap()).unwrap().backward().unwrap();
         alone.step().unwrap();
     }
     assert_eq!(b.tensor().data(), fresh.tensor().data());

@@ -1,14 +1,12 @@
 //! The notes' cost examples, computed by `summary`.
 
-use fovea::nn::init::Init;
 use fovea::nn::summary::{compare_dense, summarize};
 use fovea::nn::{Conv, Sequential};
-use fovea::ops::{ConvOptions, Padding};
+use fovea::ops::Padding;
 use fovea::Rng;
 
 fn conv(c_in: usize, c_out: usize, k: usize, rng: &mut Rng) -> Conv {
-    let same = ConvOptions::default().padding(Padding::Same);
-    Conv::new(c_in, c_out, &[k, k], same, true, Init::PytorchDefault, rng).unwrap()
+    Conv::config(c_in, c_out, &[k, k]).padding(Padding::Same).build(rng).unwrap()
 }
 
 #[test]

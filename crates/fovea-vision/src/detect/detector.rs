@@ -7,7 +7,7 @@ use super::nms::{nms, Detection, NmsOptions};
 use super::yolo::{Object, YoloGrid};
 use fovea::nn::init::Init;
 use fovea::nn::{state_dict, Activation, BatchNorm, Conv, Module, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::ops::{Padding, PoolOptions};
 use fovea::{Error, Result, Rng, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -31,26 +31,28 @@ pub fn check_grid(input: usize, grid: usize) -> Result<usize> {
 /// cells hold nothing).
 pub fn network(input: usize, grid: &YoloGrid, rng: &mut Rng) -> Result<Sequential> {
     let ratio = check_grid(input, grid.grid)?;
-    let same = || ConvOptions::default().padding(Padding::Same);
     let mut net = Sequential::new();
     let mut c = 3;
     for i in 0..ratio.trailing_zeros() as usize {
         let out = 16 << i;
         net = net
-            .add(&format!("conv{}", i + 1), Conv::new(c, out, &[3, 3], same(), false, Init::HeNormal, rng)?)
+            .add(
+                &format!("conv{}", i + 1),
+                Conv::config(c, out, &[3, 3]).padding(Padding::Same).bias(false).init(Init::HeNormal).build(rng)?,
+            )
             .add(&format!("bn{}", i + 1), BatchNorm::new(out))
             .add(&format!("act{}", i + 1), Activation::LeakyRelu(0.1))
             .add(&format!("pool{}", i + 1), Pool::max(PoolOptions::new(2)));
         c = out;
     }
     net = net
-        .add("conv_last", Conv::new(c, 2 * c, &[3, 3], same(), false, Init::HeNormal, rng)?)
+        .add(
+            "conv_last",
+            Conv::config(c, 2 * c, &[3, 3]).padding(Padding::Same).bias(false).init(Init::HeNormal).build(rng)?,
+        )
         .add("bn_last", BatchNorm::new(2 * c))
         .add("act_last", Activation::LeakyRelu(0.1))
-        .add(
-            "head",
-            Conv::new(2 * c, grid.channels(), &[1, 1], ConvOptions::default(), true, Init::PytorchDefault, rng)?,
-        );
+        .add("head", Conv::config(2 * c, grid.channels(), &[1, 1]).build(rng)?);
     let head_bias = state_dict(&net).into_iter().find(|(n, _)| n == "head.bias").expect("the head has a bias").1;
     let depth = grid.depth();
     head_bias.update(|b| {

@@ -6,7 +6,7 @@ use super::boxes::BBox;
 use super::yolo::{Object, LAMBDA_COORD};
 use fovea::nn::init::Init;
 use fovea::nn::{Activation, BatchNorm, Conv, Flatten, Linear, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::ops::{Padding, PoolOptions};
 use fovea::{ops, Error, Result, Rng, Tensor, Var};
 
 fn check(op: &'static str, pred: &Var, target: &Tensor) -> Result<(usize, usize)> {
@@ -30,8 +30,8 @@ pub fn localization_loss_squared(pred: &Var, target: &Tensor) -> Result<Var> {
         .flat_map(|y| (0..d).map(move |j| if y[0] == 1.0 || j == 0 { 1.0 } else { 0.0 }))
         .collect();
     let diff = ops::sub(pred, &Var::constant(target.clone()))?;
-    let masked = ops::mul(&ops::pow_scalar(&diff, 2.0), &Var::constant(Tensor::new(&[n, d], mask)?))?;
-    Ok(ops::mul_scalar(&ops::sum(&masked), 1.0 / n as f32))
+    let masked = ops::mul(&ops::pow_scalar(&diff, 2.0)?, &Var::constant(Tensor::new(&[n, d], mask)?))?;
+    ops::mul_scalar(&ops::sum(&masked)?, 1.0 / n as f32)
 }
 
 /// The better variant the notes mention, averaged over the batch: the logistic loss of pc
@@ -43,7 +43,7 @@ pub fn localization_loss(pred: &Var, target: &Tensor) -> Result<Var> {
     let (n, d) = check("localization_loss", pred, target)?;
     let y = target.data();
     let pc = Tensor::new(&[n, 1], y.chunks(d).map(|r| r[0]).collect())?;
-    let mut total = ops::mul_scalar(&ops::bce_with_logits(&ops::narrow(pred, 1, 0, 1)?, &pc)?, n as f32);
+    let mut total = ops::mul_scalar(&ops::bce_with_logits(&ops::narrow(pred, 1, 0, 1)?, &pc)?, n as f32)?;
     let objects: Vec<usize> = (0..n).filter(|&i| y[i * d] == 1.0).collect();
     if !objects.is_empty() {
         let m = objects.len();
@@ -52,11 +52,12 @@ pub fn localization_loss(pred: &Var, target: &Tensor) -> Result<Var> {
         let classes: Vec<usize> =
             objects.iter().map(|&i| y[i * d + 5..(i + 1) * d].iter().position(|&c| c == 1.0).unwrap_or(0)).collect();
         let box_loss =
-            ops::mul_scalar(&ops::mse_loss(&ops::narrow(&picked, 1, 1, 4)?, &boxes)?, LAMBDA_COORD * 4.0 * m as f32);
-        let class_loss = ops::mul_scalar(&ops::cross_entropy(&ops::narrow(&picked, 1, 5, d - 5)?, &classes)?, m as f32);
+            ops::mul_scalar(&ops::mse_loss(&ops::narrow(&picked, 1, 1, 4)?, &boxes)?, LAMBDA_COORD * 4.0 * m as f32)?;
+        let class_loss =
+            ops::mul_scalar(&ops::cross_entropy(&ops::narrow(&picked, 1, 5, d - 5)?, &classes)?, m as f32)?;
         total = ops::add(&total, &ops::add(&box_loss, &class_loss)?)?;
     }
-    Ok(ops::mul_scalar(&total, 1.0 / n as f32))
+    ops::mul_scalar(&total, 1.0 / n as f32)
 }
 
 /// A small regression network for `size` x `size` pictures (a multiple of 16): four
@@ -66,12 +67,14 @@ pub fn regressor(size: usize, outputs: usize, rng: &mut Rng) -> Result<Sequentia
     if size < 16 || !size.is_multiple_of(16) {
         return Err(Error::Invalid(format!("pictures of {size}x{size}: the side must be a multiple of 16")));
     }
-    let same = || ConvOptions::default().padding(Padding::Same);
     let mut net = Sequential::new();
     let mut c = 3;
     for (i, out) in [16, 32, 64, 128].into_iter().enumerate() {
         net = net
-            .add(&format!("conv{}", i + 1), Conv::new(c, out, &[3, 3], same(), false, Init::HeNormal, rng)?)
+            .add(
+                &format!("conv{}", i + 1),
+                Conv::config(c, out, &[3, 3]).padding(Padding::Same).bias(false).init(Init::HeNormal).build(rng)?,
+            )
             .add(&format!("bn{}", i + 1), BatchNorm::new(out))
             .add(&format!("relu{}", i + 1), Activation::Relu)
             .add(&format!("pool{}", i + 1), Pool::max(PoolOptions::new(2)));
@@ -80,9 +83,9 @@ pub fn regressor(size: usize, outputs: usize, rng: &mut Rng) -> Result<Sequentia
     let cells = (size / 16) * (size / 16);
     Ok(net
         .add("flatten", Flatten)
-        .add("fc1", Linear::new(128 * cells, 256, true, Init::PytorchDefault, rng)?)
+        .add("fc1", Linear::config(128 * cells, 256).build(rng)?)
         .add("relu5", Activation::Relu)
-        .add("fc2", Linear::new(256, outputs, true, Init::PytorchDefault, rng)?))
+        .add("fc2", Linear::config(256, outputs).build(rng)?))
 }
 
 /// The target y of a picture with at most one object (boxes relative to the picture).

@@ -25,15 +25,15 @@ pub const WINDOW_STRIDE: usize = 2;
 pub fn window_net(classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let init = Init::PytorchDefault;
     Ok(Sequential::new()
-        .add("conv1", Conv::new(3, 16, &[5, 5], ConvOptions::default(), true, init, rng)?)
+        .add("conv1", Conv::config(3, 16, &[5, 5]).init(init).build(rng)?)
         .add("relu1", Activation::Relu)
         .add("pool1", Pool::max(PoolOptions::new(2)))
         .add("flatten", Flatten)
-        .add("fc1", Linear::new(5 * 5 * 16, 400, true, init, rng)?)
+        .add("fc1", Linear::config(5 * 5 * 16, 400).init(init).build(rng)?)
         .add("relu2", Activation::Relu)
-        .add("fc2", Linear::new(400, 400, true, init, rng)?)
+        .add("fc2", Linear::config(400, 400).init(init).build(rng)?)
         .add("relu3", Activation::Relu)
-        .add("fc3", Linear::new(400, classes, true, init, rng)?))
+        .add("fc3", Linear::config(400, classes).init(init).build(rng)?))
 }
 
 /// The same network with its fully connected layers as convolutions, as the notes show:
@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn conversion_needs_a_flatten_before_the_fully_connected_layers() {
         let rng = &mut Rng::new(0);
-        let net = Sequential::new().add("fc", Linear::new(4, 2, true, Init::PytorchDefault, rng).unwrap());
+        let net = Sequential::new().add("fc", Linear::config(4, 2).build(rng).unwrap());
         let err = fc_to_conv(net, [4, 1, 1]).err().expect("refused").to_string();
         assert!(err.contains("no flatten"), "{err}");
     }

@@ -151,7 +151,7 @@ impl YoloGrid {
         if !noobj.is_empty() {
             let t = ops::index_select(&objectness, 0, &noobj)?;
             let bce = ops::bce_with_logits(&t, &Tensor::zeros(&[noobj.len(), 1]))?;
-            total = ops::add(&total, &ops::mul_scalar(&bce, LAMBDA_NOOBJ * noobj.len() as f32))?;
+            total = ops::add(&total, &ops::mul_scalar(&bce, LAMBDA_NOOBJ * noobj.len() as f32)?)?;
         }
         if !obj.is_empty() {
             let m = obj.len();
@@ -168,15 +168,15 @@ impl YoloGrid {
                 hw.extend([(v[3] / (ah * s as f32)).ln(), (v[4] / (aw * s as f32)).ln()]);
                 classes.push(v[5..].iter().position(|&c| c == 1.0).unwrap_or(0));
             }
-            let xy_loss = ops::mse_loss(&ops::sigmoid(&ops::narrow(&picked, 1, 1, 2)?), &Tensor::new(&[m, 2], xy)?)?;
+            let xy_loss = ops::mse_loss(&ops::sigmoid(&ops::narrow(&picked, 1, 1, 2)?)?, &Tensor::new(&[m, 2], xy)?)?;
             let hw_loss = ops::mse_loss(&ops::narrow(&picked, 1, 3, 2)?, &Tensor::new(&[m, 2], hw)?)?;
             let class_loss = ops::cross_entropy(&ops::narrow(&picked, 1, 5, self.classes)?, &classes)?;
             // the means back to sums: 2 terms per row for each box part
-            let box_loss = ops::mul_scalar(&ops::add(&xy_loss, &hw_loss)?, LAMBDA_COORD * 2.0 * m as f32);
-            let obj_loss = ops::mul_scalar(&ops::add(&bce, &class_loss)?, m as f32);
+            let box_loss = ops::mul_scalar(&ops::add(&xy_loss, &hw_loss)?, LAMBDA_COORD * 2.0 * m as f32)?;
+            let obj_loss = ops::mul_scalar(&ops::add(&bce, &class_loss)?, m as f32)?;
             total = ops::add(&total, &ops::add(&box_loss, &obj_loss)?)?;
         }
-        Ok(ops::mul_scalar(&total, 1.0 / n as f32))
+        ops::mul_scalar(&total, 1.0 / n as f32)
     }
 
     /// The boxes one picture's raw output `[A (5 + C), S, S]` predicts, in picture-relative

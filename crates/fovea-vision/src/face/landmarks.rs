@@ -2,7 +2,8 @@
 //! summed shortcuts, 7x7 average pooling and a fully connected layer to 68 (x, y) pairs
 //! relative to the 112x112 input, mapped back to the face crop and the picture.
 
-use super::{conv_same, network_input, Detection, Weights};
+use super::{network_input, Detection};
+use crate::tfjs::{conv_same, Weights};
 use fovea::ops::{self, ConvOptions, PoolOptions};
 use fovea::{no_grad, Result, Tensor, Var};
 use std::path::Path;
@@ -47,11 +48,11 @@ impl FaceLandmarkNet {
                 conv_same(&h, w, Some(b), 2, 1)?
             } else {
                 self.separable(&h, &format!("{p}/conv0"), 2)?
-            });
+            })?;
             let o2 = self.separable(&o1, &format!("{p}/conv1"), 1)?;
-            let o3 = self.separable(&ops::relu(&ops::add(&o1, &o2)?), &format!("{p}/conv2"), 1)?;
-            let o4 = self.separable(&ops::relu(&ops::add(&o1, &ops::add(&o2, &o3)?)?), &format!("{p}/conv3"), 1)?;
-            h = ops::relu(&ops::add(&o1, &ops::add(&o2, &ops::add(&o3, &o4)?)?)?);
+            let o3 = self.separable(&ops::relu(&ops::add(&o1, &o2)?)?, &format!("{p}/conv2"), 1)?;
+            let o4 = self.separable(&ops::relu(&ops::add(&o1, &ops::add(&o2, &o3)?)?)?, &format!("{p}/conv3"), 1)?;
+            h = ops::relu(&ops::add(&o1, &ops::add(&o2, &ops::add(&o3, &o4)?)?)?)?;
         }
         let pooled = ops::avg_pool(&h, &PoolOptions::new(7).stride(2))?;
         let flat = ops::flatten(&pooled)?;

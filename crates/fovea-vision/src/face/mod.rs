@@ -20,103 +20,12 @@ pub use recognition::{distance, FaceRecognitionNet};
 pub use ssd::SsdMobilenetV1;
 pub use tiny::TinyFaceDetector;
 
-use fovea::ops::{self, ConvOptions, Padding};
-use fovea::{Error, Result, Tensor, Var};
-use std::collections::BTreeMap;
+use fovea::{Error, Result, Tensor};
 use std::path::PathBuf;
 
-/// Where face-api's networks live: `FOVEA_MODELS/face-api` if set, else the repository's
-/// `models/face-api`.
+/// Where face-api's networks live: the `face-api` folder of [`crate::models::pretrained_dir`].
 pub fn default_models_dir() -> PathBuf {
-    match std::env::var("FOVEA_MODELS") {
-        Ok(dir) => PathBuf::from(dir).join("face-api"),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/face-api"),
-    }
-}
-
-/// A face-api network's weights by their TF.js names, in fovea's layouts: filters HWIO
-/// -> OIHW, depthwise filters `[kh, kw, C, 1]` -> `[C, 1, kh, kw]`.
-pub(crate) struct Weights {
-    w: BTreeMap<String, Var>,
-    source: Source,
-}
-
-/// Where a network's weights came from, to name in errors.
-#[derive(Clone)]
-pub(crate) struct Source {
-    manifest: PathBuf,
-    what: &'static str,
-}
-
-impl Source {
-    /// `e` with the manifest named where it is a shape error: a tensor that does not fit
-    /// the network (a damaged or foreign manifest).
-    pub(crate) fn misfit(&self, e: Error) -> Error {
-        match e {
-            Error::Shape { .. } => {
-                Error::format(&self.manifest, format!("its tensors do not fit the {}: {e}", self.what))
-            }
-            e => e,
-        }
-    }
-}
-
-impl Weights {
-    /// Reads `manifest`, the weights of `what`; it must hold `required`.
-    pub(crate) fn load(manifest: &std::path::Path, what: &'static str, required: &str) -> Result<Weights> {
-        let mut w = BTreeMap::new();
-        for (name, t) in fovea::io::read_tfjs_manifest(manifest)? {
-            if t.shape().contains(&0) {
-                return Err(Error::format(manifest, format!("tensor '{name}' has the empty shape {:?}", t.shape())));
-            }
-            let t = match t.ndim() {
-                4 if name.ends_with("depthwise_filter") || name.ends_with("depthwise_weights") => {
-                    t.permute(&[2, 3, 0, 1])?
-                }
-                4 => t.permute(&[3, 2, 0, 1])?,
-                _ => t,
-            };
-            w.insert(name, Var::constant(t));
-        }
-        if !w.contains_key(required) {
-            return Err(Error::format(manifest, format!("has no tensor '{required}': not the {what}'s weights")));
-        }
-        Ok(Weights { w, source: Source { manifest: manifest.to_path_buf(), what } })
-    }
-
-    /// The tensor `name`, which must have `rank` dimensions.
-    pub(crate) fn get(&self, name: &str, rank: usize) -> Result<&Var> {
-        let Source { manifest, what } = &self.source;
-        let v =
-            self.w.get(name).ok_or_else(|| Error::format(manifest, format!("the {what} has no tensor '{name}'")))?;
-        if v.shape().len() != rank {
-            let shape = v.shape();
-            return Err(Error::format(
-                manifest,
-                format!("tensor '{name}' has shape {shape:?}; the {what} needs {rank} dimensions"),
-            ));
-        }
-        Ok(v)
-    }
-
-    /// The tensor `name` (of `rank` dimensions), whose dimension `axis` must be `size`: where
-    /// the network's output is read by position.
-    pub(crate) fn get_sized(&self, name: &str, rank: usize, axis: usize, size: usize) -> Result<&Var> {
-        let v = self.get(name, rank)?;
-        if v.shape()[axis] != size {
-            let Source { manifest, what } = &self.source;
-            let shape = v.shape();
-            return Err(Error::format(
-                manifest,
-                format!("tensor '{name}' has shape {shape:?}; the {what} needs {size} at dimension {axis}"),
-            ));
-        }
-        Ok(v)
-    }
-
-    pub(crate) fn source(&self) -> &Source {
-        &self.source
-    }
+    crate::models::pretrained_dir().join("face-api")
 }
 
 /// A face found in a picture: its box in the picture's pixels (it may reach past the
@@ -200,19 +109,6 @@ fn resize_bilinear_tf(pixel: impl Fn(usize, usize, usize) -> f32, side: usize, s
         }
     }
     out
-}
-
-pub(crate) fn conv_same(x: &Var, w: &Var, bias: Option<&Var>, stride: usize, groups: usize) -> Result<Var> {
-    let (k, shape) = (w.shape()[2], x.shape());
-    let pads: Vec<(usize, usize)> = shape[2..]
-        .iter()
-        .map(|&n| {
-            let out = n.div_ceil(stride);
-            let total = ((out - 1) * stride + k).saturating_sub(n);
-            (total / 2, total - total / 2)
-        })
-        .collect();
-    ops::conv2d(x, w, bias, &ConvOptions::default().stride(stride).groups(groups).padding(Padding::Explicit(pads)))
 }
 
 impl Detection {

@@ -3,7 +3,8 @@
 //! alignment rule from the 68 landmarks.
 
 use super::landmarks::MEAN;
-use super::{network_input, Detection, Weights};
+use super::{network_input, Detection};
+use crate::tfjs::Weights;
 use fovea::ops::{self, ConvOptions, Padding, PoolOptions};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::path::Path;
@@ -42,13 +43,13 @@ impl FaceRecognitionNet {
         let y = ops::conv2d(x, filters, Some(bias), &ConvOptions::default().stride(stride).padding(pad))?;
         let y = ops::mul(&y, &self.channel(&format!("{prefix}/scale/weights"))?)?;
         let y = ops::add(&y, &self.channel(&format!("{prefix}/scale/biases"))?)?;
-        Ok(if relu { ops::relu(&y) } else { y })
+        Ok(if relu { ops::relu(&y)? } else { y })
     }
 
     fn residual(&self, x: &Var, prefix: &str) -> Result<Var> {
         let a = self.conv(x, &format!("{prefix}/conv1"), 1, true, true)?;
         let b = self.conv(&a, &format!("{prefix}/conv2"), 1, true, false)?;
-        Ok(ops::relu(&ops::add(&b, x)?))
+        ops::relu(&ops::add(&b, x)?)
     }
 
     /// Halves the size (stride-2 valid convolution; 2x2 average pool on the shortcut,
@@ -65,7 +66,7 @@ impl FaceRecognitionNet {
         if ps[1] != bs[1] {
             pooled = ops::pad(&pooled, &[(0, ps[1]), (0, 0), (0, 0)], 0.0)?;
         }
-        Ok(ops::relu(&ops::add(&pooled, &b)?))
+        ops::relu(&ops::add(&pooled, &b)?)
     }
 
     /// The 128-D descriptor of a prepared input `[1, 3, 150, 150]`.

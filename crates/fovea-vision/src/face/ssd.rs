@@ -2,21 +2,20 @@
 //! feature layers, six box predictors over 5118 stored anchors, the TF Object Detection
 //! box coder, and face-api's own non-max suppression (IoU > 0.5).
 
-use super::{conv_same, network_input, Detection, Weights};
-use fovea::ops;
+use super::{network_input, Detection};
+use crate::models::{pointwise, MobileNetV1};
+use crate::tfjs::{conv_same, Weights};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::path::Path;
 
 const SIZE: usize = 512;
-/// The f32 of 1e-3, as face-api passes it to batch norm.
-const BN_EPS: f32 = 0.001;
 const IOU_THRESHOLD: f64 = 0.5;
 
 /// The detector's weights and its anchors.
 pub struct SsdMobilenetV1 {
+    backbone: MobileNetV1,
+    /// The extra feature layers and box predictors.
     w: Weights,
-    /// Depthwise layers 1..=13 with their batch norm folded in: (weights, bias).
-    depthwise: Vec<(Var, Var)>,
     /// `[5118, 4]` anchors, (ymin, xmin, ymax, xmax) in the 512 square.
     anchors: Vec<[f32; 4]>,
 }
@@ -32,52 +31,29 @@ impl SsdMobilenetV1 {
             .chunks_exact(4)
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
-        let depthwise = (1..=13)
-            .map(|i| fold_batch_norm(&w, &format!("MobilenetV1/Conv2d_{i}_depthwise")))
-            .collect::<Result<_>>()?;
-        Ok(SsdMobilenetV1 { w, depthwise, anchors })
+        Ok(SsdMobilenetV1 { backbone: MobileNetV1::from_weights(&w)?, w, anchors })
     }
 
     fn get(&self, name: &str, rank: usize) -> Result<&Var> {
         self.w.get(name, rank)
     }
 
-    /// conv + offset (its batch norm folded in) + relu6.
-    fn pointwise(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
+    /// The extra layer `prefix`: conv + offset (its batch norm folded in) + relu6.
+    fn extra(&self, x: &Var, prefix: &str, stride: usize) -> Result<Var> {
         let (w, b) =
             (self.get(&format!("{prefix}/weights"), 4)?, self.get(&format!("{prefix}/convolution_bn_offset"), 1)?);
-        Ok(ops::relu6(&conv_same(x, w, Some(b), stride, 1)?))
-    }
-
-    /// The MobileNetV1 backbone's activations for `x` (`[1, 3, H, W]`, values in -1..1):
-    /// layers 0 ..= `last` (at most 13), each the output of a pointwise convolution and its
-    /// ReLU6. Differentiable in `x` (style transfer optimises pictures through it).
-    pub fn backbone(&self, x: &Var, last: usize) -> Result<Vec<Var>> {
-        self.backbone_layers(x, last).map_err(|e| self.w.source().misfit(e))
-    }
-
-    fn backbone_layers(&self, x: &Var, last: usize) -> Result<Vec<Var>> {
-        let mut h = self.pointwise(x, "MobilenetV1/Conv2d_0_pointwise", 2)?;
-        let mut out = vec![h.clone()];
-        for i in 1..=last.min(13) {
-            let stride = if [2, 4, 6, 12].contains(&i) { 2 } else { 1 };
-            let (w, b) = &self.depthwise[i - 1];
-            let d = conv_same(&h, w, Some(b), stride, h.shape()[1])?;
-            h = self.pointwise(&ops::relu6(&d), &format!("MobilenetV1/Conv2d_{i}_pointwise"), 1)?;
-            out.push(h.clone());
-        }
-        Ok(out)
+        pointwise(x, w, b, stride)
     }
 
     /// Box encodings `[A, 4]` and class logits `[A, 3]` of a prepared input, anchors in
     /// face-api's order (predictor, y, x, anchor).
     fn forward(&self, x: &Var) -> Result<(Tensor, Tensor)> {
-        let layers = self.backbone(x, 13)?;
+        let layers = self.backbone.layers(x, 13)?;
         let (conv11, h) = (layers[11].clone(), layers[13].clone());
         let mut extra = Vec::new();
         let mut e = h.clone();
         for i in 0..8 {
-            e = self.pointwise(&e, &format!("Prediction/Conv2d_{i}_pointwise"), if i % 2 == 1 { 2 } else { 1 })?;
+            e = self.extra(&e, &format!("Prediction/Conv2d_{i}_pointwise"), if i % 2 == 1 { 2 } else { 1 })?;
             extra.push(e.clone());
         }
         let maps = [&conv11, &h, &extra[1], &extra[3], &extra[5], &extra[7]];
@@ -180,23 +156,4 @@ fn suppress(boxes: &[[f32; 4]], scores: &[f64], min_score: f64, max: usize) -> V
         }
     }
     kept
-}
-
-/// The depthwise convolution `prefix` with its inference-mode batch norm folded in:
-/// w·s and beta - mean·s, s = gamma / sqrt(var + eps). One op instead of two per layer.
-fn fold_batch_norm(w: &Weights, prefix: &str) -> Result<(Var, Var)> {
-    let get = |n: &str| w.get(&format!("{prefix}/{n}"), 1).map(|v| v.value().data().to_vec());
-    let (gamma, beta) = (get("BatchNorm/gamma")?, get("BatchNorm/beta")?);
-    let (mean, var) = (get("BatchNorm/moving_mean")?, get("BatchNorm/moving_variance")?);
-    let weights = w.get(&format!("{prefix}/depthwise_weights"), 4)?.value();
-    let channels = weights.shape()[0];
-    if [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != channels) {
-        return Err(Error::Invalid(format!("{prefix}: batch norm sizes do not match {channels} channels")));
-    }
-    let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
-    let taps = weights.numel() / channels;
-    let folded =
-        weights.data().chunks_exact(taps).zip(&scale).flat_map(|(k, s)| k.iter().map(move |x| x * s)).collect();
-    let bias = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
-    Ok((Var::constant(Tensor::new(weights.shape(), folded)?), Var::constant(Tensor::new(&[channels], bias)?)))
 }

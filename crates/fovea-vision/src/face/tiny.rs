@@ -2,7 +2,8 @@
 //! separable ones with 2x2 max pooling, a 1x1 head of 5 anchors x (tx, ty, tw, th,
 //! objectness) per cell), its box decoding and non-max suppression.
 
-use super::{network_input, Detection, Source, Weights};
+use super::{network_input, Detection};
+use crate::tfjs::{Source, Weights};
 use fovea::ops::{self, ConvOptions, PoolOptions};
 use fovea::{no_grad, Error, Result, Tensor, Var};
 use std::path::Path;
@@ -50,8 +51,8 @@ impl TinyFaceDetector {
     fn layers(&self, x: &Var) -> Result<Var> {
         // relu(x - a·x) + a·x, op by op as face-api writes it
         let leaky = |x: Var| -> Result<Var> {
-            let ax = ops::mul_scalar(&x, LEAK);
-            ops::add(&ops::relu(&ops::sub(&x, &ax)?), &ax)
+            let ax = ops::mul_scalar(&x, LEAK)?;
+            ops::add(&ops::relu(&ops::sub(&x, &ax)?)?, &ax)
         };
         // TF's 'same' 2x2 pooling: a partial last window where the size is odd
         let pool = |x: &Var| ops::max_pool(x, &PoolOptions::new(2).ceil_mode(true));

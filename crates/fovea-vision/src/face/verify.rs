@@ -189,7 +189,7 @@ impl Verifier {
     /// The probability that each pair (row of `features`) shows one identity.
     pub fn probabilities(&self, features: &Tensor) -> Result<Vec<f32>> {
         let x = Var::constant(features.clone());
-        let p = no_grad(|| ops::linear(&x, &self.weight, Some(&self.bias)).map(|z| ops::sigmoid(&z)))?;
+        let p = no_grad(|| ops::linear(&x, &self.weight, Some(&self.bias)).and_then(|z| ops::sigmoid(&z)))?;
         Ok(p.tensor().data().to_vec())
     }
 }

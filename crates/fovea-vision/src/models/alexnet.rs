@@ -13,7 +13,7 @@ pub fn alexnet(classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let init = Init::PytorchDefault;
     let mut conv = |c_in, c_out, k: usize, stride, pad| {
         let opts = ConvOptions::default().stride(stride).padding(Padding::symmetric(pad));
-        Conv::new(c_in, c_out, &[k, k], opts, true, init, rng)
+        Conv::config(c_in, c_out, &[k, k]).options(opts).init(init).build(rng)
     };
     let pool = || Pool::max(PoolOptions::new(3).stride(2));
     let features = Sequential::new()
@@ -32,12 +32,12 @@ pub fn alexnet(classes: usize, rng: &mut Rng) -> Result<Sequential> {
         .push(pool());
     let classifier = Sequential::new()
         .push(Dropout::new(0.5)?)
-        .push(Linear::new(256 * 6 * 6, 4096, true, init, rng)?)
+        .push(Linear::config(256 * 6 * 6, 4096).init(init).build(rng)?)
         .push(Activation::Relu)
         .push(Dropout::new(0.5)?)
-        .push(Linear::new(4096, 4096, true, init, rng)?)
+        .push(Linear::config(4096, 4096).init(init).build(rng)?)
         .push(Activation::Relu)
-        .push(Linear::new(4096, classes, true, init, rng)?);
+        .push(Linear::config(4096, classes).init(init).build(rng)?);
     Ok(Sequential::new()
         .add("features", features)
         .add("avgpool", AdaptiveAvgPool(vec![6, 6]))

@@ -5,7 +5,7 @@
 
 use fovea::nn::init::Init;
 use fovea::nn::{Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, Linear, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::ops::{Padding, PoolOptions};
 use fovea::{Result, Rng};
 
 /// Conv blocks of `widths` channels with `kernel`-wide kernels over `dims` spatial axes, each
@@ -23,9 +23,15 @@ fn conv_net(
     let mut c_in = 1;
     for (i, &c) in widths.iter().enumerate() {
         let n = i + 1;
-        let same = ConvOptions::default().padding(Padding::Same);
         net = net
-            .add(&format!("conv{n}"), Conv::new(c_in, c, &vec![kernel; dims], same, false, Init::HeNormal, rng)?)
+            .add(
+                &format!("conv{n}"),
+                Conv::config(c_in, c, &vec![kernel; dims])
+                    .padding(Padding::Same)
+                    .bias(false)
+                    .init(Init::HeNormal)
+                    .build(rng)?,
+            )
             .add(&format!("bn{n}"), BatchNorm::new(c))
             .add(&format!("relu{n}"), Activation::Relu);
         if n < widths.len() {
@@ -38,7 +44,7 @@ fn conv_net(
     Ok(net
         .add("gap", AdaptiveAvgPool(vec![1; dims]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)?))
+        .add("fc", Linear::config(c_in, classes).build(rng)?))
 }
 
 /// A 1-D CNN for ECG strips: four blocks (16, 32, 64, 64 channels, kernel 7, pooling by 4),

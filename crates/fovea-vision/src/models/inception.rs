@@ -19,7 +19,7 @@ use fovea::{Error, Result, Rng, Var};
 fn basic_conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Sequential> {
     let opts = ConvOptions::default().stride(stride).padding(Padding::symmetric(k / 2));
     Ok(Sequential::new()
-        .add("conv", Conv::new(c_in, c_out, &[k, k], opts, false, Init::Normal(0.01), rng)?)
+        .add("conv", Conv::config(c_in, c_out, &[k, k]).options(opts).bias(false).init(Init::Normal(0.01)).build(rng)?)
         .add("bn", BatchNorm::new(c_out).with_eps(1e-3))
         .add("relu", Activation::Relu))
 }
@@ -116,10 +116,10 @@ fn inception_aux(c_in: usize, classes: usize, rng: &mut Rng) -> Result<Sequentia
         .add("pool", AdaptiveAvgPool(vec![4, 4]))
         .add("conv", basic_conv(c_in, 128, 1, 1, rng)?)
         .add("flatten", Flatten)
-        .add("fc1", Linear::new(128 * 4 * 4, 1024, true, init, rng)?)
+        .add("fc1", Linear::config(128 * 4 * 4, 1024).init(init).build(rng)?)
         .add("relu", Activation::Relu)
         .add("dropout", Dropout::new(0.7)?)
-        .add("fc2", Linear::new(1024, classes, true, init, rng)?))
+        .add("fc2", Linear::config(1024, classes).init(init).build(rng)?))
 }
 
 /// GoogLeNet. The auxiliary classifiers run only through [`Module::forward_aux`], which
@@ -186,7 +186,7 @@ impl GoogLeNet {
         } else {
             (None, None)
         };
-        let fc = Linear::new(1024, classes, true, Init::Normal(0.01), rng)?;
+        let fc = Linear::config(1024, classes).init(Init::Normal(0.01)).build(rng)?;
         Ok(GoogLeNet { trunk, aux1, aux2, fc, transform_input: false })
     }
 

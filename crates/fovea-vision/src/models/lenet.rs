@@ -2,7 +2,7 @@
 
 use fovea::nn::init::Init;
 use fovea::nn::{Activation, BatchNorm, Conv, Dropout, Flatten, Linear, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::ops::{Padding, PoolOptions};
 use fovea::{Result, Rng};
 
 /// LeNet-5 in the layout of the notes' table: 28x28x1 -> conv 5x5 same (6) -> pool 2 ->
@@ -12,43 +12,42 @@ use fovea::{Result, Rng};
 pub fn lenet5(classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let init = Init::PytorchDefault;
     Ok(Sequential::new()
-        .add("conv1", Conv::new(1, 6, &[5, 5], ConvOptions::default().padding(Padding::Same), true, init, rng)?)
+        .add("conv1", Conv::config(1, 6, &[5, 5]).padding(Padding::Same).init(init).build(rng)?)
         .add("relu1", Activation::Relu)
         .add("pool1", Pool::max(PoolOptions::new(2)))
-        .add("conv2", Conv::new(6, 16, &[5, 5], ConvOptions::default(), true, init, rng)?)
+        .add("conv2", Conv::config(6, 16, &[5, 5]).init(init).build(rng)?)
         .add("relu2", Activation::Relu)
         .add("pool2", Pool::max(PoolOptions::new(2)))
         .add("flatten", Flatten)
-        .add("fc3", Linear::new(400, 120, true, init, rng)?)
+        .add("fc3", Linear::config(400, 120).init(init).build(rng)?)
         .add("relu3", Activation::Relu)
-        .add("fc4", Linear::new(120, 84, true, init, rng)?)
+        .add("fc4", Linear::config(120, 84).init(init).build(rng)?)
         .add("relu4", Activation::Relu)
-        .add("fc5", Linear::new(84, classes, true, init, rng)?))
+        .add("fc5", Linear::config(84, classes).init(init).build(rng)?))
 }
 
 /// A stronger small CNN: two conv-BN-ReLU blocks of 32 and 64 channels, each followed by
 /// max pooling, then FC 128 with dropout.
 pub fn cnn_bn(classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let init = Init::HeNormal;
-    let same = || ConvOptions::default().padding(Padding::Same);
     Ok(Sequential::new()
-        .add("conv1", Conv::new(1, 32, &[3, 3], same(), false, init, rng)?)
+        .add("conv1", Conv::config(1, 32, &[3, 3]).padding(Padding::Same).bias(false).init(init).build(rng)?)
         .add("bn1", BatchNorm::new(32))
         .add("relu1", Activation::Relu)
-        .add("conv2", Conv::new(32, 32, &[3, 3], same(), false, init, rng)?)
+        .add("conv2", Conv::config(32, 32, &[3, 3]).padding(Padding::Same).bias(false).init(init).build(rng)?)
         .add("bn2", BatchNorm::new(32))
         .add("relu2", Activation::Relu)
         .add("pool1", Pool::max(PoolOptions::new(2)))
-        .add("conv3", Conv::new(32, 64, &[3, 3], same(), false, init, rng)?)
+        .add("conv3", Conv::config(32, 64, &[3, 3]).padding(Padding::Same).bias(false).init(init).build(rng)?)
         .add("bn3", BatchNorm::new(64))
         .add("relu3", Activation::Relu)
         .add("pool2", Pool::max(PoolOptions::new(2)))
         .add("flatten", Flatten)
         .add("dropout1", Dropout::new(0.25)?)
-        .add("fc1", Linear::new(64 * 7 * 7, 128, true, Init::PytorchDefault, rng)?)
+        .add("fc1", Linear::config(64 * 7 * 7, 128).build(rng)?)
         .add("relu4", Activation::Relu)
         .add("dropout2", Dropout::new(0.5)?)
-        .add("fc2", Linear::new(128, classes, true, Init::PytorchDefault, rng)?))
+        .add("fc2", Linear::config(128, classes).build(rng)?))
 }
 
 #[cfg(test)]

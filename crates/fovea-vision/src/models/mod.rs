@@ -5,6 +5,7 @@ mod alexnet;
 mod conv1d3d;
 mod inception;
 mod lenet;
+mod mobilenet;
 mod resnet;
 mod vgg;
 
@@ -12,12 +13,24 @@ pub use alexnet::alexnet;
 pub use conv1d3d::{cnn5, ecg_cnn, volume_cnn};
 pub use inception::{GoogLeNet, Inception, InceptionWidths};
 pub use lenet::{cnn_bn, lenet5};
+pub(crate) use mobilenet::pointwise;
+pub use mobilenet::MobileNetV1;
 pub use resnet::{cifar_resnet, resnet, Residual};
 pub use vgg::{vgg, vgg_depth_from_last_conv, vgg_features, vgg_layer_names};
 
 use fovea::nn::{load_state_dict, Module};
 use fovea::{Error, Result, Rng, Tensor};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the pretrained networks fovea reads live (face-api's in its `face-api` folder):
+/// `FOVEA_MODELS` if set, else the repository's `models`.
+pub fn pretrained_dir() -> PathBuf {
+    match std::env::var("FOVEA_MODELS") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    }
+}
 
 /// What to build: the class count, and GoogLeNet's options (ignored by the others).
 #[derive(Clone, Copy, Debug)]

@@ -31,7 +31,7 @@ impl Module for Residual {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let y = self.main.forward_mode(x, mode.child(0))?;
         let shortcut = match &self.shortcut {
-            Shortcut::Plain => return Ok(ops::relu(&y)),
+            Shortcut::Plain => return ops::relu(&y),
             Shortcut::Projection(Some(d)) => d.forward_mode(x, mode.child(1))?,
             Shortcut::Projection(None) | Shortcut::ZeroPad { stride: 1, extra: 0 } => x.clone(),
             &Shortcut::ZeroPad { stride, extra } => {
@@ -40,7 +40,7 @@ impl Module for Residual {
                 ops::pad(&sub, &[(extra / 2, extra - extra / 2), (0, 0), (0, 0)], 0.0)?
             }
         };
-        Ok(ops::relu(&ops::add(&y, &shortcut)?))
+        ops::relu(&ops::add(&y, &shortcut)?)
     }
     /// The block's layers, then its addition and ReLU as a row of their own.
     fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
@@ -85,7 +85,7 @@ enum Block {
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, rng: &mut Rng) -> Result<Conv> {
     let opts = ConvOptions::default().stride(stride).padding(Padding::symmetric(k / 2));
-    Conv::new(c_in, c_out, &[k, k], opts, false, Init::HeNormalFanOut, rng)
+    Conv::config(c_in, c_out, &[k, k]).options(opts).bias(false).init(Init::HeNormalFanOut).build(rng)
 }
 
 /// How blocks get their shortcut (see [`Shortcut`]).
@@ -157,7 +157,7 @@ pub fn resnet(depth: usize, classes: usize, rng: &mut Rng) -> Result<Sequential>
     Ok(net
         .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(c_in, classes, true, Init::PytorchDefault, rng)?))
+        .add("fc", Linear::config(c_in, classes).build(rng)?))
 }
 
 /// He et al.'s CIFAR-10 networks (section 4.2), for `c_in`-channel images as small as
@@ -193,5 +193,5 @@ pub fn cifar_resnet(depth: usize, plain: bool, c_in: usize, classes: usize, rng:
     Ok(net
         .add("avgpool", AdaptiveAvgPool(vec![1, 1]))
         .add("flatten", Flatten)
-        .add("fc", Linear::new(64, classes, true, Init::PytorchDefault, rng)?))
+        .add("fc", Linear::config(64, classes).build(rng)?))
 }

@@ -4,7 +4,7 @@
 
 use fovea::nn::init::Init;
 use fovea::nn::{Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, Linear, Pool, Sequential};
-use fovea::ops::{ConvOptions, Padding, PoolOptions};
+use fovea::ops::{Padding, PoolOptions};
 use fovea::{Error, Result, Rng};
 
 /// Convolutions per stage; the stages have 64, 128, 256, 512, 512 channels.
@@ -22,7 +22,7 @@ fn stages(depth: usize) -> Result<[usize; 5]> {
 /// with `batch_norm`, batch norm after every convolution (torchvision's `_bn` variants).
 pub fn vgg(depth: usize, batch_norm: bool, classes: usize, rng: &mut Rng) -> Result<Sequential> {
     let features = vgg_features(depth, batch_norm, rng)?;
-    let linear = |c_in, c_out, rng: &mut Rng| Linear::new(c_in, c_out, true, Init::Normal(0.01), rng);
+    let linear = |c_in, c_out, rng: &mut Rng| Linear::config(c_in, c_out).init(Init::Normal(0.01)).build(rng);
     let classifier = Sequential::new()
         .push(linear(512 * 7 * 7, 4096, rng)?)
         .push(Activation::Relu)
@@ -44,8 +44,12 @@ pub fn vgg_features(depth: usize, batch_norm: bool, rng: &mut Rng) -> Result<Seq
     let mut c_in = 3;
     for (convs, width) in stages(depth)?.into_iter().zip([64, 128, 256, 512, 512]) {
         for _ in 0..convs {
-            let same = ConvOptions::default().padding(Padding::symmetric(1));
-            features = features.push(Conv::new(c_in, width, &[3, 3], same, true, Init::HeNormalFanOut, rng)?);
+            features = features.push(
+                Conv::config(c_in, width, &[3, 3])
+                    .padding(Padding::symmetric(1))
+                    .init(Init::HeNormalFanOut)
+                    .build(rng)?,
+            );
             if batch_norm {
                 features = features.push(BatchNorm::new(width));
             }

@@ -3,7 +3,7 @@
 //! and their weighted sum J(G) = α J_content + β J_style. All are differentiable in the
 //! generated picture's activations, so the picture itself can be optimised.
 
-use crate::face::SsdMobilenetV1;
+use crate::models::MobileNetV1;
 use fovea::nn::Sequential;
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
@@ -43,7 +43,7 @@ pub fn content_cost(content: &Tensor, generated: &Var) -> Result<Var> {
         ));
     }
     let d = ops::sub(&Var::constant(content.clone()), generated)?;
-    Ok(ops::sum(&ops::pow_scalar(&d, 2.0)))
+    ops::sum(&ops::pow_scalar(&d, 2.0)?)
 }
 
 /// One layer's style cost: ‖G(S) - G(G)‖²_F / (2 nH nW nC)², with G(S) the style
@@ -60,21 +60,21 @@ pub fn layer_style_cost(style_gram: &Tensor, generated: &Var) -> Result<Var> {
     }
     let d = ops::sub(&Var::constant(style_gram.clone()), &g)?;
     let norm = (2.0 * n as f64).powi(2);
-    Ok(ops::mul_scalar(&ops::sum(&ops::pow_scalar(&d, 2.0)), (1.0 / norm) as f32))
+    ops::mul_scalar(&ops::sum(&ops::pow_scalar(&d, 2.0)?)?, (1.0 / norm) as f32)
 }
 
 /// J_style = Σ_l λ\[l\] J_style\[l\] over `(λ, style Gram matrix, generated activations)`.
 pub fn style_cost(layers: &[(f32, Tensor, Var)]) -> Result<Var> {
     let mut total = Var::constant(Tensor::scalar(0.0));
     for (lambda, gram, a) in layers {
-        total = ops::add(&total, &ops::mul_scalar(&layer_style_cost(gram, a)?, *lambda))?;
+        total = ops::add(&total, &ops::mul_scalar(&layer_style_cost(gram, a)?, *lambda)?)?;
     }
     Ok(total)
 }
 
 /// J(G) = α J_content + β J_style.
 pub fn total_cost(alpha: f32, content: &Var, beta: f32, style: &Var) -> Result<Var> {
-    ops::add(&ops::mul_scalar(content, alpha), &ops::mul_scalar(style, beta))
+    ops::add(&ops::mul_scalar(content, alpha)?, &ops::mul_scalar(style, beta)?)
 }
 
 /// The pretrained network whose activations style transfer compares: MobileNetV1 from
@@ -82,7 +82,7 @@ pub fn total_cost(alpha: f32, content: &Var, beta: f32, style: &Var) -> Result<V
 /// torchvision state_dict (layers `conv1_1` ... `conv5_x`, each a convolution's ReLU).
 pub enum Features {
     /// MobileNetV1 from face-api's SSD weights (layers `conv0` ... `conv13`).
-    MobileNet(SsdMobilenetV1),
+    MobileNet(MobileNetV1),
     /// A VGG's `features` from torchvision's weights (layers `conv1_1` ... `conv5_x`).
     Vgg {
         /// VGG's `features`, without batch norm
@@ -93,10 +93,10 @@ pub enum Features {
 }
 
 impl Features {
-    /// MobileNetV1 from `models/face-api/` (or `FOVEA_MODELS`).
+    /// MobileNetV1 from face-api's SSD weights in [`crate::models::pretrained_dir`].
     pub fn mobilenet() -> Result<Features> {
-        let manifest = crate::face::default_models_dir().join("ssd_mobilenetv1_model-weights_manifest.json");
-        Ok(Features::MobileNet(SsdMobilenetV1::load(&manifest)?))
+        let manifest = crate::models::pretrained_dir().join("face-api/ssd_mobilenetv1_model-weights_manifest.json");
+        Ok(Features::MobileNet(MobileNetV1::load(&manifest)?))
     }
 
     /// A VGG-11/13/16/19 (without batch norm) from a safetensors file with torchvision's
@@ -117,7 +117,7 @@ impl Features {
     /// The names of the layers whose activations can be compared, in order.
     pub fn layer_names(&self) -> Vec<String> {
         match self {
-            Features::MobileNet(_) => (0..14).map(|i| format!("conv{i}")).collect(),
+            Features::MobileNet(_) => (0..MobileNetV1::LAYERS).map(|i| format!("conv{i}")).collect(),
             Features::Vgg { names, .. } => names.iter().map(|(n, _)| n.clone()).collect(),
         }
     }
@@ -155,7 +155,7 @@ impl Features {
     pub fn extract(&self, picture: &Var, last: usize) -> Result<Vec<Var>> {
         match self {
             // MobileNet takes -1..1
-            Features::MobileNet(net) => net.backbone(&ops::add_scalar(&ops::mul_scalar(picture, 2.0), -1.0), last),
+            Features::MobileNet(net) => net.layers(&picture.mul_scalar(2.0)?.add_scalar(-1.0)?, last),
             Features::Vgg { net, names } => {
                 // torchvision's ImageNet normalisation
                 let mean = Var::constant(Tensor::new(&[1, 3, 1, 1], vec![0.485, 0.456, 0.406])?);

@@ -26,17 +26,73 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// `kernel` has one entry per spatial dimension (1 to 3), e.g. `&[5, 5]` for conv2d.
-    pub fn new(
-        c_in: usize,
-        c_out: usize,
-        kernel: &[usize],
-        options: ConvOptions,
-        bias: bool,
-        init: Init,
-        rng: &mut Rng,
-    ) -> Result<Conv> {
-        let g = options.groups;
+    /// The settings of a convolution from `c_in` to `c_out` channels with a `kernel` of one
+    /// size per spatial dimension (1 to 3: `&[5, 5]` for conv2d). PyTorch's defaults (stride
+    /// 1, no padding, a bias, its default initialisation) until changed; `build` draws the
+    /// weights: `Conv::config(1, 6, &[5, 5]).padding(Padding::Same).build(&mut rng)?`.
+    pub fn config(c_in: usize, c_out: usize, kernel: &[usize]) -> ConvConfig {
+        ConvConfig {
+            c_in,
+            c_out,
+            kernel: kernel.to_vec(),
+            options: ConvOptions::default(),
+            bias: true,
+            init: Init::PytorchDefault,
+        }
+    }
+}
+
+/// A [`Conv`] layer's settings, made by [`Conv::config`].
+#[derive(Clone, Debug)]
+pub struct ConvConfig {
+    c_in: usize,
+    c_out: usize,
+    kernel: Vec<usize>,
+    options: ConvOptions,
+    bias: bool,
+    init: Init,
+}
+
+impl ConvConfig {
+    /// The same stride along every spatial axis.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.options = self.options.stride(s);
+        self
+    }
+    /// Zero padding.
+    pub fn padding(mut self, p: ops::Padding) -> Self {
+        self.options = self.options.padding(p);
+        self
+    }
+    /// The same dilation along every spatial axis.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.options = self.options.dilation(d);
+        self
+    }
+    /// Groups of channels convolved apart (`c_in` for a depthwise convolution).
+    pub fn groups(mut self, g: usize) -> Self {
+        self.options = self.options.groups(g);
+        self
+    }
+    /// Stride, padding, dilation and groups at once.
+    pub fn options(mut self, options: ConvOptions) -> Self {
+        self.options = options;
+        self
+    }
+    /// Whether the layer adds a bias (default: yes).
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// How the weights (and bias) are drawn (default: PyTorch's).
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    /// The layer, its weights drawn from `rng`; an error if the kernel has no or more than
+    /// three sizes, or the groups do not divide the channels.
+    pub fn build(&self, rng: &mut Rng) -> Result<Conv> {
+        let (c_in, c_out, kernel, g) = (self.c_in, self.c_out, &self.kernel, self.options.groups);
         if kernel.is_empty() || kernel.len() > 3 || kernel.contains(&0) {
             return Err(Error::Invalid(format!("convolution kernel {kernel:?} must have 1 to 3 positive sizes")));
         }
@@ -45,9 +101,9 @@ impl Conv {
         }
         let mut shape = vec![c_out, c_in / g];
         shape.extend(kernel);
-        let weight = Var::param(init.weight(&shape, rng)?);
-        let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
-        Ok(Conv { weight, bias, options })
+        let weight = Var::param(self.init.weight(&shape, rng)?);
+        let bias = self.bias.then(|| Var::param(self.init.bias(&shape, rng)));
+        Ok(Conv { weight, bias, options: self.options.clone() })
     }
 }
 
@@ -81,11 +137,38 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A `c_in -> c_out` layer, weights (and bias, if `bias`) drawn by `init`.
-    pub fn new(c_in: usize, c_out: usize, bias: bool, init: Init, rng: &mut Rng) -> Result<Linear> {
-        let shape = [c_out, c_in];
-        let weight = Var::param(init.weight(&shape, rng)?);
-        let bias = bias.then(|| Var::param(init.bias(&shape, rng)));
+    /// The settings of a `c_in -> c_out` layer: a bias and PyTorch's default initialisation
+    /// until changed; `build` draws the weights.
+    pub fn config(c_in: usize, c_out: usize) -> LinearConfig {
+        LinearConfig { c_in, c_out, bias: true, init: Init::PytorchDefault }
+    }
+}
+
+/// A [`Linear`] layer's settings, made by [`Linear::config`].
+#[derive(Clone, Copy, Debug)]
+pub struct LinearConfig {
+    c_in: usize,
+    c_out: usize,
+    bias: bool,
+    init: Init,
+}
+
+impl LinearConfig {
+    /// Whether the layer adds a bias (default: yes).
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// How the weights (and bias) are drawn (default: PyTorch's).
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+    /// The layer, its weights drawn from `rng`.
+    pub fn build(&self, rng: &mut Rng) -> Result<Linear> {
+        let shape = [self.c_out, self.c_in];
+        let weight = Var::param(self.init.weight(&shape, rng)?);
+        let bias = self.bias.then(|| Var::param(self.init.bias(&shape, rng)));
         Ok(Linear { weight, bias })
     }
 }
@@ -186,11 +269,11 @@ pub enum Activation {
 impl Module for Activation {
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         Ok(match *self {
-            Activation::Relu => ops::relu(x),
-            Activation::LeakyRelu(s) => ops::leaky_relu(x, s),
-            Activation::Relu6 => ops::relu6(x),
-            Activation::Sigmoid => ops::sigmoid(x),
-            Activation::Tanh => ops::tanh(x),
+            Activation::Relu => ops::relu(x)?,
+            Activation::LeakyRelu(s) => ops::leaky_relu(x, s)?,
+            Activation::Relu6 => ops::relu6(x)?,
+            Activation::Sigmoid => ops::sigmoid(x)?,
+            Activation::Tanh => ops::tanh(x)?,
         })
     }
     fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {

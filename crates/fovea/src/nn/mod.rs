@@ -7,7 +7,9 @@ mod layers;
 mod norm;
 pub mod summary;
 
-pub use layers::{Activation, AdaptiveAvgPool, Conv, Dropout, Flatten, Linear, Pool, PoolKind};
+pub use layers::{
+    Activation, AdaptiveAvgPool, Conv, ConvConfig, Dropout, Flatten, Linear, LinearConfig, Pool, PoolKind,
+};
 pub use norm::BatchNorm;
 
 use crate::autograd::Var;
@@ -200,29 +202,9 @@ pub fn load_state_dict(m: &dyn Module, tensors: &BTreeMap<String, Tensor>) -> Re
             Some(_) => {}
         }
     }
-    let unexpected: Vec<&String> = tensors.keys().filter(|k| !own.iter().any(|(n, _)| n == *k)).collect();
-    let unexpected: Vec<String> = unexpected.into_iter().cloned().collect();
+    let unexpected: Vec<String> = tensors.keys().filter(|k| !own.iter().any(|(n, _)| n == *k)).cloned().collect();
     if !missing.is_empty() || !unexpected.is_empty() || !misshaped.is_empty() {
-        // the first few of each: a file for another architecture mismatches hundreds
-        let first = |what: &str, names: &[String], sep: &str| {
-            let more = names.len().saturating_sub(5);
-            let mut s = format!("{what} ({}): {}", names.len(), names[..names.len() - more].join(sep));
-            if more > 0 {
-                s.push_str(&format!("{sep}and {more} more"));
-            }
-            s
-        };
-        let mut parts = Vec::new();
-        if !missing.is_empty() {
-            parts.push(first("missing", &missing, ", "));
-        }
-        if !unexpected.is_empty() {
-            parts.push(first("unexpected", &unexpected, ", "));
-        }
-        if !misshaped.is_empty() {
-            parts.push(first("wrong shape", &misshaped, "; "));
-        }
-        return Err(Error::Checkpoint(parts.join("; ")));
+        return Err(Error::StateDict { missing, unexpected, wrong_shape: misshaped });
     }
     // NaN or infinite weights would only make NaN predictions (a diverged run's, or a damaged file's)
     if let Some((name, _)) = own.iter().find(|(name, _)| tensors[name].data().iter().any(|v| !v.is_finite())) {

@@ -7,28 +7,28 @@ use crate::tensor::{resolve_dim, Tensor};
 use crate::Rng;
 
 /// ReLU, max(0, x); NaN stays NaN, as in PyTorch.
-pub fn relu(x: &Var) -> Var {
+pub fn relu(x: &Var) -> Result<Var> {
     // `v.max(0.0)` would turn NaN into 0; PyTorch's ReLU keeps NaN (so a diverged run shows)
     unary(x, |v| if v < 0.0 { 0.0 } else { v }, |x, _| if x > 0.0 { 1.0 } else { 0.0 })
 }
 
 /// Leaky ReLU: x for x > 0, else `slope` · x.
-pub fn leaky_relu(x: &Var, slope: f32) -> Var {
+pub fn leaky_relu(x: &Var, slope: f32) -> Result<Var> {
     unary(x, move |v| if v > 0.0 { v } else { v * slope }, move |x, _| if x > 0.0 { 1.0 } else { slope })
 }
 
 /// ReLU6, min(max(0, x), 6).
-pub fn relu6(x: &Var) -> Var {
+pub fn relu6(x: &Var) -> Result<Var> {
     unary(x, |v| v.clamp(0.0, 6.0), |x, _| if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 })
 }
 
 /// The logistic sigmoid, 1 / (1 + e^-x).
-pub fn sigmoid(x: &Var) -> Var {
+pub fn sigmoid(x: &Var) -> Result<Var> {
     unary(x, |v| 1.0 / (1.0 + (-v).exp()), |_, y| y * (1.0 - y))
 }
 
 /// The hyperbolic tangent.
-pub fn tanh(x: &Var) -> Var {
+pub fn tanh(x: &Var) -> Result<Var> {
     unary(x, f32::tanh, |_, y| 1.0 - y * y)
 }
 

@@ -74,11 +74,13 @@ pub(crate) fn unary(
     x: &Var,
     f: impl Fn(f32) -> f32 + Sync,
     df: impl Fn(f32, f32) -> f32 + Send + Sync + 'static,
-) -> Var {
+) -> Result<Var> {
+    // the output and, for backward, the input gradient: each the input's size
+    crate::tensor::checked_numel("elementwise op", &x.shape())?;
     let tx = x.tensor();
     let out = tx.map(f);
     let ty = out.clone();
-    Var::from_op(
+    Ok(Var::from_op(
         out,
         &[x],
         Box::new(move |g, _| {
@@ -90,35 +92,35 @@ pub(crate) fn unary(
             });
             vec![Some(Tensor::new(g.shape(), d).expect("same shape"))]
         }),
-    )
+    ))
 }
 
 /// `x + s` elementwise.
-pub fn add_scalar(x: &Var, s: f32) -> Var {
+pub fn add_scalar(x: &Var, s: f32) -> Result<Var> {
     unary(x, move |v| v + s, |_, _| 1.0)
 }
 /// `x · s` elementwise.
-pub fn mul_scalar(x: &Var, s: f32) -> Var {
+pub fn mul_scalar(x: &Var, s: f32) -> Result<Var> {
     unary(x, move |v| v * s, move |_, _| s)
 }
 /// `-x` elementwise.
-pub fn neg(x: &Var) -> Var {
+pub fn neg(x: &Var) -> Result<Var> {
     mul_scalar(x, -1.0)
 }
 /// e^x elementwise.
-pub fn exp(x: &Var) -> Var {
+pub fn exp(x: &Var) -> Result<Var> {
     unary(x, f32::exp, |_, y| y)
 }
 /// Natural logarithm, elementwise.
-pub fn log(x: &Var) -> Var {
+pub fn log(x: &Var) -> Result<Var> {
     unary(x, f32::ln, |x, _| 1.0 / x)
 }
 /// Square root, elementwise.
-pub fn sqrt(x: &Var) -> Var {
+pub fn sqrt(x: &Var) -> Result<Var> {
     unary(x, f32::sqrt, |_, y| 0.5 / y)
 }
 /// `x^p` elementwise.
-pub fn pow_scalar(x: &Var, p: f32) -> Var {
+pub fn pow_scalar(x: &Var, p: f32) -> Result<Var> {
     if p == 2.0 {
         // squares are most of the uses (losses, norms): a product, not a powf call
         return unary(x, |v| v * v, |x, _| 2.0 * x);
@@ -131,16 +133,16 @@ pub fn pow_scalar(x: &Var, p: f32) -> Var {
 }
 
 /// Sum of all elements (a scalar).
-pub fn sum(x: &Var) -> Var {
+pub fn sum(x: &Var) -> Result<Var> {
     let shape = x.shape();
     let out = Tensor::scalar(x.value().sum_all());
-    Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(Tensor::full(&shape, g.data()[0]))]))
+    Ok(Var::from_op(out, &[x], Box::new(move |g, _| vec![Some(Tensor::full(&shape, g.data()[0]))])))
 }
 
 /// Mean of all elements (a scalar).
-pub fn mean(x: &Var) -> Var {
+pub fn mean(x: &Var) -> Result<Var> {
     let n = x.value().numel().max(1) as f32;
-    mul_scalar(&sum(x), 1.0 / n)
+    mul_scalar(&sum(x)?, 1.0 / n)
 }
 
 /// Sum over one dimension.

@@ -1,8 +1,7 @@
 //! Losses, each the mean over the batch: softmax cross-entropy from logits, binary
 //! cross-entropy with logits, mean squared error, triplet loss.
 
-use super::activation::{log_softmax, relu};
-use super::arith::{add_scalar, mean, pow_scalar, sub, sum_dim};
+use super::activation::log_softmax;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Tensor};
@@ -108,8 +107,8 @@ pub fn triplet_loss(anchor: &Var, positive: &Var, negative: &Var, margin: f32) -
     }
     // the differences and their squares, kept for backward: a few [N, D] at once
     crate::tensor::checked_numel("triplet_loss", &[8, shape[0], shape[1]])?;
-    let squared_distance = |a: &Var, b: &Var| -> Result<Var> { sum_dim(&pow_scalar(&sub(a, b)?, 2.0), 1, false) };
-    let hinge =
-        relu(&add_scalar(&sub(&squared_distance(anchor, positive)?, &squared_distance(anchor, negative)?)?, margin));
-    Ok(mean(&hinge))
+    let squared_distance = |a: &Var, b: &Var| a.sub(b)?.pow_scalar(2.0)?.sum_dim(1, false);
+    let positive = squared_distance(anchor, positive)?;
+    let negative = squared_distance(anchor, negative)?;
+    positive.sub(&negative)?.add_scalar(margin)?.relu()?.mean()
 }

@@ -7,6 +7,7 @@ mod arith;
 mod conv;
 mod loss;
 mod matmul;
+mod methods;
 mod norm;
 mod pool;
 

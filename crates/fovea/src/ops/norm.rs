@@ -4,7 +4,6 @@
 //! statistics by `momentum` (the running variance uses the unbiased estimate, as PyTorch).
 //! Evaluation: normalise with the running statistics.
 
-use super::arith::{add_scalar, div, pow_scalar, sqrt, sum_dim};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::kernels::norm::{channel_grad_sums, channel_stats, input_grad, scale_shift, InputGrad};
@@ -124,6 +123,6 @@ pub fn batch_norm(
 /// unit hypersphere). Equal to PyTorch's `F.normalize(x, dim, eps)` wherever |x| >> eps,
 /// and smooth at 0.
 pub fn l2_normalize(x: &Var, dim: isize, eps: f32) -> Result<Var> {
-    let norm = sqrt(&add_scalar(&sum_dim(&pow_scalar(x, 2.0), dim, true)?, eps * eps));
-    div(x, &norm)
+    let norm = x.pow_scalar(2.0)?.sum_dim(dim, true)?.add_scalar(eps * eps)?.sqrt()?;
+    x.div(&norm)
 }
