@@ -226,8 +226,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
             "training {} ({} parameters) on {train_size} images, testing on {test_size}, {} threads, {} kernels; run folder {}",
             run.meta.model,
             parameter_count(run.model.as_ref()),
-            fovea::kernels::num_threads(),
-            fovea::kernels::isa::current(),
+            fovea::runtime::num_threads(),
+            fovea::runtime::current_isa(),
             run.dir.display()
         );
     }

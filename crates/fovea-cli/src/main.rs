@@ -16,7 +16,7 @@ mod visualize;
 mod yolo;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use fovea::kernels::Isa;
+use fovea::runtime::Isa;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -193,7 +193,7 @@ fn parse_isa(s: &str) -> Result<Isa, String> {
 
 /// `fovea --version`: the version and the kernel level this machine runs.
 fn long_version() -> String {
-    let level = match fovea::kernels::isa::resolve(None) {
+    let level = match fovea::runtime::resolve_isa(None) {
         Ok(l) => l.to_string(),
         Err(e) => format!("({e})"),
     };
@@ -231,7 +231,7 @@ fn main() -> ExitCode {
     let version: &'static str = Box::leak(long_version().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Err(e) = fovea::kernels::isa::init(cli.isa) {
+    if let Err(e) = fovea::runtime::init_isa(cli.isa) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
@@ -239,11 +239,11 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = fovea::kernels::init_threads(cli.threads) {
-        eprintln!("error: {e}");
+    if let Err(e) = fovea::runtime::init_threads(cli.threads) {
+        eprintln!("error: {}", message(&e.into()));
         return ExitCode::FAILURE;
     }
-    fovea::kernels::keep_freed_memory();
+    fovea::runtime::keep_freed_memory();
     let result = match cli.command {
         Command::Train(a) => classify::train(a),
         Command::Eval(a) => classify::eval(a),

@@ -33,7 +33,7 @@ fn metrics(v: &Value) -> Vec<String> {
 
 #[test]
 fn version_names_the_kernel_level_and_bad_levels_are_refused() {
-    use fovea::kernels::Isa;
+    use fovea::runtime::Isa;
     let version = |level: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fovea"));
         cmd.arg("--version").env_remove("FOVEA_ISA");
@@ -82,7 +82,7 @@ fn training_is_reproducible_and_resume_continues_exactly() {
     }
     // the kernel level and thread count the epochs ran with
     let level = last["isa"].as_str().unwrap();
-    assert!(level.parse::<fovea::kernels::Isa>().is_ok(), "isa {level}");
+    assert!(level.parse::<fovea::runtime::Isa>().is_ok(), "isa {level}");
     assert!(last["threads"].as_u64().unwrap() >= 1);
     let run_dir = dir.path().join("a");
     for file in ["checkpoint.safetensors", "checkpoint.json", "metrics.csv", "plot.png"] {

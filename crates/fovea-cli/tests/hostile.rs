@@ -398,7 +398,7 @@ fn fifos_counts_and_totals_are_refused_and_inputs_never_overwritten() {
     refused(&args, &["1024x1024 pictures", "activations", "memory budget"]);
     // thread counts and budgets from the environment
     refused_with(&["summary", "lenet5"], &[("FOVEA_THREADS", "abc")], &["FOVEA_THREADS='abc'", "1 to 1024"]);
-    refused(&["--threads", "100000", "summary", "lenet5"], &["--threads 100000"]);
+    refused(&["--threads", "100000", "summary", "lenet5"], &["--threads", "got 100000"]);
     refused_with(
         &["summary", "resnet50", "--classes", "10000000000"],
         &[("FOVEA_MAX_MEMORY", "100T")],

@@ -132,7 +132,7 @@ pub struct Run {
 
 /// The input `[C, H, W]` a new run of `model` trains on.
 pub fn training_input(model: &str, fashion: bool, image_size: Option<usize>) -> Result<[usize; 3]> {
-    let [c, h, _] = crate::models::architecture(model)?.input;
+    let [c, h, _] = crate::models::architecture(model).map_err(|e| Error::setting("model", e.to_string()))?.input;
     let size = image_size.unwrap_or(match (fashion, c, model) {
         (false, _, _) | (true, 1, _) => h,
         (true, _, "alexnet") => 64,
@@ -420,8 +420,8 @@ impl Run {
                 test_accuracy: test.accuracy(),
                 seconds: start.elapsed().as_secs_f32(),
                 images_per_second: train_set.len() as f32 / train_seconds,
-                isa: fovea::kernels::isa::current().to_string(),
-                threads: fovea::kernels::num_threads(),
+                isa: fovea::runtime::current_isa().to_string(),
+                threads: fovea::runtime::num_threads(),
             };
             self.meta.epoch = epoch;
             self.meta.optimizer_steps = self.optimizer.steps;

@@ -7,13 +7,12 @@
 
 use crate::augment::Augment;
 use crate::data::{for_each_batch, Dataset};
-use fovea::nn::{load_state_dict, state_dict, trainable_parameters, Mode, Module};
+use fovea::nn::{load_state_dict, trainable_parameters, Mode, Module};
 use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One epoch's figures: a row of `metrics.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -32,7 +31,7 @@ pub struct EpochMetrics {
     pub seconds: f32,
     /// training pictures per second of training
     pub images_per_second: f32,
-    /// The kernel level ([`fovea::kernels::Isa`]) and thread count the epoch ran with:
+    /// The kernel level ([`fovea::runtime::Isa`]) and thread count the epoch ran with:
     /// results depend on both through rounding.
     #[serde(default)]
     pub isa: String,
@@ -177,33 +176,13 @@ pub fn check_writable(dir: &Path) -> Result<()> {
     std::fs::write(&probe, b"").map_err(|e| Error::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }
+/// The key of a run's description in its checkpoint's metadata.
 const META_KEY: &str = "fovea";
-const OPTIM_PREFIX: &str = "optimizer.";
 
 /// Writes the model, optimizer state and metadata to `dir/checkpoint.safetensors`
 /// (atomically), then `checkpoint.json`.
 pub fn save_checkpoint(dir: &Path, model: &dyn Module, optimizer: Option<&Optimizer>, meta: &RunMeta) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tensors: Vec<(String, Tensor)> = state_dict(model).into_iter().map(|(n, v)| (n, v.tensor())).collect();
-    if let Some(opt) = optimizer {
-        tensors.extend(opt.state().into_iter().map(|(n, t)| (format!("{OPTIM_PREFIX}{n}"), t)));
-    }
-    let json = serde_json::to_string_pretty(meta).expect("metadata serialises");
-    let metadata = HashMap::from([(META_KEY.to_string(), json.clone())]);
-    fovea::io::write_safetensors(&dir.join(CHECKPOINT_FILE), &tensors, metadata)?;
-    fovea::io::write_atomic(&dir.join("checkpoint.json"), json.as_bytes())
-}
-
-/// Writes a network's tensors with a description `meta` (JSON, stored under `key` in the
-/// file's metadata, so the two cannot disagree) to `dir/file` atomically, and a readable
-/// copy of the description beside it (`file` with `.json`).
-pub fn save_network<T: Serialize>(dir: &Path, file: &str, key: &str, net: &dyn Module, meta: &T) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tensors: Vec<(String, Tensor)> = state_dict(net).into_iter().map(|(n, v)| (n, v.tensor())).collect();
-    let json = serde_json::to_string_pretty(meta).expect("metadata serialises");
-    let metadata = HashMap::from([(key.to_string(), json.clone())]);
-    fovea::io::write_safetensors(&dir.join(file), &tensors, metadata)?;
-    fovea::io::write_atomic(&dir.join(file).with_extension("json"), json.as_bytes())
+    fovea::io::save_checkpoint(&dir.join(CHECKPOINT_FILE), model, optimizer, META_KEY, meta)
 }
 
 /// A map for errors about what the run file `path/file` (or `path` itself) holds, so that
@@ -216,63 +195,40 @@ pub fn about_file(path: &Path, file: &str) -> impl Fn(Error) -> Error {
     }
 }
 
-/// Reads what [`save_network`] wrote to `path/file` (or to `path` itself, a file): the
-/// description and the tensors. `made_by` names the command that writes such files, for
-/// the errors.
+/// Reads the checkpoint `path/file` (or `path` itself, a file) that [`fovea::io::save_checkpoint`]
+/// wrote with its description under `key`. `made_by` names the command that writes such
+/// files, for the errors.
 pub fn load_network<T: DeserializeOwned>(
     path: &Path,
     file: &str,
     key: &str,
     made_by: &str,
-) -> Result<(T, BTreeMap<String, Tensor>)> {
+) -> Result<fovea::io::Checkpoint<T>> {
     let file = if path.is_dir() { path.join(file) } else { path.to_path_buf() };
     if !file.exists() {
         return Err(Error::format(&file, format!("not found (expected a run folder made by `{made_by}`)")));
     }
-    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
-    let json = metadata
-        .get(key)
-        .ok_or_else(|| Error::format(&file, format!("has no '{key}' metadata (not made by `{made_by}`)")))?;
-    let meta = serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad '{key}' metadata: {e}")))?;
-    Ok((meta, tensors.into_iter().collect()))
+    fovea::io::load_checkpoint(&file, key).map_err(|e| match e {
+        Error::Format { path, msg } => Error::format(path, format!("{msg} (not made by `{made_by}`?)")),
+        e => e,
+    })
 }
 
-/// A loaded checkpoint: metadata, model tensors, optimizer tensors.
-pub struct Checkpoint {
-    /// The file it was read from.
-    pub file: PathBuf,
-    /// the run's metadata
-    pub meta: RunMeta,
-    /// model tensors by name
-    pub model: BTreeMap<String, Tensor>,
-    /// optimizer state by name, without the `optimizer.` prefix
-    pub optimizer: BTreeMap<String, Tensor>,
-}
+/// A run's checkpoint: its metadata, model tensors and optimizer state.
+pub type Checkpoint = fovea::io::Checkpoint<RunMeta>;
 
 /// Reads `DIR/checkpoint.safetensors` (or the file itself if a file is given).
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
-    if !file.exists() {
-        return Err(Error::format(&file, "no checkpoint here (expected a run folder made by `fovea train`)"));
-    }
-    let (tensors, metadata) = fovea::io::read_safetensors(&file)?;
-    let json = metadata.get(META_KEY).ok_or_else(|| Error::format(&file, "checkpoint has no fovea metadata"))?;
-    let meta: RunMeta = serde_json::from_str(json).map_err(|e| Error::format(&file, format!("bad metadata: {e}")))?;
+    let ckpt: Checkpoint = load_network(path, CHECKPOINT_FILE, META_KEY, "fovea train")?;
+    let (file, meta) = (&ckpt.file, &ckpt.meta);
     if meta.classes == 0 || meta.classes > 100_000 || meta.class_names.len() != meta.classes {
         return Err(Error::format(
-            &file,
+            file,
             format!("metadata lists {} class names for {} classes", meta.class_names.len(), meta.classes),
         ));
     }
-    meta.check().map_err(|e| Error::format(&file, format!("bad metadata: {e}")))?;
-    let (mut model, mut optimizer) = (BTreeMap::new(), BTreeMap::new());
-    for (name, t) in tensors {
-        match name.strip_prefix(OPTIM_PREFIX) {
-            Some(rest) => optimizer.insert(rest.to_string(), t),
-            None => model.insert(name, t),
-        };
-    }
-    Ok(Checkpoint { file, meta, model, optimizer })
+    meta.check().map_err(|e| Error::format(file, format!("bad metadata: {e}")))?;
+    Ok(ckpt)
 }
 
 /// Rebuilds a model from a checkpoint and loads its weights.

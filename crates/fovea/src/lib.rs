@@ -4,8 +4,8 @@
 //! Layers of the crate, bottom up:
 //! - [`tensor`]: `Tensor`, an owned contiguous f32 array with a shape, and its plain
 //!   (non-differentiable) operations;
-//! - [`kernels`]: slice-level CPU kernels (GEMM, im2col/col2im, pooling loops); the only
-//!   place that knows about threads;
+//! - `kernels` (internal): slice-level CPU kernels (GEMM, im2col/col2im, pooling loops);
+//!   the only place that knows about threads and SIMD levels, set through [`runtime`];
 //! - [`autograd`]: `Var`, a tensor in a define-by-run graph, and `backward()`;
 //! - [`ops`]: differentiable operations, forward and backward side by side;
 //! - [`nn`]: layers and containers with named parameters (PyTorch `state_dict` names),
@@ -19,11 +19,13 @@ pub mod autograd;
 pub mod budget;
 pub mod error;
 pub mod io;
+#[doc(hidden)]
 pub mod kernels;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod runtime;
 pub mod tensor;
 
 pub use autograd::{no_grad, Var};

@@ -110,12 +110,12 @@ const DETECTOR_KEY: &str = "fovea-detector";
 /// Writes the network and the run's description to `dir/detector.safetensors` and
 /// `dir/detector.json`.
 pub fn save_detector(dir: &Path, net: &dyn Module, run: &DetectorRun) -> Result<()> {
-    crate::train::save_network(dir, DETECTOR_FILE, DETECTOR_KEY, net, run)
+    fovea::io::save_checkpoint(&dir.join(DETECTOR_FILE), net, None, DETECTOR_KEY, run)
 }
 
 /// Reads a run folder written by [`save_detector`] (or the file) and rebuilds the network.
 pub fn load_detector(path: &Path) -> Result<(DetectorRun, Sequential)> {
-    let (run, tensors): (DetectorRun, _) =
+    let fovea::io::Checkpoint { meta: run, model: tensors, .. }: fovea::io::Checkpoint<DetectorRun> =
         crate::train::load_network(path, DETECTOR_FILE, DETECTOR_KEY, "fovea yolo train")?;
     let named = crate::train::about_file(path, DETECTOR_FILE);
     let net = network(run.input, &run.yolo_grid().map_err(&named)?, &mut Rng::new(0)).map_err(&named)?;

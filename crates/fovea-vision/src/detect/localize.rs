@@ -278,6 +278,6 @@ pub fn train_regressor(
     };
     let meta = serde_json::json!({"task": if landmarks { "landmarks" } else { "localizer" }, "size": config.size,
                                   "outputs": outputs, "loss": loss_name, "result": last});
-    crate::train::save_network(out, "regressor.safetensors", "fovea-regressor", &net, &meta)?;
+    fovea::io::save_checkpoint(&out.join("regressor.safetensors"), &net, None, "fovea-regressor", &meta)?;
     Ok(last)
 }

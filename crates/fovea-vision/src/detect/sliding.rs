@@ -157,12 +157,12 @@ const WINDOWS_KEY: &str = "fovea-windows";
 
 /// Writes the classifier and `run` to `dir/windows.safetensors` and `dir/windows.json`.
 pub fn save_window_classifier(dir: &Path, net: &Sequential, run: &WindowRun) -> Result<()> {
-    crate::train::save_network(dir, WINDOWS_FILE, WINDOWS_KEY, net, run)
+    fovea::io::save_checkpoint(&dir.join(WINDOWS_FILE), net, None, WINDOWS_KEY, run)
 }
 
 /// Reads a run folder written by [`save_window_classifier`] and rebuilds the classifier.
 pub fn load_window_classifier(path: &Path) -> Result<(WindowRun, Sequential)> {
-    let (run, tensors): (WindowRun, _) =
+    let fovea::io::Checkpoint { meta: run, model: tensors, .. }: fovea::io::Checkpoint<WindowRun> =
         crate::train::load_network(path, WINDOWS_FILE, WINDOWS_KEY, "fovea detect train-windows")?;
     if run.classes.len() < 2 {
         return Err(Error::format(path, "a window classifier needs a class and background"));

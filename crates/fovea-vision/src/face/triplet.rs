@@ -376,13 +376,14 @@ const MADE_BY: &str = "fovea faces train-embedding";
 /// Writes the network and the run's description to `dir/embedding.safetensors` (atomically)
 /// and a readable copy `dir/embedding.json`.
 pub fn save_embedding_run(dir: &Path, net: &dyn Module, run: &EmbeddingRun) -> Result<()> {
-    crate::train::save_network(dir, EMBEDDING_FILE, EMBEDDING_KEY, net, run)
+    fovea::io::save_checkpoint(&dir.join(EMBEDDING_FILE), net, None, EMBEDDING_KEY, run)
 }
 
 /// Reads a run folder written by [`save_embedding_run`] (or the file itself) and rebuilds
 /// the network.
 pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)> {
-    let (run, tensors): (EmbeddingRun, _) = crate::train::load_network(path, EMBEDDING_FILE, EMBEDDING_KEY, MADE_BY)?;
+    let fovea::io::Checkpoint { meta: run, model: tensors, .. }: fovea::io::Checkpoint<EmbeddingRun> =
+        crate::train::load_network(path, EMBEDDING_FILE, EMBEDDING_KEY, MADE_BY)?;
     if run.dim == 0 || run.dim > 65_536 || run.held_out.iter().any(|&h| h >= run.identities.len()) {
         return Err(Error::Invalid(format!("{}: embedding metadata is inconsistent", path.display())));
     }

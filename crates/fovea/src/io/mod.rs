@@ -1,12 +1,14 @@
-//! Files: safetensors (checkpoints, foreign weights), NumPy `.npy` arrays and TensorFlow.js
-//! weight manifests.
+//! Files: checkpoints (a model, its optimizer and a description in one safetensors file),
+//! safetensors (foreign weights), NumPy `.npy` arrays and TensorFlow.js weight manifests.
 //! Every write goes to a temporary file that is renamed into place, so a crash never
 //! leaves a half-written file where a good one was.
 
+mod checkpoint;
 mod npy;
 mod safetensors_io;
 mod tfjs;
 
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use npy::{read_npy, write_npy};
 pub use safetensors_io::{read_safetensors, write_safetensors};
 pub use tfjs::read_tfjs_manifest;

@@ -81,16 +81,20 @@ pub const MAX_THREADS: usize = 1024;
 /// no effect (rayon's pool is global).
 pub fn init_threads(threads: Option<usize>) -> crate::Result<()> {
     let n = match threads {
-        Some(n) => Some((n, format!("--threads {n}"))),
+        Some(n) => Some((n, None)),
         None => match std::env::var("FOVEA_THREADS") {
-            Ok(v) => Some((v.trim().parse().unwrap_or(0), format!("FOVEA_THREADS='{v}'"))),
+            Ok(v) => Some((v.trim().parse().unwrap_or(0), Some(v))),
             Err(_) => None,
         },
     };
     let mut builder = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some((n, given)) = n {
         if !(1..=MAX_THREADS).contains(&n) {
-            return Err(crate::Error::Invalid(format!("{given}: the thread count must be from 1 to {MAX_THREADS}")));
+            let range = format!("the thread count must be from 1 to {MAX_THREADS}");
+            return Err(match given {
+                None => crate::Error::setting("threads", format!("{range}, got {n}")),
+                Some(v) => crate::Error::Invalid(format!("FOVEA_THREADS='{v}': {range}")),
+            });
         }
         builder = builder.num_threads(n);
     }
