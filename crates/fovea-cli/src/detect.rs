@@ -1,7 +1,7 @@
 //! `fovea data shapes` (the synthetic detection dataset) and `fovea detect ...` (the
 //! notes' detection chapter, from scratch).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use fovea_vision::detect::dataset::{read_dataset, write_shapes};
 use fovea_vision::detect::kmeans_anchors;
@@ -213,20 +213,13 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
 }
 
 fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
-    let output = crate::drawing_path(a.output.as_deref(), &a.image, "windows", "--output")?;
+    let output = fovea_vision::draw::drawing_path(a.output.as_deref(), &a.image, "windows", "output")?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let (run, searches, kept) =
         sliding::find_objects(&a.checkpoint, &rgb, &a.windows, a.min_score).map_err(|e| e.in_file(&a.image))?;
-    let mut canvas = fovea_vision::draw::Canvas::from_rgb(&rgb);
-    let mut objects = Vec::new();
-    for d in &kept {
-        let c = d.bbox.corners();
-        canvas.rect(c.x0 as i64, c.y0 as i64, (c.x1 - c.x0) as i64, (c.y1 - c.y0) as i64, 1, [255, 255, 0]);
-        canvas.text(c.x0 as i64, (c.y0 as i64 - 8).max(0), &run.classes[d.class], 1, [255, 255, 0]);
-        objects.push(json!({"class": run.classes[d.class], "score": d.score,
-            "box": {"x": c.x0, "y": c.y0, "width": c.x1 - c.x0, "height": c.y1 - c.y0}}));
-    }
-    canvas.save_png(&output).with_context(|| format!("cannot write {}", output.display()))?;
+    let (h, w) = (rgb.shape()[1] as f32, rgb.shape()[2] as f32);
+    let objects: Vec<_> = kept.iter().map(|d| d.found(&run.classes, w, h)).collect();
+    fovea_vision::detect::draw_objects(&rgb, &objects).save_png(&output)?;
     let naive_total: f64 = searches.iter().map(|s| s.naive_seconds).sum();
     let conv_total: f64 = searches.iter().map(|s| s.convolutional_seconds).sum();
     if a.json {

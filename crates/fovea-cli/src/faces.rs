@@ -1,12 +1,11 @@
 //! `fovea faces ...`: face-api's pretrained networks on pictures (training from scratch is
 //! in `faces_train`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use fovea_vision::draw::Canvas;
-use fovea_vision::face::{default_models_dir, distance, Detector, Face, FaceDb, Pipeline, Stage};
+use fovea_vision::face::{default_models_dir, distance, draw_faces, Detector, Face, FaceDb, Pipeline, Stage};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum Faces {
@@ -168,7 +167,7 @@ fn enroll(a: EnrollArgs) -> Result<()> {
 }
 
 fn identify(a: IdentifyArgs) -> Result<()> {
-    let output = crate::drawing_path(a.output.as_deref(), &a.image, "faces", "--output")?;
+    let output = fovea_vision::draw::drawing_path(a.output.as_deref(), &a.image, "faces", "output")?;
     let db = FaceDb::open_read_only(&a.db.db)?;
     let pipeline = a.detector.pipeline(Stage::Embed)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
@@ -176,13 +175,13 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         db.identify_faces(&pipeline, &rgb, a.detector.min_score, a.threshold)?.into_iter().unzip();
     let labels: Vec<String> =
         named.iter().map(|n| n.as_ref().map_or("not recognized".to_string(), |(name, _)| name.clone())).collect();
-    draw(&rgb, &faces, Some(&labels), &output).with_context(|| format!("cannot write {}", output.display()))?;
+    draw_faces(&rgb, &faces, Some(&labels)).save_png(&output)?;
     if a.db.json {
         let out: Vec<Value> = faces
             .iter()
             .zip(&named)
             .map(|(f, n)| {
-                let mut v = face_json(f);
+                let mut v = serde_json::to_value(f).expect("faces serialise");
                 v["name"] = json!(n.as_ref().map(|(name, _)| name));
                 v["distance"] = json!(n.as_ref().map(|(_, d)| d));
                 v
@@ -219,28 +218,14 @@ fn remove(a: RemoveArgs) -> Result<()> {
     Ok(())
 }
 
-/// A face as JSON: box and score, then landmarks and descriptor when computed.
-fn face_json(f: &Face) -> Value {
-    let d = &f.detection;
-    let mut v = json!({"box": {"x": d.x, "y": d.y, "width": d.width, "height": d.height}, "score": d.score});
-    if !f.landmarks.is_empty() {
-        v["landmarks"] = json!(f.landmarks);
-    }
-    if !f.descriptor.is_empty() {
-        v["descriptor"] = json!(f.descriptor);
-    }
-    v
-}
-
 fn picture(a: PictureArgs, stage: Stage) -> Result<()> {
-    let output = crate::drawing_path(a.output.as_deref(), &a.image, "faces", "--output")?;
+    let output = fovea_vision::draw::drawing_path(a.output.as_deref(), &a.image, "faces", "output")?;
     let pipeline = a.detector.pipeline(stage)?;
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
     let faces = pipeline.run(&rgb, a.detector.min_score)?;
-    draw(&rgb, &faces, None, &output).with_context(|| format!("cannot write {}", output.display()))?;
+    draw_faces(&rgb, &faces, None).save_png(&output)?;
     if a.json {
-        let faces: Vec<Value> = faces.iter().map(face_json).collect();
         println!("{}", json!({"image": a.image.display().to_string(), "width": w, "height": h, "faces": faces}));
     } else {
         println!("{}: {} face(s), drawn in {}", a.image.display(), faces.len(), output.display());
@@ -278,22 +263,4 @@ fn verify(a: VerifyArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The picture with each face's box, score (or label) and landmarks.
-fn draw(rgb: &fovea::Tensor, faces: &[Face], labels: Option<&[String]>, path: &Path) -> Result<()> {
-    let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-    let mut canvas = Canvas::from_rgb(rgb);
-    let (green, thickness, scale) = ([40, 220, 60], (w.max(h) / 400).max(2) as i64, (w.max(h) / 500).max(1) as i64);
-    for (i, f) in faces.iter().enumerate() {
-        let b = &f.detection;
-        let (x, y) = (b.x.round() as i64, b.y.round() as i64);
-        canvas.rect(x, y, b.width.round() as i64, b.height.round() as i64, thickness, green);
-        let label = labels.map_or(format!("{:.2}", b.score), |l| l[i].clone());
-        canvas.text(x, y - 9 * scale - thickness, &label, scale, green);
-        for p in &f.landmarks {
-            canvas.dot(p[0].round() as i64, p[1].round() as i64, (thickness / 2).max(1), [255, 200, 40]);
-        }
-    }
-    Ok(canvas.save_png(path)?)
 }

@@ -18,7 +18,7 @@ mod yolo;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fovea::runtime::Isa;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -149,30 +149,6 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
 pub(crate) fn default_run_folder(prefix: &str) -> PathBuf {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     PathBuf::from(format!("runs/{prefix}-{t}"))
-}
-
-/// Where to draw the result for `picture`: `given` if the user named a file with `option` (replaced if it
-/// exists: they asked for it), else `<stem>-<suffix>.png` beside the picture, which must not
-/// exist yet: a file the user did not name is never replaced.
-pub(crate) fn drawing_path(
-    given: Option<&Path>,
-    picture: &Path,
-    suffix: &str,
-    option: &str,
-) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given {
-        return Ok(path.to_path_buf());
-    }
-    let stem = picture.file_stem().unwrap_or_default().to_string_lossy();
-    let path = picture.with_file_name(format!("{stem}-{suffix}.png"));
-    if path.symlink_metadata().is_ok() {
-        anyhow::bail!(
-            "{} already exists and the drawing would replace it; to replace it, or to draw elsewhere, give \
-             {option}",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 /// Says on stderr how many values of a result are NaN or infinite, if any: arithmetic

@@ -6,7 +6,6 @@ use fovea_vision::detect::dataset::read_dataset;
 use fovea_vision::detect::detector::{self, DetectorEpoch};
 use fovea_vision::detect::training::check_classes;
 use fovea_vision::detect::{train_yolo, MapReport, NmsOptions, YoloConfig, YoloData, YoloObserver};
-use fovea_vision::draw::Canvas;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -194,64 +193,24 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-const CLASS_COLOURS: [[u8; 3]; 6] =
-    [[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180], [240, 50, 230]];
-
 fn detect(a: DetectArgs) -> Result<()> {
     let (run, net) = detector::load_detector(&a.checkpoint)?;
-    let grid = run.yolo_grid()?;
     if !(a.iou > 0.0 && a.iou <= 1.0) {
         bail!("--iou must be in (0, 1], got {}", a.iou);
     }
     let options = NmsOptions { score_threshold: a.min_score, iou_threshold: a.iou, ..Default::default() };
-    // every picture is an input before the first drawing is written: a drawing must not
-    // replace a picture still to come
-    a.images.iter().for_each(|p| fovea::io::note_input(p));
-    let mut outputs = Vec::new();
-    for path in &a.images {
-        let out = match &a.out {
-            Some(dir) => dir.join(format!("{}-yolo.png", path.file_stem().unwrap_or_default().to_string_lossy())),
-            None => crate::drawing_path(None, path, "yolo", "--out DIR")?,
-        };
-        if let Some(i) = outputs.iter().position(|o| o == &out) {
-            bail!("{} and {} would both be drawn to {}", a.images[i].display(), path.display(), out.display());
-        }
-        outputs.push(out);
-    }
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    let outputs = fovea_vision::draw::drawing_paths(&a.images, a.out.as_deref(), "yolo")?;
     for (path, out) in a.images.iter().zip(&outputs) {
         let rgb = fovea_vision::image::load_rgb(path)?;
-        let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
-        let x =
-            fovea_vision::image::resize_bilinear(&rgb, run.input, run.input)?.reshape(&[1, 3, run.input, run.input])?;
-        let found = detector::detect(&net, &grid, &x, &options)?.remove(0);
-        // draw on the picture itself, boxes in its pixels
-        let mut canvas = Canvas::from_rgb(&rgb);
-        let mut faces = Vec::new();
-        for d in &found {
-            let b = d.bbox.scale(w as f32, h as f32).clip(w as f32, h as f32);
-            let c = b.corners();
-            let colour = CLASS_COLOURS[d.class % CLASS_COLOURS.len()];
-            canvas.rect(c.x0 as i64, c.y0 as i64, (c.x1 - c.x0) as i64, (c.y1 - c.y0) as i64, 1, colour);
-            canvas.text(
-                c.x0 as i64,
-                (c.y0 as i64 - 8).max(0),
-                &format!("{} {:.2}", run.classes[d.class], d.score),
-                1,
-                colour,
-            );
-            faces.push(json!({"class": run.classes[d.class], "score": d.score,
-                "box": {"x": c.x0, "y": c.y0, "width": c.x1 - c.x0, "height": c.y1 - c.y0}}));
-        }
-        canvas.save_png(out)?;
+        let found = detector::detect_picture(&run, &net, &rgb, &options)?;
+        fovea_vision::detect::draw_objects(&rgb, &found).save_png(out)?;
         if a.json {
-            println!("{}", json!({"image": path.display().to_string(), "width": w, "height": h, "objects": faces}));
+            let (h, w) = (rgb.shape()[1], rgb.shape()[2]);
+            println!("{}", json!({"image": path.display().to_string(), "width": w, "height": h, "objects": found}));
         } else {
             println!("{}: {} object(s), drawn in {}", path.display(), found.len(), out.display());
-            for f in &faces {
-                println!("  {} {:.3} {}", f["class"].as_str().unwrap_or(""), f["score"], f["box"]);
+            for o in &found {
+                println!("  {} {:.3} {}", o.class, o.score, serde_json::to_value(o.bbox)?);
             }
         }
     }

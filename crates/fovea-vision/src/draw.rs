@@ -1,8 +1,8 @@
 //! A small RGB canvas for pictures the CLI writes: lines, rectangles, points and text
 //! in a built-in 5x7 bitmap font (no font files needed).
 
-use fovea::Result;
-use std::path::Path;
+use fovea::{Error, Result};
+use std::path::{Path, PathBuf};
 
 /// A colour: red, green, blue, 0..255.
 pub type Rgb = [u8; 3];
@@ -159,8 +159,80 @@ impl Canvas {
         }
     }
 
+    /// The line width that suits this canvas's size: 1 pixel up to 800, then a pixel more
+    /// per 400.
+    pub fn stroke(&self) -> i64 {
+        (self.width.max(self.height) as i64 / 400).max(1)
+    }
+
+    /// A box (top-left corner, size, in pixels) outlined with `label` above it, the line
+    /// and the text sized to the canvas: how found objects and faces are drawn
+    /// (torchvision's `draw_bounding_boxes`).
+    pub fn labelled_box(&mut self, x: f64, y: f64, width: f64, height: f64, label: &str, c: Rgb) {
+        let (thickness, scale) = (self.stroke(), (self.width.max(self.height) as i64 / 500).max(1));
+        let (x, y) = (x.round() as i64, y.round() as i64);
+        self.rect(x, y, width.round() as i64, height.round() as i64, thickness, c);
+        self.text(x, (y - 8 * scale - thickness).max(0), label, scale, c);
+    }
+
     /// Writes the canvas as a PNG file.
     pub fn save_png(&self, path: &Path) -> Result<()> {
         crate::image::save_rgb_png(path, self.width as u32, self.height as u32, self.pixels.clone())
     }
+}
+
+/// `<stem>-<suffix>.png`, the name of the drawing made for `picture`.
+fn drawing_name(picture: &Path, suffix: &str) -> String {
+    format!("{}-{suffix}.png", picture.file_stem().unwrap_or_default().to_string_lossy())
+}
+
+/// Where to draw the result for `picture`: `given` if the caller named a file (replaced if
+/// it exists: it was asked for), else `<stem>-<suffix>.png` beside the picture, which must
+/// not exist yet, since a file nobody named is never replaced. `setting` names the option
+/// that names the file, for the error.
+pub fn drawing_path(given: Option<&Path>, picture: &Path, suffix: &str, setting: &'static str) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let path = picture.with_file_name(drawing_name(picture, suffix));
+    if path.symlink_metadata().is_ok() {
+        return Err(Error::setting(
+            setting,
+            format!(
+                "not given, and {} already exists: the drawing would replace it (name the drawing to replace \
+                 it, or draw elsewhere)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// Where to draw the results for `pictures`: `<stem>-<suffix>.png` in `folder` (made if
+/// missing; files there are replaced, the folder was asked for), else beside each picture
+/// as [`drawing_path`] chooses (setting `out`). Two pictures drawn to one file, or a
+/// drawing that would replace one of the pictures, are refused before anything is drawn.
+pub fn drawing_paths(pictures: &[PathBuf], folder: Option<&Path>, suffix: &str) -> Result<Vec<PathBuf>> {
+    // every picture is an input before the first drawing is written
+    pictures.iter().for_each(|p| fovea::io::note_input(p));
+    let mut outputs: Vec<PathBuf> = Vec::new();
+    for picture in pictures {
+        let out = match folder {
+            Some(dir) => dir.join(drawing_name(picture, suffix)),
+            None => drawing_path(None, picture, suffix, "out")?,
+        };
+        if let Some(i) = outputs.iter().position(|o| *o == out) {
+            return Err(Error::Invalid(format!(
+                "{} and {} would both be drawn to {}",
+                pictures[i].display(),
+                picture.display(),
+                out.display()
+            )));
+        }
+        outputs.push(out);
+    }
+    if let Some(dir) = folder {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(outputs)
 }

@@ -156,6 +156,21 @@ pub fn detect(
         .collect()
 }
 
+/// The objects in a picture `rgb` (`[3, H, W]` in 0..1, any size): resized to the
+/// detector's input, detected, suppressed with `options`, boxes in the picture's pixels.
+pub fn detect_picture(
+    run: &DetectorRun,
+    net: &dyn Module,
+    rgb: &Tensor,
+    options: &NmsOptions,
+) -> Result<Vec<super::FoundObject>> {
+    let grid = run.yolo_grid()?;
+    let (h, w) = (rgb.shape()[1] as f32, rgb.shape()[2] as f32);
+    let x = crate::image::resize_bilinear(rgb, run.input, run.input)?.reshape(&[1, 3, run.input, run.input])?;
+    let found = detect(net, &grid, &x, options)?.remove(0);
+    Ok(found.iter().map(|d| Detection { bbox: d.bbox.scale(w, h), ..*d }.found(&run.classes, w, h)).collect())
+}
+
 /// The options evaluation uses: every box worth a point on the precision-recall curve
 /// (score > 0.01), NMS at 0.5 per class, at most 100 per picture.
 pub fn evaluation_nms() -> NmsOptions {

@@ -173,6 +173,54 @@ pub struct Face {
     pub descriptor: Vec<f32>,
 }
 
+/// A face in JSON, as `fovea faces embed --json` prints it: `{"box": {"x", "y", "width",
+/// "height"}, "score", "landmarks", "descriptor"}`, the last two when computed.
+impl serde::Serialize for Face {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Box {
+            x: f64,
+            y: f64,
+            width: f64,
+            height: f64,
+        }
+        #[derive(serde::Serialize)]
+        struct FaceJson<'a> {
+            #[serde(rename = "box")]
+            bbox: Box,
+            score: f64,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            landmarks: &'a [[f64; 2]],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            descriptor: &'a [f32],
+        }
+        let d = &self.detection;
+        FaceJson {
+            bbox: Box { x: d.x, y: d.y, width: d.width, height: d.height },
+            score: d.score,
+            landmarks: &self.landmarks,
+            descriptor: &self.descriptor,
+        }
+        .serialize(s)
+    }
+}
+
+/// The picture `rgb` (`[3, H, W]` in 0..1) with each face's box, labelled with its score
+/// (or `labels[i]`), and its landmarks drawn on it.
+pub fn draw_faces(rgb: &Tensor, faces: &[Face], labels: Option<&[String]>) -> crate::draw::Canvas {
+    let mut canvas = crate::draw::Canvas::from_rgb(rgb);
+    let dot = (canvas.stroke() / 2).max(1);
+    for (i, f) in faces.iter().enumerate() {
+        let b = &f.detection;
+        let label = labels.and_then(|l| l.get(i).cloned()).unwrap_or_else(|| format!("{:.2}", b.score));
+        canvas.labelled_box(b.x, b.y, b.width, b.height, &label, [40, 220, 60]);
+        for p in &f.landmarks {
+            canvas.dot(p[0].round() as i64, p[1].round() as i64, dot, [255, 200, 40]);
+        }
+    }
+    canvas
+}
+
 /// face-api's chain `detectAllFaces(...).withFaceLandmarks().withFaceDescriptors()`,
 /// loading only the networks the stage needs.
 pub struct Pipeline {
