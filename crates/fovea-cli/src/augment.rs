@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fovea::{Rng, Tensor};
 use fovea_vision::augment::Augment;
 use std::path::PathBuf;
 
@@ -17,12 +16,12 @@ pub struct AugmentArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Augmented copies (the original comes first)
-    #[arg(value_parser = crate::range::whole(1, 1024), long, default_value_t = 15)]
+    #[arg(value_parser = fovea_vision::cli::whole(1, 1024), long, default_value_t = 15)]
     count: usize,
-    #[arg(value_parser = crate::range::count, long, default_value_t = 4)]
+    #[arg(value_parser = fovea_vision::cli::count, long, default_value_t = 4)]
     columns: usize,
     /// Longer side of each copy in pixels
-    #[arg(value_parser = crate::range::whole(8, 1024), long, default_value_t = 128)]
+    #[arg(value_parser = fovea_vision::cli::whole(8, 1024), long, default_value_t = 128)]
     size: usize,
     /// The grid (PNG)
     #[arg(long, default_value = "augmented.png")]
@@ -33,18 +32,8 @@ pub fn run(a: AugmentArgs) -> Result<()> {
     let mut pipeline = Augment::parse(&a.ops)?;
     let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
     let picture = fovea_vision::image::resize_longer_side(&rgb, a.size)?;
-    let (h, w) = (picture.shape()[1], picture.shape()[2]);
-    // PCA colour axes from the picture itself (training fits them on the training set)
-    pipeline.fit(&picture.reshape(&[1, 3, h, w])?)?;
-    let mut tiles = vec![picture.clone()];
-    for i in 0..a.count {
-        let draw = pipeline.draw(3, h, w, &mut Rng::derive(a.seed, i as u64))?;
-        tiles.push(Tensor::new(&[3, h, w], draw.apply(picture.data(), 3))?);
-    }
-    // more columns than pictures would only add blank space
-    let columns = a.columns.min(tiles.len());
-    fovea_vision::visualize::grid(&tiles, columns, 1)
-        .with_context(|| format!("--columns {columns}"))?
+    fovea_vision::augment::preview(&mut pipeline, &picture, a.count, a.columns, a.seed)
+        .with_context(|| format!("--columns {}", a.columns))?
         .save_png(&a.out)?;
     println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
     Ok(())

@@ -9,7 +9,6 @@ mod experiment;
 mod faces;
 mod faces_train;
 mod pretrained;
-mod range;
 mod stylize;
 mod summary;
 mod visualize;
@@ -18,19 +17,23 @@ mod yolo;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use fovea::runtime::Isa;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "fovea", version, about = "Convolutional neural networks on the CPU")]
 struct Cli {
     /// Worker threads (default: FOVEA_THREADS, else all cores)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 900)]
     threads: Option<usize>,
     /// Highest kernel instruction level: scalar, avx2 or avx512 (default: FOVEA_ISA, else
     /// the best this CPU has)
-    #[arg(long, global = true, value_parser = parse_isa)]
+    #[arg(long, global = true, display_order = 900, value_parser = parse_isa)]
     isa: Option<Isa>,
+    /// Print JSON instead of text: a command's result as one object, and a training run's
+    /// epochs as one object each before it (progress bars are hidden)
+    #[arg(long, global = true, display_order = 900)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,59 +81,36 @@ enum Command {
     Faces(faces::Faces),
 }
 
-/// The progress bar every long command shows: `prefix [=====>    ] 1200/60000 2300/s eta 20s msg`,
-/// hidden when the command prints JSON.
-pub(crate) fn progress_bar(len: usize, hidden: bool, prefix: String) -> indicatif::ProgressBar {
-    let bar = if hidden { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(len as u64) };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .expect("the template is valid")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix);
-    bar
+/// The console every training command reports to, for `epochs` epochs of `len` items.
+pub(crate) fn console(epochs: usize, len: usize) -> fovea_vision::cli::Console {
+    fovea_vision::cli::Console::new(json(), epochs, len)
 }
 
-/// A progress bar for each epoch of a run, made at the epoch's first report (hidden with
-/// `--json`).
-pub(crate) struct EpochBar {
-    pub(crate) hidden: bool,
-    pub(crate) epochs: usize,
-    /// Items an epoch goes through.
-    pub(crate) len: usize,
-    bar: Option<(usize, indicatif::ProgressBar)>,
+/// Whether `--json` was given (set once, before the command runs).
+static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Prints a line about a command's work on stderr, unless the output is JSON.
+pub(crate) fn note(line: impl std::fmt::Display) {
+    if !json() {
+        eprintln!("{line}");
+    }
 }
 
-impl EpochBar {
-    pub(crate) fn new(hidden: bool, epochs: usize, len: usize) -> EpochBar {
-        EpochBar { hidden, epochs, len, bar: None }
+/// Prints a picture's most likely classes: a JSON line, or a ranked list.
+pub(crate) fn print_predictions(picture: &Path, top: &[fovea_vision::models::Prediction]) {
+    if json() {
+        println!("{}", serde_json::json!({"image": picture.display().to_string(), "top": top}));
+        return;
     }
-    /// Shows `done` items of `epoch` and `message`.
-    pub(crate) fn update(&mut self, epoch: usize, done: usize, message: String) {
-        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let bar = progress_bar(self.len, self.hidden, format!("epoch {epoch}/{}", self.epochs));
-            self.bar = Some((epoch, bar));
-        }
-        let (_, bar) = self.bar.as_ref().expect("made above");
-        bar.set_position(done as u64);
-        bar.set_message(message);
+    println!("{}", picture.display());
+    for (rank, p) in top.iter().enumerate() {
+        println!("  {}. {:<30} {:>4}  {:6.2}%", rank + 1, p.name, p.class, 100.0 * p.probability);
     }
-    /// Clears the epoch's bar (before its line is printed).
-    pub(crate) fn finish(&mut self) {
-        if let Some((_, bar)) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-    /// Ends an epoch: clears its bar, then prints `record` as a JSON line (with `--json`)
-    /// or `line` on stderr.
-    pub(crate) fn end_epoch(&mut self, record: &impl serde::Serialize, line: impl FnOnce() -> String) {
-        self.finish();
-        if self.hidden {
-            println!("{}", serde_json::to_string(record).expect("records serialise"));
-        } else {
-            eprintln!("{}", line());
-        }
-    }
+}
+
+/// Whether the output is JSON (`--json`).
+pub(crate) fn json() -> bool {
+    JSON.get().copied().unwrap_or(false)
 }
 
 /// A number for `--json` output: JSON has no NaN or infinities (serde writes `null` for all
@@ -143,6 +123,35 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
         f32::NEG_INFINITY => "-Infinity".into(),
         v => v.into(),
     }
+}
+
+/// Prints a command's result: with `--json` as one JSON line marked `"final": true` (after
+/// any per-epoch lines), else as its text.
+pub(crate) fn report(result: &(impl serde::Serialize + std::fmt::Display)) -> anyhow::Result<()> {
+    if json() {
+        let mut line = serde_json::to_value(result)?;
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("final".into(), true.into());
+        }
+        println!("{line}");
+    } else {
+        println!("{result}");
+    }
+    Ok(())
+}
+
+/// Prints the end of a training run: with `--json`, `last` (its last epoch's record) marked
+/// `"final": true` with the run folder; else `text`.
+pub(crate) fn finished(last: &impl serde::Serialize, run: &Path, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json() {
+        let mut line = serde_json::to_value(last)?;
+        line["run"] = run.display().to_string().into();
+        line["final"] = true.into();
+        println!("{line}");
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
 }
 
 /// A run folder named after `prefix` and the time, for a run not given `--out`.
@@ -186,7 +195,10 @@ fn message(e: &anyhow::Error) -> String {
     let parts: Vec<String> = e
         .chain()
         .map(|cause| match cause.downcast_ref::<fovea::Error>() {
-            Some(fovea::Error::Setting { name, msg }) => format!("--{}: {msg}", name.replace('_', "-")),
+            Some(fovea::Error::Setting { name, msg }) => {
+                let dashes = if name.len() == 1 { "-" } else { "--" };
+                format!("{dashes}{}: {msg}", name.replace('_', "-"))
+            }
             Some(fovea::Error::FolderInUse { path }) => format!(
                 "--out {} already holds files (an earlier run?); choose another --out, or give --force to replace them",
                 path.display()
@@ -207,21 +219,17 @@ fn main() -> ExitCode {
     let version: &'static str = Box::leak(long_version().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Err(e) = fovea::runtime::init_isa(cli.isa) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = fovea::budget::limit() {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    if let Err(e) = fovea::runtime::init_threads(cli.threads) {
+    let setup = fovea::runtime::init_isa(cli.isa)
+        .and_then(|_| fovea::budget::limit())
+        .and_then(|_| fovea::runtime::init_threads(cli.threads));
+    if let Err(e) = setup {
         eprintln!("error: {}", message(&e.into()));
         return ExitCode::FAILURE;
     }
     fovea::runtime::keep_freed_memory();
+    JSON.set(cli.json).expect("set once");
     let result = match cli.command {
-        Command::Train(a) => classify::train(a),
+        Command::Train(a) => classify::train(a, matches.subcommand_matches("train").expect("the train command")),
         Command::Eval(a) => classify::eval(a),
         Command::Predict(a) => classify::predict(a),
         Command::Conv(a) => conv::run(a),

@@ -3,10 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fovea::nn::summary::{compare_dense, fmt_dims, summarize, thousands};
+use fovea::nn::summary::{compare_dense, fmt_dims, parse_dims, summarize};
 use fovea::Rng;
 use fovea_vision::models;
-use serde_json::json;
 
 #[derive(Args)]
 pub struct SummaryArgs {
@@ -17,26 +16,16 @@ pub struct SummaryArgs {
     #[arg(long, value_name = "CxHxW")]
     input: Option<String>,
     /// Number of classes of the classifier head (default: 10 for the Fashion-MNIST models, else 1000)
-    #[arg(value_parser = crate::range::count, long)]
+    #[arg(value_parser = fovea_vision::cli::count, long)]
     classes: Option<usize>,
     /// Compare a conv layer with the dense layer it replaces: input HxWxC, filters, filter size
     #[arg(long, value_name = "HxWxC:FILTERS:F", conflicts_with_all = ["model", "input"])]
     compare_dense: Option<String>,
-    /// Print JSON instead of a table
-    #[arg(long)]
-    json: bool,
-}
-
-/// `3x224x224` -> `[3, 224, 224]`.
-fn parse_dims(s: &str) -> Result<Vec<usize>> {
-    s.split('x')
-        .map(|d| d.trim().parse::<usize>().with_context(|| format!("'{s}' is not a shape like 3x224x224")))
-        .collect()
 }
 
 pub fn run(a: SummaryArgs) -> Result<()> {
     if let Some(spec) = &a.compare_dense {
-        return dense(spec, a.json);
+        return dense(spec);
     }
     let name = a.model.as_deref().unwrap_or_default();
     let arch = models::architecture(name)?;
@@ -44,12 +33,12 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     let model =
         models::build(name, classes, &mut Rng::new(0)).with_context(|| format!("{name} with --classes {classes}"))?;
     let input = match &a.input {
-        Some(s) => parse_dims(s)?,
+        Some(s) => parse_dims(s).with_context(|| format!("--input {s}"))?,
         None => arch.input.to_vec(),
     };
     let s = summarize(model.as_ref(), &input)
         .with_context(|| format!("{name} does not take --input {}", fmt_dims(&input)))?;
-    if a.json {
+    if crate::json() {
         let mut out = serde_json::to_value(&s)?;
         out["model"] = name.into();
         println!("{out}");
@@ -60,32 +49,12 @@ pub fn run(a: SummaryArgs) -> Result<()> {
     Ok(())
 }
 
-fn dense(spec: &str, json: bool) -> Result<()> {
+fn dense(spec: &str) -> Result<()> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [input, filters, f] = parts[..] else { bail!("--compare-dense takes HxWxC:FILTERS:F, e.g. 39x39x3:10:3") };
-    let dims = parse_dims(input)?;
+    let dims = parse_dims(input).with_context(|| format!("--compare-dense {spec}"))?;
     let [h, w, c] = dims[..] else { bail!("--compare-dense input '{input}' must be HxWxC") };
     let filters: usize = filters.parse().with_context(|| format!("'{filters}' is not a number of filters"))?;
     let f: usize = f.parse().with_context(|| format!("'{f}' is not a filter size"))?;
-    let cmp = compare_dense(h, w, c, filters, f)?;
-    let [oc, oh, ow] = cmp.output;
-    if json {
-        println!(
-            "{}",
-            json!({"input": [h, w, c], "output": [oh, ow, oc], "conv_params": cmp.conv_params,
-                   "dense_weights": cmp.dense_weights})
-        );
-        return Ok(());
-    }
-    println!("input {h}x{w}x{c} -> {filters} filters of {f}x{f} (stride 1, no padding) -> {oh}x{ow}x{oc}");
-    println!("  conv layer:  ({f}·{f}·{c} + 1)·{filters} = {} parameters", thousands(cmp.conv_params));
-    println!(
-        "  dense layer: {}·{} = {} weights (about {:.0} million)",
-        thousands(h * w * c),
-        thousands(oh * ow * oc),
-        thousands(cmp.dense_weights),
-        cmp.dense_weights as f64 / 1e6
-    );
-    println!("  parameter sharing and sparse connections: {}x fewer", thousands(cmp.dense_weights / cmp.conv_params));
-    Ok(())
+    crate::report(&compare_dense(h, w, c, filters, f)?)
 }

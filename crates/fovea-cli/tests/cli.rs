@@ -607,7 +607,7 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
         "--json",
     ]));
     assert_eq!(lines.len(), 3);
-    let map = lines[2]["map50"].as_f64().unwrap();
+    let map = lines[2]["val_map50"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&map));
     assert!(lines[1]["loss"].as_f64().unwrap() < lines[0]["loss"].as_f64().unwrap(), "the loss falls: {lines:?}");
     // with boxes moved by mirrored and cropped copies of the pictures, reproducibly
@@ -651,7 +651,7 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     let err = fails(&["yolo", "train", "--grid", "5", "--train-size", "50", "--epochs", "1", "--out", &p("y3")]);
     assert!(err.contains("does not divide"), "{err}");
     let err = fails(&["yolo", "train", "--anchors", "many", "--out", &p("y4")]);
-    assert!(err.contains("--anchors must be a count from 1 to 20, or auto"), "{err}");
+    assert!(err.contains("--anchors") && err.contains("must be a count from 1 to 20, or auto"), "{err}");
     ok(&["data", "shapes", "--out", &p("five"), "--count", "4"]);
     std::fs::write(dir.path().join("five/classes.txt"), "a\nb\nc\nd\ne\n").unwrap();
     let err = fails(&["yolo", "eval", "--checkpoint", &run, "--data", &p("five")]);
@@ -689,7 +689,7 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     assert!(marks[0]["mean_pixel_error"].as_f64().unwrap() > 0.0);
     assert!(dir.path().join("marks/regressor.safetensors").exists());
     let err = fails(&["detect", "train-localizer", "--out", &p("l2"), "--loss", "cubic"]);
-    assert!(err.contains("unknown --loss 'cubic'"), "{err}");
+    assert!(err.contains("'cubic'") && err.contains("--loss") && err.contains("logistic, squared"), "{err}");
     let err = fails(&["detect", "train-landmarks", "--out", &p("l3"), "--size", "40"]);
     assert!(err.contains("multiple of 16"), "{err}");
 }
@@ -868,7 +868,7 @@ fn training_augments_and_transfers_with_frozen_cached_layers() {
     let err = fails(&[&common[..], &["--init", &d("plain"), "--freeze", "conv9"]].concat());
     assert!(err.contains("no layer 'conv9'") && err.contains("pool2"), "{err}");
     let err = fails(&[&common[..], &["--cache-features"]].concat());
-    assert!(err.contains("needs --freeze"), "{err}");
+    assert!(err.contains("--cache-features") && err.contains("needs freeze"), "{err}");
     let err = fails(&[&common[..], &["--num-classes", "5"]].concat());
     assert!(err.contains("holds 10 classes"), "{err}");
     let err = fails(&[&common[..], &["--init", &d("plain"), "--model", "cnn-bn"]].concat());

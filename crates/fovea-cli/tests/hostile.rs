@@ -524,7 +524,7 @@ fn second_sweep_findings_are_refused_and_nothing_is_replaced() {
     refused(&["summary", "--compare-dense", "4294967296x4294967296x1:1:1"], &["4294967296x4294967296x1", "too large"]);
     let (style, styled) = (repo("data/images/chelsea.png"), p("s.png"));
     let args = ["stylize", "--content", &style, "--style", &style, "--out", s(&styled), "--alpha", "0", "--beta", "0"];
-    refused(&args, &["--alpha", "--beta"]);
+    refused(&args, &["--alpha", "beta 0"]);
 
     // a face database with a table gone is damaged, not new: enrolling does not remake it
     let db = p("faces.db");

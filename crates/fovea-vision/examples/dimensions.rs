@@ -10,8 +10,7 @@ fn main() -> fovea::Result<()> {
     for kind in [ExampleKind::Ecg1d, ExampleKind::Volume3d] {
         let example = Example::new(kind, &config)?;
         let r = example.train(&config, &mut ())?;
-        let per_class: Vec<String> =
-            kind.classes().iter().zip(&r.per_class_accuracy).map(|(c, a)| format!("{c} {a:.2}")).collect();
+        let per_class: Vec<String> = r.per_class_accuracy.iter().map(|(c, a)| format!("{c} {a:.2}")).collect();
         println!(
             "{}: test accuracy {:.3} (chance {:.2}): {}",
             kind.name(),

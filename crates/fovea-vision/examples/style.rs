@@ -13,18 +13,7 @@ fn main() -> fovea::Result<()> {
     let (h, w) = (content.shape()[1], content.shape()[2]);
     let style = resize_bilinear(&load_rgb("data/images/hubble.jpg".as_ref())?, h, w)?;
     let net = Features::mobilenet()?;
-    let (content_layer, style_layers) = net.default_layers();
-    let config = StyleConfig {
-        steps: 50,
-        alpha: 1.0,
-        beta: 1e3,
-        content_layer: net.layer_index(&content_layer)?,
-        style_layers: style_layers.iter().map(|l| net.layer_index(l)).collect::<fovea::Result<_>>()?,
-        lr: 0.02,
-        jitter: 0,
-        start: Start::Content,
-        seed: 0,
-    };
+    let config = StyleConfig { steps: 50, alpha: 1.0, beta: 1e3, start: Start::Content, ..StyleConfig::default() };
     let picture = stylize(&net, &content, &style, &config, &mut |costs, _| {
         if costs.step % 10 == 0 {
             println!("step {}: content {:.3e}, style {:.3e}", costs.step, costs.content_cost, costs.style_cost);

@@ -68,6 +68,19 @@ pub struct CurvePoint {
     pub seconds: f32,
 }
 
+impl std::fmt::Display for CurvePoint {
+    /// The epoch's figures, after `<model> epoch N/M: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training error {:.2}%, test error {:.2}% ({:.1} s)",
+            100.0 * self.train_error,
+            100.0 * self.test_error,
+            self.seconds
+        )
+    }
+}
+
 /// Hears how the curves of an experiment go.
 pub trait CurveObserver {
     /// The running totals of `model`'s `epoch` after each batch, of `total` pictures.
@@ -153,20 +166,28 @@ fn experiment_folder(out: &Path, force: bool) -> Result<()> {
 
 /// The plain and residual networks of one depth, on the first Fashion-MNIST pictures.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct PlainVsResidualConfig {
-    /// Layers with weights, 6n+2 (20, 32, 44, 56, ...).
+    /// Layers with weights, 6n+2 (20, 32, 44, 56, ...)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PlainVsResidualConfig::default().depth))]
     pub depth: usize,
     /// epochs per network
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = PlainVsResidualConfig::default().epochs))]
     pub epochs: usize,
-    /// the first this many training pictures
+    /// Training images (the first N of Fashion-MNIST's 60,000)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = PlainVsResidualConfig::default().train_size))]
     pub train_size: usize,
-    /// the first this many test pictures
+    /// Test images the test error is measured on (the first N of 10,000)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = PlainVsResidualConfig::default().test_size))]
     pub test_size: usize,
     /// pictures per batch
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = PlainVsResidualConfig::default().batch_size))]
     pub batch_size: usize,
-    /// SGD's learning rate (momentum 0.9, weight decay 1e-4, as He et al.).
+    /// SGD learning rate (momentum 0.9, weight decay 1e-4, as He et al.)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = PlainVsResidualConfig::default().lr))]
     pub lr: f32,
     /// random seed: the shared initial draws and the batches
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PlainVsResidualConfig::default().seed))]
     pub seed: u64,
 }
 
@@ -218,20 +239,28 @@ pub fn plain_vs_residual(
 
 /// One network on a few Fashion-MNIST pictures, with and without augmentation.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct AugmentConfig {
-    /// The augmentations (see [`Augment::parse`]).
+    /// The augmentations (see `fovea train --augment`)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = AugmentConfig::default().augment))]
     pub augment: String,
-    /// architecture, a name [`crate::models::build`] knows
+    /// Architecture: lenet5, cnn-bn, or any of the model zoo (`models::ZOO`)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = AugmentConfig::default().model))]
     pub model: String,
-    /// the first this many training pictures
+    /// Training images (the first N of Fashion-MNIST's 60,000)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = AugmentConfig::default().train_size))]
     pub train_size: usize,
     /// epochs per network
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = AugmentConfig::default().epochs))]
     pub epochs: usize,
     /// pictures per batch
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = AugmentConfig::default().batch_size))]
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = AugmentConfig::default().lr))]
     pub lr: f32,
     /// random seed: the shared initial weights, the batches and the augmentations
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = AugmentConfig::default().seed))]
     pub seed: u64,
 }
 
@@ -252,6 +281,12 @@ impl Default for AugmentConfig {
 /// What augmentation changed.
 #[derive(Clone, Debug, Serialize)]
 pub struct AugmentReport {
+    /// The network.
+    pub model: String,
+    /// Training pictures.
+    pub train_size: usize,
+    /// Epochs per network.
+    pub epochs: usize,
     /// The augmentations, fully spelt out.
     pub augment: String,
     /// test accuracy without augmentation
@@ -260,6 +295,22 @@ pub struct AugmentReport {
     pub augmented_test_accuracy: f32,
     /// the curves' PNG
     pub plot: PathBuf,
+}
+
+impl std::fmt::Display for AugmentReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {} pictures, {} epochs: test accuracy {:.2}% without augmentation, {:.2}% with {}; plot in {}",
+            self.model,
+            self.train_size,
+            self.epochs,
+            100.0 * self.plain_test_accuracy,
+            100.0 * self.augmented_test_accuracy,
+            self.augment,
+            self.plot.display()
+        )
+    }
 }
 
 /// The same network trained on the same few pictures, with and without augmentation; test
@@ -292,6 +343,9 @@ pub fn augment_comparison(
     let plot = out.join("augment.png");
     plot_curves(&curves, &plot)?;
     Ok(AugmentReport {
+        model: config.model.clone(),
+        train_size: config.train_size,
+        epochs: config.epochs,
         augment: pipeline.spec(),
         plain_test_accuracy: curves[0].final_accuracy(),
         augmented_test_accuracy: curves[1].final_accuracy(),
@@ -301,22 +355,31 @@ pub fn augment_comparison(
 
 /// Pretraining on Fashion-MNIST's classes 0-4, then learning 5-9 from a few pictures.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TransferConfig {
-    /// architecture, a name [`crate::models::build`] knows
+    /// Architecture: lenet5, cnn-bn, or any of the model zoo (`models::ZOO`)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TransferConfig::default().model))]
     pub model: String,
-    /// Labelled pictures per new class.
+    /// Labelled pictures per new class (classes 5-9: Sandal, Shirt, Sneaker, Bag, Ankle boot)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = TransferConfig::default().per_class))]
     pub per_class: usize,
-    /// Epochs of pretraining on classes 0-4 (30,000 pictures).
+    /// Epochs of pretraining on classes 0-4 (30,000 pictures)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = TransferConfig::default().pretrain_epochs))]
     pub pretrain_epochs: usize,
-    /// Epochs on the few new pictures.
+    /// Epochs on the few new pictures
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = TransferConfig::default().epochs))]
     pub epochs: usize,
-    /// The last frozen layer of the frozen-backbone variant.
+    /// The last frozen layer of the frozen-backbone variant
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TransferConfig::default().freeze))]
     pub freeze: String,
     /// pictures per batch on the new classes (pretraining uses 64)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = TransferConfig::default().batch_size))]
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = TransferConfig::default().lr))]
     pub lr: f32,
     /// random seed: the initial weights (the new heads share one draw) and the batches
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TransferConfig::default().seed))]
     pub seed: u64,
 }
 
@@ -338,6 +401,14 @@ impl Default for TransferConfig {
 /// What pretraining gave the five new classes.
 #[derive(Clone, Debug, Serialize)]
 pub struct TransferReport {
+    /// The network.
+    pub model: String,
+    /// Labelled pictures per new class.
+    pub per_class: usize,
+    /// Epochs on the new classes.
+    pub epochs: usize,
+    /// The last frozen layer of the frozen variant.
+    pub freeze: String,
     /// on classes 0-4's test pictures, after pretraining
     pub pretrain_test_accuracy: f32,
     /// on classes 5-9's test pictures, trained from scratch
@@ -443,6 +514,10 @@ pub fn transfer_comparison(
     let curves = [scratch, cached, tuned];
     plot_curves(&curves, &plot)?;
     Ok(TransferReport {
+        model: config.model.clone(),
+        per_class: config.per_class,
+        epochs: config.epochs,
+        freeze: config.freeze.clone(),
         pretrain_test_accuracy: curve.final_accuracy(),
         scratch_test_accuracy: curves[0].final_accuracy(),
         frozen_test_accuracy: curves[1].final_accuracy(),
@@ -452,6 +527,31 @@ pub fn transfer_comparison(
         cache_gives_the_same_result: through.test_error == curves[1].test_error,
         plot,
     })
+}
+
+impl std::fmt::Display for TransferReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} pretrained on classes 0-4: {:.2}% test accuracy. Classes 5-9 from {} pictures each, {} epochs, \
+             test accuracy on their 5,000 test pictures: from scratch {:.2}%, frozen up to {} {:.2}%, fine-tuned {:.2}%. \
+             The frozen variant took {:.1} s on cached features against {:.1} s through the frozen layers ({:.1}x), \
+             with {} results; plot in {}",
+            self.model,
+            100.0 * self.pretrain_test_accuracy,
+            self.per_class,
+            self.epochs,
+            100.0 * self.scratch_test_accuracy,
+            self.freeze,
+            100.0 * self.frozen_test_accuracy,
+            100.0 * self.finetuned_test_accuracy,
+            self.frozen_cached_seconds,
+            self.frozen_uncached_seconds,
+            self.frozen_uncached_seconds / self.frozen_cached_seconds,
+            if self.cache_gives_the_same_result { "the same" } else { "different" },
+            self.plot.display()
+        )
+    }
 }
 
 /// The notes' 1-D and 3-D generalisations of convolution.
@@ -483,18 +583,25 @@ impl ExampleKind {
 
 /// How an example trains.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ExampleConfig {
-    /// Generated training samples.
+    /// Generated training samples
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = ExampleConfig::default().train_size))]
     pub train_size: usize,
-    /// Generated test samples (from another seed).
+    /// Generated test samples (another seed)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = ExampleConfig::default().test_size))]
     pub test_size: usize,
     /// passes over the training samples
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = ExampleConfig::default().epochs))]
     pub epochs: usize,
     /// samples per batch
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = ExampleConfig::default().batch_size))]
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = ExampleConfig::default().lr))]
     pub lr: f32,
     /// random seed: the data, the initial weights and the batches
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ExampleConfig::default().seed))]
     pub seed: u64,
 }
 
@@ -522,14 +629,45 @@ pub struct Example {
 /// What an example learnt.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExampleReport {
+    /// The example's name.
+    pub example: &'static str,
     /// share of test samples classified right, 0..1
     pub test_accuracy: f32,
     /// One over the number of classes.
     pub chance: f32,
-    /// Test accuracy on each class's samples, in [`ExampleKind::classes`]' order.
-    pub per_class_accuracy: Vec<f32>,
+    /// Test accuracy on each class's samples, by class name.
+    pub per_class_accuracy: BTreeMap<String, f32>,
     /// test error after each epoch
     pub curve_test_error: Vec<f32>,
+}
+
+impl std::fmt::Display for Example {
+    /// The network and data, before training.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: a CNN of {} parameters on {} generated samples of shape {:?}, tested on {}",
+            self.kind.name(),
+            fovea::nn::parameter_count(self.model.as_ref()),
+            self.train_set.len(),
+            &self.train_set.images.shape()[1..],
+            self.test_set.len()
+        )
+    }
+}
+
+impl std::fmt::Display for ExampleReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per: Vec<String> = self.per_class_accuracy.iter().map(|(c, p)| format!("{c} {:.1}%", 100.0 * p)).collect();
+        write!(
+            f,
+            "{}: test accuracy {:.2}% (chance {:.0}%): {}",
+            self.example,
+            100.0 * self.test_accuracy,
+            100.0 * self.chance,
+            per.join(", ")
+        )
+    }
 }
 
 impl Example {
@@ -575,14 +713,17 @@ impl Example {
         let curve = train_curve(self.kind.name(), self.model.as_ref(), &mut optimizer, &plan, None, observer)?;
         let (test, predictions) = train::evaluate_trained(self.model.as_ref(), &self.test_set, 500)?;
         let labels = &self.test_set.labels;
-        let classes = self.kind.classes().len();
-        let per_class_accuracy = (0..classes)
+        let classes = self.kind.classes();
+        let per_class_accuracy = (0..classes.len())
             .map(|c| {
                 let of_class: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
-                of_class.iter().filter(|&&i| predictions[i] == c).count() as f32 / of_class.len().max(1) as f32
+                let right = of_class.iter().filter(|&&i| predictions[i] == c).count();
+                (classes[c].to_string(), right as f32 / of_class.len().max(1) as f32)
             })
             .collect();
+        let classes = classes.len();
         Ok(ExampleReport {
+            example: self.kind.name(),
             test_accuracy: test.accuracy(),
             chance: 1.0 / classes as f32,
             per_class_accuracy,

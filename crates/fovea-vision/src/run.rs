@@ -28,41 +28,62 @@ use std::time::Instant;
 /// A new run: the model, the data and how to train. The default is `fovea train`'s:
 /// LeNet-5 on the repository's Fashion-MNIST, Adam, 10 epochs of batches of 64.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct RunConfig {
-    /// Architecture: a name [`crate::models::build`] knows.
+    /// Architecture: lenet5, cnn-bn, or any of the zoo (resnet18, vgg11_bn, googlenet, ...)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = RunConfig::default().model))]
     pub model: String,
-    /// Fashion-MNIST's IDX files, or an image folder with one sub-folder per class;
-    /// `None`: the repository's Fashion-MNIST.
+    /// Fashion-MNIST's IDX files (default: the repository's data/fashion-mnist), or an image
+    /// folder with one sub-folder per class (optionally split into train/ and val/)
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<PathBuf>,
-    /// Side of the square training pictures; `None`: the model's own (28 for LeNet-5; for
-    /// the ImageNet architectures 32 on Fashion-MNIST, 64 for AlexNet, 224 on image folders).
+    /// Side of the square images the model is trained on (default: 28 for lenet5 and cnn-bn;
+    /// for the ImageNet architectures 32 on Fashion-MNIST, 64 for alexnet, 224 on image folders)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(8, 1024), long))]
     pub image_size: Option<usize>,
-    /// Only this many training pictures; `None`: all.
+    /// Use only N training images (Fashion-MNIST's first N; an image folder's from each class in turn)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long))]
     pub train_size: Option<usize>,
-    /// The number of classes the data must hold, when given.
+    /// The classes of the new head; must match the classes in --data
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long))]
     pub num_classes: Option<usize>,
-    /// `sgd`, `adam` or `adamw`.
+    /// sgd, adam or adamw
+    #[cfg_attr(feature = "cli", arg(long, value_parser = ["sgd", "adam", "adamw"], default_value_t = RunConfig::default().optimizer))]
     pub optimizer: String,
-    /// `None`: 0.01 for SGD, 0.001 for Adam and AdamW.
+    /// Learning rate (default: 0.001 for Adam/AdamW, 0.01 for SGD; with --resume, overrides the run's)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long))]
     pub lr: Option<f32>,
     /// SGD's momentum (Adam and AdamW do not use it)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::fraction::<f32>, long, default_value_t = RunConfig::default().momentum))]
     pub momentum: f32,
-    /// weight decay
+    /// Weight decay
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::non_negative::<f32>, long, default_value_t = RunConfig::default().weight_decay))]
     pub weight_decay: f32,
-    /// pictures per batch
+    /// Pictures per batch
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = RunConfig::default().batch_size))]
     pub batch_size: usize,
-    /// random seed: the initial weights and each epoch's order, dropout and augmentation
+    /// Random seed: the initial weights and each epoch's order, dropout and augmentation
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = RunConfig::default().seed))]
     pub seed: u64,
-    /// Augmentation of every training picture, as [`Augment::parse`] reads it.
+    /// Augment the training pictures on the loader thread: a comma-separated list of
+    /// `mirror`, `crop[:MIN_AREA]`, `color[:SHIFT]`, `pca[:SIGMA]`, `rotate[:DEGREES]`,
+    /// `shear[:FACTOR]`, `warp[:STRENGTH]`, e.g. `mirror,crop,color,rotate:15,shear:0.2,warp`
+    #[cfg_attr(feature = "cli", arg(long))]
     pub augment: Option<String>,
-    /// Pretrained weights for every layer but the head: a run folder or a safetensors file.
+    /// Start from pretrained weights (a run folder or a safetensors file with the model's
+    /// tensor names); every layer but the classifier head is copied, the head is new
+    #[cfg_attr(feature = "cli", arg(long))]
     pub init: Option<PathBuf>,
-    /// Freeze the layers up to and including this one.
+    /// Freeze the layers up to and including this one (no gradient, no update, evaluation
+    /// mode); `none` fine-tunes everything
+    #[cfg_attr(feature = "cli", arg(long))]
     pub freeze: Option<String>,
-    /// With `freeze`: compute the frozen layers' outputs once (kept in the run folder as
-    /// `features.safetensors`) and train the rest on them.
+    /// With --freeze: compute the frozen layers' outputs once (kept in the run folder as
+    /// features.safetensors) and train the rest on them
+    #[cfg_attr(feature = "cli", arg(long))]
     pub cache_features: bool,
-    /// epochs to train
+    /// Epochs in all (with --resume, the run's own plan unless given)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = RunConfig::default().epochs))]
     pub epochs: usize,
 }
 
@@ -101,6 +122,56 @@ pub struct ResumeChanges {
     pub data: Option<PathBuf>,
 }
 
+/// Refuses what a resumed run cannot do: settings of `asked` that `given` says were asked
+/// for and that differ from the run's own (a resumed run keeps its data, model and
+/// optimizer settings; only `lr`, `epochs` and `data` may change, see [`ResumeChanges`]), and
+/// `init`, `freeze` and `cache_features`, which start a run. A run made before its training
+/// size was recorded takes `asked.train_size`, as it did then.
+pub fn check_resume(checkpoint: &mut Checkpoint, asked: &RunConfig, given: &dyn Fn(&str) -> bool) -> Result<()> {
+    if asked.init.is_some() || asked.freeze.is_some() || asked.cache_features {
+        return Err(Error::Invalid("init, freeze and cache_features start a run; a resumed run keeps its own".into()));
+    }
+    fn keeps<T: PartialEq + std::fmt::Display>(name: &'static str, asked: Option<T>, run: T) -> Result<()> {
+        match asked {
+            Some(v) if v != run => Err(Error::setting(
+                name,
+                format!("{v} differs from the run's {run}; a resumed run keeps its own (start a new run to change it)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+    let run = &checkpoint.meta;
+    if given("model") && asked.model != run.model {
+        return Err(Error::setting(
+            "model",
+            format!("the run to resume trains {}; it cannot continue as {}", run.model, asked.model),
+        ));
+    }
+    keeps("batch_size", given("batch_size").then_some(asked.batch_size), run.batch_size)?;
+    keeps("optimizer", given("optimizer").then_some(asked.optimizer.as_str()), run.optimizer.as_str())?;
+    keeps("momentum", given("momentum").then_some(asked.momentum), run.momentum)?;
+    keeps("weight_decay", given("weight_decay").then_some(asked.weight_decay), run.weight_decay)?;
+    keeps("seed", given("seed").then_some(asked.seed), run.seed)?;
+    keeps("num_classes", asked.num_classes, run.classes)?;
+    let shape = run.input_shape()?;
+    if asked.image_size.is_some_and(|s| s != shape[1]) {
+        let msg = format!("the run to resume trains on {}x{} pictures; it cannot change", shape[1], shape[2]);
+        return Err(Error::setting("image_size", msg));
+    }
+    let augment = asked.augment.as_deref().map(Augment::parse).transpose()?.map(|p| p.spec());
+    if augment.is_some() && augment != run.augment {
+        let theirs = run.augment.as_deref().unwrap_or("(none)");
+        return Err(Error::setting("augment", format!("the run to resume trains with {theirs:?}; it cannot change")));
+    }
+    match run.train_size {
+        Some(n) => keeps("train_size", asked.train_size, n),
+        None => {
+            checkpoint.meta.train_size = asked.train_size;
+            Ok(())
+        }
+    }
+}
+
 /// What a run reports while it starts and fits; every method does nothing by default, and
 /// `()` is the observer that wants nothing.
 pub trait RunObserver {
@@ -114,6 +185,23 @@ pub trait RunObserver {
 }
 
 impl RunObserver for () {}
+
+impl std::fmt::Display for Run {
+    /// What the run trains on what, and where.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "training {} ({} parameters) on {} images, testing on {}, {} threads, {} kernels; run folder {}",
+            self.meta.model,
+            fovea::nn::parameter_count(self.model.as_ref()),
+            self.train_set.len(),
+            self.test_set.len(),
+            fovea::runtime::num_threads(),
+            fovea::runtime::current_isa(),
+            self.dir.display()
+        )
+    }
+}
 
 /// A classifier run: its folder, its metadata (with the history of its epochs), the model,
 /// the optimizer and the data.
@@ -212,14 +300,15 @@ impl Run {
     pub fn start(config: &RunConfig, dir: &Path, force: bool, observer: &mut dyn RunObserver) -> Result<Run> {
         let freezes = config.freeze.as_deref().is_some_and(|f| f != "none");
         if config.cache_features && !freezes {
-            return Err(Error::Invalid(
-                "caching features needs a frozen part: only frozen layers' outputs can be cached".into(),
+            return Err(Error::setting(
+                "cache_features",
+                "needs freeze LAYER: only frozen layers' outputs can be cached",
             ));
         }
         if config.cache_features && config.augment.is_some() {
-            return Err(Error::Invalid(
-                "caching features cannot go with augmentation: the cache holds the pictures' features unaugmented"
-                    .into(),
+            return Err(Error::setting(
+                "cache_features",
+                "cannot go with augment: the cache holds the pictures' features unaugmented",
             ));
         }
         // a folder with files, a run's among them, only with force
@@ -498,6 +587,36 @@ pub struct Evaluation {
     pub confusion_matrix: Vec<Vec<usize>>,
 }
 
+impl std::fmt::Display for Evaluation {
+    /// The accuracy, the per-class accuracy and the confusion matrix as text.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = &self.class_names;
+        writeln!(
+            f,
+            "accuracy {:.2}% (loss {:.4}) on {} test images",
+            100.0 * self.accuracy,
+            self.loss,
+            self.test_images
+        )?;
+        writeln!(f, "\nper-class accuracy:")?;
+        for (n, acc) in names.iter().zip(&self.per_class_accuracy) {
+            writeln!(f, "  {n:<12} {:6.2}%", 100.0 * acc)?;
+        }
+        writeln!(f, "\nconfusion matrix (rows: true class, columns: predicted):")?;
+        write!(f, "{:>12}", "")?;
+        for i in 0..names.len() {
+            write!(f, "{i:>6}")?;
+        }
+        for (i, row) in self.confusion_matrix.iter().enumerate() {
+            write!(f, "\n{:>9} {i:>2}", names[i].chars().take(9).collect::<String>())?;
+            for v in row {
+                write!(f, "{v:>6}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Measures the run of `checkpoint` (a run folder or its checkpoint file) on the test
 /// pictures of `data` (`None`: the data the run recorded), which must have the run's classes.
 pub fn evaluate_run(checkpoint: &Path, data: Option<&Path>) -> Result<Evaluation> {
@@ -548,10 +667,10 @@ impl Classifier {
         Ok(Classifier { model: train::model_from_checkpoint(&ckpt)?, meta: ckpt.meta })
     }
 
-    /// The `k` most probable classes (index, probability) of the picture file `path`,
+    /// The `k` most probable classes of the picture file `path`,
     /// prepared as the run's training pictures were: for Fashion-MNIST runs grey, light on
     /// dark, 28x28, then the run's input size.
-    pub fn classify_file(&self, path: &Path, k: usize) -> Result<Vec<(usize, f32)>> {
+    pub fn classify_file(&self, path: &Path, k: usize) -> Result<Vec<crate::models::Prediction>> {
         let shape = self.meta.input_shape()?;
         let picture = match self.meta.data {
             None => crate::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?,
@@ -561,6 +680,11 @@ impl Classifier {
             .map_err(|e| e.in_file(path))?
             .reshape(&[1, shape[0], shape[1], shape[2]])?;
         let logits = fovea::no_grad(|| self.model.forward(&fovea::Var::constant(x)))?;
-        Ok(train::top_k(&logits, k.min(self.meta.classes))?.remove(0))
+        let names = &self.meta.class_names;
+        let top = train::top_k(&logits, k.min(self.meta.classes))?.remove(0);
+        Ok(top
+            .into_iter()
+            .map(|(class, probability)| crate::models::Prediction { class, name: names[class].clone(), probability })
+            .collect())
     }
 }

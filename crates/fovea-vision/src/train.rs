@@ -485,3 +485,19 @@ pub fn top_k(logits: &Var, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
         })
         .collect())
 }
+
+impl std::fmt::Display for EpochMetrics {
+    /// The epoch's figures, after `epoch N/M: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} img/s",
+            self.train_loss,
+            100.0 * self.train_accuracy,
+            self.test_loss,
+            100.0 * self.test_accuracy,
+            self.seconds,
+            self.images_per_second
+        )
+    }
+}

@@ -31,7 +31,7 @@ fn the_bottleneck_example_costs_what_the_notes_say() {
 #[test]
 fn why_convolutions_280_parameters_against_about_62_million() {
     let c = compare_dense(39, 39, 3, 10, 3).unwrap();
-    assert_eq!(c.output, [10, 37, 37]);
+    assert_eq!(c.output, [37, 37, 10]);
     assert_eq!(c.conv_params, 280);
     assert_eq!(c.dense_weights, 39 * 39 * 3 * 37 * 37 * 10);
     assert!((c.dense_weights as f64 / 1e6 - 62.0).abs() < 0.5);

@@ -359,6 +359,27 @@ impl Draw {
     }
 }
 
+/// A grid of `picture` (`[3, H, W]` in 0..1) and `count` copies augmented by `pipeline`
+/// (fitted to the picture itself: PCA colour axes need data), `columns` a row, each copy
+/// drawn from `seed` and its index.
+pub fn preview(
+    pipeline: &mut Augment,
+    picture: &Tensor,
+    count: usize,
+    columns: usize,
+    seed: u64,
+) -> Result<crate::draw::Canvas> {
+    let (h, w) = (picture.shape()[1], picture.shape()[2]);
+    pipeline.fit(&picture.reshape(&[1, 3, h, w])?)?;
+    let mut tiles = vec![picture.clone()];
+    for i in 0..count {
+        let draw = pipeline.draw(3, h, w, &mut Rng::derive(seed, i as u64))?;
+        tiles.push(Tensor::new(&[3, h, w], draw.apply(picture.data(), 3))?);
+    }
+    // more columns than pictures would only add blank space
+    crate::visualize::grid(&tiles, columns.min(tiles.len()), 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

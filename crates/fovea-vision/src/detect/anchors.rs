@@ -95,6 +95,50 @@ pub fn kmeans_anchors(shapes: &[(f32, f32)], k: usize, seed: u64) -> Result<Anch
     Ok(Anchors { mean_iou: best.iter().sum::<f32>() / best.len() as f32, shapes: centres })
 }
 
+/// The anchors of a darknet-layout dataset for each count from 1 to k: what
+/// `fovea detect anchors` reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AnchorReport {
+    /// Labelled boxes.
+    pub boxes: usize,
+    /// Pictures.
+    pub pictures: usize,
+    /// The mean best IoU with k = 1, 2, ... anchors.
+    pub mean_iou_per_k: Vec<f32>,
+    /// The k anchors (width, height relative to the picture), smallest first.
+    pub anchors: Vec<(f32, f32)>,
+}
+
+/// [`kmeans_anchors`] of the boxes of the dataset `data` for every count from 1 to `k`.
+pub fn anchor_report(data: &std::path::Path, k: usize, seed: u64) -> Result<AnchorReport> {
+    let set = super::read_dataset(data)?;
+    let shapes: Vec<(f32, f32)> = set.objects.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
+    if k > shapes.len() {
+        return Err(Error::setting(
+            "k",
+            format!("must be at most the {} labelled boxes of {}", shapes.len(), data.display()),
+        ));
+    }
+    let per_k = (1..=k).map(|k| kmeans_anchors(&shapes, k, seed)).collect::<Result<Vec<_>>>()?;
+    let anchors = per_k.last().map(|a| a.shapes.clone()).unwrap_or_default();
+    let mean_iou_per_k = per_k.iter().map(|a| a.mean_iou).collect();
+    Ok(AnchorReport { boxes: shapes.len(), pictures: set.len(), mean_iou_per_k, anchors })
+}
+
+impl std::fmt::Display for AnchorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} boxes in {} pictures", self.boxes, self.pictures)?;
+        for (k, iou) in self.mean_iou_per_k.iter().enumerate() {
+            writeln!(f, "k = {}: mean best IoU {iou:.4}", k + 1)?;
+        }
+        write!(f, "anchors (width, height relative to the picture), smallest first:")?;
+        for (w, h) in &self.anchors {
+            write!(f, "\n  {w:.4} {h:.4}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,3 +193,77 @@ pub fn evaluate(net: &dyn Module, grid: &YoloGrid, pictures: &Tensor, objects: &
         .collect();
     Ok(mean_average_precision(&detections, &truths, grid.classes, 0.5, NmsOptions::default().score_threshold))
 }
+
+/// A detector measured on a labelled dataset: VOC mAP@0.5 and each class's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct DetectorEvaluation {
+    /// Pictures of the dataset.
+    pub pictures: usize,
+    /// VOC mAP@0.5 over the classes with labelled boxes.
+    pub map50: f64,
+    /// Each class's AP, precision, recall and labelled boxes.
+    pub per_class: Vec<ClassEvaluation>,
+}
+
+/// One class's figures in a [`DetectorEvaluation`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassEvaluation {
+    /// The class's name.
+    pub class: String,
+    /// AP@0.5; `None` without labelled boxes.
+    pub ap50: Option<f64>,
+    /// Precision at the operating point.
+    pub precision: f64,
+    /// Recall at the operating point.
+    pub recall: f64,
+    /// Labelled boxes of the class.
+    pub labelled: usize,
+}
+
+/// Measures the detector of the run folder `checkpoint` on the darknet-layout dataset
+/// `data`, whose classes must be the detector's.
+pub fn evaluate_detector(checkpoint: &Path, data: &Path) -> Result<DetectorEvaluation> {
+    let (run, net) = load_detector(checkpoint)?;
+    let set = super::read_dataset(data)?;
+    super::training::check_classes(&set, data, &run.classes, "the detector was trained for")?;
+    let x = set.load_pictures(run.input)?;
+    let report = evaluate(&net, &run.yolo_grid()?, &x, &set.objects)?;
+    let per_class = report
+        .per_class
+        .iter()
+        .zip(&run.classes)
+        .map(|(c, name)| ClassEvaluation {
+            class: name.clone(),
+            ap50: c.ap,
+            precision: c.precision,
+            recall: c.recall,
+            labelled: c.labelled,
+        })
+        .collect();
+    Ok(DetectorEvaluation { pictures: set.len(), map50: report.map, per_class })
+}
+
+impl std::fmt::Display for DetectorEvaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} pictures: mAP@0.5 {:.4}", self.pictures, self.map50)?;
+        for c in &self.per_class {
+            write!(
+                f,
+                "\n  {:<12} AP {}  precision {:.3}  recall {:.3}  ({} labelled)",
+                c.class,
+                c.ap50.map_or("  -   ".to_string(), |v| format!("{v:.4}")),
+                c.precision,
+                c.recall,
+                c.labelled
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for DetectorEpoch {
+    /// The epoch's figures, after `epoch N/M: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "loss {:.4} | validation mAP@0.5 {:.4} | {:.1}s", self.loss, self.val_map50, self.seconds)
+    }
+}

@@ -14,13 +14,13 @@ pub mod sliding;
 pub mod training;
 pub mod yolo;
 
-pub use anchors::{kmeans_anchors, Anchors};
+pub use anchors::{anchor_report, kmeans_anchors, AnchorReport, Anchors};
 pub use boxes::{iou_matrix, shape_iou, BBox, Corners};
 pub use dataset::{read_dataset, DetectionSet};
 pub use localize::{localization_loss, localization_loss_squared};
 pub use map::{mean_average_precision, voc_ap, ClassAp, MapReport, Scored, Truth};
 pub use nms::{nms, Detection, NmsOptions};
-pub use training::{train_yolo, YoloConfig, YoloData, YoloObserver};
+pub use training::{train_yolo, AnchorCount, YoloConfig, YoloData, YoloObserver};
 pub use yolo::{Object, YoloGrid};
 
 /// An object found in a picture, its box in the picture's pixels: what `fovea yolo detect`

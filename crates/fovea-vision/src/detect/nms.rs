@@ -18,14 +18,19 @@ pub struct Detection {
 
 /// The notes' defaults: discard score <= 0.6, suppress IoU >= 0.5, once per class.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct NmsOptions {
-    /// discard boxes scoring at most this
+    /// Drop boxes whose score (pc times the class probability) is at most this
+    #[cfg_attr(feature = "cli", arg(long = "min-score", value_parser = crate::cli::fraction::<f32>, default_value_t = NmsOptions::default().score_threshold))]
     pub score_threshold: f32,
-    /// suppress boxes overlapping a kept one by at least this IoU
+    /// Suppress boxes of a class overlapping a better one by at least this IoU (above 0)
+    #[cfg_attr(feature = "cli", arg(long = "iou", value_parser = crate::cli::fraction::<f32>, default_value_t = NmsOptions::default().iou_threshold))]
     pub iou_threshold: f32,
     /// Keep at most this many, the best first.
+    #[cfg_attr(feature = "cli", arg(skip = NmsOptions::default().max_detections))]
     pub max_detections: usize,
     /// Suppress only within a class (the notes: run NMS once per class); else across all.
+    #[cfg_attr(feature = "cli", arg(skip = NmsOptions::default().per_class))]
     pub per_class: bool,
 }
 

@@ -19,16 +19,22 @@ pub const LANDMARKS: usize = 4;
 
 /// How the synthetic pictures are drawn; the default is 128x128 pictures of 0 to 4 objects.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ShapesConfig {
-    /// Side of the square pictures in pixels.
+    /// Side of the square pictures in pixels
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(32, 1024), long, default_value_t = ShapesConfig::default().size))]
     pub size: usize,
-    /// fewest objects per picture (one that finds no free place is left out)
+    /// Fewest objects per picture (one that finds no free place is left out)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(0, 20), long, default_value_t = ShapesConfig::default().min_objects))]
     pub min_objects: usize,
-    /// most objects per picture (at least `min_objects`)
+    /// Most objects per picture (at least --min-objects)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(0, 20), long, default_value_t = ShapesConfig::default().max_objects))]
     pub max_objects: usize,
     /// Range of an object's size, sqrt(width x height), as a share of the picture side.
+    #[cfg_attr(feature = "cli", arg(skip = ShapesConfig::default().min_scale))]
     pub min_scale: f32,
     /// upper end of the range of `min_scale`
+    #[cfg_attr(feature = "cli", arg(skip = ShapesConfig::default().max_scale))]
     pub max_scale: f32,
 }
 

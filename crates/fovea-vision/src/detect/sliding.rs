@@ -242,42 +242,6 @@ pub fn window_crops(pictures: usize, seed: u64) -> Result<Dataset> {
     Ok(Dataset { images: Tensor::new(&[n, 3, WINDOW, WINDOW], images)?, labels })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_converted_network_on_16x16_equals_the_four_14x14_crops() {
-        let net = window_net(4, &mut Rng::new(1)).unwrap();
-        let picture = Tensor::rand_uniform(&[3, 16, 16], 0.0, 1.0, &mut Rng::new(2));
-        let naive = naive_windows(&net, &picture).unwrap();
-        assert_eq!(naive.shape(), [4, 2, 2]);
-        let converted = fc_to_conv(net, [3, 14, 14]).unwrap();
-        // the notes' shapes: fc1 is 400 5x5x16 filters, fc2 400 1x1 filters
-        let shapes: Vec<Vec<usize>> =
-            fovea::nn::state_dict(&converted).iter().map(|(_, v)| v.shape()).filter(|s| s.len() == 4).collect();
-        assert_eq!(shapes[1..], [vec![400, 16, 5, 5], vec![400, 400, 1, 1], vec![4, 400, 1, 1]]);
-        let conv = convolutional_windows(&converted, &picture).unwrap();
-        assert_eq!(conv.shape(), [4, 2, 2]);
-        let err = conv.max_abs_diff(&naive);
-        assert!(err < 1e-5, "the two ways differ by {err}");
-        // and on a bigger picture, every window
-        let big = Tensor::rand_uniform(&[3, 30, 24], 0.0, 1.0, &mut Rng::new(3));
-        let net = window_net(4, &mut Rng::new(1)).unwrap();
-        let naive = naive_windows(&net, &big).unwrap();
-        assert_eq!(naive.shape(), [4, 9, 6]);
-        assert!(convolutional_windows(&converted, &big).unwrap().max_abs_diff(&naive) < 1e-5);
-    }
-
-    #[test]
-    fn conversion_needs_a_flatten_before_the_fully_connected_layers() {
-        let rng = &mut Rng::new(0);
-        let net = Sequential::new().add("fc", Linear::config(4, 2).build(rng).unwrap());
-        let err = fc_to_conv(net, [4, 1, 1]).err().expect("refused").to_string();
-        assert!(err.contains("no flatten"), "{err}");
-    }
-}
-
 /// A window classifier's figures after an epoch.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct WindowEpoch {
@@ -345,16 +309,40 @@ pub struct WindowSearch {
     pub max_difference: f32,
 }
 
+/// What a sliding-window search found and how long each way took.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowsFound {
+    /// Each window size's search.
+    pub windows: Vec<WindowSearch>,
+    /// The objects kept by NMS across classes, in the picture's pixels.
+    pub objects: Vec<super::FoundObject>,
+    /// Seconds of all naive searches.
+    pub naive_seconds: f64,
+    /// Seconds of all convolutional searches.
+    pub convolutional_seconds: f64,
+}
+
+impl std::fmt::Display for WindowsFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.windows {
+            writeln!(f, "{s}")?;
+        }
+        let (naive, conv) = (self.naive_seconds, self.convolutional_seconds);
+        write!(
+            f,
+            "in all: naive {:.1} ms, convolutional {:.1} ms ({:.1}x faster); {} window(s) kept after NMS",
+            1e3 * naive,
+            1e3 * conv,
+            naive / conv.max(1e-9),
+            self.objects.len()
+        )
+    }
+}
+
 /// Runs the classifier of the run folder `checkpoint` over windows of each size in
-/// `windows` (pixels of the `[3, H, W]` picture `rgb`) both ways; returns each size's
-/// search and the detections scoring above `min_score` kept by NMS across classes, in
-/// the picture's pixels, with the run.
-pub fn find_objects(
-    checkpoint: &Path,
-    rgb: &Tensor,
-    windows: &[usize],
-    min_score: f32,
-) -> Result<(WindowRun, Vec<WindowSearch>, Vec<Detection>)> {
+/// `windows` (pixels of the `[3, H, W]` picture `rgb`) both ways: each size's search and
+/// the objects scoring above `min_score` kept by NMS across classes.
+pub fn find_objects(checkpoint: &Path, rgb: &Tensor, windows: &[usize], min_score: f32) -> Result<WindowsFound> {
     let (run, classifier) = load_window_classifier(checkpoint)?;
     // the same weights, converted
     let converted = fc_to_conv(load_window_classifier(checkpoint)?.1, [3, WINDOW, WINDOW])?;
@@ -389,6 +377,77 @@ pub fn find_objects(
     }
     // one object gets windows of several sizes and classes: suppress across classes
     let options = super::NmsOptions { score_threshold: min_score, per_class: false, ..Default::default() };
-    let kept = super::nms(&found, &options).into_iter().map(|k| found[k]).collect();
-    Ok((run, searches, kept))
+    let objects = super::nms(&found, &options).into_iter().map(|k| found[k].found(&run.classes, w as f32, h as f32));
+    Ok(WindowsFound {
+        naive_seconds: searches.iter().map(|s| s.naive_seconds).sum(),
+        convolutional_seconds: searches.iter().map(|s| s.convolutional_seconds).sum(),
+        windows: searches,
+        objects: objects.collect(),
+    })
+}
+
+impl std::fmt::Display for WindowEpoch {
+    /// The epoch's figures, after `epoch N/M: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "loss {:.4}, accuracy {:.2}% | test windows: {:.2}%",
+            self.train_loss,
+            100.0 * self.train_accuracy,
+            100.0 * self.test_accuracy
+        )
+    }
+}
+
+impl std::fmt::Display for WindowSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{0}x{0} windows ({1}, {2:.1} px apart): naive {3:.1} ms, convolutional {4:.1} ms ({5:.1}x), largest \
+             difference {6:.1e}",
+            self.window,
+            self.windows,
+            self.stride,
+            1e3 * self.naive_seconds,
+            1e3 * self.convolutional_seconds,
+            self.naive_seconds / self.convolutional_seconds.max(1e-9),
+            self.max_difference
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_converted_network_on_16x16_equals_the_four_14x14_crops() {
+        let net = window_net(4, &mut Rng::new(1)).unwrap();
+        let picture = Tensor::rand_uniform(&[3, 16, 16], 0.0, 1.0, &mut Rng::new(2));
+        let naive = naive_windows(&net, &picture).unwrap();
+        assert_eq!(naive.shape(), [4, 2, 2]);
+        let converted = fc_to_conv(net, [3, 14, 14]).unwrap();
+        // the notes' shapes: fc1 is 400 5x5x16 filters, fc2 400 1x1 filters
+        let shapes: Vec<Vec<usize>> =
+            fovea::nn::state_dict(&converted).iter().map(|(_, v)| v.shape()).filter(|s| s.len() == 4).collect();
+        assert_eq!(shapes[1..], [vec![400, 16, 5, 5], vec![400, 400, 1, 1], vec![4, 400, 1, 1]]);
+        let conv = convolutional_windows(&converted, &picture).unwrap();
+        assert_eq!(conv.shape(), [4, 2, 2]);
+        let err = conv.max_abs_diff(&naive);
+        assert!(err < 1e-5, "the two ways differ by {err}");
+        // and on a bigger picture, every window
+        let big = Tensor::rand_uniform(&[3, 30, 24], 0.0, 1.0, &mut Rng::new(3));
+        let net = window_net(4, &mut Rng::new(1)).unwrap();
+        let naive = naive_windows(&net, &big).unwrap();
+        assert_eq!(naive.shape(), [4, 9, 6]);
+        assert!(convolutional_windows(&converted, &big).unwrap().max_abs_diff(&naive) < 1e-5);
+    }
+
+    #[test]
+    fn conversion_needs_a_flatten_before_the_fully_connected_layers() {
+        let rng = &mut Rng::new(0);
+        let net = Sequential::new().add("fc", Linear::config(4, 2).build(rng).unwrap());
+        let err = fc_to_conv(net, [4, 1, 1]).err().expect("refused").to_string();
+        assert!(err.contains("no flatten"), "{err}");
+    }
 }

@@ -19,31 +19,44 @@ use std::time::Instant;
 /// How to train a detector. The default is `fovea yolo train`'s: 6,000 synthetic pictures
 /// of 128x128 a epoch, 5 anchors, 12 epochs of batches of 32, Adam at 0.002.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct YoloConfig {
-    /// A darknet-layout folder (`images/`, `labels/`, optional `classes.txt`); `None`: the
-    /// synthetic shapes.
+    /// A dataset in the darknet layout (images/, labels/, classes.txt); without it, synthetic
+    /// shapes drawn in memory (--train-size pictures, and 500 others to validate on)
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<PathBuf>,
-    /// Validation data in the same layout; `None`: every 10th picture of `data` is held out
-    /// (or, on synthetic data, 500 pictures from another seed).
+    /// Validation dataset (default: every 10th picture of --data)
+    #[cfg_attr(feature = "cli", arg(long, requires = "data"))]
     pub val: Option<PathBuf>,
-    /// Side of the square network input; `None`: 128 on synthetic data, else the first
-    /// picture's longer side rounded down to a multiple of 32, within 64..=416.
+    /// Side of the square network input (default: 128; with --data, the first picture's longer
+    /// side rounded down to a multiple of 32, within 64..416)
+    #[cfg_attr(feature = "cli", arg(long))]
     pub input_size: Option<usize>,
-    /// Cells per side; `None`: input size / 16.
+    /// Cells per side (default: input size / 16)
+    #[cfg_attr(feature = "cli", arg(long))]
     pub grid: Option<usize>,
-    /// Anchors by k-means; `None`: as many as raise the mean best IoU by 0.02 each (at most 9).
-    pub anchors: Option<usize>,
+    /// Anchor boxes per cell, found by k-means on the training boxes (1 - IoU); `auto` adds
+    /// anchors while each raises the mean best IoU by 0.02 or more
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = YoloConfig::default().anchors))]
+    pub anchors: AnchorCount,
     /// passes over the training data
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = YoloConfig::default().epochs))]
     pub epochs: usize,
     /// pictures per batch
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = YoloConfig::default().batch_size))]
     pub batch_size: usize,
     /// Adam's learning rate
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = YoloConfig::default().lr))]
     pub lr: f32,
     /// random seed: weights, anchors, synthetic pictures, batch order
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = YoloConfig::default().seed))]
     pub seed: u64,
-    /// Synthetic pictures per epoch.
+    /// Synthetic training pictures per epoch, new ones every epoch (without --data)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = YoloConfig::default().train_size))]
     pub train_size: usize,
-    /// Augmentation of the training pictures, as [`Augment::parse`] reads it.
+    /// Augment the training pictures every epoch, boxes moved with them (see `fovea train
+    /// --augment`; e.g. mirror,crop:0.7,color)
+    #[cfg_attr(feature = "cli", arg(long))]
     pub augment: Option<String>,
 }
 
@@ -54,7 +67,7 @@ impl Default for YoloConfig {
             val: None,
             input_size: None,
             grid: None,
-            anchors: Some(5),
+            anchors: AnchorCount::Fixed(5),
             epochs: 12,
             batch_size: 32,
             lr: 0.002,
@@ -98,7 +111,40 @@ pub trait YoloObserver {
 
 impl YoloObserver for () {}
 
-/// Anchors for `anchors: None`: k-means for k = 1, 2, ... until one more anchor would raise
+/// How many anchor boxes a detector gets: a count from 1 to 20, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnchorCount {
+    /// This many, by k-means.
+    Fixed(usize),
+    /// As many as raise the mean best IoU by 0.02 each, at most 9 ([`auto_anchors`]).
+    Auto,
+}
+
+impl std::str::FromStr for AnchorCount {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<AnchorCount> {
+        match s.trim() {
+            "auto" => Ok(AnchorCount::Auto),
+            k => k
+                .parse::<usize>()
+                .ok()
+                .filter(|k| (1..=20).contains(k))
+                .map(AnchorCount::Fixed)
+                .ok_or_else(|| Error::Invalid(format!("must be a count from 1 to 20, or auto; got '{k}'"))),
+        }
+    }
+}
+
+impl std::fmt::Display for AnchorCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnchorCount::Fixed(k) => write!(f, "{k}"),
+            AnchorCount::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// Anchors for [`AnchorCount::Auto`]: k-means for k = 1, 2, ... until one more anchor would raise
 /// the mean best IoU by less than 0.02 (diminishing returns, YOLOv2's reasoning for its 5),
 /// at most 9.
 pub fn auto_anchors(shapes: &[(f32, f32)], seed: u64) -> Result<Anchors> {
@@ -210,8 +256,8 @@ pub fn train_yolo(
     let ((mut train_x, train_o), (val_x, val_o), classes, input) = load_data(config)?;
     let shapes: Vec<(f32, f32)> = train_o.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
     let anchors = match config.anchors {
-        Some(k) => kmeans_anchors(&shapes, k, config.seed)?,
-        None => auto_anchors(&shapes, config.seed)?,
+        AnchorCount::Fixed(k) => kmeans_anchors(&shapes, k, config.seed)?,
+        AnchorCount::Auto => auto_anchors(&shapes, config.seed)?,
     };
     let grid = YoloGrid::new(config.grid.unwrap_or(input / 16), anchors.shapes.clone(), classes.len())?;
     let net = detector::network(input, &grid, &mut Rng::new(config.seed))?;
@@ -313,4 +359,24 @@ fn write_history(dir: &Path, history: &[DetectorEpoch]) -> Result<()> {
         &[Series { name: "validation", color: ORANGE, points: pts(|e| e.val_map50 as f32) }],
     );
     canvas.save_png(&dir.join("plot.png"))
+}
+
+impl std::fmt::Display for YoloData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} training pictures ({} boxes; {} share a cell and anchor with another and are left out), {} to \
+             validate on; input {input}x{input}, grid {grid}x{grid}, {} anchors (mean best IoU {:.3}); data ready in \
+             {:.1}s",
+            self.train_pictures,
+            self.boxes,
+            self.dropped,
+            self.val_pictures,
+            self.anchors.shapes.len(),
+            self.anchors.mean_iou,
+            self.seconds,
+            input = self.input,
+            grid = self.grid
+        )
+    }
 }

@@ -4,8 +4,25 @@
 
 use super::{Face, Pipeline};
 
-/// The enrolled person nearest to a face within the threshold (name, distance), if any.
-pub type Identity = Option<(String, f64)>;
+/// A face and the enrolled person nearest to it within the threshold, if any: what
+/// `fovea faces identify --json` prints for each face.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IdentifiedFace {
+    /// The face: box, score, landmarks, descriptor.
+    #[serde(flatten)]
+    pub face: Face,
+    /// The nearest enrolled person's name.
+    pub name: Option<String>,
+    /// The descriptor distance to them.
+    pub distance: Option<f64>,
+}
+
+impl IdentifiedFace {
+    /// The name, or "not recognized".
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or("not recognized")
+    }
+}
 use fovea::{Error, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -19,7 +36,7 @@ pub struct FaceDb {
 }
 
 /// A person in the database and how many descriptors they have.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Person {
     /// the person's name, unique in the database
     pub name: String,
@@ -206,13 +223,13 @@ impl FaceDb {
         rgb: &fovea::Tensor,
         min_score: f64,
         threshold: f64,
-    ) -> Result<Vec<(Face, Identity)>> {
+    ) -> Result<Vec<IdentifiedFace>> {
         let faces = pipeline.run(rgb, min_score)?;
         faces
             .into_iter()
-            .map(|f| {
-                let who = self.identify(&f.descriptor, threshold)?;
-                Ok((f, who))
+            .map(|face| {
+                let (name, distance) = self.identify(&face.descriptor, threshold)?.unzip();
+                Ok(IdentifiedFace { face, name, distance })
             })
             .collect()
     }

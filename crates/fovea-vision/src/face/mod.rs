@@ -14,7 +14,7 @@ pub mod triplet;
 pub mod verify;
 
 #[cfg(feature = "face-db")]
-pub use db::{FaceDb, Person};
+pub use db::{FaceDb, IdentifiedFace, Person};
 pub use landmarks::FaceLandmarkNet;
 pub use recognition::{distance, FaceRecognitionNet};
 pub use ssd::SsdMobilenetV1;
@@ -150,6 +150,61 @@ pub enum Detector {
     },
 }
 
+/// The detector to run, as a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum DetectorKind {
+    /// face-api's Tiny Face Detector (Tiny-YOLOv2 style; --input-size applies)
+    Tiny,
+    /// SSD on MobileNetV1 at 512x512: slower, finds more
+    Ssd,
+}
+
+/// Which networks a [`Pipeline`] loads from where, and which faces it keeps.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct PipelineConfig {
+    /// The face detector
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = PipelineConfig::default().detector))]
+    pub detector: DetectorKind,
+    /// Keep faces scoring above this
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::fraction::<f64>, long, default_value_t = PipelineConfig::default().min_score))]
+    pub min_score: f64,
+    /// Side of the tiny detector's input, a multiple of 32 (larger finds smaller faces)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PipelineConfig::default().input_size))]
+    pub input_size: usize,
+    /// At most this many faces (SSD)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = PipelineConfig::default().max_results))]
+    pub max_results: usize,
+    /// Folder of face-api's networks (default: the repository's models/face-api)
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub models: Option<PathBuf>,
+}
+
+impl Default for PipelineConfig {
+    /// face-api's defaults: the tiny detector at 416, scores above 0.5, at most 100 faces.
+    fn default() -> Self {
+        PipelineConfig { detector: DetectorKind::Tiny, min_score: 0.5, input_size: 416, max_results: 100, models: None }
+    }
+}
+
+impl PipelineConfig {
+    /// The pipeline up to `stage`, its networks loaded.
+    pub fn load(&self, stage: Stage) -> Result<Pipeline> {
+        if self.input_size == 0 || !self.input_size.is_multiple_of(32) {
+            return Err(Error::setting(
+                "input_size",
+                format!("{} must be a multiple of 32 (face-api's default: 416)", self.input_size),
+            ));
+        }
+        let detector = match self.detector {
+            DetectorKind::Tiny => Detector::Tiny { input_size: self.input_size },
+            DetectorKind::Ssd => Detector::Ssd { max_results: self.max_results },
+        };
+        Pipeline::load(&self.models.clone().unwrap_or_else(default_models_dir), detector, stage)
+    }
+}
+
 /// How far the pipeline goes: boxes, then landmarks, then descriptors.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub enum Stage {
@@ -202,6 +257,33 @@ impl serde::Serialize for Face {
             descriptor: &self.descriptor,
         }
         .serialize(s)
+    }
+}
+
+/// Whether two faces are one person, by face-api's `FaceMatcher` rule: their descriptors'
+/// distance is below the threshold (0.6 in face-api).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct FaceMatch {
+    /// The Euclidean distance between the descriptors.
+    pub distance: f64,
+    /// The distance below which they are one person.
+    pub threshold: f64,
+    /// Whether they are.
+    pub same: bool,
+}
+
+impl FaceMatch {
+    /// The match of the descriptors `a` and `b` at `threshold`.
+    pub fn new(a: &[f32], b: &[f32], threshold: f64) -> FaceMatch {
+        let distance = distance(a, b);
+        FaceMatch { distance, threshold, same: distance < threshold }
+    }
+}
+
+impl std::fmt::Display for FaceMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.same { "same person" } else { "different people" };
+        write!(f, "distance {:.4}: {verdict} (threshold {})", self.distance, self.threshold)
     }
 }
 

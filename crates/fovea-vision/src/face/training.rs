@@ -25,30 +25,44 @@ use std::time::Instant;
 
 /// What an embedding run trains, on what, and how.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct EmbeddingConfig {
-    /// The shared network: any model of the zoo, its output being the embedding.
+    /// The shared network: any model of the zoo, its output being the embedding
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = EmbeddingConfig::default().model))]
     pub model: String,
-    /// Length of the embedding (the network's output, scaled to unit length).
+    /// Length of the embedding (the network's output, scaled to unit length)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = EmbeddingConfig::default().dim))]
     pub dim: usize,
     /// batches of identities x pictures, the mining and the margin
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub triplet: TripletConfig,
     /// epochs, each of as many pictures as the training set holds
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = EmbeddingConfig::default().epochs))]
     pub epochs: usize,
-    /// Adam's learning rate.
+    /// Adam's learning rate
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = EmbeddingConfig::default().lr))]
     pub lr: f32,
     /// random seed: weights, batches, one-shot enrolment draws
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = EmbeddingConfig::default().seed))]
     pub seed: u64,
-    /// Identities training never sees, by name or number (empty: the last three).
+    /// Identities training never sees, by name or number (default: the last three); one-shot
+    /// identification is measured on their test pictures
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub held_out: Vec<String>,
-    /// One-shot trials to average, each enrolling another random picture per identity.
+    /// One-shot trials to average, each enrolling another random picture per identity
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = EmbeddingConfig::default().trials))]
     pub trials: usize,
-    /// Only this many training pictures (`None`: all).
+    /// Use only N training pictures (Fashion-MNIST's first N; an image folder's from each class in turn)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long))]
     pub train_size: Option<usize>,
-    /// Only this many test pictures (`None`: all).
+    /// Use only N test pictures
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long))]
     pub test_size: Option<usize>,
-    /// Side of the square pictures (`None`: what the model takes).
+    /// Side of the square pictures (default: what the model takes; 32 for ImageNet models on Fashion-MNIST)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(8, 1024), long))]
     pub image_size: Option<usize>,
-    /// Fashion-MNIST's IDX files (`None`: the repository's), or a folder of identities.
+    /// Fashion-MNIST's IDX files (default), or a folder with one sub-folder per identity
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<PathBuf>,
 }
 
@@ -264,15 +278,21 @@ pub fn train_embedding(
 
 /// How the verifiers over an embedding's pairs are trained.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct VerifierConfig {
     /// Labelled pairs (half of one identity) to learn from, drawn from the training pictures
-    /// of the identities the embedding never saw; as many again from their test pictures.
+    /// of the identities the embedding never saw; as many again from their test pictures
+    /// to measure on
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(2, usize::MAX), long, default_value_t = VerifierConfig::default().pairs))]
     pub pairs: usize,
     /// Epochs of each logistic unit.
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = VerifierConfig::default().epochs))]
     pub epochs: usize,
-    /// Adam's learning rate for the logistic units.
+    /// Adam's learning rate for the logistic unit
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::positive::<f32>, long, default_value_t = VerifierConfig::default().lr))]
     pub lr: f32,
     /// random seed: the pairs and the logistic units' training
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = VerifierConfig::default().seed))]
     pub seed: u64,
 }
 
@@ -390,4 +410,53 @@ pub fn train_verifiers(embedding: &Path, config: &VerifierConfig) -> Result<Veri
         logistic_abs_diff: logistic[0],
         logistic_chi_square: logistic[1],
     })
+}
+
+impl std::fmt::Display for EmbeddingSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.baselines;
+        write!(
+            f,
+            "training on {} pictures of {} identities; one-shot identification among {} held-out ({}) on {} test \
+             pictures\nbefore training: chance {:.2}%, nearest picture by pixels {:.2}%, untrained network {:.2}%",
+            self.train_pictures,
+            self.trained,
+            self.held_out_present,
+            self.held_out.join(", "),
+            self.test_pictures,
+            100.0 * b.chance,
+            100.0 * b.pixels,
+            100.0 * b.untrained
+        )
+    }
+}
+
+impl std::fmt::Display for VerifierReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "pairs of {} ({} to learn from, {} to test on; half of one identity):",
+            self.held_out.join(", "),
+            self.pairs,
+            self.pairs
+        )?;
+        let t = self.threshold;
+        write!(
+            f,
+            "  distance threshold {:.4}:          train {:.2}%  test {:.2}%",
+            t.value,
+            100.0 * t.train_accuracy,
+            100.0 * t.test_accuracy
+        )?;
+        for (name, v) in [("abs-diff", self.logistic_abs_diff), ("chi-square", self.logistic_chi_square)] {
+            write!(
+                f,
+                "\n  logistic unit over {:<16} train {:.2}%  test {:.2}%",
+                format!("{name}:"),
+                100.0 * v.train_accuracy,
+                100.0 * v.test_accuracy
+            )?;
+        }
+        Ok(())
+    }
 }

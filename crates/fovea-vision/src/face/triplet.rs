@@ -21,6 +21,7 @@ use std::path::Path;
 
 /// How the triplets of a batch are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Mining {
     /// For every anchor, its farthest positive and its nearest negative (Hermans et al.).
@@ -220,14 +221,20 @@ impl EmbeddingProgress {
 
 /// How batches are formed and triplets chosen.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TripletConfig {
-    /// how triplets are mined
+    /// How triplets are chosen in each batch (batch-hard tends to collapse every embedding
+    /// to one point when a network starts from scratch: lower --lr for it)
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = crate::face::training::EmbeddingConfig::default().triplet.mining))]
     pub mining: Mining,
-    /// margin between the squared distances (FaceNet's α), in (0, 4]
+    /// The triplet loss's margin alpha (embeddings have unit length: squared distances are 0..4)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::non_negative::<f32>, long, default_value_t = crate::face::training::EmbeddingConfig::default().triplet.margin))]
     pub margin: f32,
-    /// identities per batch (P)
+    /// Identities per batch (P)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(2, usize::MAX), long, default_value_t = crate::face::training::EmbeddingConfig::default().triplet.identities_per_batch))]
     pub identities_per_batch: usize,
-    /// pictures per identity in a batch (K)
+    /// Pictures of each identity per batch (K)
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::whole(2, usize::MAX), long, default_value_t = crate::face::training::EmbeddingConfig::default().triplet.per_identity))]
     pub per_identity: usize,
 }
 
@@ -391,6 +398,21 @@ pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)
     let net = crate::models::build(&run.model, run.dim, &mut Rng::new(0)).map_err(&named)?;
     fovea::nn::load_state_dict(net.as_ref(), &tensors).map_err(&named)?;
     Ok((run, net))
+}
+
+impl std::fmt::Display for EmbeddingEpoch {
+    /// The epoch's figures, after `epoch N/M: `.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "triplet loss {:.4}, {:.0}% of triplets active | one-shot accuracy: held-out {:.2}%, seen {:.2}% | {:.1}s",
+            self.loss,
+            100.0 * self.active_triplets,
+            100.0 * self.one_shot_accuracy,
+            100.0 * self.seen_one_shot_accuracy,
+            self.seconds
+        )
+    }
 }
 
 #[cfg(test)]

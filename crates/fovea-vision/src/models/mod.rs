@@ -6,6 +6,7 @@ mod conv1d3d;
 mod inception;
 mod lenet;
 mod mobilenet;
+mod pretrained;
 mod resnet;
 mod vgg;
 
@@ -15,6 +16,7 @@ pub use inception::{GoogLeNet, Inception, InceptionWidths};
 pub use lenet::{cnn_bn, lenet5};
 pub(crate) use mobilenet::pointwise;
 pub use mobilenet::MobileNetV1;
+pub use pretrained::{Prediction, PretrainedNet};
 pub use resnet::{cifar_resnet, resnet, Residual};
 pub use vgg::{vgg, vgg_depth_from_last_conv, vgg_features, vgg_layer_names};
 

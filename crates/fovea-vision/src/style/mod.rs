@@ -179,6 +179,7 @@ impl Features {
 
 /// How the generated picture starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Start {
     /// uniform noise
     Noise,
@@ -190,27 +191,56 @@ pub enum Start {
 
 /// How [`stylize`] optimises the picture.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct StyleConfig {
     /// Adam steps on the picture
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::count, long, default_value_t = StyleConfig::default().steps))]
     pub steps: usize,
-    /// weight α of the content cost
+    /// Weight α of the content cost
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::non_negative::<f32>, long, default_value_t = StyleConfig::default().alpha))]
     pub alpha: f32,
-    /// weight β of the style cost
+    /// Weight β of the style cost
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::non_negative::<f32>, long, default_value_t = StyleConfig::default().beta))]
     pub beta: f32,
-    /// index into [`Features::layer_names`] of the content layer
-    pub content_layer: usize,
-    /// Style layers, each weighted λ = 1 / their count.
-    pub style_layers: Vec<usize>,
-    /// Adam's step on the pixels (0..1).
+    /// The content layer (default: conv5 for MobileNet, conv4_2 for VGG)
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub content_layer: Option<String>,
+    /// The style layers, each weighted λ = 1 / their count (default: conv1,conv3,conv5,conv7,conv9
+    /// for MobileNet, conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 for VGG)
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
+    pub style_layers: Vec<String>,
+    /// Adam's step on the pixels (0..1): above 0, at most 1
+    #[cfg_attr(feature = "cli", arg(value_parser = crate::cli::learning_rate_on_pixels, long, default_value_t = StyleConfig::default().lr))]
     pub lr: f32,
-    /// Each step looks at the picture shifted by up to this many pixels, so that no pixel
-    /// keeps one place in the strided convolutions' grid; this removes the fine grid
-    /// MobileNet leaves, at the cost of a slower fall of the style cost (0: no shift).
+    /// Shift the picture by up to this many pixels at random each step, so that no pixel keeps
+    /// one place in the strided convolutions' grid: removes the fine grid MobileNet leaves,
+    /// at the cost of a slower fall of the style cost (e.g. 2 with 1500 steps)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = StyleConfig::default().jitter))]
     pub jitter: usize,
-    /// how the generated picture starts
+    /// How the generated picture starts
+    #[cfg_attr(feature = "cli", arg(long = "init", value_enum, default_value_t = StyleConfig::default().start))]
     pub start: Start,
-    /// random seed: the starting noise and the jitter's offsets
+    /// Random seed: the starting noise and the jitter's offsets
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = StyleConfig::default().seed))]
     pub seed: u64,
+}
+
+impl Default for StyleConfig {
+    /// `fovea stylize`'s: 300 steps from the content picture, α = 1e-3, β = 1e6, the
+    /// network's usual layers, Adam at 0.02, no jitter.
+    fn default() -> Self {
+        StyleConfig {
+            steps: 300,
+            alpha: 1e-3,
+            beta: 1e6,
+            content_layer: None,
+            style_layers: Vec::new(),
+            lr: 0.02,
+            jitter: 0,
+            start: Start::Content,
+            seed: 0,
+        }
+    }
 }
 
 /// The three costs after a step.
@@ -251,6 +281,74 @@ pub fn load_pictures(content: &Path, style: &Path, size: usize) -> Result<(Tenso
     Ok((c, s))
 }
 
+/// What style transfer did: the costs at its first and last steps, and how far the result's
+/// and the content picture's Gram matrices are from the style picture's.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StyleReport {
+    /// The picture's width.
+    pub width: usize,
+    /// Its height.
+    pub height: usize,
+    /// The costs after the first step.
+    pub first: StepCosts,
+    /// The costs after the last step.
+    pub last: StepCosts,
+    /// J_style of the result.
+    pub result_style_cost: f32,
+    /// J_style of the content picture itself, for comparison.
+    pub content_picture_style_cost: f32,
+}
+
+impl StyleReport {
+    /// The report on `picture`, made from `content` in the style of `style` with `config`,
+    /// whose steps cost `costs`.
+    pub fn new(
+        net: &Features,
+        picture: &Tensor,
+        (content, style): (&Tensor, &Tensor),
+        config: &StyleConfig,
+        costs: &[StepCosts],
+    ) -> Result<StyleReport> {
+        let (Some(&first), Some(&last)) = (costs.first(), costs.last()) else {
+            return Err(Error::Invalid("no step of style transfer ran".into()));
+        };
+        let (_, style_layers) = net.layers(config.content_layer.as_deref(), &config.style_layers)?;
+        Ok(StyleReport {
+            width: picture.shape()[2],
+            height: picture.shape()[1],
+            first,
+            last,
+            result_style_cost: picture_style_cost(net, picture, style, &style_layers)?,
+            content_picture_style_cost: picture_style_cost(net, content, style, &style_layers)?,
+        })
+    }
+}
+
+impl std::fmt::Display for StyleReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (first, last) = (self.first, self.last);
+        let (result, content) = (self.result_style_cost, self.content_picture_style_cost);
+        writeln!(
+            f,
+            "{}x{} after {} steps: style cost {:.3e} -> {:.3e} ({:.0}x lower), content cost {:.3e} -> {:.3e}",
+            self.width,
+            self.height,
+            last.step,
+            first.style_cost,
+            last.style_cost,
+            first.style_cost / last.style_cost.max(f32::MIN_POSITIVE),
+            first.content_cost,
+            last.content_cost,
+        )?;
+        write!(
+            f,
+            "the result's Gram matrices are {:.1}x closer to the style picture's than the content picture's are \
+             (style cost {result:.3e} against {content:.3e})",
+            content / result.max(f32::MIN_POSITIVE),
+        )
+    }
+}
+
 /// Style transfer (the notes: G := G - dJ/dG, here with Adam): a picture with the content
 /// of `content` and the style of `style` (both `[3, H, W]` in 0..1, the same size).
 /// `on_step` sees the costs and the picture after every step, to report or save frames.
@@ -267,9 +365,16 @@ pub fn stylize(
             format!("content {:?} and style {:?} must both be [3, H, W]", content.shape(), style.shape()),
         ));
     }
-    if config.style_layers.is_empty() || config.steps == 0 {
-        return Err(Error::Invalid("style transfer needs a style layer and at least one step".into()));
+    if config.steps == 0 {
+        return Err(Error::setting("steps", "style transfer needs at least one step"));
     }
+    if config.alpha == 0.0 && config.beta == 0.0 {
+        return Err(Error::setting(
+            "alpha",
+            "0 and beta 0 leave nothing to optimise; give one of them a weight above 0",
+        ));
+    }
+    let (content_layer, style_layers) = net.layers(config.content_layer.as_deref(), &config.style_layers)?;
     // Adam moves each pixel by about lr a step, and pixels live in 0..1
     if !(config.lr > 0.0 && config.lr <= 1.0) {
         return Err(Error::Invalid(format!(
@@ -277,7 +382,7 @@ pub fn stylize(
             config.lr
         )));
     }
-    let last = config.style_layers.iter().copied().chain([config.content_layer]).max().unwrap_or(0);
+    let last = style_layers.iter().copied().chain([content_layer]).max().unwrap_or(0);
     let batch = |t: &Tensor| t.reshape(&[1, 3, t.shape()[1], t.shape()[2]]);
     let (h, w) = (content.shape()[1], content.shape()[2]);
     // MobileNet's strided convolutions need some pixels to work on
@@ -306,7 +411,7 @@ pub fn stylize(
     };
     let style_grams = no_grad(|| -> Result<Vec<Tensor>> {
         let s = net.extract(&crop(&Var::constant(batch(style)?), 0, 0)?, last)?;
-        config.style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect()
+        style_layers.iter().map(|&l| Ok(gram_matrix(&s[l])?.tensor())).collect()
     })?;
     // the content picture's activations, per offset, as the steps need them
     let mut content_targets: Vec<Option<Tensor>> = vec![None; (jitter + 1) * (jitter + 1)];
@@ -322,24 +427,20 @@ pub fn stylize(
     };
     let g = Var::param(start);
     let mut optimizer = Optimizer::new(OptimizerConfig::adam(config.lr, 0.0), vec![("picture".into(), g.clone())])?;
-    let lambda = 1.0 / config.style_layers.len() as f32;
+    let lambda = 1.0 / style_layers.len() as f32;
     for step in 1..=config.steps {
         let (dy, dx) = if jitter > 0 { (rng.below(jitter + 1), rng.below(jitter + 1)) } else { (0, 0) };
         let target = match &mut content_targets[dy * (jitter + 1) + dx] {
             Some(t) => t.clone(),
             slot => {
-                let c = no_grad(|| net.extract(&crop(&Var::constant(batch(content)?), dy, dx)?, config.content_layer))?;
-                slot.insert(c[config.content_layer].tensor()).clone()
+                let c = no_grad(|| net.extract(&crop(&Var::constant(batch(content)?), dy, dx)?, content_layer))?;
+                slot.insert(c[content_layer].tensor()).clone()
             }
         };
         let a = net.extract(&crop(&g, dy, dx)?, last)?;
-        let jc = content_cost(&target, &a[config.content_layer])?;
-        let layers: Vec<(f32, Tensor, Var)> = config
-            .style_layers
-            .iter()
-            .zip(&style_grams)
-            .map(|(&l, gram)| (lambda, gram.clone(), a[l].clone()))
-            .collect();
+        let jc = content_cost(&target, &a[content_layer])?;
+        let layers: Vec<(f32, Tensor, Var)> =
+            style_layers.iter().zip(&style_grams).map(|(&l, gram)| (lambda, gram.clone(), a[l].clone())).collect();
         let js = style_cost(&layers)?;
         let j = total_cost(config.alpha, &jc, config.beta, &js)?;
         let costs = StepCosts {

@@ -316,6 +316,101 @@ pub fn filter_pictures(net: &Sequential, layer: Option<&str>) -> Result<(String,
     Ok((name, s, pictures))
 }
 
+/// A picture drawn of a trained network, and what it shows.
+pub struct Drawing {
+    /// The picture.
+    pub canvas: crate::draw::Canvas,
+    /// What it shows, in a line.
+    pub caption: String,
+}
+
+/// A trained sequential network (LeNet-5, cnn-bn, VGG...) of a `fovea train` run, with the
+/// run's metadata: what `fovea visualize` draws.
+pub struct TrainedNet {
+    /// The run's checkpoint metadata.
+    pub meta: crate::train::RunMeta,
+    model: Box<dyn Module>,
+}
+
+impl TrainedNet {
+    /// The network of the run folder (or checkpoint file) `path`; refused unless sequential.
+    pub fn load(path: &std::path::Path) -> Result<TrainedNet> {
+        let ckpt = crate::train::load_checkpoint(path)?;
+        let model = crate::train::model_from_checkpoint(&ckpt)?;
+        if model.as_any().and_then(|a| a.downcast_ref::<Sequential>()).is_none() {
+            return Err(Error::Invalid(format!(
+                "{} is not a sequential network; visualize works on lenet5, cnn-bn and the like",
+                ckpt.meta.model
+            )));
+        }
+        Ok(TrainedNet { meta: ckpt.meta, model })
+    }
+
+    fn net(&self) -> &Sequential {
+        self.model.as_any().and_then(|a| a.downcast_ref::<Sequential>()).expect("checked by load")
+    }
+
+    /// For `units` units of `layer`, the `top` input patches that excite each most among
+    /// the first `limit` test pictures of `data` (`None`: the run's data): one row a unit.
+    pub fn patches(
+        &self,
+        data: Option<&std::path::Path>,
+        layer: &str,
+        units: usize,
+        top: usize,
+        limit: usize,
+    ) -> Result<Drawing> {
+        let shape = self.meta.input_shape()?;
+        let recorded = self.meta.data.as_ref().map(std::path::PathBuf::from);
+        let dir = data.map(|d| d.to_path_buf()).or(recorded).unwrap_or_else(crate::data::FashionMnist::default_dir);
+        let (set, _) = crate::data::load(&dir, crate::data::Split::Test, shape, Some(limit))?;
+        // no more pictures a unit than there are
+        let top = top.min(set.len());
+        let (field, per_unit) = top_patches(self.net(), &set, layer, units, top)?;
+        let mut tiles = Vec::new();
+        for hits in &per_unit {
+            tiles.extend(hits.iter().map(|(_, patch)| patch.clone()));
+            // short rows (fewer pictures than `top`) are padded with blanks
+            for _ in hits.len()..top {
+                tiles.push(Tensor::full(&[shape[0], field.size, field.size], 1.0));
+            }
+        }
+        let canvas = grid(&tiles, top, (96 / field.size).clamp(1, 8))?;
+        let (unit_count, size, jump, pictures) = (per_unit.len(), field.size, field.jump, set.len());
+        let caption = format!(
+            "{unit_count} units of {layer} (receptive field {size}x{size} pixels, {jump} apart), top {top} of \
+             {pictures} pictures each"
+        );
+        Ok(Drawing { canvas, caption })
+    }
+
+    /// The filters of the first convolution (or of `layer`).
+    pub fn filters(&self, layer: Option<&str>) -> Result<Drawing> {
+        let (name, s, tiles) = filter_pictures(self.net(), layer)?;
+        let canvas = grid(&tiles, 8.min(tiles.len()), (48 / s[2]).max(1))?;
+        Ok(Drawing { canvas, caption: format!("{} filters of {name} ({}x{}x{})", s[0], s[1], s[2], s[3]) })
+    }
+
+    /// The feature maps of `layer` for the picture `image`, prepared as the run's pictures.
+    pub fn activations(&self, image: &std::path::Path, layer: &str) -> Result<Drawing> {
+        let shape = self.meta.input_shape()?;
+        let x = if shape == [1, 28, 28] {
+            crate::image::load_fashion_input(image)?
+        } else {
+            let rgb = crate::image::load_rgb(image)?;
+            crate::data::image_folder::fit_image(&rgb, shape)?.reshape(&[1, shape[0], shape[1], shape[2]])?
+        };
+        let maps = activations(self.net(), &x, layer)?;
+        if maps.ndim() != 4 {
+            return Err(Error::setting("layer", format!("{layer} gives {:?}, not feature maps", maps.shape())));
+        }
+        let planes = normalized_planes(&maps.reshape(&maps.shape()[1..])?);
+        let canvas = grid(&planes, 8.min(planes.len()), (96 / maps.shape()[2]).max(1))?;
+        let caption = format!("{} feature maps of {layer} ({}x{})", planes.len(), maps.shape()[2], maps.shape()[3]);
+        Ok(Drawing { canvas, caption })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,13 @@ pub fn summarize(model: &dyn Module, input: &[usize]) -> Result<Summary> {
     Ok(Summary { input: input.to_vec(), layers, total_params, training_only_params, total_macs })
 }
 
+/// A shape written as `3x224x224`.
+pub fn parse_dims(s: &str) -> Result<Vec<usize>> {
+    s.split('x')
+        .map(|d| d.trim().parse::<usize>().map_err(|_| Error::Invalid(format!("'{s}' is not a shape like 3x224x224"))))
+        .collect()
+}
+
 /// `1x28x28`-style text for a shape.
 pub fn fmt_dims(shape: &[usize]) -> String {
     shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
@@ -156,14 +163,41 @@ impl Summary {
 /// The notes' "why convolutions" comparison: parameters of a conv layer with `filters`
 /// filters of size `f` (stride 1, no padding) on an `h x w x c` input, against a fully
 /// connected layer between the same input and output sizes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DenseComparison {
-    /// Output of the convolution, channels first.
+    /// The input, `[h, w, c]` in the notes' order.
+    pub input: [usize; 3],
+    /// Filters of the convolution.
+    pub filters: usize,
+    /// Their side.
+    pub filter_size: usize,
+    /// Output of the convolution, `[h, w, filters]` in the notes' order.
     pub output: [usize; 3],
     /// `(f·f·c + 1)·filters`.
     pub conv_params: usize,
     /// `input size · output size` (the notes' count, without biases).
     pub dense_weights: usize,
+}
+
+impl std::fmt::Display for DenseComparison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ([h, w, c], [oh, ow, oc], (n, k)) = (self.input, self.output, (self.filters, self.filter_size));
+        writeln!(f, "input {h}x{w}x{c} -> {n} filters of {k}x{k} (stride 1, no padding) -> {oh}x{ow}x{oc}")?;
+        writeln!(f, "  conv layer:  ({k}·{k}·{c} + 1)·{n} = {} parameters", thousands(self.conv_params))?;
+        writeln!(
+            f,
+            "  dense layer: {}·{} = {} weights (about {:.0} million)",
+            thousands(h * w * c),
+            thousands(oh * ow * oc),
+            thousands(self.dense_weights),
+            self.dense_weights as f64 / 1e6
+        )?;
+        write!(
+            f,
+            "  parameter sharing and sparse connections: {}x fewer",
+            thousands(self.dense_weights / self.conv_params)
+        )
+    }
 }
 
 /// The [`DenseComparison`] for `filters` filters of size `f` on an `h x w x c` input; an error
@@ -174,7 +208,7 @@ pub fn compare_dense(h: usize, w: usize, c: usize, filters: usize, f: usize) -> 
             "a {f}x{f} filter does not fit a {h}x{w}x{c} input with {filters} filters"
         )));
     }
-    let output = [filters, h - f + 1, w - f + 1];
+    let output = [h - f + 1, w - f + 1, filters];
     let too_large =
         || Error::Invalid(format!("a dense layer for {h}x{w}x{c} with {filters} filters is too large to count"));
     let out_size = output.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_large)?;
@@ -185,5 +219,5 @@ pub fn compare_dense(h: usize, w: usize, c: usize, filters: usize, f: usize) -> 
         .and_then(|n| n.checked_mul(c))
         .and_then(|n| (n + 1).checked_mul(filters))
         .ok_or_else(too_large)?;
-    Ok(DenseComparison { output, conv_params, dense_weights })
+    Ok(DenseComparison { input: [h, w, c], filters, filter_size: f, output, conv_params, dense_weights })
 }

@@ -21,6 +21,21 @@ pub enum Padding {
     Explicit(Vec<(usize, usize)>),
 }
 
+/// `valid`, `same`, or a number of zero rows and columns on each side.
+impl std::str::FromStr for Padding {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Padding> {
+        match s.trim() {
+            "valid" => Ok(Padding::Valid),
+            "same" => Ok(Padding::Same),
+            n => n
+                .parse()
+                .map(Padding::symmetric)
+                .map_err(|_| Error::Invalid(format!("padding must be valid, same or a number, got '{n}'"))),
+        }
+    }
+}
+
 impl Padding {
     /// The same padding `p` on both sides of every spatial dimension.
     pub fn symmetric(p: usize) -> Padding {
