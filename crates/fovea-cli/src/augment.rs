@@ -32,9 +32,7 @@ pub fn run(a: AugmentArgs) -> Result<()> {
     let mut pipeline = Augment::parse(&a.ops)?;
     let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
     let picture = fovea_vision::image::resize_longer_side(&rgb, a.size)?;
-    fovea_vision::augment::preview(&mut pipeline, &picture, a.count, a.columns, a.seed)
-        .with_context(|| format!("--columns {}", a.columns))?
-        .save_png(&a.out)?;
+    fovea_vision::augment::preview(&mut pipeline, &picture, a.count, a.columns, a.seed)?.save_png(&a.out)?;
     println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
     Ok(())
 }

@@ -83,6 +83,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     fovea_vision::plot::confusion_picture(&e.confusion_matrix, &e.class_names).save_png(&png)?;
     if crate::json() {
         let mut line = serde_json::to_value(&e)?;
+        let per_class = e.class_names.iter().zip(&e.per_class_accuracy);
+        line["per_class_accuracy"] = per_class.map(|(n, a)| json!({"class": n, "accuracy": a})).collect();
         line["png"] = json!(png.display().to_string());
         println!("{line}");
     } else {

@@ -42,7 +42,7 @@ pub fn run(a: ConvArgs) -> Result<()> {
         .stride(a.stride)
         .dilation(a.dilation)
         .groups(a.groups)
-        .padding(a.padding.parse::<Padding>()?)
+        .padding(a.padding.parse::<Padding>().with_context(|| format!("--padding {}", a.padding))?)
         .flip(a.flip);
     let weight = match &a.weight {
         Some(w) => read_npy(w)?,

@@ -111,6 +111,7 @@ pub struct AnchorsArgs {
 pub fn data(d: Data) -> Result<()> {
     match d {
         Data::Shapes(a) => {
+            a.config.check()?;
             fovea_vision::train::check_new_folder(&a.out, a.force)?;
             write_shapes(&a.out, a.count, a.seed, &a.config, a.force)?;
             println!("{} pictures of {1}x{1} in {2}", a.count, a.config.size, a.out.display());
@@ -138,11 +139,9 @@ fn train_windows(a: TrainWindowsArgs) -> Result<()> {
     let run = sliding::train_window_classifier(a.pictures, a.epochs, a.seed, &a.out, a.force, &mut |e, _| {
         bar.end_epoch(e.epoch, e)
     })?;
-    crate::note(format!(
-        "window classifier: {:.2}% on test windows; saved in {}",
-        100.0 * run.test_accuracy,
-        a.out.display()
-    ));
+    if !crate::json() {
+        println!("window classifier: {:.2}% on test windows; saved in {}", 100.0 * run.test_accuracy, a.out.display());
+    }
     Ok(())
 }
 
@@ -162,6 +161,8 @@ fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {
     let config = RegressorConfig { task, ..a.config };
     let mut bar = crate::console(config.epochs, 0);
     let last = localize::train_regressor(&config, &a.out, a.force, &mut |e| bar.end_epoch(e.epoch, e))?;
-    crate::note(format!("on 1,000 test pictures: {last}; network in {}", a.out.display()));
+    if !crate::json() {
+        println!("on 1,000 test pictures: {last}; network in {}", a.out.display());
+    }
     Ok(())
 }

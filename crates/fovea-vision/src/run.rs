@@ -128,8 +128,10 @@ pub struct ResumeChanges {
 /// `init`, `freeze` and `cache_features`, which start a run. A run made before its training
 /// size was recorded takes `asked.train_size`, as it did then.
 pub fn check_resume(checkpoint: &mut Checkpoint, asked: &RunConfig, given: &dyn Fn(&str) -> bool) -> Result<()> {
-    if asked.init.is_some() || asked.freeze.is_some() || asked.cache_features {
-        return Err(Error::Invalid("init, freeze and cache_features start a run; a resumed run keeps its own".into()));
+    let starters =
+        [("init", asked.init.is_some()), ("freeze", asked.freeze.is_some()), ("cache_features", asked.cache_features)];
+    if let Some((name, _)) = starters.iter().find(|(_, given)| *given) {
+        return Err(Error::setting(name, "starts a run; a resumed run keeps its own"));
     }
     fn keeps<T: PartialEq + std::fmt::Display>(name: &'static str, asked: Option<T>, run: T) -> Result<()> {
         match asked {

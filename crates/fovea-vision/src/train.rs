@@ -209,7 +209,9 @@ pub fn load_network<T: DeserializeOwned>(
         return Err(Error::format(&file, format!("not found (expected a run folder made by `{made_by}`)")));
     }
     fovea::io::load_checkpoint(&file, key).map_err(|e| match e {
-        Error::Format { path, msg } => Error::format(path, format!("{msg} (not made by `{made_by}`?)")),
+        Error::Format { path, msg } if msg.starts_with("has no") => {
+            Error::format(path, format!("{msg} (not made by `{made_by}`)"))
+        }
         e => e,
     })
 }

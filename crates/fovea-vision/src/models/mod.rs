@@ -36,7 +36,7 @@ pub fn pretrained_dir() -> PathBuf {
 
 /// What to build: the class count, and GoogLeNet's options (ignored by the others).
 #[derive(Clone, Copy, Debug)]
-pub struct Spec {
+struct Spec {
     /// Outputs of the classifier.
     pub classes: usize,
     /// GoogLeNet's auxiliary classifiers (training only).
@@ -137,7 +137,7 @@ pub fn architecture(name: &str) -> Result<&'static Architecture> {
     let family = |a: &Architecture| {
         a.name.strip_suffix("<D>").and_then(|f| name.strip_prefix(f)).is_some_and(|d| d.parse::<usize>().is_ok())
     };
-    ZOO.iter().find(|a| a.name == name || family(a)).ok_or_else(|| {
+    ZOO.iter().find(|a| (a.name == name && !name.ends_with("<D>")) || family(a)).ok_or_else(|| {
         let names: Vec<&str> = ZOO.iter().map(|a| a.name).collect();
         Error::Invalid(format!("unknown model '{name}' (known: {})", names.join(", ")))
     })
@@ -165,6 +165,9 @@ pub fn from_state_dict(
 ) -> Result<Box<dyn Module>> {
     let arch = architecture(name)?;
     let classes = tensors.get(arch.head).and_then(|t| t.shape().first().copied()).unwrap_or(1000);
+    if classes == 0 {
+        return Err(Error::Invalid(format!("{} has no classes", arch.head)));
+    }
     let spec = Spec { classes, aux_classifiers: tensors.contains_key("aux1.conv.conv.weight"), transform_input };
     let model = (arch.make)(name, spec, &mut Rng::new(0))?;
     load_state_dict(model.as_ref(), tensors)?;
