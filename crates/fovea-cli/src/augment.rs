@@ -33,6 +33,10 @@ pub fn run(a: AugmentArgs) -> Result<()> {
     let rgb = fovea_vision::image::load_rgb(&a.image).with_context(|| format!("picture {}", a.image.display()))?;
     let picture = fovea_vision::image::resize_longer_side(&rgb, a.size)?;
     fovea_vision::augment::preview(&mut pipeline, &picture, a.count, a.columns, a.seed)?.save_png(&a.out)?;
-    println!("{} augmented copies ({}) written to {}", a.count, pipeline.spec(), a.out.display());
+    let (spec, out) = (pipeline.spec(), a.out.display());
+    let result = serde_json::json!({"copies": a.count, "augment": spec, "out": a.out});
+    crate::report_with(&result, serde_json::json!({}), || {
+        format!("{} augmented copies ({spec}) written to {out}", a.count)
+    })?;
     Ok(())
 }

@@ -53,7 +53,7 @@ pub fn train(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
     let train_size = run.sizes().0;
     run.fit(&mut crate::console(run.meta.epochs, train_size))?;
     let last = run.meta.history.last().expect("at least one epoch ran");
-    crate::finished(last, &run.dir, || {
+    crate::finished(last, &run.dir, json!({}), || {
         let accuracy = 100.0 * last.test_accuracy;
         format!("done: test accuracy {accuracy:.2}%; checkpoint, metrics.csv and plot.png in {}", run.dir.display())
     })

@@ -114,7 +114,11 @@ pub fn data(d: Data) -> Result<()> {
             a.config.check()?;
             fovea_vision::train::check_new_folder(&a.out, a.force)?;
             write_shapes(&a.out, a.count, a.seed, &a.config, a.force)?;
-            println!("{} pictures of {1}x{1} in {2}", a.count, a.config.size, a.out.display());
+            let (size, out) = (a.config.size, a.out.display());
+            let result = serde_json::json!({"pictures": a.count, "size": size, "out": a.out});
+            crate::report_with(&result, serde_json::json!({}), || {
+                format!("{} pictures of {size}x{size} in {out}", a.count)
+            })?;
             Ok(())
         }
     }
@@ -150,9 +154,10 @@ fn sliding_windows(a: SlidingWindowsArgs) -> Result<()> {
     let rgb = fovea_vision::image::load_rgb(&a.image)?;
     let found = sliding::find_objects(&a.checkpoint, &rgb, &a.windows, a.min_score).map_err(|e| e.in_file(&a.image))?;
     fovea_vision::detect::draw_objects(&rgb, &found.objects).save_png(&output)?;
-    crate::report(&found)?;
-    crate::note(format!("drawn in {}", output.display()));
-    Ok(())
+    let drawn = output.display();
+    crate::report_with(&found, serde_json::json!({"image": a.image, "drawing": output}), || {
+        format!("{found}, drawn in {drawn}")
+    })
 }
 
 fn train_regressor(a: RegressorArgs, landmarks: bool) -> Result<()> {

@@ -35,5 +35,5 @@ pub fn run(e: Example) -> Result<()> {
     if let Some(out) = &a.out {
         example.picture()?.save_png(out).with_context(|| format!("cannot write {}", out.display()))?;
     }
-    crate::report(&r)
+    crate::report_with(&r, serde_json::json!({"epochs": r.curve_test_error.len()}), || r.to_string())
 }

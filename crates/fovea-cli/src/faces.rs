@@ -184,5 +184,6 @@ fn verify(a: VerifyArgs) -> Result<()> {
             None => bail!("no face found in {} (try --detector ssd or a lower --min-score)", path.display()),
         }
     }
-    crate::report(&FaceMatch::new(&descriptors[0], &descriptors[1], a.threshold))
+    let m = FaceMatch::new(&descriptors[0], &descriptors[1], a.threshold);
+    crate::report_with(&m, json!({"a": a.a, "b": a.b}), || m.to_string())
 }

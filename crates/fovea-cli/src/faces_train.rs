@@ -33,7 +33,7 @@ pub fn train_embedding(a: TrainEmbeddingArgs) -> Result<()> {
     let mut printer = crate::console(a.config.epochs, 0);
     let (setup, run) = training::train_embedding(&a.config, &out, a.force, &mut printer)?;
     let last = run.history.last().expect("at least one epoch ran");
-    crate::finished(last, &out, || {
+    crate::finished(last, &out, serde_json::json!({"baselines": setup.baselines, "held_out": setup.held_out}), || {
         let (accuracy, b) = (100.0 * last.one_shot_accuracy, setup.baselines);
         format!(
             "one-shot identification among {} held-out identities: {accuracy:.2}% (chance {:.2}%, pixels {:.2}%); \

@@ -128,30 +128,40 @@ pub(crate) fn json_number(v: f32) -> serde_json::Value {
 /// Prints a command's result: with `--json` as one JSON line marked `"final": true` (after
 /// any per-epoch lines), else as its text.
 pub(crate) fn report(result: &(impl serde::Serialize + std::fmt::Display)) -> anyhow::Result<()> {
-    if json() {
-        let mut line = serde_json::to_value(result)?;
-        if let Some(fields) = line.as_object_mut() {
-            fields.insert("final".into(), true.into());
-        }
-        println!("{line}");
-    } else {
-        println!("{result}");
+    report_with(result, serde_json::json!({}), || result.to_string())
+}
+
+/// [`report`] with `extra` fields in the JSON (the command's inputs and outputs), and
+/// `text` as the text.
+pub(crate) fn report_with(
+    result: &impl serde::Serialize,
+    extra: serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    if !json() {
+        println!("{}", text());
+        return Ok(());
     }
+    let mut line = serde_json::to_value(result)?;
+    if let (Some(fields), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        fields.extend(extra.clone());
+        fields.insert("final".into(), true.into());
+    }
+    println!("{line}");
     Ok(())
 }
 
 /// Prints the end of a training run: with `--json`, `last` (its last epoch's record) marked
-/// `"final": true` with the run folder; else `text`.
-pub(crate) fn finished(last: &impl serde::Serialize, run: &Path, text: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if json() {
-        let mut line = serde_json::to_value(last)?;
-        line["run"] = run.display().to_string().into();
-        line["final"] = true.into();
-        println!("{line}");
-    } else {
-        println!("{}", text());
-    }
-    Ok(())
+/// `"final": true` with the run folder and `extra`; else `text`.
+pub(crate) fn finished(
+    last: &impl serde::Serialize,
+    run: &Path,
+    extra: serde_json::Value,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    let mut extra = extra;
+    extra["run"] = run.display().to_string().into();
+    report_with(last, extra, text)
 }
 
 /// A run folder named after `prefix` and the time, for a run not given `--out`.

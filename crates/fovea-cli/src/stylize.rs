@@ -66,7 +66,6 @@ pub fn run(a: StylizeArgs) -> Result<()> {
     let picture = picture?;
     Canvas::from_rgb(&picture).save_png(&a.out)?;
     let report = style::StyleReport::new(&net, &picture, (&content, &style_pic), config, &costs)?;
-    crate::report(&report)?;
-    crate::note(format!("written to {}", a.out.display()));
-    Ok(())
+    let out = a.out.display();
+    crate::report_with(&report, serde_json::json!({"out": a.out}), || format!("{report}; written to {out}"))
 }

@@ -83,6 +83,7 @@ fn activations(a: ActivationsArgs) -> Result<()> {
 
 fn save(d: Drawing, out: &Path) -> Result<()> {
     d.canvas.save_png(out)?;
-    println!("{}: {}", d.caption, out.display());
+    let result = serde_json::json!({"caption": d.caption, "out": out});
+    crate::report_with(&result, serde_json::json!({}), || format!("{}: {}", d.caption, out.display()))?;
     Ok(())
 }

@@ -77,7 +77,7 @@ fn train(a: TrainArgs) -> Result<()> {
         e => e.into(),
     })?;
     let last = run.history.last().expect("one epoch ran");
-    crate::finished(last, &a.out, || {
+    crate::finished(last, &a.out, serde_json::json!({}), || {
         let (map, seconds) = (last.val_map50, start.elapsed().as_secs_f32());
         format!(
             "validation mAP@0.5 {map:.4} ({seconds:.0}s in all); detector, metrics.csv and plot.png in {}",

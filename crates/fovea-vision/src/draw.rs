@@ -210,8 +210,9 @@ pub fn drawing_path(given: Option<&Path>, picture: &Path, suffix: &str, setting:
 
 /// Where to draw the results for `pictures`: `<stem>-<suffix>.png` in `folder` (made if
 /// missing; files there are replaced, the folder was asked for), else beside each picture
-/// as [`drawing_path`] chooses (setting `out`). Two pictures drawn to one file, or a
-/// drawing that would replace one of the pictures, are refused before anything is drawn.
+/// as [`drawing_path`] chooses (setting `out`). Two pictures drawn to one file are refused
+/// before anything is drawn; every picture is noted as an input, so that a drawing that
+/// would replace one of them is refused when it is written.
 pub fn drawing_paths(pictures: &[PathBuf], folder: Option<&Path>, suffix: &str) -> Result<Vec<PathBuf>> {
     // every picture is an input before the first drawing is written
     pictures.iter().for_each(|p| fovea::io::note_input(p));

@@ -116,8 +116,8 @@ pub fn filter(spec: &str) -> Result<Tensor> {
 }
 
 /// The playground's convolution of `input` by `filter` (each 2-D `[H, W]`, 3-D or 4-D,
-/// leading axes of size 1 added), with an optional `bias`; the answer is 2-D when the
-/// input and filter were.
+/// leading axes of size 1 added), with an optional `bias`; a 2-D input convolved to one
+/// channel gives a 2-D answer.
 pub fn convolve(input: Tensor, filter: Tensor, bias: Option<Tensor>, opts: &fovea::ops::ConvOptions) -> Result<Tensor> {
     use fovea::Var;
     let input_rank = input.ndim();

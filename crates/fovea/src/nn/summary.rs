@@ -4,6 +4,7 @@
 //! Shapes are per sample in fovea's (PyTorch's) order, channels first: the notes'
 //! (28, 28, 6) is `6x28x28` here. Multiply-adds count convolutions and fully connected
 //! layers (what dominates, and what the notes count); pooling and activations count 0.
+//! The conv-versus-dense comparison ([`compare_dense`]) keeps the notes' `h x w x c`.
 
 use super::{LayerShape, Module};
 use crate::error::{Error, Result};
