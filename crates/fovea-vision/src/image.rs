@@ -5,21 +5,25 @@ use image::imageops::FilterType;
 use std::path::Path;
 
 fn open(path: &Path) -> Result<image::DynamicImage> {
-    let bytes = fovea::budget::read_file(path)?;
+    decode(&fovea::budget::read_file(path)?, path)
+}
+
+/// The picture in `bytes` (PNG or JPEG); `path` names it in errors (a file, or an upload).
+fn decode(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
     let reader =
-        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
     // the JPEG decoder fills a cut-off file in with grey; say it is cut off instead
     if reader.format() == Some(image::ImageFormat::Jpeg) && !bytes.windows(2).any(|w| w == [0xff, 0xd9]) {
         return Err(Error::format(path, "truncated JPEG (no end-of-image marker)"));
     }
     // the declared size, from the header alone, before decoding allocates anything
     let header =
-        image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+        image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
     let (w, h) = header.into_dimensions().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
     // the decoded 8-bit pixels (up to 4 channels) and the f32 RGB tensor made from them
     fovea::budget::check(&format!("{}: {w}x{h} pixels", path.display()), w as u64 * h as u64 * 16)?;
     if reader.format() == Some(image::ImageFormat::Jpeg) {
-        match decode_jpeg_strictly(&bytes) {
+        match decode_jpeg_strictly(bytes) {
             Ok(img) => return Ok(img),
             // what libjpeg does with a damaged file: decode what is there, and say so
             Err(e) => {
@@ -77,7 +81,18 @@ pub fn load_gray(path: &Path) -> Result<Tensor> {
 
 /// An RGB image as `[3, H, W]` with values 0..1.
 pub fn load_rgb(path: &Path) -> Result<Tensor> {
-    let img = open(path)?.to_rgb8();
+    rgb_tensor(open(path)?)
+}
+
+/// [`load_rgb`] of a picture held in memory (an upload); `name` names it in errors. Its size
+/// is checked against the memory budget from its header, before it is decoded.
+pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<Tensor> {
+    rgb_tensor(decode(bytes, Path::new(name))?)
+}
+
+/// A decoded picture as `[3, H, W]` with values 0..1.
+fn rgb_tensor(img: image::DynamicImage) -> Result<Tensor> {
+    let img = img.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let raw = img.into_raw();
     let mut data = vec![0.0f32; 3 * h * w];
@@ -234,4 +249,22 @@ pub fn resize_bilinear_window(
         }
     }
     Tensor::new(&[c, out_h, out_w], out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picture in memory decodes as the same file does; a damaged one is refused by name.
+    #[test]
+    fn decode_rgb_equals_load_rgb_and_names_bad_uploads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/images/coffee.png");
+        let bytes = std::fs::read(&path).unwrap();
+        let (from_file, from_memory) = (load_rgb(&path).unwrap(), decode_rgb(&bytes, "upload").unwrap());
+        assert_eq!(from_file.shape(), from_memory.shape());
+        assert_eq!(from_file.data(), from_memory.data());
+        let err = decode_rgb(&bytes[..100], "upload.png").unwrap_err().to_string();
+        assert!(err.contains("upload.png"), "{err}");
+        assert!(decode_rgb(b"not a picture", "text").is_err());
+    }
 }
