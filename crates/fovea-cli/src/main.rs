@@ -9,6 +9,7 @@ mod experiment;
 mod faces;
 mod faces_train;
 mod pretrained;
+mod serve;
 mod stylize;
 mod summary;
 mod visualize;
@@ -79,6 +80,8 @@ enum Command {
     /// Faces: face-api's pretrained networks, and triplet-loss training from scratch
     #[command(subcommand)]
     Faces(faces::Faces),
+    /// Serve faces and detection over HTTP: DeepStack's API, fovea's own, a web page
+    Serve(serve::ServeArgs),
 }
 
 /// The console every training command reports to, for `epochs` epochs of `len` items.
@@ -248,6 +251,7 @@ fn main() -> ExitCode {
         Command::Run(a) => pretrained::run(a),
         Command::Experiment(e) => experiment::run(e),
         Command::Faces(f) => faces::run(f),
+        Command::Serve(a) => serve::run(a),
         Command::Data(d) => detect::data(d),
         Command::Detect(d) => detect::run(d),
         Command::Yolo(y) => yolo::run(y),

@@ -90,6 +90,17 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<Tensor> {
     rgb_tensor(decode(bytes, Path::new(name))?)
 }
 
+/// The width and height of the picture in `bytes` (PNG or JPEG), from its header alone;
+/// `name` names it in errors. A server checks an upload's size with it before decoding.
+pub fn dimensions(bytes: &[u8], name: &str) -> Result<(usize, usize)> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(Path::new(name), e))?;
+    let (w, h) =
+        reader.into_dimensions().map_err(|e| Error::format(Path::new(name), format!("cannot decode image: {e}")))?;
+    Ok((w as usize, h as usize))
+}
+
 /// A decoded picture as `[3, H, W]` with values 0..1.
 fn rgb_tensor(img: image::DynamicImage) -> Result<Tensor> {
     let img = img.to_rgb8();
@@ -108,7 +119,16 @@ fn rgb_tensor(img: image::DynamicImage) -> Result<Tensor> {
 /// light garment on a dark background. A picture with a light background (the usual photo
 /// of an object) is inverted, as Fashion-MNIST's are dark.
 pub fn load_fashion_input(path: &Path) -> Result<Tensor> {
-    let img = open(path)?.to_luma8();
+    fashion_input(open(path)?)
+}
+
+/// [`load_fashion_input`] of a picture held in memory (an upload); `name` names it in errors.
+pub fn decode_fashion_input(bytes: &[u8], name: &str) -> Result<Tensor> {
+    fashion_input(decode(bytes, Path::new(name))?)
+}
+
+fn fashion_input(img: image::DynamicImage) -> Result<Tensor> {
+    let img = img.to_luma8();
     let small = image::imageops::resize(&img, 28, 28, FilterType::Triangle);
     let mut px: Vec<f32> = small.into_raw().into_iter().map(|v| v as f32 / 255.0).collect();
     let border: Vec<f32> = (0..28).flat_map(|i| [px[i], px[27 * 28 + i], px[i * 28], px[i * 28 + 27]]).collect();

@@ -673,14 +673,26 @@ impl Classifier {
     /// prepared as the run's training pictures were: for Fashion-MNIST runs grey, light on
     /// dark, 28x28, then the run's input size.
     pub fn classify_file(&self, path: &Path, k: usize) -> Result<Vec<crate::models::Prediction>> {
-        let shape = self.meta.input_shape()?;
         let picture = match self.meta.data {
             None => crate::image::load_fashion_input(path)?.reshape(&[1, 28, 28])?,
             Some(_) => crate::image::load_rgb(path)?,
         };
-        let x = data::image_folder::fit_image(&picture, shape)
-            .map_err(|e| e.in_file(path))?
-            .reshape(&[1, shape[0], shape[1], shape[2]])?;
+        self.classify(&picture, k).map_err(|e| e.in_file(path))
+    }
+
+    /// [`Classifier::classify_file`] of a picture held in memory (an upload); `name` names
+    /// it in errors.
+    pub fn classify_bytes(&self, bytes: &[u8], name: &str, k: usize) -> Result<Vec<crate::models::Prediction>> {
+        let picture = match self.meta.data {
+            None => crate::image::decode_fashion_input(bytes, name)?.reshape(&[1, 28, 28])?,
+            Some(_) => crate::image::decode_rgb(bytes, name)?,
+        };
+        self.classify(&picture, k).map_err(|e| e.in_file(Path::new(name)))
+    }
+
+    fn classify(&self, picture: &Tensor, k: usize) -> Result<Vec<crate::models::Prediction>> {
+        let shape = self.meta.input_shape()?;
+        let x = data::image_folder::fit_image(picture, shape)?.reshape(&[1, shape[0], shape[1], shape[2]])?;
         let logits = fovea::no_grad(|| self.model.forward(&fovea::Var::constant(x)))?;
         let names = &self.meta.class_names;
         let top = train::top_k(&logits, k.min(self.meta.classes))?.remove(0);

@@ -166,8 +166,8 @@ impl FaceDb {
 
     /// Adds descriptors of `name` (creating the person), each with the picture it was taken
     /// from, in one transaction: all of them or, if anything fails (or the process is
-    /// killed), none.
-    pub fn enroll(&mut self, name: &str, faces: &[(&[f32], &str)]) -> Result<()> {
+    /// killed), none. Returns whether the person is new.
+    pub fn enroll(&mut self, name: &str, faces: &[(&[f32], &str)]) -> Result<bool> {
         if name.trim().is_empty() {
             return Err(Error::Invalid("a person needs a name".into()));
         }
@@ -177,7 +177,7 @@ impl FaceDb {
         let path = self.path.clone();
         let err = |e| db_error(&path, e);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", params![name]).map_err(err)?;
+        let new = tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?1)", params![name]).map_err(err)? == 1;
         let id: i64 =
             tx.query_row("SELECT id FROM people WHERE name = ?1", params![name], |r| r.get(0)).map_err(err)?;
         for (descriptor, source) in faces {
@@ -188,7 +188,8 @@ impl FaceDb {
             )
             .map_err(err)?;
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        Ok(new)
     }
     /// Enrols `name` from the first face (in face-api's order) of each picture of
     /// `pictures`, found by `pipeline` (which must reach [`super::Stage::Embed`]) above
@@ -236,16 +237,28 @@ impl FaceDb {
 
     /// The enrolled person nearest to `descriptor` and the distance, if within `threshold`.
     pub fn identify(&self, descriptor: &[f32], threshold: f64) -> Result<Option<(String, f64)>> {
+        let mut best: Option<(String, f64)> = None;
+        for (name, enrolled) in self.descriptors()? {
+            let d = super::distance(descriptor, &enrolled);
+            if best.as_ref().is_none_or(|(_, b)| d < *b) {
+                best = Some((name, d));
+            }
+        }
+        Ok(best.filter(|(_, d)| *d < threshold))
+    }
+
+    /// Every enrolled descriptor with its person's name, each checked: 128 finite values.
+    pub fn descriptors(&self) -> Result<Vec<(String, Vec<f32>)>> {
         let err = |e| db_error(&self.path, e);
         let mut stmt = self
             .conn
             .prepare("SELECT people.name, descriptors.descriptor FROM descriptors JOIN people ON people.id = descriptors.person")
             .map_err(err)?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).map_err(err)?;
-        let mut best: Option<(String, f64)> = None;
+        let mut all = Vec::new();
         for row in rows {
             let (name, blob) = row.map_err(err)?;
-            if blob.len() != 4 * descriptor.len() {
+            if blob.len() != 4 * 128 {
                 return Err(Error::format(&self.path, format!("a descriptor of {name} has {} bytes", blob.len())));
             }
             let enrolled: Vec<f32> =
@@ -253,12 +266,16 @@ impl FaceDb {
             if enrolled.iter().any(|v| !v.is_finite()) {
                 return Err(Error::format(&self.path, format!("a descriptor of {name} holds NaN or infinite values")));
             }
-            let d = super::distance(descriptor, &enrolled);
-            if best.as_ref().is_none_or(|(_, b)| d < *b) {
-                best = Some((name, d));
-            }
+            all.push((name, enrolled));
         }
-        Ok(best.filter(|(_, d)| *d < threshold))
+        Ok(all)
+    }
+
+    /// A number that changes when another connection (another process, or the CLI)
+    /// commits a change to the database; SQLite's `PRAGMA data_version`. A long-lived reader
+    /// that caches [`FaceDb::descriptors`] reloads them when it changes.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(|e| db_error(&self.path, e))
     }
 
     /// Everyone enrolled, by name.

@@ -370,17 +370,22 @@ impl Pipeline {
         })
     }
 
+    /// The face boxes of a `[3, H, W]` picture scoring above `min_score`, in face-api's
+    /// order: the detector alone, whatever the pipeline's stage.
+    pub fn detect(&self, rgb: &Tensor, min_score: f64) -> Result<Vec<Detection>> {
+        match (self.detector, &self.tiny, &self.ssd) {
+            (Detector::Tiny { input_size }, Some(t), _) => t.detect(rgb, input_size, min_score),
+            (Detector::Ssd { max_results }, _, Some(s)) => s.detect(rgb, min_score, max_results),
+            _ => Err(Error::Invalid("the pipeline's detector is not loaded".into())),
+        }
+    }
+
     /// The faces of a `[3, H, W]` picture scoring above `min_score`, in face-api's order.
     /// Faces whose aligned crop is empty are dropped at the embedding stage, as face-api
     /// drops them.
     pub fn run(&self, rgb: &Tensor, min_score: f64) -> Result<Vec<Face>> {
-        let detections = match (self.detector, &self.tiny, &self.ssd) {
-            (Detector::Tiny { input_size }, Some(t), _) => t.detect(rgb, input_size, min_score)?,
-            (Detector::Ssd { max_results }, _, Some(s)) => s.detect(rgb, min_score, max_results)?,
-            _ => return Err(Error::Invalid("the pipeline's detector is not loaded".into())),
-        };
         let mut faces = Vec::new();
-        for detection in detections {
+        for detection in self.detect(rgb, min_score)? {
             let landmarks = match &self.landmarks {
                 Some(net) => net.landmarks(rgb, &detection)?,
                 None => Vec::new(),

@@ -1,0 +1,393 @@
+//! fovea as an HTTP service: DeepStack's face and object detection API, so that the
+//! clients written for DeepStack (Home Assistant, Node-RED, Double Take, Blue Iris, the
+//! deepstack-python and Ruby libraries) work unchanged; fovea's own richer endpoints; and
+//! a web page. The networks are loaded once ([`Service::load`]) and shared by every
+//! request; inference runs on blocking threads behind a bounded queue.
+//!
+//! ```no_run
+//! let config = fovea_serve::ServeConfig::default();
+//! let service = std::sync::Arc::new(fovea_serve::Service::load(&config)?);
+//! // fovea_serve::router(service) is an axum Router; fovea_serve::run(&config) serves it
+//! # Ok::<(), fovea::Error>(())
+//! ```
+
+mod deepstack;
+mod error;
+mod form;
+mod native;
+mod store;
+
+pub use error::ApiError;
+pub use form::{Form, Upload};
+pub use store::{IdentityStore, People, SqliteStore};
+
+use fovea::{Error, Result};
+use fovea_vision::detect::detector::{load_detector, DetectorRun};
+use fovea_vision::face::{DetectorKind, Pipeline, PipelineConfig, Stage};
+use fovea_vision::run::Classifier;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How `fovea serve` is started: where it listens, what it loads, its keys and limits.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ServeConfig {
+    /// Address to listen on
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ServeConfig::default().host))]
+    pub host: String,
+    /// Port to listen on (DeepStack's usual: 80 in its container, 5000 here)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ServeConfig::default().port))]
+    pub port: u16,
+    /// The face database: a SQLite file (the same as `fovea faces enroll --db`)
+    #[cfg_attr(feature = "cli", arg(long, default_value = "people.db"))]
+    pub db: String,
+    /// The face detector: tiny (fast) or ssd (finds more, slower)
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = PipelineConfig::default().detector))]
+    pub face_detector: DetectorKind,
+    /// Faces count above this detector score for recognize, register, match and
+    /// /v1/fovea/faces (face detection takes min_confidence from each request)
+    #[cfg_attr(feature = "cli", arg(long, value_parser = fovea_vision::cli::fraction::<f64>, default_value_t = PipelineConfig::default().min_score))]
+    pub face_min_score: f64,
+    /// Folder of face-api's networks (default: the repository's models/face-api)
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub face_models: Option<PathBuf>,
+    /// Folder of YOLO runs made by `fovea yolo train`, one folder each, served as
+    /// /v1/vision/custom/<folder name>
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub detector_models: Option<PathBuf>,
+    /// Which of --detector-models answers /v1/vision/detection
+    #[cfg_attr(feature = "cli", arg(long, requires = "detector_models"))]
+    pub detector: Option<String>,
+    /// A classifier run made by `fovea train`, answering /v1/vision/scene
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub classifier: Option<PathBuf>,
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub keys: Keys,
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub limits: Limits,
+}
+
+impl ServeConfig {
+    /// The face pipeline these options ask for.
+    pub fn faces(&self) -> PipelineConfig {
+        PipelineConfig {
+            detector: self.face_detector,
+            min_score: self.face_min_score,
+            models: self.face_models.clone(),
+            ..PipelineConfig::default()
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            db: "people.db".into(),
+            face_detector: PipelineConfig::default().detector,
+            face_min_score: PipelineConfig::default().min_score,
+            face_models: None,
+            detector_models: None,
+            detector: None,
+            classifier: None,
+            keys: Keys::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// DeepStack's keys, sent by clients as the form fields `api_key` and `admin_key`.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct Keys {
+    /// Refuse /v1/vision and /v1/fovea requests whose api_key field differs (default: FOVEA_API_KEY)
+    #[cfg_attr(feature = "cli", arg(long, env = "FOVEA_API_KEY", hide_env_values = true))]
+    pub api_key: Option<String>,
+    /// Refuse admin requests (backup) whose admin_key field differs (default: FOVEA_ADMIN_KEY)
+    #[cfg_attr(feature = "cli", arg(long, env = "FOVEA_ADMIN_KEY", hide_env_values = true))]
+    pub admin_key: Option<String>,
+}
+
+/// What the server accepts and how much it takes on at once.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct Limits {
+    /// Largest request body, in MiB
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().max_body_mib))]
+    pub max_body_mib: usize,
+    /// Largest picture, in megapixels (width x height / 1e6)
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().max_megapixels))]
+    pub max_megapixels: f64,
+    /// Pictures worked on at once (default: the thread count)
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub workers: Option<usize>,
+    /// Requests that may wait for a worker; past this the server answers 503
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().queue))]
+    pub queue: usize,
+    /// Seconds a request may take before it is answered 500 (DeepStack's TIMEOUT)
+    #[cfg_attr(feature = "cli", arg(long = "timeout", value_parser = fovea_vision::cli::positive::<f64>, default_value_t = Limits::default().timeout_seconds))]
+    pub timeout_seconds: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_mib: 32, max_megapixels: 50.0, workers: None, queue: 64, timeout_seconds: 60.0 }
+    }
+}
+
+/// Everything a request may use: the networks, loaded once, and the people.
+pub struct Service {
+    faces: Pipeline,
+    faces_kind: DetectorKind,
+    /// Faces count above this detector score for recognition, enrolment and matching.
+    face_score: f64,
+    people: People,
+    detectors: BTreeMap<String, (DetectorRun, fovea::nn::Sequential)>,
+    default_detector: Option<String>,
+    scene: Option<Classifier>,
+    keys: Keys,
+    limits: Limits,
+    gate: Gate,
+}
+
+impl Service {
+    /// Loads the networks and opens the face database that `config` names.
+    pub fn load(config: &ServeConfig) -> Result<Service> {
+        let store: Box<dyn IdentityStore> = Box::new(SqliteStore::open(std::path::Path::new(&config.db))?);
+        Service::with_store(config, store)
+    }
+
+    /// [`Service::load`] with people kept in `store`.
+    pub fn with_store(config: &ServeConfig, store: Box<dyn IdentityStore>) -> Result<Service> {
+        let limits = config.limits.clone();
+        let detectors = match &config.detector_models {
+            Some(dir) => load_detectors(dir)?,
+            None => BTreeMap::new(),
+        };
+        if let Some(name) = &config.detector {
+            if !detectors.contains_key(name) {
+                return Err(Error::setting(
+                    "detector",
+                    format!("no YOLO run called {name:?} in --detector-models (found: {})", names(&detectors)),
+                ));
+            }
+        }
+        let workers = limits.workers.unwrap_or_else(fovea::runtime::num_threads).max(1);
+        Ok(Service {
+            faces: config.faces().load(Stage::Embed)?,
+            faces_kind: config.face_detector,
+            face_score: config.face_min_score,
+            people: People::new(store),
+            detectors,
+            default_detector: config.detector.clone(),
+            scene: config.classifier.as_deref().map(Classifier::load).transpose()?,
+            keys: config.keys.clone(),
+            gate: Gate {
+                places: Semaphore::new(workers + limits.queue),
+                places_total: workers + limits.queue,
+                workers: Arc::new(Semaphore::new(workers)),
+                workers_total: workers,
+                timeout: Duration::from_secs_f64(limits.timeout_seconds.max(1e-3)),
+            },
+            limits,
+        })
+    }
+
+    /// The people this service recognises.
+    pub fn people(&self) -> &People {
+        &self.people
+    }
+
+    /// Decodes an uploaded picture to `[3, H, W]`, refusing one over the pixel limit
+    /// before decoding it.
+    fn picture(&self, upload: &Upload) -> std::result::Result<fovea::Tensor, ApiError> {
+        self.check_size(upload)?;
+        fovea_vision::image::decode_rgb(&upload.bytes, &upload.describe()).map_err(ApiError::from_upload)
+    }
+
+    /// Refuses an uploaded picture over the pixel limit, from its header alone.
+    fn check_size(&self, upload: &Upload) -> std::result::Result<(), ApiError> {
+        let name = upload.describe();
+        let (w, h) = fovea_vision::image::dimensions(&upload.bytes, &name).map_err(ApiError::from_upload)?;
+        if (w * h) as f64 > self.limits.max_megapixels * 1e6 {
+            return Err(ApiError::too_large(format!(
+                "{name}: a {w}x{h} picture is larger than this server's limit of {} megapixels (--max-megapixels)",
+                self.limits.max_megapixels
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The YOLO runs in `dir`: each sub-folder holding a detector, by folder name.
+fn load_detectors(dir: &std::path::Path) -> Result<BTreeMap<String, (DetectorRun, fovea::nn::Sequential)>> {
+    let mut found = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).filter(|n| valid_model_name(n)) else {
+            continue;
+        };
+        if path.is_dir() {
+            found.insert(name.to_string(), load_detector(&path)?);
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::format(dir, "holds no YOLO runs (folders made by `fovea yolo train --out`)"));
+    }
+    Ok(found)
+}
+
+/// A model name that names a folder inside --detector-models and nothing else: letters,
+/// digits, `-`, `_` and `.`, not starting with a dot.
+fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn names<V>(map: &BTreeMap<String, V>) -> String {
+    let names: Vec<&str> = map.keys().map(String::as_str).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The bounded queue in front of the workers: a request takes a place (or is answered 503
+/// when none is left), waits for a worker, and runs on a blocking thread.
+struct Gate {
+    places: Semaphore,
+    places_total: usize,
+    workers: Arc<Semaphore>,
+    workers_total: usize,
+    timeout: Duration,
+}
+
+impl Gate {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> std::result::Result<T, ApiError> + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let _place = self.places.try_acquire().map_err(|_| {
+            ApiError::busy("the server is busy: its queue of waiting requests is full (--queue); retry later")
+        })?;
+        let work = async {
+            let worker = self.workers.clone().acquire_owned().await.expect("the semaphore is never closed");
+            // the worker is freed when the job ends, even if the request gave up waiting
+            tokio::task::spawn_blocking(move || {
+                let _worker = worker;
+                job()
+            })
+            .await
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Err(_) => Err(ApiError::internal("failed to process request before timeout")),
+            Ok(Err(e)) => Err(ApiError::internal(format!("the request's job failed: {e}"))),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// How many requests are waiting or working now.
+    fn busy(&self) -> usize {
+        self.places_total - self.places.available_permits()
+    }
+}
+
+/// The path of every route served (each is in `/openapi.json`).
+pub fn route_paths() -> Vec<&'static str> {
+    deepstack::route_table().into_iter().chain(native::route_table()).map(|(path, _)| path).collect()
+}
+
+/// Every route: DeepStack's, fovea's own, the page; with the body limit and access log.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    let max_body = service.limits.max_body_mib.saturating_mul(1 << 20);
+    deepstack::routes()
+        .merge(native::routes())
+        .fallback(|| async { ApiError::not_found("no such route (GET /openapi.json lists them)") })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(access_log))
+        .with_state(service)
+}
+
+/// One JSON line on stderr per request: time, client, method, path, status, milliseconds.
+async fn access_log(
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let line = serde_json::json!({
+        "time": time.as_secs_f64(),
+        "client": client.to_string(),
+        "method": method.as_str(),
+        "path": path,
+        "status": response.status().as_u16(),
+        "ms": start.elapsed().as_secs_f64() * 1e3,
+    });
+    eprintln!("{line}");
+    response
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then finishes the requests
+/// in flight (an enrolment under way is committed) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// `fovea serve`: loads everything, listens on `config`'s address, and serves until
+/// SIGTERM or Ctrl-C. `ready` is called with the bound address once it listens.
+pub fn run(config: &ServeConfig, ready: impl FnOnce(SocketAddr, &Service)) -> Result<()> {
+    let service = Arc::new(Service::load(config)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Invalid(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async {
+        let address = format!("{}:{}", config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|e| Error::setting("port", format!("cannot listen on {address}: {e}")))?;
+        let bound = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        ready(bound, &service);
+        serve(listener, service, shutdown_signal())
+            .await
+            .map_err(|e| Error::Invalid(format!("the server stopped: {e}")))
+    })
+}
+
+/// Completes on SIGTERM (what service managers and `docker stop` send) or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    eprintln!("{}", serde_json::json!({"event": "shutdown", "note": "finishing the requests in flight"}));
+}
