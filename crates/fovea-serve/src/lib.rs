@@ -15,10 +15,14 @@ mod deepstack;
 mod error;
 mod form;
 mod native;
+#[cfg(feature = "postgres")]
+mod pg;
 mod store;
 
 pub use error::ApiError;
 pub use form::{Form, Upload};
+#[cfg(feature = "postgres")]
+pub use pg::PostgresStore;
 pub use store::{IdentityStore, People, SqliteStore};
 
 use fovea::{Error, Result};
@@ -42,7 +46,8 @@ pub struct ServeConfig {
     /// Port to listen on (DeepStack's usual: 80 in its container, 5000 here)
     #[cfg_attr(feature = "cli", arg(long, default_value_t = ServeConfig::default().port))]
     pub port: u16,
-    /// The face database: a SQLite file (the same as `fovea faces enroll --db`)
+    /// The face database: a SQLite file (the same as `fovea faces enroll --db`), or a
+    /// PostgreSQL URL (postgres://user:password@host/database) shared by several servers
     #[cfg_attr(feature = "cli", arg(long, default_value = "people.db"))]
     pub db: String,
     /// The face detector: tiny (fast) or ssd (finds more, slower)
@@ -158,8 +163,7 @@ pub struct Service {
 impl Service {
     /// Loads the networks and opens the face database that `config` names.
     pub fn load(config: &ServeConfig) -> Result<Service> {
-        let store: Box<dyn IdentityStore> = Box::new(SqliteStore::open(std::path::Path::new(&config.db))?);
-        Service::with_store(config, store)
+        Service::with_store(config, open_store(&config.db)?)
     }
 
     /// [`Service::load`] with people kept in `store`.
@@ -222,6 +226,18 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The face database `db` names: a PostgreSQL URL (`postgres://` or `postgresql://`), else
+/// a SQLite file.
+pub fn open_store(db: &str) -> Result<Box<dyn IdentityStore>> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(Box::new(PostgresStore::connect(db)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::setting("db", "this fovea was built without PostgreSQL (cargo feature `postgres`)"));
+    }
+    Ok(Box::new(SqliteStore::open(std::path::Path::new(db))?))
 }
 
 /// The YOLO runs in `dir`: each sub-folder holding a detector, by folder name.
