@@ -202,6 +202,20 @@ fn main() {
         println!("{}", json!({"stylize": stylize_step()}));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--load") {
+        // `--load URL PICTURE CLIENTS REQUESTS`: the load generator of bench/serve.py
+        let (url, picture) = (&args[i + 1], std::path::Path::new(&args[i + 2]));
+        let (clients, requests) = (args[i + 3].parse().unwrap(), args[i + 4].parse().unwrap());
+        println!("{}", load(url, picture, clients, requests));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--faces-from-file") {
+        // `--faces-from-file N`: the CLI's in-process chain on sample N (decode the JPEG,
+        // then the networks), milliseconds, median of 15 after a warm-up
+        let photo: usize = args[i + 1].parse().unwrap();
+        println!("{}", json!({"faces_from_file": faces_from_file(photo)}));
+        return;
+    }
     if args.iter().any(|a| a == "--faces") {
         println!("{}", json!({"faces": faces()}));
         return;
@@ -310,6 +324,71 @@ fn faces() -> Value {
         photos.insert(format!("sample{i}"), json!(t * 1e3));
     }
     Value::Object(photos)
+}
+
+/// [`faces`] from the JPEG file `sample<photo>.jpg`, as `fovea faces identify` runs it:
+/// decode, then the networks; milliseconds (median of 15 after a warm-up).
+fn faces_from_file(photo: usize) -> f64 {
+    use fovea_vision::face::{default_models_dir, Detector, Pipeline, Stage};
+    let pipeline = Pipeline::load(&default_models_dir(), Detector::Tiny { input_size: 416 }, Stage::Embed).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../data/faces/sample{photo}.jpg"));
+    1e3 * time(15, || {
+        pipeline.run(&fovea_vision::image::load_rgb(&path).unwrap(), 0.5).unwrap();
+    })
+}
+
+/// `clients` threads POSTing `picture` as the multipart field `image` to `url`,
+/// `requests` times in all: latency percentiles (ms), throughput (requests/s) and the
+/// statuses of the answers that were not 200.
+fn load(url: &str, picture: &std::path::Path, clients: usize, requests: usize) -> Value {
+    let bytes = std::fs::read(picture).unwrap();
+    let boundary = "fovea-bench-load";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(&bytes);
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    let results: Vec<(f64, u16)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < requests {
+                        let t = Instant::now();
+                        let status = match agent.post(url).header("Content-Type", &content_type).send(&body[..]) {
+                            Ok(mut r) => {
+                                let _ = r.body_mut().read_to_string();
+                                r.status().as_u16()
+                            }
+                            Err(_) => 0,
+                        };
+                        mine.push((t.elapsed().as_secs_f64() * 1e3, status));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let mut ok: Vec<f64> = results.iter().filter(|r| r.1 == 200).map(|r| r.0).collect();
+    ok.sort_by(f64::total_cmp);
+    let percentile = |q: f64| ok.get(((ok.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied();
+    let failed: Vec<u16> = results.iter().filter(|r| r.1 != 200).map(|r| r.1).collect();
+    json!({
+        "clients": clients,
+        "requests": requests,
+        "p50_ms": percentile(0.5),
+        "p99_ms": percentile(0.99),
+        "per_second": ok.len() as f64 / seconds,
+        "failed": failed,
+    })
 }
 
 /// Median seconds of a LeNet-5 epoch without and with augmentation on the loader thread

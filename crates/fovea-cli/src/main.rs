@@ -232,9 +232,12 @@ fn main() -> ExitCode {
     let version: &'static str = Box::leak(long_version().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let setup = fovea::runtime::init_isa(cli.isa)
-        .and_then(|_| fovea::budget::limit())
-        .and_then(|_| fovea::runtime::init_threads(cli.threads));
+    let setup =
+        fovea::runtime::init_isa(cli.isa).and_then(|_| fovea::budget::limit()).and_then(|_| match cli.command {
+            // the server's main thread runs its event loop, not kernels
+            Command::Serve(_) => fovea::runtime::init_service_threads(cli.threads),
+            _ => fovea::runtime::init_threads(cli.threads),
+        });
     if let Err(e) = setup {
         eprintln!("error: {}", message(&e.into()));
         return ExitCode::FAILURE;

@@ -913,3 +913,58 @@ fn one_and_three_dimensional_examples_learn() {
     let err = fails(&["example", "ecg1d", "--epochs", "0"]);
     assert!(err.contains("--epochs") && err.contains("1 or more"), "{err}");
 }
+
+/// `fovea serve` stops on SIGTERM only after the requests in flight: an enrolment whose
+/// body is still arriving when the signal comes is answered and committed.
+#[test]
+fn serve_finishes_an_enrolment_in_flight_on_sigterm() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let photo = format!("{}/../../data/faces/sample1.jpg", env!("CARGO_MANIFEST_DIR"));
+    let rgb = fovea_vision::image::load_rgb(Path::new(&photo)).unwrap();
+    save_crop(&rgb, (650, 320, 1220, 820), Path::new(&p("alice.png")));
+    let db = p("people.db");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_fovea"))
+        .args(["serve", "--db", &db, "--port", "0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let listening: Value = serde_json::from_str(&line).unwrap();
+    let address = listening["listening"].as_str().unwrap().trim_start_matches("http://").to_string();
+
+    let boundary = "fovea-sigterm";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"userid\"\r\n\r\nalice\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"image\"; filename=\"alice.png\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::fs::read(p("alice.png")).unwrap());
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST /v1/vision/face/register HTTP/1.1\r\nHost: {address}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body[..body.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stream.write_all(&body[body.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""message":"face added""#), "{answer}");
+    let status = server.wait().unwrap();
+    let mut log = String::new();
+    server.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(log.contains(r#""event":"shutdown""#) && log.contains(r#""path":"/v1/vision/face/register""#), "{log}");
+    let people: Value = serde_json::from_str(&ok(&["faces", "list", "--db", &db, "--json"])).unwrap();
+    assert_eq!(people, serde_json::json!([{"name": "alice", "descriptors": 1}]));
+}

@@ -295,17 +295,21 @@ impl Gate {
         })?;
         let work = async {
             let worker = self.workers.clone().acquire_owned().await.expect("the semaphore is never closed");
-            // the worker is freed when the job ends, even if the request gave up waiting
-            tokio::task::spawn_blocking(move || {
+            // on one of the kernels' own threads, so that the job's parallel kernels run as
+            // they do in a program computing on its main thread (handed to the pool from
+            // outside, each of them would wait on a cross-thread wake-up)
+            let (done, result) = tokio::sync::oneshot::channel();
+            rayon::spawn(move || {
+                // the worker is freed when the job ends, even if the request gave up waiting
                 let _worker = worker;
-                job()
-            })
-            .await
+                let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
+            });
+            result.await
         };
         match tokio::time::timeout(self.timeout, work).await {
             Err(_) => Err(ApiError::internal("failed to process request before timeout")),
-            Ok(Err(e)) => Err(ApiError::internal(format!("the request's job failed: {e}"))),
-            Ok(Ok(result)) => result,
+            Ok(Ok(Ok(result))) => result,
+            Ok(_) => Err(ApiError::internal("the request's job failed (a bug: see the server's log)")),
         }
     }
 
@@ -360,6 +364,12 @@ pub async fn serve(
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // answers go out at once, not held back by Nagle's algorithm until the client acknowledges
+    // the last one (a kept-alive client would wait for its delayed ACK, tens of ms)
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

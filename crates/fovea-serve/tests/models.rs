@@ -65,7 +65,8 @@ fn detection_custom_models_and_scene_answer_as_the_library_does() {
     // the scene endpoint: the classifier run's top class
     let coffee = repo("data/images/coffee.png");
     let top = Classifier::load(&fashion).unwrap().classify_file(&coffee, 1).unwrap().remove(0);
-    let (s, answer) = post(&server, "/v1/vision/scene", &[Part::File("image", "c.png", std::fs::read(&coffee).unwrap())]);
+    let (s, answer) =
+        post(&server, "/v1/vision/scene", &[Part::File("image", "c.png", std::fs::read(&coffee).unwrap())]);
     assert_eq!(s, 200, "{answer}");
     assert_eq!(answer["label"], top.name.as_str());
     assert!((answer["confidence"].as_f64().unwrap() - top.probability as f64).abs() < 1e-6, "{answer}");

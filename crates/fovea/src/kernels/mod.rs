@@ -78,8 +78,21 @@ pub const MAX_THREADS: usize = 1024;
 
 /// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
 /// all cores; a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
-/// no effect (rayon's pool is global).
+/// no effect (rayon's pool is global). The calling thread is one of the pool's threads (a
+/// program that computes on its main thread wastes none); a server, whose main thread
+/// waits on connections, calls [`init_service_threads`] instead.
 pub fn init_threads(threads: Option<usize>) -> crate::Result<()> {
+    init_pool(threads, true)
+}
+
+/// [`init_threads`] for a program whose calling thread does other work (a server's event
+/// loop): the pool's threads are all its own, so that work handed to it from other
+/// threads gets every one of them.
+pub fn init_service_threads(threads: Option<usize>) -> crate::Result<()> {
+    init_pool(threads, false)
+}
+
+fn init_pool(threads: Option<usize>, caller_joins: bool) -> crate::Result<()> {
     let n = match threads {
         Some(n) => Some((n, None)),
         None => match std::env::var("FOVEA_THREADS") {
@@ -87,7 +100,10 @@ pub fn init_threads(threads: Option<usize>) -> crate::Result<()> {
             Err(_) => None,
         },
     };
-    let mut builder = rayon::ThreadPoolBuilder::new().use_current_thread();
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if caller_joins {
+        builder = builder.use_current_thread();
+    }
     if let Some((n, given)) = n {
         if !(1..=MAX_THREADS).contains(&n) {
             let range = format!("the thread count must be from 1 to {MAX_THREADS}");
