@@ -925,12 +925,22 @@ fn serve_finishes_an_enrolment_in_flight_on_sigterm() {
     let rgb = fovea_vision::image::load_rgb(Path::new(&photo)).unwrap();
     save_crop(&rgb, (650, 320, 1220, 820), Path::new(&p("alice.png")));
     let db = p("people.db");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_fovea"))
-        .args(["serve", "--db", &db, "--port", "0", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// The server process, killed if the test fails before it stops.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+        }
+    }
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_fovea"))
+            .args(["serve", "--db", &db, "--port", "0", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let server = &mut server.0;
     let mut line = String::new();
     std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let listening: Value = serde_json::from_str(&line).unwrap();
@@ -945,19 +955,25 @@ fn serve_finishes_an_enrolment_in_flight_on_sigterm() {
     body.extend(std::fs::read(p("alice.png")).unwrap());
     body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    // the server answers "100 Continue" once its handler is reading the body: the request
+    // is then in flight, and SIGTERM comes while half the body is still to be sent
     let head = format!(
         "POST /v1/vision/face/register HTTP/1.1\r\nHost: {address}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 100"), "{status}");
+    reader.read_line(&mut status).unwrap();
     stream.write_all(&body[..body.len() / 2]).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(unsafe { libc::kill(server.id() as i32, libc::SIGTERM) }, 0);
     std::thread::sleep(std::time::Duration::from_millis(300));
     stream.write_all(&body[body.len() / 2..]).unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    reader.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""message":"face added""#), "{answer}");
     let status = server.wait().unwrap();

@@ -12,7 +12,7 @@
 use crate::{ApiError, Form, Service, Upload};
 use axum::extract::{Path, State};
 use axum::routing::{post, MethodRouter};
-use axum::{Json, Router};
+use axum::Json;
 use fovea_vision::detect::NmsOptions;
 use serde::Serialize;
 use std::sync::Arc;
@@ -43,10 +43,6 @@ pub fn route_table() -> Vec<(&'static str, MethodRouter<Arc<Service>>)> {
         ("/v1/vision/custom/{model}", post(custom)),
         ("/v1/vision/scene", post(scene)),
     ]
-}
-
-pub fn routes() -> Router<Arc<Service>> {
-    route_table().into_iter().fold(Router::new(), |router, (path, method)| router.route(path, method))
 }
 
 /// A successful answer: `{"success": true, ..., "duration": 0}` (DeepStack's Go server
@@ -87,7 +83,7 @@ impl Corners {
 }
 
 /// (width, height) of a `[3, H, W]` picture.
-fn size(rgb: &fovea::Tensor) -> (usize, usize) {
+pub(crate) fn size(rgb: &fovea::Tensor) -> (usize, usize) {
     (rgb.shape()[2], rgb.shape()[1])
 }
 
@@ -107,10 +103,8 @@ struct FoundFace {
 async fn detect_faces(State(service): State<Arc<Service>>, form: Form) -> Answer<Predictions<FoundFace>> {
     let min = form.min_confidence(0.55)?;
     let image = form.image()?.clone();
-    let s = service.clone();
     let predictions = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let rgb = s.picture(&image)?;
             let found = s.faces.detect(&rgb, min).map_err(ApiError::from_server)?;
             Ok(found
@@ -138,17 +132,16 @@ struct RecognizedFace {
 async fn recognize(State(service): State<Arc<Service>>, form: Form) -> Answer<Predictions<RecognizedFace>> {
     let min = form.min_confidence(RECOGNITION_CONFIDENCE)?;
     let image = form.image()?.clone();
-    let s = service.clone();
     let predictions = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let rgb = s.picture(&image)?;
             let faces = s.faces.run(&rgb, s.face_score).map_err(ApiError::from_server)?;
+            let people = s.people.index().map_err(ApiError::from_server)?;
             let mut predictions = Vec::new();
             for face in faces {
-                let nearest = s.people.nearest(&face.descriptor).map_err(ApiError::from_server)?;
-                let (userid, confidence) = match nearest.map(|(name, d)| (name, confidence(d))) {
-                    Some((name, c)) if c >= min => (name, c as f32),
+                let (userid, confidence) = match people.nearest(&face.descriptor).map(|(name, d)| (name, confidence(d)))
+                {
+                    Some((name, c)) if c >= min => (name.to_string(), c as f32),
                     _ => ("unknown".to_string(), 0.0),
                 };
                 let d = &face.detection;
@@ -186,18 +179,20 @@ async fn register(State(service): State<Arc<Service>>, form: Form) -> Answer<Reg
         return Err(ApiError::bad_request("No valid image file found: send one or more pictures as multipart files"));
     }
     let files = form.files;
-    let s = service.clone();
     let (new, faces) = service
-        .gate
-        .run(move || {
+        .run(move |s, job| {
             let mut faces = Vec::new();
             for upload in &files {
-                if let Some(descriptor) = first_face(&s, upload)? {
+                if let Some(descriptor) = first_face(s, upload)? {
                     faces.push((descriptor, upload.describe()));
                 }
             }
             if faces.is_empty() {
                 return Err(ApiError::bad_request("no face detected"));
+            }
+            // the client was told its request failed: it must not have enrolled anyone
+            if job.abandoned() {
+                return Err(ApiError::internal("the request was given up before its faces were enrolled"));
             }
             let new = s.people.store().enroll(&userid, &faces).map_err(ApiError::from_server)?;
             Ok((new, faces.len()))
@@ -244,13 +239,11 @@ async fn face_match(State(service): State<Arc<Service>>, form: Form) -> Answer<M
         _ => return Err(ApiError::bad_request("only two images allowed")),
     }
     let files = form.files;
-    let s = service.clone();
     let distance = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let mut descriptors = Vec::new();
             for upload in &files {
-                let face = first_face(&s, upload)?;
+                let face = first_face(s, upload)?;
                 descriptors.push(
                     face.ok_or_else(|| ApiError::bad_request(format!("no face found in {}", upload.describe())))?,
                 );
@@ -286,11 +279,7 @@ async fn custom(
     Path(model): Path<String>,
     form: Form,
 ) -> Answer<Predictions<FoundObject>> {
-    if !crate::valid_model_name(&model) {
-        return Err(ApiError::bad_request(format!(
-            "invalid model name {model:?}: letters, digits, '-', '_' and '.' only, not starting with '.'"
-        )));
-    }
+    // only the runs loaded at start are served: a name is looked up, never opened as a path
     if !service.detectors.contains_key(&model) {
         return Err(ApiError::not_found(format!(
             "no custom model named {model:?} (loaded: {})",
@@ -303,10 +292,8 @@ async fn custom(
 async fn detect_objects(service: Arc<Service>, model: String, form: Form) -> Answer<Predictions<FoundObject>> {
     let min = form.min_confidence(0.40)? as f32;
     let image = form.image()?.clone();
-    let s = service.clone();
     let predictions = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let (run, net) = &s.detectors[&model];
             let rgb = s.picture(&image)?;
             let options = NmsOptions { score_threshold: min, ..NmsOptions::default() };
@@ -353,10 +340,8 @@ async fn scene(State(service): State<Arc<Service>>, form: Form) -> Answer<Scene>
         return Err(ApiError::not_activated("Scene endpoint not activated: start fovea serve with --classifier RUN"));
     }
     let image = form.image()?.clone();
-    let s = service.clone();
     let top = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let classifier = s.scene.as_ref().expect("checked above");
             s.check_size(&image)?;
             let name = image.describe();

@@ -77,7 +77,21 @@ impl Form {
             .ok_or_else(|| ApiError::bad_request("userid not specified"))
     }
 
+    /// The body's fields and files, then the query string's fields (so that a GET can
+    /// carry `api_key` too; the body's come first).
     async fn read(req: Request) -> Result<Form, ApiError> {
+        let query: Vec<(String, String)> = match req.uri().query() {
+            Some(q) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+                .map(|axum::extract::Query(fields)| fields)
+                .map_err(|e| ApiError::bad_request(format!("malformed query string {q:?}: {}", e.body_text())))?,
+            None => Vec::new(),
+        };
+        let mut form = Form::read_body(req).await?;
+        form.fields.extend(query);
+        Ok(form)
+    }
+
+    async fn read_body(req: Request) -> Result<Form, ApiError> {
         let content_type =
             req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let kind = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -146,10 +160,29 @@ impl FromRequest<Arc<Service>> for Form {
     async fn from_request(req: Request, service: &Arc<Service>) -> Result<Form, ApiError> {
         let form = Form::read(req).await?;
         if let Some(key) = &service.keys.api_key {
-            if form.field("api_key") != Some(key.as_str()) {
+            if !crate::same_key(form.field("api_key"), key) {
                 return Err(ApiError::unauthorized("Incorrect api key"));
             }
         }
         Ok(form)
+    }
+}
+
+/// The form of an admin request (DeepStack's backup): its `admin_key` checked instead of
+/// `api_key`.
+#[derive(Debug)]
+pub struct AdminForm(pub Form);
+
+impl FromRequest<Arc<Service>> for AdminForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, service: &Arc<Service>) -> Result<AdminForm, ApiError> {
+        let form = Form::read(req).await?;
+        if let Some(key) = &service.keys.admin_key {
+            if !crate::same_key(form.field("admin_key"), key) {
+                return Err(ApiError::unauthorized("Incorrect admin key"));
+            }
+        }
+        Ok(AdminForm(form))
     }
 }

@@ -2,7 +2,7 @@
 //! clients written for DeepStack (Home Assistant, Node-RED, Double Take, Blue Iris, the
 //! deepstack-python and Ruby libraries) work unchanged; fovea's own richer endpoints; and
 //! a web page. The networks are loaded once ([`Service::load`]) and shared by every
-//! request; inference runs on blocking threads behind a bounded queue.
+//! request; inference runs on the kernels' threads behind a bounded queue.
 //!
 //! ```no_run
 //! let config = fovea_serve::ServeConfig::default();
@@ -20,11 +20,14 @@ mod pg;
 mod store;
 
 pub use error::ApiError;
-pub use form::{Form, Upload};
+pub use form::{AdminForm, Form, Upload};
 #[cfg(feature = "postgres")]
 pub use pg::PostgresStore;
 pub use store::{IdentityStore, People, SqliteStore};
 
+use axum::extract::{ConnectInfo, State};
+use axum::response::IntoResponse;
+use axum::routing::MethodRouter;
 use fovea::{Error, Result};
 use fovea_vision::detect::detector::{load_detector, DetectorRun};
 use fovea_vision::face::{DetectorKind, Pipeline, PipelineConfig, Stage};
@@ -32,6 +35,7 @@ use fovea_vision::run::Classifier;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -61,7 +65,7 @@ pub struct ServeConfig {
     #[cfg_attr(feature = "cli", arg(long))]
     pub face_models: Option<PathBuf>,
     /// Folder of YOLO runs made by `fovea yolo train`, one folder each, served as
-    /// /v1/vision/custom/<folder name>
+    /// /v1/vision/custom/NAME (NAME: the folder's name)
     #[cfg_attr(feature = "cli", arg(long))]
     pub detector_models: Option<PathBuf>,
     /// Which of --detector-models answers /v1/vision/detection
@@ -113,7 +117,7 @@ pub struct Keys {
     /// Refuse /v1/vision and /v1/fovea requests whose api_key field differs (default: FOVEA_API_KEY)
     #[cfg_attr(feature = "cli", arg(long, env = "FOVEA_API_KEY", hide_env_values = true))]
     pub api_key: Option<String>,
-    /// Refuse admin requests (backup) whose admin_key field differs (default: FOVEA_ADMIN_KEY)
+    /// Refuse admin requests (POST /v1/backup) whose admin_key field differs (default: FOVEA_ADMIN_KEY)
     #[cfg_attr(feature = "cli", arg(long, env = "FOVEA_ADMIN_KEY", hide_env_values = true))]
     pub admin_key: Option<String>,
 }
@@ -192,7 +196,7 @@ impl Service {
             scene: config.classifier.as_deref().map(Classifier::load).transpose()?,
             keys: config.keys.clone(),
             gate: Gate {
-                places: Semaphore::new(workers + limits.queue),
+                places: Arc::new(Semaphore::new(workers + limits.queue)),
                 places_total: workers + limits.queue,
                 workers: Arc::new(Semaphore::new(workers)),
                 workers_total: workers,
@@ -245,11 +249,18 @@ fn load_detectors(dir: &std::path::Path) -> Result<BTreeMap<String, (DetectorRun
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).filter(|n| valid_model_name(n)) else {
+        if !path.is_dir() {
             continue;
-        };
-        if path.is_dir() {
-            found.insert(name.to_string(), load_detector(&path)?);
+        }
+        match path.file_name().and_then(|n| n.to_str()).filter(|n| valid_model_name(n)) {
+            Some(name) => {
+                found.insert(name.to_string(), load_detector(&path)?);
+            }
+            None => eprintln!(
+                "{}",
+                serde_json::json!({"event": "skipped", "folder": path.display().to_string(),
+                    "why": "a model's name has letters, digits, '-', '_' and '.' only, not starting with '.'"})
+            ),
         }
     }
     if found.is_empty() {
@@ -275,10 +286,11 @@ fn names<V>(map: &BTreeMap<String, V>) -> String {
     }
 }
 
-/// The bounded queue in front of the workers: a request takes a place (or is answered 503
-/// when none is left), waits for a worker, and runs on a blocking thread.
+/// The bounded queue in front of the workers: a request takes a place on arrival (or is
+/// answered 503 when none is left) and keeps it until answered; its pictures wait for a
+/// worker, then run on one of the kernels' threads.
 struct Gate {
-    places: Semaphore,
+    places: Arc<Semaphore>,
     places_total: usize,
     workers: Arc<Semaphore>,
     workers_total: usize,
@@ -286,68 +298,137 @@ struct Gate {
 }
 
 impl Gate {
-    async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> std::result::Result<T, ApiError> + Send + 'static,
-    ) -> std::result::Result<T, ApiError> {
-        let _place = self.places.try_acquire().map_err(|_| {
-            ApiError::busy("the server is busy: its queue of waiting requests is full (--queue); retry later")
-        })?;
-        let work = async {
-            let worker = self.workers.clone().acquire_owned().await.expect("the semaphore is never closed");
-            // on one of the kernels' own threads, so that the job's parallel kernels run as
-            // they do in a program computing on its main thread (handed to the pool from
-            // outside, each of them would wait on a cross-thread wake-up)
-            let (done, result) = tokio::sync::oneshot::channel();
-            rayon::spawn(move || {
-                // the worker is freed when the job ends, even if the request gave up waiting
-                let _worker = worker;
-                let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
-            });
-            result.await
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Err(_) => Err(ApiError::internal("failed to process request before timeout")),
-            Ok(Ok(Ok(result))) => result,
-            Ok(_) => Err(ApiError::internal("the request's job failed (a bug: see the server's log)")),
-        }
-    }
-
-    /// How many requests are waiting or working now.
+    /// How many requests are being read, waiting or working now.
     fn busy(&self) -> usize {
         self.places_total - self.places.available_permits()
     }
 }
 
-/// The path of every route served (each is in `/openapi.json`).
-pub fn route_paths() -> Vec<&'static str> {
-    deepstack::route_table().into_iter().chain(native::route_table()).map(|(path, _)| path).collect()
+/// What a job can ask of the request it works for: whether that was given up (past its
+/// time, or its client gone) while the job ran.
+pub(crate) struct Job {
+    abandoned: Arc<AtomicBool>,
 }
 
-/// Every route: DeepStack's, fovea's own, the page; with the body limit and access log.
+impl Job {
+    /// A job about to change something checks this first: the client was already told
+    /// the request failed.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+/// Sets the flag when dropped, unless disarmed: a request future dropped before its job
+/// finished (timed out, or its connection closed) marks the job abandoned.
+struct AbandonOnDrop(Option<Arc<AtomicBool>>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = self.0.take() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Service {
+    /// Runs `job` when a worker is free, on one of the kernels' own threads, so that its
+    /// parallel kernels run as they do in a program computing on its main thread (handed
+    /// to the pool from another thread, each kernel would wait on a cross-thread wake-up).
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        job: impl FnOnce(&Service, &Job) -> std::result::Result<T, ApiError> + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let worker = self.gate.workers.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut guard = AbandonOnDrop(Some(abandoned.clone()));
+        let (done, result) = tokio::sync::oneshot::channel();
+        let service = self.clone();
+        rayon::spawn(move || {
+            // the worker is freed when the job ends, even if its request was given up
+            let _worker = worker;
+            let job_state = Job { abandoned };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&service, &job_state)));
+            let _ = done.send(outcome);
+        });
+        let outcome = result.await;
+        guard.0 = None;
+        match outcome {
+            Ok(Ok(answer)) => answer,
+            _ => Err(ApiError::internal("the request's job failed (a bug: see the server's log)")),
+        }
+    }
+}
+
+/// The path of every route served (each is in `/openapi.json`).
+pub fn route_paths() -> Vec<&'static str> {
+    let tables = [deepstack::route_table(), native::api_table(), native::route_table()];
+    tables.into_iter().flatten().map(|(path, _)| path).collect()
+}
+
+fn routes(table: Vec<(&'static str, MethodRouter<Arc<Service>>)>) -> axum::Router<Arc<Service>> {
+    table.into_iter().fold(axum::Router::new(), |router, (path, method)| router.route(path, method))
+}
+
+/// Every route: DeepStack's and fovea's API behind the queue and the time limit, the
+/// page, `/health` and `/openapi.json` beside them; all with the body limit and access log.
 pub fn router(service: Arc<Service>) -> axum::Router {
     let max_body = service.limits.max_body_mib.saturating_mul(1 << 20);
-    deepstack::routes()
-        .merge(native::routes())
+    let api = routes(deepstack::route_table())
+        .merge(routes(native::api_table()))
+        .route_layer(axum::middleware::from_fn_with_state(service.clone(), admit));
+    api.merge(routes(native::route_table()))
+        .method_not_allowed_fallback(|| async {
+            ApiError::not_found("no such route for this method (GET /openapi.json lists them)")
+        })
         .fallback(|| async { ApiError::not_found("no such route (GET /openapi.json lists them)") })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(service)
 }
 
-/// One JSON line on stderr per request: time, client, method, path, status, milliseconds.
-async fn access_log(
-    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<SocketAddr>,
+/// A place in the queue, or 503; then the request's whole time (reading its body
+/// included) bounded, past which it is answered DeepStack's timeout error.
+async fn admit(
+    State(service): State<Arc<Service>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let Ok(_place) = service.gate.places.clone().try_acquire_owned() else {
+        // read what the client is still sending, so that it reads the answer rather than
+        // a connection closed under it (at most the body limit, within the time limit)
+        let limit = service.limits.max_body_mib.saturating_mul(1 << 20);
+        let _ = tokio::time::timeout(service.gate.timeout, drain(request.into_body(), limit)).await;
+        return ApiError::busy("the server is busy: its queue of waiting requests is full (--queue); retry later")
+            .into_response();
+    };
+    match tokio::time::timeout(service.gate.timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::internal("failed to process request before timeout").into_response(),
+    }
+}
+
+/// Reads and drops a body, up to `limit` bytes.
+async fn drain(mut body: axum::body::Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |d| d.len());
+        if read > limit {
+            break;
+        }
+    }
+}
+
+/// One JSON line on stderr per request: time, client, method, path, status, milliseconds.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let client = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string());
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let start = std::time::Instant::now();
     let response = next.run(request).await;
     let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let line = serde_json::json!({
         "time": time.as_secs_f64(),
-        "client": client.to_string(),
+        "client": client,
         "method": method.as_str(),
         "path": path,
         "status": response.status().as_u16(),
@@ -355,6 +436,12 @@ async fn access_log(
     });
     eprintln!("{line}");
     response
+}
+
+/// Whether a key a client sent is the one configured, compared in constant time.
+fn same_key(sent: Option<&str>, key: &str) -> bool {
+    let sent = sent.unwrap_or("").as_bytes();
+    sent.len() == key.len() && sent.iter().zip(key.as_bytes()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then finishes the requests
@@ -388,32 +475,27 @@ pub fn run(config: &ServeConfig, ready: impl FnOnce(SocketAddr, &Service)) -> Re
             .await
             .map_err(|e| Error::setting("port", format!("cannot listen on {address}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| Error::Invalid(e.to_string()))?;
+        // the handlers are in place before anyone is told the server is up
+        let stop = shutdown_signal().map_err(|e| Error::Invalid(format!("cannot handle SIGTERM: {e}")))?;
         ready(bound, &service);
-        serve(listener, service, shutdown_signal())
-            .await
-            .map_err(|e| Error::Invalid(format!("the server stopped: {e}")))
+        serve(listener, service, stop).await.map_err(|e| Error::Invalid(format!("the server stopped: {e}")))
     })
 }
 
-/// Completes on SIGTERM (what service managers and `docker stop` send) or Ctrl-C.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that completes on SIGTERM (what service managers and `docker stop` send) or
+/// Ctrl-C; the handlers are installed when this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let interrupt = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    eprintln!("{}", serde_json::json!({"event": "shutdown", "note": "finishing the requests in flight"}));
+        #[cfg(not(unix))]
+        let _ = interrupt.await;
+        eprintln!("{}", serde_json::json!({"event": "shutdown", "note": "finishing the requests in flight"}));
+    })
 }

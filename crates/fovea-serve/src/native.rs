@@ -2,12 +2,13 @@
 //! server's health, the OpenAPI description, and the web page.
 
 use crate::deepstack::blocking;
+use crate::form::AdminForm;
 use crate::{ApiError, Form, Service};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
-use axum::{Json, Router};
+use axum::Json;
 use std::sync::Arc;
 
 /// The OpenAPI 3 description of every route, served at `/openapi.json`.
@@ -15,13 +16,14 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// The web page, served at `/`.
 const PAGE: &str = include_str!("page.html");
 
-/// fovea's own routes.
+/// fovea's own routes open to all: the page, the health check, the description.
 pub fn route_table() -> Vec<(&'static str, MethodRouter<Arc<Service>>)> {
-    vec![("/", get(page)), ("/health", get(health)), ("/openapi.json", get(openapi)), ("/v1/fovea/faces", post(faces))]
+    vec![("/", get(page)), ("/health", get(health)), ("/openapi.json", get(openapi))]
 }
 
-pub fn routes() -> Router<Arc<Service>> {
-    route_table().into_iter().fold(Router::new(), |router, (path, method)| router.route(path, method))
+/// fovea's own API, behind the queue like DeepStack's.
+pub fn api_table() -> Vec<(&'static str, MethodRouter<Arc<Service>>)> {
+    vec![("/v1/fovea/faces", post(faces)), ("/v1/backup", post(backup))]
 }
 
 async fn page() -> impl IntoResponse {
@@ -32,13 +34,14 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
-/// `GET /health`: what is loaded and how busy the server is.
+/// `GET /health`: what is loaded and how busy the server is (open to all, so it names
+/// no database file or host).
 async fn health(State(service): State<Arc<Service>>) -> Result<Json<serde_json::Value>, ApiError> {
     let s = service.clone();
     let people = blocking(move || s.people.store().people().map_err(ApiError::from_server)).await?;
     Ok(Json(serde_json::json!({
         "status": "ok",
-        "store": service.people.store().describe(),
+        "store": service.people.store().kind(),
         "people": people.len(),
         "face_detector": format!("{:?}", service.faces_kind),
         "detectors": service.detectors.keys().collect::<Vec<_>>(),
@@ -63,19 +66,18 @@ async fn faces(State(service): State<Arc<Service>>, form: Form) -> Result<Json<s
             })?,
         };
     let image = form.image()?.clone();
-    let s = service.clone();
     let answer = service
-        .gate
-        .run(move || {
+        .run(move |s, _job| {
             let rgb = s.picture(&image)?;
             let found = s.faces.run(&rgb, s.face_score).map_err(ApiError::from_server)?;
+            let people = s.people.index().map_err(ApiError::from_server)?;
             let mut faces = Vec::new();
             for face in found {
-                let nearest = s.people.nearest(&face.descriptor).map_err(ApiError::from_server)?;
-                let (name, distance) = nearest.filter(|(_, d)| *d < threshold).unzip();
+                let nearest = people.nearest(&face.descriptor).filter(|(_, d)| *d < threshold);
+                let (name, distance) = nearest.map(|(n, d)| (n.to_string(), d)).unzip();
                 faces.push(fovea_vision::face::IdentifiedFace { face, name, distance });
             }
-            let (w, h) = (rgb.shape()[2], rgb.shape()[1]);
+            let (w, h) = crate::deepstack::size(&rgb);
             Ok(serde_json::json!({
                 "success": true,
                 "image": image.file_name.clone().unwrap_or(image.field.clone()),
@@ -86,4 +88,37 @@ async fn faces(State(service): State<Arc<Service>>, form: Form) -> Result<Json<s
         })
         .await?;
     Ok(Json(answer))
+}
+
+/// `POST /v1/backup` (`admin_key`, as DeepStack's): a consistent copy of the face
+/// database, a SQLite file (`fovea faces list --db` reads it; to restore, stop the server
+/// and put it in place). A PostgreSQL store is backed up with `pg_dump`.
+async fn backup(State(service): State<Arc<Service>>, _form: AdminForm) -> Result<impl IntoResponse, ApiError> {
+    let bytes = blocking(move || {
+        let dir = tempfile_dir().map_err(ApiError::internal)?;
+        let path = dir.join("fovea-faces.db");
+        let copied = service.people.store().backup(&path);
+        let bytes = copied.and_then(|_| std::fs::read(&path).map_err(|e| fovea::Error::io(&path, e)));
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes.map_err(|e| match e {
+            fovea::Error::Setting { .. } => ApiError::bad_request(e.to_string()),
+            e => ApiError::from_server(e),
+        })
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.sqlite3"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"fovea-faces.db\""),
+        ],
+        bytes,
+    ))
+}
+
+/// A new private folder under the system's temporary folder.
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let dir = std::env::temp_dir().join(format!("fovea-backup-{}-{stamp}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    Ok(dir)
 }

@@ -16,6 +16,7 @@ const CHANNEL: &str = "fovea_faces";
 /// People in PostgreSQL: the tables `fovea_people` and `fovea_descriptors`.
 pub struct PostgresStore {
     client: Mutex<Client>,
+    config: postgres::Config,
     changes: Arc<Changes>,
     /// the URL without its password, for messages
     shown: String,
@@ -32,7 +33,13 @@ struct Changes {
 }
 
 fn pg_error(shown: &str, e: postgres::Error) -> Error {
-    Error::Invalid(format!("PostgreSQL face database {shown}: {e}"))
+    // the error's own text is often only "db error"; the server's message says what
+    let why = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(source)) => format!("{e}: {source}"),
+        (None, None) => e.to_string(),
+    };
+    Error::Invalid(format!("PostgreSQL face database {shown}: {why}"))
 }
 
 impl PostgresStore {
@@ -43,7 +50,8 @@ impl PostgresStore {
             url.parse().map_err(|e| Error::setting("db", format!("not a PostgreSQL URL ({e})")))?;
         let shown = shown_url(url);
         let mut config = config;
-        config.connect_timeout(Duration::from_secs(10));
+        // a server gone without a word (a cable, a crash) is noticed within a minute
+        config.connect_timeout(Duration::from_secs(10)).keepalives_idle(Duration::from_secs(30));
         let mut client = config.connect(NoTls).map_err(|e| pg_error(&shown, e))?;
         create_tables(&mut client).map_err(|e| pg_error(&shown, e))?;
         let changes = Arc::new(Changes {
@@ -51,16 +59,35 @@ impl PostgresStore {
             listening: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
-        let (listener_changes, listener_shown) = (changes.clone(), shown.clone());
+        let (listener_config, listener_changes, listener_shown) = (config.clone(), changes.clone(), shown.clone());
         std::thread::Builder::new()
             .name("fovea-pg-listen".into())
-            .spawn(move || listen(config, listener_changes, listener_shown))
+            .spawn(move || listen(listener_config, listener_changes, listener_shown))
             .map_err(|e| Error::Invalid(format!("cannot start the PostgreSQL listener: {e}")))?;
-        Ok(PostgresStore { client: Mutex::new(client), changes, shown })
+        Ok(PostgresStore { client: Mutex::new(client), config, changes, shown })
     }
 
-    fn client(&self) -> std::sync::MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The connection, made anew if the old one was lost (a restarted server): the call
+    /// that met the lost connection failed, the next ones work.
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, Client>> {
+        let mut client = self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if client.is_closed() {
+            *client = self.config.connect(NoTls).map_err(|e| pg_error(&self.shown, e))?;
+        }
+        Ok(client)
+    }
+
+    /// A read, tried once more on a new connection if the old one turns out lost (reads
+    /// may be repeated; writes are not, as a lost commit may have happened).
+    fn read<T>(&self, query: impl Fn(&mut Client) -> std::result::Result<T, postgres::Error>) -> Result<T> {
+        let mut client = self.client()?;
+        match query(&mut client) {
+            Err(_) if client.is_closed() => {
+                *client = self.config.connect(NoTls).map_err(|e| pg_error(&self.shown, e))?;
+                query(&mut client).map_err(|e| pg_error(&self.shown, e))
+            }
+            answer => answer.map_err(|e| pg_error(&self.shown, e)),
+        }
     }
 
     fn changed(&self) {
@@ -115,16 +142,22 @@ fn listen(config: postgres::Config, changes: Arc<Changes>, shown: String) {
             // whatever changed while no one listened is read again
             changes.version.fetch_add(1, Ordering::SeqCst);
             changes.listening.store(true, Ordering::SeqCst);
-            let mut notifications = client.notifications();
+            let mut quiet = 0;
             while !changes.closed.load(Ordering::SeqCst) {
                 // a new iterator each time: one whose timer has run out never waits again,
                 // and a loop that never waits starves the connection's IO
-                match notifications.timeout_iter(Duration::from_millis(500)).next() {
-                    Ok(Some(_)) => {
+                let notification = client.notifications().timeout_iter(Duration::from_millis(500)).next()?;
+                match notification {
+                    Some(_) => {
                         changes.version.fetch_add(1, Ordering::SeqCst);
+                        quiet = 0;
                     }
-                    Ok(None) => {}
-                    Err(e) => return Err(e),
+                    // a lost connection also reads as silence: after 5 quiet seconds, ask
+                    None if quiet == 10 => {
+                        client.batch_execute("")?;
+                        quiet = 0;
+                    }
+                    None => quiet += 1,
                 }
             }
             Ok(())
@@ -152,7 +185,7 @@ impl IdentityStore for PostgresStore {
             return Err(Error::Invalid(format!("a face descriptor has 128 values, not {} ({source})", d.len())));
         }
         let err = |e| pg_error(&self.shown, e);
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(err)?;
         let inserted = tx
             .query_opt(
@@ -180,7 +213,7 @@ impl IdentityStore for PostgresStore {
 
     fn remove(&self, name: &str) -> Result<bool> {
         let err = |e| pg_error(&self.shown, e);
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut tx = client.transaction().map_err(err)?;
         let removed = tx.execute("DELETE FROM fovea_people WHERE name = $1", &[&name]).map_err(err)? > 0;
         tx.batch_execute(&format!("NOTIFY {CHANNEL}")).map_err(err)?;
@@ -190,22 +223,23 @@ impl IdentityStore for PostgresStore {
     }
 
     fn people(&self) -> Result<Vec<Person>> {
-        let rows = self
-            .client()
-            .query(
+        let rows = self.read(|client| {
+            client.query(
                 "SELECT p.name, COUNT(d.id) FROM fovea_people p LEFT JOIN fovea_descriptors d ON d.person = p.id \
                  GROUP BY p.id ORDER BY p.name COLLATE \"C\"",
                 &[],
             )
-            .map_err(|e| pg_error(&self.shown, e))?;
+        })?;
         Ok(rows.iter().map(|r| Person { name: r.get(0), descriptors: r.get::<_, i64>(1) as usize }).collect())
     }
 
     fn descriptors(&self) -> Result<Vec<(String, Vec<f32>)>> {
-        let rows = self
-            .client()
-            .query("SELECT p.name, d.descriptor FROM fovea_descriptors d JOIN fovea_people p ON p.id = d.person", &[])
-            .map_err(|e| pg_error(&self.shown, e))?;
+        let rows = self.read(|client| {
+            client.query(
+                "SELECT p.name, d.descriptor FROM fovea_descriptors d JOIN fovea_people p ON p.id = d.person",
+                &[],
+            )
+        })?;
         let mut all = Vec::with_capacity(rows.len());
         for row in rows {
             let (name, descriptor): (String, Vec<f32>) = (row.get(0), row.get(1));
@@ -232,6 +266,14 @@ impl IdentityStore for PostgresStore {
 
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.shown)
+    }
+
+    fn kind(&self) -> &'static str {
+        "PostgreSQL"
+    }
+
+    fn backup(&self, _to: &std::path::Path) -> Result<()> {
+        Err(Error::setting("db", "a PostgreSQL face database is backed up with pg_dump, not through the server"))
     }
 }
 

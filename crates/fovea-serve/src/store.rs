@@ -8,7 +8,7 @@
 use fovea::Result;
 use fovea_vision::face::{FaceDb, Person};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A database of enrolled people. Calls block; the server makes them off its async threads.
 pub trait IdentityStore: Send + Sync {
@@ -25,6 +25,10 @@ pub trait IdentityStore: Send + Sync {
     fn version(&self) -> Result<u64>;
     /// What it is, for logs: `SQLite people.db`.
     fn describe(&self) -> String;
+    /// What kind it is, naming no file or host: `SQLite`, `PostgreSQL`.
+    fn kind(&self) -> &'static str;
+    /// Writes a consistent copy of the store to the new file `to`, a SQLite face database.
+    fn backup(&self, to: &std::path::Path) -> Result<()>;
 }
 
 /// A SQLite face database (the CLI's): one connection, its calls one at a time.
@@ -77,6 +81,14 @@ impl IdentityStore for SqliteStore {
     fn describe(&self) -> String {
         format!("SQLite {}", self.path.display())
     }
+
+    fn kind(&self) -> &'static str {
+        "SQLite"
+    }
+
+    fn backup(&self, to: &std::path::Path) -> Result<()> {
+        self.db().backup_to(to)
+    }
 }
 
 /// The people a server recognises: a store, and its descriptors cached in memory.
@@ -87,13 +99,30 @@ pub struct People {
 
 struct Cache {
     version: Option<u64>,
-    descriptors: Vec<(String, Vec<f32>)>,
+    descriptors: Arc<Vec<(String, Vec<f32>)>>,
+}
+
+/// The enrolled descriptors at one moment (see [`People::index`]).
+pub struct Index(Arc<Vec<(String, Vec<f32>)>>);
+
+impl Index {
+    /// The enrolled person nearest to `descriptor` and the distance, if anyone is enrolled.
+    pub fn nearest(&self, descriptor: &[f32]) -> Option<(&str, f64)> {
+        let mut best: Option<(&str, f64)> = None;
+        for (name, enrolled) in self.0.iter() {
+            let d = fovea_vision::face::distance(descriptor, enrolled);
+            if best.is_none_or(|(_, b)| d < b) {
+                best = Some((name, d));
+            }
+        }
+        best
+    }
 }
 
 impl People {
     /// `store`, its descriptors loaded on first use.
     pub fn new(store: Box<dyn IdentityStore>) -> People {
-        People { store, cache: RwLock::new(Cache { version: None, descriptors: Vec::new() }) }
+        People { store, cache: RwLock::new(Cache { version: None, descriptors: Arc::new(Vec::new()) }) }
     }
 
     /// The store itself, for enrolling, removing and listing.
@@ -101,18 +130,11 @@ impl People {
         &*self.store
     }
 
-    /// The enrolled person nearest to `descriptor` and the distance, if anyone is enrolled.
-    pub fn nearest(&self, descriptor: &[f32]) -> Result<Option<(String, f64)>> {
+    /// Every enrolled descriptor as of now, for one request's faces: reloaded first if the
+    /// store changed since they were read.
+    pub fn index(&self) -> Result<Index> {
         self.refresh()?;
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        let mut best: Option<(&str, f64)> = None;
-        for (name, enrolled) in &cache.descriptors {
-            let d = fovea_vision::face::distance(descriptor, enrolled);
-            if best.is_none_or(|(_, b)| d < b) {
-                best = Some((name, d));
-            }
-        }
-        Ok(best.map(|(n, d)| (n.to_string(), d)))
+        Ok(Index(self.cache.read().unwrap_or_else(|p| p.into_inner()).descriptors.clone()))
     }
 
     /// Reloads the descriptors if the store changed since they were read.
@@ -125,7 +147,7 @@ impl People {
         // read the version before the descriptors: a change in between makes the next call reload
         let version = self.store.version()?;
         if cache.version != Some(version) {
-            cache.descriptors = self.store.descriptors()?;
+            cache.descriptors = Arc::new(self.store.descriptors()?);
             cache.version = Some(version);
         }
         Ok(())

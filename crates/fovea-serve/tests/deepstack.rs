@@ -221,9 +221,14 @@ fn bad_requests_get_deepstack_errors_and_change_nothing() {
     error(s, &a, 404, "no custom model named \"people\"");
     let (s, a) =
         post(&server, "/v1/vision/custom/..%2F..%2Fetc", &[key_part(), Part::File("image", "s.jpg", sample(2))]);
-    error(s, &a, 400, "invalid model name \"../../etc\"");
+    error(s, &a, 404, "no custom model named \"../../etc\"");
     let (s, a) = post(&server, "/v1/vision/nothing", &[key_part()]);
     error(s, &a, 404, "no such route");
+    let (s, body) = get(&server, "/v1/vision/face/recognize");
+    error(s, &serde_json::from_str(&body).unwrap(), 404, "no such route for this method");
+    // a GET carries its key in the query string
+    let (s, body) = get(&server, "/v1/vision/custom/list?api_key=sesame");
+    assert_eq!((s, serde_json::from_str::<Value>(&body).unwrap()["models"].clone()), (200, json!([])));
     // after all that, still nobody enrolled
     let (_, a) = post(&server, "/v1/vision/face/list", &[key]);
     assert_eq!(a["faces"], json!([]));
@@ -265,38 +270,104 @@ fn concurrent_registrations_lose_nothing() {
     assert_eq!(counts, expected);
 }
 
+/// A store whose reads wait until the test opens its gate: a request holds its worker
+/// for as long as the test wants.
+struct HeldStore {
+    inner: fovea_serve::SqliteStore,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl HeldStore {
+    fn wait(&self) {
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
+}
+
+struct Held(std::sync::Arc<HeldStore>);
+
+impl fovea_serve::IdentityStore for Held {
+    fn enroll(&self, name: &str, faces: &[(Vec<f32>, String)]) -> fovea::Result<bool> {
+        self.0.inner.enroll(name, faces)
+    }
+    fn remove(&self, name: &str) -> fovea::Result<bool> {
+        self.0.inner.remove(name)
+    }
+    fn people(&self) -> fovea::Result<Vec<fovea_vision::face::Person>> {
+        self.0.inner.people()
+    }
+    fn descriptors(&self) -> fovea::Result<Vec<(String, Vec<f32>)>> {
+        self.0.inner.descriptors()
+    }
+    fn version(&self) -> fovea::Result<u64> {
+        self.0.wait();
+        self.0.inner.version()
+    }
+    fn describe(&self) -> String {
+        self.0.inner.describe()
+    }
+    fn kind(&self) -> &'static str {
+        self.0.inner.kind()
+    }
+    fn backup(&self, to: &std::path::Path) -> fovea::Result<()> {
+        self.0.inner.backup(to)
+    }
+}
+
 #[test]
 fn a_full_queue_answers_503_and_every_request_gets_an_answer() {
+    use fovea_serve::IdentityStore;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.limits.workers = Some(1);
     config.limits.queue = 1;
-    let server = Server::start(&config);
-    let photo = sample(1);
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..6)
-            .map(|_| {
-                scope.spawn(|| {
-                    post(&server, "/v1/vision/face/recognize", &[Part::File("image", "s.jpg", photo.clone())])
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                let (s, answer) = h.join().unwrap();
-                if s == 503 {
-                    assert!(answer["error"].as_str().unwrap().contains("busy"), "{answer}");
-                }
-                s
-            })
-            .collect()
+    let held = std::sync::Arc::new(HeldStore {
+        inner: fovea_serve::SqliteStore::open(&dir.path().join("people.db")).unwrap(),
+        open: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+        waiting: std::sync::atomic::AtomicUsize::new(0),
     });
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
-    assert!(statuses.contains(&200) && statuses.contains(&503), "{statuses:?}");
-    // and the server is still there
+    let service = fovea_serve::Service::with_store(&config, Box::new(Held(held.clone()))).unwrap();
+    let server = Server::with_service(std::sync::Arc::new(service));
+    let photo = sample(1);
+    let recognize = || post(&server, "/v1/vision/face/recognize", &[Part::File("image", "s.jpg", photo.clone())]);
+    std::thread::scope(|scope| {
+        // the first request takes the one worker and waits in the store; the second, the
+        // one place in the queue
+        let first = scope.spawn(recognize);
+        while held.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let second = scope.spawn(recognize);
+        // (the second is in once the server counts two requests in progress)
+        loop {
+            let (_, health) = get(&server, "/health");
+            if serde_json::from_str::<Value>(&health).unwrap()["in_progress"] == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // no place is left: refused at once, whatever the endpoint
+        for path in ["/v1/vision/face/recognize", "/v1/vision/face/", "/v1/vision/face/list"] {
+            let (s, answer) = post(&server, path, &[Part::File("image", "s.jpg", photo.clone())]);
+            assert_eq!(s, 503, "{answer}");
+            assert!(answer["error"].as_str().unwrap().contains("busy"), "{answer}");
+        }
+        *held.open.lock().unwrap() = true;
+        held.opened.notify_all();
+        for request in [first, second] {
+            let (s, answer) = request.join().unwrap();
+            assert_eq!(s, 200, "{answer}");
+        }
+    });
     let (s, _) = post(&server, "/v1/vision/face/list", &[]);
     assert_eq!(s, 200);
+    assert_eq!(Held(held).people().unwrap(), []);
 }
 
 #[test]
@@ -326,4 +397,28 @@ fn the_openapi_description_lists_every_route() {
     let (s, health) = get(&server, "/health");
     let health: Value = serde_json::from_str(&health).unwrap();
     assert_eq!((s, &health["status"], &health["people"]), (200, &json!("ok"), &json!(0)));
+}
+
+#[test]
+fn backup_needs_the_admin_key_and_copies_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.keys.admin_key = Some("root".into());
+    let server = Server::start(&config);
+    let (s, _) = post(
+        &server,
+        "/v1/vision/face/register",
+        &[Part::Text("userid", "alice"), Part::File("image", "a.png", alice())],
+    );
+    assert_eq!(s, 200);
+    // the api key is not set, the admin key is: backup needs it
+    let (s, answer) = post(&server, "/v1/backup", &[]);
+    assert_eq!((s, &answer["error"]), (401, &json!("Incorrect admin key")));
+    let (content_type, body) = multipart(&[Part::Text("admin_key", "root")]);
+    let copy = post_bytes(&format!("{}/v1/backup", server.url), &content_type, &body);
+    assert!(copy.starts_with(b"SQLite format 3"));
+    let file = dir.path().join("copy.db");
+    std::fs::write(&file, copy).unwrap();
+    let people = fovea_vision::face::FaceDb::open_read_only(&file).unwrap().list().unwrap();
+    assert_eq!(people, [fovea_vision::face::Person { name: "alice".into(), descriptors: 1 }]);
 }

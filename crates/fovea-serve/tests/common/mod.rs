@@ -118,6 +118,13 @@ pub fn post_text(url: &str, content_type: &str, body: &[u8]) -> String {
     agent().post(url).header("Content-Type", content_type).send(body).unwrap().body_mut().read_to_string().unwrap()
 }
 
+/// POSTs a raw body; the answer's bytes, which must come with 200.
+pub fn post_bytes(url: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut response = agent().post(url).header("Content-Type", content_type).send(body).unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.body_mut().read_to_vec().unwrap()
+}
+
 /// POSTs a multipart form of `parts` to `path`.
 pub fn post(server: &Server, path: &str, parts: &[Part]) -> (u16, Value) {
     let (content_type, body) = multipart(parts);

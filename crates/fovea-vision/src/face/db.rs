@@ -278,6 +278,17 @@ impl FaceDb {
         self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(|e| db_error(&self.path, e))
     }
 
+    /// Writes a consistent copy of the database to the new file `to` (SQLite's `VACUUM
+    /// INTO`: the people and descriptors as of one moment, while others keep writing).
+    pub fn backup_to(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::format(to, "already exists: a backup is written to a new file"));
+        }
+        let target = to.to_str().ok_or_else(|| Error::format(to, "not a UTF-8 path"))?;
+        self.conn.execute("VACUUM INTO ?1", params![target]).map_err(|e| db_error(to, e))?;
+        Ok(())
+    }
+
     /// Everyone enrolled, by name.
     pub fn list(&self) -> Result<Vec<Person>> {
         let err = |e| db_error(&self.path, e);
