@@ -422,3 +422,24 @@ fn backup_needs_the_admin_key_and_copies_the_database() {
     let people = fovea_vision::face::FaceDb::open_read_only(&file).unwrap().list().unwrap();
     assert_eq!(people, [fovea_vision::face::Person { name: "alice".into(), descriptors: 1 }]);
 }
+
+/// The load test: 16 clients at once, 3 requests each, below the queue limit: every one
+/// answered 200 with the same faces as a request alone.
+#[test]
+fn sixteen_clients_at_once_all_get_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&config(dir.path()));
+    let photo = sample(2);
+    let detect = || post(&server, "/v1/vision/face/", &[Part::File("image", "s2.jpg", photo.clone())]);
+    let (s, alone) = detect();
+    assert_eq!(s, 200, "{alone}");
+    assert!(!alone["predictions"].as_array().unwrap().is_empty());
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..16).map(|_| scope.spawn(|| (0..3).map(|_| detect()).collect::<Vec<_>>())).collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), 48);
+    for (s, answer) in answers {
+        assert_eq!((s, &answer), (200, &alone));
+    }
+}
