@@ -104,7 +104,7 @@ many = next(r for r in rows if r["endpoint"] == "recognize" and r["clients"] == 
 lines += [
     "",
     f"recognize, one client: p50 {one['p50_ms']:.1f} ms against the chain's {chain:.1f} ms "
-    f"(+{one['p50_ms'] - chain:.1f} ms; goal +5). 16 clients: {many['per_second']:.2f} requests/s against "
+    f"({one['p50_ms'] - chain:+.1f} ms; goal +5). 16 clients: {many['per_second']:.2f} requests/s against "
     f"1000 / chain = {1000 / chain:.2f} ({many['per_second'] * chain / 1000:.0%}; goal 90%).",
     "",
 ]

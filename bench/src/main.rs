@@ -52,11 +52,12 @@ fn main() {
         eprintln!("error: --isa: {e}");
         std::process::exit(2);
     }
+    // before the kernel threads start (and allocate)
+    fovea::kernels::keep_freed_memory();
     if let Err(e) = fovea::kernels::init_threads(threads) {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
-    fovea::kernels::keep_freed_memory();
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
         // Only N training steps of a model on synthetic data, pictures 1x28x28 unless
         // `--size C,H,W`, batch 64 unless `--batch B`: a target for profilers, and the

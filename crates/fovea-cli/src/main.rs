@@ -232,6 +232,8 @@ fn main() -> ExitCode {
     let version: &'static str = Box::leak(long_version().into_boxed_str());
     let matches = Cli::command().version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // before the kernel threads start (and allocate)
+    fovea::runtime::keep_freed_memory();
     let setup =
         fovea::runtime::init_isa(cli.isa).and_then(|_| fovea::budget::limit()).and_then(|_| match cli.command {
             // the server's main thread runs its event loop, not kernels
@@ -242,7 +244,6 @@ fn main() -> ExitCode {
         eprintln!("error: {}", message(&e.into()));
         return ExitCode::FAILURE;
     }
-    fovea::runtime::keep_freed_memory();
     JSON.set(cli.json).expect("set once");
     let result = match cli.command {
         Command::Train(a) => classify::train(a, matches.subcommand_matches("train").expect("the train command")),

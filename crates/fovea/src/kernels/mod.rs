@@ -167,16 +167,20 @@ pub fn for_each_level(threads: &[usize], f: impl Fn(Isa, usize) + Sync) {
 /// steps). The mapping threshold cannot be raised past 32 MiB, so mapping is switched
 /// off for the main thread's heap, where the training loop allocates: VGG's 400 MB
 /// classifier gradients were mapped afresh every step (a vgg11_bn step at 32x32 took
-/// 1.47 s, 0.87 s without). The price: the process keeps its peak memory (freed chunks
-/// stay for reuse; glibc still maps when the heap cannot grow, and in other threads'
-/// heaps for chunks over 64 MiB). For programs (the CLI, benchmarks) to call once at
-/// start; a no-op elsewhere.
+/// 1.47 s, 0.87 s without). Every thread allocates from that one heap: glibc's other
+/// threads' heaps (64 MiB each) are made and unmapped as a network's activations come
+/// and go, so a server's request, computed on a pool thread, took 1,000 page faults and
+/// about 8 ms more than on the main thread (2026-12-03; a LeNet-5 or ResNet-18 training
+/// step is no slower for it). The price: the process keeps its peak memory (freed chunks
+/// stay for reuse; glibc still maps when the heap cannot grow). For programs (the CLI,
+/// benchmarks) to call once at start, before other threads allocate; a no-op elsewhere.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; any value is valid.
+    // SAFETY: mallopt only changes allocator settings; any value is valid.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
