@@ -168,21 +168,21 @@ impl FromRequest<Arc<Service>> for Form {
     }
 }
 
-/// The form of an admin request (DeepStack's backup): its `admin_key` checked instead of
-/// `api_key`.
+/// Proof that an admin request (DeepStack's backup) carried the right `admin_key` form
+/// field (its `api_key` is not asked for, as on DeepStack).
 #[derive(Debug)]
-pub struct AdminForm(pub Form);
+pub struct AdminKey;
 
-impl FromRequest<Arc<Service>> for AdminForm {
+impl FromRequest<Arc<Service>> for AdminKey {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, service: &Arc<Service>) -> Result<AdminForm, ApiError> {
+    async fn from_request(req: Request, service: &Arc<Service>) -> Result<AdminKey, ApiError> {
         let form = Form::read(req).await?;
         if let Some(key) = &service.keys.admin_key {
             if !crate::same_key(form.field("admin_key"), key) {
                 return Err(ApiError::unauthorized("Incorrect admin key"));
             }
         }
-        Ok(AdminForm(form))
+        Ok(AdminKey)
     }
 }

@@ -20,7 +20,7 @@ mod pg;
 mod store;
 
 pub use error::ApiError;
-pub use form::{AdminForm, Form, Upload};
+use form::{Form, Upload};
 #[cfg(feature = "postgres")]
 pub use pg::PostgresStore;
 pub use store::{IdentityStore, People, SqliteStore};

@@ -2,7 +2,7 @@
 //! server's health, the OpenAPI description, and the web page.
 
 use crate::deepstack::blocking;
-use crate::form::AdminForm;
+use crate::form::AdminKey;
 use crate::{ApiError, Form, Service};
 use axum::extract::State;
 use axum::http::header;
@@ -93,7 +93,7 @@ async fn faces(State(service): State<Arc<Service>>, form: Form) -> Result<Json<s
 /// `POST /v1/backup` (`admin_key`, as DeepStack's): a consistent copy of the face
 /// database, a SQLite file (`fovea faces list --db` reads it; to restore, stop the server
 /// and put it in place). A PostgreSQL store is backed up with `pg_dump`.
-async fn backup(State(service): State<Arc<Service>>, _form: AdminForm) -> Result<impl IntoResponse, ApiError> {
+async fn backup(State(service): State<Arc<Service>>, _admin: AdminKey) -> Result<impl IntoResponse, ApiError> {
     let bytes = blocking(move || {
         let dir = tempfile_dir().map_err(ApiError::internal)?;
         let path = dir.join("fovea-faces.db");

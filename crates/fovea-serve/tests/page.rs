@@ -49,7 +49,9 @@ impl Browser {
             "POST",
             "/session",
             json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"]
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                         // a synthetic camera, allowed without asking, for the webcam snapshot
+                         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
             }}}}),
         );
         browser.url = format!("{}/session/{}", browser.url, session["sessionId"].as_str().unwrap());
@@ -149,6 +151,17 @@ fn the_page_finds_registers_and_recognises_faces_in_a_browser() {
     let png = base64::engine::general_purpose::STANDARD.decode(shot.as_str().unwrap()).unwrap();
     assert_eq!(&png[1..4], b"PNG");
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fovea-serve-page.png"), png).unwrap();
+
+    // a webcam snapshot (Chromium's synthetic camera: no face in it) goes the same way
+    browser.script("document.getElementById('status').textContent = ''");
+    let camera = browser.element("#camera");
+    browser.call("POST", &format!("/element/{camera}/click"), json!({}));
+    browser.wait_for("const v = document.getElementById('video'); return v.videoWidth > 0");
+    let snap = browser.element("#snap");
+    browser.call("POST", &format!("/element/{snap}/click"), json!({}));
+    let status =
+        browser.wait_for("const s = document.getElementById('status').textContent; return /face/.test(s) && s;");
+    assert_eq!(status, "0 face(s), 0 object(s)");
 
     // delete her from the list; the server forgets her
     let delete = browser.element("#people li button");
