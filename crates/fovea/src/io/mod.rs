@@ -1,10 +1,12 @@
 //! Files: checkpoints (a model, its optimizer and a description in one safetensors file),
-//! safetensors (foreign weights), NumPy `.npy` arrays and TensorFlow.js weight manifests.
+//! safetensors (foreign weights), NumPy `.npy` arrays, TensorFlow.js weight manifests and
+//! ONNX models (`onnx`).
 //! Every write goes to a temporary file that is renamed into place, so a crash never
 //! leaves a half-written file where a good one was.
 
 mod checkpoint;
 mod npy;
+pub mod onnx;
 mod safetensors_io;
 mod tfjs;
 
