@@ -188,3 +188,49 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out[at..at + from.len()].copy_from_slice(to);
     out
 }
+
+/// The onnx package's backend node test cases for the operators fovea supports
+/// (tools/gen_onnx_node_cases.py): every model reads, with its one operator, and every
+/// input and output tensor file reads as onnx reads it (shape, element type, count, sum,
+/// first values); tensors of element types fovea does not read say so.
+#[test]
+fn reads_the_onnx_backend_node_cases() {
+    let dir = fixture("node");
+    let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases = cases.as_object().unwrap();
+    assert!(cases.len() > 400, "{} cases", cases.len());
+    let (mut read, mut unreadable_types) = (0, 0);
+    for (name, case) in cases {
+        let model = onnx::load(&dir.join(name).join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(model.graph.nodes.iter().all(|n| n.op_type == case["op"].as_str().unwrap()), "{name}");
+        for (file, expected) in case["files"].as_object().unwrap() {
+            let bytes = std::fs::read(dir.join(name).join(file)).unwrap();
+            let t = onnx::parse_tensor(&bytes).unwrap_or_else(|e| panic!("{name}/{file}: {e}"));
+            assert_eq!(t.name, expected["name"].as_str().unwrap(), "{name}/{file}");
+            let dims: Vec<i64> = expected["dims"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+            assert_eq!((t.dims.clone(), t.data_type as i64), (dims, expected["data_type"].as_i64().unwrap()));
+            match t.to_f64s() {
+                Ok(values) => {
+                    assert!(expected["numeric"].as_bool().unwrap(), "{name}/{file}");
+                    assert_eq!(values.len() as u64, expected["count"].as_u64().unwrap(), "{name}/{file}");
+                    let sum: f64 = values.iter().filter(|v| v.is_finite()).sum();
+                    let want = expected["sum"].as_f64().unwrap();
+                    assert!((sum - want).abs() <= 1e-9 * want.abs().max(1.0), "{name}/{file}: sum {sum} vs {want}");
+                    for (v, w) in values.iter().zip(expected["first"].as_array().unwrap()) {
+                        match w.as_f64() {
+                            Some(w) => assert_eq!(*v, w, "{name}/{file}"),
+                            None => assert!(!v.is_finite(), "{name}/{file}: {v} where onnx reads NaN or infinity"),
+                        }
+                    }
+                    read += 1;
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains("element type"), "{name}/{file}: {e}");
+                    unreadable_types += 1;
+                }
+            }
+        }
+    }
+    // most are float tensors; the rest are strings, 8- and 4-bit floats and integers
+    assert!(read > 5 * unreadable_types, "{read} read, {unreadable_types} of types fovea does not read");
+}

@@ -338,6 +338,12 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Model, String> {
     Ok(model)
 }
 
+/// A tensor from the bytes of a serialized `TensorProto` (the `.pb` files of ONNX's test
+/// data, `onnx.save_tensor`'s output).
+pub fn parse_tensor(bytes: &[u8]) -> std::result::Result<TensorData, String> {
+    read_tensor(bytes)
+}
+
 fn read_graph(bytes: &[u8], depth: usize) -> std::result::Result<Graph, String> {
     if depth >= MAX_DEPTH {
         return Err(format!("graphs nested more than {MAX_DEPTH} deep"));
