@@ -268,6 +268,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
+            fovea_vision::train::remove_empty_new_folders();
             ExitCode::FAILURE
         }
     }

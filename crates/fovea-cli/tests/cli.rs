@@ -191,8 +191,12 @@ fn conv_playground_and_general_conv2d() {
 fn missing_or_corrupt_data_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();
-    let err = fails(&["train", "--data", &data, "--epochs", "1"]);
+    let runs = tempfile::tempdir().unwrap();
+    let out = runs.path().join("new/run").display().to_string();
+    let err = fails(&["train", "--data", &data, "--epochs", "1", "--out", &out]);
     assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
+    // the run failed before writing anything: it leaves no empty folder behind
+    assert!(!runs.path().join("new").exists());
     // a truncated copy of the real label file
     let src = fovea_vision::data::FashionMnist::default_dir();
     for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {

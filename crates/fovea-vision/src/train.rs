@@ -12,7 +12,7 @@ use fovea::optim::{Optimizer, OptimizerConfig};
 use fovea::{no_grad, ops, Error, Result, Rng, Tensor, Var};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One epoch's figures: a row of `metrics.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -168,14 +168,31 @@ pub fn check_new_folder(dir: &Path, force: bool) -> Result<()> {
     check_writable(dir)
 }
 
+/// The folders [`check_writable`] made in this process (see [`remove_empty_new_folders`]).
+static MADE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
 /// Makes `dir` and checks that files can be written in it, so that a run into a folder it
 /// cannot write fails now, not after its first epoch.
 pub fn check_writable(dir: &Path) -> Result<()> {
+    // the folders about to be made, outermost first
+    let missing: Vec<PathBuf> =
+        dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).map(Path::to_path_buf).collect();
+    MADE.lock().unwrap_or_else(|e| e.into_inner()).extend(missing.into_iter().rev());
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let probe = dir.join(format!(".fovea-write-check.tmp{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| Error::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }
+
+/// Removes the folders [`check_writable`] made in this process that are still empty: what
+/// a program calls when a run failed before writing anything, so that it leaves no empty
+/// run folder behind. A folder holding anything stays.
+pub fn remove_empty_new_folders() {
+    for dir in MADE.lock().unwrap_or_else(|e| e.into_inner()).drain(..).rev() {
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
 /// The key of a run's description in its checkpoint's metadata.
 const META_KEY: &str = "fovea";
 
