@@ -203,6 +203,7 @@ fn reads_the_onnx_backend_node_cases() {
     for (name, case) in cases {
         let model = onnx::load(&dir.join(name).join("model.onnx")).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(model.graph.nodes.iter().all(|n| n.op_type == case["op"].as_str().unwrap()), "{name}");
+        model.graph.check().unwrap_or_else(|e| panic!("{name}: {e}"));
         for (file, expected) in case["files"].as_object().unwrap() {
             let bytes = std::fs::read(dir.join(name).join(file)).unwrap();
             let t = onnx::parse_tensor(&bytes).unwrap_or_else(|e| panic!("{name}/{file}: {e}"));
@@ -233,4 +234,54 @@ fn reads_the_onnx_backend_node_cases() {
     }
     // most are float tensors; the rest are strings, 8- and 4-bit floats and integers
     assert!(read > 5 * unreadable_types, "{read} read, {unreadable_types} of types fovea does not read");
+}
+
+#[test]
+fn graphs_that_cannot_run_are_refused_with_every_problem_named() {
+    let model = onnx::load(&fixture("parse.onnx")).unwrap();
+    model.graph.check().unwrap();
+    assert_eq!(model.opset(""), Some(17));
+    assert_eq!(model.opset("ai.onnx"), Some(17));
+    assert_eq!(model.opset("com.example"), Some(1));
+    let ops: Vec<String> = model.operators().into_iter().map(|(d, o)| format!("{d}:{o}")).collect();
+    // the If node's branches are counted too
+    assert_eq!(
+        ops,
+        [
+            ":Constant",
+            ":Conv",
+            ":Identity",
+            ":If",
+            ":LeakyRelu",
+            ":Neg",
+            ":Reshape",
+            ":Resize",
+            "com.example:CustomFloats"
+        ]
+    );
+    let node = |name: &str, inputs: &[&str], outputs: &[&str]| onnx::Node {
+        name: name.into(),
+        op_type: "Relu".into(),
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let value = |name: &str| onnx::ValueInfo { name: name.into(), ..Default::default() };
+    // a cycle (a reads b, b reads a), a value from nowhere, a value made twice, an output never made
+    let broken = Graph {
+        name: "broken".into(),
+        nodes: vec![node("a", &["x", "b"], &["a"]), node("b", &["a"], &["b"]), node("c", &["ghost"], &["a"])],
+        inputs: vec![value("x")],
+        outputs: vec![value("b"), value("missing")],
+        ..Default::default()
+    };
+    let err = broken.check().unwrap_err();
+    for expected in [
+        "node 0 (Relu \"a\") reads \"b\", made only by node 1 after it (the nodes are out of order, or form a cycle)",
+        "node 2 (Relu \"c\") reads \"ghost\", which is no input, initializer or node output",
+        "node 2 (Relu \"c\") makes \"a\", which an earlier node already made",
+        "graph \"broken\" has output \"missing\", which nothing makes",
+    ] {
+        assert!(err.contains(expected), "{err}\nlacks: {expected}");
+    }
 }

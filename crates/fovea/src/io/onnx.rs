@@ -28,6 +28,98 @@ pub struct Model {
     pub graph: Graph,
 }
 
+impl Model {
+    /// The version of the operator set imported for `domain` (`""` and `"ai.onnx"` are
+    /// both ONNX's own), if the model imports it.
+    pub fn opset(&self, domain: &str) -> Option<i64> {
+        let onnx = |d: &str| d.is_empty() || d == "ai.onnx";
+        self.opsets.iter().find(|(d, _)| d == domain || (onnx(d) && onnx(domain))).map(|(_, v)| *v)
+    }
+
+    /// Every operator the model uses, in its graph and the graphs nested in attributes:
+    /// (domain, op_type), each once, sorted.
+    pub fn operators(&self) -> std::collections::BTreeSet<(String, String)> {
+        let mut found = std::collections::BTreeSet::new();
+        collect_operators(&self.graph, &mut found);
+        found
+    }
+}
+
+fn collect_operators(graph: &Graph, found: &mut std::collections::BTreeSet<(String, String)>) {
+    for node in &graph.nodes {
+        found.insert((node.domain.clone(), node.op_type.clone()));
+        for a in &node.attributes {
+            match &a.value {
+                AttributeValue::Graph(g) => collect_operators(g, found),
+                AttributeValue::Graphs(gs) => gs.iter().for_each(|g| collect_operators(g, found)),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Graph {
+    /// Checks that the graph can run as written: every value a node reads is a graph
+    /// input, an initializer, or made by an earlier node (ONNX requires the nodes in
+    /// topological order, so a cycle shows up as a value read before it is made); no value
+    /// is made twice; every graph output is made. Graphs nested in attributes are checked
+    /// too, seeing the values of the graphs around them. Lists every problem (the first 20).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let mut problems = Vec::new();
+        check_graph(self, &std::collections::HashSet::new(), &mut problems);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let more = problems.len().saturating_sub(20);
+        problems.truncate(20);
+        if more > 0 {
+            problems.push(format!("and {more} more"));
+        }
+        Err(problems.join("; "))
+    }
+}
+
+fn check_graph(graph: &Graph, outer: &std::collections::HashSet<String>, problems: &mut Vec<String>) {
+    let mut known: std::collections::HashSet<String> = outer.clone();
+    known.extend(graph.inputs.iter().map(|v| v.name.clone()));
+    known.extend(graph.initializers.iter().map(|t| t.name.clone()));
+    let made_by: std::collections::HashMap<&str, usize> =
+        graph.nodes.iter().enumerate().flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i))).collect();
+    let mut made = std::collections::HashSet::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let what = format!("node {i} ({} {:?})", node.op_type, node.name);
+        for input in node.inputs.iter().filter(|v| !v.is_empty()) {
+            if known.contains(input) {
+                continue;
+            }
+            problems.push(match made_by.get(input.as_str()) {
+                Some(&j) if j >= i => format!(
+                    "{what} reads {input:?}, made only by node {j} after it (the nodes are out of order, or form a cycle)"
+                ),
+                _ => format!("{what} reads {input:?}, which is no input, initializer or node output"),
+            });
+        }
+        for a in &node.attributes {
+            match &a.value {
+                AttributeValue::Graph(g) => check_graph(g, &known, problems),
+                AttributeValue::Graphs(gs) => gs.iter().for_each(|g| check_graph(g, &known, problems)),
+                _ => {}
+            }
+        }
+        for output in node.outputs.iter().filter(|v| !v.is_empty()) {
+            if !made.insert(output.clone()) {
+                problems.push(format!("{what} makes {output:?}, which an earlier node already made"));
+            }
+            known.insert(output.clone());
+        }
+    }
+    for output in &graph.outputs {
+        if !known.contains(&output.name) {
+            problems.push(format!("graph {:?} has output {:?}, which nothing makes", graph.name, output.name));
+        }
+    }
+}
+
 /// A graph: nodes in topological order, constant tensors, inputs and outputs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Graph {
