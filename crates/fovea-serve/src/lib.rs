@@ -23,7 +23,7 @@ pub use error::ApiError;
 use form::{Form, Upload};
 #[cfg(feature = "postgres")]
 pub use pg::PostgresStore;
-pub use store::{IdentityStore, People, SqliteStore};
+pub use store::{IdentityStore, Index, People, SqliteStore};
 
 use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
