@@ -148,9 +148,18 @@ async fn read_multipart(mut multipart: Multipart) -> Result<Form, ApiError> {
 /// A body that could not be read: over the size limit (413), or malformed (400).
 fn body_error(status: StatusCode, text: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large(format!("the request body is larger than this server's limit (--max-body): {text}"))
+        ApiError::too_large(format!("the request body is larger than this server's limit (--max-body-mib): {text}"))
     } else {
         ApiError::bad_request(format!("malformed request body: {text}"))
+    }
+}
+
+/// The request's form, refused (401, `refusal`) if `key` is set and its `field` differs.
+async fn read_with_key(req: Request, key: Option<&str>, field: &str, refusal: &str) -> Result<Form, ApiError> {
+    let form = Form::read(req).await?;
+    match key {
+        Some(key) if !crate::same_key(form.field(field), key) => Err(ApiError::unauthorized(refusal)),
+        _ => Ok(form),
     }
 }
 
@@ -158,13 +167,7 @@ impl FromRequest<Arc<Service>> for Form {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, service: &Arc<Service>) -> Result<Form, ApiError> {
-        let form = Form::read(req).await?;
-        if let Some(key) = &service.keys.api_key {
-            if !crate::same_key(form.field("api_key"), key) {
-                return Err(ApiError::unauthorized("Incorrect api key"));
-            }
-        }
-        Ok(form)
+        read_with_key(req, service.keys.api_key.as_deref(), "api_key", "Incorrect api key").await
     }
 }
 
@@ -177,12 +180,7 @@ impl FromRequest<Arc<Service>> for AdminKey {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, service: &Arc<Service>) -> Result<AdminKey, ApiError> {
-        let form = Form::read(req).await?;
-        if let Some(key) = &service.keys.admin_key {
-            if !crate::same_key(form.field("admin_key"), key) {
-                return Err(ApiError::unauthorized("Incorrect admin key"));
-            }
-        }
+        read_with_key(req, service.keys.admin_key.as_deref(), "admin_key", "Incorrect admin key").await?;
         Ok(AdminKey)
     }
 }
