@@ -127,13 +127,13 @@ pub struct Keys {
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct Limits {
     /// Largest request body, in MiB
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().max_body_mib))]
+    #[cfg_attr(feature = "cli", arg(long, value_parser = fovea_vision::cli::count, default_value_t = Limits::default().max_body_mib))]
     pub max_body_mib: usize,
     /// Largest picture, in megapixels (width x height / 1e6)
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().max_megapixels))]
+    #[cfg_attr(feature = "cli", arg(long, value_parser = fovea_vision::cli::positive::<f64>, default_value_t = Limits::default().max_megapixels))]
     pub max_megapixels: f64,
     /// Pictures worked on at once (default: the thread count)
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[cfg_attr(feature = "cli", arg(long, value_parser = fovea_vision::cli::count))]
     pub workers: Option<usize>,
     /// Requests that may wait for a worker; past this the server answers 503
     #[cfg_attr(feature = "cli", arg(long, default_value_t = Limits::default().queue))]
