@@ -12,12 +12,15 @@
 //!   evaluation and training modes, and per-layer summaries (shapes, parameters,
 //!   multiply-adds) computed from shapes alone;
 //! - [`optim`]: SGD, Adam, AdamW;
-//! - [`io`]: safetensors checkpoints and `.npy` arrays;
+//! - [`graph`]: inference graphs built from ONNX models, with constants folded, batch norm
+//!   and activations fused into convolutions, and values dropped after their last use;
+//! - [`io`]: safetensors checkpoints, `.npy` arrays and ONNX files;
 //! - [`budget`]: the memory budget every size from a user or a file is checked against.
 
 pub mod autograd;
 pub mod budget;
 pub mod error;
+pub mod graph;
 pub mod io;
 #[doc(hidden)]
 pub mod kernels;

@@ -219,6 +219,8 @@ pub mod data_type {
     pub const UINT32: i32 = 12;
     /// unsigned 64-bit integer
     pub const UINT64: i32 = 13;
+    /// bfloat16: the upper half of a 32-bit float
+    pub const BFLOAT16: i32 = 16;
 }
 
 /// A tensor as the file stores it: its shape, element type and contents (in `raw_data`,
@@ -266,7 +268,7 @@ impl TensorData {
             Some(raw) => {
                 let size = match self.data_type {
                     BOOL | UINT8 | INT8 => 1,
-                    UINT16 | INT16 | FLOAT16 => 2,
+                    UINT16 | INT16 | FLOAT16 | BFLOAT16 => 2,
                     FLOAT | INT32 | UINT32 => 4,
                     INT64 | DOUBLE | UINT64 => 8,
                     t => return Err(invalid(format!("element type {t} is not one fovea reads"))),
@@ -283,6 +285,7 @@ impl TensorData {
             None => match self.data_type {
                 FLOAT => self.floats.iter().map(|&v| v as f64).collect(),
                 FLOAT16 => self.int32s.iter().map(|&v| half_to_f32(v as u16) as f64).collect(),
+                BFLOAT16 => self.int32s.iter().map(|&v| f32::from_bits((v as u32) << 16) as f64).collect(),
                 BOOL | UINT8 | INT8 | UINT16 | INT16 | INT32 => self.int32s.iter().map(|&v| v as f64).collect(),
                 INT64 => self.int64s.iter().map(|&v| v as f64).collect(),
                 DOUBLE => self.doubles.clone(),
@@ -345,6 +348,7 @@ fn element(t: i32, b: &[u8]) -> f64 {
         UINT16 => u16::from_le_bytes([b[0], b[1]]) as f64,
         INT16 => i16::from_le_bytes([b[0], b[1]]) as f64,
         FLOAT16 => half_to_f32(u16::from_le_bytes([b[0], b[1]])) as f64,
+        BFLOAT16 => f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16) as f64,
         FLOAT => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
         INT32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
         UINT32 => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,

@@ -33,6 +33,56 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     (0..out.len()).map(|i| if i < offset || shape[i - offset] == 1 { 0 } else { own[i - offset] }).collect()
 }
 
+/// `f(a, b)` elementwise over `a` of shape `a_shape` and `b` of shape `b_shape`, both
+/// broadcast to `out_shape` (which [`broadcast_shapes`] gave), in row-major order.
+pub(crate) fn broadcast_map<T: Copy, U>(
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    f: impl Fn(T, T) -> U,
+) -> Vec<U> {
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let n: usize = out_shape.iter().product();
+    let mut data = Vec::with_capacity(n);
+    if n == 0 {
+        return data;
+    }
+    // Walk the output in row-major order, keeping the input offsets up to date; the
+    // innermost dimension is a tight loop.
+    let nd = out_shape.len();
+    if nd == 0 {
+        data.push(f(a[0], b[0]));
+        return data;
+    }
+    let inner = out_shape[nd - 1];
+    let (ia, ib) = (sa[nd - 1], sb[nd - 1]);
+    let mut idx = vec![0usize; nd];
+    let (mut oa, mut ob) = (0usize, 0usize);
+    for _ in 0..n / inner {
+        for j in 0..inner {
+            data.push(f(a[oa + j * ia], b[ob + j * ib]));
+        }
+        // advance the outer index
+        let mut d = nd - 1;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            oa += sa[d];
+            ob += sb[d];
+            if idx[d] < out_shape[d] {
+                break;
+            }
+            oa -= sa[d] * idx[d];
+            ob -= sb[d] * idx[d];
+            idx[d] = 0;
+        }
+    }
+    data
+}
+
 impl Tensor {
     /// `f(a, b)` elementwise with broadcasting.
     pub fn zip_broadcast(
@@ -72,36 +122,7 @@ impl Tensor {
             });
             return Ok(Tensor::from_parts(out_shape, data));
         }
-        let sa = broadcast_strides(&self.shape, &out_shape);
-        let sb = broadcast_strides(&other.shape, &out_shape);
-        let n: usize = out_shape.iter().product();
-        let mut data = Vec::with_capacity(n);
-        // Walk the output in row-major order, keeping the input offsets up to date; the
-        // innermost dimension is a tight loop.
-        let nd = out_shape.len();
-        let inner = out_shape[nd - 1];
-        let (ia, ib) = (sa[nd - 1], sb[nd - 1]);
-        let mut idx = vec![0usize; nd];
-        let (mut oa, mut ob) = (0usize, 0usize);
-        for _ in 0..n / inner.max(1) {
-            for j in 0..inner {
-                data.push(f(a[oa + j * ia], b[ob + j * ib]));
-            }
-            // advance the outer index
-            let mut d = nd - 1;
-            while d > 0 {
-                d -= 1;
-                idx[d] += 1;
-                oa += sa[d];
-                ob += sb[d];
-                if idx[d] < out_shape[d] {
-                    break;
-                }
-                oa -= sa[d] * idx[d];
-                ob -= sb[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
+        let data = broadcast_map(a, &self.shape, b, &other.shape, &out_shape, f);
         Ok(Tensor::from_parts(out_shape, data))
     }
 

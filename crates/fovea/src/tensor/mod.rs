@@ -7,6 +7,7 @@
 mod broadcast;
 mod shape_ops;
 
+pub(crate) use broadcast::broadcast_map;
 pub use broadcast::broadcast_shapes;
 
 use crate::error::{Error, Result};
