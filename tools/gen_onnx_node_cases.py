@@ -22,7 +22,8 @@ OPS = """Conv ConvTranspose BatchNormalization Relu LeakyRelu PRelu Elu Sigmoid 
 HardSwish Clip Softmax LogSoftmax Add Sub Mul Div Pow Sqrt Exp Log MatMul Gemm MaxPool AveragePool
 GlobalAveragePool GlobalMaxPool Flatten Reshape Transpose Concat Split Slice Squeeze Unsqueeze Shape
 Gather Constant ConstantOfShape Pad Resize Upsample ReduceMean ReduceMax ReduceSum Identity Dropout
-Cast""".split()
+Cast CastLike Neg Abs Floor Ceil Sign Max Min Equal Greater GreaterOrEqual Less LessOrEqual Where Range
+GatherND Expand""".split()
 OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "fovea", "tests", "fixtures", "onnx", "node")
 if os.path.exists(OUT):
     shutil.rmtree(OUT)
@@ -50,7 +51,8 @@ for case in node.collect_testcases(None):
                 with open(os.path.join(directory, rel), "wb") as f:
                     f.write(tensor.SerializeToString())
                 array = numpy_helper.to_array(tensor)
-                numeric = array.dtype.kind in "biuf"
+                # the element types fovea reads: numbers, booleans, float16 and bfloat16
+                numeric = tensor.data_type in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16)
                 flat = array.astype(np.float64).ravel() if numeric else np.zeros(0)
                 files[rel] = {
                     "name": tensor.name,

@@ -34,6 +34,14 @@ pub enum Activation {
     Sqrt,
     /// -x
     Neg,
+    /// |x|
+    Abs,
+    /// the largest whole number not above x
+    Floor,
+    /// the smallest whole number not below x
+    Ceil,
+    /// -1, 0 or 1
+    Sign,
 }
 
 impl Activation {
@@ -52,6 +60,10 @@ impl Activation {
             Activation::Log => "Log",
             Activation::Sqrt => "Sqrt",
             Activation::Neg => "Neg",
+            Activation::Abs => "Abs",
+            Activation::Floor => "Floor",
+            Activation::Ceil => "Ceil",
+            Activation::Sign => "Sign",
         }
     }
 
@@ -84,7 +96,40 @@ impl Activation {
             Activation::Log => x.ln(),
             Activation::Sqrt => x.sqrt(),
             Activation::Neg => -x,
+            Activation::Abs => x.abs(),
+            Activation::Floor => x.floor(),
+            Activation::Ceil => x.ceil(),
+            Activation::Sign if x == 0.0 || x.is_nan() => x,
+            Activation::Sign => x.signum(),
         }
+    }
+
+    /// Its value at the integer `x`, for the functions defined on integers.
+    fn apply_int(&self, x: i64) -> Option<i64> {
+        Some(match self {
+            Activation::Relu => x.max(0),
+            Activation::Neg => x.wrapping_neg(),
+            Activation::Abs => x.wrapping_abs(),
+            Activation::Sign => x.signum(),
+            Activation::Floor | Activation::Ceil => x,
+            _ => return None,
+        })
+    }
+
+    /// Whether it is a function a convolution can apply to its output (an activation,
+    /// not arithmetic that would change a model's meaning if it moved).
+    pub fn fusable(&self) -> bool {
+        !matches!(
+            self,
+            Activation::Exp
+                | Activation::Log
+                | Activation::Sqrt
+                | Activation::Neg
+                | Activation::Abs
+                | Activation::Floor
+                | Activation::Ceil
+                | Activation::Sign
+        )
     }
 
     /// Applies it in place (a fused activation).
@@ -97,15 +142,16 @@ impl Activation {
         }
     }
 
-    /// Applies it to a value: floats; Relu, Neg and Clip also take integers.
+    /// Applies it to a value: floats, and integers where it is defined on them (exactly).
     pub fn run(&self, x: &Value) -> Result<Value> {
         match x {
             Value::Float { elem, tensor } => Ok(Value::float_of(*elem, tensor.map(|v| self.apply(v)))),
-            Value::Int { .. } if matches!(self, Activation::Relu | Activation::Neg | Activation::Clip(..)) => {
-                Ok(x.like(x.to_f32_tensor().map(|v| self.apply(v))))
-            }
-            Value::Int { elem, .. } => {
-                Err(Error::shape(self.name(), format!("expects a float tensor, got {}", elem_name(*elem))))
+            Value::Int { elem, shape, values } => {
+                let values: Option<Vec<i64>> = values.iter().map(|&v| self.apply_int(v)).collect();
+                match values {
+                    Some(v) => Ok(Value::int_of(*elem, shape.clone(), v)),
+                    None => Err(Error::shape(self.name(), format!("expects a float tensor, got {}", elem_name(*elem)))),
+                }
             }
         }
     }
@@ -166,6 +212,10 @@ pub enum BinaryKind {
     Pow,
     /// a, or b·a where a < 0
     PRelu,
+    /// the larger (NaN if either is)
+    Max,
+    /// the smaller (NaN if either is)
+    Min,
 }
 
 /// A broadcasting binary operator.
@@ -182,6 +232,8 @@ impl Binary {
             BinaryKind::Div => "Div",
             BinaryKind::Pow => "Pow",
             BinaryKind::PRelu => "PRelu",
+            BinaryKind::Max => "Max",
+            BinaryKind::Min => "Min",
         }
     }
 
@@ -242,6 +294,8 @@ impl Binary {
             BinaryKind::Div => |x, y| x / y,
             BinaryKind::Pow => f32::powf,
             BinaryKind::PRelu => |x, s| if x < 0.0 { s * x } else { x },
+            BinaryKind::Max => |x, y| if x.is_nan() || y.is_nan() { f32::NAN } else { x.max(y) },
+            BinaryKind::Min => |x, y| if x.is_nan() || y.is_nan() { f32::NAN } else { x.min(y) },
         }
     }
 
@@ -255,7 +309,120 @@ impl Binary {
             BinaryKind::Div if unsigned => |x, y| if y == 0 { 0 } else { ((x as u64) / (y as u64)) as i64 },
             BinaryKind::Div => |x, y| if y == 0 { 0 } else { x.wrapping_div(y) },
             BinaryKind::PRelu => |x, s| if x < 0 { s.wrapping_mul(x) } else { x },
+            BinaryKind::Max if unsigned => |x, y| (x as u64).max(y as u64) as i64,
+            BinaryKind::Min if unsigned => |x, y| (x as u64).min(y as u64) as i64,
+            BinaryKind::Max => i64::max,
+            BinaryKind::Min => i64::min,
             BinaryKind::Pow => |x, y| x.wrapping_pow(y.clamp(0, u32::MAX as i64) as u32),
         }
     }
+}
+
+/// Max or Min of any number of values, broadcast together.
+pub fn variadic(kind: BinaryKind, inputs: &[Option<&Value>]) -> Result<Value> {
+    let op = Binary(kind);
+    let mut values = inputs.iter().flatten();
+    let first = values.next().ok_or_else(|| Error::shape(op.name(), "no inputs"))?;
+    values.try_fold((*first).clone(), |acc, v| op.run(&acc, v))
+}
+
+/// The comparisons, whose result is a bool tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Comparison {
+    /// a == b
+    Equal,
+    /// a > b
+    Greater,
+    /// a >= b
+    GreaterOrEqual,
+    /// a < b
+    Less,
+    /// a <= b
+    LessOrEqual,
+}
+
+impl Comparison {
+    /// The ONNX operator's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Comparison::Equal => "Equal",
+            Comparison::Greater => "Greater",
+            Comparison::GreaterOrEqual => "GreaterOrEqual",
+            Comparison::Less => "Less",
+            Comparison::LessOrEqual => "LessOrEqual",
+        }
+    }
+
+    /// `a op b`, broadcast, compared as f64 (exact for floats and for integers up to 2^53).
+    pub fn run(&self, a: &Value, b: &Value) -> Result<Value> {
+        let out_shape = broadcast_shapes(self.name(), a.shape(), b.shape())?;
+        super::check_output(self.name(), &out_shape)?;
+        let (x, y) = (a.to_f64s(), b.to_f64s());
+        let f: fn(f64, f64) -> bool = match self {
+            Comparison::Equal => |x, y| x == y,
+            Comparison::Greater => |x, y| x > y,
+            Comparison::GreaterOrEqual => |x, y| x >= y,
+            Comparison::Less => |x, y| x < y,
+            Comparison::LessOrEqual => |x, y| x <= y,
+        };
+        let values = broadcast_map(&x, a.shape(), &y, b.shape(), &out_shape, |x, y| f(x, y) as i64);
+        Ok(Value::Int { elem: BOOL, shape: out_shape, values })
+    }
+}
+
+/// Where: `x` where `condition` is true, else `y`, all three broadcast.
+pub fn select(condition: &Value, x: &Value, y: &Value) -> Result<Value> {
+    const OP: &str = "Where";
+    if x.elem() != y.elem() {
+        return Err(Error::shape(OP, format!("x is {} but y is {}", elem_name(x.elem()), elem_name(y.elem()))));
+    }
+    let shape = broadcast_shapes(OP, &broadcast_shapes(OP, condition.shape(), x.shape())?, y.shape())?;
+    let (c, x, y) = (
+        super::layout::expand(condition, &shape)?,
+        super::layout::expand(x, &shape)?,
+        super::layout::expand(y, &shape)?,
+    );
+    let c = c.to_f64s();
+    Ok(match (x, y) {
+        (Value::Float { elem, tensor: a }, Value::Float { tensor: b, .. }) => {
+            let v = c.iter().zip(a.data().iter().zip(b.data())).map(|(&c, (&a, &b))| if c != 0.0 { a } else { b });
+            Value::Float { elem, tensor: Tensor::from_parts(shape, v.collect()) }
+        }
+        (Value::Int { elem, values: a, .. }, Value::Int { values: b, .. }) => {
+            let v = c.iter().zip(a.iter().zip(&b)).map(|(&c, (&a, &b))| if c != 0.0 { a } else { b });
+            Value::Int { elem, shape, values: v.collect() }
+        }
+        _ => return Err(Error::shape(OP, "x and y differ in type")),
+    })
+}
+
+/// Range: `start, start + delta, ...` below `limit` (above, for a negative delta).
+pub fn range(start: &Value, limit: &Value, delta: &Value) -> Result<Value> {
+    const OP: &str = "Range";
+    let scalar = |v: &Value| -> Result<f64> {
+        match v.to_f64s().as_slice() {
+            [x] => Ok(*x),
+            _ => Err(Error::shape(OP, format!("expects scalars, got shape {:?}", v.shape()))),
+        }
+    };
+    let (s, l, d) = (scalar(start)?, scalar(limit)?, scalar(delta)?);
+    if d == 0.0 || !(s.is_finite() && l.is_finite() && d.is_finite()) {
+        return Err(Error::shape(OP, format!("no range from {s} to {l} by {d}")));
+    }
+    let n = ((l - s) / d).ceil().max(0.0);
+    if n > (1u64 << 40) as f64 {
+        return Err(Error::shape(OP, format!("a range of {n} values")));
+    }
+    let n = n as usize;
+    super::check_output(OP, &[n])?;
+    Ok(match start {
+        Value::Float { elem, .. } => {
+            let (s, d) = (s as f32, d as f32);
+            Value::float_of(*elem, Tensor::from_parts(vec![n], (0..n).map(|i| s + i as f32 * d).collect()))
+        }
+        Value::Int { elem, .. } => {
+            let (s, d) = (s as i64, d as i64);
+            Value::int_of(*elem, vec![n], (0..n as i64).map(|i| s + i * d).collect())
+        }
+    })
 }

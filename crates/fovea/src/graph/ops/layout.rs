@@ -54,6 +54,10 @@ pub enum Layout {
     Shape(i64, Option<i64>),
     /// Gather along an axis
     Gather(i64),
+    /// GatherND with this many batch dimensions
+    GatherNd(usize),
+    /// Expand (broadcast to a shape)
+    Expand,
     /// ConstantOfShape, filled with this one-element value
     ConstantOfShape(Value),
     /// Pad; before opset 11 with the pads and the value as attributes
@@ -85,6 +89,10 @@ impl Layout {
             "Slice" => Layout::Slice(None),
             "Shape" => Layout::Shape(a.int("start", 0)?, a.0.attribute("end").map(|_| a.int("end", 0)).transpose()?),
             "Gather" => Layout::Gather(a.int("axis", 0)?),
+            "GatherND" => Layout::GatherNd(
+                usize::try_from(a.int("batch_dims", 0)?).map_err(|_| a.invalid("batch_dims must not be negative"))?,
+            ),
+            "Expand" => Layout::Expand,
             "ConstantOfShape" => Layout::ConstantOfShape(match a.tensor("value")? {
                 Some(t) => Value::from_onnx(t)?,
                 None => Value::float(Tensor::from_parts(vec![1], vec![0.0])),
@@ -198,6 +206,12 @@ impl Layout {
                 Value::int64(vec![dims.len()], dims)
             }
             Layout::Gather(a) => gather(input(0, "Gather")?, input(1, "Gather")?, *a)?,
+            Layout::GatherNd(b) => gather_nd(input(0, "GatherND")?, input(1, "GatherND")?, *b)?,
+            Layout::Expand => {
+                let x = input(0, "Expand")?;
+                let dims = dims_to_shape("Expand", &int_list("Expand", input(1, "Expand")?)?)?;
+                expand(x, &crate::tensor::broadcast_shapes("Expand", x.shape(), &dims)?)?
+            }
             Layout::ConstantOfShape(value) => {
                 let dims = int_list("ConstantOfShape", input(0, "ConstantOfShape")?)?;
                 let shape = dims_to_shape("ConstantOfShape", &dims)?;
@@ -494,4 +508,62 @@ fn pad(x: &Value, pads: &[i64], axes: Option<Vec<i64>>, mode: PadMode, fill: f64
         }
         Some(at)
     })
+}
+
+/// `x` broadcast to `shape` (which it must broadcast to).
+pub fn expand(x: &Value, shape: &[usize]) -> Result<Value> {
+    if x.shape() == shape {
+        return Ok(x.clone());
+    }
+    let out = crate::tensor::broadcast_shapes("Expand", x.shape(), shape)?;
+    if out != shape {
+        return Err(Error::shape("Expand", format!("{:?} does not broadcast to {shape:?}", x.shape())));
+    }
+    let offset = shape.len() - x.shape().len();
+    let st = strides(x.shape());
+    let dims = x.shape().to_vec();
+    remap(x, out, 0.0, |c| {
+        Some(c[offset..].iter().zip(&dims).zip(&st).map(|((&i, &d), &s)| if d == 1 { 0 } else { i * s }).sum())
+    })
+}
+
+fn gather_nd(x: &Value, indices: &Value, batch_dims: usize) -> Result<Value> {
+    const OP: &str = "GatherND";
+    let (ds, is) = (x.shape(), indices.shape());
+    let k = *is.last().ok_or_else(|| Error::shape(OP, "indices must have at least one dimension"))?;
+    if batch_dims >= is.len() || batch_dims + k > ds.len() || ds[..batch_dims] != is[..batch_dims] {
+        return Err(Error::shape(
+            OP,
+            format!("indices {is:?} do not fit data {ds:?} with {batch_dims} batch dimensions"),
+        ));
+    }
+    let idx = indices.ints(OP)?;
+    let inner: usize = ds[batch_dims + k..].iter().product();
+    let per_batch_data: usize = ds[batch_dims..].iter().product();
+    let tuples = idx.len() / k.max(1);
+    let per_batch_tuples = tuples / is[..batch_dims].iter().product::<usize>().max(1);
+    let st = strides(ds);
+    // the first element of each picked slice
+    let mut starts = Vec::with_capacity(tuples);
+    for t in 0..tuples {
+        let mut at = (t / per_batch_tuples.max(1)) * per_batch_data;
+        for j in 0..k {
+            let n = ds[batch_dims + j] as i64;
+            let i = idx[t * k + j];
+            let i = if i < 0 { i + n } else { i };
+            if !(0..n).contains(&i) {
+                return Err(Error::shape(
+                    OP,
+                    format!("index {} is out of range for a dimension of {n}", idx[t * k + j]),
+                ));
+            }
+            at += i as usize * st[batch_dims + j];
+        }
+        starts.push(at);
+    }
+    let mut shape = is[..is.len() - 1].to_vec();
+    shape.extend_from_slice(&ds[batch_dims + k..]);
+    check_output(OP, &shape)?;
+    let index: Vec<usize> = starts.iter().flat_map(|&s| s..s + inner).collect();
+    Ok(x.gather_flat(shape, &index))
 }

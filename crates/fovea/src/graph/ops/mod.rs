@@ -20,10 +20,13 @@ use crate::{Error, Result};
 
 /// Every ONNX operator (default domain) fovea runs.
 pub const SUPPORTED: &[&str] = &[
+    "Abs",
     "Add",
     "AveragePool",
     "BatchNormalization",
     "Cast",
+    "CastLike",
+    "Ceil",
     "Clip",
     "Concat",
     "Constant",
@@ -33,25 +36,36 @@ pub const SUPPORTED: &[&str] = &[
     "Div",
     "Dropout",
     "Elu",
+    "Equal",
     "Exp",
+    "Expand",
     "Flatten",
+    "Floor",
     "Gather",
+    "GatherND",
     "Gemm",
     "GlobalAveragePool",
     "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
     "HardSigmoid",
     "HardSwish",
     "Identity",
     "LeakyRelu",
+    "Less",
+    "LessOrEqual",
     "Log",
     "LogSoftmax",
     "MatMul",
+    "Max",
     "MaxPool",
+    "Min",
     "Mul",
     "Neg",
     "Pad",
     "Pow",
     "PRelu",
+    "Range",
     "ReduceMax",
     "ReduceMean",
     "ReduceSum",
@@ -60,6 +74,7 @@ pub const SUPPORTED: &[&str] = &[
     "Resize",
     "Shape",
     "Sigmoid",
+    "Sign",
     "Slice",
     "Softmax",
     "Split",
@@ -70,6 +85,7 @@ pub const SUPPORTED: &[&str] = &[
     "Transpose",
     "Unsqueeze",
     "Upsample",
+    "Where",
 ];
 
 /// One operator with its attributes, ready to run.
@@ -87,10 +103,20 @@ pub enum Op {
     Unary(elementwise::Activation),
     /// Add, Sub, Mul, Div, Pow, PRelu with broadcasting
     Binary(elementwise::Binary),
+    /// Max, Min of any number of inputs
+    Variadic(elementwise::BinaryKind),
+    /// Equal, Greater, GreaterOrEqual, Less, LessOrEqual
+    Compare(elementwise::Comparison),
+    /// Where
+    Where,
+    /// Range
+    Range,
     /// Clip with its bounds as inputs
     Clip,
     /// Cast
     Cast(i32),
+    /// CastLike: to the type of the second input
+    CastLike,
     /// Softmax, LogSoftmax
     Softmax(reduce::Softmax),
     /// ReduceMean, ReduceMax, ReduceSum
@@ -131,6 +157,20 @@ impl Op {
             "Log" => Op::Unary(Act::Log),
             "Sqrt" => Op::Unary(Act::Sqrt),
             "Neg" => Op::Unary(Act::Neg),
+            "Abs" => Op::Unary(Act::Abs),
+            "Floor" => Op::Unary(Act::Floor),
+            "Ceil" => Op::Unary(Act::Ceil),
+            "Sign" => Op::Unary(Act::Sign),
+            "Max" => Op::Variadic(B::Max),
+            "Min" => Op::Variadic(B::Min),
+            "Equal" => Op::Compare(elementwise::Comparison::Equal),
+            "Greater" => Op::Compare(elementwise::Comparison::Greater),
+            "GreaterOrEqual" => Op::Compare(elementwise::Comparison::GreaterOrEqual),
+            "Less" => Op::Compare(elementwise::Comparison::Less),
+            "LessOrEqual" => Op::Compare(elementwise::Comparison::LessOrEqual),
+            "Where" => Op::Where,
+            "Range" => Op::Range,
+            "CastLike" => Op::CastLike,
             "Clip" if opset < 11 => {
                 Op::Unary(Act::Clip(a.float("min", f32::NEG_INFINITY)?, a.float("max", f32::INFINITY)?))
             }
@@ -159,7 +199,8 @@ impl Op {
         use layout::Layout as L;
         match self {
             Op::Resize(_) | Op::Reduce(_) => i >= 1,
-            Op::Layout(L::ConstantOfShape(_)) => true,
+            Op::Layout(L::ConstantOfShape(_)) | Op::Range => true,
+            Op::Layout(L::Expand) => i == 1,
             Op::Layout(
                 L::Reshape { .. } | L::Squeeze(_) | L::Unsqueeze(_) | L::Split { .. } | L::Slice(_) | L::Pad { .. },
             ) => i >= 1,
@@ -183,6 +224,11 @@ impl Op {
             Op::Binary(b) => vec![b.run(input(0, b.name())?, input(1, b.name())?)?],
             Op::Clip => vec![elementwise::clip(input(0, "Clip")?, opt(inputs, 1), opt(inputs, 2))?],
             Op::Cast(to) => vec![input(0, "Cast")?.cast(*to)?],
+            Op::CastLike => vec![input(0, "CastLike")?.cast(input(1, "CastLike")?.elem())?],
+            Op::Variadic(kind) => vec![elementwise::variadic(*kind, inputs)?],
+            Op::Compare(c) => vec![c.run(input(0, c.name())?, input(1, c.name())?)?],
+            Op::Where => vec![elementwise::select(input(0, "Where")?, input(1, "Where")?, input(2, "Where")?)?],
+            Op::Range => vec![elementwise::range(input(0, "Range")?, input(1, "Range")?, input(2, "Range")?)?],
             Op::Softmax(s) => vec![s.run(input(0, "Softmax")?)?],
             Op::Reduce(r) => vec![r.run(input(0, r.name())?, opt(inputs, 1))?],
             Op::MatMul => vec![matmul::matmul(input(0, "MatMul")?, input(1, "MatMul")?)?],
