@@ -9,7 +9,8 @@ use fovea_vision::models;
 
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Model name (lenet5, alexnet, vgg16, resnet50, googlenet, ...; an unknown name lists them)
+    /// Model name (lenet5, alexnet, vgg16, resnet50, googlenet, ...; an unknown name lists
+    /// them), or an ONNX file (model.onnx)
     #[arg(required_unless_present = "compare_dense")]
     model: Option<String>,
     /// Input shape of one sample, channels first (default: the model's own, 1x28x28 or 3x224x224)
@@ -28,6 +29,9 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         return dense(spec);
     }
     let name = a.model.as_deref().unwrap_or_default();
+    if name.ends_with(".onnx") {
+        return onnx(name, a.input.as_deref());
+    }
     let arch = models::architecture(name)?;
     let classes = a.classes.unwrap_or(arch.default_classes());
     let model =
@@ -44,6 +48,36 @@ pub fn run(a: SummaryArgs) -> Result<()> {
         println!("{out}");
     } else {
         println!("{name}, input {} (shapes are channels x height x width)\n", fmt_dims(&input));
+        print!("{}", s.table());
+    }
+    Ok(())
+}
+
+/// The summary of an ONNX model for one sample of `input` (else its declared shape, a free
+/// batch taken as 1).
+fn onnx(path: &str, input: Option<&str>) -> Result<()> {
+    let path = std::path::Path::new(path);
+    let model = fovea::io::onnx::load(path)?;
+    let graph = fovea::graph::Graph::from_onnx(&model, &[]).map_err(|e| e.in_file(path))?;
+    let first = graph.inputs().first().with_context(|| format!("{} has no inputs", path.display()))?;
+    let shape: Vec<usize> = match (input, &first.shape) {
+        (Some(s), _) => std::iter::once(1).chain(parse_dims(s).with_context(|| format!("--input {s}"))?).collect(),
+        (None, Some(dims)) => dims.iter().enumerate().map(|(i, d)| d.unwrap_or(if i == 0 { 1 } else { 0 })).collect(),
+        (None, None) => bail!("{} does not declare its input shape; give --input", path.display()),
+    };
+    if shape.contains(&0) {
+        bail!("{}'s input {:?} has free dimensions; give --input", path.display(), first.name);
+    }
+    let graph = fovea::graph::Graph::from_onnx(&model, &[(first.name.clone(), shape.clone())])
+        .map_err(|e| e.in_file(path))
+        .with_context(|| format!("with input {}", fmt_dims(&shape[1..])))?;
+    let s = graph.summary()?;
+    if crate::json() {
+        let mut out = serde_json::to_value(&s)?;
+        out["model"] = path.display().to_string().into();
+        println!("{out}");
+    } else {
+        println!("{}, input {} (one sample)\n", path.display(), fmt_dims(&shape[1..]));
         print!("{}", s.table());
     }
     Ok(())

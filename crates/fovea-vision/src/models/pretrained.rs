@@ -1,7 +1,9 @@
-//! A zoo network with torchvision's ImageNet weights, classifying pictures as torchvision's
-//! reference scripts do: what `fovea classify` and `fovea run` use.
+//! A pretrained classifier (a zoo network with torchvision's ImageNet weights, or an ONNX
+//! model), classifying pictures as torchvision's reference scripts do: what
+//! `fovea classify` and `fovea run` use.
 
 use crate::data::imagenet;
+use fovea::graph::{Graph, Value};
 use fovea::nn::summary::fmt_dims;
 use fovea::nn::Module;
 use fovea::{Error, Result, Tensor, Var};
@@ -12,17 +14,23 @@ use std::path::Path;
 pub struct Prediction {
     /// The class's index.
     pub class: usize,
-    /// Its name (ImageNet's, for 1000 classes; else `class N`).
+    /// Its name (from the labels given, else ImageNet's for 1000 classes, else `class N`).
     pub name: String,
     /// The softmax probability, 0..1.
     pub probability: f32,
 }
 
-/// A zoo architecture with pretrained weights, in evaluation mode.
+/// A zoo architecture with pretrained weights, in evaluation mode, or an ONNX model.
 pub struct PretrainedNet {
-    /// The architecture's name (`resnet50`, `googlenet`, ...).
+    /// The architecture's name (`resnet50`, `googlenet`, ...; an ONNX model's file name).
     pub arch: String,
-    model: Box<dyn Module>,
+    network: Network,
+    labels: Option<Vec<String>>,
+}
+
+enum Network {
+    Zoo(Box<dyn Module>),
+    Onnx(Graph),
 }
 
 impl PretrainedNet {
@@ -34,15 +42,46 @@ impl PretrainedNet {
         let (tensors, _) = fovea::io::read_safetensors(weights)?;
         let model = super::from_state_dict(arch, &tensors, transform_input)
             .map_err(|e| Error::format(weights, format!("does not hold {arch} weights: {e}")))?;
-        Ok(PretrainedNet { arch: arch.to_string(), model })
+        Ok(PretrainedNet { arch: arch.to_string(), network: Network::Zoo(model), labels: None })
+    }
+
+    /// The ONNX model at `path`, which must take one input: a batch of pictures of
+    /// `shape` (`[N, C, H, W]`, fixed at load so that the model's shape arithmetic folds).
+    pub fn load_onnx(path: &Path, shape: &[usize]) -> Result<PretrainedNet> {
+        let model = fovea::io::onnx::load(path)?;
+        let [input] = &model
+            .graph
+            .inputs
+            .iter()
+            .filter(|i| !model.graph.initializers.iter().any(|t| t.name == i.name))
+            .collect::<Vec<_>>()[..]
+        else {
+            return Err(Error::format(path, "takes more than one input; a classifier takes one batch of pictures"));
+        };
+        let graph = Graph::from_onnx(&model, &[(input.name.clone(), shape.to_vec())]).map_err(|e| e.in_file(path))?;
+        let arch = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        Ok(PretrainedNet { arch, network: Network::Onnx(graph), labels: None })
+    }
+
+    /// Names its classes (one per output, in order) instead of ImageNet's.
+    pub fn with_labels(mut self, labels: Vec<String>) -> PretrainedNet {
+        self.labels = Some(labels);
+        self
     }
 
     /// The raw outputs for a batch `x` (`[N, C, H, W]`); an input the network cannot take
     /// is refused naming the shape it is designed for.
     pub fn forward(&self, x: Tensor) -> Result<Tensor> {
         let shape = x.shape().to_vec();
+        let model = match &self.network {
+            Network::Zoo(model) => model,
+            Network::Onnx(graph) => {
+                let y = graph.run(vec![Value::float(x)])?.swap_remove(0);
+                return Ok(y.tensor("the model's output")?.clone());
+            }
+        };
         let designed = super::architecture(&self.arch)?.input;
-        let y = fovea::no_grad(|| self.model.forward(&Var::constant(x))).map_err(|e| {
+        let y = fovea::no_grad(|| model.forward(&Var::constant(x))).map_err(|e| {
             Error::Invalid(format!(
                 "{} cannot take an input of shape {} (it is designed for Nx{}): {e}",
                 self.arch,
@@ -59,8 +98,21 @@ impl PretrainedNet {
     pub fn classify(&self, rgb: &Tensor, resize: usize, crop: usize, top: usize) -> Result<Vec<Prediction>> {
         let x = imagenet::preprocess(rgb, resize, crop)?.reshape(&[1, 3, crop, crop])?;
         let logits = self.forward(x)?;
+        if logits.ndim() != 2 {
+            return Err(Error::Invalid(format!(
+                "{} gives outputs of shape {}, not one row of class scores per picture",
+                self.arch,
+                fmt_dims(logits.shape())
+            )));
+        }
         let classes = logits.shape()[1];
-        let names = imagenet::class_names();
+        let names = match &self.labels {
+            Some(labels) if labels.len() != classes => {
+                return Err(Error::Invalid(format!("{} labels for {} classes", labels.len(), classes)))
+            }
+            Some(labels) => labels.iter().map(String::as_str).collect(),
+            None => imagenet::class_names(),
+        };
         let best = crate::train::top_k(&Var::constant(logits), top.min(classes))?.remove(0);
         Ok(best
             .into_iter()

@@ -176,8 +176,8 @@ impl Graph {
         &self.steps
     }
 
-    /// The number of values each step's constant inputs hold (its weights), counting
-    /// each constant once, at the first step that reads it.
+    /// The number of values each step's constant float inputs hold (its weights),
+    /// counting each constant once, at the first step that reads it.
     pub fn step_parameters(&self) -> Vec<usize> {
         let mut seen = vec![false; self.constants.len()];
         self.steps
@@ -221,6 +221,67 @@ impl Graph {
                 None => None,
             })
             .collect()
+    }
+
+    /// A row per step for one sample, as `fovea summary` shows the zoo's layers: output
+    /// shape, parameters (the step's constant inputs) and multiply-adds (convolutions and
+    /// matrix products). Needs the input shapes fixed at load; the first dimension of
+    /// every shape is taken as the batch.
+    pub fn summary(&self) -> Result<crate::nn::summary::Summary> {
+        use crate::nn::summary::{LayerSummary, Summary};
+        let first = self.inputs.first().and_then(|i| i.shape.clone()).unwrap_or_default();
+        let input: Vec<usize> = first.iter().skip(1).map(|d| d.unwrap_or(0)).collect();
+        let batch = first.first().copied().flatten().unwrap_or(1).max(1);
+        let params = self.step_parameters();
+        let mut layers = Vec::new();
+        for (step, params) in self.steps.iter().zip(params) {
+            let out = step.output_shapes.first().cloned().flatten().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} node {:?}: its shape is not known; give the input shape",
+                    step.op_type, step.name
+                ))
+            })?;
+            let shapes = self.step_input_shapes(step);
+            let shape = |i: usize| shapes.get(i).cloned().flatten().unwrap_or_default();
+            let macs = match &step.op {
+                Op::Conv(c) => c.geometry(&shape(0), &shape(1)).map(|g| g.macs()).unwrap_or(0),
+                // every input value meets every kernel tap of one group's outputs
+                Op::ConvTranspose(_) => {
+                    let w = shape(1);
+                    shape(0).iter().product::<usize>() * w[1..].iter().product::<usize>()
+                }
+                Op::Gemm(_) | Op::MatMul => {
+                    let a = shape(0);
+                    out.iter().product::<usize>()
+                        * if a.len() == 2 && matches!(step.op, Op::Gemm(_)) {
+                            // k is A's dimension that B' does not keep
+                            let w = shape(1);
+                            w.iter().product::<usize>() / out.last().copied().unwrap_or(1).max(1)
+                        } else {
+                            a.last().copied().unwrap_or(0)
+                        }
+                }
+                _ => 0,
+            };
+            let kind = step.op_type.clone()
+                + match &step.op {
+                    Op::Conv(c) => c.activation.map_or(String::new(), |a| format!("+{}", a.name())),
+                    _ => String::new(),
+                }
+                .as_str();
+            let per_sample = out.get(1..).unwrap_or_default().to_vec();
+            layers.push(LayerSummary {
+                name: step.name.clone(),
+                kind,
+                activation_size: per_sample.iter().product(),
+                output_shape: per_sample,
+                params,
+                macs: macs / batch,
+            });
+        }
+        let total_params = layers.iter().map(|l| l.params).sum();
+        let total_macs = layers.iter().map(|l| l.macs).sum();
+        Ok(Summary { input, layers, total_params, training_only_params: 0, total_macs })
     }
 
     /// Runs the graph on `inputs` (one per [`Graph::inputs`], in order), returning the

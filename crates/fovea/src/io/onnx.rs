@@ -335,7 +335,25 @@ impl TensorData {
         let n = self.len()?;
         crate::budget::check(&format!("ONNX tensor {:?}", self.name), 4 * n as u64)?;
         let shape: Vec<usize> = self.dims.iter().map(|&d| d as usize).collect();
-        crate::Tensor::new(&shape, self.to_f64s()?.into_iter().map(|v| v as f32).collect())
+        match &self.raw {
+            // weights: straight from their bytes, with no f64 copy on the way
+            Some(raw) if self.data_type == data_type::FLOAT && raw.len() == 4 * n => {
+                let values = raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                crate::Tensor::new(&shape, values)
+            }
+            _ => crate::Tensor::new(&shape, self.to_f64s()?.into_iter().map(|v| v as f32).collect()),
+        }
+    }
+
+    /// A float tensor named `name` holding `t` (to build or complete a model in code).
+    pub fn from_tensor(name: &str, t: &crate::Tensor) -> TensorData {
+        TensorData {
+            name: name.to_string(),
+            dims: t.shape().iter().map(|&d| d as i64).collect(),
+            data_type: data_type::FLOAT,
+            raw: Some(t.data().iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..TensorData::default()
+        }
     }
 }
 

@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 pub struct LayerSummary {
     /// Dotted path, as in parameter names (`conv1`, `layer1.0.conv2`, `inception3a`).
     pub name: String,
-    /// Layer type, e.g. `Conv2d`, `Linear`, `MaxPool`, `Inception`.
-    pub kind: &'static str,
+    /// Layer type, e.g. `Conv2d`, `Linear`, `MaxPool`, `Inception` (an ONNX graph's
+    /// operator, with `+` joining the ones fused into one step).
+    pub kind: String,
     /// Output shape of one sample.
     pub output_shape: Vec<usize>,
     /// Values in the output of one sample.
@@ -33,7 +34,7 @@ impl From<LayerShape<'_>> for LayerSummary {
         let per_sample = l.output.get(1..).unwrap_or_default();
         LayerSummary {
             name: l.name.to_string(),
-            kind: l.kind,
+            kind: l.kind.to_string(),
             output_shape: per_sample.to_vec(),
             activation_size: per_sample.iter().product(),
             params: l.params,
@@ -113,7 +114,7 @@ impl Summary {
         for l in &self.layers {
             rows.push([
                 l.name.clone(),
-                l.kind.to_string(),
+                l.kind.clone(),
                 fmt_dims(&l.output_shape),
                 thousands(l.activation_size),
                 thousands(l.params),
