@@ -94,6 +94,28 @@ fn main() {
         );
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--onnx") {
+        // an ONNX model at batch B on 3x224x224 (or `--size C,H,W`) pictures: load time and
+        // the median of REPS runs, as JSON (bench/onnx.py)
+        let (path, batch, reps): (&str, usize, usize) =
+            (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
+        let size: Vec<usize> = args
+            .iter()
+            .position(|a| a == "--size")
+            .map_or(vec![3, 224, 224], |j| args[j + 1].split(',').map(|v| v.parse().unwrap()).collect());
+        let shape = [batch, size[0], size[1], size[2]];
+        let model = fovea::io::onnx::load(std::path::Path::new(path)).unwrap();
+        let started = Instant::now();
+        let name = model.graph.inputs[0].name.clone();
+        let graph = fovea::graph::Graph::from_onnx(&model, &[(name, shape.to_vec())]).unwrap();
+        let load = started.elapsed().as_secs_f64();
+        let x = fovea::graph::Value::float(Tensor::rand_uniform(&shape, -1.0, 1.0, &mut Rng::new(0)));
+        let seconds = time(reps, || {
+            graph.run(vec![x.clone()]).unwrap();
+        });
+        println!("{}", serde_json::json!({"load": load, "seconds": seconds}));
+        return;
+    }
     let mut rng = Rng::new(0);
     if let Some(i) = args.iter().position(|a| a == "--gemm") {
         // one single-threaded GEMM of the given M K N, repeated: call overhead at small sizes

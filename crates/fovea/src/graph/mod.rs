@@ -611,20 +611,19 @@ impl Builder {
                 }
             })
             .collect::<Result<_>>()?;
+        // constant where every input is, or is read for its shape alone and the trial run
+        // knows that (a Shape of a value of known shape, say)
         let constant_inputs: Option<Vec<Option<&Value>>> = inputs
             .iter()
-            .map(|s| match s {
+            .enumerate()
+            .map(|(i, s)| match s {
                 None => Some(None),
                 Some(Slot::Const(c)) => Some(Some(&self.constants[*c])),
+                Some(Slot::Var(v)) if op.reads_only_shape(i) => self.probes.get(v).and_then(|p| p.as_ref()).map(Some),
                 Some(Slot::Var(_)) => None,
             })
             .collect();
-        // a Shape of a value whose shape the trial run knows is a constant too
-        let shape_known = match (&op, inputs.first().copied().flatten()) {
-            (Op::Layout(ops::layout::Layout::Shape(..)), Some(Slot::Var(v))) => self.probes.get(&v).cloned().flatten(),
-            _ => None,
-        };
-        if let Some(args) = constant_inputs.or(shape_known.as_ref().map(|p| vec![Some(p)])) {
+        if let Some(args) = constant_inputs {
             let results = op.run(&args)?;
             for (name, v) in node.outputs.iter().zip(results) {
                 if !name.is_empty() {

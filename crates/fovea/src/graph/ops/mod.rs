@@ -208,6 +208,12 @@ impl Op {
         }
     }
 
+    /// Whether only the shape and type of input `i` matter, never its values (Shape's
+    /// input, CastLike's model): a trial run's value can stand in for it when folding.
+    pub fn reads_only_shape(&self, i: usize) -> bool {
+        matches!((self, i), (Op::Layout(layout::Layout::Shape(..)), 0) | (Op::CastLike, 1))
+    }
+
     /// Runs the operator on its inputs (`None` for an optional input left out).
     pub fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>> {
         let input = |i: usize, op: &'static str| -> Result<&Value> {
