@@ -96,7 +96,7 @@ fn main() {
     }
     if let Some(i) = args.iter().position(|a| a == "--onnx") {
         // an ONNX model at batch B on 3x224x224 (or `--size C,H,W`) pictures: load time and
-        // the median of REPS runs, as JSON (bench/onnx.py)
+        // the median of REPS runs, as JSON (bench/onnx_runtimes.py)
         let (path, batch, reps): (&str, usize, usize) =
             (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
         let size: Vec<usize> = args

@@ -16,7 +16,7 @@ use std::path::{Component, Path};
 pub const MAX_DEPTH: usize = 32;
 
 /// An ONNX model: its versions, the operator sets it uses and its graph.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Model {
     /// The IR version of the file format.
     pub ir_version: i64,
@@ -342,6 +342,18 @@ impl TensorData {
                 crate::Tensor::new(&shape, values)
             }
             _ => crate::Tensor::new(&shape, self.to_f64s()?.into_iter().map(|v| v as f32).collect()),
+        }
+    }
+
+    /// An int64 tensor named `name` of shape `dims` (shapes, axes, indices in a model built
+    /// in code).
+    pub fn from_i64s(name: &str, dims: &[usize], values: &[i64]) -> TensorData {
+        TensorData {
+            name: name.to_string(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::INT64,
+            raw: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..TensorData::default()
         }
     }
 
@@ -692,6 +704,198 @@ fn read_external(t: &mut TensorData, dir: &Path) -> Result<()> {
     t.raw = Some(raw);
     t.external.clear();
     Ok(())
+}
+
+/// Writes `model` to `path` (atomically: a temporary file renamed into place), every
+/// tensor inside the file.
+pub fn save(path: &Path, model: &Model) -> Result<()> {
+    crate::io::write_atomic(path, &encode(model))
+}
+
+/// The bytes of `model` as a serialized `ModelProto` (the inverse of [`parse`]).
+pub fn encode(model: &Model) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.varint(1, model.ir_version as u64);
+    w.string(2, &model.producer_name);
+    w.message(7, encode_graph(&model.graph));
+    for (domain, version) in &model.opsets {
+        let mut o = Writer::default();
+        o.string(1, domain);
+        o.varint(2, *version as u64);
+        w.message(8, o.0);
+    }
+    w.0
+}
+
+fn encode_graph(g: &Graph) -> Vec<u8> {
+    let mut w = Writer::default();
+    for n in &g.nodes {
+        w.message(1, encode_node(n));
+    }
+    w.string(2, &g.name);
+    for t in &g.initializers {
+        w.message(5, encode_tensor(t));
+    }
+    for v in &g.inputs {
+        w.message(11, encode_value_info(v));
+    }
+    for v in &g.outputs {
+        w.message(12, encode_value_info(v));
+    }
+    w.0
+}
+
+fn encode_node(n: &Node) -> Vec<u8> {
+    let mut w = Writer::default();
+    // an empty name is an optional input left out: written, to keep the positions
+    n.inputs.iter().for_each(|i| w.bytes(1, i.as_bytes()));
+    n.outputs.iter().for_each(|o| w.bytes(2, o.as_bytes()));
+    w.string(3, &n.name);
+    w.string(4, &n.op_type);
+    for a in &n.attributes {
+        let mut e = Writer::default();
+        e.string(1, &a.name);
+        let kind = match &a.value {
+            AttributeValue::Float(f) => {
+                e.key(2, 5);
+                e.0.extend(f.to_le_bytes());
+                1
+            }
+            AttributeValue::Int(i) => {
+                // written even when 0: an attribute's value is always present
+                e.key(3, 0);
+                e.raw_varint(*i as u64);
+                2
+            }
+            AttributeValue::String(s) => {
+                e.bytes(4, s);
+                3
+            }
+            AttributeValue::Tensor(t) => {
+                e.message(5, encode_tensor(t));
+                4
+            }
+            AttributeValue::Graph(g) => {
+                e.message(6, encode_graph(g));
+                5
+            }
+            AttributeValue::Floats(v) => {
+                e.bytes(7, &v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+                6
+            }
+            AttributeValue::Ints(v) => {
+                e.packed_varints(8, v.iter().map(|&i| i as u64));
+                7
+            }
+            AttributeValue::Strings(v) => {
+                v.iter().for_each(|s| e.bytes(9, s));
+                8
+            }
+            AttributeValue::Tensors(v) => {
+                v.iter().for_each(|t| e.message(10, encode_tensor(t)));
+                9
+            }
+            AttributeValue::Graphs(v) => {
+                v.iter().for_each(|g| e.message(11, encode_graph(g)));
+                10
+            }
+        };
+        e.varint(20, kind);
+        w.message(5, e.0);
+    }
+    w.string(7, &n.domain);
+    w.0
+}
+
+fn encode_tensor(t: &TensorData) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.packed_varints(1, t.dims.iter().map(|&d| d as u64));
+    w.varint(2, t.data_type as u64);
+    if !t.floats.is_empty() {
+        w.bytes(4, &t.floats.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    w.packed_varints(5, t.int32s.iter().map(|&i| i as i64 as u64));
+    w.packed_varints(7, t.int64s.iter().map(|&i| i as u64));
+    w.string(8, &t.name);
+    if let Some(raw) = &t.raw {
+        w.bytes(9, raw);
+    }
+    if !t.doubles.is_empty() {
+        w.bytes(10, &t.doubles.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    w.packed_varints(11, t.uint64s.iter().copied());
+    w.0
+}
+
+fn encode_value_info(v: &ValueInfo) -> Vec<u8> {
+    let mut tensor = Writer::default();
+    tensor.varint(1, v.elem_type as u64);
+    if let Some(dims) = &v.dims {
+        let mut shape = Writer::default();
+        for d in dims {
+            let mut dim = Writer::default();
+            match d {
+                Dim::Value(x) => {
+                    dim.key(1, 0);
+                    dim.raw_varint(*x as u64);
+                }
+                Dim::Param(p) => dim.string(2, p),
+                Dim::Unknown => {}
+            }
+            shape.message(1, dim.0);
+        }
+        tensor.message(2, shape.0);
+    }
+    let mut ty = Writer::default();
+    ty.message(1, tensor.0);
+    let mut w = Writer::default();
+    w.string(1, &v.name);
+    w.message(2, ty.0);
+    w.0
+}
+
+/// Protobuf wire-format output: fields in the order written, zero values of scalar
+/// fields left out (as proto3 does), messages and packed lists length-delimited.
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn raw_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    fn key(&mut self, field: u32, wire: u8) {
+        self.raw_varint(((field as u64) << 3) | wire as u64);
+    }
+    fn varint(&mut self, field: u32, v: u64) {
+        if v != 0 {
+            self.key(field, 0);
+            self.raw_varint(v);
+        }
+    }
+    fn bytes(&mut self, field: u32, b: &[u8]) {
+        self.key(field, 2);
+        self.raw_varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+    fn string(&mut self, field: u32, s: &str) {
+        if !s.is_empty() {
+            self.bytes(field, s.as_bytes());
+        }
+    }
+    fn message(&mut self, field: u32, m: Vec<u8>) {
+        self.bytes(field, &m);
+    }
+    fn packed_varints(&mut self, field: u32, values: impl Iterator<Item = u64>) {
+        let mut packed = Writer::default();
+        values.for_each(|v| packed.raw_varint(v));
+        if !packed.0.is_empty() {
+            self.bytes(field, &packed.0);
+        }
+    }
 }
 
 /// A cursor over protobuf wire-format bytes; every read is checked against what is left.

@@ -71,7 +71,8 @@ impl Activation {
     #[inline(always)]
     pub fn apply(&self, x: f32) -> f32 {
         match *self {
-            Activation::Relu => x.max(0.0),
+            // NaN stays NaN (f32::max would drop it), as in PyTorch and onnxruntime
+            Activation::Relu => relu(x),
             Activation::LeakyRelu(a) => {
                 if x < 0.0 {
                     a * x
@@ -90,8 +91,7 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::HardSigmoid(a, b) => (a * x + b).clamp(0.0, 1.0),
             Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-            // NaN stays NaN, as in ONNX's definition (f32::clamp would too, but panics on lo > hi)
-            Activation::Clip(lo, hi) => x.max(lo).min(hi),
+            Activation::Clip(lo, hi) => clip_value(x, lo, hi),
             Activation::Exp => x.exp(),
             Activation::Log => x.ln(),
             Activation::Sqrt => x.sqrt(),
@@ -136,8 +136,8 @@ impl Activation {
     pub fn apply_slice(&self, values: &mut [f32]) {
         match *self {
             // the common cases as plain loops, which vectorise
-            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Activation::Clip(lo, hi) => values.iter_mut().for_each(|v| *v = v.max(lo).min(hi)),
+            Activation::Relu => values.iter_mut().for_each(|v| *v = relu(*v)),
+            Activation::Clip(lo, hi) => values.iter_mut().for_each(|v| *v = clip_value(*v, lo, hi)),
             f => values.iter_mut().for_each(|v| *v = f.apply(*v)),
         }
     }
@@ -154,6 +154,27 @@ impl Activation {
                 }
             }
         }
+    }
+}
+
+/// max(x, 0), NaN kept; a select, so that loops of it vectorise.
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// min(max(x, lo), hi), NaN kept; hi when lo > hi, as NumPy's clip (f32::clamp panics).
+#[inline(always)]
+fn clip_value(x: f32, lo: f32, hi: f32) -> f32 {
+    let y = if x < lo { lo } else { x };
+    if y > hi {
+        hi
+    } else {
+        y
     }
 }
 
