@@ -291,6 +291,92 @@ fn classify_and_run_agree_with_torchvision() {
     assert!(err.contains("designed for Nx3x224x224"), "{err}");
 }
 
+/// The ONNX paths of `classify`, `run` and `summary` on torchvision's ResNet-18 exported by
+/// torch.onnx.export (its graph from fovea-vision's fixture, the hash weights put back),
+/// against torchvision's outputs.
+#[test]
+fn onnx_classify_run_and_summary_agree_with_torchvision() {
+    use torchvision_fixture::{input, meta, outputs, pattern};
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fovea-vision/tests/fixtures/onnx_torchvision");
+    let onnx_meta: Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join("meta.json")).unwrap()).unwrap();
+    let mut model = fovea::io::onnx::load(&fixtures.join("resnet18.onnx")).unwrap();
+    for w in onnx_meta["models"]["resnet18"]["weights"].as_array().unwrap() {
+        let name = w[0].as_str().unwrap();
+        let shape: Vec<usize> = w[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        model.graph.initializers.push(fovea::io::onnx::TensorData::from_tensor(name, &pattern(name, &shape)));
+    }
+    // exported at 64x64: free height and width, so that it takes the photo's 224x224 too
+    use fovea::io::onnx::Dim;
+    model.graph.inputs[0].dims =
+        Some(vec![Dim::Param("batch".into()), Dim::Value(3), Dim::Param("h".into()), Dim::Unknown]);
+    fovea::io::onnx::save(Path::new(&p("r18.onnx")), &model).unwrap();
+    let (meta, outputs) = (meta(), outputs());
+
+    // classify: torchvision's preprocessing, then the ONNX graph, against torchvision's logits
+    let photo = format!("{}/../../data/images/chelsea.png", env!("CARGO_MANIFEST_DIR"));
+    let line = &json_lines(&ok(&["classify", "--onnx", &p("r18.onnx"), "--top", "3", "--json", &photo]))[0];
+    let logits = outputs["chelsea.resnet18"].data().to_vec();
+    let max = logits.iter().fold(f32::MIN, |m, &v| m.max(v));
+    let total: f64 = logits.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    for (got, &want) in line["top"].as_array().unwrap().iter().zip(&order) {
+        assert_eq!(got["class"], want);
+        let p_want = ((logits[want] - max) as f64).exp() / total;
+        assert!((got["probability"].as_f64().unwrap() - p_want).abs() < 1e-4, "{got} vs {p_want}");
+    }
+    // with labels of its own, and labels that do not fit
+    let labels: Vec<String> = (0..1000).map(|i| format!("thing {i}")).collect();
+    std::fs::write(p("labels.txt"), labels.join("\n")).unwrap();
+    let text = ok(&["classify", "--onnx", &p("r18.onnx"), "--labels", &p("labels.txt"), &photo]);
+    assert!(text.contains(&format!("thing {}", order[0])), "{text}");
+    std::fs::write(p("three.txt"), "a\nb\nc\n").unwrap();
+    let err = fails(&["classify", "--onnx", &p("r18.onnx"), "--labels", &p("three.txt"), &photo]);
+    assert!(err.contains("3 labels for 1000 classes"), "{err}");
+
+    // run: the raw forward pass, by position and by name
+    fovea::io::write_npy(Path::new(&p("x.npy")), &input(&meta).tensor()).unwrap();
+    ok(&["run", "--onnx", &p("r18.onnx"), "--input", &p("x.npy"), "--output", &p("y.npy")]);
+    ok(&[
+        "run",
+        "--onnx",
+        &p("r18.onnx"),
+        "--input",
+        &format!("input={}", p("x.npy")),
+        "--output",
+        &format!("logits={}", p("z.npy")),
+    ]);
+    let want = &outputs["resnet18"];
+    for out in ["y.npy", "z.npy"] {
+        let y = fovea::io::read_npy(Path::new(&p(out))).unwrap();
+        assert!(y.max_abs_diff(want) < 1e-4 * want.data().iter().fold(0f32, |m, v| m.max(v.abs())), "{out}");
+    }
+    let err =
+        fails(&["run", "--onnx", &p("r18.onnx"), "--input", &format!("image={}", p("x.npy")), "--output", &p("y.npy")]);
+    assert!(err.contains("no input \"image\"") && err.contains("input"), "{err}");
+    fovea::io::write_npy(Path::new(&p("bad.npy")), &fovea::Tensor::zeros(&[1, 1, 64, 64])).unwrap();
+    let err = fails(&["run", "--onnx", &p("r18.onnx"), "--input", &p("bad.npy"), "--output", &p("y.npy")]);
+    assert!(err.contains("r18.onnx") && err.contains("[1, 1, 64, 64]"), "{err}");
+
+    // summary: one row per step, batch norm and ReLU folded into the convolutions
+    let table = ok(&["summary", &p("r18.onnx"), "--input", "3x224x224"]);
+    assert!(
+        table.contains("input 3x224x224") && table.contains("Conv+Relu") && table.contains("64x112x112"),
+        "{table}"
+    );
+    assert!(!table.contains("BatchNormalization"), "{table}");
+    let err = fails(&["summary", &p("r18.onnx")]);
+    assert!(err.contains("free dimensions") || err.contains("--input"), "{err}");
+
+    // a file that is not a model, cut short
+    let bytes = std::fs::read(p("r18.onnx")).unwrap();
+    std::fs::write(p("cut.onnx"), &bytes[..bytes.len() / 3]).unwrap();
+    let err = fails(&["run", "--onnx", &p("cut.onnx"), "--input", &p("x.npy"), "--output", &p("y.npy")]);
+    assert!(err.contains("cut.onnx"), "{err}");
+}
+
 #[test]
 fn zoo_models_train_on_an_image_folder() {
     // bags and trousers from Fashion-MNIST, written as PNG files in train/ and val/
