@@ -6,6 +6,7 @@ mod conv;
 mod detect;
 mod example;
 mod experiment;
+mod export;
 mod faces;
 mod faces_train;
 mod pretrained;
@@ -53,8 +54,10 @@ enum Command {
     Summary(summary::SummaryArgs),
     /// ImageNet classes of pictures under pretrained weights (torchvision's, as safetensors)
     Classify(pretrained::ClassifyArgs),
-    /// Raw forward pass of a model on an NCHW .npy array
+    /// Raw forward pass of a zoo model or an ONNX model on .npy arrays
     Run(pretrained::RunArgs),
+    /// Write a trained network (or a zoo architecture) as an ONNX model for other runtimes
+    Export(export::ExportArgs),
     /// Reproducible experiments from the notes
     #[command(subcommand)]
     Experiment(experiment::Experiment),
@@ -251,6 +254,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => classify::predict(a),
         Command::Conv(a) => conv::run(a),
         Command::Summary(a) => summary::run(a),
+        Command::Export(a) => export::run(a),
         Command::Classify(a) => pretrained::classify(a),
         Command::Run(a) => pretrained::run(a),
         Command::Experiment(e) => experiment::run(e),

@@ -135,6 +135,20 @@ fn predict_gives_top3_for_a_picture() {
     std::fs::write(&garbage, b"\x89PNG not really").unwrap();
     let err = fails(&["predict", "--checkpoint", &run, garbage.to_str().unwrap()]);
     assert!(err.contains("garbage.png") && err.contains("decode"), "{err}");
+
+    // the trained network as ONNX: the same logits from fovea's ONNX runtime
+    let onnx = dir.path().join("model.onnx").display().to_string();
+    ok(&["export", "--checkpoint", &run, "--out", &onnx]);
+    let x = dir.path().join("x.npy");
+    let y = dir.path().join("y.npy");
+    fovea::io::write_npy(&x, &test.batch(&[i]).0).unwrap();
+    ok(&["run", "--onnx", &onnx, "--input", x.to_str().unwrap(), "--output", y.to_str().unwrap()]);
+    let got = fovea::io::read_npy(&y).unwrap();
+    assert!(got.max_abs_diff(&logits.tensor()) < 1e-5, "{got:?} vs {:?}", logits.tensor());
+    // an output over an input is refused, and the input survives
+    let err = fails(&["export", "--checkpoint", &run, "--out", &format!("{run}/checkpoint.safetensors")]);
+    assert!(err.contains("inputs"), "{err}");
+    fovea_vision::train::load_checkpoint(Path::new(&run)).unwrap();
 }
 
 #[test]

@@ -669,6 +669,13 @@ impl Classifier {
         Ok(Classifier { model: train::model_from_checkpoint(&ckpt)?, meta: ckpt.meta })
     }
 
+    /// The network as an ONNX model ([`fovea::graph::export`]): its input `input` is a
+    /// batch of pictures prepared as [`Classifier::classify_file`] prepares them (values
+    /// 0..1, channels first, at the run's input size), its output the class scores (logits).
+    pub fn to_onnx(&self) -> Result<fovea::io::onnx::Model> {
+        fovea::graph::export::export(self.model.as_ref(), &self.meta.input_shape()?, "fovea")
+    }
+
     /// The `k` most probable classes of the picture file `path`,
     /// prepared as the run's training pictures were: for Fashion-MNIST runs grey, light on
     /// dark, 28x28, then the run's input size.

@@ -157,6 +157,15 @@ impl Module for Frozen<'_> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         self.tail().visit(prefix, f)
     }
+    fn export(
+        &self,
+        prefix: &str,
+        x: &str,
+        input: &[usize],
+        ex: &mut fovea::graph::export::Exporter,
+    ) -> Result<String> {
+        Layers(self.layers).export(prefix, x, input, ex)
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! for its pretrained weights); `googlenet` follows torchvision, `googlenet-paper` the
 //! paper, whose table of multiply-adds the notes reproduce.
 
+use fovea::graph::export::Exporter;
+use fovea::io::onnx::AttributeValue;
 use fovea::nn::init::Init;
 use fovea::nn::{
     join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Dropout, Flatten, LayerShape, Linear, Mode, Module, Pool,
@@ -75,6 +77,16 @@ impl Inception {
 }
 
 impl Module for Inception {
+    fn export(&self, prefix: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let outs = self
+            .branches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.export(&join_name(prefix, &format!("branch{}", i + 1)), x, input, ex))
+            .collect::<Result<Vec<_>>>()?;
+        let outs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        Ok(ex.node("Concat", &join_name(prefix, "concat"), &outs, vec![("axis", AttributeValue::Int(1))]))
+    }
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let outs = self
             .branches
@@ -235,6 +247,15 @@ impl Module for GoogLeNet {
             }
         }
         self.fc.visit(&join_name(prefix, "fc"), f);
+    }
+    /// The trunk and `fc` (the auxiliary classifiers are training-only).
+    fn export(&self, prefix: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        if self.transform_input {
+            return Err(Error::Invalid("googlenet with transform_input has no ONNX form; export it without".into()));
+        }
+        let h = self.trunk.export(prefix, x, input, ex)?;
+        let shape = self.trunk.output_shape(input)?;
+        self.fc.export(&join_name(prefix, "fc"), &h, &shape, ex)
     }
     /// The trunk's and `fc`'s rows; the auxiliary classifiers are training-only.
     fn shapes(&self, prefix: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {

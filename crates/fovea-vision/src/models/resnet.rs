@@ -1,6 +1,7 @@
 //! ResNet-18/34/50/101/152 in torchvision's layout (He et al. 2015, with the stride of
 //! bottleneck blocks on the 3x3 convolution, "ResNet v1.5").
 
+use fovea::graph::export::{self, Exporter};
 use fovea::nn::init::Init;
 use fovea::nn::{
     join_name, Activation, AdaptiveAvgPool, BatchNorm, Conv, Flatten, LayerShape, Linear, Mode, Module, Pool,
@@ -72,6 +73,32 @@ impl Module for Residual {
         if let Shortcut::Projection(Some(d)) = &self.shortcut {
             d.visit(&join_name(prefix, "downsample"), f);
         }
+    }
+    fn export(&self, prefix: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let y = self.main.export(prefix, x, input, ex)?;
+        let shortcut = match &self.shortcut {
+            Shortcut::Plain => return Ok(ex.node("Relu", &join_name(prefix, "relu"), &[&y], vec![])),
+            Shortcut::Projection(Some(d)) => d.export(&join_name(prefix, "downsample"), x, input, ex)?,
+            Shortcut::Projection(None) | Shortcut::ZeroPad { stride: 1, extra: 0 } => x.to_string(),
+            &Shortcut::ZeroPad { stride, extra } => {
+                let k = vec![1; input.len() - 2];
+                let s = vec![stride; input.len() - 2];
+                let sub = ex.node(
+                    "AveragePool",
+                    &join_name(prefix, "subsample"),
+                    &[x],
+                    vec![("kernel_shape", export::ints(k)), ("strides", export::ints(s))],
+                );
+                // zero channels before and after: pads for N, C, then the spatial axes
+                let mut pads = vec![0i64; 2 * input.len()];
+                pads[1] = (extra / 2) as i64;
+                pads[input.len() + 1] = (extra - extra / 2) as i64;
+                let pads = ex.ints(&join_name(prefix, "pads"), &pads);
+                ex.node("Pad", &join_name(prefix, "pad"), &[&sub, &pads], vec![])
+            }
+        };
+        let sum = ex.node("Add", &join_name(prefix, "add"), &[&y, &shortcut], vec![]);
+        Ok(ex.node("Relu", &join_name(prefix, "relu"), &[&sum], vec![]))
     }
 }
 

@@ -16,6 +16,7 @@
 //! An unsupported operator is reported with every other unsupported one in the file, by
 //! name and opset, in one error.
 
+pub mod export;
 pub mod ops;
 pub mod value;
 

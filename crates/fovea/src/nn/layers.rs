@@ -4,8 +4,11 @@ use super::init::Init;
 use super::{join_name, report, Mode, Module, ShapeHook, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::graph::export::{self, Exporter};
+use crate::io::onnx::AttributeValue;
+use crate::ops::per_dim;
 use crate::ops::{self, ConvOptions, PoolOptions};
-use crate::Rng;
+use crate::{Rng, Tensor};
 
 /// Visits `weight` and the optional `bias` under PyTorch's names.
 fn visit_weight_bias(prefix: &str, weight: &Var, bias: Option<&Var>, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
@@ -111,6 +114,32 @@ impl Module for Conv {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+    fn export(&self, name: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let w = self.weight.value().clone();
+        let kernel = w.shape()[2..].to_vec();
+        let nd = kernel.len();
+        let o = &self.options;
+        let (stride, dilation) = (per_dim("stride", &o.stride, nd)?, per_dim("dilation", &o.dilation, nd)?);
+        let pads = o.padding.resolve(&input[2..], &kernel, &stride, &dilation)?;
+        // a true convolution is a correlation with the kernel turned: exported turned
+        let w = if o.flip { flip_spatial(&w)? } else { w };
+        let weight = ex.weight(&join_name(name, "weight"), &w);
+        let bias = self.bias.as_ref().map(|b| ex.weight(&join_name(name, "bias"), &b.value()));
+        let inputs: Vec<&str> = [x, &weight].into_iter().chain(bias.as_deref()).collect();
+        let pads = pads.iter().map(|p| p.0).chain(pads.iter().map(|p| p.1));
+        Ok(ex.node(
+            "Conv",
+            name,
+            &inputs,
+            vec![
+                ("kernel_shape", export::ints(kernel)),
+                ("strides", export::ints(stride)),
+                ("dilations", export::ints(dilation)),
+                ("pads", export::ints(pads)),
+                ("group", AttributeValue::Int(o.groups as i64)),
+            ],
+        ))
+    }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::conv(x, &self.weight, self.bias.as_ref(), &self.options)
     }
@@ -177,6 +206,18 @@ impl Module for Linear {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+    fn export(&self, name: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        if input.len() != 2 {
+            return Err(Error::Invalid(format!(
+                "{name}: a linear layer on a {}-D input has no Gemm form",
+                input.len()
+            )));
+        }
+        let weight = ex.weight(&join_name(name, "weight"), &self.weight.value());
+        let bias = self.bias.as_ref().map(|b| ex.weight(&join_name(name, "bias"), &b.value()));
+        let inputs: Vec<&str> = [x, &weight].into_iter().chain(bias.as_deref()).collect();
+        Ok(ex.node("Gemm", name, &inputs, vec![("transB", AttributeValue::Int(1))]))
+    }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::linear(x, &self.weight, self.bias.as_ref())
     }
@@ -224,6 +265,30 @@ impl Module for Pool {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+    fn export(&self, name: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let nd = input.len().saturating_sub(2);
+        let o = &self.options;
+        let kernel = per_dim("kernel", &o.kernel, nd)?;
+        let stride = per_dim("stride", o.stride.as_deref().unwrap_or(&o.kernel), nd)?;
+        let pad = match o.padding.len() {
+            1 => vec![o.padding[0]; nd],
+            _ => o.padding.clone(),
+        };
+        let mut attributes = vec![
+            ("kernel_shape", export::ints(kernel)),
+            ("strides", export::ints(stride)),
+            ("pads", export::ints(pad.iter().chain(&pad).copied())),
+            ("ceil_mode", AttributeValue::Int(o.ceil_mode as i64)),
+        ];
+        let op = match self.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Avg => {
+                attributes.push(("count_include_pad", AttributeValue::Int(o.count_include_pad as i64)));
+                "AveragePool"
+            }
+        };
+        Ok(ex.node(op, name, &[x], attributes))
+    }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         match self.kind {
             PoolKind::Max => ops::max_pool(x, &self.options),
@@ -243,6 +308,38 @@ impl Module for Pool {
 pub struct AdaptiveAvgPool(pub Vec<usize>);
 
 impl Module for AdaptiveAvgPool {
+    /// Global average pooling, or average pooling where the output divides the input.
+    fn export(&self, name: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let sp = &input[2.min(input.len())..];
+        if self.0.iter().all(|&o| o == 1) {
+            return Ok(ex.node("GlobalAveragePool", name, &[x], vec![]));
+        }
+        let out = per_dim("output size", &self.0, sp.len())?;
+        if sp.iter().zip(&out).all(|(&i, &o)| i % o == 0) {
+            let k: Vec<usize> = sp.iter().zip(&out).map(|(&i, &o)| i / o).collect();
+            let attributes = vec![("kernel_shape", export::ints(k.clone())), ("strides", export::ints(k))];
+            return Ok(ex.node("AveragePool", name, &[x], attributes));
+        }
+        // uneven windows (or more outputs than inputs): the mean over a window is
+        // separable, rows then columns, each a product with a matrix of bin weights
+        let [h, w] = sp[..] else {
+            return Err(Error::Invalid(format!("{name}: adaptive pooling from {sp:?} to {out:?} has uneven windows")));
+        };
+        let bins = |n: usize, o: usize| {
+            let mut m = vec![0.0f32; o * n];
+            for (i, (a, b)) in crate::kernels::pool::adaptive_bins(n, o).into_iter().enumerate() {
+                m[i * n + a..i * n + b].fill(1.0 / (b - a) as f32);
+            }
+            m
+        };
+        let rows = ex.weight(&join_name(name, "rows"), &Tensor::new(&[out[0], h], bins(h, out[0]))?);
+        // columns: [w, ow], the transpose of the bins
+        let cb = bins(w, out[1]);
+        let cols_t: Vec<f32> = (0..w * out[1]).map(|k| cb[(k % out[1]) * w + k / out[1]]).collect();
+        let cols = ex.weight(&join_name(name, "columns"), &Tensor::new(&[w, out[1]], cols_t)?);
+        let y = ex.node("MatMul", &join_name(name, "over_rows"), &[&rows, x], vec![]);
+        Ok(ex.node("MatMul", name, &[&y, &cols], vec![]))
+    }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::adaptive_avg_pool(x, &self.0)
     }
@@ -267,6 +364,19 @@ pub enum Activation {
 }
 
 impl Module for Activation {
+    fn export(&self, name: &str, x: &str, _input: &[usize], ex: &mut Exporter) -> Result<String> {
+        Ok(match *self {
+            Activation::Relu => ex.node("Relu", name, &[x], vec![]),
+            Activation::LeakyRelu(s) => ex.node("LeakyRelu", name, &[x], vec![("alpha", AttributeValue::Float(s))]),
+            Activation::Relu6 => {
+                let lo = ex.weight(&join_name(name, "min"), &Tensor::scalar(0.0));
+                let hi = ex.weight(&join_name(name, "max"), &Tensor::scalar(6.0));
+                ex.node("Clip", name, &[x, &lo, &hi], vec![])
+            }
+            Activation::Sigmoid => ex.node("Sigmoid", name, &[x], vec![]),
+            Activation::Tanh => ex.node("Tanh", name, &[x], vec![]),
+        })
+    }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         Ok(match *self {
             Activation::Relu => ops::relu(x)?,
@@ -294,6 +404,9 @@ pub struct Flatten;
 impl Module for Flatten {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
+    }
+    fn export(&self, name: &str, x: &str, _input: &[usize], ex: &mut Exporter) -> Result<String> {
+        Ok(ex.node("Flatten", name, &[x], vec![("axis", AttributeValue::Int(1))]))
     }
     fn forward_mode(&self, x: &Var, _mode: Mode) -> Result<Var> {
         ops::flatten(x)
@@ -325,6 +438,10 @@ impl Dropout {
 }
 
 impl Module for Dropout {
+    /// Nothing: an exported model is for inference.
+    fn export(&self, _name: &str, x: &str, _input: &[usize], _ex: &mut Exporter) -> Result<String> {
+        Ok(x.to_string())
+    }
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         match mode {
             Mode::Eval => Ok(x.clone()),
@@ -334,4 +451,14 @@ impl Module for Dropout {
     fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {
         report(self, hook, name, "Dropout", input.to_vec(), 0)
     }
+}
+
+/// `w` (`[out, in, *kernel]`) turned by 180° in every spatial dimension.
+fn flip_spatial(w: &Tensor) -> Result<Tensor> {
+    let shape = w.shape();
+    let plane: usize = shape[2..].iter().product();
+    let mut v = w.data().to_vec();
+    // reversing a whole kernel reverses every spatial axis at once
+    v.chunks_mut(plane.max(1)).for_each(|k| k.reverse());
+    Tensor::new(shape, v)
 }

@@ -14,6 +14,7 @@ pub use norm::BatchNorm;
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::graph::export::Exporter;
 use crate::tensor::{fmt_shape, Tensor};
 use std::collections::BTreeMap;
 
@@ -111,6 +112,14 @@ pub trait Module: Send + Sync {
     /// whose losses training adds to the main one. `forward` skips them.
     fn forward_aux(&self, x: &Var, mode: Mode) -> Result<(Var, Vec<Var>)> {
         Ok((self.forward_mode(x, mode)?, Vec::new()))
+    }
+
+    /// Writes the layer as ONNX nodes reading the value named `x`, of shape `input` (batch
+    /// first), into `ex`, its parameters under their `state_dict` names from `name`;
+    /// returns the name of its output ([`crate::graph::export`]).
+    fn export(&self, name: &str, _x: &str, _input: &[usize], _ex: &mut Exporter) -> Result<String> {
+        let name = if name.is_empty() { "the model" } else { name };
+        Err(Error::Invalid(format!("{name}: this layer has no ONNX form")))
     }
 
     /// The layer as `Any`, for code that rewrites or inspects networks (fully connected
@@ -277,6 +286,14 @@ impl Module for Layers<'_> {
             layer.visit(&join_name(prefix, name), f);
         }
     }
+    fn export(&self, prefix: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let (mut h, mut shape) = (x.to_string(), input.to_vec());
+        for (name, layer) in self.0 {
+            h = layer.export(&join_name(prefix, name), &h, &shape, ex)?;
+            shape = layer.output_shape(&shape)?;
+        }
+        Ok(h)
+    }
 }
 
 impl Module for Sequential {
@@ -291,5 +308,8 @@ impl Module for Sequential {
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Var, TensorKind)) {
         Layers(&self.layers).visit(prefix, f)
+    }
+    fn export(&self, prefix: &str, x: &str, input: &[usize], ex: &mut Exporter) -> Result<String> {
+        Layers(&self.layers).export(prefix, x, input, ex)
     }
 }

@@ -3,6 +3,8 @@
 use super::{join_name, report, Mode, Module, ShapeHook, TensorKind};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::graph::export::Exporter;
+use crate::io::onnx::AttributeValue;
 use crate::ops;
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -46,6 +48,27 @@ impl BatchNorm {
 }
 
 impl Module for BatchNorm {
+    fn export(&self, name: &str, x: &str, _input: &[usize], ex: &mut Exporter) -> Result<String> {
+        let mut inputs = vec![x.to_string()];
+        for (part, v) in [
+            ("weight", &self.weight),
+            ("bias", &self.bias),
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ] {
+            inputs.push(ex.weight(&join_name(name, part), &v.value()));
+        }
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        Ok(ex.node(
+            "BatchNormalization",
+            name,
+            &inputs,
+            vec![
+                ("epsilon", AttributeValue::Float(self.eps)),
+                ("momentum", AttributeValue::Float(1.0 - self.momentum)),
+            ],
+        ))
+    }
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         let training = mode.is_train();
         let y = ops::batch_norm(

@@ -16,6 +16,7 @@ pub use arith::{
     add, add_scalar, concat, div, exp, flatten, index_select, log, mean, mul, mul_scalar, narrow, neg, pad, permute,
     pow_scalar, reshape, sqrt, sub, sum, sum_dim,
 };
+pub(crate) use conv::per_dim;
 pub use conv::{conv, conv1d, conv2d, conv3d, conv_output_shape, conv_output_size, ConvOptions, Padding};
 pub use loss::{bce_with_logits, cross_entropy, mse_loss, triplet_loss};
 pub use matmul::{linear, linear_output_shape, matmul};
