@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// Run folder (or checkpoint.safetensors) written by `fovea train`
+    /// Run folder (or its .safetensors file) written by `fovea train`, `fovea yolo train`
+    /// or `fovea faces train-embedding`
     #[arg(long, required_unless_present = "model")]
     checkpoint: Option<PathBuf>,
     /// Or a zoo architecture with freshly drawn weights (lenet5, cnn-bn, resnet18, ...)
@@ -32,7 +33,17 @@ pub struct ExportArgs {
 
 pub fn run(a: ExportArgs) -> Result<()> {
     let model = match (&a.checkpoint, &a.model) {
-        (Some(run), _) => fovea_vision::run::Classifier::load(run)?.to_onnx()?,
+        (Some(run), _) => {
+            // which kind of run: by the file it holds
+            let holds = |file: &str| if run.is_dir() { run.join(file).exists() } else { run.ends_with(file) };
+            if holds("embedding.safetensors") {
+                fovea_vision::face::triplet::embedding_to_onnx(run)?
+            } else if holds("detector.safetensors") {
+                fovea_vision::detect::detector::detector_to_onnx(run)?
+            } else {
+                fovea_vision::run::Classifier::load(run)?.to_onnx()?
+            }
+        }
         (None, Some(name)) => {
             let arch = models::architecture(name)?;
             let classes = a.classes.unwrap_or(arch.default_classes());

@@ -632,6 +632,21 @@ fn triplet_embedding_learns_one_shot_and_the_verifier_trains_on_its_pairs() {
         assert!(test > 0.6 && test <= 1.0, "{k}: pair accuracy {test}");
     }
 
+    // exported: the same unit-length embeddings from the ONNX graph
+    let onnx = format!("{run}/embedding.onnx");
+    ok(&["export", "--checkpoint", &run, "--out", &onnx]);
+    let (emb_run, net) = fovea_vision::face::triplet::load_embedding_run(Path::new(&run)).unwrap();
+    let mut shape = vec![2];
+    shape.extend(&emb_run.input);
+    let x = fovea::Tensor::rand_uniform(&shape, 0.0, 1.0, &mut fovea::Rng::new(3));
+    fovea::io::write_npy(Path::new(&format!("{run}/x.npy")), &x).unwrap();
+    ok(&["run", "--onnx", &onnx, "--input", &format!("{run}/x.npy"), "--output", &format!("{run}/e.npy")]);
+    let got = fovea::io::read_npy(Path::new(&format!("{run}/e.npy"))).unwrap();
+    let want = fovea_vision::face::triplet::embed(net.as_ref(), &fovea::Var::constant(x), fovea::nn::Mode::Eval)
+        .unwrap()
+        .tensor();
+    assert!(got.max_abs_diff(&want) < 1e-5, "{got:?} vs {want:?}");
+
     // bad input: unknown or too many held-out identities, a margin out of range, no embedding
     let err = fails(&[&args[..], &["--held-out", "Sandal,Hat", "--out", &run]].concat());
     assert!(err.contains("no identity 'Hat'") && err.contains("Sandal"), "{err}");
@@ -723,6 +738,15 @@ fn detection_from_scratch_shapes_anchors_yolo_and_sliding_windows() {
     assert_eq!(a1[1]["loss"], a2[1]["loss"]);
     assert_ne!(a1[1]["loss"], lines[1]["loss"]);
     assert!(fails(&["yolo", "train", "--augment", "flip", "--out", &p("y5")]).contains("unknown augmentation"));
+    // exported: the same grid of predictions from the ONNX graph
+    ok(&["export", "--checkpoint", &run, "--out", &p("detector.onnx")]);
+    let (det_run, net) = fovea_vision::detect::detector::load_detector(Path::new(&run)).unwrap();
+    let x = fovea::Tensor::rand_uniform(&[1, 3, det_run.input, det_run.input], 0.0, 1.0, &mut fovea::Rng::new(4));
+    fovea::io::write_npy(Path::new(&p("dx.npy")), &x).unwrap();
+    ok(&["run", "--onnx", &p("detector.onnx"), "--input", &p("dx.npy"), "--output", &p("dy.npy")]);
+    let got = fovea::io::read_npy(Path::new(&p("dy.npy"))).unwrap();
+    let want = fovea::nn::Module::forward(&net, &fovea::Var::constant(x)).unwrap().tensor();
+    assert!(got.max_abs_diff(&want) < 1e-4 * want.data().iter().fold(1e-6f32, |m, v| m.max(v.abs())));
     let picture = p("train/images/000001.png");
     let found: Value = serde_json::from_str(&ok(&[
         "yolo",

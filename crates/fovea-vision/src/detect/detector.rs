@@ -123,6 +123,14 @@ pub fn load_detector(path: &Path) -> Result<(DetectorRun, Sequential)> {
     Ok((run, net))
 }
 
+/// The detector of the run at `path` as an ONNX model ([`fovea::graph::export`]): RGB
+/// pictures in (values 0..1, the run's input size), the raw grid of predictions out, to be
+/// decoded as [`DetectorRun::yolo_grid`] decodes it.
+pub fn detector_to_onnx(path: &Path) -> Result<fovea::io::onnx::Model> {
+    let (run, net) = load_detector(path)?;
+    fovea::graph::export::export(&net, &[3, run.input, run.input], "fovea")
+}
+
 /// The targets `[N, S, S, A, 5 + C]` of pictures' objects, and how many objects shared a
 /// cell and anchor with another and were left out.
 pub fn encode_all(grid: &YoloGrid, objects: &[Vec<Object>]) -> Result<(Tensor, usize)> {

@@ -400,6 +400,37 @@ pub fn load_embedding_run(path: &Path) -> Result<(EmbeddingRun, Box<dyn Module>)
     Ok((run, net))
 }
 
+/// The embedding network of the run at `path` as an ONNX model
+/// ([`fovea::graph::export`]): pictures in (as the run's input), unit-length embeddings out.
+pub fn embedding_to_onnx(path: &Path) -> Result<fovea::io::onnx::Model> {
+    let (run, net) = load_embedding_run(path)?;
+    fovea::graph::export::export(&Normalized(net.as_ref()), &run.input, "fovea")
+}
+
+/// A network followed by [`embed`]'s L2 normalisation, for export.
+struct Normalized<'a>(&'a dyn Module);
+
+impl Module for Normalized<'_> {
+    fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
+        embed(self.0, x, mode)
+    }
+    fn shapes(&self, name: &str, input: &[usize], hook: &mut fovea::nn::ShapeHook<'_>) -> Result<Vec<usize>> {
+        self.0.shapes(name, input, hook)
+    }
+    /// `y / √(Σ y² + ε²)` along the embedding, as [`ops::l2_normalize`].
+    fn export(&self, name: &str, x: &str, input: &[usize], ex: &mut fovea::graph::export::Exporter) -> Result<String> {
+        use fovea::io::onnx::AttributeValue;
+        let y = self.0.export(name, x, input, ex)?;
+        let square = ex.node("Mul", "l2/square", &[&y, &y], vec![]);
+        let axes = ex.ints("l2/axes", &[1]);
+        let sum = ex.node("ReduceSum", "l2/sum", &[&square, &axes], vec![("keepdims", AttributeValue::Int(1))]);
+        let eps = ex.weight("l2/eps2", &Tensor::scalar(1e-24));
+        let sum = ex.node("Add", "l2/sum_eps", &[&sum, &eps], vec![]);
+        let norm = ex.node("Sqrt", "l2/norm", &[&sum], vec![]);
+        Ok(ex.node("Div", "l2/normalized", &[&y, &norm], vec![]))
+    }
+}
+
 impl std::fmt::Display for EmbeddingEpoch {
     /// The epoch's figures, after `epoch N/M: `.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
