@@ -337,16 +337,16 @@ struct Scene {
 /// `POST /v1/vision/scene`: the most probable class of the `--classifier` run.
 async fn scene(State(service): State<Arc<Service>>, form: Form) -> Answer<Scene> {
     if service.scene.is_none() {
-        return Err(ApiError::not_activated("Scene endpoint not activated: start fovea serve with --classifier RUN"));
+        return Err(ApiError::not_activated(
+            "Scene endpoint not activated: start fovea serve with --classifier RUN (or MODEL.onnx)",
+        ));
     }
     let image = form.image()?.clone();
     let top = service
         .run(move |s, _job| {
             let classifier = s.scene.as_ref().expect("checked above");
             s.check_size(&image)?;
-            let name = image.describe();
-            let mut top = classifier.classify_bytes(&image.bytes, &name, 1).map_err(ApiError::from_upload)?;
-            Ok(top.remove(0))
+            classifier.top1(&image.bytes, &image.describe()).map_err(ApiError::from_upload)
         })
         .await?;
     Ok(reply(Scene { label: top.name, confidence: top.probability }))

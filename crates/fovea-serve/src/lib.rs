@@ -31,6 +31,7 @@ use axum::routing::MethodRouter;
 use fovea::{Error, Result};
 use fovea_vision::detect::detector::{load_detector, DetectorRun};
 use fovea_vision::face::{DetectorKind, Pipeline, PipelineConfig, Stage};
+use fovea_vision::models::{Prediction, PretrainedNet};
 use fovea_vision::run::Classifier;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,7 +72,8 @@ pub struct ServeConfig {
     /// Which of --detector-models answers /v1/vision/detection
     #[cfg_attr(feature = "cli", arg(long, requires = "detector_models"))]
     pub detector: Option<String>,
-    /// A classifier run made by `fovea train`, answering /v1/vision/scene
+    /// A classifier run made by `fovea train`, or an ONNX classifier (`.onnx`, ImageNet's
+    /// preprocessing), answering /v1/vision/scene
     #[cfg_attr(feature = "cli", arg(long))]
     pub classifier: Option<PathBuf>,
     #[cfg_attr(feature = "cli", command(flatten))]
@@ -158,7 +160,7 @@ pub struct Service {
     people: People,
     detectors: BTreeMap<String, (DetectorRun, fovea::nn::Sequential)>,
     default_detector: Option<String>,
-    scene: Option<Classifier>,
+    scene: Option<SceneModel>,
     keys: Keys,
     limits: Limits,
     gate: Gate,
@@ -193,7 +195,7 @@ impl Service {
             people: People::new(store),
             detectors,
             default_detector: config.detector.clone(),
-            scene: config.classifier.as_deref().map(Classifier::load).transpose()?,
+            scene: config.classifier.as_deref().map(SceneModel::load).transpose()?,
             keys: config.keys.clone(),
             gate: Gate {
                 places: Arc::new(Semaphore::new(workers + limits.queue)),
@@ -356,6 +358,38 @@ impl Service {
             Ok(Ok(answer)) => answer,
             _ => Err(ApiError::internal("the request's job failed (a bug: see the server's log)")),
         }
+    }
+}
+
+/// What answers `/v1/vision/scene`.
+pub enum SceneModel {
+    /// a run made by `fovea train`
+    Run(Classifier),
+    /// an ONNX classifier for square pictures of this side, prepared as torchvision's
+    /// ImageNet models expect
+    Onnx(PretrainedNet, usize),
+}
+
+impl SceneModel {
+    /// A run folder, or an `.onnx` file.
+    pub fn load(path: &std::path::Path) -> Result<SceneModel> {
+        if path.extension().is_some_and(|e| e == "onnx") {
+            let (net, side) = PretrainedNet::load_onnx_classifier(path)?;
+            return Ok(SceneModel::Onnx(net, side));
+        }
+        Ok(SceneModel::Run(Classifier::load(path)?))
+    }
+
+    /// The most probable class of the picture `bytes` (`name` names it in errors).
+    pub fn top1(&self, bytes: &[u8], name: &str) -> Result<Prediction> {
+        let mut top = match self {
+            SceneModel::Run(c) => c.classify_bytes(bytes, name, 1)?,
+            // resized as 256 is to 224
+            SceneModel::Onnx(net, side) => {
+                net.classify(&fovea_vision::image::decode_rgb(bytes, name)?, side * 8 / 7, *side, 1)?
+            }
+        };
+        Ok(top.remove(0))
     }
 }
 

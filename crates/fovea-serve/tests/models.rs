@@ -71,6 +71,21 @@ fn detection_custom_models_and_scene_answer_as_the_library_does() {
     assert_eq!(answer["label"], top.name.as_str());
     assert!((answer["confidence"].as_f64().unwrap() - top.probability as f64).abs() < 1e-6, "{answer}");
 
+    // an ONNX classifier answers the scene endpoint too, as the library classifies
+    let onnx = dir.path().join("r18.onnx");
+    let net = fovea_vision::models::build("resnet18", 1000, &mut fovea::Rng::new(0)).unwrap();
+    fovea::io::onnx::save(&onnx, &fovea::graph::export::export(net.as_ref(), &[3, 64, 64], "test").unwrap()).unwrap();
+    let (pretrained, side) = fovea_vision::models::PretrainedNet::load_onnx_classifier(&onnx).unwrap();
+    assert_eq!(side, 64);
+    let rgb = fovea_vision::image::load_rgb(&coffee).unwrap();
+    let top = pretrained.classify(&rgb, 73, 64, 1).unwrap().remove(0);
+    let onnx_server = Server::start(&ServeConfig { classifier: Some(onnx), ..config.clone() });
+    let (s, answer) =
+        post(&onnx_server, "/v1/vision/scene", &[Part::File("image", "c.png", std::fs::read(&coffee).unwrap())]);
+    assert_eq!(s, 200, "{answer}");
+    assert_eq!(answer["label"], top.name.as_str());
+    assert!((answer["confidence"].as_f64().unwrap() - top.probability as f64).abs() < 1e-6, "{answer}");
+
     // a --detector that is not among the runs, and a folder with no runs, are refused at start
     let wrong = ServeConfig { detector: Some("people".into()), ..config.clone() };
     let err = Service::load(&wrong).err().unwrap().to_string();

@@ -4,6 +4,7 @@
 
 use crate::data::imagenet;
 use fovea::graph::{Graph, Value};
+use fovea::io::onnx::Dim;
 use fovea::nn::summary::fmt_dims;
 use fovea::nn::Module;
 use fovea::{Error, Result, Tensor, Var};
@@ -28,6 +29,15 @@ pub struct PretrainedNet {
     labels: Option<Vec<String>>,
 }
 
+/// A classifier's one input (what is not a weight).
+fn single_input<'m>(path: &Path, model: &'m fovea::io::onnx::Model) -> Result<&'m fovea::io::onnx::ValueInfo> {
+    let g = &model.graph;
+    match &g.inputs.iter().filter(|i| !g.initializers.iter().any(|t| t.name == i.name)).collect::<Vec<_>>()[..] {
+        [input] => Ok(input),
+        _ => Err(Error::format(path, "does not take exactly one input; a classifier takes one batch of pictures")),
+    }
+}
+
 enum Network {
     Zoo(Box<dyn Module>),
     Onnx(Graph),
@@ -49,16 +59,24 @@ impl PretrainedNet {
     /// `shape` (`[N, C, H, W]`, fixed at load so that the model's shape arithmetic folds).
     pub fn load_onnx(path: &Path, shape: &[usize]) -> Result<PretrainedNet> {
         let model = fovea::io::onnx::load(path)?;
-        let [input] = &model
-            .graph
-            .inputs
-            .iter()
-            .filter(|i| !model.graph.initializers.iter().any(|t| t.name == i.name))
-            .collect::<Vec<_>>()[..]
-        else {
-            return Err(Error::format(path, "takes more than one input; a classifier takes one batch of pictures"));
+        Self::from_onnx(path, &model, shape)
+    }
+
+    /// The ONNX classifier at `path` for square pictures of the side its input declares
+    /// (224 where it leaves the side free), with that side.
+    pub fn load_onnx_classifier(path: &Path) -> Result<(PretrainedNet, usize)> {
+        let model = fovea::io::onnx::load(path)?;
+        let input = single_input(path, &model)?;
+        let side = match input.dims.as_deref() {
+            Some([_, _, Dim::Value(h), Dim::Value(w)]) if h == w && *h > 0 => *h as usize,
+            _ => 224,
         };
-        let graph = Graph::from_onnx(&model, &[(input.name.clone(), shape.to_vec())]).map_err(|e| e.in_file(path))?;
+        Ok((Self::from_onnx(path, &model, &[1, 3, side, side])?, side))
+    }
+
+    fn from_onnx(path: &Path, model: &fovea::io::onnx::Model, shape: &[usize]) -> Result<PretrainedNet> {
+        let input = single_input(path, model)?;
+        let graph = Graph::from_onnx(model, &[(input.name.clone(), shape.to_vec())]).map_err(|e| e.in_file(path))?;
         let arch = path.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
         Ok(PretrainedNet { arch, network: Network::Onnx(graph), labels: None })
     }
