@@ -266,7 +266,10 @@ impl Graph {
             };
             let kind = step.op_type.clone()
                 + match &step.op {
-                    Op::Conv(c) => c.activation.map_or(String::new(), |a| format!("+{}", a.name())),
+                    Op::Conv(c) => {
+                        (if c.residual { "+Add" } else { "" }).to_string()
+                            + &c.activation.map_or(String::new(), |a| format!("+{}", a.name()))
+                    }
                     _ => String::new(),
                 }
                 .as_str();
@@ -331,8 +334,9 @@ impl Graph {
             .collect()
     }
 
-    /// Folds batch normalization into the convolution before it and fuses activations
-    /// into the convolution before them, where nothing else reads the convolution's output.
+    /// Folds batch normalization into the convolution before it and fuses a sum with
+    /// another value (a residual connection) and activations into the convolution before
+    /// them, where nothing else reads the convolution's output.
     fn fuse(&mut self) {
         let mut i = 0;
         while i + 1 < self.steps.len() {
@@ -341,6 +345,7 @@ impl Graph {
                 continue;
             };
             let is_conv = matches!(&self.steps[i].op, Op::Conv(c) if c.activation.is_none());
+            let sums = matches!(&self.steps[i].op, Op::Conv(c) if !c.residual);
             let readers: Vec<usize> = (i + 1..self.steps.len())
                 .filter(|&j| self.steps[j].inputs.contains(&Some(Slot::Var(conv_out))))
                 .collect();
@@ -350,11 +355,37 @@ impl Graph {
                 continue;
             }
             let j = readers[0];
+            use ops::elementwise::{Activation, Binary, BinaryKind};
+            // conv + other: the other value becomes the convolution's fourth input
+            if sums
+                && matches!(self.steps[j].op, Op::Binary(Binary(BinaryKind::Add)))
+                && self.steps[j].inputs.len() == 2
+            {
+                let other = self.steps[j].inputs.iter().flatten().find(|s| **s != Slot::Var(conv_out)).copied();
+                let same_shape = self.steps[j].output_shapes.first() == self.steps[i].output_shapes.first();
+                // the other value must exist when the convolution runs (a shortcut's own
+                // convolution may come later: then the sum goes into that one)
+                let ready = match other {
+                    Some(Slot::Var(v)) => {
+                        v < self.inputs.len() || self.steps[..i].iter().any(|s| s.outputs.contains(&Some(v)))
+                    }
+                    _ => true,
+                };
+                if let (Some(other), true, true) = (other, same_shape, ready) {
+                    if let Op::Conv(c) = &mut self.steps[i].op {
+                        c.residual = true;
+                    }
+                    let inputs = &mut self.steps[i].inputs;
+                    inputs.resize(3, None);
+                    inputs.push(Some(other));
+                    self.merge(i, j);
+                    continue;
+                }
+            }
             if self.steps[j].inputs.first() != Some(&Some(Slot::Var(conv_out))) {
                 i += 1;
                 continue;
             }
-            use ops::elementwise::Activation;
             let activation = match &self.steps[j].op {
                 Op::BatchNorm(bn) if self.steps[j].outputs.iter().skip(1).all(Option::is_none) => {
                     let bn = bn.clone();
@@ -384,12 +415,16 @@ impl Graph {
             if let (Some(f), Op::Conv(c)) = (activation, &mut self.steps[i].op) {
                 c.activation = Some(f);
             }
-            // the convolution now writes the fused step's output
-            let removed = self.steps.remove(j);
-            self.steps[i].outputs[0] = removed.outputs[0];
-            self.steps[i].output_shapes[0] = removed.output_shapes[0].clone();
-            self.steps[i].name = format!("{}+{}", self.steps[i].name, removed.name);
+            self.merge(i, j);
         }
+    }
+
+    /// Removes step `j`, fused into step `i`: `i` now writes `j`'s output.
+    fn merge(&mut self, i: usize, j: usize) {
+        let removed = self.steps.remove(j);
+        self.steps[i].outputs[0] = removed.outputs[0];
+        self.steps[i].output_shapes[0] = removed.output_shapes[0].clone();
+        self.steps[i].name = format!("{}+{}", self.steps[i].name, removed.name);
     }
 
     /// Clip's bounds, if they are constants (or absent).

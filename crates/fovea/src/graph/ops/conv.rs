@@ -152,12 +152,15 @@ fn three(v: impl Iterator<Item = usize>, n: usize, fill: usize) -> [usize; 3] {
     out
 }
 
-/// Conv: `y = act(conv(x, w) + b)`, the activation fused at load.
+/// Conv: `y = act(conv(x, w) + b [+ s])`, the sum with `s` (a residual connection) and
+/// the activation fused at load.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv {
     window: Window,
     groups: usize,
-    /// an activation applied to the output (fused from the node after)
+    /// whether a fourth input is added to the output (fused from an Add after)
+    pub residual: bool,
+    /// an activation applied to the output, after the sum (fused from the node after)
     pub activation: Option<Activation>,
 }
 
@@ -167,7 +170,7 @@ impl Conv {
         if !(1..1 << 31).contains(&groups) {
             return Err(a.invalid(format!("group {groups} must be at least 1")));
         }
-        Ok(Conv { window: Window::from_attrs(a)?, groups: groups as usize, activation: None })
+        Ok(Conv { window: Window::from_attrs(a)?, groups: groups as usize, residual: false, activation: None })
     }
 
     /// The geometry for input shape `x` and weight shape `w`.
@@ -196,7 +199,7 @@ impl Conv {
         })
     }
 
-    pub(super) fn run(&self, x: &Value, w: &Value, b: Option<&Value>) -> Result<Value> {
+    pub(super) fn run(&self, x: &Value, w: &Value, b: Option<&Value>, residual: Option<&Value>) -> Result<Value> {
         let (x, w) = (x.tensor("Conv")?, w.tensor("Conv")?);
         let g = self.geometry(x.shape(), w.shape())?;
         let bias = match b {
@@ -212,8 +215,29 @@ impl Conv {
         let len = check_output("Conv", &shape)?;
         let mut y = vec![0.0f32; len];
         conv_forward(&g, x.data(), w.data(), bias, &mut y);
-        if let Some(f) = self.activation {
-            y.par_chunks_mut(1 << 14).for_each(|c| f.apply_slice(c));
+        const CHUNK: usize = 1 << 14;
+        match residual.map(|r| r.tensor("Conv")).transpose()? {
+            Some(r) if r.shape() == shape.as_slice() => {
+                // the sum and the activation in one pass over the output
+                y.par_chunks_mut(CHUNK).zip(r.data().par_chunks(CHUNK)).for_each(|(c, r)| {
+                    c.iter_mut().zip(r).for_each(|(y, &r)| *y += r);
+                    if let Some(f) = self.activation {
+                        f.apply_slice(c);
+                    }
+                });
+            }
+            Some(r) => {
+                let sum = Tensor::from_parts(shape, y).zip_broadcast(r, "Add", |a, b| a + b)?;
+                return Ok(Value::float(match self.activation {
+                    Some(f) => sum.map(|v| f.apply(v)),
+                    None => sum,
+                }));
+            }
+            None => {
+                if let Some(f) = self.activation {
+                    y.par_chunks_mut(CHUNK).for_each(|c| f.apply_slice(c));
+                }
+            }
         }
         Ok(Value::float(Tensor::from_parts(shape, y)))
     }

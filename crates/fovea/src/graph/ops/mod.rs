@@ -220,7 +220,7 @@ impl Op {
             inputs.get(i).copied().flatten().ok_or_else(|| Error::shape(op, format!("input {} is missing", i + 1)))
         };
         Ok(match self {
-            Op::Conv(c) => vec![c.run(input(0, "Conv")?, input(1, "Conv")?, opt(inputs, 2))?],
+            Op::Conv(c) => vec![c.run(input(0, "Conv")?, input(1, "Conv")?, opt(inputs, 2), opt(inputs, 3))?],
             Op::ConvTranspose(c) => {
                 vec![c.run(input(0, "ConvTranspose")?, input(1, "ConvTranspose")?, opt(inputs, 2))?]
             }
