@@ -169,3 +169,68 @@ fn written_models_read_back() {
     let m = onnx::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/parse.onnx")).unwrap();
     assert_eq!(onnx::parse(&onnx::encode(&m)).unwrap(), m);
 }
+
+/// Malformed operators get errors, not panics: axes named twice, empty index tuples,
+/// steps at the ends of i64, weights of the wrong rank.
+#[test]
+fn malformed_operators_get_errors() {
+    let x = || vec![info("x", &[2, 3, 4])];
+    // ReduceSum over axis 1 named twice: once
+    let m = model(vec![node("ReduceSum", &["x", "a"], &["y"], vec![])], vec![ints("a", &[1, 1])], x(), &["y"]);
+    let g = Graph::from_onnx(&m, &[]).unwrap();
+    let y = g.run(vec![Value::float(Tensor::ones(&[2, 3, 4]))]).unwrap();
+    assert_eq!(y[0].shape(), &[2, 1, 4]);
+    assert!(y[0].to_f64s().iter().all(|&v| v == 3.0));
+    let m = model(
+        vec![node("GatherND", &["x", "i"], &["y"], vec![])],
+        vec![TensorData::from_i64s("i", &[2, 0], &[])],
+        x(),
+        &["y"],
+    );
+    assert!(err(&m).contains("GatherND"), "{}", err(&m));
+    let m = model(
+        vec![node("Slice", &["x", "s", "e", "a", "t"], &["y"], vec![])],
+        vec![ints("s", &[i64::MIN]), ints("e", &[i64::MAX]), ints("a", &[2]), ints("t", &[i64::MAX])],
+        x(),
+        &["y"],
+    );
+    let g = Graph::from_onnx(&m, &[]).unwrap();
+    let y = g.run(vec![Value::float(Tensor::ones(&[2, 3, 4]))]).unwrap();
+    assert_eq!(y[0].shape(), &[2, 3, 1]);
+    let w = TensorData::from_tensor("w", &Tensor::scalar(1.0));
+    let m = model(vec![node("Conv", &["x", "w"], &["y"], vec![])], vec![w], vec![info("x", &[1, 1, 4, 4])], &["y"]);
+    assert!(err(&m).contains("Conv"), "{}", err(&m));
+    let m = model(vec![node("Relu", &["x"], &["y"], vec![])], vec![], x(), &["y"]);
+    let e = Graph::from_onnx(&m, &[("X".into(), vec![1])]).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("\"X\"") && e.contains("not an input"), "{e}");
+}
+
+/// A convolution with a sum after it and a batch norm after that (a pre-activation
+/// block): fused with the input shape known, unfused without; the two agree.
+#[test]
+fn fused_and_unfused_graphs_agree() {
+    let w = TensorData::from_tensor(
+        "w",
+        &Tensor::new(&[2, 2, 3, 3], (0..36).map(|i| (i as f32 * 0.37).sin()).collect()).unwrap(),
+    );
+    let bn: Vec<TensorData> = [("s", [1.5, 0.5]), ("b", [0.1, -0.2]), ("m", [0.3, -0.1]), ("v", [2.0, 0.7])]
+        .iter()
+        .map(|(n, v)| TensorData::from_tensor(n, &Tensor::new(&[2], v.to_vec()).unwrap()))
+        .collect();
+    let mut inits = vec![w];
+    inits.extend(bn);
+    let nodes = vec![
+        node("Conv", &["x", "w"], &["c"], vec![("pads", AttributeValue::Ints(vec![1, 1, 1, 1]))]),
+        node("Add", &["c", "x"], &["a"], vec![]),
+        node("BatchNormalization", &["a", "s", "b", "m", "v"], &["n"], vec![]),
+        node("Relu", &["n"], &["y"], vec![]),
+    ];
+    let fixed = model(nodes.clone(), inits.clone(), vec![info("x", &[1, 2, 5, 5])], &["y"]);
+    let free = model(nodes, inits, vec![ValueInfo { name: "x".into(), elem_type: 1, dims: None }], &["y"]);
+    let (fused, plain) = (Graph::from_onnx(&fixed, &[]).unwrap(), Graph::from_onnx(&free, &[]).unwrap());
+    assert!(fused.steps().len() < plain.steps().len(), "the sum fuses");
+    let x = Tensor::new(&[1, 2, 5, 5], (0..50).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
+    let a = fused.run(vec![Value::float(x.clone())]).unwrap()[0].to_f64s();
+    let b = plain.run(vec![Value::float(x)]).unwrap()[0].to_f64s();
+    assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5), "{a:?} vs {b:?}");
+}

@@ -140,6 +140,12 @@ impl Graph {
                 Error::Invalid(format!("{} node {name:?}: {e}", node.op_type))
             })?;
         }
+        if g.outputs.is_empty() {
+            return Err(Error::Invalid("the graph has no outputs".into()));
+        }
+        if let Some((name, _)) = shapes.iter().find(|(n, _)| !g.inputs.iter().any(|i| i.name == *n)) {
+            return Err(Error::Invalid(format!("a shape is given for {name:?}, which is not an input of the model")));
+        }
         let mut outputs = Vec::new();
         for o in &g.outputs {
             let slot = *builder
@@ -362,7 +368,8 @@ impl Graph {
                 && self.steps[j].inputs.len() == 2
             {
                 let other = self.steps[j].inputs.iter().flatten().find(|s| **s != Slot::Var(conv_out)).copied();
-                let same_shape = self.steps[j].output_shapes.first() == self.steps[i].output_shapes.first();
+                let known = |k: usize| self.steps[k].output_shapes.first().cloned().flatten();
+                let same_shape = known(i).is_some() && known(i) == known(j);
                 // the other value must exist when the convolution runs (a shortcut's own
                 // convolution may come later: then the sum goes into that one)
                 let ready = match other {
@@ -387,7 +394,8 @@ impl Graph {
                 continue;
             }
             let activation = match &self.steps[j].op {
-                Op::BatchNorm(bn) if self.steps[j].outputs.iter().skip(1).all(Option::is_none) => {
+                // not after a fused sum: the batch norm would apply to conv + r, not conv
+                Op::BatchNorm(bn) if sums && self.steps[j].outputs.iter().skip(1).all(Option::is_none) => {
                     let bn = bn.clone();
                     if !self.fold_batch_norm(i, j, bn) {
                         i += 1;
@@ -395,11 +403,7 @@ impl Graph {
                     }
                     None
                 }
-                Op::Unary(f)
-                    if !matches!(f, Activation::Exp | Activation::Log | Activation::Sqrt | Activation::Neg) =>
-                {
-                    Some(*f)
-                }
+                Op::Unary(f) if f.fusable() => Some(*f),
                 Op::Clip => match self.constant_bounds(j) {
                     Some((lo, hi)) => Some(Activation::Clip(lo, hi)),
                     None => {

@@ -165,7 +165,7 @@ impl Value {
         if is_float(t.data_type) {
             Ok(Value::Float { elem: t.data_type, tensor: t.to_tensor()? })
         } else {
-            crate::budget::check(&format!("ONNX tensor {:?}", t.name), 8 * t.len()? as u64)?;
+            crate::budget::check(&format!("ONNX tensor {:?}", t.name), (t.len()? as u64).saturating_mul(8))?;
             let values = if t.data_type == UINT64 {
                 t.to_f64s()?.into_iter().map(|v| float_to_int(UINT64, v)).collect()
             } else {
@@ -254,7 +254,7 @@ impl Value {
 
     /// This value with another shape of the same number of elements (free for floats).
     pub fn reshaped(&self, op: &'static str, shape: &[usize]) -> Result<Value> {
-        if shape.iter().product::<usize>() != self.len() {
+        if crate::tensor::shape_numel(op, shape)? != self.len() {
             return Err(Error::shape(
                 op,
                 format!("cannot reshape {} to {} (different sizes)", fmt_shape(self.shape()), fmt_shape(shape)),

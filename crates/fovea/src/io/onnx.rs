@@ -333,7 +333,7 @@ impl TensorData {
     /// Its values as a fovea tensor of its shape (f32; every type converts).
     pub fn to_tensor(&self) -> Result<crate::Tensor> {
         let n = self.len()?;
-        crate::budget::check(&format!("ONNX tensor {:?}", self.name), 4 * n as u64)?;
+        crate::budget::check(&format!("ONNX tensor {:?}", self.name), (n as u64).saturating_mul(4))?;
         let shape: Vec<usize> = self.dims.iter().map(|&d| d as usize).collect();
         match &self.raw {
             // weights: straight from their bytes, with no f64 copy on the way

@@ -93,7 +93,7 @@ impl Window {
                 }
             }
         };
-        if kernel.len() != n {
+        if kernel.len() != n || kernel.contains(&0) {
             return Err(Error::shape(op, format!("kernel {kernel:?} for {n} spatial dimensions")));
         }
         let strides = per_dim(&self.strides, "strides", n)?;
@@ -177,8 +177,11 @@ impl Conv {
     pub fn geometry(&self, x: &[usize], w: &[usize]) -> Result<ConvGeometry> {
         let sp = spatial("Conv", x)?;
         let n = sp.len();
+        if w.len() != x.len() || w[2..].contains(&0) {
+            return Err(Error::shape("Conv", format!("weights {w:?} do not fit input {x:?}")));
+        }
         let (c_in, c_out, g) = (x[1], w[0], self.groups);
-        if w.len() != x.len() || c_in % g != 0 || c_out % g != 0 || w[1] * g != c_in {
+        if c_in % g != 0 || c_out % g != 0 || w[1].checked_mul(g) != Some(c_in) {
             return Err(Error::shape(
                 "Conv",
                 format!("weights {w:?} do not fit input {x:?} in {g} group(s) (expected [C_out, {}/{g}, ...])", c_in),
@@ -227,6 +230,7 @@ impl Conv {
                 });
             }
             Some(r) => {
+                check_output("Add", &crate::tensor::broadcast_shapes("Add", &shape, r.shape())?)?;
                 let sum = Tensor::from_parts(shape, y).zip_broadcast(r, "Add", |a, b| a + b)?;
                 return Ok(Value::float(match self.activation {
                     Some(f) => sum.map(|v| f.apply(v)),
@@ -269,7 +273,7 @@ impl ConvTranspose {
         let sp = spatial(OP, x.shape())?;
         let n = sp.len();
         let (c_in, g) = (x.shape()[1], self.groups);
-        if w.ndim() != x.ndim() || w.shape()[0] != c_in || c_in % g != 0 {
+        if w.ndim() != x.ndim() || w.shape()[0] != c_in || c_in % g != 0 || w.shape()[2..].contains(&0) {
             return Err(Error::shape(OP, format!("weights {:?} do not fit input {:?}", w.shape(), x.shape())));
         }
         let c_out = w.shape()[1] * g;
@@ -294,7 +298,10 @@ impl ConvTranspose {
             // the output before cropping by the pads
             let full = strides[d] * (sp[d].max(1) - 1) + out_pad[d] + (kernel[d] - 1) * dilations[d] + 1;
             let wanted = match (&self.output_shape, self.window.auto_pad) {
-                (Some(s), _) => Some(*s.get(s.len().wrapping_sub(n) + d).unwrap_or(&0)),
+                (Some(s), _) if s.len() < n => {
+                    return Err(Error::shape(OP, format!("output_shape {s:?} for {n} spatial dimensions")))
+                }
+                (Some(s), _) => Some(s[s.len() - n + d]),
                 (None, AutoPad::SameUpper | AutoPad::SameLower) => Some(sp[d] * strides[d]),
                 _ => None,
             };
@@ -538,7 +545,7 @@ impl Pool {
         let len = check_output(op, &out_shape)?;
         let mut y = vec![0.0f32; len];
         let symmetric = ext.iter().all(|e| e.dilation == 1 && e.pad_begin == e.pad_end && e.pad_begin < e.kernel);
-        if symmetric && !self.indices && (self.kind == PoolKind::Average || !self.ceil_mode) {
+        if symmetric && !self.indices {
             // the engine's kernels, for the windows they take
             let g = PoolGeometry {
                 planes,

@@ -268,16 +268,7 @@ impl Binary {
         match (a, b) {
             (Value::Float { elem, tensor: x }, Value::Float { tensor: y, .. }) => {
                 let f = self.float_fn();
-                // PRelu's slope broadcasts to x ([C] or [C, 1, 1] against [N, C, H, W])
-                let y = match (self.0, y.ndim()) {
-                    (BinaryKind::PRelu, 1) if x.ndim() > 2 && y.numel() == x.shape()[1] && y.numel() > 1 => {
-                        let mut shape = vec![1; x.ndim() - 1];
-                        shape[0] = y.numel();
-                        y.reshape(&shape)?
-                    }
-                    _ => y.clone(),
-                };
-                Ok(Value::float_of(*elem, x.zip_broadcast(&y, name, f)?))
+                Ok(Value::float_of(*elem, x.zip_broadcast(y, name, f)?))
             }
             (Value::Int { elem, shape: sa, values: va }, Value::Int { elem: eb, shape: sb, values: vb })
                 if elem == eb && self.0 != BinaryKind::Pow =>
@@ -443,7 +434,7 @@ pub fn range(start: &Value, limit: &Value, delta: &Value) -> Result<Value> {
         }
         Value::Int { elem, .. } => {
             let (s, d) = (s as i64, d as i64);
-            Value::int_of(*elem, vec![n], (0..n as i64).map(|i| s + i * d).collect())
+            Value::int_of(*elem, vec![n], (0..n as i64).map(|i| s.wrapping_add(i.wrapping_mul(d))).collect())
         }
     })
 }

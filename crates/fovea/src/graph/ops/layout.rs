@@ -83,7 +83,10 @@ impl Layout {
             "Split" => Layout::Split {
                 axis: a.int("axis", 0)?,
                 split: a.ints("split")?,
-                outputs: a.int("num_outputs", a.0.outputs.len() as i64)?.max(1) as usize,
+                outputs: match a.int("num_outputs", a.0.outputs.len() as i64)? {
+                    n if n == a.0.outputs.len() as i64 && n > 0 => n as usize,
+                    n => return Err(a.invalid(format!("num_outputs {n} for {} outputs", a.0.outputs.len()))),
+                },
             },
             "Slice" if opset < 10 => Layout::Slice(Some([a.ints("starts")?, a.ints("ends")?, a.ints("axes")?])),
             "Slice" => Layout::Slice(None),
@@ -266,7 +269,7 @@ fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Result<Ve
         });
     }
     if let Some(i) = infer {
-        let known: usize = shape.iter().product();
+        let known = crate::tensor::shape_numel(OP, &shape)?;
         if known == 0 || !total.is_multiple_of(known) {
             return Err(Error::shape(OP, format!("cannot reshape {input:?} to {target:?}")));
         }
@@ -414,7 +417,10 @@ fn slice(x: &Value, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps:
         } else {
             (clamp(starts[i], -1, n - 1), clamp(ends[i], -1, n - 1))
         };
-        let count = if s > 0 { ((e - b).max(0) + s - 1) / s } else { ((b - e).max(0) + (-s) - 1) / (-s) };
+        // in i128: steps and ends may be anything an i64 holds
+        let (b2, e2, s2) = (b as i128, e as i128, s as i128);
+        let count = if s > 0 { ((e2 - b2).max(0) + s2 - 1) / s2 } else { ((b2 - e2).max(0) - s2 - 1) / (-s2) };
+        let count = count as i64;
         first[d] = b;
         step[d] = s;
         shape[d] = count.max(0) as usize;
@@ -473,7 +479,7 @@ fn pad(x: &Value, pads: &[i64], axes: Option<Vec<i64>>, mode: PadMode, fill: f64
     }
     let shape: Vec<usize> = (0..r)
         .map(|d| {
-            let n = x.shape()[d] as i64 + before[d] + after[d];
+            let n = (x.shape()[d] as i128 + before[d] as i128 + after[d] as i128).min(i64::MAX as i128);
             usize::try_from(n).map_err(|_| Error::shape(OP, format!("pads {pads:?} crop more than {:?}", x.shape())))
         })
         .collect::<Result<_>>()?;
@@ -531,6 +537,9 @@ fn gather_nd(x: &Value, indices: &Value, batch_dims: usize) -> Result<Value> {
     const OP: &str = "GatherND";
     let (ds, is) = (x.shape(), indices.shape());
     let k = *is.last().ok_or_else(|| Error::shape(OP, "indices must have at least one dimension"))?;
+    if k == 0 {
+        return Err(Error::shape(OP, "the last dimension of indices must be at least 1"));
+    }
     if batch_dims >= is.len() || batch_dims + k > ds.len() || ds[..batch_dims] != is[..batch_dims] {
         return Err(Error::shape(
             OP,

@@ -142,6 +142,7 @@ impl Op {
         let a = Attrs(node);
         use elementwise::{Activation as Act, BinaryKind as B};
         Ok(match node.op_type.as_str() {
+            "Conv" if node.inputs.len() > 3 => return Err(a.invalid("takes at most 3 inputs (X, W, B)")),
             "Conv" => Op::Conv(conv::Conv::from_node(&a)?),
             "ConvTranspose" => Op::ConvTranspose(conv::ConvTranspose::from_node(&a)?),
             "BatchNormalization" => Op::BatchNorm(conv::BatchNorm::from_node(&a, opset)?),
@@ -220,7 +221,10 @@ impl Op {
             inputs.get(i).copied().flatten().ok_or_else(|| Error::shape(op, format!("input {} is missing", i + 1)))
         };
         Ok(match self {
-            Op::Conv(c) => vec![c.run(input(0, "Conv")?, input(1, "Conv")?, opt(inputs, 2), opt(inputs, 3))?],
+            Op::Conv(c) => {
+                let residual = if c.residual { opt(inputs, 3) } else { None };
+                vec![c.run(input(0, "Conv")?, input(1, "Conv")?, opt(inputs, 2), residual)?]
+            }
             Op::ConvTranspose(c) => {
                 vec![c.run(input(0, "ConvTranspose")?, input(1, "ConvTranspose")?, opt(inputs, 2))?]
             }

@@ -116,6 +116,8 @@ impl Reduce {
             _ => (0..rank).collect(),
         };
         let reduced: Vec<bool> = (0..rank).map(|d| axes.contains(&d)).collect();
+        // (an axis named twice counts once)
+        let axes: Vec<usize> = (0..rank).filter(|&d| reduced[d]).collect();
         let shape = x.shape();
         // move the reduced axes last, then reduce contiguous runs
         let order: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).chain((0..rank).filter(|&d| reduced[d])).collect();

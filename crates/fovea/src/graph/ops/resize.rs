@@ -222,6 +222,13 @@ impl Resize {
         let shape = t.shape();
         let (n_in, inner) = (shape[d], shape[d + 1..].iter().product::<usize>());
         let outer: usize = shape[..d].iter().product();
+        if n_in == 0 {
+            // nothing to interpolate from: an empty result (out positions of nothing)
+            let mut new_shape = shape.to_vec();
+            new_shape[d] = out;
+            let len = new_shape.iter().product();
+            return Tensor::from_parts(new_shape, vec![self.extrapolation as f32; len]);
+        }
         let taps: Vec<(Vec<usize>, Vec<f32>)> = (0..out).map(|j| self.taps(j, n_in, scale, out, roi)).collect();
         let mut new_shape = shape.to_vec();
         new_shape[d] = out;
