@@ -137,8 +137,7 @@ fn assign(option: &str, given: &[String], names: &[&str]) -> Result<Vec<(String,
 
 fn run_onnx(path: &Path, inputs: &[String], outputs: &[String]) -> Result<()> {
     let model = fovea::io::onnx::load(path)?;
-    let graph = Graph::from_onnx(&model, &[]).map_err(|e| e.in_file(path))?;
-    let input_names: Vec<&str> = graph.inputs().iter().map(|i| i.name.as_str()).collect();
+    let input_names: Vec<&str> = model.graph.runtime_inputs().iter().map(|i| i.name.as_str()).collect();
     let given = assign("input", inputs, &input_names)?;
     if given.len() != input_names.len() {
         bail!(
@@ -149,8 +148,8 @@ fn run_onnx(path: &Path, inputs: &[String], outputs: &[String]) -> Result<()> {
             given.len()
         );
     }
-    // read every input, then build the graph again for their shapes, so that the model's
-    // shape arithmetic folds
+    // read every input, then build the graph for their shapes, so that the model's shape
+    // arithmetic folds
     let mut arrays = Vec::new();
     for (name, file) in &given {
         arrays.push((name.clone(), fovea::io::read_npy(file)?));

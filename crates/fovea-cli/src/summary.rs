@@ -58,11 +58,20 @@ pub fn run(a: SummaryArgs) -> Result<()> {
 fn onnx(path: &str, input: Option<&str>) -> Result<()> {
     let path = std::path::Path::new(path);
     let model = fovea::io::onnx::load(path)?;
-    let graph = fovea::graph::Graph::from_onnx(&model, &[]).map_err(|e| e.in_file(path))?;
-    let first = graph.inputs().first().with_context(|| format!("{} has no inputs", path.display()))?;
-    let shape: Vec<usize> = match (input, &first.shape) {
+    let inputs = model.graph.runtime_inputs();
+    let first = inputs.first().with_context(|| format!("{} has no inputs", path.display()))?;
+    let shape: Vec<usize> = match (input, &first.dims) {
         (Some(s), _) => std::iter::once(1).chain(parse_dims(s).with_context(|| format!("--input {s}"))?).collect(),
-        (None, Some(dims)) => dims.iter().enumerate().map(|(i, d)| d.unwrap_or(if i == 0 { 1 } else { 0 })).collect(),
+        // a free batch is 1; any other free dimension must be given
+        (None, Some(dims)) => dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                fovea::io::onnx::Dim::Value(v) if *v > 0 => *v as usize,
+                _ if i == 0 => 1,
+                _ => 0,
+            })
+            .collect(),
         (None, None) => bail!("{} does not declare its input shape; give --input", path.display()),
     };
     if shape.contains(&0) {

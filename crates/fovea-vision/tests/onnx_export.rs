@@ -29,11 +29,8 @@ fn check(name: &str) {
     let x = fixture::uniform("input", shape.iter().product()).into_iter().map(|v| v as f32).collect();
     let x = Tensor::new(&shape, x).unwrap();
     let want = &fovea::io::read_safetensors(&dir().join("outputs.safetensors")).unwrap().0[name];
-    let scale = want.data().iter().fold(0f32, |a, v| a.max(v.abs()));
     let y = net.forward(&Var::constant(x)).unwrap().tensor();
-    assert_eq!(y.shape(), want.shape(), "{name}");
-    let err = y.max_abs_diff(want) / scale;
-    assert!(err < 1e-5, "{name}: max difference {err:e} of the largest output {scale}");
+    fixture::assert_close_to_largest(name, &y, want, 1e-5);
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! `python3 tools/gen_onnx_pretrained.py --fetch-only` (as .ci/run does); without them
 //! the test says so and passes, unless FOVEA_REQUIRE_CLIENTS is set.
 
+#[path = "common/torchvision_fixture.rs"]
+mod fixture;
+
 use fovea::graph::{Graph, Value};
 use std::path::{Path, PathBuf};
 
@@ -32,13 +35,10 @@ fn check(file: &str, key: &str) {
     let x = rgb.map(|v| (v - 0.5) / 0.5).reshape(&[1, 3, h, w]).unwrap();
     let graph = Graph::load(&dir.join(file), &[("x".to_string(), vec![1, 3, h, w])]).unwrap();
     let want = &fovea::io::read_safetensors(&fixtures.join("outputs.safetensors")).unwrap().0[key];
-    let scale = want.data().iter().fold(0f32, |m, v| m.max(v.abs()));
     fovea::kernels::for_each_level(&[2], |_, _| {
         let y = graph.run(vec![Value::float(x.clone())]).unwrap().remove(0);
         let y = y.tensor("output").unwrap();
-        assert_eq!(y.shape(), want.shape(), "{file}");
-        let err = y.max_abs_diff(want) / scale;
-        assert!(err < 1e-4, "{file}: max difference {err:e} of the largest output {scale}");
+        fixture::assert_close_to_largest(file, y, want, 1e-4);
     });
 }
 

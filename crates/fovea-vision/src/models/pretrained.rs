@@ -31,8 +31,7 @@ pub struct PretrainedNet {
 
 /// A classifier's one input (what is not a weight).
 fn single_input<'m>(path: &Path, model: &'m fovea::io::onnx::Model) -> Result<&'m fovea::io::onnx::ValueInfo> {
-    let g = &model.graph;
-    match &g.inputs.iter().filter(|i| !g.initializers.iter().any(|t| t.name == i.name)).collect::<Vec<_>>()[..] {
+    match model.graph.runtime_inputs()[..] {
         [input] => Ok(input),
         _ => Err(Error::format(path, "does not take exactly one input; a classifier takes one batch of pictures")),
     }

@@ -75,3 +75,11 @@ pub fn input(meta: &serde_json::Value) -> Var {
     let x = uniform("input", shape.iter().product()).into_iter().map(|v| v as f32).collect();
     Var::constant(Tensor::new(&shape, x).unwrap())
 }
+
+/// `got` equals `want` (same shape) to `tolerance` relative to `want`'s largest value.
+pub fn assert_close_to_largest(what: &str, got: &Tensor, want: &Tensor, tolerance: f32) {
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    let scale = want.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = got.max_abs_diff(want) / scale;
+    assert!(err < tolerance, "{what}: max difference {err:e} of the largest output {scale}");
+}

@@ -90,8 +90,7 @@ impl Graph {
             builder.constant(&t.name, v);
         }
         let mut inputs = Vec::new();
-        let runtime_inputs: Vec<_> = g.inputs.iter().filter(|i| !builder.names.contains_key(&i.name)).collect();
-        for info in runtime_inputs {
+        for info in g.runtime_inputs() {
             let declared: Option<Vec<Option<usize>>> = info.dims.as_ref().map(|dims| {
                 dims.iter().map(|d| if let Dim::Value(v) = d { usize::try_from(*v).ok() } else { None }).collect()
             });
@@ -193,39 +192,16 @@ impl Graph {
                 s.inputs
                     .iter()
                     .filter_map(|i| match i {
-                        Some(Slot::Const(c)) if !std::mem::replace(&mut seen[*c], true) => {
+                        // weights are floats; integer constants are shapes and axes
+                        Some(Slot::Const(c))
+                            if value::is_float(self.constants[*c].elem())
+                                && !std::mem::replace(&mut seen[*c], true) =>
+                        {
                             Some(self.constants[*c].len())
                         }
                         _ => None,
                     })
                     .sum()
-            })
-            .collect()
-    }
-
-    /// The shapes of a step's inputs from the trial run (constants always known).
-    pub fn step_input_shapes(&self, step: &Step) -> Vec<Option<Vec<usize>>> {
-        let mut var_shapes: HashMap<usize, Option<Vec<usize>>> = HashMap::new();
-        for (i, input) in self.inputs.iter().enumerate() {
-            let fixed = input.shape.as_ref().and_then(|s| s.iter().copied().collect::<Option<Vec<usize>>>());
-            var_shapes.insert(i, fixed);
-        }
-        for s in &self.steps {
-            if std::ptr::eq(s, step) {
-                break;
-            }
-            for (o, shape) in s.outputs.iter().zip(&s.output_shapes) {
-                if let Some(o) = o {
-                    var_shapes.insert(*o, shape.clone());
-                }
-            }
-        }
-        step.inputs
-            .iter()
-            .map(|i| match i {
-                Some(Slot::Const(c)) => Some(self.constants[*c].shape().to_vec()),
-                Some(Slot::Var(v)) => var_shapes.get(v).cloned().flatten(),
-                None => None,
             })
             .collect()
     }
@@ -240,6 +216,13 @@ impl Graph {
         let input: Vec<usize> = first.iter().skip(1).map(|d| d.unwrap_or(0)).collect();
         let batch = first.first().copied().flatten().unwrap_or(1).max(1);
         let params = self.step_parameters();
+        // each variable's shape from the trial run, filled in step by step
+        let mut var_shapes: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            if let Some(s) = input.shape.as_ref().and_then(|s| s.iter().copied().collect::<Option<Vec<usize>>>()) {
+                var_shapes.insert(i, s);
+            }
+        }
         let mut layers = Vec::new();
         for (step, params) in self.steps.iter().zip(params) {
             let out = step.output_shapes.first().cloned().flatten().ok_or_else(|| {
@@ -248,8 +231,11 @@ impl Graph {
                     step.op_type, step.name
                 ))
             })?;
-            let shapes = self.step_input_shapes(step);
-            let shape = |i: usize| shapes.get(i).cloned().flatten().unwrap_or_default();
+            let shape = |i: usize| match step.inputs.get(i).copied().flatten() {
+                Some(Slot::Const(c)) => self.constants[c].shape().to_vec(),
+                Some(Slot::Var(v)) => var_shapes.get(&v).cloned().unwrap_or_default(),
+                None => Vec::new(),
+            };
             let macs = match &step.op {
                 Op::Conv(c) => c.geometry(&shape(0), &shape(1)).map(|g| g.macs()).unwrap_or(0),
                 // every input value meets every kernel tap of one group's outputs
@@ -279,6 +265,11 @@ impl Graph {
                     _ => String::new(),
                 }
                 .as_str();
+            for (o, s) in step.outputs.iter().zip(&step.output_shapes) {
+                if let (Some(o), Some(s)) = (o, s) {
+                    var_shapes.insert(*o, s.clone());
+                }
+            }
             let per_sample = out.get(1..).unwrap_or_default().to_vec();
             layers.push(LayerSummary {
                 name: step.name.clone(),
@@ -653,16 +644,7 @@ impl Builder {
             .collect::<Result<_>>()?;
         // constant where every input is, or is read for its shape alone and the trial run
         // knows that (a Shape of a value of known shape, say)
-        let constant_inputs: Option<Vec<Option<&Value>>> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match s {
-                None => Some(None),
-                Some(Slot::Const(c)) => Some(Some(&self.constants[*c])),
-                Some(Slot::Var(v)) if op.reads_only_shape(i) => self.probes.get(v).and_then(|p| p.as_ref()).map(Some),
-                Some(Slot::Var(_)) => None,
-            })
-            .collect();
+        let constant_inputs = self.known_args(&inputs, |i| op.reads_only_shape(i));
         if let Some(args) = constant_inputs {
             let results = op.run(&args)?;
             for (name, v) in node.outputs.iter().zip(results) {
@@ -674,16 +656,7 @@ impl Builder {
         }
         // the trial run, where every input's shape is known and no run-time value decides
         // an output's shape
-        let probe_args: Option<Vec<Option<&Value>>> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match s {
-                None => Some(None),
-                Some(Slot::Const(c)) => Some(Some(&self.constants[*c])),
-                Some(Slot::Var(_)) if op.decides_shape(i) => None,
-                Some(Slot::Var(v)) => self.probes.get(v).and_then(|p| p.as_ref()).map(Some),
-            })
-            .collect();
+        let probe_args = self.known_args(&inputs, |i| !op.decides_shape(i));
         let probes: Option<Vec<Value>> = probe_args.map(|args| op.run(&args)).transpose()?;
         let mut outputs = Vec::new();
         let mut output_shapes = Vec::new();
@@ -714,6 +687,23 @@ impl Builder {
             output_shapes,
         });
         Ok(())
+    }
+}
+
+impl Builder {
+    /// The values of `inputs` where each is known: constants, and the trial run's value of
+    /// a variable where `probe(position)` allows it; `None` if any is not.
+    fn known_args(&self, inputs: &[Option<Slot>], probe: impl Fn(usize) -> bool) -> Option<Vec<Option<&Value>>> {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                None => Some(None),
+                Some(Slot::Const(c)) => Some(Some(&self.constants[*c])),
+                Some(Slot::Var(v)) if probe(i) => self.probes.get(v).and_then(|p| p.as_ref()).map(Some),
+                Some(Slot::Var(_)) => None,
+            })
+            .collect()
     }
 }
 

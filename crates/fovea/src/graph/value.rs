@@ -300,11 +300,6 @@ impl Value {
     }
 }
 
-/// Row-major strides of `shape`.
-pub fn strides(shape: &[usize]) -> Vec<usize> {
-    crate::tensor::strides(shape)
-}
-
 /// Resolves an ONNX axis (negative counts from the end) against `rank`.
 pub fn axis(op: &'static str, a: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;

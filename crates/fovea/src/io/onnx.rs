@@ -59,6 +59,12 @@ fn collect_operators(graph: &Graph, found: &mut std::collections::BTreeSet<(Stri
 }
 
 impl Graph {
+    /// The inputs a run must be given: the declared inputs that no initializer fills
+    /// (older exporters list every weight as an input too).
+    pub fn runtime_inputs(&self) -> Vec<&ValueInfo> {
+        self.inputs.iter().filter(|i| !self.initializers.iter().any(|t| t.name == i.name)).collect()
+    }
+
     /// Checks that the graph can run as written: every value a node reads is a graph
     /// input, an initializer, or made by an earlier node (ONNX requires the nodes in
     /// topological order, so a cycle shows up as a value read before it is made); no value

@@ -4,7 +4,8 @@
 //! type.
 
 use super::{check_output, int_list, Attrs};
-use crate::graph::value::{axis, float_to_int, is_float, strides, Value};
+use crate::graph::value::{axis, float_to_int, is_float, Value};
+use crate::tensor::strides;
 use crate::{Error, Result, Tensor};
 
 /// How Pad fills.
