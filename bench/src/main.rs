@@ -113,6 +113,15 @@ fn main() {
         let seconds = time(reps, || {
             graph.run(vec![x.clone()]).unwrap();
         });
+        if args.iter().any(|a| a == "--profile") {
+            // per step, the median over REPS runs, to stderr
+            let runs: Vec<_> = (0..reps).map(|_| graph.run_profiled(vec![x.clone()]).unwrap().1).collect();
+            for (s, step) in graph.steps().iter().enumerate() {
+                let mut t: Vec<f64> = runs.iter().map(|r| r[s].as_secs_f64() * 1e3).collect();
+                t.sort_by(f64::total_cmp);
+                eprintln!("{:8.3} {:20} {}", t[t.len() / 2], step.op_type, step.name);
+            }
+        }
         println!("{}", serde_json::json!({"load": load, "seconds": seconds}));
         return;
     }

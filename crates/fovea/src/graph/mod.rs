@@ -288,6 +288,17 @@ impl Graph {
     /// Runs the graph on `inputs` (one per [`Graph::inputs`], in order), returning the
     /// outputs in order.
     pub fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
+        self.run_timed(inputs, None)
+    }
+
+    /// [`Graph::run`], also returning how long each of [`Graph::steps`] took (a profile).
+    pub fn run_profiled(&self, inputs: Vec<Value>) -> Result<(Vec<Value>, Vec<std::time::Duration>)> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        let outputs = self.run_timed(inputs, Some(&mut times))?;
+        Ok((outputs, times))
+    }
+
+    fn run_timed(&self, inputs: Vec<Value>, mut times: Option<&mut Vec<std::time::Duration>>) -> Result<Vec<Value>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::Invalid(format!("the model takes {} inputs, got {}", self.inputs.len(), inputs.len())));
         }
@@ -297,6 +308,7 @@ impl Graph {
             vars[i] = Some(v);
         }
         for step in &self.steps {
+            let started = times.is_some().then(std::time::Instant::now);
             let args: Vec<Option<&Value>> = step
                 .inputs
                 .iter()
@@ -318,6 +330,9 @@ impl Graph {
             }
             for &v in &step.free {
                 vars[v] = None;
+            }
+            if let (Some(times), Some(started)) = (times.as_deref_mut(), started) {
+                times.push(started.elapsed());
             }
         }
         self.outputs
