@@ -80,6 +80,18 @@ fn random_shapes_equal_the_loop() {
         conv_forward(&g, &x, &w, Some(&b), &mut fast);
         let err = forward_error(&g, &x, &w, Some(&b), &fast);
         assert!(err <= 1.0, "trial {trial}: {g:?} differs by {err} times the rounding bound");
+        assert_epilogue_sees_each_output_once(&g, &x, &w, &b, &fast);
+    }
+}
+
+/// `conv_forward_then` hands every output to the epilogue exactly once, at its offset,
+/// after its final value: an epilogue `v -> 2v + offset` gives exactly that.
+fn assert_epilogue_sees_each_output_once(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], plain: &[f32]) {
+    let then = |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
+    let mut fused = vec![f32::NAN; plain.len()];
+    fovea::kernels::conv::conv_forward_then(g, x, w, Some(b), &mut fused, Some(&then));
+    for (i, (&f, &p)) in fused.iter().zip(plain).enumerate() {
+        assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "{g:?}: output {i}");
     }
 }
 
@@ -127,14 +139,15 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
     for_each_level(&TEST_THREADS, direct_kernel_cases);
 }
 
-/// Stride-1 2-D and 1-D convolutions take the direct kernel at the AVX2 and AVX-512 levels.
+/// 2-D and 1-D convolutions of stride 1 or 2 take the direct kernel at the AVX2 and
+/// AVX-512 levels.
 /// Gradients: for any dy, <conv(x, w), dy> equals <x, dx(dy)> and <w, dw(x, dy)>, which
 /// pins down both backward passes.
 fn direct_kernel_cases(level: Isa, _threads: usize) {
     use fovea::kernels::conv::direct;
     use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
     let mut rng = Rng::new(13);
-    let (mut direct_cases, mut transposed_cases) = (0, 0);
+    let (mut direct_cases, mut strided_cases, mut transposed_cases) = (0, 0, 0);
     for trial in 0..120 {
         let one_d = rng.below(4) == 0;
         let k = [if one_d { 1 } else { 1 + rng.below(5) }, 1 + rng.below(5)];
@@ -160,10 +173,13 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
             // now and then more padding than the kernel spans
             g.pad[d] = if trial % 7 == 0 { extent + rng.below(2) } else { rng.below(extent.min(4)) };
             let after = rng.below(3);
-            g.input[d] = (1 + rng.below(if one_d { 300 } else { 36 })).max(extent);
-            g.output[d] = (g.input[d] + g.pad[d] + after - extent) + 1;
+            g.stride[d] = if trial % 3 == 1 { 2 } else { 1 };
+            // (strided: larger, so that enough positions remain for the kernel)
+            g.input[d] = (1 + rng.below(if one_d { 300 } else { 36 * g.stride[d] })).max(extent);
+            g.output[d] = (g.input[d] + g.pad[d] + after - extent) / g.stride[d] + 1;
         }
         direct_cases += usize::from(direct::applies(&g));
+        strided_cases += usize::from(direct::applies(&g) && g.stride != [1; 3]);
         transposed_cases += usize::from(direct::input_grad_geometry(&g).is_some());
         let x: Vec<f32> = (0..g.batch * g.c_in * g.in_spatial()).map(|_| rng.normal()).collect();
         let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
@@ -172,6 +188,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
         conv_forward(&g, &x, &w, Some(&b), &mut y);
         let err = forward_error(&g, &x, &w, Some(&b), &y);
         assert!(err <= 1.0, "trial {trial}: {g:?} forward differs by {err} times the rounding bound");
+        assert_epilogue_sees_each_output_once(&g, &x, &w, &b, &y);
 
         let dy: Vec<f32> = (0..y.len()).map(|_| rng.normal()).collect();
         let (mut dx, mut dw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
@@ -195,6 +212,6 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     // which cases take the kernel depends on the sizes and the level alone: at AVX2 and
     // AVX-512 the same ones (wide layers too: several channel blocks, tap chunks), at the
     // scalar level none
-    let expected = if level >= Isa::Avx2 { (71, 17) } else { (0, 0) };
-    assert_eq!((direct_cases, transposed_cases), expected, "cases that took the direct kernel");
+    let expected = if level >= Isa::Avx2 { (74, 24, 12) } else { (0, 0, 0) };
+    assert_eq!((direct_cases, strided_cases, transposed_cases), expected, "cases that took the direct kernel");
 }

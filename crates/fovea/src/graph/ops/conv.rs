@@ -5,7 +5,7 @@
 use super::elementwise::Activation;
 use super::{check_output, Attrs};
 use crate::graph::value::Value;
-use crate::kernels::conv::{conv_backward_input, conv_forward, ConvGeometry};
+use crate::kernels::conv::{conv_backward_input, conv_forward, conv_forward_then, ConvGeometry};
 use crate::kernels::pool::{avg_pool_forward, max_pool_values, PoolGeometry};
 use crate::{Error, Result, Tensor};
 use rayon::prelude::*;
@@ -217,30 +217,30 @@ impl Conv {
         shape.extend_from_slice(&g.output[3 - n..]);
         let len = check_output("Conv", &shape)?;
         let mut y = vec![0.0f32; len];
-        conv_forward(&g, x.data(), w.data(), bias, &mut y);
-        const CHUNK: usize = 1 << 14;
-        match residual.map(|r| r.tensor("Conv")).transpose()? {
-            Some(r) if r.shape() == shape.as_slice() => {
-                // the sum and the activation in one pass over the output
-                y.par_chunks_mut(CHUNK).zip(r.data().par_chunks(CHUNK)).for_each(|(c, r)| {
-                    c.iter_mut().zip(r).for_each(|(y, &r)| *y += r);
-                    if let Some(f) = self.activation {
-                        f.apply_slice(c);
-                    }
-                });
-            }
-            Some(r) => {
+        let residual = residual.map(|r| r.tensor("Conv")).transpose()?;
+        match residual {
+            Some(r) if r.shape() != shape.as_slice() => {
+                // a broadcast sum: after the convolution
                 check_output("Add", &crate::tensor::broadcast_shapes("Add", &shape, r.shape())?)?;
+                conv_forward(&g, x.data(), w.data(), bias, &mut y);
                 let sum = Tensor::from_parts(shape, y).zip_broadcast(r, "Add", |a, b| a + b)?;
                 return Ok(Value::float(match self.activation {
                     Some(f) => sum.map(|v| f.apply(v)),
                     None => sum,
                 }));
             }
-            None => {
-                if let Some(f) = self.activation {
-                    y.par_chunks_mut(CHUNK).for_each(|c| f.apply_slice(c));
-                }
+            _ => {
+                // the sum and the activation as each run of outputs is done
+                let then = |at: usize, run: &mut [f32]| {
+                    if let Some(r) = residual {
+                        run.iter_mut().zip(&r.data()[at..]).for_each(|(y, &r)| *y += r);
+                    }
+                    if let Some(f) = self.activation {
+                        f.apply_slice(run);
+                    }
+                };
+                let fused = residual.is_some() || self.activation.is_some();
+                conv_forward_then(&g, x.data(), w.data(), bias, &mut y, fused.then_some(&then));
             }
         }
         Ok(Value::float(Tensor::from_parts(shape, y)))

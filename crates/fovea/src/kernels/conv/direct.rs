@@ -1,5 +1,5 @@
 //! Direct convolution at the AVX2 (with FMA) and AVX-512 levels of x86-64 CPUs, for
-//! stride-1, one-group 1-D and 2-D convolutions: no patch matrix. im2col + GEMM writes a
+//! one-group 1-D and 2-D convolutions of stride 1 or 2: no patch matrix. im2col + GEMM writes a
 //! patch matrix k² times the size of the input, then the GEMM packs it once more; here
 //! the input is read where it lies.
 //!
@@ -10,7 +10,8 @@
 //!
 //! Work units are (sample, band of output rows, group of channel blocks). A unit first
 //! copies the input rows its band reads into a zero-padded slab, so that the inner loop
-//! has no bounds logic: tap t of position (r, x) reads `slab[r·width + x + offset(t)]`.
+//! has no bounds logic: tap t of position (r, x) reads
+//! `slab[r·stride_y·width + x·stride_x + offset(t)]`.
 //! Taps run in chunks whose weights (16 KiB) stay in L1 cache while every position of
 //! the band uses them.
 //!
@@ -80,10 +81,15 @@ fn block_max(isa: Isa, v: usize) -> usize {
 /// depends on the sizes and the level only, never on the thread count.
 pub fn applies(g: &ConvGeometry) -> bool {
     let level = isa::current();
-    let padded = |d: usize| (g.kernel[d] - 1).checked_mul(g.dilation[d]).and_then(|e| e.checked_add(g.output[d]));
+    let padded = |d: usize| {
+        let span = (g.output[d].checked_sub(1)?).checked_mul(g.stride[d])?;
+        (g.kernel[d] - 1).checked_mul(g.dilation[d])?.checked_add(span)?.checked_add(1)
+    };
     let padded_len = padded(1).zip(padded(2)).and_then(|(h, w)| h.checked_mul(w)?.checked_mul(g.c_in));
     g.groups == 1
-        && g.stride == [1, 1, 1]
+        && g.stride[0] == 1
+        && (1..=2).contains(&g.stride[1])
+        && (1..=2).contains(&g.stride[2])
         && g.input[0] == 1
         && g.kernel[0] == 1
         && g.output[0] == 1
@@ -103,7 +109,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
 /// for fewer than 8 input channels, which would leave most vector lanes idle.
 pub fn input_grad_geometry(g: &ConvGeometry) -> Option<ConvGeometry> {
     // applies() bounds the padded size, so dilation·(k-1) cannot overflow
-    if g.c_in < 8 || !applies(g) {
+    if g.c_in < 8 || g.stride != [1, 1, 1] || !applies(g) {
         return None;
     }
     let mut pad = [0; 3];
@@ -143,6 +149,7 @@ struct Plan {
     output: [usize; 2],
     kernel: [usize; 2],
     dilation: [usize; 2],
+    stride: [usize; 2],
     pad: [usize; 2],
     isa: Isa,
     /// vectors per channel block
@@ -176,6 +183,7 @@ impl Plan {
             output: [oh, ow],
             kernel: [g.kernel[1], g.kernel[2]],
             dilation: [g.dilation[1], g.dilation[2]],
+            stride: [g.stride[1], g.stride[2]],
             pad: [g.pad[1], g.pad[2]],
             isa,
             v,
@@ -199,11 +207,15 @@ impl Plan {
     }
     /// Width of a padded row: exactly what the output positions read.
     fn width(&self) -> usize {
-        self.output[1] + (self.kernel[1] - 1) * self.dilation[1]
+        (self.output[1] - 1) * self.stride[1] + (self.kernel[1] - 1) * self.dilation[1] + 1
     }
     /// Padded input rows a band reads.
     fn slab_rows(&self) -> usize {
-        self.rows + (self.kernel[0] - 1) * self.dilation[0]
+        (self.rows - 1) * self.stride[0] + (self.kernel[0] - 1) * self.dilation[0] + 1
+    }
+    /// Distance in the slab between the first values of two output rows.
+    fn row_step(&self) -> usize {
+        self.stride[0] * self.width()
     }
     fn slab_len(&self) -> usize {
         self.c_in * self.slab_rows() * self.width()
@@ -226,8 +238,9 @@ impl Plan {
         units
     }
 
-    /// Copies the padded rows `r0..r0 + slab_rows` of one sample (`c_in x h x w`) into
-    /// `slab`: zero where they lie in the padding (or past the input's end).
+    /// Copies the padded rows a band from output row `r0` reads, of one sample
+    /// (`c_in x h x w`), into `slab`: zero where they lie in the padding (or past the
+    /// input's end).
     fn fill_slab(&self, x: &[f32], r0: usize, slab: &mut [f32]) {
         let [h, w] = self.input;
         let (width, slab_rows) = (self.width(), self.slab_rows());
@@ -236,7 +249,7 @@ impl Plan {
         let hi = (self.pad[1] + w).min(width);
         for (c, plane) in slab.chunks_exact_mut(slab_rows * width).enumerate() {
             for (i, row) in plane.chunks_exact_mut(width).enumerate() {
-                let Some(src_row) = (r0 + i).checked_sub(self.pad[0]).filter(|&r| r < h) else {
+                let Some(src_row) = (r0 * self.stride[0] + i).checked_sub(self.pad[0]).filter(|&r| r < h) else {
                     row.fill(0.0);
                     continue;
                 };
@@ -320,20 +333,35 @@ fn unpack_weights(p: &Plan, packed: &[f32], w: &mut [f32]) {
 }
 
 /// `y[n] = correlate(x[n], w) + bias` for every sample.
-pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub(crate) fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    then: Option<super::Epilogue>,
+) {
     let p = Plan::new(g);
     let packed = pack_weights(&p, w);
-    forward_packed(&p, g.batch, x, &packed, bias, y);
+    forward_packed(&p, g.batch, x, &packed, bias, y, then);
 }
 
 /// [`forward`] with weights from [`pack_weights`].
-fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+fn forward_packed(
+    p: &Plan,
+    batch: usize,
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    then: Option<super::Epilogue>,
+) {
     let lanes = p.lanes();
     let taps = p.tap_offsets();
     let chunk = (CHUNK_WEIGHTS / lanes).max(1);
     let pieces = p.row_pieces();
-    let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n)).collect();
-    let (ow, width, osp) = (p.output[1], p.width(), p.output[0] * p.output[1]);
+    let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, p.stride[1])).collect();
+    let (ow, row_step, osp) = (p.output[1], p.row_step(), p.output[0] * p.output[1]);
     let y_ptr = SharedMut(y.as_mut_ptr());
     let block_len = p.taps() * lanes;
     p.units(batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
@@ -359,7 +387,8 @@ fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Optio
                             // weights in wb, and the piece's outputs in `out`.
                             unsafe {
                                 let at = (r * ow + ox) * lanes;
-                                kernel(slab.as_ptr().add(r * width + ox), chunk_taps, wc, out.as_mut_ptr().add(at));
+                                let x = slab.as_ptr().add(r * row_step + ox * p.stride[1]);
+                                kernel(x, chunk_taps, wc, out.as_mut_ptr().add(at));
                             }
                             ox += len;
                         }
@@ -367,20 +396,23 @@ fn forward_packed(p: &Plan, batch: usize, x: &[f32], packed: &[f32], bias: Optio
                 }
                 // out[position][lane] -> y[channel][position], 8 x 8 at a time
                 let channels = lanes.min(p.c_out - b * lanes);
+                let first = (n * p.c_out + b * lanes) * osp + r0 * ow;
                 for l0 in (0..channels).step_by(8) {
                     for i0 in (0..positions).step_by(8) {
-                        let mut block = [[0.0f32; 8]; 8];
-                        // SAFETY: AVX2 checked; `out` holds positions rounded up to 8.
-                        unsafe { transpose_8x8(&out[i0 * lanes + l0..], lanes, &mut block) };
-                        let count = (positions - i0).min(8);
-                        for (l, row) in block.iter().enumerate().take(channels - l0) {
-                            let channel = n * p.c_out + b * lanes + l0 + l;
-                            // SAFETY: this unit alone writes rows r0..r1 of its channels.
-                            unsafe {
-                                let dst = y_ptr.get().add(channel * osp + r0 * ow + i0);
-                                std::ptr::copy_nonoverlapping(row.as_ptr(), dst, count);
-                            }
+                        let size = [(channels - l0).min(8), (positions - i0).min(8)];
+                        // SAFETY: AVX2 checked; `out` holds positions rounded up to 8;
+                        // this unit alone writes rows r0..r1 of its channels.
+                        unsafe {
+                            let dst = y_ptr.get().add(first + l0 * osp + i0);
+                            transpose_8x8(&out[i0 * lanes + l0..], lanes, dst, osp, size);
                         }
+                    }
+                }
+                if let Some(f) = then {
+                    for l in 0..channels {
+                        // SAFETY: as above, and the writes are done.
+                        let run = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(first + l * osp), positions) };
+                        f(first + l * osp, run);
                     }
                 }
             }
@@ -400,7 +432,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: 
         }
     });
     let p = Plan::new(t);
-    forward_packed(&p, t.batch, dy, &pack_weights(&p, &turned), None, dx);
+    forward_packed(&p, t.batch, dy, &pack_weights(&p, &turned), None, dx, None);
 }
 
 /// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][position + offset(tap)]`.
@@ -413,7 +445,7 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut 
     let taps = p.tap_offsets();
     let n_taps = taps.len();
     let step = block_max(p.isa, p.v);
-    let (ow, width, osp) = (p.output[1], p.width(), p.output[0] * p.output[1]);
+    let (ow, row_step, osp) = (p.output[1], p.row_step(), p.output[0] * p.output[1]);
     let units = p.units(g.batch);
     let per_run = units.len().div_ceil(num_threads().min(units.len()).max(1)).max(1);
     let mut partials: Vec<Vec<f32>> = units
@@ -437,11 +469,12 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut 
                         }
                         for t0 in (0..n_taps).step_by(step) {
                             let count = step.min(n_taps - t0);
-                            let kernel = weight_grad_kernel(p.isa, p.v, count);
+                            let kernel = weight_grad_kernel(p.isa, p.v, count, p.stride[1]);
                             // SAFETY: as in forward; acc holds every tap of every block.
                             unsafe {
                                 let sums = acc.as_mut_ptr().add((b * n_taps + t0) * lanes);
-                                kernel(slab.as_ptr(), &taps[t0..t0 + count], dyt.as_ptr(), [r1 - r0, ow, width], sums);
+                                let shape = [r1 - r0, ow, row_step];
+                                kernel(slab.as_ptr(), &taps[t0..t0 + count], dyt.as_ptr(), shape, sums);
                             }
                         }
                     }
@@ -459,76 +492,84 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut 
     unpack_weights(&p, first, dw);
 }
 
-/// `out[j][lane] += Σ_t x[j + taps[t]] · w[t][lane]` for the positions `j` of a piece.
+/// `out[j][lane] += Σ_t x[j·stride + taps[t]] · w[t][lane]` for the positions `j` of a
+/// piece.
 type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, *mut f32);
 
-/// `sums[t][lane] += Σ_{r, i} x[r·width + i + taps[t]] · dyt[r·ow + i][lane]` over
-/// `[rows, ow, width]`.
+/// `sums[t][lane] += Σ_{r, i} x[r·row_step + i·stride + taps[t]] · dyt[r·ow + i][lane]`
+/// over `[rows, ow, row_step]`.
 type WeightGradKernel = unsafe fn(*const f32, &[usize], *const f32, [usize; 3], *mut f32);
 
-/// The register blocks of 1 to 14 positions (or taps) of one kernel.
+/// The register blocks of 1 to 14 positions (or taps) of one kernel, for `v` vectors
+/// of channels, at strides 1 and 2.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_block_size {
     ($isa:ident :: $f:ident, $v:literal) => {
+        [by_block_size!($isa::$f, $v, 1), by_block_size!($isa::$f, $v, 2)]
+    };
+    ($isa:ident :: $f:ident, $v:literal, $s:literal) => {
         [
-            $isa::$f::<$v, 1>,
-            $isa::$f::<$v, 2>,
-            $isa::$f::<$v, 3>,
-            $isa::$f::<$v, 4>,
-            $isa::$f::<$v, 5>,
-            $isa::$f::<$v, 6>,
-            $isa::$f::<$v, 7>,
-            $isa::$f::<$v, 8>,
-            $isa::$f::<$v, 9>,
-            $isa::$f::<$v, 10>,
-            $isa::$f::<$v, 11>,
-            $isa::$f::<$v, 12>,
-            $isa::$f::<$v, 13>,
-            $isa::$f::<$v, 14>,
+            $isa::$f::<$v, 1, $s>,
+            $isa::$f::<$v, 2, $s>,
+            $isa::$f::<$v, 3, $s>,
+            $isa::$f::<$v, 4, $s>,
+            $isa::$f::<$v, 5, $s>,
+            $isa::$f::<$v, 6, $s>,
+            $isa::$f::<$v, 7, $s>,
+            $isa::$f::<$v, 8, $s>,
+            $isa::$f::<$v, 9, $s>,
+            $isa::$f::<$v, 10, $s>,
+            $isa::$f::<$v, 11, $s>,
+            $isa::$f::<$v, 12, $s>,
+            $isa::$f::<$v, 13, $s>,
+            $isa::$f::<$v, 14, $s>,
         ]
     };
 }
 
-/// The forward kernel for `v` vectors of channels and `n` positions.
-fn forward_kernel(isa: Isa, v: usize, n: usize) -> ForwardKernel {
+/// The forward kernel for `v` vectors of channels, `n` positions and a stride of `s`.
+fn forward_kernel(isa: Isa, v: usize, n: usize, s: usize) -> ForwardKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        const AVX2: [[ForwardKernel; 14]; 2] = [by_block_size!(avx2::forward, 1), by_block_size!(avx2::forward, 2)];
-        const AVX512: [[ForwardKernel; 14]; 2] =
+        const AVX2: [[[ForwardKernel; 14]; 2]; 2] =
+            [by_block_size!(avx2::forward, 1), by_block_size!(avx2::forward, 2)];
+        const AVX512: [[[ForwardKernel; 14]; 2]; 2] =
             [by_block_size!(avx512::forward, 1), by_block_size!(avx512::forward, 2)];
         match isa {
-            Isa::Avx512 => AVX512[v - 1][n - 1],
-            _ => AVX2[v - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][s - 1][n - 1],
+            _ => AVX2[v - 1][s - 1][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n})")
+    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {s})")
 }
 
-/// The weight-gradient kernel for `v` vectors of channels and `n` taps.
-fn weight_grad_kernel(isa: Isa, v: usize, n: usize) -> WeightGradKernel {
+/// The weight-gradient kernel for `v` vectors of channels, `n` taps and a stride of `s`.
+fn weight_grad_kernel(isa: Isa, v: usize, n: usize, s: usize) -> WeightGradKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        const AVX2: [[WeightGradKernel; 14]; 2] =
+        const AVX2: [[[WeightGradKernel; 14]; 2]; 2] =
             [by_block_size!(avx2::weight_grad, 1), by_block_size!(avx2::weight_grad, 2)];
-        const AVX512: [[WeightGradKernel; 14]; 2] =
+        const AVX512: [[[WeightGradKernel; 14]; 2]; 2] =
             [by_block_size!(avx512::weight_grad, 1), by_block_size!(avx512::weight_grad, 2)];
         match isa {
-            Isa::Avx512 => AVX512[v - 1][n - 1],
-            _ => AVX2[v - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][s - 1][n - 1],
+            _ => AVX2[v - 1][s - 1][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n})")
+    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {s})")
 }
 
-/// `dst[l][i] = src[i·stride + l]` for an 8 x 8 block.
+/// `dst[l·dst_stride + i] = src[i·stride + l]` for `l < rows`, `i < count` of an 8 x 8
+/// block (`[rows, count]` = `size`).
 ///
 /// # Safety
-/// The CPU must have AVX2, and `src` hold `7·stride + 8` values.
+/// The CPU must have AVX2, `src` hold `7·stride + 8` values, and `dst` be valid for
+/// those writes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
+unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: *mut f32, dst_stride: usize, [rows, count]: [usize; 2]) {
     use std::arch::x86_64::*;
     debug_assert!(src.len() >= 7 * stride + 8);
     let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(i * stride)));
@@ -559,14 +600,21 @@ unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
         _mm256_permute2f128_ps::<0x31>(u2, u6),
         _mm256_permute2f128_ps::<0x31>(u3, u7),
     ];
-    for (row, v) in dst.iter_mut().zip(out) {
-        _mm256_storeu_ps(row.as_mut_ptr(), v);
+    if count == 8 {
+        for (l, v) in out.into_iter().take(rows).enumerate() {
+            _mm256_storeu_ps(dst.add(l * dst_stride), v);
+        }
+    } else {
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (l, v) in out.into_iter().take(rows).enumerate() {
+            _mm256_maskstore_ps(dst.add(l * dst_stride), mask, v);
+        }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: &mut [[f32; 8]; 8]) {
-    unreachable!("direct convolution needs x86-64 ({}, {stride}, {})", src.len(), dst.len())
+unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: *mut f32, dst_stride: usize, size: [usize; 2]) {
+    unreachable!("direct convolution needs x86-64 ({}, {stride}, {dst:?}, {dst_stride}, {size:?})", src.len())
 }
 
 /// One module of kernels per instruction set, from the same source.
@@ -577,9 +625,10 @@ macro_rules! kernels {
         mod $isa {
             use std::arch::x86_64::*;
 
-            /// See [`super::ForwardKernel`]: `P` positions, `V` vectors of channels.
+            /// See [`super::ForwardKernel`]: `P` positions, `V` vectors of channels,
+            /// stride `S`.
             #[target_feature(enable = $feature)]
-            pub unsafe fn forward<const V: usize, const P: usize>(
+            pub unsafe fn forward<const V: usize, const P: usize, const S: usize>(
                 x: *const f32,
                 taps: &[usize],
                 w: *const f32,
@@ -599,7 +648,7 @@ macro_rules! kernels {
                     }
                     let xt = x.add(off);
                     for j in 0..P {
-                        let xv = $set1(*xt.add(j));
+                        let xv = $set1(*xt.add(j * S));
                         for v in 0..V {
                             acc[j][v] = $fma(xv, wv[v], acc[j][v]);
                         }
@@ -612,13 +661,14 @@ macro_rules! kernels {
                 }
             }
 
-            /// See [`super::WeightGradKernel`]: `T` taps, `V` vectors of channels.
+            /// See [`super::WeightGradKernel`]: `T` taps, `V` vectors of channels,
+            /// stride `S`.
             #[target_feature(enable = $feature)]
-            pub unsafe fn weight_grad<const V: usize, const T: usize>(
+            pub unsafe fn weight_grad<const V: usize, const T: usize, const S: usize>(
                 x: *const f32,
                 taps: &[usize],
                 dyt: *const f32,
-                [rows, ow, width]: [usize; 3],
+                [rows, ow, row_step]: [usize; 3],
                 sums: *mut f32,
             ) {
                 let lanes = V * $width;
@@ -631,14 +681,14 @@ macro_rules! kernels {
                     }
                 }
                 for r in 0..rows {
-                    let (xr, dr) = (x.add(r * width), dyt.add(r * ow * lanes));
+                    let (xr, dr) = (x.add(r * row_step), dyt.add(r * ow * lanes));
                     for i in 0..ow {
                         let mut d = [$zero(); V];
                         for v in 0..V {
                             d[v] = $load(dr.add(i * lanes + v * $width));
                         }
                         for t in 0..T {
-                            let xv = $set1(*xr.add(i + off[t]));
+                            let xv = $set1(*xr.add(i * S + off[t]));
                             for v in 0..V {
                                 acc[t][v] = $fma(xv, d[v], acc[t][v]);
                             }

@@ -196,7 +196,14 @@ fn patches<'a>(g: &ConvGeometry, xg: &'a [f32], (p0, p1): (usize, usize), cols: 
 }
 
 /// `y = conv(x, w) + bias` by im2col + GEMM.
-pub(super) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+pub(super) fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    then: Option<super::Epilogue>,
+) {
     let (isp, osp, rows) = (g.in_spatial(), g.out_spatial(), g.col_rows());
     let (cig, cog) = (g.cin_group(), g.cout_group());
     let units = g.units();
@@ -213,10 +220,13 @@ pub(super) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32
                 unsafe {
                     let dst = y_ptr.get().add((n * g.c_out + grp * cog) * osp + p0);
                     matmul_to(wg, patches, dst, osp, false, threaded_gemm);
-                    if let Some(b) = bias {
-                        for o in 0..cog {
-                            let row = std::slice::from_raw_parts_mut(dst.add(o * osp), width);
+                    for o in 0..cog {
+                        let row = std::slice::from_raw_parts_mut(dst.add(o * osp), width);
+                        if let Some(b) = bias {
                             row.iter_mut().for_each(|v| *v += b[grp * cog + o]);
+                        }
+                        if let Some(f) = then {
+                            f((n * g.c_out + grp * cog + o) * osp + p0, row);
                         }
                     }
                 }

@@ -15,18 +15,39 @@ pub use geometry::ConvGeometry;
 
 use rayon::prelude::*;
 
+/// What a convolution does to its outputs once they are final, while they are still in
+/// cache (a fused residual sum, an activation): `f(offset, values)` for runs of
+/// consecutive outputs `y[offset..offset + values.len()]`, each output exactly once.
+pub type Epilogue<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    conv_forward_then(g, x, w, bias, y, None)
+}
+
+/// [`conv_forward`], then `then` on every output.
+pub fn conv_forward_then(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    then: Option<Epilogue>,
+) {
     assert_eq!(y.len(), g.batch * g.c_out * g.out_spatial(), "conv_forward output size");
     assert_eq!(x.len(), g.batch * g.c_in * g.in_spatial(), "conv_forward input size");
     assert_eq!(w.len(), g.weight_len(), "conv_forward weight size");
     assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward bias size");
     if depthwise::is_depthwise(g) {
-        depthwise::forward(g, x, w, bias, y)
+        depthwise::forward(g, x, w, bias, y);
+        if let Some(f) = then {
+            const CHUNK: usize = 1 << 14;
+            y.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
+        }
     } else if direct::applies(g) {
-        direct::forward(g, x, w, bias, y)
+        direct::forward(g, x, w, bias, y, then)
     } else {
-        im2col::forward(g, x, w, bias, y)
+        im2col::forward(g, x, w, bias, y, then)
     }
 }
 
