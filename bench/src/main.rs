@@ -119,7 +119,8 @@ fn main() {
             for (s, step) in graph.steps().iter().enumerate() {
                 let mut t: Vec<f64> = runs.iter().map(|r| r[s].as_secs_f64() * 1e3).collect();
                 t.sort_by(f64::total_cmp);
-                eprintln!("{:8.3} {:20} {}", t[t.len() / 2], step.op_type, step.name);
+                let shape = step.output_shapes.first().cloned().flatten().unwrap_or_default();
+                eprintln!("{:8.3} {:20} {:?} {}", t[t.len() / 2], step.op_type, shape, step.name);
             }
         }
         println!("{}", serde_json::json!({"load": load, "seconds": seconds}));

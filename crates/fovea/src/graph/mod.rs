@@ -288,13 +288,13 @@ impl Graph {
     /// Runs the graph on `inputs` (one per [`Graph::inputs`], in order), returning the
     /// outputs in order.
     pub fn run(&self, inputs: Vec<Value>) -> Result<Vec<Value>> {
-        self.run_timed(inputs, None)
+        crate::kernels::with_warm_threads(|| self.run_timed(inputs, None))
     }
 
     /// [`Graph::run`], also returning how long each of [`Graph::steps`] took (a profile).
     pub fn run_profiled(&self, inputs: Vec<Value>) -> Result<(Vec<Value>, Vec<std::time::Duration>)> {
         let mut times = Vec::with_capacity(self.steps.len());
-        let outputs = self.run_timed(inputs, Some(&mut times))?;
+        let outputs = crate::kernels::with_warm_threads(|| self.run_timed(inputs, Some(&mut times)))?;
         Ok((outputs, times))
     }
 

@@ -68,6 +68,30 @@ pub(crate) fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
     lanes.iter().sum()
 }
 
+/// Runs `f` with the pool's other threads kept awake: each spins, running pool work as
+/// soon as it appears, until `f` returns. A sleeping thread takes 40-100 µs to wake on a
+/// virtual machine, which for a network of many short parallel steps at batch 1 costs as
+/// much as the second thread gives (ONNX Runtime's threads spin between operators too).
+/// For a sequence of kernels on one input: the threads burn CPU while `f` runs.
+pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    rayon::in_place_scope(|s| {
+        for _ in 1..num_threads() {
+            s.spawn(|_| {
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let result = f();
+        done.store(true, Ordering::Release);
+        result
+    })
+}
+
 /// Number of worker threads used by the kernels (rayon's global pool).
 pub fn num_threads() -> usize {
     rayon::current_num_threads()
@@ -182,5 +206,26 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warm_threads_run_parallel_work_nested_and_from_outside_the_pool() {
+        let work = || {
+            with_warm_threads(|| {
+                let a: u64 = (0..100_000u64).into_par_iter().sum();
+                a + with_warm_threads(|| (0..1000u64).into_par_iter().map(|v| 2 * v).sum::<u64>())
+            })
+        };
+        let want = 4_999_950_000 + 999_000;
+        for threads in TEST_THREADS {
+            assert_eq!(scoped(Isa::Scalar, threads, work).unwrap(), want, "{threads} threads");
+        }
+        // this test's own thread is not one of the global pool's
+        assert_eq!(work(), want);
     }
 }
