@@ -71,37 +71,45 @@ enum Reduce {
     Mean { count_include_pad: bool },
 }
 
-/// Max or mean over each window of 1-D and 2-D planes, separably: each output row first
-/// reduces its window's input rows into a line (whole rows at a time), then each window
-/// of that line. The line is padded with the reduction's identity, so windows need no
-/// clipping, and split by phase when strided, so that every tap reads consecutive
-/// values: both stages vectorise, compiled for the CPU's vector level.
+/// Max or mean over each window of 1-D and 2-D planes, separably and a whole plane at a
+/// time (planes of inception blocks are 7 to 28 values wide: loops over single rows would
+/// spend their time in scalar tails): first each output row's window of input rows, into
+/// rows padded with the reduction's identity so that windows need no clipping; then each
+/// window along those rows, with the padded plane split by phase when strided so that
+/// every tap reads consecutive values. Both stages vectorise, compiled for the CPU's
+/// vector level; the padded rows give a few outputs past each row's end, not copied out.
 fn reduce_windows_2d(g: &PoolGeometry, x: &[f32], y: &mut [f32], reduce: Reduce) {
     let (ip, op) = (g.in_plane(), g.out_plane());
-    let [_, _, ow] = g.output;
+    let [_, oh, ow] = g.output;
     if op == 0 || ow == 0 {
         return;
     }
-    let wx = g.windows(2);
+    let sw = g.stride[2];
     let plan = Separable {
         g,
         reduce,
         rows: g.windows(1),
         // window sizes along a row, for the mean
-        column_counts: wx
+        column_counts: g
+            .windows(2)
             .iter()
             .map(|&(x0, x1, lx)| if reduce == (Reduce::Mean { count_include_pad: true }) { lx } else { x1 - x0 })
             .collect(),
-        // padded columns the windows read
-        span: (ow - 1) * g.stride[2] + g.kernel[2],
+        // a padded row: the columns the windows read, rounded up to the stride
+        width: ((ow - 1) * sw + g.kernel[2]).next_multiple_of(sw),
     };
     let level = super::isa::current();
-    let scratch = || (vec![plan.identity(); plan.span], vec![plan.identity(); plan.span.next_multiple_of(g.stride[2])]);
-    y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each_init(scratch, |(line, phases), (yp, xp)| match level {
+    let identity = plan.identity();
+    let phases_len = if sw > 1 { oh * plan.width } else { 0 };
+    let scratch = || {
+        let buffer = |len: usize| vec![identity; len];
+        [buffer(oh * g.input[2]), buffer(oh * plan.width), buffer(phases_len), buffer(oh * plan.width / sw)]
+    };
+    y.par_chunks_mut(op).zip(x.par_chunks(ip)).for_each_init(scratch, |buffers, (yp, xp)| match level {
         // SAFETY: the level is at most what the CPU has.
         #[cfg(target_arch = "x86_64")]
-        super::Isa::Avx2 | super::Isa::Avx512 => unsafe { plan.plane_avx2(xp, yp, line, phases) },
-        _ => plan.plane(xp, yp, line, phases),
+        super::Isa::Avx2 | super::Isa::Avx512 => unsafe { plan.plane_avx2(xp, yp, buffers) },
+        _ => plan.plane(xp, yp, buffers),
     });
 }
 
@@ -112,7 +120,7 @@ struct Separable<'a> {
     /// (first, end, padded length) of each output row's window of input rows
     rows: Vec<(usize, usize, usize)>,
     column_counts: Vec<usize>,
-    span: usize,
+    width: usize,
 }
 
 impl Separable<'_> {
@@ -132,37 +140,58 @@ impl Separable<'_> {
         }
     }
 
-    /// One plane `xp` into `yp`; `line` holds `span` values, `phases` `span` rounded up
-    /// to the stride.
+    /// One plane `xp` into `yp`, with scratch `[rows, padded, phases, out]` of `oh` rows
+    /// each: `iw` values wide, `width`, `width` (strided only) and `width / stride`.
     #[inline(always)]
-    fn plane(&self, xp: &[f32], yp: &mut [f32], line: &mut [f32], phases: &mut [f32]) {
-        let [_, _, iw] = self.g.input;
-        let [_, _, ow] = self.g.output;
-        let ([_, _, kw], [_, _, sw], [_, _, pw]) = (self.g.kernel, self.g.stride, self.g.pad);
-        let valid = iw.min(self.span.saturating_sub(pw));
-        let phase_len = phases.len() / sw;
-        for (&(y0, y1, ly), yrow) in self.rows.iter().zip(yp.chunks_exact_mut(ow)) {
-            let inside = &mut line[pw..pw + valid];
-            inside.fill(self.identity());
-            for r in y0..y1 {
-                self.combine(inside, &xp[r * iw..][..valid]);
-            }
-            let taps: &[f32] = if sw == 1 {
-                line
-            } else {
-                for (q, phase) in phases.chunks_exact_mut(phase_len).enumerate() {
-                    phase.iter_mut().zip(line.iter().skip(q).step_by(sw)).for_each(|(p, &v)| *p = v);
+    fn plane(&self, xp: &[f32], yp: &mut [f32], [rows, padded, phases, out]: &mut [Vec<f32>; 4]) {
+        let ([_, ih, iw], [_, oh, ow]) = (self.g.input, self.g.output);
+        let ([_, _, kw], [_, sh, sw], [_, ph, pw]) = (self.g.kernel, self.g.stride, self.g.pad);
+        let (width, identity) = (self.width, self.identity());
+        // the window of input rows of each output row
+        rows.fill(identity);
+        if sh == 1 {
+            // whole planes at a time: tap ky of output rows lo..hi reads rows lo+ky-ph..
+            for ky in 0..self.g.kernel[1] {
+                let (lo, hi) = (ph.saturating_sub(ky), oh.min((ih + ph).saturating_sub(ky)));
+                if lo < hi {
+                    self.combine(&mut rows[lo * iw..hi * iw], &xp[(lo + ky - ph) * iw..(hi + ky - ph) * iw]);
                 }
-                phases
-            };
-            yrow.fill(self.identity());
-            for k in 0..kw {
-                self.combine(yrow, &taps[(k % sw) * phase_len + k / sw..][..ow]);
             }
+        } else {
+            for (&(y0, y1, _), row) in self.rows.iter().zip(rows.chunks_exact_mut(iw)) {
+                for r in y0..y1 {
+                    self.combine(row, &xp[r * iw..][..iw]);
+                }
+            }
+        }
+        // padded rows; the windows read at most `width - pw` input columns
+        let valid = iw.min(width - pw);
+        for (src, dst) in rows.chunks_exact(iw).zip(padded.chunks_exact_mut(width)) {
+            dst[pw..pw + valid].copy_from_slice(&src[..valid]);
+        }
+        // tap kx of output i (of the padded plane's i-th window) reads phase kx % sw at
+        // i + kx / sw
+        let taps: &[f32] = if sw == 1 {
+            padded
+        } else {
+            let len = padded.len() / sw;
+            for (q, phase) in phases.chunks_exact_mut(len).enumerate() {
+                phase.iter_mut().zip(padded.iter().skip(q).step_by(sw)).for_each(|(p, &v)| *p = v);
+            }
+            phases
+        };
+        let len = out.len();
+        out.fill(identity);
+        for kx in 0..kw {
+            let (phase, shift) = (kx % sw, kx / sw);
+            self.combine(&mut out[..len - shift], &taps[phase * len + shift..]);
+        }
+        for (row, (yrow, &(y0, y1, ly))) in out.chunks_exact(width / sw).zip(yp.chunks_exact_mut(ow).zip(&self.rows)) {
+            yrow.copy_from_slice(&row[..ow]);
             if let Reduce::Mean { count_include_pad } = self.reduce {
-                let rows = if count_include_pad { ly } else { y1 - y0 };
+                let n = if count_include_pad { ly } else { y1 - y0 };
                 for (v, &c) in yrow.iter_mut().zip(&self.column_counts) {
-                    *v /= (rows * c).max(1) as f32;
+                    *v /= (n * c).max(1) as f32;
                 }
             }
         }
@@ -174,8 +203,8 @@ impl Separable<'_> {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn plane_avx2(&self, xp: &[f32], yp: &mut [f32], line: &mut [f32], phases: &mut [f32]) {
-        self.plane(xp, yp, line, phases)
+    unsafe fn plane_avx2(&self, xp: &[f32], yp: &mut [f32], scratch: &mut [Vec<f32>; 4]) {
+        self.plane(xp, yp, scratch)
     }
 }
 
