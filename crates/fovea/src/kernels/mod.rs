@@ -51,6 +51,22 @@ pub(crate) fn par_zeros(len: usize) -> Vec<f32> {
     par_filled(len, ELEMENTWISE_CHUNK, |_, c| c.fill(std::mem::MaybeUninit::new(0.0)))
 }
 
+/// Copies a short row (patch rows and pooling planes are often under 32 values) in
+/// fixed blocks of 8, which compile to vector moves; a plain `copy_from_slice` becomes a
+/// `memmove` call per row.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let b: &[f32; 8] = b.try_into().expect("chunk of 8");
+        a.copy_from_slice(b);
+    }
+    for (a, &b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = b;
+    }
+}
+
 /// `Σ f(i)` for `i < len` in 8 independent f32 lanes (value i in lane i % 8): more
 /// accurate than one running sum, and whole groups of 8 vectorise.
 #[inline]

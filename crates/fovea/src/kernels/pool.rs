@@ -67,6 +67,8 @@ pub fn max_pool_values(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
 #[derive(Clone, Copy, PartialEq)]
 enum Reduce {
     Max,
+    /// the maximum of a plane known to hold no NaN (one compare and select per value)
+    MaxOfNumbers,
     /// the mean, dividing by the window's size with or without the padding
     Mean { count_include_pad: bool },
 }
@@ -125,17 +127,17 @@ struct Separable<'a> {
 
 impl Separable<'_> {
     fn identity(&self) -> f32 {
-        if self.reduce == Reduce::Max {
-            f32::NEG_INFINITY
-        } else {
-            0.0
+        match self.reduce {
+            Reduce::Max | Reduce::MaxOfNumbers => f32::NEG_INFINITY,
+            Reduce::Mean { .. } => 0.0,
         }
     }
 
     #[inline(always)]
-    fn combine(&self, acc: &mut [f32], v: &[f32]) {
-        match self.reduce {
+    fn combine(reduce: Reduce, acc: &mut [f32], v: &[f32]) {
+        match reduce {
             Reduce::Max => acc.iter_mut().zip(v).for_each(|(a, &v)| *a = max_nan(*a, v)),
+            Reduce::MaxOfNumbers => acc.iter_mut().zip(v).for_each(|(a, &v)| *a = if v > *a { v } else { *a }),
             Reduce::Mean { .. } => acc.iter_mut().zip(v).for_each(|(a, &v)| *a += v),
         }
     }
@@ -147,6 +149,11 @@ impl Separable<'_> {
         let ([_, ih, iw], [_, oh, ow]) = (self.g.input, self.g.output);
         let ([_, _, kw], [_, sh, sw], [_, ph, pw]) = (self.g.kernel, self.g.stride, self.g.pad);
         let (width, identity) = (self.width, self.identity());
+        // one pass to find NaN (rare) spares a select per value in the passes after
+        let reduce = match self.reduce {
+            Reduce::Max if !xp.iter().fold(false, |nan, v| nan | v.is_nan()) => Reduce::MaxOfNumbers,
+            r => r,
+        };
         // the window of input rows of each output row
         rows.fill(identity);
         if sh == 1 {
@@ -154,20 +161,20 @@ impl Separable<'_> {
             for ky in 0..self.g.kernel[1] {
                 let (lo, hi) = (ph.saturating_sub(ky), oh.min((ih + ph).saturating_sub(ky)));
                 if lo < hi {
-                    self.combine(&mut rows[lo * iw..hi * iw], &xp[(lo + ky - ph) * iw..(hi + ky - ph) * iw]);
+                    Self::combine(reduce, &mut rows[lo * iw..hi * iw], &xp[(lo + ky - ph) * iw..(hi + ky - ph) * iw]);
                 }
             }
         } else {
             for (&(y0, y1, _), row) in self.rows.iter().zip(rows.chunks_exact_mut(iw)) {
                 for r in y0..y1 {
-                    self.combine(row, &xp[r * iw..][..iw]);
+                    Self::combine(reduce, row, &xp[r * iw..][..iw]);
                 }
             }
         }
         // padded rows; the windows read at most `width - pw` input columns
         let valid = iw.min(width - pw);
         for (src, dst) in rows.chunks_exact(iw).zip(padded.chunks_exact_mut(width)) {
-            dst[pw..pw + valid].copy_from_slice(&src[..valid]);
+            super::copy_short(&mut dst[pw..pw + valid], &src[..valid]);
         }
         // tap kx of output i (of the padded plane's i-th window) reads phase kx % sw at
         // i + kx / sw
@@ -184,10 +191,10 @@ impl Separable<'_> {
         out.fill(identity);
         for kx in 0..kw {
             let (phase, shift) = (kx % sw, kx / sw);
-            self.combine(&mut out[..len - shift], &taps[phase * len + shift..]);
+            Self::combine(reduce, &mut out[..len - shift], &taps[phase * len + shift..]);
         }
         for (row, (yrow, &(y0, y1, ly))) in out.chunks_exact(width / sw).zip(yp.chunks_exact_mut(ow).zip(&self.rows)) {
-            yrow.copy_from_slice(&row[..ow]);
+            super::copy_short(yrow, &row[..ow]);
             if let Reduce::Mean { count_include_pad } = self.reduce {
                 let n = if count_include_pad { ly } else { y1 - y0 };
                 for (v, &c) in yrow.iter_mut().zip(&self.column_counts) {

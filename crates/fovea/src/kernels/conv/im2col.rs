@@ -12,23 +12,8 @@
 
 use super::geometry::{valid_range, with_scratch, ConvGeometry, SharedMut};
 use crate::kernels::gemm::{matmul, matmul_to, MatRef};
-use crate::kernels::num_threads;
+use crate::kernels::{copy_short, num_threads};
 use rayon::prelude::*;
-
-/// Copies a short row (patch rows are often under 32 values) in fixed blocks of 8, which
-/// compile to vector moves; a plain `copy_from_slice` becomes a `memmove` call per row.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (a, b) in (&mut d).zip(&mut s) {
-        let b: &[f32; 8] = b.try_into().expect("chunk of 8");
-        a.copy_from_slice(b);
-    }
-    for (a, &b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = b;
-    }
-}
 
 /// Calls `f(kernel row, input plane, iz, iy, offx)` for each patch-matrix row and output
 /// row segment, where (iz, iy) is the input row the segment reads (possibly outside).
