@@ -216,7 +216,8 @@ impl Conv {
         let mut shape = vec![g.batch, g.c_out];
         shape.extend_from_slice(&g.output[3 - n..]);
         let len = check_output("Conv", &shape)?;
-        let mut y = vec![0.0f32; len];
+        // (zeroed on all threads: one thread's memset of a batch's activations is slow)
+        let mut y = crate::kernels::par_zeros(len);
         let residual = residual.map(|r| r.tensor("Conv")).transpose()?;
         match residual {
             Some(r) if r.shape() != shape.as_slice() => {
@@ -543,7 +544,7 @@ impl Pool {
         let mut out_shape = vec![shape[0], shape[1]];
         out_shape.extend(ext.iter().map(|e| e.output));
         let len = check_output(op, &out_shape)?;
-        let mut y = vec![0.0f32; len];
+        let mut y = crate::kernels::par_zeros(len);
         let symmetric = ext.iter().all(|e| e.dilation == 1 && e.pad_begin == e.pad_end && e.pad_begin < e.kernel);
         if symmetric && !self.indices {
             // the engine's kernels, for the windows they take

@@ -119,14 +119,8 @@ impl Reduce {
         // (an axis named twice counts once)
         let axes: Vec<usize> = (0..rank).filter(|&d| reduced[d]).collect();
         let shape = x.shape();
-        // move the reduced axes last, then reduce contiguous runs
-        let order: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).chain((0..rank).filter(|&d| reduced[d])).collect();
-        let moved = super::layout::transpose(x, &order)?;
         let run: usize = axes.iter().map(|&d| shape[d]).product();
         let kept: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).map(|d| shape[d]).collect();
-        let count: usize = kept.iter().product();
-        let values = moved.to_f64s();
-        let kind = self.kind;
         use crate::io::onnx::data_type::*;
         let least = match x.elem() {
             INT8 => i8::MIN as f64,
@@ -136,20 +130,27 @@ impl Reduce {
             e if crate::graph::value::is_float(e) => f64::NEG_INFINITY,
             _ => 0.0,
         };
-        let out: Vec<f64> = (0..count)
-            .map(|i| {
-                let r = &values[i * run..(i + 1) * run];
-                match kind {
-                    ReduceKind::Sum => r.iter().sum(),
-                    ReduceKind::Mean => r.iter().sum::<f64>() / run as f64,
-                    // the maximum of nothing is the least value of the type
-                    ReduceKind::Max if r.is_empty() => least,
-                    ReduceKind::Max => {
-                        r.iter().fold(f64::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m })
-                    }
-                }
-            })
-            .collect();
+        let kind = self.kind;
+        let fold = |r: &mut dyn Iterator<Item = f64>| match kind {
+            ReduceKind::Sum => r.sum(),
+            ReduceKind::Mean => r.sum::<f64>() / run as f64,
+            // the maximum of nothing is the least value of the type
+            ReduceKind::Max => r.fold(least, |m, v| if v > m || v.is_nan() { v } else { m }),
+        };
+        let out: Vec<f64> = match x {
+            // trailing axes of floats (global pooling): runs read where they lie, in parallel
+            Value::Float { tensor, .. } if run > 0 && axes.iter().copied().eq(rank - axes.len()..rank) => {
+                tensor.data().par_chunks(run).map(|r| fold(&mut r.iter().map(|&v| v as f64))).collect()
+            }
+            _ => {
+                // move the reduced axes last, then reduce contiguous runs
+                let order: Vec<usize> =
+                    (0..rank).filter(|&d| !reduced[d]).chain((0..rank).filter(|&d| reduced[d])).collect();
+                let values = super::layout::transpose(x, &order)?.to_f64s();
+                let count: usize = kept.iter().product();
+                (0..count).map(|i| fold(&mut values[i * run..(i + 1) * run].iter().copied())).collect()
+            }
+        };
         let out_shape: Vec<usize> =
             if self.keepdims { (0..rank).map(|d| if reduced[d] { 1 } else { shape[d] }).collect() } else { kept };
         let t = Tensor::from_parts(out_shape, out.iter().map(|&v| v as f32).collect());

@@ -78,7 +78,9 @@ fn block_max(isa: Isa, v: usize) -> usize {
 }
 
 /// Whether the direct kernel handles `g` at the current level ([`crate::kernels::isa`]). The rule
-/// depends on the sizes and the level only, never on the thread count.
+/// depends on the sizes and the level only, never on the thread count. 1x1 kernels stay
+/// with the GEMM, whose patch matrix is then the input itself or its subsample (measured
+/// faster, strided or not).
 pub fn applies(g: &ConvGeometry) -> bool {
     let level = isa::current();
     let padded = |d: usize| {
@@ -93,7 +95,7 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.input[0] == 1
         && g.kernel[0] == 1
         && g.output[0] == 1
-        && !g.is_pointwise()
+        && g.kernel != [1, 1, 1]
         && padded_len.is_some_and(|n| n <= MAX_PADDED)
         && g.output[2] <= MAX_ROW
         && g.batch * g.out_spatial() >= MIN_POSITIONS
@@ -739,6 +741,7 @@ mod tests {
             (conv2d(8, 512, 7, 512, 3, 1), true),  // the same layer at batch 8
             (conv2d(1, 64, 3, 64, 3, 0), false),   // one output row
             (conv2d(1, 64, 56, 64, 1, 0), false),  // pointwise: the GEMM takes the input as it is
+            (ConvGeometry { stride: [1, 2, 2], output: [1, 28, 28], ..conv2d(1, 64, 56, 128, 1, 0) }, false), // 1x1/2: measured faster by GEMM
             (conv2d(1, 8, 5000, 8, 3, 1), false),  // rows longer than MAX_ROW
         ];
         for isa in Isa::supported() {
