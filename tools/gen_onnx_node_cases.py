@@ -51,8 +51,8 @@ for case in node.collect_testcases(None):
                 with open(os.path.join(directory, rel), "wb") as f:
                     f.write(tensor.SerializeToString())
                 array = numpy_helper.to_array(tensor)
-                # the element types fovea reads: numbers, booleans, float16 and bfloat16
-                numeric = tensor.data_type in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16)
+                # the element types fovea reads: all but strings
+                numeric = tensor.data_type != TensorProto.STRING
                 flat = array.astype(np.float64).ravel() if numeric else np.zeros(0)
                 files[rel] = {
                     "name": tensor.name,

@@ -87,7 +87,8 @@ fn random_shapes_equal_the_loop() {
 /// `conv_forward_then` hands every output to the epilogue exactly once, at its offset,
 /// after its final value: an epilogue `v -> 2v + offset` gives exactly that.
 fn assert_epilogue_sees_each_output_once(g: &ConvGeometry, x: &[f32], w: &[f32], b: &[f32], plain: &[f32]) {
-    let then = |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
+    let then =
+        |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
     let mut fused = vec![f32::NAN; plain.len()];
     fovea::kernels::conv::conv_forward_then(g, x, w, Some(b), &mut fused, Some(&then));
     for (i, (&f, &p)) in fused.iter().zip(plain).enumerate() {

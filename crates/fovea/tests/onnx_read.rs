@@ -232,7 +232,7 @@ fn reads_the_onnx_backend_node_cases() {
             }
         }
     }
-    // most are float tensors; the rest are strings, 8- and 4-bit floats and integers
+    // most are float tensors; the rest are strings
     assert!(read > 5 * unreadable_types, "{read} read, {unreadable_types} of types fovea does not read");
 }
 

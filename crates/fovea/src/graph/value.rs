@@ -1,8 +1,10 @@
 //! The values that flow through an inference graph: a tensor of one ONNX element type.
-//! Floating types (float, double, float16, bfloat16) are held as f32 [`Tensor`]s, rounded
-//! to their own precision; integer types and booleans as i64, wrapped to their own range.
+//! Floating types (float, double, float16, bfloat16, the float8 and float4 formats) are
+//! held as f32 [`Tensor`]s, rounded to their own precision; integer types (4- and 2-bit
+//! ones too) and booleans as i64, wrapped to their own range.
 //! The CNN operators work on f32; integers carry shapes, axes and indices.
 
+use crate::io::narrow::{self, E8m0Rounding};
 use crate::io::onnx::{data_type::*, TensorData};
 use crate::tensor::fmt_shape;
 use crate::{Error, Result, Tensor};
@@ -45,15 +47,23 @@ pub fn elem_name(elem: i32) -> &'static str {
         UINT32 => "uint32",
         UINT64 => "uint64",
         BFLOAT16 => "bfloat16",
-        17..=20 => "float8",
-        21 | 22 => "int4",
+        FLOAT8E4M3FN => "float8e4m3fn",
+        FLOAT8E4M3FNUZ => "float8e4m3fnuz",
+        FLOAT8E5M2 => "float8e5m2",
+        FLOAT8E5M2FNUZ => "float8e5m2fnuz",
+        UINT4 => "uint4",
+        INT4 => "int4",
+        FLOAT4E2M1 => "float4e2m1",
+        FLOAT8E8M0 => "float8e8m0",
+        UINT2 => "uint2",
+        INT2 => "int2",
         _ => "an unknown type",
     }
 }
 
 /// Whether fovea computes with `elem` as a float (else as an integer).
 pub fn is_float(elem: i32) -> bool {
-    matches!(elem, FLOAT | DOUBLE | FLOAT16 | BFLOAT16)
+    matches!(elem, FLOAT | DOUBLE | FLOAT16 | BFLOAT16) || narrow::is_narrow_float(elem)
 }
 
 /// Refuses element types fovea does not compute with.
@@ -61,6 +71,7 @@ pub fn check_elem(elem: i32) -> Result<()> {
     match elem {
         FLOAT | DOUBLE | FLOAT16 | BFLOAT16 | UINT8 | INT8 | UINT16 | INT16 | INT32 | INT64 | BOOL | UINT32
         | UINT64 => Ok(()),
+        e if narrow::is_narrow(e) => Ok(()),
         _ => Err(Error::Invalid(format!("element type {} ({elem}) is not supported", elem_name(elem)))),
     }
 }
@@ -92,6 +103,9 @@ pub fn round_to_bf16(v: f32) -> f32 {
 
 /// `v` wrapped to the range of the integer type `elem` (as a C cast would).
 pub fn wrap_int(elem: i32, v: i64) -> i64 {
+    if let Some(w) = narrow::wrap_narrow_int(elem, v) {
+        return w;
+    }
     match elem {
         UINT8 => v as u8 as i64,
         INT8 => v as i8 as i64,
@@ -112,6 +126,9 @@ pub fn float_to_int(elem: i32, v: f64) -> i64 {
     }
     if elem == UINT64 && v >= 9.223_372_036_854_776e18 {
         return (v as u64) as i64;
+    }
+    if let Some(n) = narrow::float_to_narrow_int(elem, v) {
+        return n;
     }
     wrap_int(elem, v as i64)
 }
@@ -136,11 +153,19 @@ impl Value {
         Value::Int { elem: INT64, shape, values }
     }
 
-    /// A tensor of the floating type `elem`, its values rounded to that type's precision.
+    /// A tensor of the floating type `elem`, its values rounded to that type's precision
+    /// (as [`Value::cast`] does).
     pub fn float_of(elem: i32, tensor: Tensor) -> Value {
+        Value::float_rounded(elem, tensor, CastOptions::default())
+    }
+
+    fn float_rounded(elem: i32, tensor: Tensor, options: CastOptions) -> Value {
         let tensor = match elem {
             FLOAT16 => tensor.map(round_to_f16),
             BFLOAT16 => tensor.map(round_to_bf16),
+            e if narrow::is_narrow_float(e) => {
+                tensor.map(|v| narrow::round_float(e, v, options.saturate, options.round_mode))
+            }
             _ => tensor,
         };
         Value::Float { elem, tensor }
@@ -281,22 +306,45 @@ impl Value {
         }
     }
 
-    /// This value converted to the element type `to`, as ONNX's `Cast` does.
+    /// This value converted to the element type `to`, as ONNX's `Cast` does by default.
     pub fn cast(&self, to: i32) -> Result<Value> {
+        self.cast_with(to, CastOptions::default())
+    }
+
+    /// This value converted to the element type `to`, as ONNX's `Cast` does with
+    /// `options`.
+    pub fn cast_with(&self, to: i32, options: CastOptions) -> Result<Value> {
         check_elem(to)?;
         Ok(match self {
-            Value::Float { tensor, .. } if is_float(to) => Value::float_of(to, tensor.clone()),
+            Value::Float { tensor, .. } if is_float(to) => Value::float_rounded(to, tensor.clone(), options),
             Value::Float { tensor, .. } => Value::Int {
                 elem: to,
                 shape: tensor.shape().to_vec(),
                 values: tensor.data().iter().map(|&v| float_to_int(to, v as f64)).collect(),
             },
-            Value::Int { elem, shape, values } if is_float(to) => Value::float_of(
+            Value::Int { elem, shape, values } if is_float(to) => Value::float_rounded(
                 to,
                 Tensor::from_parts(shape.clone(), values.iter().map(|&v| int_to_f64(*elem, v) as f32).collect()),
+                options,
             ),
             Value::Int { shape, values, .. } => Value::int_of(to, shape.clone(), values.clone()),
         })
+    }
+}
+
+/// How `Cast` rounds to the float8, float4 and E8M0 types (its attributes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CastOptions {
+    /// a magnitude too large for a float8 type becomes its largest value (else infinity
+    /// or NaN)
+    pub saturate: bool,
+    /// how a value becomes an E8M0 power of two
+    pub round_mode: E8m0Rounding,
+}
+
+impl Default for CastOptions {
+    fn default() -> Self {
+        CastOptions { saturate: true, round_mode: E8m0Rounding::Up }
     }
 }
 

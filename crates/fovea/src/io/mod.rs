@@ -5,6 +5,7 @@
 //! leaves a half-written file where a good one was.
 
 mod checkpoint;
+pub mod narrow;
 mod npy;
 pub mod onnx;
 mod safetensors_io;

@@ -227,6 +227,26 @@ pub mod data_type {
     pub const UINT64: i32 = 13;
     /// bfloat16: the upper half of a 32-bit float
     pub const BFLOAT16: i32 = 16;
+    /// float8, 4 exponent bits, 3 mantissa bits, no infinity ([`crate::io::narrow`])
+    pub const FLOAT8E4M3FN: i32 = 17;
+    /// float8 E4M3 without negative zero
+    pub const FLOAT8E4M3FNUZ: i32 = 18;
+    /// float8, 5 exponent bits, 2 mantissa bits, with infinities
+    pub const FLOAT8E5M2: i32 = 19;
+    /// float8 E5M2 without negative zero or infinities
+    pub const FLOAT8E5M2FNUZ: i32 = 20;
+    /// unsigned 4-bit integer, two per byte
+    pub const UINT4: i32 = 21;
+    /// signed 4-bit integer, two per byte
+    pub const INT4: i32 = 22;
+    /// float4, 2 exponent bits, 1 mantissa bit, two per byte
+    pub const FLOAT4E2M1: i32 = 23;
+    /// a power of two: 8 exponent bits only
+    pub const FLOAT8E8M0: i32 = 24;
+    /// unsigned 2-bit integer, four per byte
+    pub const UINT2: i32 = 25;
+    /// signed 2-bit integer, four per byte
+    pub const INT2: i32 = 26;
 }
 
 /// A tensor as the file stores it: its shape, element type and contents (in `raw_data`,
@@ -270,6 +290,25 @@ impl TensorData {
         use data_type::*;
         let n = self.len()?;
         let invalid = |what: String| Error::Invalid(format!("ONNX tensor {:?}: {what}", self.name));
+        if super::narrow::is_narrow(self.data_type) {
+            // packed bytes; the typed field holds one byte per entry
+            let typed: Vec<u8>;
+            let bytes = match &self.raw {
+                Some(raw) => raw.as_slice(),
+                None => {
+                    typed = self.int32s.iter().map(|&v| v as u8).collect();
+                    &typed
+                }
+            };
+            return super::narrow::decode(self.data_type, bytes, n).ok_or_else(|| {
+                invalid(format!(
+                    "{} bytes of data for {n} elements of {} bits (shape {:?})",
+                    bytes.len(),
+                    super::narrow::bits(self.data_type),
+                    self.dims
+                ))
+            });
+        }
         let values: Vec<f64> = match &self.raw {
             Some(raw) => {
                 let size = match self.data_type {

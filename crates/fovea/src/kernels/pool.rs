@@ -70,7 +70,9 @@ enum Reduce {
     /// the maximum of a plane known to hold no NaN (one compare and select per value)
     MaxOfNumbers,
     /// the mean, dividing by the window's size with or without the padding
-    Mean { count_include_pad: bool },
+    Mean {
+        count_include_pad: bool,
+    },
 }
 
 /// Max or mean over each window of 1-D and 2-D planes, separably and a whole plane at a

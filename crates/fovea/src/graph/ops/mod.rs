@@ -14,7 +14,7 @@ pub mod matmul;
 pub mod reduce;
 pub mod resize;
 
-use super::value::Value;
+use super::value::{CastOptions, Value};
 use crate::io::onnx::{AttributeValue, Node, TensorData};
 use crate::{Error, Result};
 
@@ -113,10 +113,10 @@ pub enum Op {
     Range,
     /// Clip with its bounds as inputs
     Clip,
-    /// Cast
-    Cast(i32),
+    /// Cast: to the element type, rounding as the options say
+    Cast(i32, CastOptions),
     /// CastLike: to the type of the second input
-    CastLike,
+    CastLike(CastOptions),
     /// Softmax, LogSoftmax
     Softmax(reduce::Softmax),
     /// ReduceMean, ReduceMax, ReduceSum
@@ -171,7 +171,7 @@ impl Op {
             "LessOrEqual" => Op::Compare(elementwise::Comparison::LessOrEqual),
             "Where" => Op::Where,
             "Range" => Op::Range,
-            "CastLike" => Op::CastLike,
+            "CastLike" => Op::CastLike(cast_options(&a)?),
             "Clip" if opset < 11 => {
                 Op::Unary(Act::Clip(a.float("min", f32::NEG_INFINITY)?, a.float("max", f32::INFINITY)?))
             }
@@ -182,7 +182,7 @@ impl Op {
             "Div" => Op::Binary(elementwise::Binary(B::Div)),
             "Pow" => Op::Binary(elementwise::Binary(B::Pow)),
             "PRelu" => Op::Binary(elementwise::Binary(B::PRelu)),
-            "Cast" => Op::Cast(a.int("to", 0)? as i32),
+            "Cast" => Op::Cast(a.int("to", 0)? as i32, cast_options(&a)?),
             "Softmax" | "LogSoftmax" => Op::Softmax(reduce::Softmax::from_node(&a, opset)?),
             "ReduceMean" | "ReduceMax" | "ReduceSum" => Op::Reduce(reduce::Reduce::from_node(&a, opset)?),
             "MatMul" => Op::MatMul,
@@ -212,7 +212,7 @@ impl Op {
     /// Whether only the shape and type of input `i` matter, never its values (Shape's
     /// input, CastLike's model): a trial run's value can stand in for it when folding.
     pub fn reads_only_shape(&self, i: usize) -> bool {
-        matches!((self, i), (Op::Layout(layout::Layout::Shape(..)), 0) | (Op::CastLike, 1))
+        matches!((self, i), (Op::Layout(layout::Layout::Shape(..)), 0) | (Op::CastLike(_), 1))
     }
 
     /// Runs the operator on its inputs (`None` for an optional input left out).
@@ -233,8 +233,10 @@ impl Op {
             Op::Unary(f) => vec![f.run(input(0, f.name())?)?],
             Op::Binary(b) => vec![b.run(input(0, b.name())?, input(1, b.name())?)?],
             Op::Clip => vec![elementwise::clip(input(0, "Clip")?, opt(inputs, 1), opt(inputs, 2))?],
-            Op::Cast(to) => vec![input(0, "Cast")?.cast(*to)?],
-            Op::CastLike => vec![input(0, "CastLike")?.cast(input(1, "CastLike")?.elem())?],
+            Op::Cast(to, options) => vec![input(0, "Cast")?.cast_with(*to, *options)?],
+            Op::CastLike(options) => {
+                vec![input(0, "CastLike")?.cast_with(input(1, "CastLike")?.elem(), *options)?]
+            }
             Op::Variadic(kind) => vec![elementwise::variadic(*kind, inputs)?],
             Op::Compare(c) => vec![c.run(input(0, c.name())?, input(1, c.name())?)?],
             Op::Where => vec![elementwise::select(input(0, "Where")?, input(1, "Where")?, input(2, "Where")?)?],
@@ -331,6 +333,16 @@ impl Attrs<'_> {
     pub fn invalid(&self, msg: impl std::fmt::Display) -> Error {
         Error::Invalid(format!("{} node {:?}: {msg}", self.0.op_type, self.0.name))
     }
+}
+
+/// Cast's and CastLike's `saturate` and `round_mode`.
+fn cast_options(a: &Attrs) -> Result<CastOptions> {
+    let mode = a.string("round_mode", "up")?;
+    Ok(CastOptions {
+        saturate: a.int("saturate", 1)? != 0,
+        round_mode: crate::io::narrow::E8m0Rounding::parse(&mode)
+            .ok_or_else(|| a.invalid(format!("round_mode {mode:?} (expected up, down or nearest)")))?,
+    })
 }
 
 /// The values of a 1-D integer input (shapes, axes, pads), or an error naming `op`.

@@ -413,7 +413,8 @@ fn forward_packed(
                 if let Some(f) = then {
                     for l in 0..channels {
                         // SAFETY: as above, and the writes are done.
-                        let run = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(first + l * osp), positions) };
+                        let run =
+                            unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(first + l * osp), positions) };
                         f(first + l * osp, run);
                     }
                 }
@@ -742,7 +743,7 @@ mod tests {
             (conv2d(1, 64, 3, 64, 3, 0), false),   // one output row
             (conv2d(1, 64, 56, 64, 1, 0), false),  // pointwise: the GEMM takes the input as it is
             (ConvGeometry { stride: [1, 2, 2], output: [1, 28, 28], ..conv2d(1, 64, 56, 128, 1, 0) }, false), // 1x1/2: measured faster by GEMM
-            (conv2d(1, 8, 5000, 8, 3, 1), false),  // rows longer than MAX_ROW
+            (conv2d(1, 8, 5000, 8, 3, 1), false), // rows longer than MAX_ROW
         ];
         for isa in Isa::supported() {
             for threads in [1, 16] {
