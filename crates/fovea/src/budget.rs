@@ -42,8 +42,14 @@ pub fn check(what: &str, bytes: u64) -> Result<()> {
 /// Refuses an f32 tensor of `shape` for `what` if its size overflows or is over the budget;
 /// otherwise its number of values.
 pub fn check_shape(what: &str, shape: &[usize]) -> Result<usize> {
+    check_values(what, shape, 4)
+}
+
+/// [`check_shape`] for values of `value_bytes` bytes each (with what is allocated along
+/// with them, such as an index per value).
+pub fn check_values(what: &str, shape: &[usize], value_bytes: u64) -> Result<usize> {
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let bytes = n.and_then(|n| u64::try_from(n).ok()?.checked_mul(4)).unwrap_or(u64::MAX);
+    let bytes = n.and_then(|n| u64::try_from(n).ok()?.checked_mul(value_bytes)).unwrap_or(u64::MAX);
     check(what, bytes)?;
     n.ok_or_else(|| Error::Budget { what: what.to_string(), bytes, in_use: in_use(), limit: limit().unwrap_or(0) })
 }

@@ -132,6 +132,18 @@ fn absurd_sizes_are_refused_before_allocating() {
     let m =
         model(vec![node("Resize", &["x", "", "s"], &["y"], vec![])], vec![scales], vec![info("x", &[2, 2])], &["y"]);
     assert!(err(&m).contains("Resize"), "{}", err(&m));
+    // integers take 8 bytes each: an int64 constant whose values would fit the budget as
+    // f32 but not as i64
+    let n = (fovea::budget::limit().unwrap() / 6) as i64;
+    let value = AttributeValue::Tensor(TensorData::from_i64s("v", &[1], &[7]));
+    let m = model(
+        vec![node("ConstantOfShape", &["s"], &["y"], vec![("value", value)])],
+        vec![ints("s", &[n])],
+        vec![],
+        &["y"],
+    );
+    let e = err(&m);
+    assert!(e.contains("ConstantOfShape") && e.contains("memory budget"), "{e}");
 }
 
 #[test]

@@ -200,6 +200,14 @@ impl Value {
         }
     }
 
+    /// Bytes each value takes in memory: 4 (f32) or 8 (i64).
+    pub fn value_bytes(&self) -> u64 {
+        match self {
+            Value::Float { .. } => 4,
+            Value::Int { .. } => 8,
+        }
+    }
+
     /// The ONNX element type.
     pub fn elem(&self) -> i32 {
         match self {

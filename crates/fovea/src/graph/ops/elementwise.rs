@@ -264,7 +264,7 @@ impl Binary {
     pub fn run(&self, a: &Value, b: &Value) -> Result<Value> {
         let name = self.name();
         let out_shape = broadcast_shapes(name, a.shape(), b.shape())?;
-        super::check_output(name, &out_shape)?;
+        super::check_output_of(name, &out_shape, a.value_bytes())?;
         match (a, b) {
             (Value::Float { elem, tensor: x }, Value::Float { tensor: y, .. }) => {
                 let f = self.float_fn();
@@ -368,7 +368,8 @@ impl Comparison {
     /// `a op b`, broadcast, compared as f64 (exact for floats and for integers up to 2^53).
     pub fn run(&self, a: &Value, b: &Value) -> Result<Value> {
         let out_shape = broadcast_shapes(self.name(), a.shape(), b.shape())?;
-        super::check_output(self.name(), &out_shape)?;
+        // booleans as i64, and both sides as f64 (neither larger than the output)
+        super::check_output_of(self.name(), &out_shape, 24)?;
         let (x, y) = (a.to_f64s(), b.to_f64s());
         let f: fn(f64, f64) -> bool = match self {
             Comparison::Equal => |x, y| x == y,
@@ -426,7 +427,7 @@ pub fn range(start: &Value, limit: &Value, delta: &Value) -> Result<Value> {
         return Err(Error::shape(OP, format!("a range of {n} values")));
     }
     let n = n as usize;
-    super::check_output(OP, &[n])?;
+    super::check_output_of(OP, &[n], start.value_bytes())?;
     Ok(match start {
         Value::Float { elem, .. } => {
             let (s, d) = (s as f32, d as f32);

@@ -3,7 +3,7 @@
 //! ConstantOfShape, which make shapes into values and back. All work on every element
 //! type.
 
-use super::{check_output, int_list, Attrs};
+use super::{check_output_of, int_list, Attrs};
 use crate::graph::value::{axis, float_to_int, is_float, Value};
 use crate::tensor::strides;
 use crate::{Error, Result, Tensor};
@@ -219,7 +219,7 @@ impl Layout {
             Layout::ConstantOfShape(value) => {
                 let dims = int_list("ConstantOfShape", input(0, "ConstantOfShape")?)?;
                 let shape = dims_to_shape("ConstantOfShape", &dims)?;
-                let len = check_output("ConstantOfShape", &shape)?;
+                let len = check_output_of("ConstantOfShape", &shape, value.value_bytes())?;
                 let fill = value.to_f64s().first().copied().unwrap_or(0.0);
                 match value {
                     Value::Float { elem, .. } => {
@@ -282,7 +282,8 @@ fn reshape_target(input: &[usize], target: &[i64], allowzero: bool) -> Result<Ve
 /// Builds a value of `shape` whose element at each coordinate is `x`'s element at
 /// `source(coordinate)`, or `fill` where that is `None`.
 fn remap(x: &Value, shape: Vec<usize>, fill: f64, source: impl Fn(&[usize]) -> Option<usize>) -> Result<Value> {
-    let len = check_output("a layout operator", &shape)?;
+    // an index (Option<usize>) and a value per output
+    let len = check_output_of("a layout operator", &shape, 16 + x.value_bytes())?;
     let mut coord = vec![0usize; shape.len()];
     let mut index = Vec::with_capacity(len);
     for _ in 0..len {
@@ -573,7 +574,7 @@ fn gather_nd(x: &Value, indices: &Value, batch_dims: usize) -> Result<Value> {
     }
     let mut shape = is[..is.len() - 1].to_vec();
     shape.extend_from_slice(&ds[batch_dims + k..]);
-    check_output(OP, &shape)?;
+    check_output_of(OP, &shape, 8 + x.value_bytes())?;
     let index: Vec<usize> = starts.iter().flat_map(|&s| s..s + inner).collect();
     Ok(x.gather_flat(shape, &index))
 }

@@ -358,5 +358,11 @@ pub fn int_list(op: &'static str, v: &Value) -> Result<Vec<i64>> {
 
 /// Checks a new output of `shape` for `op` against the memory budget, returning its size.
 pub fn check_output(op: &'static str, shape: &[usize]) -> Result<usize> {
-    crate::budget::check_shape(&format!("the output of {op} {shape:?}"), shape)
+    check_output_of(op, shape, 4)
+}
+
+/// [`check_output`] for values of `value_bytes` bytes each (8 for integers, which are
+/// held as i64; more where an index per value is built too).
+pub fn check_output_of(op: &'static str, shape: &[usize], value_bytes: u64) -> Result<usize> {
+    crate::budget::check_values(&format!("the output of {op} {shape:?}"), shape, value_bytes)
 }

@@ -146,6 +146,8 @@ impl Reduce {
                 // move the reduced axes last, then reduce contiguous runs
                 let order: Vec<usize> =
                     (0..rank).filter(|&d| !reduced[d]).chain((0..rank).filter(|&d| reduced[d])).collect();
+                // the transposed copy and its f64 values
+                super::check_output_of(op, x.shape(), x.value_bytes() + 8)?;
                 let values = super::layout::transpose(x, &order)?.to_f64s();
                 let count: usize = kept.iter().product();
                 (0..count).map(|i| fold(&mut values[i * run..(i + 1) * run].iter().copied())).collect()
