@@ -91,6 +91,13 @@ pub(crate) fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
 /// For a sequence of kernels on one input: the threads burn CPU while `f` runs.
 pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
+    /// Stops the spinners when `f` returns or panics (else the scope would wait forever).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
     let done = AtomicBool::new(false);
     rayon::in_place_scope(|s| {
         for _ in 1..num_threads() {
@@ -102,9 +109,8 @@ pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
-        let result = f();
-        done.store(true, Ordering::Release);
-        result
+        let _stop = Stop(&done);
+        f()
     })
 }
 
@@ -243,5 +249,8 @@ mod tests {
         }
         // this test's own thread is not one of the global pool's
         assert_eq!(work(), want);
+        // a panic in `f` stops the spinners and reaches the caller
+        let panicked = std::panic::catch_unwind(|| with_warm_threads(|| panic!("in f")));
+        assert!(panicked.is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Direct convolution at the AVX2 (with FMA) and AVX-512 levels of x86-64 CPUs, for
-//! one-group 1-D and 2-D convolutions of stride 1 or 2: no patch matrix. im2col + GEMM writes a
-//! patch matrix k² times the size of the input, then the GEMM packs it once more; here
-//! the input is read where it lies.
+//! one-group 1-D and 2-D convolutions of stride 1 or 2: no patch matrix. im2col + GEMM
+//! writes a patch matrix k² times the size of the input, then the GEMM packs it once
+//! more; here the input is read where it lies.
 //!
 //! Output channels run along the vector lanes (8, 16 or 32 at a time) and up to 14
 //! neighbouring output positions of a row share each weight load: every kernel tap is
@@ -16,9 +16,13 @@
 //! the band uses them.
 //!
 //! The weight gradient puts output channels on the lanes too and sums over positions,
-//! up to 14 taps at a time. The input gradient is the forward correlation of `dy` with
-//! the weights flipped and transposed ([`input_grad_geometry`]) where the padding keeps
-//! that at most 1.25x the forward pass; otherwise it stays with GEMM + col2im.
+//! up to 14 taps at a time. The input gradient of a stride-1 convolution is the forward
+//! correlation of `dy` with the weights flipped and transposed ([`input_grad_geometry`])
+//! where the padding keeps that at most 1.25x the forward pass; otherwise it stays with
+//! GEMM + col2im.
+//!
+//! The forward pass hands each finished run of outputs (a channel's rows of a band) to
+//! the caller's epilogue while it is in cache: a residual sum, an activation.
 
 use super::geometry::{with_scratch, ConvGeometry, SharedMut};
 use crate::kernels::{isa, num_threads, Isa};
