@@ -95,7 +95,7 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--onnx") {
-        // an ONNX model at batch B on 3x224x224 (or `--size C,H,W`) pictures: load time and
+        // an ONNX model at batch B on 3x224x224 (or `--size C,H,W`, any rank) inputs: load time and
         // the median of REPS runs, as JSON (bench/onnx_runtimes.py)
         let (path, batch, reps): (&str, usize, usize) =
             (&args[i + 1], args[i + 2].parse().unwrap(), args[i + 3].parse().unwrap());
@@ -103,7 +103,7 @@ fn main() {
             .iter()
             .position(|a| a == "--size")
             .map_or(vec![3, 224, 224], |j| args[j + 1].split(',').map(|v| v.parse().unwrap()).collect());
-        let shape = [batch, size[0], size[1], size[2]];
+        let shape: Vec<usize> = std::iter::once(batch).chain(size).collect();
         let model = fovea::io::onnx::load(std::path::Path::new(path)).unwrap();
         let started = Instant::now();
         let name = model.graph.inputs[0].name.clone();
