@@ -140,7 +140,7 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
     for_each_level(&TEST_THREADS, direct_kernel_cases);
 }
 
-/// 2-D and 1-D convolutions of stride 1 or 2 take the direct kernel at the AVX2 and
+/// 2-D and 1-D convolutions of stride 1, 2 or 4 take the direct kernel at the AVX2 and
 /// AVX-512 levels.
 /// Gradients: for any dy, <conv(x, w), dy> equals <x, dx(dy)> and <w, dw(x, dy)>, which
 /// pins down both backward passes.
@@ -148,7 +148,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     use fovea::kernels::conv::direct;
     use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
     let mut rng = Rng::new(13);
-    let (mut direct_cases, mut strided_cases, mut transposed_cases) = (0, 0, 0);
+    let (mut direct_cases, mut strided_cases, mut stride_4_cases, mut transposed_cases) = (0, 0, 0, 0);
     for trial in 0..120 {
         let one_d = rng.below(4) == 0;
         let k = [if one_d { 1 } else { 1 + rng.below(5) }, 1 + rng.below(5)];
@@ -174,13 +174,18 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
             // now and then more padding than the kernel spans
             g.pad[d] = if trial % 7 == 0 { extent + rng.below(2) } else { rng.below(extent.min(4)) };
             let after = rng.below(3);
-            g.stride[d] = if trial % 3 == 1 { 2 } else { 1 };
+            g.stride[d] = match trial % 6 {
+                1 | 4 => 2,
+                5 => 4,
+                _ => 1,
+            };
             // (strided: larger, so that enough positions remain for the kernel)
             g.input[d] = (1 + rng.below(if one_d { 300 } else { 36 * g.stride[d] })).max(extent);
             g.output[d] = (g.input[d] + g.pad[d] + after - extent) / g.stride[d] + 1;
         }
         direct_cases += usize::from(direct::applies(&g));
         strided_cases += usize::from(direct::applies(&g) && g.stride != [1; 3]);
+        stride_4_cases += usize::from(direct::applies(&g) && g.stride[2] == 4);
         transposed_cases += usize::from(direct::input_grad_geometry(&g).is_some());
         let x: Vec<f32> = (0..g.batch * g.c_in * g.in_spatial()).map(|_| rng.normal()).collect();
         let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
@@ -213,6 +218,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     // which cases take the kernel depends on the sizes and the level alone: at AVX2 and
     // AVX-512 the same ones (wide layers too: several channel blocks, tap chunks), at the
     // scalar level none
-    let expected = if level >= Isa::Avx2 { (71, 23, 11) } else { (0, 0, 0) };
-    assert_eq!((direct_cases, strided_cases, transposed_cases), expected, "cases that took the direct kernel");
+    let expected = if level >= Isa::Avx2 { (63, 27, 6, 9) } else { (0, 0, 0, 0) };
+    let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases);
+    assert_eq!(got, expected, "cases that took the direct kernel");
 }

@@ -1,5 +1,5 @@
 //! Direct convolution at the AVX2 (with FMA) and AVX-512 levels of x86-64 CPUs, for
-//! one-group 1-D and 2-D convolutions of stride 1 or 2: no patch matrix. im2col + GEMM
+//! one-group 1-D and 2-D convolutions of stride 1, 2 or 4: no patch matrix. im2col + GEMM
 //! writes a patch matrix k² times the size of the input, then the GEMM packs it once
 //! more; here the input is read where it lies.
 //!
@@ -52,6 +52,9 @@ const BAND_OUTPUTS: usize = 16384;
 /// fewer would leave threads idle (im2col cuts rows into tiles).
 const MIN_ROWS: usize = 4;
 
+/// Strides along a row that the kernels are compiled for (AlexNet's first layer has 4).
+const STRIDES: [usize; 3] = [1, 2, 4];
+
 /// f32 lanes of one vector register at a level of this path.
 fn width(isa: Isa) -> usize {
     match isa {
@@ -94,8 +97,8 @@ pub fn applies(g: &ConvGeometry) -> bool {
     let padded_len = padded(1).zip(padded(2)).and_then(|(h, w)| h.checked_mul(w)?.checked_mul(g.c_in));
     g.groups == 1
         && g.stride[0] == 1
-        && (1..=2).contains(&g.stride[1])
-        && (1..=2).contains(&g.stride[2])
+        && (1..=4).contains(&g.stride[1])
+        && STRIDES.contains(&g.stride[2])
         && g.input[0] == 1
         && g.kernel[0] == 1
         && g.output[0] == 1
@@ -508,11 +511,11 @@ type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, *mut f32);
 type WeightGradKernel = unsafe fn(*const f32, &[usize], *const f32, [usize; 3], *mut f32);
 
 /// The register blocks of 1 to 14 positions (or taps) of one kernel, for `v` vectors
-/// of channels, at strides 1 and 2.
+/// of channels, at each of [`STRIDES`].
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_block_size {
     ($isa:ident :: $f:ident, $v:literal) => {
-        [by_block_size!($isa::$f, $v, 1), by_block_size!($isa::$f, $v, 2)]
+        [by_block_size!($isa::$f, $v, 1), by_block_size!($isa::$f, $v, 2), by_block_size!($isa::$f, $v, 4)]
     };
     ($isa:ident :: $f:ident, $v:literal, $s:literal) => {
         [
@@ -538,13 +541,13 @@ macro_rules! by_block_size {
 fn forward_kernel(isa: Isa, v: usize, n: usize, s: usize) -> ForwardKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        const AVX2: [[[ForwardKernel; 14]; 2]; 2] =
+        const AVX2: [[[ForwardKernel; 14]; 3]; 2] =
             [by_block_size!(avx2::forward, 1), by_block_size!(avx2::forward, 2)];
-        const AVX512: [[[ForwardKernel; 14]; 2]; 2] =
+        const AVX512: [[[ForwardKernel; 14]; 3]; 2] =
             [by_block_size!(avx512::forward, 1), by_block_size!(avx512::forward, 2)];
         match isa {
-            Isa::Avx512 => AVX512[v - 1][s - 1][n - 1],
-            _ => AVX2[v - 1][s - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][s.ilog2() as usize][n - 1],
+            _ => AVX2[v - 1][s.ilog2() as usize][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -555,13 +558,13 @@ fn forward_kernel(isa: Isa, v: usize, n: usize, s: usize) -> ForwardKernel {
 fn weight_grad_kernel(isa: Isa, v: usize, n: usize, s: usize) -> WeightGradKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        const AVX2: [[[WeightGradKernel; 14]; 2]; 2] =
+        const AVX2: [[[WeightGradKernel; 14]; 3]; 2] =
             [by_block_size!(avx2::weight_grad, 1), by_block_size!(avx2::weight_grad, 2)];
-        const AVX512: [[[WeightGradKernel; 14]; 2]; 2] =
+        const AVX512: [[[WeightGradKernel; 14]; 3]; 2] =
             [by_block_size!(avx512::weight_grad, 1), by_block_size!(avx512::weight_grad, 2)];
         match isa {
-            Isa::Avx512 => AVX512[v - 1][s - 1][n - 1],
-            _ => AVX2[v - 1][s - 1][n - 1],
+            Isa::Avx512 => AVX512[v - 1][s.ilog2() as usize][n - 1],
+            _ => AVX2[v - 1][s.ilog2() as usize][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -746,6 +749,8 @@ mod tests {
             (conv2d(8, 512, 7, 512, 3, 1), true),  // the same layer at batch 8
             (conv2d(1, 64, 3, 64, 3, 0), false),   // one output row
             (conv2d(1, 64, 56, 64, 1, 0), false),  // pointwise: the GEMM takes the input as it is
+            (ConvGeometry { stride: [1, 4, 4], output: [1, 55, 55], ..conv2d(1, 3, 224, 64, 11, 2) }, true), // AlexNet's first
+            (ConvGeometry { stride: [1, 3, 3], output: [1, 74, 74], ..conv2d(1, 3, 224, 64, 3, 0) }, false), // no stride-3 kernels
             (ConvGeometry { stride: [1, 2, 2], output: [1, 28, 28], ..conv2d(1, 64, 56, 128, 1, 0) }, false), // 1x1/2: measured faster by GEMM
             (conv2d(1, 8, 5000, 8, 3, 1), false), // rows longer than MAX_ROW
         ];
