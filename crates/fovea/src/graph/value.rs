@@ -164,7 +164,7 @@ impl Value {
             FLOAT16 => tensor.map(round_to_f16),
             BFLOAT16 => tensor.map(round_to_bf16),
             e if narrow::is_narrow_float(e) => {
-                tensor.map(|v| narrow::round_float(e, v, options.saturate, options.round_mode))
+                tensor.map(narrow::float_rounder(e, options.saturate, options.round_mode))
             }
             _ => tensor,
         };

@@ -84,15 +84,15 @@ impl Minifloat {
         (0..sign_bit).map(|c| (self.decode(c), c)).filter(|(v, _)| v.is_finite()).collect()
     }
 
-    /// `v` rounded to the nearest value of the format, ties to the even code. With
+    /// `v` rounded to the nearest of `values` ([`Minifloat::finite_values`]), ties to the
+    /// even code. With
     /// `saturate` a magnitude past the largest value (infinity too) becomes the largest;
     /// without, one that rounds past it becomes infinity where the format has one, else
     /// NaN. NaN stays NaN (float4, which has none, gives -0, as ml_dtypes does).
-    fn round(&self, v: f32, saturate: bool) -> f32 {
+    fn round(&self, values: &[(f32, u32)], v: f32, saturate: bool) -> f32 {
         if v.is_nan() {
             return if self.has_nan { f32::NAN } else { -0.0 };
         }
-        let values = self.finite_values();
         let (max, max_code) = *values.last().expect("a format has values");
         let mut a = v.abs();
         // float4 always saturates (it has nothing else to become)
@@ -231,10 +231,15 @@ pub fn decode(elem: i32, bytes: &[u8], n: usize) -> Option<Vec<f64>> {
     Some((0..n).map(|i| value(code(i))).collect())
 }
 
-/// `v` rounded to the narrow float type `elem` as Cast does (`saturate`, `mode` for E8M0).
-pub fn round_float(elem: i32, v: f32, saturate: bool, mode: E8m0Rounding) -> f32 {
-    match minifloat(elem) {
-        Some(f) => f.round(v, saturate),
+/// Rounds values to the narrow float type `elem` as Cast does (`saturate`, `mode` for
+/// E8M0); the format's table of values is made once.
+pub fn float_rounder(elem: i32, saturate: bool, mode: E8m0Rounding) -> impl Fn(f32) -> f32 {
+    let format = minifloat(elem).map(|f| {
+        let values = f.finite_values();
+        (f, values)
+    });
+    move |v| match &format {
+        Some((f, values)) => f.round(values, v, saturate),
         None => round_e8m0(v, saturate, mode),
     }
 }
@@ -267,9 +272,10 @@ mod tests {
     fn every_code_decodes_and_rounds_back_to_itself() {
         for elem in [FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ, FLOAT4E2M1] {
             let f = minifloat(elem).unwrap();
+            let values = f.finite_values();
             for code in 0..1u32 << f.bits() {
                 let v = f.decode(code);
-                let back = f.round(v, false);
+                let back = f.round(&values, v, false);
                 assert!(
                     back.to_bits() == v.to_bits() || (v.is_nan() && back.is_nan()),
                     "{elem} code {code}: {v} -> {back}"
