@@ -261,7 +261,8 @@ pub fn float_to_narrow_int(elem: i32, v: f64) -> Option<i64> {
 pub fn wrap_narrow_int(elem: i32, v: i64) -> Option<i64> {
     let (lo, hi) = narrow_int_range(elem)?;
     let span = hi - lo + 1;
-    Some((v - lo).rem_euclid(span) + lo)
+    // (span divides 2^64, so the wrapped difference leaves the same remainder)
+    Some(v.wrapping_sub(lo).rem_euclid(span) + lo)
 }
 
 #[cfg(test)]
@@ -295,6 +296,8 @@ mod tests {
         assert!(minifloat(FLOAT8E4M3FNUZ).unwrap().decode(0x80).is_nan());
         assert_eq!(decode_e8m0(127), 1.0);
         assert_eq!(wrap_narrow_int(INT4, 8), Some(-8));
+        assert_eq!(wrap_narrow_int(INT4, i64::MAX), Some(-1));
+        assert_eq!(wrap_narrow_int(UINT2, i64::MIN), Some(0));
         assert_eq!(decode(INT4, &[0x8f], 2), Some(vec![-1.0, -8.0]));
         // three 4-bit values need two bytes; four 2-bit ones one
         assert_eq!(decode(UINT4, &[0x8f], 3), None);

@@ -88,9 +88,17 @@ pub(crate) fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
 /// soon as it appears, until `f` returns. A sleeping thread takes 40-100 µs to wake on a
 /// virtual machine, which for a network of many short parallel steps at batch 1 costs as
 /// much as the second thread gives (ONNX Runtime's threads spin between operators too).
-/// For a sequence of kernels on one input: the threads burn CPU while `f` runs.
+/// For a sequence of kernels on one input: the threads burn CPU while `f` runs. One such
+/// section at a time in the process: a spinner runs whatever pool work it finds, so
+/// concurrent sections (a server's requests) would wait on each other's; they run `f`
+/// plainly. (Not for pools built with `breadth_first`, where a thread could pick up its
+/// own spinner before `f`; fovea builds none.)
 pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
+    static WARM: AtomicBool = AtomicBool::new(false);
+    if WARM.swap(true, Ordering::AcqRel) {
+        return f();
+    }
     /// Stops the spinners when `f` returns or panics (else the scope would wait forever).
     struct Stop<'a>(&'a AtomicBool);
     impl Drop for Stop<'_> {
@@ -98,6 +106,14 @@ pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             self.0.store(true, Ordering::Release);
         }
     }
+    /// Lets the next section warm the threads once this one's spinners are gone.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            WARM.store(false, Ordering::Release);
+        }
+    }
+    let _release = Release;
     let done = AtomicBool::new(false);
     rayon::in_place_scope(|s| {
         for _ in 1..num_threads() {

@@ -56,11 +56,18 @@ fn max_nan(best: f32, v: f32) -> f32 {
 
 /// Max pooling without the winners' positions (inference: nothing to backpropagate).
 pub fn max_pool_values(g: &PoolGeometry, x: &[f32], y: &mut [f32]) {
-    if g.input[0] != 1 {
+    if !separable(g) {
         let mut argmax = vec![0u32; y.len()];
         return max_pool_forward(g, x, y, &mut argmax);
     }
     reduce_windows_2d(g, x, y, Reduce::Max);
+}
+
+/// Whether [`reduce_windows_2d`] takes `g`: 1-D and 2-D pooling (no depth to pool over),
+/// windows that do not skip columns (a stride past the window would make its phase
+/// split as wide as the stride).
+fn separable(g: &PoolGeometry) -> bool {
+    g.input[0] == 1 && g.kernel[0] == 1 && g.output[0] == 1 && g.stride[2] <= g.kernel[2]
 }
 
 /// What [`reduce_windows_2d`] computes over each window.
@@ -89,6 +96,11 @@ fn reduce_windows_2d(g: &PoolGeometry, x: &[f32], y: &mut [f32], reduce: Reduce)
         return;
     }
     let sw = g.stride[2];
+    let identity = if reduce == Reduce::Max { f32::NEG_INFINITY } else { 0.0 };
+    if ip == 0 {
+        // every window lies in the padding
+        return y.fill(identity);
+    }
     let plan = Separable {
         g,
         reduce,
@@ -103,7 +115,6 @@ fn reduce_windows_2d(g: &PoolGeometry, x: &[f32], y: &mut [f32], reduce: Reduce)
         width: ((ow - 1) * sw + g.kernel[2]).next_multiple_of(sw),
     };
     let level = super::isa::current();
-    let identity = plan.identity();
     let phases_len = if sw > 1 { oh * plan.width } else { 0 };
     let scratch = || {
         let buffer = |len: usize| vec![identity; len];
@@ -367,7 +378,7 @@ pub fn max_pool_backward(g: &PoolGeometry, dy: &[f32], argmax: &[u32], dx: &mut 
 /// Average pooling. With `count_include_pad` the divisor counts padded positions (as
 /// PyTorch's default); otherwise only positions inside the input.
 pub fn avg_pool_forward(g: &PoolGeometry, x: &[f32], y: &mut [f32], count_include_pad: bool) {
-    if g.input[0] == 1 {
+    if separable(g) {
         return reduce_windows_2d(g, x, y, Reduce::Mean { count_include_pad });
     }
     let (ip, op) = (g.in_plane(), g.out_plane());

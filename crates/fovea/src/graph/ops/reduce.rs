@@ -123,6 +123,8 @@ impl Reduce {
         let kept: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).map(|d| shape[d]).collect();
         use crate::io::onnx::data_type::*;
         let least = match x.elem() {
+            INT2 => -2.0,
+            INT4 => -8.0,
             INT8 => i8::MIN as f64,
             INT16 => i16::MIN as f64,
             INT32 => i32::MIN as f64,
@@ -135,7 +137,8 @@ impl Reduce {
             ReduceKind::Sum => r.sum(),
             ReduceKind::Mean => r.sum::<f64>() / run as f64,
             // the maximum of nothing is the least value of the type
-            ReduceKind::Max => r.fold(least, |m, v| if v > m || v.is_nan() { v } else { m }),
+            ReduceKind::Max if run == 0 => least,
+            ReduceKind::Max => r.fold(f64::NEG_INFINITY, |m, v| if v > m || v.is_nan() { v } else { m }),
         };
         let out: Vec<f64> = match x {
             // trailing axes of floats (global pooling): runs read where they lie, in parallel

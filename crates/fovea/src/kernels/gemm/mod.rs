@@ -313,7 +313,7 @@ impl OutPtr {
 /// apart): every row of `b` is read once from memory and dotted with all of `a`, four at
 /// a time and [`K_BLOCK`] values at a time, so that the block of `b` stays in L1 cache
 /// while each row of `a` uses it (a fully connected layer at batch 8 was bound by
-/// reading each weight 8 times from L2: AlexNet's first, 36 -> ms).
+/// reading each weight 8 times from L2).
 ///
 /// # Safety
 /// As [`matmul_to`]: `c` valid for `a.len()` rows of `n` values, `c_stride` apart.
