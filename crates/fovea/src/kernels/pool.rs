@@ -546,26 +546,40 @@ mod tests {
         assert_eq!(bits(&y), bits(&y2_first));
     }
 
+    /// A random 1-D/2-D pooling of two planes (kernel, stride, padding up to half the
+    /// window), with `ceil_mode`'s short last windows if asked.
+    fn random_geometry(rng: &mut crate::Rng, ceil_mode: bool) -> PoolGeometry {
+        let (h, w) = (1 + rng.below(9), 1 + rng.below(12));
+        let (kh, kw) = (1 + rng.below(h.min(4)), 1 + rng.below(w.min(4)));
+        let (sh, sw) = (1 + rng.below(3), 1 + rng.below(3));
+        let (ph, pw) = (rng.below(kh / 2 + 1), rng.below(kw / 2 + 1));
+        let out = |n: usize, k: usize, s: usize, p: usize| {
+            let o = if ceil_mode { (n + 2 * p - k).div_ceil(s) } else { (n + 2 * p - k) / s } + 1;
+            // drop a last window that would start in the right padding (PyTorch's rule)
+            if (o - 1) * s >= n + p {
+                o - 1
+            } else {
+                o
+            }
+        };
+        PoolGeometry {
+            planes: 2,
+            input: [1, h, w],
+            kernel: [1, kh, kw],
+            stride: [1, sh, sw],
+            pad: [0, ph, pw],
+            output: [1, out(h, kh, sh, ph), out(w, kw, sw, pw)],
+        }
+    }
+
     #[test]
     fn separable_average_pooling_equals_the_window_loop() {
         // random 2-D geometries; the same planes twice along depth (kernel depth 1) take
         // the window-by-window loop
         let mut rng = crate::Rng::new(11);
         for case in 0..200 {
-            let (h, w) = (1 + rng.below(9), 1 + rng.below(12));
-            let (kh, kw) = (1 + rng.below(h.min(4)), 1 + rng.below(w.min(4)));
-            let (sh, sw) = (1 + rng.below(3), 1 + rng.below(3));
-            let (ph, pw) = (rng.below(kh / 2 + 1), rng.below(kw / 2 + 1));
-            let out = |n: usize, k: usize, s: usize, p: usize| (n + 2 * p - k) / s + 1;
-            let (oh, ow) = (out(h, kh, sh, ph), out(w, kw, sw, pw));
-            let g = PoolGeometry {
-                planes: 2,
-                input: [1, h, w],
-                kernel: [1, kh, kw],
-                stride: [1, sh, sw],
-                pad: [0, ph, pw],
-                output: [1, oh, ow],
-            };
+            let g = random_geometry(&mut rng, false);
+            let ([_, h, w], [_, kh, kw], [_, oh, ow]) = (g.input, g.kernel, g.output);
             let deep = PoolGeometry { input: [2, h, w], output: [2, oh, ow], ..g.clone() };
             let x: Vec<f32> = (0..2 * h * w).map(|_| rng.normal()).collect();
             let x2: Vec<f32> = x.chunks(h * w).flat_map(|p| p.iter().chain(p).copied()).collect();
@@ -595,27 +609,8 @@ mod tests {
         let mut rng = crate::Rng::new(9);
         let choices = [0.0, 1.0, -2.0, 3.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
         for case in 0..200 {
-            let (h, w) = (1 + rng.below(9), 1 + rng.below(12));
-            let (kh, kw) = (1 + rng.below(h.min(4)), 1 + rng.below(w.min(4)));
-            let (sh, sw) = (1 + rng.below(3), 1 + rng.below(3));
-            let (ph, pw) = (rng.below(kh / 2 + 1), rng.below(kw / 2 + 1));
-            let out = |n: usize, k: usize, s: usize, p: usize| (n + 2 * p - k).div_ceil(s) + 1;
-            let (mut oh, mut ow) = (out(h, kh, sh, ph), out(w, kw, sw, pw));
-            // drop a last window that would start in the right padding (PyTorch's rule)
-            if (oh - 1) * sh >= h + ph {
-                oh -= 1;
-            }
-            if (ow - 1) * sw >= w + pw {
-                ow -= 1;
-            }
-            let g = PoolGeometry {
-                planes: 2,
-                input: [1, h, w],
-                kernel: [1, kh, kw],
-                stride: [1, sh, sw],
-                pad: [0, ph, pw],
-                output: [1, oh, ow],
-            };
+            let g = random_geometry(&mut rng, true);
+            let ([_, h, w], [_, oh, ow]) = (g.input, g.output);
             let x: Vec<f32> = (0..2 * h * w).map(|_| choices[rng.below(choices.len())]).collect();
             let n = 2 * oh * ow;
             let (mut want, mut at, mut got) = (vec![0.0; n], vec![0u32; n], vec![0.0; n]);
