@@ -90,7 +90,7 @@ fn assert_epilogue_sees_each_output_once(g: &ConvGeometry, x: &[f32], w: &[f32],
     let then =
         |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
     let mut fused = vec![f32::NAN; plain.len()];
-    fovea::kernels::conv::conv_forward_then(g, x, w, Some(b), &mut fused, Some(&then));
+    fovea::kernels::conv::conv_forward_then(g, x, w, None, Some(b), &mut fused, Some(&then));
     for (i, (&f, &p)) in fused.iter().zip(plain).enumerate() {
         assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "{g:?}: output {i}");
     }
@@ -146,9 +146,10 @@ fn direct_kernel_equals_the_loop_and_its_gradients_are_adjoint() {
 /// pins down both backward passes.
 fn direct_kernel_cases(level: Isa, _threads: usize) {
     use fovea::kernels::conv::direct;
-    use fovea::kernels::conv::{conv_backward_input, conv_backward_weight};
+    use fovea::kernels::conv::{conv_backward_input, conv_backward_weight, conv_forward_then, PackedWeights};
     let mut rng = Rng::new(13);
     let (mut direct_cases, mut strided_cases, mut stride_4_cases, mut transposed_cases) = (0, 0, 0, 0);
+    let mut packed_only_cases = 0;
     for trial in 0..120 {
         let one_d = rng.below(4) == 0;
         let k = [if one_d { 1 } else { 1 + rng.below(5) }, 1 + rng.below(5)];
@@ -195,6 +196,19 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
         let err = forward_error(&g, &x, &w, Some(&b), &y);
         assert!(err <= 1.0, "trial {trial}: {g:?} forward differs by {err} times the rounding bound");
         assert_epilogue_sees_each_output_once(&g, &x, &w, &b, &y);
+        // weights packed beforehand (an inference graph's): where the kernel packs them
+        // itself, the same bits; they also serve pictures too small for that
+        if let Some(packed) = PackedWeights::new(g.c_out, g.kernel.iter().product(), &w) {
+            let mut yp = vec![f32::NAN; y.len()];
+            conv_forward_then(&g, &x, &w, Some(&packed), Some(&b), &mut yp, None);
+            if direct::applies(&g) {
+                assert!(yp.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()), "trial {trial}: {g:?} packed");
+            } else {
+                let err = forward_error(&g, &x, &w, Some(&b), &yp);
+                assert!(err <= 1.0, "trial {trial}: {g:?} packed differs by {err} times the rounding bound");
+            }
+            packed_only_cases += usize::from(packed.fit(&g) && !direct::applies(&g));
+        }
 
         let dy: Vec<f32> = (0..y.len()).map(|_| rng.normal()).collect();
         let (mut dx, mut dw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
@@ -218,7 +232,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     // which cases take the kernel depends on the sizes and the level alone: at AVX2 and
     // AVX-512 the same ones (wide layers too: several channel blocks, tap chunks), at the
     // scalar level none
-    let expected = if level >= Isa::Avx2 { (63, 27, 6, 9) } else { (0, 0, 0, 0) };
-    let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases);
+    let expected = if level >= Isa::Avx2 { (63, 27, 6, 9, 19) } else { (0, 0, 0, 0, 0) };
+    let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases, packed_only_cases);
     assert_eq!(got, expected, "cases that took the direct kernel");
 }

@@ -156,6 +156,7 @@ impl Graph {
         let mut graph =
             Graph { inputs, outputs, steps: builder.steps, constants: builder.constants, vars: builder.vars };
         graph.fuse();
+        graph.pack_weights();
         graph.plan_liveness();
         Ok(graph)
     }
@@ -426,6 +427,17 @@ impl Graph {
                 c.activation = Some(f);
             }
             self.merge(i, j);
+        }
+    }
+
+    /// Packs the constant weights of convolutions for their kernel, once.
+    fn pack_weights(&mut self) {
+        for step in &mut self.steps {
+            if let (Op::Conv(c), Some(Some(Slot::Const(w)))) = (&mut step.op, step.inputs.get(1)) {
+                if let Ok(w) = self.constants[*w].tensor("Conv") {
+                    c.pack(w);
+                }
+            }
         }
     }
 

@@ -5,10 +5,11 @@
 use super::elementwise::Activation;
 use super::{check_output, Attrs};
 use crate::graph::value::Value;
-use crate::kernels::conv::{conv_backward_input, conv_forward, conv_forward_then, ConvGeometry};
+use crate::kernels::conv::{conv_backward_input, conv_forward, conv_forward_then, ConvGeometry, PackedWeights};
 use crate::kernels::pool::{avg_pool_forward, max_pool_values, PoolGeometry};
 use crate::{Error, Result, Tensor};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// How padding is chosen (`auto_pad`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,6 +163,8 @@ pub struct Conv {
     pub residual: bool,
     /// an activation applied to the output, after the sum (fused from the node after)
     pub activation: Option<Activation>,
+    /// the weights packed at load for the direct kernel, when they are a constant
+    pub packed: Option<Arc<PackedWeights>>,
 }
 
 impl Conv {
@@ -170,7 +173,20 @@ impl Conv {
         if !(1..1 << 31).contains(&groups) {
             return Err(a.invalid(format!("group {groups} must be at least 1")));
         }
-        Ok(Conv { window: Window::from_attrs(a)?, groups: groups as usize, residual: false, activation: None })
+        Ok(Conv {
+            window: Window::from_attrs(a)?,
+            groups: groups as usize,
+            residual: false,
+            activation: None,
+            packed: None,
+        })
+    }
+
+    /// Packs constant weights `w` once for the direct kernel, where it may take them.
+    pub(crate) fn pack(&mut self, w: &Tensor) {
+        if self.groups == 1 && w.ndim() >= 3 && w.shape()[0] > 0 {
+            self.packed = PackedWeights::new(w.shape()[0], w.shape()[2..].iter().product(), w.data()).map(Arc::new);
+        }
     }
 
     /// The geometry for input shape `x` and weight shape `w`.
@@ -241,7 +257,8 @@ impl Conv {
                     }
                 };
                 let fused = residual.is_some() || self.activation.is_some();
-                conv_forward_then(&g, x.data(), w.data(), bias, &mut y, fused.then_some(&then));
+                let packed = self.packed.as_deref();
+                conv_forward_then(&g, x.data(), w.data(), packed, bias, &mut y, fused.then_some(&then));
             }
         }
         Ok(Value::float(Tensor::from_parts(shape, y)))

@@ -89,6 +89,12 @@ fn block_max(isa: Isa, v: usize) -> usize {
 /// with the GEMM, whose patch matrix is then the input itself or its subsample (measured
 /// faster, strided or not).
 pub fn applies(g: &ConvGeometry) -> bool {
+    takes(g) && g.batch * g.out_spatial() >= MIN_POSITIONS
+}
+
+/// [`applies`] but for the number of positions: with weights packed beforehand
+/// ([`PackedWeights`]) small pictures gain too.
+fn takes(g: &ConvGeometry) -> bool {
     let level = isa::current();
     let padded = |d: usize| {
         let span = (g.output[d].checked_sub(1)?).checked_mul(g.stride[d])?;
@@ -105,9 +111,52 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.kernel != [1, 1, 1]
         && padded_len.is_some_and(|n| n <= MAX_PADDED)
         && g.output[2] <= MAX_ROW
-        && g.batch * g.out_spatial() >= MIN_POSITIONS
         && g.batch * g.output[1] >= MIN_ROWS
         && level >= Isa::Avx2
+}
+
+/// A convolution's weights packed once for the direct kernel (`[block][tap][lane]`, see
+/// [`pack_weights`]), for weights that stay the same from run to run (an inference
+/// graph's): every forward pass would otherwise pack them again, which on small pictures
+/// costs more than the direct kernel saves (see [`MIN_POSITIONS`]).
+#[derive(Clone, PartialEq)]
+pub struct PackedWeights {
+    /// the level they were packed at, and the kernel's layout there
+    level: Isa,
+    isa: Isa,
+    v: usize,
+    c_out: usize,
+    taps: usize,
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "PackedWeights({} x {} at {})", self.c_out, self.taps, self.level)
+    }
+}
+
+impl PackedWeights {
+    /// Weights `w` (`[c_out][taps]`, taps = input channels x kernel positions) of a
+    /// one-group convolution with a kernel of `kernel` positions, packed for the current
+    /// level: `None` where the direct kernel never takes such a convolution (1x1 kernels,
+    /// levels below AVX2) or the packed copy would not fit the memory budget.
+    pub fn new(c_out: usize, kernel: usize, w: &[f32]) -> Option<PackedWeights> {
+        let level = isa::current();
+        if c_out == 0 || kernel <= 1 || level < Isa::Avx2 || !w.len().is_multiple_of(c_out) {
+            return None;
+        }
+        let (isa, v) = layout(level, c_out);
+        let (taps, lanes) = (w.len() / c_out, v * width(isa));
+        crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
+        let data = pack_weights(taps, lanes, c_out, w);
+        Some(PackedWeights { level, isa, v, c_out, taps, data })
+    }
+
+    /// Whether these weights serve `g` at the current level.
+    pub fn fit(&self, g: &ConvGeometry) -> bool {
+        self.level == isa::current() && self.c_out == g.c_out && self.taps == g.col_rows() && takes(g)
+    }
 }
 
 /// The correlation that computes the input gradient of `g` from `dy`, when this path
@@ -299,8 +348,7 @@ const PACK_TILE_TAPS: usize = 16;
 
 /// Weights `w[o][tap]` as blocks of `lanes` output channels: `[block][tap][lane]`, zero
 /// beyond `c_out`. On all threads: for one sample this is a tenth of the work.
-fn pack_weights(p: &Plan, w: &[f32]) -> Vec<f32> {
-    let (taps, lanes, c_out) = (p.taps(), p.lanes(), p.c_out);
+fn pack_weights(taps: usize, lanes: usize, c_out: usize, w: &[f32]) -> Vec<f32> {
     let slots = c_out.div_ceil(lanes) * taps;
     crate::kernels::par_filled(slots * lanes, PACK_TASK_TAPS * lanes, |task, out| {
         // tiles of a few taps; a tile that crosses into the next block is cut there
@@ -341,18 +389,22 @@ fn unpack_weights(p: &Plan, packed: &[f32], w: &mut [f32]) {
     });
 }
 
-/// `y[n] = correlate(x[n], w) + bias` for every sample.
+/// `y[n] = correlate(x[n], w) + bias` for every sample, with `w` packed beforehand if
+/// `packed` fits `g` ([`PackedWeights::fit`]).
 pub(crate) fn forward(
     g: &ConvGeometry,
     x: &[f32],
     w: &[f32],
+    packed: Option<&PackedWeights>,
     bias: Option<&[f32]>,
     y: &mut [f32],
     then: Option<super::Epilogue>,
 ) {
     let p = Plan::new(g);
-    let packed = pack_weights(&p, w);
-    forward_packed(&p, g.batch, x, &packed, bias, y, then);
+    match packed {
+        Some(packed) if packed.fit(g) => forward_packed(&p, g.batch, x, &packed.data, bias, y, then),
+        _ => forward_packed(&p, g.batch, x, &pack_weights(p.taps(), p.lanes(), p.c_out, w), bias, y, then),
+    }
 }
 
 /// [`forward`] with weights from [`pack_weights`].
@@ -442,7 +494,7 @@ pub(crate) fn backward_input(g: &ConvGeometry, t: &ConvGeometry, w: &[f32], dy: 
         }
     });
     let p = Plan::new(t);
-    forward_packed(&p, t.batch, dy, &pack_weights(&p, &turned), None, dx, None);
+    forward_packed(&p, t.batch, dy, &pack_weights(p.taps(), p.lanes(), p.c_out, &turned), None, dx, None);
 }
 
 /// `dw[o][tap] = Σ_n Σ_position dy[n][o][position] · padded_x[n][position + offset(tap)]`.
@@ -761,6 +813,23 @@ mod tests {
                 let want: Vec<bool> = cases.iter().map(|&(_, w)| w && isa >= Isa::Avx2).collect();
                 assert_eq!(got, want, "at {isa} with {threads} threads");
             }
+        }
+    }
+
+    #[test]
+    fn packed_weights_serve_small_pictures_at_their_level_only() {
+        use crate::kernels::scoped;
+        let g = conv2d(1, 512, 7, 512, 3, 1); // too few positions to pack on every call
+        let w = vec![0.5f32; g.weight_len()];
+        for isa in Isa::supported() {
+            let packed = scoped(isa, 1, || PackedWeights::new(512, 9, &w)).unwrap();
+            assert_eq!(packed.is_some(), isa >= Isa::Avx2, "at {isa}");
+            assert!(scoped(isa, 1, || PackedWeights::new(512, 1, &w[..512 * 512])).unwrap().is_none(), "1x1");
+            let Some(packed) = packed else { continue };
+            for other in Isa::supported() {
+                assert_eq!(scoped(other, 2, || packed.fit(&g)).unwrap(), other == isa, "{isa} at {other}");
+            }
+            assert!(!scoped(isa, 1, || packed.fit(&conv2d(1, 512, 7, 256, 3, 1))).unwrap(), "other weights");
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod direct;
 mod geometry;
 pub mod im2col;
 
+pub use direct::PackedWeights;
 pub use geometry::ConvGeometry;
 
 use rayon::prelude::*;
@@ -22,14 +23,16 @@ pub type Epilogue<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 
 /// `y = conv(x, w) + bias`, all NC(D)(H)W / O(C/g)(kD)(kH)(kW), contiguous.
 pub fn conv_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    conv_forward_then(g, x, w, bias, y, None)
+    conv_forward_then(g, x, w, None, bias, y, None)
 }
 
-/// [`conv_forward`], then `then` on every output.
+/// [`conv_forward`] with the weights also `packed` beforehand for the direct kernel (used
+/// where they fit), then `then` on every output.
 pub fn conv_forward_then(
     g: &ConvGeometry,
     x: &[f32],
     w: &[f32],
+    packed: Option<&PackedWeights>,
     bias: Option<&[f32]>,
     y: &mut [f32],
     then: Option<Epilogue>,
@@ -44,8 +47,8 @@ pub fn conv_forward_then(
             const CHUNK: usize = 1 << 14;
             y.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
         }
-    } else if direct::applies(g) {
-        direct::forward(g, x, w, bias, y, then)
+    } else if direct::applies(g) || packed.is_some_and(|p| p.fit(g)) {
+        direct::forward(g, x, w, packed, bias, y, then)
     } else {
         im2col::forward(g, x, w, bias, y, then)
     }
