@@ -80,6 +80,12 @@ fn broken_graphs_are_refused_with_the_node_named() {
     let m = model(vec![node("Conv", &["x", "w"], &["y"], vec![])], vec![w], vec![info("x", &[1, 3, 8, 8])], &["y"]);
     let e = err(&m);
     assert!(e.contains("Conv node \"y\"") && e.contains("[4, 5, 3, 3]"), "{e}");
+    // a kernel_shape the weights do not have
+    let w = TensorData::from_tensor("w", &Tensor::zeros(&[4, 3, 1, 1]));
+    let shape = vec![("kernel_shape", AttributeValue::Ints(vec![3, 3]))];
+    let m = model(vec![node("Conv", &["x", "w"], &["y"], shape)], vec![w], vec![info("x", &[1, 3, 8, 8])], &["y"]);
+    let e = err(&m);
+    assert!(e.contains("kernel_shape") && e.contains("[4, 3, 1, 1]"), "{e}");
     // an attribute of the wrong type
     let m = model(
         vec![node("LeakyRelu", &["x"], &["y"], vec![("alpha", AttributeValue::String(b"high".to_vec()))])],

@@ -10,6 +10,7 @@
 //!   away;
 //! - batch normalization after a convolution is folded into its weights, and an
 //!   activation after a convolution is applied by the convolution itself;
+//! - constant convolution weights are packed once for the kernel that takes them;
 //! - each value is dropped after its last use (liveness), so a run holds only the values
 //!   still needed.
 //!

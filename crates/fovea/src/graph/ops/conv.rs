@@ -184,7 +184,9 @@ impl Conv {
 
     /// Packs constant weights `w` once for the direct kernel, where it may take them.
     pub(crate) fn pack(&mut self, w: &Tensor) {
-        if self.groups == 1 && w.ndim() >= 3 && w.shape()[0] > 0 {
+        // (1-D and 2-D, strides the kernel has: others never take it)
+        let strides = self.window.strides.as_deref().unwrap_or(&[]);
+        if self.groups == 1 && (3..=4).contains(&w.ndim()) && strides.iter().all(|s| [1, 2, 4].contains(s)) {
             self.packed = PackedWeights::new(w.shape()[0], w.shape()[2..].iter().product(), w.data()).map(Arc::new);
         }
     }
@@ -202,6 +204,9 @@ impl Conv {
                 "Conv",
                 format!("weights {w:?} do not fit input {x:?} in {g} group(s) (expected [C_out, {}/{g}, ...])", c_in),
             ));
+        }
+        if let Some(k) = self.window.kernel.as_ref().filter(|k| k[..] != w[2..]) {
+            return Err(Error::shape("Conv", format!("kernel_shape {k:?} does not match weights {w:?}")));
         }
         let ext = self.window.extents("Conv", sp, Some(&w[2..]), false)?;
         Ok(ConvGeometry {

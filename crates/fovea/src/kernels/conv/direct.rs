@@ -37,9 +37,9 @@ const MAX_PADDED: usize = 1 << 24;
 /// would make one huge unit (im2col cuts it into tiles).
 const MAX_ROW: usize = 4096;
 
-/// Fewest output positions (all samples) this path takes: it repacks the weights on
-/// every call, which for fewer positions costs more than it saves (measured on ResNet's
-/// 7x7 and AlexNet's 13x13 layers at batch 1).
+/// Fewest output positions (all samples) this path takes unless its weights were packed
+/// beforehand ([`PackedWeights`]): packing them on every call costs more than it saves
+/// for fewer positions (measured on ResNet's 7x7 and AlexNet's 13x13 layers at batch 1).
 const MIN_POSITIONS: usize = 256;
 
 /// Weights per tap chunk (16 KiB): they stay in L1 cache while a band uses them.
@@ -84,8 +84,10 @@ fn block_max(isa: Isa, v: usize) -> usize {
     }
 }
 
-/// Whether the direct kernel handles `g` at the current level ([`crate::kernels::isa`]). The rule
-/// depends on the sizes and the level only, never on the thread count. 1x1 kernels stay
+/// Whether the direct kernel handles `g` at the current level ([`crate::kernels::isa`]),
+/// packing its weights itself (with weights packed beforehand, see
+/// [`PackedWeights::fit`]). The rule depends on the sizes and the level only, never on
+/// the thread count. 1x1 kernels stay
 /// with the GEMM, whose patch matrix is then the input itself or its subsample (measured
 /// faster, strided or not).
 pub fn applies(g: &ConvGeometry) -> bool {
@@ -115,11 +117,11 @@ fn takes(g: &ConvGeometry) -> bool {
         && level >= Isa::Avx2
 }
 
-/// A convolution's weights packed once for the direct kernel (`[block][tap][lane]`, see
-/// [`pack_weights`]), for weights that stay the same from run to run (an inference
-/// graph's): every forward pass would otherwise pack them again, which on small pictures
-/// costs more than the direct kernel saves (see [`MIN_POSITIONS`]).
-#[derive(Clone, PartialEq)]
+/// A convolution's weights packed once for the direct kernel (`[block][tap][lane]`), for
+/// weights that stay the same from run to run (an inference graph's): every forward pass
+/// would otherwise pack them again, which on small pictures costs more than the direct
+/// kernel saves. A tensor, so that the memory budget counts it.
+#[derive(Clone)]
 pub struct PackedWeights {
     /// the level they were packed at, and the kernel's layout there
     level: Isa,
@@ -127,7 +129,14 @@ pub struct PackedWeights {
     v: usize,
     c_out: usize,
     taps: usize,
-    data: Vec<f32>,
+    data: crate::Tensor,
+}
+
+impl PartialEq for PackedWeights {
+    fn eq(&self, other: &Self) -> bool {
+        let layout = |p: &Self| (p.level, p.isa, p.v, p.c_out, p.taps);
+        layout(self) == layout(other) && self.data.data() == other.data.data()
+    }
 }
 
 impl std::fmt::Debug for PackedWeights {
@@ -149,7 +158,8 @@ impl PackedWeights {
         let (isa, v) = layout(level, c_out);
         let (taps, lanes) = (w.len() / c_out, v * width(isa));
         crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
-        let data = pack_weights(taps, lanes, c_out, w);
+        let data =
+            crate::Tensor::from_parts(vec![c_out.div_ceil(lanes) * lanes * taps], pack_weights(taps, lanes, c_out, w));
         Some(PackedWeights { level, isa, v, c_out, taps, data })
     }
 
@@ -402,7 +412,7 @@ pub(crate) fn forward(
 ) {
     let p = Plan::new(g);
     match packed {
-        Some(packed) if packed.fit(g) => forward_packed(&p, g.batch, x, &packed.data, bias, y, then),
+        Some(packed) if packed.fit(g) => forward_packed(&p, g.batch, x, packed.data.data(), bias, y, then),
         _ => forward_packed(&p, g.batch, x, &pack_weights(p.taps(), p.lanes(), p.c_out, w), bias, y, then),
     }
 }
@@ -443,7 +453,7 @@ fn forward_packed(
                     for r in 0..r1 - r0 {
                         let mut ox = 0;
                         for (&len, kernel) in pieces.iter().zip(&kernels) {
-                            // SAFETY: applies() checked the CPU; every position's taps
+                            // SAFETY: takes() checked the CPU; every position's taps
                             // lie in the slab by construction of its size, the chunk's
                             // weights in wb, and the piece's outputs in `out`.
                             unsafe {
@@ -829,7 +839,8 @@ mod tests {
             for other in Isa::supported() {
                 assert_eq!(scoped(other, 2, || packed.fit(&g)).unwrap(), other == isa, "{isa} at {other}");
             }
-            assert!(!scoped(isa, 1, || packed.fit(&conv2d(1, 512, 7, 256, 3, 1))).unwrap(), "other weights");
+            assert!(!scoped(isa, 1, || packed.fit(&conv2d(1, 512, 7, 256, 3, 1))).unwrap(), "other outputs");
+            assert!(!scoped(isa, 1, || packed.fit(&conv2d(1, 256, 7, 512, 3, 1))).unwrap(), "other inputs");
         }
     }
 }
