@@ -195,8 +195,16 @@ impl Separable<'_> {
             padded
         } else {
             let len = padded.len() / sw;
-            for (q, phase) in phases.chunks_exact_mut(len).enumerate() {
-                phase.iter_mut().zip(padded.iter().skip(q).step_by(sw)).for_each(|(p, &v)| *p = v);
+            if sw == 2 {
+                // (pairs: the loop vectorises, where a runtime step does not)
+                let (even, odd) = phases.split_at_mut(len);
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(padded.chunks_exact(2)) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+            } else {
+                for (q, phase) in phases.chunks_exact_mut(len).enumerate() {
+                    phase.iter_mut().zip(padded.iter().skip(q).step_by(sw)).for_each(|(p, &v)| *p = v);
+                }
             }
             phases
         };
