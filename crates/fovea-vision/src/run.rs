@@ -700,7 +700,9 @@ impl Classifier {
     fn classify(&self, picture: &Tensor, k: usize) -> Result<Vec<crate::models::Prediction>> {
         let shape = self.meta.input_shape()?;
         let x = data::image_folder::fit_image(picture, shape)?.reshape(&[1, shape[0], shape[1], shape[2]])?;
-        let logits = fovea::no_grad(|| self.model.forward(&fovea::Var::constant(x)))?;
+        // (many short parallel kernels in a row: the pool's threads kept awake between them)
+        let forward = || self.model.forward(&fovea::Var::constant(x));
+        let logits = fovea::no_grad(|| fovea::kernels::with_warm_threads(forward))?;
         let names = &self.meta.class_names;
         let top = train::top_k(&logits, k.min(self.meta.classes))?.remove(0);
         Ok(top

@@ -98,7 +98,9 @@ impl PretrainedNet {
             }
         };
         let designed = super::architecture(&self.arch)?.input;
-        let y = fovea::no_grad(|| model.forward(&Var::constant(x))).map_err(|e| {
+        // (many short parallel kernels in a row: the pool's threads kept awake between them)
+        let forward = || model.forward(&Var::constant(x));
+        let y = fovea::no_grad(|| fovea::kernels::with_warm_threads(forward)).map_err(|e| {
             Error::Invalid(format!(
                 "{} cannot take an input of shape {} (it is designed for Nx{}): {e}",
                 self.arch,

@@ -93,7 +93,7 @@ pub(crate) fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
 /// concurrent sections (a server's requests) would wait on each other's; they run `f`
 /// plainly. (Not for pools built with `breadth_first`, where a thread could pick up its
 /// own spinner before `f`; fovea builds none.)
-pub fn with_warm_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub fn with_warm_threads<R>(f: impl FnOnce() -> R) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
     static WARM: AtomicBool = AtomicBool::new(false);
     if WARM.swap(true, Ordering::AcqRel) {
