@@ -400,7 +400,7 @@ fn unpack_weights(p: &Plan, packed: &[f32], w: &mut [f32]) {
 }
 
 /// `y[n] = correlate(x[n], w) + bias` for every sample, with `w` packed beforehand if
-/// `packed` fits `g` ([`PackedWeights::fit`]).
+/// given (it must fit `g`: [`PackedWeights::fit`]).
 pub(crate) fn forward(
     g: &ConvGeometry,
     x: &[f32],
@@ -411,8 +411,9 @@ pub(crate) fn forward(
     then: Option<super::Epilogue>,
 ) {
     let p = Plan::new(g);
+    debug_assert!(packed.is_none_or(|p| p.fit(g)), "packed weights that fit");
     match packed {
-        Some(packed) if packed.fit(g) => forward_packed(&p, g.batch, x, packed.data.data(), bias, y, then),
+        Some(packed) => forward_packed(&p, g.batch, x, packed.data.data(), bias, y, then),
         _ => forward_packed(&p, g.batch, x, &pack_weights(p.taps(), p.lanes(), p.c_out, w), bias, y, then),
     }
 }

@@ -47,7 +47,10 @@ pub fn conv_forward_then(
             const CHUNK: usize = 1 << 14;
             y.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
         }
-    } else if direct::applies(g) || packed.is_some_and(|p| p.fit(g)) {
+        return;
+    }
+    let packed = packed.filter(|p| p.fit(g));
+    if direct::applies(g) || packed.is_some() {
         direct::forward(g, x, w, packed, bias, y, then)
     } else {
         im2col::forward(g, x, w, bias, y, then)
