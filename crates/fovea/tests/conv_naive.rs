@@ -198,7 +198,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
         assert_epilogue_sees_each_output_once(&g, &x, &w, &b, &y);
         // weights packed beforehand (an inference graph's): where the kernel packs them
         // itself, the same bits; they also serve pictures too small for that
-        if let Some(packed) = PackedWeights::new(g.c_out, g.kernel.iter().product(), &w) {
+        if let Some(packed) = PackedWeights::new(g.c_out, &w).filter(|_| g.kernel != [1; 3]) {
             let mut yp = vec![f32::NAN; y.len()];
             conv_forward_then(&g, &x, &w, Some(&packed), Some(&b), &mut yp, None);
             if direct::applies(&g) {
@@ -235,4 +235,89 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     let expected = if level >= Isa::Avx2 { (63, 27, 6, 9, 19) } else { (0, 0, 0, 0, 0) };
     let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases, packed_only_cases);
     assert_eq!(got, expected, "cases that took the direct kernel");
+}
+
+#[test]
+fn blocked_convolution_equals_the_loop() {
+    for_each_level(&TEST_THREADS, blocked_cases);
+}
+
+/// The channel-blocked convolution of inference graphs, from planar or blocked input, with
+/// a residual sum and a clamp done in registers, at the AVX2 and AVX-512 levels: random
+/// 1-D and 2-D shapes, 1x1 kernels and strides included, back in `[N][C][H][W]` equal the
+/// loop (plus the residual, clamped) within the rounding bound of [`forward_error`], one
+/// more term for the residual (a clamp moves no two values further apart).
+fn blocked_cases(level: Isa, _threads: usize) {
+    use fovea::kernels::blocked::{block, to_blocked, to_planar};
+    use fovea::kernels::conv::{conv_forward_blocked, direct, PackedWeights};
+    let Some(block) = block() else {
+        assert!(level < Isa::Avx2, "no blocked layout at {level}");
+        return;
+    };
+    let mut rng = Rng::new(14);
+    let mut taken = 0;
+    for trial in 0..80 {
+        let one_d = rng.below(5) == 0;
+        let pointwise = rng.below(3) == 0;
+        let k = |rng: &mut Rng| if pointwise { 1 } else { 1 + rng.below(5) };
+        let kernel = [1, if one_d { 1 } else { k(&mut rng) }, k(&mut rng)];
+        let mut g = ConvGeometry {
+            batch: 1 + rng.below(3),
+            c_in: 1 + if trial % 3 == 0 { rng.below(70) } else { rng.below(20) },
+            c_out: block * (1 + if trial % 4 == 0 { rng.below(6) } else { rng.below(3) }),
+            groups: 1,
+            input: [1; 3],
+            kernel,
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad: [0; 3],
+            output: [1; 3],
+        };
+        for d in if one_d { 2..3 } else { 1..3 } {
+            g.dilation[d] = 1 + rng.below(2);
+            let extent = g.dilation[d] * (g.kernel[d] - 1) + 1;
+            g.pad[d] = if trial % 2 == 0 { 0 } else { rng.below(extent.min(4)) };
+            g.stride[d] = [1, 1, 2, 4][rng.below(4)];
+            g.input[d] = (1 + rng.below(if one_d { 200 } else { 30 })).max(extent);
+            g.output[d] = (g.input[d] + g.pad[d] + rng.below(2) - extent) / g.stride[d] + 1;
+        }
+        if !direct::takes_blocked(&g) {
+            continue;
+        }
+        taken += 1;
+        let (spatial, out_spatial) = (g.in_spatial(), g.out_spatial());
+        let x: Vec<f32> = (0..g.batch * g.c_in * spatial).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
+        let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
+        let r: Vec<f32> = (0..g.batch * g.c_out * out_spatial).map(|_| rng.normal()).collect();
+        let packed = PackedWeights::new(g.c_out, &w).expect("weights packed at AVX2 and above");
+        let x_blocked = trial % 3 != 1;
+        let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
+        let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
+        let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
+        let mut yb = vec![f32::NAN; rb.len()];
+        conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None, &mut yb);
+        let y = to_planar(&yb, g.batch, g.c_out, out_spatial, block);
+        let naive = conv_forward_naive(&g, &x, &w, Some(&b));
+        let scale = conv_forward_naive(&g, &abs(&x), &abs(&w), Some(&abs(&b)));
+        let n = (g.weight_len() / g.c_out + 2) as f32;
+        let at = |v: f32| clamp.map_or(v, |[lo, hi]| v.clamp(lo, hi));
+        for (i, &got) in y.iter().enumerate() {
+            let bound = n * f32::EPSILON * (scale[i] + r[i].abs());
+            let want = at(naive[i] + r[i]);
+            assert!(
+                (got - want).abs() <= bound,
+                "trial {trial}: {g:?} output {i}: {got} against {want} (x blocked: {x_blocked})"
+            );
+        }
+        // the epilogue sees every output once, after its final value
+        let then =
+            |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
+        let mut fused = vec![f32::NAN; yb.len()];
+        conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then), &mut fused);
+        for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
+            assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
+        }
+    }
+    assert!(taken >= 60, "only {taken} cases took the blocked kernel");
 }

@@ -11,12 +11,16 @@
 //! - batch normalization after a convolution is folded into its weights, and an
 //!   activation after a convolution is applied by the convolution itself;
 //! - constant convolution weights are packed once for the kernel that takes them;
+//! - a second plan keeps activations in the channel-blocked layout where the operators
+//!   that read them take it ([`blocked`](self) module), for runs at the level it was made
+//!   for;
 //! - each value is dropped after its last use (liveness), so a run holds only the values
 //!   still needed.
 //!
 //! An unsupported operator is reported with every other unsupported one in the file, by
 //! name and opset, in one error.
 
+mod blocked;
 pub mod export;
 pub mod ops;
 pub mod value;
@@ -72,6 +76,8 @@ pub struct Graph {
     inputs: Vec<Input>,
     outputs: Vec<(String, Slot)>,
     steps: Vec<Step>,
+    /// the steps again with activations in the channel-blocked layout
+    blocked: Option<blocked::BlockedPlan>,
     constants: Vec<Value>,
     vars: usize,
 }
@@ -154,10 +160,18 @@ impl Graph {
                 .ok_or_else(|| Error::Invalid(format!("output {:?} is never made", o.name)))?;
             outputs.push((o.name.clone(), slot));
         }
-        let mut graph =
-            Graph { inputs, outputs, steps: builder.steps, constants: builder.constants, vars: builder.vars };
+        let mut graph = Graph {
+            inputs,
+            outputs,
+            steps: builder.steps,
+            blocked: None,
+            constants: builder.constants,
+            vars: builder.vars,
+        };
         graph.fuse();
         graph.pack_weights();
+        graph.blocked = graph.plan_blocked();
+        graph.vars = graph.vars.max(graph.blocked.as_ref().map_or(0, |b| b.vars));
         graph.plan_liveness();
         Ok(graph)
     }
@@ -179,9 +193,9 @@ impl Graph {
         self.outputs.iter().map(|(n, _)| n.as_str()).collect()
     }
 
-    /// The steps, in the order they run.
+    /// The steps, in the order they run at the current kernel level.
     pub fn steps(&self) -> &[Step] {
-        &self.steps
+        self.plan()
     }
 
     /// The number of values each step's constant float inputs hold (its weights),
@@ -309,7 +323,7 @@ impl Graph {
             input.check(&v)?;
             vars[i] = Some(v);
         }
-        for step in &self.steps {
+        for step in self.plan() {
             let started = times.is_some().then(std::time::Instant::now);
             let args: Vec<Option<&Value>> = step
                 .inputs
@@ -505,39 +519,18 @@ impl Graph {
         Slot::Const(self.constants.len() - 1)
     }
 
-    /// Marks, for each step, the variables it reads for the last time; unread
-    /// constants (folded away) are dropped.
+    /// Marks, for each step of each plan, the variables it reads for the last time;
+    /// unread constants (folded away) are dropped.
     fn plan_liveness(&mut self) {
-        let mut last = vec![None; self.vars];
-        for (k, step) in self.steps.iter().enumerate() {
-            for s in step.inputs.iter().flatten() {
-                if let Slot::Var(v) = s {
-                    last[*v] = Some(k);
-                }
-            }
-            // an output nobody reads is dropped at once
-            for o in step.outputs.iter().flatten() {
-                if last[*o].is_none() {
-                    last[*o] = Some(k);
-                }
-            }
-        }
-        for (_, s) in &self.outputs {
-            if let Slot::Var(v) = s {
-                last[*v] = None;
-            }
-        }
-        for step in &mut self.steps {
-            step.free.clear();
-        }
-        for (v, k) in last.iter().enumerate() {
-            if let Some(k) = k {
-                self.steps[*k].free.push(v);
-            }
+        mark_last_uses(&mut self.steps, self.vars, &self.outputs);
+        if let Some(b) = &mut self.blocked {
+            mark_last_uses(&mut b.steps, self.vars, &self.outputs);
         }
         // constants no step or output reads (inputs of folded nodes) are released
         let mut used = vec![false; self.constants.len()];
-        for s in self.steps.iter().flat_map(|s| s.inputs.iter().flatten()).chain(self.outputs.iter().map(|(_, s)| s)) {
+        let blocked = self.blocked.iter().flat_map(|b| &b.steps);
+        let inputs = self.steps.iter().chain(blocked).flat_map(|s| s.inputs.iter().flatten());
+        for s in inputs.chain(self.outputs.iter().map(|(_, s)| s)) {
             if let Slot::Const(c) = s {
                 used[*c] = true;
             }
@@ -546,6 +539,38 @@ impl Graph {
             if !used {
                 self.constants[c] = zeros(onnx::data_type::FLOAT, vec![0]);
             }
+        }
+    }
+}
+
+/// Sets each step's `free`: the variables it reads for the last time, and outputs nobody
+/// reads; never the graph's outputs.
+fn mark_last_uses(steps: &mut [Step], vars: usize, outputs: &[(String, Slot)]) {
+    let mut last = vec![None; vars];
+    for (k, step) in steps.iter().enumerate() {
+        for s in step.inputs.iter().flatten() {
+            if let Slot::Var(v) = s {
+                last[*v] = Some(k);
+            }
+        }
+        // an output nobody reads is dropped at once
+        for o in step.outputs.iter().flatten() {
+            if last[*o].is_none() {
+                last[*o] = Some(k);
+            }
+        }
+    }
+    for (_, s) in outputs {
+        if let Slot::Var(v) = s {
+            last[*v] = None;
+        }
+    }
+    for step in steps.iter_mut() {
+        step.free.clear();
+    }
+    for (v, k) in last.iter().enumerate() {
+        if let Some(k) = k {
+            steps[*k].free.push(v);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! This is the only module that knows about threads and SIMD instruction levels
 //! ([`isa`]); keep its interface narrow so that another backend can be added behind it.
 
+pub mod blocked;
 pub mod conv;
 pub mod gemm;
 pub mod isa;

@@ -29,7 +29,7 @@ impl PoolGeometry {
     }
     /// Windows along dimension `d`, one per output index: (start clipped to the input, end
     /// clipped to the input, window length counting padding as PyTorch's avg_pool does).
-    fn windows(&self, d: usize) -> Vec<(usize, usize, usize)> {
+    pub(crate) fn windows(&self, d: usize) -> Vec<(usize, usize, usize)> {
         (0..self.output[d])
             .map(|o| {
                 let start = (o * self.stride[d]) as isize - self.pad[d] as isize;

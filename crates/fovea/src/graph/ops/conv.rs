@@ -5,6 +5,7 @@
 use super::elementwise::Activation;
 use super::{check_output, Attrs};
 use crate::graph::value::Value;
+use crate::kernels::blocked::Pooling;
 use crate::kernels::conv::{conv_backward_input, conv_forward, conv_forward_then, ConvGeometry, PackedWeights};
 use crate::kernels::pool::{avg_pool_forward, max_pool_values, PoolGeometry};
 use crate::{Error, Result, Tensor};
@@ -187,7 +188,7 @@ impl Conv {
         // (1-D and 2-D, strides the kernel has: others never take it)
         let strides = self.window.strides.as_deref().unwrap_or(&[]);
         if self.groups == 1 && (3..=4).contains(&w.ndim()) && strides.iter().all(|s| [1, 2, 4].contains(s)) {
-            self.packed = PackedWeights::new(w.shape()[0], w.shape()[2..].iter().product(), w.data()).map(Arc::new);
+            self.packed = PackedWeights::new(w.shape()[0], w.data()).map(Arc::new);
         }
     }
 
@@ -527,12 +528,7 @@ impl Pool {
     }
 
     pub(super) fn run(&self, x: &Value) -> Result<Vec<Value>> {
-        let op = match self.kind {
-            PoolKind::Max => "MaxPool",
-            PoolKind::Average => "AveragePool",
-            PoolKind::GlobalMax => "GlobalMaxPool",
-            PoolKind::GlobalAverage => "GlobalAveragePool",
-        };
+        let op = self.name();
         let t = x.to_f32_tensor();
         let shape = t.shape();
         if shape.len() < 3 {
@@ -567,17 +563,8 @@ impl Pool {
         out_shape.extend(ext.iter().map(|e| e.output));
         let len = check_output(op, &out_shape)?;
         let mut y = crate::kernels::par_zeros(len);
-        let symmetric = ext.iter().all(|e| e.dilation == 1 && e.pad_begin == e.pad_end && e.pad_begin < e.kernel);
-        if symmetric && !self.indices {
+        if let Some(g) = self.kernel_geometry(planes, sp, &ext) {
             // the engine's kernels, for the windows they take
-            let g = PoolGeometry {
-                planes,
-                input: three(sp.iter().copied(), n, 1),
-                kernel: three(ext.iter().map(|e| e.kernel), n, 1),
-                stride: three(ext.iter().map(|e| e.stride), n, 1),
-                pad: three(ext.iter().map(|e| e.pad_begin), n, 0),
-                output: three(ext.iter().map(|e| e.output), n, 1),
-            };
             match self.kind {
                 PoolKind::Max => max_pool_values(&g, t.data(), &mut y),
                 _ => avg_pool_forward(&g, t.data(), &mut y, self.count_include_pad),
@@ -650,6 +637,57 @@ impl Pool {
             outputs.push(Value::int64(out_shape, indices));
         }
         Ok(outputs)
+    }
+}
+
+impl Pool {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Average => "AveragePool",
+            PoolKind::GlobalMax => "GlobalMaxPool",
+            PoolKind::GlobalAverage => "GlobalAveragePool",
+        }
+    }
+
+    /// The geometry of `planes` planes of spatial sizes `sp` with windows `ext`, where the
+    /// engine's kernels take them: no dilation, the same padding before and after, and
+    /// no indices wanted.
+    fn kernel_geometry(&self, planes: usize, sp: &[usize], ext: &[Extent]) -> Option<PoolGeometry> {
+        let n = sp.len();
+        let symmetric = ext.iter().all(|e| e.dilation == 1 && e.pad_begin == e.pad_end && e.pad_begin < e.kernel);
+        (symmetric && !self.indices).then(|| PoolGeometry {
+            planes,
+            input: three(sp.iter().copied(), n, 1),
+            kernel: three(ext.iter().map(|e| e.kernel), n, 1),
+            stride: three(ext.iter().map(|e| e.stride), n, 1),
+            pad: three(ext.iter().map(|e| e.pad_begin), n, 0),
+            output: three(ext.iter().map(|e| e.output), n, 1),
+        })
+    }
+
+    /// What each window of a 2-D MaxPool or AveragePool over values of shape `x`
+    /// computes, and its geometry with `planes` planes, where the blocked pooling takes
+    /// it ([`crate::kernels::blocked::pool`]); `None` for other pooling.
+    pub(crate) fn blocked(&self, x: &[usize], planes: usize) -> Option<(PoolGeometry, Pooling)> {
+        let pooling = match self.kind {
+            PoolKind::Max => Pooling::Max,
+            PoolKind::Average => Pooling::Mean { count_include_pad: self.count_include_pad },
+            _ => return None,
+        };
+        let sp = x.get(2..).filter(|sp| sp.len() == 2)?;
+        let ext = self.window.extents(self.name(), sp, None, self.ceil_mode).ok()?;
+        Some((self.kernel_geometry(planes, sp, &ext)?, pooling))
+    }
+
+    /// Whether it is GlobalMaxPool (else another pooling).
+    pub(crate) fn is_global_max(&self) -> bool {
+        self.kind == PoolKind::GlobalMax
+    }
+
+    /// Whether it is GlobalAveragePool or GlobalMaxPool.
+    pub(crate) fn is_global(&self) -> bool {
+        matches!(self.kind, PoolKind::GlobalMax | PoolKind::GlobalAverage)
     }
 }
 

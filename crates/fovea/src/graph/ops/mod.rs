@@ -5,8 +5,10 @@
 //! - [`reduce`]: ReduceMean/Max/Sum, Softmax, LogSoftmax;
 //! - [`matmul`]: MatMul, Gemm;
 //! - [`layout`]: reshapes, transposes, joins, splits, slices, gathers, padding;
-//! - [`resize`]: Resize and Upsample.
+//! - [`resize`]: Resize and Upsample;
+//! - [`blocked`]: the channel-blocked forms of convolution and pooling, and the reorders.
 
+pub mod blocked;
 pub mod conv;
 pub mod elementwise;
 pub mod layout;
@@ -134,6 +136,8 @@ pub enum Op {
     Identity,
     /// Dropout, at inference: its input and a mask that keeps everything
     Dropout,
+    /// an operator on the channel-blocked layout (the graph's blocked plan)
+    Blocked(blocked::Blocked),
 }
 
 impl Op {
@@ -249,6 +253,7 @@ impl Op {
             Op::Resize(r) => vec![r.run(inputs)?],
             Op::Identity => vec![input(0, "Identity")?.clone()],
             Op::Dropout => elementwise::dropout(input(0, "Dropout")?, opt(inputs, 1), opt(inputs, 2))?,
+            Op::Blocked(b) => b.run(inputs)?,
         })
     }
 }

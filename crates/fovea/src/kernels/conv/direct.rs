@@ -97,6 +97,17 @@ pub fn applies(g: &ConvGeometry) -> bool {
 /// [`applies`] but for the number of positions: with weights packed beforehand
 /// ([`PackedWeights`]) small pictures gain too.
 fn takes(g: &ConvGeometry) -> bool {
+    fits(g) && g.kernel != [1, 1, 1] && g.batch * g.output[1] >= MIN_ROWS
+}
+
+/// Whether [`forward_blocked`] takes `g` at the current level: as [`takes`], 1x1 kernels
+/// and a few rows too, where the output channels fill whole blocks.
+pub fn takes_blocked(g: &ConvGeometry) -> bool {
+    fits(g) && crate::kernels::blocked::block().is_some_and(|b| g.c_out.is_multiple_of(b)) && g.c_out > 0
+}
+
+/// The sizes and the level the kernels here are compiled for.
+fn fits(g: &ConvGeometry) -> bool {
     let level = isa::current();
     let padded = |d: usize| {
         let span = (g.output[d].checked_sub(1)?).checked_mul(g.stride[d])?;
@@ -110,10 +121,8 @@ fn takes(g: &ConvGeometry) -> bool {
         && g.input[0] == 1
         && g.kernel[0] == 1
         && g.output[0] == 1
-        && g.kernel != [1, 1, 1]
         && padded_len.is_some_and(|n| n <= MAX_PADDED)
         && g.output[2] <= MAX_ROW
-        && g.batch * g.output[1] >= MIN_ROWS
         && level >= Isa::Avx2
 }
 
@@ -147,12 +156,11 @@ impl std::fmt::Debug for PackedWeights {
 
 impl PackedWeights {
     /// Weights `w` (`[c_out][taps]`, taps = input channels x kernel positions) of a
-    /// one-group convolution with a kernel of `kernel` positions, packed for the current
-    /// level: `None` where the direct kernel never takes such a convolution (1x1 kernels,
-    /// levels below AVX2) or the packed copy would not fit the memory budget.
-    pub fn new(c_out: usize, kernel: usize, w: &[f32]) -> Option<PackedWeights> {
+    /// one-group convolution, packed for the current level: `None` below AVX2, where the
+    /// direct kernel never runs, or where the packed copy would not fit the memory budget.
+    pub fn new(c_out: usize, w: &[f32]) -> Option<PackedWeights> {
         let level = isa::current();
-        if c_out == 0 || kernel <= 1 || level < Isa::Avx2 || !w.len().is_multiple_of(c_out) {
+        if c_out == 0 || level < Isa::Avx2 || !w.len().is_multiple_of(c_out) {
             return None;
         }
         let (isa, v) = layout(level, c_out);
@@ -165,7 +173,16 @@ impl PackedWeights {
 
     /// Whether these weights serve `g` at the current level.
     pub fn fit(&self, g: &ConvGeometry) -> bool {
-        self.level == isa::current() && self.c_out == g.c_out && self.taps == g.col_rows() && takes(g)
+        self.fit_sizes(g) && takes(g)
+    }
+
+    /// Whether these weights serve `g` in [`forward_blocked`] at the current level.
+    pub fn fit_blocked(&self, g: &ConvGeometry) -> bool {
+        self.fit_sizes(g) && takes_blocked(g)
+    }
+
+    fn fit_sizes(&self, g: &ConvGeometry) -> bool {
+        self.level == isa::current() && self.c_out == g.c_out && self.taps == g.col_rows()
     }
 }
 
@@ -430,7 +447,7 @@ fn forward_packed(
 ) {
     let lanes = p.lanes();
     let taps = p.tap_offsets();
-    let chunk = (CHUNK_WEIGHTS / lanes).max(1);
+    let chunks = tap_chunks(&taps, lanes);
     let pieces = p.row_pieces();
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, p.stride[1])).collect();
     let (ow, row_step, osp) = (p.output[1], p.row_step(), p.output[0] * p.output[1]);
@@ -444,13 +461,9 @@ fn forward_packed(
             p.fill_slab(&x[n * p.in_len()..][..p.in_len()], r0, slab);
             for b in b0..b1 {
                 let wb = &packed[b * block_len..][..block_len];
-                let mut bias_lanes = [0.0f32; 32];
-                for (l, v) in bias_lanes[..lanes].iter_mut().enumerate() {
-                    *v = bias.and_then(|bs| bs.get(b * lanes + l)).copied().unwrap_or(0.0);
-                }
-                out.chunks_exact_mut(lanes).for_each(|o| o.copy_from_slice(&bias_lanes[..lanes]));
-                for (c, chunk_taps) in taps.chunks(chunk).enumerate() {
-                    let wc = wb[c * chunk * lanes..].as_ptr();
+                let bias_lanes = bias_lanes(bias, b * lanes, lanes);
+                for (c, chunk_taps) in chunks.iter().enumerate() {
+                    let wc = wb[c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
                     for r in 0..r1 - r0 {
                         let mut ox = 0;
                         for (&len, kernel) in pieces.iter().zip(&kernels) {
@@ -458,9 +471,17 @@ fn forward_packed(
                             // lie in the slab by construction of its size, the chunk's
                             // weights in wb, and the piece's outputs in `out`.
                             unsafe {
-                                let at = (r * ow + ox) * lanes;
+                                let o = Out {
+                                    at: out.as_mut_ptr().add((r * ow + ox) * lanes),
+                                    position: lanes,
+                                    vector: width(p.isa),
+                                    vectors: p.v,
+                                    bias: if c == 0 { bias_lanes.as_ptr() } else { std::ptr::null() },
+                                    residual: std::ptr::null(),
+                                    clamp: None,
+                                };
                                 let x = slab.as_ptr().add(r * row_step + ox * p.stride[1]);
-                                kernel(x, chunk_taps, wc, out.as_mut_ptr().add(at));
+                                kernel(x, chunk_taps, wc, &o);
                             }
                             ox += len;
                         }
@@ -491,6 +512,159 @@ fn forward_packed(
             }
         });
     });
+}
+
+/// `y = clamp(correlate(x, w) + bias + residual)`, then `then`, with `y` (and
+/// `residual`) in the channel-blocked layout ([`crate::kernels::blocked`]) and `x` in it
+/// too if `x_blocked`, else `[N][C][H][W]`. The weights must fit `g`
+/// ([`PackedWeights::fit_blocked`]). The outputs are stored where they belong, with the
+/// bias, the sum and the clamp applied in registers: no patch matrix, no transpose, no
+/// pass over the outputs but `then`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_blocked(
+    g: &ConvGeometry,
+    x: &[f32],
+    x_blocked: bool,
+    packed: &PackedWeights,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    clamp: Option<[f32; 2]>,
+    then: Option<super::Epilogue>,
+    y: &mut [f32],
+) {
+    let p = Plan::new(g);
+    let block = width(p.isa);
+    let (blocks_in, blocks_out) = (g.c_in.div_ceil(block), g.c_out / block);
+    let ([h, w], [oh, ow]) = (p.input, p.output);
+    let osp = oh * ow;
+    assert_eq!(y.len(), g.batch * blocks_out * osp * block, "blocked convolution output size");
+    assert!(residual.is_none_or(|r| r.len() == y.len()), "blocked convolution residual size");
+    let in_len = if x_blocked { blocks_in * h * w * block } else { p.in_len() };
+    assert_eq!(x.len(), g.batch * in_len, "blocked convolution input size");
+    // blocked input that needs no padding is read where it lies, else from a padded slab
+    let reach = (oh - 1) * p.stride[0] + (p.kernel[0] - 1) * p.dilation[0] + 1;
+    let in_place = x_blocked && p.pad == [0, 0] && reach <= h && p.width() <= w;
+    let (pitch, plane) = if in_place { (w, h * w) } else { (p.width(), p.slab_rows() * p.width()) };
+    let (taps, step, row_step, slab_len) = if x_blocked {
+        let mut taps = Vec::with_capacity(p.taps());
+        for c in 0..g.c_in {
+            for ky in 0..p.kernel[0] {
+                for kx in 0..p.kernel[1] {
+                    let at = (ky * p.dilation[0] * pitch + kx * p.dilation[1]) * block;
+                    taps.push(c / block * plane * block + at + c % block);
+                }
+            }
+        }
+        let slab = if in_place { 0 } else { blocks_in * plane * block };
+        (taps, p.stride[1] * block, p.stride[0] * pitch * block, slab)
+    } else {
+        (p.tap_offsets(), p.stride[1], p.row_step(), p.slab_len())
+    };
+    let lanes = p.lanes();
+    let chunks = tap_chunks(&taps, lanes);
+    let pieces = p.row_pieces();
+    let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
+    let block_len = p.taps() * lanes;
+    let packed = packed.data.data();
+    let y_ptr = SharedMut(y.as_mut_ptr());
+    p.units(g.batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
+        with_scratch(slab_len, |slab| {
+            let xs = &x[n * in_len..][..in_len];
+            let src = if in_place {
+                xs[r0 * row_step..].as_ptr()
+            } else {
+                if x_blocked {
+                    fill_blocked_slab(&p, block, xs, r0, slab);
+                } else {
+                    p.fill_slab(xs, r0, slab);
+                }
+                slab.as_ptr()
+            };
+            for b in b0..b1 {
+                let wb = &packed[b * block_len..][..block_len];
+                let bias_lanes = bias_lanes(bias, b * lanes, lanes);
+                let vectors = p.v.min(blocks_out - b * p.v);
+                for (c, chunk_taps) in chunks.iter().enumerate() {
+                    let wc = wb[c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
+                    for r in 0..r1 - r0 {
+                        let mut ox = 0;
+                        for (&len, kernel) in pieces.iter().zip(&kernels) {
+                            let first = ((n * blocks_out + b * p.v) * osp + (r0 + r) * ow + ox) * block;
+                            // SAFETY: fits() checked the CPU; every position's taps lie in
+                            // the slab (or, unpadded, in the sample) by construction, the
+                            // chunk's weights in wb, and the piece's outputs (and residual)
+                            // in this unit's rows of its blocks, which no other unit writes.
+                            unsafe {
+                                let o = Out {
+                                    at: y_ptr.get().add(first),
+                                    position: block,
+                                    vector: osp * block,
+                                    vectors,
+                                    bias: if c == 0 { bias_lanes.as_ptr() } else { std::ptr::null() },
+                                    residual: match residual {
+                                        Some(r) if c == 0 => r.as_ptr().add(first),
+                                        _ => std::ptr::null(),
+                                    },
+                                    clamp: if c + 1 == chunks.len() { clamp } else { None },
+                                };
+                                kernel(src.add(r * row_step + ox * step), chunk_taps, wc, &o);
+                            }
+                            ox += len;
+                        }
+                    }
+                }
+                if let Some(f) = then {
+                    for v in 0..vectors {
+                        let first = ((n * blocks_out + b * p.v + v) * osp + r0 * ow) * block;
+                        // SAFETY: as above, and the writes are done.
+                        let run =
+                            unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(first), (r1 - r0) * ow * block) };
+                        f(first, run);
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// [`Plan::fill_slab`] for a blocked sample `x` (`[C/block][h][w][block]`): the slab is
+/// `[C/block][slab rows][width][block]`.
+fn fill_blocked_slab(p: &Plan, block: usize, x: &[f32], r0: usize, slab: &mut [f32]) {
+    let [h, w] = p.input;
+    let (width, slab_rows) = (p.width(), p.slab_rows());
+    let lo = p.pad[1].min(width);
+    let hi = (p.pad[1] + w).min(width);
+    for (cb, plane) in slab.chunks_exact_mut(slab_rows * width * block).enumerate() {
+        for (i, row) in plane.chunks_exact_mut(width * block).enumerate() {
+            let Some(src_row) = (r0 * p.stride[0] + i).checked_sub(p.pad[0]).filter(|&r| r < h) else {
+                row.fill(0.0);
+                continue;
+            };
+            let src = &x[(cb * h + src_row) * w * block..][..(hi - lo) * block];
+            row[..lo * block].fill(0.0);
+            row[lo * block..hi * block].copy_from_slice(src);
+            row[hi * block..].fill(0.0);
+        }
+    }
+}
+
+/// The taps in chunks whose weights stay in L1 cache ([`CHUNK_WEIGHTS`]): at least one,
+/// so that the outputs start from the bias even without taps.
+fn tap_chunks(taps: &[usize], lanes: usize) -> Vec<&[usize]> {
+    let mut chunks: Vec<&[usize]> = taps.chunks(CHUNK_WEIGHTS / lanes).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    chunks
+}
+
+/// The bias of channels `first..first + lanes` (zero past its end, or without one).
+fn bias_lanes(bias: Option<&[f32]>, first: usize, lanes: usize) -> [f32; 32] {
+    let mut out = [0.0f32; 32];
+    for (l, v) in out[..lanes].iter_mut().enumerate() {
+        *v = bias.and_then(|b| b.get(first + l)).copied().unwrap_or(0.0);
+    }
+    out
 }
 
 /// `dx` from `dy` by the correlation `t` of [`input_grad_geometry`] (overwrites `dx`).
@@ -565,20 +739,36 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut 
     unpack_weights(&p, first, dw);
 }
 
-/// `out[j][lane] += Σ_t x[j·stride + taps[t]] · w[t][lane]` for the positions `j` of a
-/// piece.
-type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, *mut f32);
+/// Where a forward kernel keeps the outputs of a piece, and how it starts and ends them.
+struct Out {
+    /// the piece's first output: vector `v` of position `j` is at `j·position + v·vector`
+    at: *mut f32,
+    position: usize,
+    vector: usize,
+    /// the vectors that exist (a last block of channels may have fewer than `V`)
+    vectors: usize,
+    /// start from these `V` vectors (the bias) instead of the partial sums at `at`
+    bias: *const f32,
+    /// with `bias`: add these too, laid out as the outputs (a residual sum); may be null
+    residual: *const f32,
+    /// clamp to `[lo, hi]` before storing (after the last chunk of taps)
+    clamp: Option<[f32; 2]>,
+}
+
+/// `out[j][v] += Σ_t x[j·step + taps[t]] · w[t][v]` for the positions `j` of a piece.
+type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, &Out);
 
 /// `sums[t][lane] += Σ_{r, i} x[r·row_step + i·stride + taps[t]] · dyt[r·ow + i][lane]`
 /// over `[rows, ow, row_step]`.
 type WeightGradKernel = unsafe fn(*const f32, &[usize], *const f32, [usize; 3], *mut f32);
 
 /// The register blocks of 1 to 14 positions (or taps) of one kernel, for `v` vectors
-/// of channels, at each of [`STRIDES`].
+/// of channels, at each step between positions: the [`STRIDES`], and for the forward
+/// kernel also those times the 8 (AVX2) or 16 (AVX-512) channels of a block.
 #[cfg(target_arch = "x86_64")]
 macro_rules! by_block_size {
-    ($isa:ident :: $f:ident, $v:literal) => {
-        [by_block_size!($isa::$f, $v, 1), by_block_size!($isa::$f, $v, 2), by_block_size!($isa::$f, $v, 4)]
+    ($isa:ident :: $f:ident, $v:literal, [$($s:literal),*]) => {
+        [$(by_block_size!($isa::$f, $v, $s)),*]
     };
     ($isa:ident :: $f:ident, $v:literal, $s:literal) => {
         [
@@ -600,21 +790,28 @@ macro_rules! by_block_size {
     };
 }
 
-/// The forward kernel for `v` vectors of channels, `n` positions and a stride of `s`.
-fn forward_kernel(isa: Isa, v: usize, n: usize, s: usize) -> ForwardKernel {
+/// The forward kernel for `v` vectors of channels, `n` positions and a step of `step`
+/// values between positions: a stride, or a stride times the block (8 at AVX2, 16 at
+/// AVX-512) in the channel-blocked layout.
+fn forward_kernel(isa: Isa, v: usize, n: usize, step: usize) -> ForwardKernel {
     #[cfg(target_arch = "x86_64")]
     {
-        const AVX2: [[[ForwardKernel; 14]; 3]; 2] =
-            [by_block_size!(avx2::forward, 1), by_block_size!(avx2::forward, 2)];
-        const AVX512: [[[ForwardKernel; 14]; 3]; 2] =
-            [by_block_size!(avx512::forward, 1), by_block_size!(avx512::forward, 2)];
+        const AVX2: [[[ForwardKernel; 14]; 6]; 2] = [
+            by_block_size!(avx2::forward, 1, [1, 2, 4, 8, 16, 32]),
+            by_block_size!(avx2::forward, 2, [1, 2, 4, 8, 16, 32]),
+        ];
+        const AVX512: [[[ForwardKernel; 14]; 6]; 2] = [
+            by_block_size!(avx512::forward, 1, [1, 2, 4, 16, 32, 64]),
+            by_block_size!(avx512::forward, 2, [1, 2, 4, 16, 32, 64]),
+        ];
+        let log = step.ilog2() as usize;
         match isa {
-            Isa::Avx512 => AVX512[v - 1][s.ilog2() as usize][n - 1],
-            _ => AVX2[v - 1][s.ilog2() as usize][n - 1],
+            Isa::Avx512 => AVX512[v - 1][if log < 3 { log } else { log - 1 }][n - 1],
+            _ => AVX2[v - 1][log][n - 1],
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {s})")
+    unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {step})")
 }
 
 /// The weight-gradient kernel for `v` vectors of channels, `n` taps and a stride of `s`.
@@ -622,9 +819,9 @@ fn weight_grad_kernel(isa: Isa, v: usize, n: usize, s: usize) -> WeightGradKerne
     #[cfg(target_arch = "x86_64")]
     {
         const AVX2: [[[WeightGradKernel; 14]; 3]; 2] =
-            [by_block_size!(avx2::weight_grad, 1), by_block_size!(avx2::weight_grad, 2)];
+            [by_block_size!(avx2::weight_grad, 1, [1, 2, 4]), by_block_size!(avx2::weight_grad, 2, [1, 2, 4])];
         const AVX512: [[[WeightGradKernel; 14]; 3]; 2] =
-            [by_block_size!(avx512::weight_grad, 1), by_block_size!(avx512::weight_grad, 2)];
+            [by_block_size!(avx512::weight_grad, 1, [1, 2, 4]), by_block_size!(avx512::weight_grad, 2, [1, 2, 4])];
         match isa {
             Isa::Avx512 => AVX512[v - 1][s.ilog2() as usize][n - 1],
             _ => AVX2[v - 1][s.ilog2() as usize][n - 1],
@@ -693,31 +890,51 @@ unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: *mut f32, dst_stride: u
 /// One module of kernels per instruction set, from the same source.
 #[cfg(target_arch = "x86_64")]
 macro_rules! kernels {
-    ($isa:ident, $feature:literal, $width:literal, $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident) => {
+    (
+        $isa:ident, $feature:literal, $width:literal, $zero:ident, $load:ident, $store:ident, $set1:ident, $fma:ident,
+        $add:ident, $max:ident, $min:ident
+    ) => {
         #[allow(clippy::needless_range_loop)] // register blocks read best as indexed loops
         mod $isa {
             use std::arch::x86_64::*;
 
             /// See [`super::ForwardKernel`]: `P` positions, `V` vectors of channels,
-            /// stride `S`.
+            /// `S` values between neighbouring positions' inputs.
             #[target_feature(enable = $feature)]
             pub unsafe fn forward<const V: usize, const P: usize, const S: usize>(
                 x: *const f32,
                 taps: &[usize],
                 w: *const f32,
-                out: *mut f32,
+                o: &super::Out,
             ) {
-                let lanes = V * $width;
                 let mut acc = [[$zero(); V]; P];
-                for j in 0..P {
+                let vectors = o.vectors.min(V);
+                if o.bias.is_null() {
+                    for j in 0..P {
+                        for v in 0..vectors {
+                            acc[j][v] = $load(o.at.add(j * o.position + v * o.vector));
+                        }
+                    }
+                } else {
                     for v in 0..V {
-                        acc[j][v] = $load(out.add(j * lanes + v * $width));
+                        let b = $load(o.bias.add(v * $width));
+                        for j in 0..P {
+                            acc[j][v] = b;
+                        }
+                    }
+                    if !o.residual.is_null() {
+                        for j in 0..P {
+                            for v in 0..vectors {
+                                let r = $load(o.residual.add(j * o.position + v * o.vector));
+                                acc[j][v] = $add(acc[j][v], r);
+                            }
+                        }
                     }
                 }
                 for (t, &off) in taps.iter().enumerate() {
                     let mut wv = [$zero(); V];
                     for v in 0..V {
-                        wv[v] = $load(w.add(t * lanes + v * $width));
+                        wv[v] = $load(w.add(t * V * $width + v * $width));
                     }
                     let xt = x.add(off);
                     for j in 0..P {
@@ -727,9 +944,18 @@ macro_rules! kernels {
                         }
                     }
                 }
+                if let Some([lo, hi]) = o.clamp {
+                    // bound first, value second: a NaN value stays NaN
+                    let (lo, hi) = ($set1(lo), $set1(hi));
+                    for j in 0..P {
+                        for v in 0..V {
+                            acc[j][v] = $min(hi, $max(lo, acc[j][v]));
+                        }
+                    }
+                }
                 for j in 0..P {
-                    for v in 0..V {
-                        $store(out.add(j * lanes + v * $width), acc[j][v]);
+                    for v in 0..vectors {
+                        $store(o.at.add(j * o.position + v * o.vector), acc[j][v]);
                     }
                 }
             }
@@ -779,9 +1005,33 @@ macro_rules! kernels {
 }
 
 #[cfg(target_arch = "x86_64")]
-kernels!(avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps);
+kernels!(
+    avx2,
+    "avx2,fma",
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_max_ps,
+    _mm256_min_ps
+);
 #[cfg(target_arch = "x86_64")]
-kernels!(avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps);
+kernels!(
+    avx512,
+    "avx512f",
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_max_ps,
+    _mm512_min_ps
+);
 
 #[cfg(test)]
 mod tests {
@@ -833,9 +1083,12 @@ mod tests {
         let g = conv2d(1, 512, 7, 512, 3, 1); // too few positions to pack on every call
         let w = vec![0.5f32; g.weight_len()];
         for isa in Isa::supported() {
-            let packed = scoped(isa, 1, || PackedWeights::new(512, 9, &w)).unwrap();
+            let packed = scoped(isa, 1, || PackedWeights::new(512, &w)).unwrap();
             assert_eq!(packed.is_some(), isa >= Isa::Avx2, "at {isa}");
-            assert!(scoped(isa, 1, || PackedWeights::new(512, 1, &w[..512 * 512])).unwrap().is_none(), "1x1");
+            assert!(
+                !scoped(isa, 1, || packed.as_ref().is_some_and(|p| p.fit(&conv2d(1, 4608, 7, 512, 1, 0)))).unwrap(),
+                "1x1"
+            );
             let Some(packed) = packed else { continue };
             for other in Isa::supported() {
                 assert_eq!(scoped(other, 2, || packed.fit(&g)).unwrap(), other == isa, "{isa} at {other}");

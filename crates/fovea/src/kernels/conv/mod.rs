@@ -3,7 +3,8 @@
 //! depthwise convolutions (`groups == c_in`) take the shift-and-add kernel
 //! ([`depthwise`]), stride-1 one-group 1-D and 2-D convolutions the direct kernel
 //! ([`direct`]) where the CPU and the sizes suit it, and everything else im2col + GEMM
-//! ([`im2col`]). [`conv_forward_naive`] is the slow, obviously-correct reference they are
+//! ([`im2col`]); inference graphs' convolutions in the channel-blocked layout take the
+//! direct kernel ([`conv_forward_blocked`]). [`conv_forward_naive`] is the slow, obviously-correct reference they are
 //! all tested against.
 
 pub mod depthwise;
@@ -55,6 +56,27 @@ pub fn conv_forward_then(
     } else {
         im2col::forward(g, x, w, bias, y, then)
     }
+}
+
+/// `y = clamp(conv(x, w) + bias + residual)`, then `then` on every output, with `y` and
+/// `residual` in the channel-blocked layout ([`crate::kernels::blocked`]), and `x` too if
+/// `x_blocked` (else `[N][C][H][W]`), by the direct kernel with weights packed
+/// beforehand: only where they fit ([`PackedWeights::fit_blocked`]).
+#[allow(clippy::too_many_arguments)]
+pub fn conv_forward_blocked(
+    g: &ConvGeometry,
+    x: &[f32],
+    x_blocked: bool,
+    packed: &PackedWeights,
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    clamp: Option<[f32; 2]>,
+    then: Option<Epilogue>,
+    y: &mut [f32],
+) {
+    assert!(packed.fit_blocked(g), "blocked convolution weights that fit {g:?}");
+    assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward_blocked bias size");
+    direct::forward_blocked(g, x, x_blocked, packed, bias, residual, clamp, then, y)
 }
 
 /// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`).
