@@ -252,3 +252,79 @@ fn fused_and_unfused_graphs_agree() {
     let b = plain.run(vec![Value::float(x)]).unwrap()[0].to_f64s();
     assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() < 1e-5), "{a:?} vs {b:?}");
 }
+
+/// The blocked plan (activations in blocks of 8 or 16 channels, made at load for the
+/// level) agrees with the plain steps, run at the scalar level where there is no such
+/// plan, on what it must tell apart: a sum of a convolution with its own plain input, a
+/// sum that broadcasts (stays plain), pooling with padding, `ceil_mode` and
+/// `count_include_pad`, a 1x1 convolution of blocked values, global pooling, Concat
+/// along channels, and an output read in the middle of the region.
+#[test]
+fn blocked_plans_agree_with_the_plain_steps() {
+    use fovea::kernels::{for_each_level, scoped, Isa};
+    let wave = |name: &str, shape: &[usize], k: f32| {
+        let n = shape.iter().product();
+        TensorData::from_tensor(
+            name,
+            &Tensor::new(shape, (0..n).map(|i| (i as f32 * k).sin() * 0.3).collect()).unwrap(),
+        )
+    };
+    let ints_attr = |v: &[i64]| AttributeValue::Ints(v.to_vec());
+    let pads = |p: i64| ("pads", ints_attr(&[p; 4]));
+    let inits = vec![
+        wave("w3", &[16, 16, 3, 3], 0.37),
+        wave("b3", &[16], 0.5),
+        wave("w1", &[32, 16, 1, 1], 0.71),
+        wave("w5", &[16, 32, 3, 3], 0.13),
+    ];
+    let nodes = vec![
+        // x + conv(x), x the graph's input: the sum reads x blocked, the convolution too
+        node("Conv", &["x", "w3", "b3"], &["c"], vec![pads(1)]),
+        node("Add", &["c", "x"], &["a"], vec![]),
+        node("Relu", &["a"], &["r"], vec![]),
+        // a sum that broadcasts a [1, 16, 1, 1] input: fused, but not blocked
+        node("Conv", &["r", "w3"], &["c2"], vec![pads(1)]),
+        node("Add", &["c2", "s"], &["a2"], vec![]),
+        node(
+            "MaxPool",
+            &["a2"],
+            &["m"],
+            vec![("kernel_shape", ints_attr(&[3, 3])), ("strides", ints_attr(&[2, 2])), pads(1)],
+        ),
+        node("Conv", &["m", "w1"], &["p"], vec![]),
+        node("Sigmoid", &["p"], &["q"], vec![]),
+        node(
+            "AveragePool",
+            &["q"],
+            &["v"],
+            vec![
+                ("kernel_shape", ints_attr(&[2, 2])),
+                ("strides", ints_attr(&[2, 2])),
+                ("ceil_mode", AttributeValue::Int(1)),
+                ("count_include_pad", AttributeValue::Int(1)),
+                pads(1),
+            ],
+        ),
+        node("Conv", &["v", "w5"], &["u"], vec![pads(1)]),
+        node("Concat", &["u", "u"], &["j"], vec![("axis", AttributeValue::Int(-3))]),
+        node("GlobalAveragePool", &["j"], &["y"], vec![]),
+    ];
+    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m"]);
+    let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
+    let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
+    let run = |g: &Graph| g.run(vec![Value::float(x.clone()), Value::float(s.clone())]).unwrap();
+    let plain = scoped(Isa::Scalar, 1, || run(&Graph::from_onnx(&m, &[]).unwrap())).unwrap();
+    for_each_level(&[1, 3], |level, _| {
+        let graph = Graph::from_onnx(&m, &[]).unwrap();
+        let reorders = graph.steps().iter().filter(|s| s.op_type == "Reorder").count();
+        assert_eq!(reorders > 0, level >= Isa::Avx2, "a blocked plan at {level}");
+        for (got, want) in run(&graph).iter().zip(&plain) {
+            assert_eq!(got.shape(), want.shape());
+            let (got, want) = (got.to_f64s(), want.to_f64s());
+            let largest = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-5 * largest, "{a} vs {b} at {level}");
+            }
+        }
+    });
+}

@@ -8,7 +8,8 @@
 //! level; a run at another level ([`crate::kernels::scoped`]) takes the plain steps. It
 //! shares the constants and the packed weights of the plain steps.
 //!
-//! What runs blocked: one-group 1-D and 2-D convolutions whose output channels fill whole
+//! What runs blocked: one-group 1-D and 2-D convolutions (and 3-D ones of depth one)
+//! whose output channels fill whole
 //! blocks (reading blocked input, or `[N, C, H, W]` input for kernels larger than 1x1:
 //! a 1x1 convolution of plain input stays with the GEMM, which reads it as it lies),
 //! 2-D MaxPool and AveragePool, global pooling (which ends the region), activations, and
@@ -41,8 +42,8 @@ struct Planner<'a> {
     vars: usize,
     /// the logical shape of each variable, where the trial run knew it
     shapes: HashMap<usize, Vec<usize>>,
-    /// the variable holding each variable's blocked form
-    blocked: HashMap<usize, usize>,
+    /// the variable holding each variable's blocked form, and its channels
+    blocked: HashMap<usize, (usize, usize)>,
     /// the variables present in their own (plain) form
     plain: HashSet<usize>,
 }
@@ -98,6 +99,8 @@ impl Graph {
 impl Planner<'_> {
     /// Adds `step`, blocked if it can be; returns whether it is.
     fn step(&mut self, step: &Step) -> bool {
+        // (the blocked form of a value knows its channels from its shape)
+        let output_known = step.output_shapes.first().is_some_and(|s| s.as_ref().is_some_and(|s| s.len() >= 3));
         let first_var = match step.inputs.first() {
             Some(Some(Slot::Var(v))) => Some(*v),
             _ => None,
@@ -105,6 +108,7 @@ impl Planner<'_> {
         let first_blocked = first_var.is_some_and(|v| self.blocked.contains_key(&v));
         let shape = first_var.and_then(|v| self.shapes.get(&v)).filter(|s| s.len() >= 3).cloned();
         let blocked_op = match (&step.op, shape) {
+            _ if !output_known => None,
             (Op::Conv(c), _) => self.conv(step, c).map(|(packed, x_blocked)| {
                 let conv = c.clone();
                 Blocked::Conv { conv, packed, x_blocked }
@@ -126,6 +130,7 @@ impl Planner<'_> {
             return true;
         }
         let elementwise = match &step.op {
+            _ if !output_known => None,
             Op::Unary(_) if first_blocked => Some(step.op.clone()),
             Op::Layout(Layout::Concat(axis)) if self.concat_blocks(step, *axis) => Some(Op::Layout(Layout::Concat(1))),
             _ => None,
@@ -153,14 +158,15 @@ impl Planner<'_> {
         s.op = op;
         for slot in s.inputs.iter_mut().flatten() {
             if let Slot::Var(v) = slot {
-                if let Some(&b) = self.blocked.get(v) {
+                if let Some(&(b, _)) = self.blocked.get(v) {
                     *v = b;
                 }
             }
         }
-        if let Some(Some(out)) = s.outputs.first_mut() {
+        let channels = step.output_shapes.first().cloned().flatten().and_then(|s| s.get(1).copied());
+        if let (Some(Some(out)), Some(channels)) = (s.outputs.first_mut(), channels) {
             if blocked_output {
-                self.blocked.insert(*out, self.vars);
+                self.blocked.insert(*out, (self.vars, channels));
                 *out = self.vars;
                 self.vars += 1;
             } else {
@@ -178,28 +184,32 @@ impl Planner<'_> {
             return None;
         };
         let constant_bias = !matches!(step.inputs.get(2), Some(Some(Slot::Var(_))));
+        // a sum with a value of the output's own shape (a broadcast sum stays plain)
         let residual = match step.inputs.get(3) {
             Some(Some(Slot::Var(r))) if c.residual => Some(*r),
             _ if c.residual => return None,
             _ => None,
         };
+        let output = step.output_shapes.first()?.as_ref()?;
+        if !constant_bias || residual.is_some_and(|r| self.shapes.get(&r) != Some(output)) {
+            return None;
+        }
         let w = self.graph.constants[*w].tensor("Conv").ok()?;
         let g = c.geometry(self.shapes.get(x)?, w.shape()).ok()?;
-        let x_blocked = self.blocked.contains_key(x);
-        if !constant_bias
-            || (!x_blocked && g.kernel == [1, 1, 1])
-            || residual.is_some_and(|r| !self.shapes.contains_key(&r))
-        {
+        // a 1x1 convolution of plain input stays with the GEMM, which reads it as it lies
+        if !self.blocked.contains_key(x) && g.kernel == [1, 1, 1] {
             return None;
         }
         let packed = match &c.packed {
             Some(p) if p.fit_blocked(&g) => p.clone(),
+            // (1x1 weights are packed for the blocked plan alone)
             _ => Arc::new(PackedWeights::new(g.c_out, w.data()).filter(|p| p.fit_blocked(&g))?),
         };
         if let Some(r) = residual {
             self.make_blocked(r);
         }
-        Some((packed, x_blocked))
+        // (after the residual's reorder: x may be that value)
+        Some((packed, self.blocked.contains_key(x)))
     }
 
     /// Whether Concat `step` along `axis` joins blocked values along their channels, each
@@ -223,19 +233,22 @@ impl Planner<'_> {
         if self.plain.contains(&v) {
             return;
         }
-        let (Some(&b), Some(shape)) = (self.blocked.get(&v), self.shapes.get(&v)) else { return };
-        let op = Blocked::ToPlanar { block: self.block, channels: shape[1] };
-        self.reorder(op, b, v);
-        self.plain.insert(v);
+        // (every variable is plain or blocked: the step that made it was one or the other)
+        if let Some(&(b, channels)) = self.blocked.get(&v) {
+            self.reorder(Blocked::ToPlanar { block: self.block, channels }, b, v);
+            self.plain.insert(v);
+        }
     }
 
-    /// Gives variable `v` a blocked form where it has none.
+    /// Gives variable `v` (plain, of a shape with channels) a blocked form where it has
+    /// none.
     fn make_blocked(&mut self, v: usize) {
         if self.blocked.contains_key(&v) {
             return;
         }
+        let channels = self.shapes.get(&v).and_then(|s| s.get(1)).copied().unwrap_or(0);
         self.reorder(Blocked::ToBlocked { block: self.block }, v, self.vars);
-        self.blocked.insert(v, self.vars);
+        self.blocked.insert(v, (self.vars, channels));
         self.vars += 1;
     }
 

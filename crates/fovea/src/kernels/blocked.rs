@@ -66,43 +66,47 @@ pub enum Pooling {
 }
 
 /// 2-D pooling of blocked planes: `g.planes` is samples x blocks, `g.input` and
-/// `g.output` are `[1, h, w]`; `x` and `y` hold `block` values per position.
-pub fn pool(g: &PoolGeometry, pooling: Pooling, block: usize, x: &[f32], y: &mut [f32]) {
+/// `g.output` are `[1, h, w]`; `x` and the result hold `block` values per position.
+pub fn pool(g: &PoolGeometry, pooling: Pooling, block: usize, x: &[f32]) -> Vec<f32> {
     assert!(g.input[0] == 1 && g.output[0] == 1, "blocked pooling is 2-D");
+    assert!(block == 8 || block == 16, "blocks of 8 or 16 channels");
     let (ip, op) = (g.input[1] * g.input[2] * block, g.output[1] * g.output[2] * block);
     assert_eq!(x.len(), g.planes * ip, "blocked pooling input size");
-    assert_eq!(y.len(), g.planes * op, "blocked pooling output size");
     let (rows, cols) = (g.windows(1), g.windows(2));
     let level = isa::current();
-    y.par_chunks_mut(op.max(1)).zip(x.par_chunks(ip.max(1))).for_each(|(yp, xp)| match (level, block) {
-        // SAFETY: the level is at most what the CPU has.
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 16) => unsafe { pool_plane_avx512(g.input[2], &rows, &cols, pooling, xp, yp) },
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2 | Isa::Avx512, 8) => unsafe { pool_plane_avx2(g.input[2], &rows, &cols, pooling, xp, yp) },
-        (_, 16) => pool_plane::<16>(g.input[2], &rows, &cols, pooling, xp, yp),
-        _ => pool_plane::<8>(g.input[2], &rows, &cols, pooling, xp, yp),
-    });
+    super::par_filled(g.planes * op, op.max(1), |p, yp| {
+        let xp = &x[p * ip..][..ip];
+        match (level, block) {
+            // SAFETY: the level is at most what the CPU has.
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, 16) => unsafe { pool_plane_avx512(g.input[2], &rows, &cols, pooling, xp, yp) },
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2 | Isa::Avx512, 8) => unsafe { pool_plane_avx2(g.input[2], &rows, &cols, pooling, xp, yp) },
+            (_, 16) => pool_plane::<16>(g.input[2], &rows, &cols, pooling, xp, yp),
+            _ => pool_plane::<8>(g.input[2], &rows, &cols, pooling, xp, yp),
+        }
+    })
 }
 
 type Windows = [(usize, usize, usize)];
+type Out = [std::mem::MaybeUninit<f32>];
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut [f32]) {
+unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut Out) {
     pool_plane::<16>(iw, rows, cols, pooling, x, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pool_plane_avx2(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut [f32]) {
+unsafe fn pool_plane_avx2(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut Out) {
     pool_plane::<8>(iw, rows, cols, pooling, x, y)
 }
 
-/// One plane: every output's window, `B` channels at a time. `rows` and `cols` are the
-/// windows of [`PoolGeometry::windows`].
+/// One plane: every output's window, `B` channels at a time, each output written once.
+/// `rows` and `cols` are the windows of [`PoolGeometry::windows`].
 #[inline(always)]
-fn pool_plane<const B: usize>(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut [f32]) {
+fn pool_plane<const B: usize>(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut Out) {
     let mut out = y.chunks_exact_mut(B);
     for &(y0, y1, ly) in rows {
         for &(x0, x1, lx) in cols {
@@ -122,7 +126,10 @@ fn pool_plane<const B: usize>(iw: usize, rows: &Windows, cols: &Windows, pooling
                 let n = if count_include_pad { ly * lx } else { (y1 - y0) * (x1 - x0) };
                 acc.iter_mut().for_each(|a| *a /= n.max(1) as f32);
             }
-            out.next().expect("an output per window").copy_from_slice(&acc);
+            let o = out.next().expect("an output per window");
+            o.iter_mut().zip(acc).for_each(|(o, a)| {
+                o.write(a);
+            });
         }
     }
 }
@@ -132,11 +139,12 @@ fn pool_plane<const B: usize>(iw: usize, rows: &Windows, cols: &Windows, pooling
 pub fn global_pool(x: &[f32], batch: usize, channels: usize, spatial: usize, block: usize, max: bool) -> Vec<f32> {
     assert_eq!(x.len(), blocked_len(batch, channels, spatial, block), "global pooling input size");
     let blocks = channels.div_ceil(block);
-    let pooled: Vec<Vec<f32>> = (0..batch * blocks)
+    assert!(block <= 16, "blocks of at most 16 channels");
+    let pooled: Vec<[f32; 16]> = (0..batch * blocks)
         .into_par_iter()
         .map(|i| {
             let plane = &x[i * spatial * block..][..spatial * block];
-            let mut lanes = vec![if max { f32::NEG_INFINITY } else { 0.0 }; block];
+            let mut lanes = [if max { f32::NEG_INFINITY } else { 0.0 }; 16];
             if max {
                 for v in plane.chunks_exact(block) {
                     lanes.iter_mut().zip(v).for_each(|(a, &v)| *a = if v > *a || v.is_nan() { v } else { *a });
@@ -144,9 +152,9 @@ pub fn global_pool(x: &[f32], batch: usize, channels: usize, spatial: usize, blo
                 return lanes;
             }
             // runs of 64 positions summed in f32, the runs in f64
-            let mut sums = vec![0.0f64; block];
+            let mut sums = [0.0f64; 16];
             for run in plane.chunks(64 * block) {
-                let mut part = vec![0.0f32; block];
+                let mut part = [0.0f32; 16];
                 for v in run.chunks_exact(block) {
                     part.iter_mut().zip(v).for_each(|(a, &v)| *a += v);
                 }
@@ -230,10 +238,9 @@ mod tests {
                 for block in [8, 16] {
                     let g = PoolGeometry { planes: batch * channels.div_ceil(block), ..plain.clone() };
                     let xb = to_blocked(&x, batch, channels, h * w, block);
-                    let mut yb = vec![0.0; blocked_len(batch, channels, oh * ow, block)];
                     let mut want = vec![0.0; batch * channels * oh * ow];
                     if max_input {
-                        pool(&g, Pooling::Max, block, &xb, &mut yb);
+                        let yb = pool(&g, Pooling::Max, block, &xb);
                         let mut at = vec![0; want.len()];
                         max_pool_forward(&plain, &x, &mut want, &mut at);
                         let got = to_planar(&yb, batch, channels, oh * ow, block);
@@ -243,7 +250,7 @@ mod tests {
                         continue;
                     }
                     for count_include_pad in [false, true] {
-                        pool(&g, Pooling::Mean { count_include_pad }, block, &xb, &mut yb);
+                        let yb = pool(&g, Pooling::Mean { count_include_pad }, block, &xb);
                         avg_pool_forward(&plain, &x, &mut want, count_include_pad);
                         let abs: Vec<f32> = x.iter().map(|v| v.abs()).collect();
                         let mut scale = vec![0.0; want.len()];

@@ -88,7 +88,7 @@ impl Blocked {
                 shape.push(*block);
                 check_output("Reorder", &shape)?;
                 let s: usize = spatial.iter().product();
-                Value::float(Tensor::from_parts(shape, blocked::to_blocked(t.data(), *n, *c, s, *block)))
+                x.like(Tensor::from_parts(shape, blocked::to_blocked(t.data(), *n, *c, s, *block)))
             }
             Blocked::ToPlanar { block, channels } => {
                 let (t, n, blocks, spatial, b) = parts("Reorder", x)?;
@@ -98,7 +98,7 @@ impl Blocked {
                 let mut shape = vec![n, *channels];
                 shape.extend_from_slice(spatial);
                 let s: usize = spatial.iter().product();
-                Value::float(Tensor::from_parts(shape, blocked::to_planar(t.data(), n, *channels, s, b)))
+                x.like(Tensor::from_parts(shape, blocked::to_planar(t.data(), n, *channels, s, b)))
             }
             Blocked::Conv { conv, packed, x_blocked } => run_conv(
                 conv,
@@ -117,9 +117,8 @@ impl Blocked {
                     return Err(Error::shape("Pool", format!("blocked pooling does not take {:?}", t.shape())));
                 };
                 let shape = vec![n, blocks, g.output[1], g.output[2], b];
-                let mut y = vec![0.0f32; check_output("Pool", &shape)?];
-                blocked::pool(&g, pooling, b, t.data(), &mut y);
-                Value::float(Tensor::from_parts(shape, y))
+                check_output("Pool", &shape)?;
+                x.like(Tensor::from_parts(shape, blocked::pool(&g, pooling, b, t.data())))
             }
             Blocked::GlobalPool { pool, block, channels } => {
                 let (t, n, blocks, spatial, b) = parts("GlobalPool", x)?;
@@ -130,7 +129,7 @@ impl Blocked {
                 let y = blocked::global_pool(t.data(), n, *channels, s, b, pool.is_global_max());
                 let mut shape = vec![n, *channels];
                 shape.extend(spatial.iter().map(|_| 1));
-                Value::float(Tensor::from_parts(shape, y))
+                x.like(Tensor::from_parts(shape, y))
             }
         }])
     }
@@ -199,8 +198,8 @@ fn run_conv(
             f.apply_slice(run)
         }
     };
-    let mut y = vec![0.0f32; len];
     let then = then.is_some().then_some(&apply as crate::kernels::conv::Epilogue);
-    conv_forward_blocked(&g, x.data(), x_blocked, packed, bias, residual, clamp, then, &mut y);
+    let y = conv_forward_blocked(&g, x.data(), x_blocked, packed, bias, residual, clamp, then);
+    debug_assert_eq!(y.len(), len);
     Ok(Value::float(Tensor::from_parts(shape, y)))
 }

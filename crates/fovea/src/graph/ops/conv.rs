@@ -185,9 +185,15 @@ impl Conv {
 
     /// Packs constant weights `w` once for the direct kernel, where it may take them.
     pub(crate) fn pack(&mut self, w: &Tensor) {
-        // (1-D and 2-D, strides the kernel has: others never take it)
+        // (1-D and 2-D, strides the kernel has, more than one kernel position: it never
+        // takes others on plain values)
         let strides = self.window.strides.as_deref().unwrap_or(&[]);
-        if self.groups == 1 && (3..=4).contains(&w.ndim()) && strides.iter().all(|s| [1, 2, 4].contains(s)) {
+        let positions: usize = w.shape().get(2..).unwrap_or_default().iter().product();
+        if self.groups == 1
+            && (3..=4).contains(&w.ndim())
+            && positions > 1
+            && strides.iter().all(|s| [1, 2, 4].contains(s))
+        {
             self.packed = PackedWeights::new(w.shape()[0], w.data()).map(Arc::new);
         }
     }

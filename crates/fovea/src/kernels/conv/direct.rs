@@ -514,7 +514,7 @@ fn forward_packed(
     });
 }
 
-/// `y = clamp(correlate(x, w) + bias + residual)`, then `then`, with `y` (and
+/// `y = clamp(correlate(x, w) + bias + residual)`, then `then`, returned, with `y` (and
 /// `residual`) in the channel-blocked layout ([`crate::kernels::blocked`]) and `x` in it
 /// too if `x_blocked`, else `[N][C][H][W]`. The weights must fit `g`
 /// ([`PackedWeights::fit_blocked`]). The outputs are stored where they belong, with the
@@ -530,42 +530,42 @@ pub(crate) fn forward_blocked(
     residual: Option<&[f32]>,
     clamp: Option<[f32; 2]>,
     then: Option<super::Epilogue>,
-    y: &mut [f32],
-) {
+) -> Vec<f32> {
     let p = Plan::new(g);
     let block = width(p.isa);
-    let (blocks_in, blocks_out) = (g.c_in.div_ceil(block), g.c_out / block);
+    // the input's block: plain input is blocked input with blocks of one channel
+    let bin = if x_blocked { block } else { 1 };
+    let (blocks_in, blocks_out) = (g.c_in.div_ceil(bin), g.c_out / block);
     let ([h, w], [oh, ow]) = (p.input, p.output);
     let osp = oh * ow;
-    assert_eq!(y.len(), g.batch * blocks_out * osp * block, "blocked convolution output size");
-    assert!(residual.is_none_or(|r| r.len() == y.len()), "blocked convolution residual size");
-    let in_len = if x_blocked { blocks_in * h * w * block } else { p.in_len() };
+    let len = [blocks_out, osp, block].iter().try_fold(g.batch, |n, &d| n.checked_mul(d));
+    let len = len.expect("blocked convolution output size");
+    assert!(residual.is_none_or(|r| r.len() == len), "blocked convolution residual size");
+    let in_len = blocks_in * h * w * bin;
     assert_eq!(x.len(), g.batch * in_len, "blocked convolution input size");
-    // blocked input that needs no padding is read where it lies, else from a padded slab
+    // input that needs no padding is read where it lies, else from a padded slab
     let reach = (oh - 1) * p.stride[0] + (p.kernel[0] - 1) * p.dilation[0] + 1;
-    let in_place = x_blocked && p.pad == [0, 0] && reach <= h && p.width() <= w;
+    let in_place = p.pad == [0, 0] && reach <= h && p.width() <= w;
     let (pitch, plane) = if in_place { (w, h * w) } else { (p.width(), p.slab_rows() * p.width()) };
-    let (taps, step, row_step, slab_len) = if x_blocked {
-        let mut taps = Vec::with_capacity(p.taps());
-        for c in 0..g.c_in {
-            for ky in 0..p.kernel[0] {
-                for kx in 0..p.kernel[1] {
-                    let at = (ky * p.dilation[0] * pitch + kx * p.dilation[1]) * block;
-                    taps.push(c / block * plane * block + at + c % block);
-                }
+    let mut taps = Vec::with_capacity(p.taps());
+    for c in 0..g.c_in {
+        for ky in 0..p.kernel[0] {
+            for kx in 0..p.kernel[1] {
+                let at = (ky * p.dilation[0] * pitch + kx * p.dilation[1]) * bin;
+                taps.push(c / bin * plane * bin + at + c % bin);
             }
         }
-        let slab = if in_place { 0 } else { blocks_in * plane * block };
-        (taps, p.stride[1] * block, p.stride[0] * pitch * block, slab)
-    } else {
-        (p.tap_offsets(), p.stride[1], p.row_step(), p.slab_len())
-    };
+    }
+    let (step, row_step) = (p.stride[1] * bin, p.stride[0] * pitch * bin);
+    let slab_len = if in_place { 0 } else { blocks_in * plane * bin };
     let lanes = p.lanes();
     let chunks = tap_chunks(&taps, lanes);
     let pieces = p.row_pieces();
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
     let block_len = p.taps() * lanes;
     let packed = packed.data.data();
+    // every output is written below, once (each unit its rows of its blocks)
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     let y_ptr = SharedMut(y.as_mut_ptr());
     p.units(g.batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
         with_scratch(slab_len, |slab| {
@@ -573,11 +573,7 @@ pub(crate) fn forward_blocked(
             let src = if in_place {
                 xs[r0 * row_step..].as_ptr()
             } else {
-                if x_blocked {
-                    fill_blocked_slab(&p, block, xs, r0, slab);
-                } else {
-                    p.fill_slab(xs, r0, slab);
-                }
+                fill_blocked_slab(&p, bin, xs, r0, slab);
                 slab.as_ptr()
             };
             for b in b0..b1 {
@@ -625,10 +621,14 @@ pub(crate) fn forward_blocked(
             }
         });
     });
+    // SAFETY: the units cover every sample, row and block, and the kernels stored every
+    // position of each.
+    unsafe { y.set_len(len) };
+    y
 }
 
-/// [`Plan::fill_slab`] for a blocked sample `x` (`[C/block][h][w][block]`): the slab is
-/// `[C/block][slab rows][width][block]`.
+/// [`Plan::fill_slab`] for a blocked sample `x` (`[C/block][h][w][block]`; a block of
+/// one is `[C][h][w]`): the slab is `[C/block][slab rows][width][block]`.
 fn fill_blocked_slab(p: &Plan, block: usize, x: &[f32], r0: usize, slab: &mut [f32]) {
     let [h, w] = p.input;
     let (width, slab_rows) = (p.width(), p.slab_rows());
@@ -755,7 +755,8 @@ struct Out {
     clamp: Option<[f32; 2]>,
 }
 
-/// `out[j][v] += Σ_t x[j·step + taps[t]] · w[t][v]` for the positions `j` of a piece.
+/// `out[j][v] (+)= Σ_t x[j·step + taps[t]] · w[t][v]` for the positions `j` of a piece:
+/// added to the partial sums there, or to the bias (and residual) given in [`Out`].
 type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, &Out);
 
 /// `sums[t][lane] += Σ_{r, i} x[r·row_step + i·stride + taps[t]] · dyt[r·ow + i][lane]`
@@ -796,19 +797,23 @@ macro_rules! by_block_size {
 fn forward_kernel(isa: Isa, v: usize, n: usize, step: usize) -> ForwardKernel {
     #[cfg(target_arch = "x86_64")]
     {
+        // (the steps of each table, in order)
+        const AVX2_STEPS: [usize; 6] = [1, 2, 4, 8, 16, 32];
         const AVX2: [[[ForwardKernel; 14]; 6]; 2] = [
             by_block_size!(avx2::forward, 1, [1, 2, 4, 8, 16, 32]),
             by_block_size!(avx2::forward, 2, [1, 2, 4, 8, 16, 32]),
         ];
+        const AVX512_STEPS: [usize; 6] = [1, 2, 4, 16, 32, 64];
         const AVX512: [[[ForwardKernel; 14]; 6]; 2] = [
             by_block_size!(avx512::forward, 1, [1, 2, 4, 16, 32, 64]),
             by_block_size!(avx512::forward, 2, [1, 2, 4, 16, 32, 64]),
         ];
-        let log = step.ilog2() as usize;
-        match isa {
-            Isa::Avx512 => AVX512[v - 1][if log < 3 { log } else { log - 1 }][n - 1],
-            _ => AVX2[v - 1][log][n - 1],
-        }
+        let (steps, table) = match isa {
+            Isa::Avx512 => (AVX512_STEPS, &AVX512),
+            _ => (AVX2_STEPS, &AVX2),
+        };
+        let s = steps.iter().position(|&s| s == step).expect("a step the kernels are compiled for");
+        table[v - 1][s][n - 1]
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {step})")

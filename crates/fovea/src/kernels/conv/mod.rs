@@ -58,7 +58,8 @@ pub fn conv_forward_then(
     }
 }
 
-/// `y = clamp(conv(x, w) + bias + residual)`, then `then` on every output, with `y` and
+/// `y = clamp(conv(x, w) + bias + residual)`, then `then` on every output, returned (the
+/// caller checks its size against the memory budget), with `y` and
 /// `residual` in the channel-blocked layout ([`crate::kernels::blocked`]), and `x` too if
 /// `x_blocked` (else `[N][C][H][W]`), by the direct kernel with weights packed
 /// beforehand: only where they fit ([`PackedWeights::fit_blocked`]).
@@ -72,11 +73,10 @@ pub fn conv_forward_blocked(
     residual: Option<&[f32]>,
     clamp: Option<[f32; 2]>,
     then: Option<Epilogue>,
-    y: &mut [f32],
-) {
+) -> Vec<f32> {
     assert!(packed.fit_blocked(g), "blocked convolution weights that fit {g:?}");
     assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward_blocked bias size");
-    direct::forward_blocked(g, x, x_blocked, packed, bias, residual, clamp, then, y)
+    direct::forward_blocked(g, x, x_blocked, packed, bias, residual, clamp, then)
 }
 
 /// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`).
