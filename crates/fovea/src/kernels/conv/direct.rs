@@ -100,8 +100,9 @@ fn takes(g: &ConvGeometry) -> bool {
     fits(g) && g.kernel != [1, 1, 1] && g.batch * g.output[1] >= MIN_ROWS
 }
 
-/// Whether [`forward_blocked`] takes `g` at the current level: as [`takes`], 1x1 kernels
-/// and a few rows too, where the output channels fill whole blocks.
+/// Whether the blocked kernel ([`super::conv_forward_blocked`]) takes `g` at the current
+/// level: as [`applies`] without its least size, and 1x1 kernels too, where the output
+/// channels fill whole blocks.
 pub fn takes_blocked(g: &ConvGeometry) -> bool {
     fits(g) && crate::kernels::blocked::block().is_some_and(|b| g.c_out.is_multiple_of(b)) && g.c_out > 0
 }
@@ -176,7 +177,7 @@ impl PackedWeights {
         self.fit_sizes(g) && takes(g)
     }
 
-    /// Whether these weights serve `g` in [`forward_blocked`] at the current level.
+    /// Whether these weights serve `g` in [`super::conv_forward_blocked`] at the current level.
     pub fn fit_blocked(&self, g: &ConvGeometry) -> bool {
         self.fit_sizes(g) && takes_blocked(g)
     }
