@@ -165,13 +165,7 @@ fn run_conv(
     if x.numel() != in_len {
         return Err(Error::shape("Conv", format!("input {:?} is not blocked for input {logical:?}", x.shape())));
     }
-    let bias = match b {
-        Some(b) if b.len() != g.c_out => {
-            return Err(Error::shape("Conv", format!("bias {:?} for {} output channels", b.shape(), g.c_out)))
-        }
-        Some(b) => Some(b.tensor("Conv")?.data()),
-        None => None,
-    };
+    let bias = super::conv::bias_of(&g, b)?;
     let n = logical.len() - 2;
     let mut shape = vec![g.batch, g.c_out / block];
     shape.extend_from_slice(&g.output[3 - n..]);

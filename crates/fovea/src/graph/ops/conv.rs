@@ -233,13 +233,7 @@ impl Conv {
     pub(super) fn run(&self, x: &Value, w: &Value, b: Option<&Value>, residual: Option<&Value>) -> Result<Value> {
         let (x, w) = (x.tensor("Conv")?, w.tensor("Conv")?);
         let g = self.geometry(x.shape(), w.shape())?;
-        let bias = match b {
-            Some(b) if b.len() != g.c_out => {
-                return Err(Error::shape("Conv", format!("bias {:?} for {} output channels", b.shape(), g.c_out)))
-            }
-            Some(b) => Some(b.tensor("Conv")?.data()),
-            None => None,
-        };
+        let bias = bias_of(&g, b)?;
         let n = x.ndim() - 2;
         let mut shape = vec![g.batch, g.c_out];
         shape.extend_from_slice(&g.output[3 - n..]);
@@ -274,6 +268,18 @@ impl Conv {
             }
         }
         Ok(Value::float(Tensor::from_parts(shape, y)))
+    }
+}
+
+/// The bias `b` of a convolution of geometry `g`, refused if it is not one per output
+/// channel.
+pub(super) fn bias_of<'a>(g: &ConvGeometry, b: Option<&'a Value>) -> Result<Option<&'a [f32]>> {
+    match b {
+        Some(b) if b.len() != g.c_out => {
+            Err(Error::shape("Conv", format!("bias {:?} for {} output channels", b.shape(), g.c_out)))
+        }
+        Some(b) => Ok(Some(b.tensor("Conv")?.data())),
+        None => Ok(None),
     }
 }
 

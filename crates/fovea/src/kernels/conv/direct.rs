@@ -100,7 +100,7 @@ fn takes(g: &ConvGeometry) -> bool {
     fits(g) && g.kernel != [1, 1, 1] && g.batch * g.output[1] >= MIN_ROWS
 }
 
-/// Whether the blocked kernel ([`super::conv_forward_blocked`]) takes `g` at the current
+/// Whether the blocked kernel ([`forward_blocked`]) takes `g` at the current
 /// level: as [`applies`] without its least size, and 1x1 kernels too, where the output
 /// channels fill whole blocks.
 pub fn takes_blocked(g: &ConvGeometry) -> bool {
@@ -177,7 +177,7 @@ impl PackedWeights {
         self.fit_sizes(g) && takes(g)
     }
 
-    /// Whether these weights serve `g` in [`super::conv_forward_blocked`] at the current level.
+    /// Whether these weights serve `g` in [`forward_blocked`] at the current level.
     pub fn fit_blocked(&self, g: &ConvGeometry) -> bool {
         self.fit_sizes(g) && takes_blocked(g)
     }
@@ -520,9 +520,10 @@ fn forward_packed(
 /// too if `x_blocked`, else `[N][C][H][W]`. The weights must fit `g`
 /// ([`PackedWeights::fit_blocked`]). The outputs are stored where they belong, with the
 /// bias, the sum and the clamp applied in registers: no patch matrix, no transpose, no
-/// pass over the outputs but `then`.
+/// pass over the outputs but `then`. The caller checks the output's size against the
+/// memory budget.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward_blocked(
+pub fn forward_blocked(
     g: &ConvGeometry,
     x: &[f32],
     x_blocked: bool,
@@ -532,6 +533,8 @@ pub(crate) fn forward_blocked(
     clamp: Option<[f32; 2]>,
     then: Option<super::Epilogue>,
 ) -> Vec<f32> {
+    assert!(packed.fit_blocked(g), "blocked convolution weights that fit {g:?}");
+    assert!(bias.is_none_or(|b| b.len() == g.c_out), "blocked convolution bias size");
     let p = Plan::new(g);
     let block = width(p.isa);
     // the input's block: plain input is blocked input with blocks of one channel

@@ -12,7 +12,7 @@ pub mod direct;
 mod geometry;
 pub mod im2col;
 
-pub use direct::PackedWeights;
+pub use direct::{forward_blocked as conv_forward_blocked, PackedWeights};
 pub use geometry::ConvGeometry;
 
 use rayon::prelude::*;
@@ -56,27 +56,6 @@ pub fn conv_forward_then(
     } else {
         im2col::forward(g, x, w, bias, y, then)
     }
-}
-
-/// `y = clamp(conv(x, w) + bias + residual)`, then `then` on every output, returned (the
-/// caller checks its size against the memory budget), with `y` and
-/// `residual` in the channel-blocked layout ([`crate::kernels::blocked`]), and `x` too if
-/// `x_blocked` (else `[N][C][H][W]`), by the direct kernel with weights packed
-/// beforehand: only where they fit ([`PackedWeights::fit_blocked`]).
-#[allow(clippy::too_many_arguments)]
-pub fn conv_forward_blocked(
-    g: &ConvGeometry,
-    x: &[f32],
-    x_blocked: bool,
-    packed: &PackedWeights,
-    bias: Option<&[f32]>,
-    residual: Option<&[f32]>,
-    clamp: Option<[f32; 2]>,
-    then: Option<Epilogue>,
-) -> Vec<f32> {
-    assert!(packed.fit_blocked(g), "blocked convolution weights that fit {g:?}");
-    assert!(bias.is_none_or(|b| b.len() == g.c_out), "conv_forward_blocked bias size");
-    direct::forward_blocked(g, x, x_blocked, packed, bias, residual, clamp, then)
 }
 
 /// `dx = dL/dx` given `dy = dL/dy` (overwrites `dx`).
