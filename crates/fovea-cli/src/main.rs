@@ -97,7 +97,7 @@ static JSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// Prints a line about a command's work on stderr, unless the output is JSON.
 pub(crate) fn note(line: impl std::fmt::Display) {
-    if !json() {
+    if !json() && fovea::dist::world().is_root() {
         eprintln!("{line}");
     }
 }
@@ -171,9 +171,13 @@ pub(crate) fn finished(
 }
 
 /// A run folder named after `prefix` and the time, for a run not given `--out`.
+/// On several processes, rank 0's.
 pub(crate) fn default_run_folder(prefix: &str) -> PathBuf {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("runs/{prefix}-{t}"))
+    let own = format!("runs/{prefix}-{t}");
+    // (a broadcast that fails leaves the world broken: the run's first collective says so)
+    let root = fovea::dist::world().broadcast(own.clone().into_bytes(), "the run folder's name");
+    PathBuf::from(root.ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or(own))
 }
 
 /// Says on stderr how many values of a result are NaN or infinite, if any: arithmetic
@@ -243,9 +247,16 @@ fn main() -> ExitCode {
             Command::Serve(_) => fovea::runtime::init_service_threads(cli.threads),
             _ => fovea::runtime::init_threads(cli.threads),
         });
+    // under an MPI launcher (`mpirun -np N fovea train ...`): join the other processes
+    let setup = setup.and_then(|_| fovea::dist::init());
     if let Err(e) = setup {
         eprintln!("error: {}", message(&e.into()));
         return ExitCode::FAILURE;
+    }
+    let world = fovea::dist::world();
+    if !world.is_root() {
+        // rank 0 alone prints results; the others' errors still reach stderr
+        silence_stdout();
     }
     JSON.set(cli.json).expect("set once");
     let result = match cli.command {
@@ -268,12 +279,32 @@ fn main() -> ExitCode {
         Command::Example(e) => example::run(e),
         Command::Visualize(v) => visualize::run(v),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", message(&e));
-            fovea_vision::train::remove_empty_new_folders();
+            match world.size() {
+                1 => eprintln!("error: {}", message(&e)),
+                n => eprintln!("error (rank {} of {n}): {}", world.rank(), message(&e)),
+            }
+            // rank 0 made the folders
+            if world.is_root() {
+                fovea_vision::train::remove_empty_new_folders();
+            }
             ExitCode::FAILURE
+        }
+    };
+    fovea::dist::finish();
+    code
+}
+
+/// Sends standard output to /dev/null.
+fn silence_stdout() {
+    #[cfg(unix)]
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto standard output, with a descriptor that is open
+        unsafe {
+            libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO);
         }
     }
 }

@@ -123,7 +123,7 @@ pub fn train_curve(
         let p = train::train_epoch(model, optimizer, plan.train_set, plan.batch_size, &mut rng, augment, &mut |p| {
             observer.batch(name, epoch, p, plan.train_set.len())
         })?;
-        let (test, _) = train::evaluate_trained(model, plan.test_set, 500)?;
+        let test = train::evaluate_trained(model, plan.test_set, 500)?;
         curve.train_error.push(1.0 - p.accuracy());
         curve.test_error.push(1.0 - test.accuracy());
         observer.epoch(&CurvePoint {
@@ -711,7 +711,7 @@ impl Example {
             seed: config.seed,
         };
         let curve = train_curve(self.kind.name(), self.model.as_ref(), &mut optimizer, &plan, None, observer)?;
-        let (test, predictions) = train::evaluate_trained(self.model.as_ref(), &self.test_set, 500)?;
+        let (test, predictions) = train::evaluate_or(self.model.as_ref(), &self.test_set, 500, train::DIVERGED)?;
         let labels = &self.test_set.labels;
         let classes = self.kind.classes();
         let per_class_accuracy = (0..classes.len())

@@ -299,7 +299,15 @@ impl Run {
     /// weights into all but its head when `config.init` is given, freezing what
     /// `config.freeze` names) and the optimizer. The run's files are written by
     /// [`Run::fit`], after each epoch.
+    ///
+    /// Started on several processes ([`fovea::dist`]), each builds the same run and rank 0
+    /// alone checks and makes the folder; if any rank fails, all return an error.
     pub fn start(config: &RunConfig, dir: &Path, force: bool, observer: &mut dyn RunObserver) -> Result<Run> {
+        let world = fovea::dist::world();
+        world.agree(Run::start_here(config, dir, force, observer), "starting the run")
+    }
+
+    fn start_here(config: &RunConfig, dir: &Path, force: bool, observer: &mut dyn RunObserver) -> Result<Run> {
         let freezes = config.freeze.as_deref().is_some_and(|f| f != "none");
         if config.cache_features && !freezes {
             return Err(Error::setting(
@@ -314,7 +322,9 @@ impl Run {
             ));
         }
         // a folder with files, a run's among them, only with force
-        train::check_new_folder(dir, force)?;
+        if fovea::dist::world().is_root() {
+            train::check_new_folder(dir, force)?;
+        }
         let data_dir = config.data.clone().unwrap_or_else(FashionMnist::default_dir);
         let shape = training_input(&config.model, data::is_fashion_mnist(&data_dir), config.image_size)?;
         // before any data is loaded: does the network take this input at all, and do its
@@ -385,10 +395,20 @@ impl Run {
     /// Continues the run of `checkpoint` (read from the folder `dir`) from its last
     /// completed epoch, with its own data, model and optimizer, and the given changes;
     /// refused when it has no epoch left to train.
+    ///
+    /// On several processes ([`fovea::dist`]) each resumes from the same checkpoint, whatever
+    /// the number of processes that wrote it; if any rank fails, all return an error.
     pub fn resume(dir: &Path, checkpoint: Checkpoint, changes: &ResumeChanges) -> Result<Run> {
+        let world = fovea::dist::world();
+        world.agree(Run::resume_here(dir, checkpoint, changes), "resuming the run")
+    }
+
+    fn resume_here(dir: &Path, checkpoint: Checkpoint, changes: &ResumeChanges) -> Result<Run> {
         // the run's folder, also when the checkpoint file itself is named
         let dir = if dir.is_file() { dir.parent().unwrap_or(Path::new(".")) } else { dir };
-        train::check_writable(dir)?;
+        if fovea::dist::world().is_root() {
+            train::check_writable(dir)?;
+        }
         let model = train::model_from_checkpoint(&checkpoint)?;
         // what the checkpoint says is wrong: the error names it
         let in_file = train::about_file(&checkpoint.file, train::CHECKPOINT_FILE);
@@ -458,7 +478,12 @@ impl Run {
     /// `metrics.csv` and `plot.png` are written and `observer.epoch` is told. Randomness
     /// derives from (seed, epoch), so a resumed run equals an uninterrupted one bit for
     /// bit. A failed epoch (a loss that is not finite) leaves the last checkpoint as it was.
+    ///
+    /// On several processes ([`fovea::dist`]) each trains on its shard of every batch and
+    /// tests on its share of the test set; rank 0 alone writes the files and tells
+    /// `observer`, after checking that every rank holds the same weights.
     pub fn fit(&mut self, observer: &mut dyn RunObserver) -> Result<()> {
+        let world = fovea::dist::world();
         let frozen = self.meta.freeze.as_deref().map(|layer| Frozen::new(self.model.as_ref(), layer)).transpose()?;
         let tail = frozen.as_ref().map(|f| f.tail());
         // what trains: the whole network, the part after the frozen layers, or that part
@@ -487,10 +512,14 @@ impl Run {
                 self.meta.batch_size,
                 &mut rng,
                 self.augment.as_ref(),
-                &mut |p| observer.batch(epoch, p),
+                &mut |p| {
+                    if world.is_root() {
+                        observer.batch(epoch, p)
+                    }
+                },
             )
             .map_err(|e| {
-                if self.meta.epoch == 0 {
+                if self.meta.epoch == 0 && world.is_root() {
                     // the folder this run made, if it is still empty, goes (a non-empty one stays)
                     std::fs::remove_dir(&self.dir).ok();
                 }
@@ -502,7 +531,7 @@ impl Run {
                 Error::Invalid(format!("training stopped in epoch {epoch}: {e}; {kept}"))
             })?;
             let train_seconds = start.elapsed().as_secs_f32();
-            let (test, _) = train::evaluate_trained(trained, test_set, 1000)?;
+            let test = train::evaluate_trained(trained, test_set, 1000)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: progress.loss(),
@@ -517,10 +546,17 @@ impl Run {
             self.meta.epoch = epoch;
             self.meta.optimizer_steps = self.optimizer.steps;
             self.meta.history.push(metrics.clone());
-            train::save_checkpoint(&self.dir, self.model.as_ref(), Some(&self.optimizer), &self.meta)?;
-            train::write_metrics_csv(&self.dir.join("metrics.csv"), &self.meta.history)?;
-            crate::plot::training_curves(&self.dir.join("plot.png"), &self.meta.history)?;
-            observer.epoch(&metrics);
+            world.check_replicas(&fovea::nn::state_dict(self.model.as_ref()))?;
+            let saved = match world.is_root() {
+                true => train::save_checkpoint(&self.dir, self.model.as_ref(), Some(&self.optimizer), &self.meta)
+                    .and_then(|_| train::write_metrics_csv(&self.dir.join("metrics.csv"), &self.meta.history))
+                    .and_then(|_| crate::plot::training_curves(&self.dir.join("plot.png"), &self.meta.history)),
+                false => Ok(()),
+            };
+            world.agree(saved, "saving the checkpoint")?;
+            if world.is_root() {
+                observer.epoch(&metrics);
+            }
         }
         Ok(())
     }
@@ -558,6 +594,10 @@ fn cached_features(
     let start = Instant::now();
     let train_features = frozen.features_all(&train_set.images, 500)?;
     let test_features = frozen.features_all(&test_set.images, 500)?;
+    // on several processes, rank 0 writes the cache
+    if !fovea::dist::world().is_root() {
+        return Ok((train_features, test_features));
+    }
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     fovea::io::write_safetensors(
         &path,

@@ -304,6 +304,13 @@ const AUX_LOSS_WEIGHT: f32 = 0.3;
 /// per batch. Dropout masks and, with `augment`, the transforms of every picture (made on
 /// the loader thread) are seeded from `rng` too. Stops with an error naming the batch if the
 /// loss is not finite.
+///
+/// Run by several processes ([`fovea::dist`]), each takes its shard of every batch of
+/// `batch_size` and the gradients are summed over them while backward runs: the batches,
+/// dropout masks and transforms are those of one process, and so are the updates, up to the
+/// order of the sums (batch norm excepted: each process normalises its shard with the
+/// shard's statistics, and rank 0's running statistics are every rank's). The progress is
+/// the whole batch's on every rank.
 pub fn train_epoch(
     model: &dyn Module,
     optimizer: &mut Optimizer,
@@ -313,9 +320,11 @@ pub fn train_epoch(
     augment: Option<&Augment>,
     on_batch: &mut dyn FnMut(&Progress),
 ) -> Result<Progress> {
+    let world = fovea::dist::world();
     let dropout_seed = rng.next_u64();
     let mut p = Progress::default();
     let batches = data.batch_indices(batch_size, Some(rng));
+    let shards: Vec<Vec<usize>> = batches.iter().map(|b| b[world.shard(b.len())].to_vec()).collect();
     // each picture's transforms drawn from (this seed, its index): batches do not depend
     // on the loader's timing
     let augment_seed = augment.map(|_| rng.next_u64());
@@ -323,27 +332,49 @@ pub fn train_epoch(
         (Some(pipeline), Some(seed)) => pipeline.batch(data, indices, seed),
         _ => Ok(data.batch(indices)),
     };
+    let params = trainable_parameters(model).into_iter().map(|(_, v)| v).collect();
+    let gradients = fovea::dist::GradientSync::new(params, fovea::dist::BUCKET_FLOATS);
+    let state = fovea::nn::state_dict(model);
+    let buffers = fovea::nn::buffers(model);
+    let check_replicas = std::env::var("FOVEA_CHECK_REPLICAS").is_ok_and(|v| v == "1");
     let mut b = 0;
-    for_each_batch(&batches, make, |x, y| {
-        let mode = Mode::train(Rng::derive(dropout_seed, b).next_u64());
+    for_each_batch(&shards, make, |x, y| {
+        let global = batches[b].len();
+        let first_row = world.shard(global).start as u64;
+        let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), first_row);
         b += 1;
-        let (logits, aux) = model.forward_aux(&Var::constant(x), mode)?;
-        let mut loss = ops::cross_entropy(&logits, &y)?;
-        // the main classifier's loss is the one reported
-        let lv = loss.value().item()?;
-        for a in &aux {
-            loss = ops::add(&loss, &ops::mul_scalar(&ops::cross_entropy(a, &y)?, AUX_LOSS_WEIGHT)?)?;
+        world.broadcast_tensors(&buffers)?;
+        // this shard's loss (None for an empty shard), the loss reported, the total loss
+        // and the pictures classified right
+        let mut step = None;
+        let mut sums = [0.0f64; 3];
+        if !y.is_empty() {
+            let (logits, aux) = model.forward_aux(&Var::constant(x), mode)?;
+            let mut loss = ops::cross_entropy(&logits, &y)?;
+            // the main classifier's loss is the one reported
+            let lv = loss.value().item()?;
+            for a in &aux {
+                loss = ops::add(&loss, &ops::mul_scalar(&ops::cross_entropy(a, &y)?, AUX_LOSS_WEIGHT)?)?;
+            }
+            let total = loss.value().item()?;
+            let n = y.len() as f64;
+            sums = [lv as f64 * n, total as f64 * n, count_correct(&logits.value(), &y) as f64];
+            step = Some(loss);
         }
-        let total = loss.value().item()?;
+        world.sum_f64(&mut sums, "the losses' allreduce")?;
+        let total = (sums[1] / global as f64) as f32;
         if !total.is_finite() {
             return Err(non_finite_loss("the loss", total, &format!("batch {b} (of {batch_size} images)"), optimizer));
         }
         optimizer.zero_grad();
-        loss.backward()?;
-        p.correct += count_correct(&logits.value(), &y);
+        gradients.backward(step.as_ref(), y.len() as f32 / global as f32)?;
         optimizer.step()?;
-        p.seen += y.len();
-        p.loss_sum += lv as f64 * y.len() as f64;
+        if check_replicas {
+            world.check_replicas(&state)?;
+        }
+        p.correct += sums[2] as usize;
+        p.seen += global;
+        p.loss_sum += sums[0];
         on_batch(&p);
         Ok(())
     })?;
@@ -420,13 +451,38 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
     evaluate_or(model, data, batch_size, "the weights are not usable")
 }
 
-/// [`evaluate`] of a network just trained: a loss that is not finite means the last
-/// updates diverged (the step before checks only that the weights stay finite).
-pub fn evaluate_trained(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<(Progress, Vec<usize>)> {
-    evaluate_or(model, data, batch_size, "training diverged; lower the learning rate")
+/// [`evaluate`] of a network just trained, without the predictions: a loss that is not
+/// finite means the last updates diverged (the step before checks only that the weights
+/// stay finite). On several processes ([`fovea::dist`]) each rank takes its shard of every
+/// batch and the totals are summed: every rank gets the whole set's.
+pub fn evaluate_trained(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Progress> {
+    let world = fovea::dist::world();
+    let mut sums = [0.0f64; 2];
+    no_grad(|| -> Result<()> {
+        for batch in data.batch_indices(batch_size, None) {
+            let idx = &batch[world.shard(batch.len())];
+            if idx.is_empty() {
+                continue;
+            }
+            let (x, y) = data.batch(idx);
+            let logits = model.forward(&Var::constant(x))?;
+            sums[0] += ops::cross_entropy(&logits, &y)?.value().item()? as f64 * y.len() as f64;
+            sums[1] += count_correct(&logits.value(), &y) as f64;
+        }
+        Ok(())
+    })?;
+    world.sum_f64(&mut sums, "the test totals' allreduce")?;
+    if !sums[0].is_finite() {
+        return Err(Error::Invalid(format!("the evaluation loss is {}: {DIVERGED}", sums[0])));
+    }
+    Ok(Progress { seen: data.len(), loss_sum: sums[0], correct: sums[1] as usize })
 }
 
-fn evaluate_or(
+/// What a loss that is not finite after training means.
+pub(crate) const DIVERGED: &str = "training diverged; lower the learning rate";
+
+/// [`evaluate`], with `non_finite` saying what a loss that is not finite means.
+pub(crate) fn evaluate_or(
     model: &dyn Module,
     data: &Dataset,
     batch_size: usize,

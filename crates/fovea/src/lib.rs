@@ -15,10 +15,12 @@
 //! - [`graph`]: inference graphs built from ONNX models, with constants folded, batch norm
 //!   and activations fused into convolutions, and values dropped after their last use;
 //! - [`io`]: safetensors checkpoints, `.npy` arrays and ONNX files;
+//! - [`dist`]: data-parallel training across processes started by an MPI launcher;
 //! - [`budget`]: the memory budget every size from a user or a file is checked against.
 
 pub mod autograd;
 pub mod budget;
+pub mod dist;
 pub mod error;
 pub mod graph;
 pub mod io;

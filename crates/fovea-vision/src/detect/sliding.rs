@@ -281,7 +281,7 @@ pub fn train_window_classifier(
     for epoch in 1..=epochs {
         let mut rng = Rng::derive(seed, epoch as u64);
         let p = crate::train::train_epoch(&net, &mut optimizer, &train_set, 64, &mut rng, None, &mut |_| {})?;
-        test_accuracy = crate::train::evaluate_trained(&net, &test_set, 500)?.0.accuracy();
+        test_accuracy = crate::train::evaluate_trained(&net, &test_set, 500)?.accuracy();
         let e = WindowEpoch { epoch, train_loss: p.loss(), train_accuracy: p.accuracy(), test_accuracy };
         on_epoch(&e, (train_set.len(), test_set.len()));
     }

@@ -18,7 +18,7 @@ pub use gradcheck::{gradcheck, GradcheckReport};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -164,6 +164,15 @@ impl Var {
     pub fn zero_grad(&self) {
         *lock(&self.0.grad) = None;
     }
+    /// Replaces the gradient (with gradients summed over processes, see [`crate::dist`]).
+    pub fn set_grad(&self, grad: Tensor) {
+        *lock(&self.0.grad) = Some(grad);
+    }
+
+    /// The node's identity while it lives (two handles to one node share it).
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 
     /// Whether two handles refer to the same node.
     pub fn same(&self, other: &Var) -> bool {
@@ -185,6 +194,13 @@ impl Var {
 
     /// Back-propagates a given output gradient, which must have the value's shape.
     pub fn backward_with(&self, grad: Tensor) -> Result<()> {
+        self.backward_notify(grad, &mut |_| {})
+    }
+
+    /// [`Var::backward_with`] that calls `on_ready(leaf)` for each leaf reached, as soon as
+    /// its gradient is complete (every op that uses it has passed it its part): what lets
+    /// gradients be sent to other processes while backward goes on, as PyTorch DDP's hooks.
+    pub fn backward_notify(&self, grad: Tensor, on_ready: &mut dyn FnMut(&Var)) -> Result<()> {
         if grad.shape() != self.shape().as_slice() {
             return Err(Error::shape(
                 "backward",
@@ -201,6 +217,18 @@ impl Var {
             ));
         }
         accumulate(&self.0.grad, grad);
+        // how many ops still owe each leaf a part of its gradient
+        let mut owed: HashMap<*const Node, usize> = HashMap::new();
+        for var in &order {
+            if let Origin::Op { parents, .. } = &*lock(&var.0.origin) {
+                for p in parents.iter().filter(|p| p.requires_grad() && p.is_leaf()) {
+                    *owed.entry(Arc::as_ptr(&p.0)).or_default() += 1;
+                }
+            }
+        }
+        if self.is_leaf() {
+            on_ready(self);
+        }
         // Children first; each handle is dropped once its node is done, so a node's value
         // is freed as soon as nothing else holds it.
         while let Some(var) = order.pop() {
@@ -208,14 +236,20 @@ impl Var {
                 continue;
             };
             // Intermediate gradients are dropped as soon as they are used.
-            let Some(g) = lock(&var.0.grad).take() else {
-                continue;
-            };
             let needs: Vec<bool> = parents.iter().map(|p| p.requires_grad()).collect();
-            let grads = backward(&g, &needs);
-            for ((parent, pg), need) in parents.iter().zip(grads).zip(&needs) {
-                if let (Some(pg), true) = (pg, need) {
-                    accumulate(&parent.0.grad, pg);
+            if let Some(g) = lock(&var.0.grad).take() {
+                let grads = backward(&g, &needs);
+                for ((parent, pg), need) in parents.iter().zip(grads).zip(&needs) {
+                    if let (Some(pg), true) = (pg, need) {
+                        accumulate(&parent.0.grad, pg);
+                    }
+                }
+            }
+            for (parent, _) in parents.iter().zip(&needs).filter(|(p, &need)| need && p.is_leaf()) {
+                let left = owed.get_mut(&Arc::as_ptr(&parent.0)).expect("counted above");
+                *left -= 1;
+                if *left == 0 {
+                    on_ready(parent);
                 }
             }
         }

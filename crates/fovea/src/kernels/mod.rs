@@ -140,7 +140,8 @@ pub fn num_threads() -> usize {
 pub const MAX_THREADS: usize = 1024;
 
 /// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
-/// all cores; a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
+/// all cores, shared among the processes an MPI launcher started on this machine
+/// ([`crate::dist::local_size`]); a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
 /// no effect (rayon's pool is global). The calling thread is one of the pool's threads (a
 /// program that computes on its main thread wastes none); a server, whose main thread
 /// waits on connections, calls [`init_service_threads`] instead.
@@ -176,6 +177,9 @@ fn init_pool(threads: Option<usize>, caller_joins: bool) -> crate::Result<()> {
             });
         }
         builder = builder.num_threads(n);
+    } else if crate::dist::local_size() > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder = builder.num_threads((cores / crate::dist::local_size()).max(1));
     }
     let _ = builder.build_global();
     Ok(())

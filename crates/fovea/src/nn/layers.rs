@@ -445,7 +445,7 @@ impl Module for Dropout {
     fn forward_mode(&self, x: &Var, mode: Mode) -> Result<Var> {
         match mode {
             Mode::Eval => Ok(x.clone()),
-            Mode::Train { seed } => ops::dropout(x, self.p, true, &mut Rng::new(seed)),
+            Mode::Train { seed, first_row } => ops::dropout(x, self.p, seed, first_row),
         }
     }
     fn shapes(&self, name: &str, input: &[usize], hook: &mut ShapeHook<'_>) -> Result<Vec<usize>> {

@@ -39,13 +39,21 @@ pub enum Mode {
     Train {
         /// Seed of this forward pass's dropout masks.
         seed: u64,
+        /// The index of the batch's first picture in the global batch: a process that trains
+        /// on part of it ([`crate::dist`]) draws the dropout masks of its own pictures.
+        first_row: u64,
     },
 }
 
 impl Mode {
     /// Training mode with dropout masks drawn from `seed`.
     pub fn train(seed: u64) -> Mode {
-        Mode::Train { seed }
+        Mode::Train { seed, first_row: 0 }
+    }
+    /// Training mode for the pictures from `first_row` on of a global batch whose dropout
+    /// masks are drawn from `seed`.
+    pub fn train_shard(seed: u64, first_row: u64) -> Mode {
+        Mode::Train { seed, first_row }
     }
     /// Whether this is training mode.
     pub fn is_train(self) -> bool {
@@ -56,7 +64,9 @@ impl Mode {
     pub fn child(self, i: usize) -> Mode {
         match self {
             Mode::Eval => Mode::Eval,
-            Mode::Train { seed } => Mode::Train { seed: crate::Rng::derive(seed, i as u64).next_u64() },
+            Mode::Train { seed, first_row } => {
+                Mode::Train { seed: crate::Rng::derive(seed, i as u64).next_u64(), first_row }
+            }
         }
     }
 }
@@ -170,6 +180,17 @@ pub fn trainable_parameters(m: &dyn Module) -> Vec<(String, Var)> {
 pub fn state_dict(m: &dyn Module) -> Vec<(String, Var)> {
     let mut out = Vec::new();
     m.visit("", &mut |name, v, _| out.push((name.to_string(), v.clone())));
+    out
+}
+
+/// The buffers (batch norm's running statistics), with their names, in `state_dict` order.
+pub fn buffers(m: &dyn Module) -> Vec<(String, Var)> {
+    let mut out = Vec::new();
+    m.visit("", &mut |name, v, kind| {
+        if kind == TensorKind::Buffer {
+            out.push((name.to_string(), v.clone()));
+        }
+    });
     out
 }
 

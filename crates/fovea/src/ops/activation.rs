@@ -116,18 +116,25 @@ pub fn softmax(x: &Var, dim: isize) -> Result<Var> {
     ))
 }
 
-/// Inverted dropout: in training, zeroes each element with probability `p` and scales the
-/// rest by 1/(1-p); otherwise the identity.
-pub fn dropout(x: &Var, p: f32, training: bool, rng: &mut Rng) -> Result<Var> {
+/// Inverted dropout (training): zeroes each element with probability `p` and scales the
+/// rest by 1/(1-p). The mask of row `i` (along the first axis) is drawn from
+/// `Rng::derive(seed, first_row + i)`, so a batch split between processes
+/// ([`crate::dist`]), each passing its shard's first row, draws the masks the whole batch would.
+pub fn dropout(x: &Var, p: f32, seed: u64, first_row: u64) -> Result<Var> {
     if !(0.0..1.0).contains(&p) {
         return Err(Error::Invalid(format!("dropout probability must be in [0, 1), got {p}")));
     }
-    if !training || p == 0.0 {
+    if p == 0.0 {
         return Ok(x.clone());
     }
     let scale = 1.0 / (1.0 - p);
     let tx = x.tensor();
-    let mask: Vec<f32> = (0..tx.numel()).map(|_| if rng.uniform() < p { 0.0 } else { scale }).collect();
+    let row = tx.numel() / tx.shape().first().copied().unwrap_or(1).max(1);
+    let mut mask = Vec::with_capacity(tx.numel());
+    for i in 0..tx.numel().div_ceil(row.max(1)) {
+        let mut rng = Rng::derive(seed, first_row + i as u64);
+        mask.extend((0..row).map(|_| if rng.uniform() < p { 0.0 } else { scale }));
+    }
     let y: Vec<f32> = tx.data().iter().zip(&mask).map(|(a, m)| a * m).collect();
     let shape = tx.shape().to_vec();
     Ok(Var::from_op(
