@@ -58,10 +58,16 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
+    // under an MPI launcher (bench/distributed.py): the ranks share each step's batch
+    let world = fovea::dist::init().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    });
     if let Some(i) = args.iter().position(|a| a == "--train-steps") {
         // Only N training steps of a model on synthetic data, pictures 1x28x28 unless
         // `--size C,H,W`, batch 64 unless `--batch B`: a target for profilers, and the
-        // process's peak memory for docs/benchmarks.md.
+        // process's peak memory for docs/benchmarks.md. On several ranks each takes its
+        // shard of the batch and the gradients are summed as `fovea train` sums them.
         let (name, steps): (&str, usize) = (&args[i + 1], args[i + 2].parse().unwrap());
         let size: Vec<usize> = args
             .iter()
@@ -69,29 +75,57 @@ fn main() {
             .map_or(vec![1, 28, 28], |j| args[j + 1].split(',').map(|v| v.parse().unwrap()).collect());
         let batch: usize = args.iter().position(|a| a == "--batch").map_or(64, |j| args[j + 1].parse().unwrap());
         let model = fovea_vision::models::build(name, 10, &mut Rng::new(0)).unwrap();
+        let params = fovea::nn::trainable_parameters(model.as_ref()).into_iter().map(|(_, v)| v).collect();
+        let gradients = fovea::dist::GradientSync::new(params, fovea::dist::BUCKET_FLOATS);
         let mut opt = train::make_optimizer(model.as_ref(), fovea::optim::OptimizerConfig::adam(1e-3, 0.0)).unwrap();
-        let x = Tensor::rand_uniform(&[batch, size[0], size[1], size[2]], 0.0, 1.0, &mut Rng::new(1));
-        let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
-        let mut started = Instant::now();
+        let shard = world.shard(batch);
+        let x = Tensor::rand_uniform(&[shard.len(), size[0], size[1], size[2]], 0.0, 1.0, &mut Rng::new(1));
+        let labels: Vec<usize> = shard.clone().map(|i| i % 10).collect();
+        let mut times = Vec::new();
         // one step more than timed: the first allocates every buffer
         for step in 0..=steps {
-            if step == 1 {
-                started = Instant::now();
-            }
-            let logits = model.forward_mode(&Var::constant(x.clone()), Mode::train(step as u64)).unwrap();
+            let started = Instant::now();
+            let mode = Mode::train_shard(step as u64, shard.start as u64);
+            let logits = model.forward_mode(&Var::constant(x.clone()), mode).unwrap();
             let loss = ops::cross_entropy(&logits, &labels).unwrap();
             opt.zero_grad();
-            loss.backward().unwrap();
+            gradients.backward(Some(&loss), shard.len() as f32 / batch as f32).unwrap();
             opt.step().unwrap();
+            times.push(started.elapsed().as_secs_f64());
         }
         // the kernel's high-water mark of resident memory (Linux)
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
-        println!(
-            "{:.1} ms per step of {batch} after the first; peak resident memory {}",
-            started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64,
-            peak.trim_start_matches("VmHWM:").trim()
-        );
+        if world.is_root() {
+            println!(
+                "{:.1} ms per step of {batch} after the first (median {:.1} ms) on {} ranks of {} threads; peak \
+                 resident memory {}",
+                times[1..].iter().sum::<f64>() * 1e3 / steps.max(1) as f64,
+                median(times[1..].to_vec()) * 1e3,
+                world.size(),
+                fovea::kernels::num_threads(),
+                peak.trim_start_matches("VmHWM:").trim()
+            );
+        }
+        fovea::dist::finish();
+        return;
+    }
+    if args.iter().any(|a| a == "--allreduce") {
+        // The time of summing N floats over the ranks, as training sums a gradient bucket
+        // (through the MPI thread), for N of 1 (the latency) and from 60 K to 25 M: median of 9
+        // after a warm-up.
+        let mut rows = Vec::new();
+        for n in [1usize, 60_000, 250_000, 1_000_000, 4_000_000, 11_700_000, 25_000_000] {
+            let data = vec![1.0f32; n];
+            let seconds = time(9, || {
+                world.sum_f32(data.clone(), "the benchmark").unwrap();
+            });
+            rows.push(json!({"floats": n, "bytes": 4 * n, "seconds": seconds}));
+        }
+        if world.is_root() {
+            println!("{}", json!({"ranks": world.size(), "allreduce": rows}));
+        }
+        fovea::dist::finish();
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--onnx") {

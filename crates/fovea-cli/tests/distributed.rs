@@ -93,6 +93,39 @@ fn two_ranks_train_as_one_process_step_by_step() {
 }
 
 #[test]
+fn synchronised_batch_norm_and_dropout_train_as_one_process() {
+    if !have_mpirun() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |ranks, out: &str, sync: &[&'static str]| {
+        let out = dir.path().join(out);
+        // cnn-bn: three batch norms and two dropouts, a batch per epoch; SGD, whose steps
+        // keep a gradient's rounding as small as it is (Adam's, of the learning rate for any
+        // gradient, make the rounding of gradients near zero visible: one process on 1 and on
+        // 2 threads ends 1e-4 apart after these three steps)
+        let args = ["train", "--model", "cnn-bn", "--epochs", "3", "--train-size", "64", "--batch-size", "64"];
+        let args = [&args[..], &["--optimizer", "sgd", "--json"]].concat();
+        let lines = ok(ranks, &[&args, sync, &["--out", out.to_str().unwrap()]].concat());
+        (losses(&lines), tensors(&out))
+    };
+    let (one, one_weights) = run(None, "one", &[]);
+    let (two, two_weights) = run(Some(2), "two", &["--sync-bn"]);
+    assert_losses_close(&one, &two);
+    // the running statistics too
+    assert_close(&one_weights, &two_weights, 1e-5);
+    // unsynchronised, each rank normalises its half: another run
+    let (apart, _) = run(Some(2), "apart", &[]);
+    assert!((apart[1].0 - one[1].0).abs() > 1e-4 * one[1].0, "{apart:?} against {one:?}");
+    // a batch without a picture for each rank cannot be synchronised
+    let out = dir.path().join("small");
+    let args = ["train", "--model", "cnn-bn", "--train-size", "65", "--batch-size", "64", "--sync-bn"];
+    let failed = command(Some(2), &[&args[..], &["--out", out.to_str().unwrap()]].concat()).output().unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && err.contains("--sync-bn: needs every batch"), "{err}");
+}
+
+#[test]
 fn uneven_shards_of_uneven_batches_train_as_one_process() {
     if !have_mpirun() {
         return;

@@ -502,6 +502,7 @@ impl Run {
             (Some(f), _) => (f, &self.train_set, &self.test_set),
             _ => (self.model.as_ref(), &self.train_set, &self.test_set),
         };
+        train::check_sync_batch_norm(train_set.len(), self.meta.batch_size)?;
         for epoch in self.meta.epoch + 1..=self.meta.epochs {
             let mut rng = Rng::derive(self.meta.seed, epoch as u64);
             let start = Instant::now();

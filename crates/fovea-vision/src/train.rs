@@ -308,8 +308,9 @@ const AUX_LOSS_WEIGHT: f32 = 0.3;
 /// Run by several processes ([`fovea::dist`]), each takes its shard of every batch of
 /// `batch_size` and the gradients are summed over them while backward runs: the batches,
 /// dropout masks and transforms are those of one process, and so are the updates, up to the
-/// order of the sums (batch norm excepted: each process normalises its shard with the
-/// shard's statistics, and rank 0's running statistics are every rank's). The progress is
+/// order of the sums. Batch norm differs unless synchronised
+/// ([`fovea::dist::World::sync_batch_norm`]): each process normalises its shard with the
+/// shard's statistics, and rank 0's running statistics are every rank's. The progress is
 /// the whole batch's on every rank.
 pub fn train_epoch(
     model: &dyn Module,
@@ -324,6 +325,7 @@ pub fn train_epoch(
     let dropout_seed = rng.next_u64();
     let mut p = Progress::default();
     let batches = data.batch_indices(batch_size, Some(rng));
+    check_sync_batch_norm(data.len(), batch_size)?;
     let shards: Vec<Vec<usize>> = batches.iter().map(|b| b[world.shard(b.len())].to_vec()).collect();
     // each picture's transforms drawn from (this seed, its index): batches do not depend
     // on the loader's timing
@@ -343,7 +345,6 @@ pub fn train_epoch(
         let first_row = world.shard(global).start as u64;
         let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), first_row);
         b += 1;
-        world.broadcast_tensors(&buffers)?;
         // this shard's loss (None for an empty shard), the loss reported, the total loss
         // and the pictures classified right
         let mut step = None;
@@ -369,6 +370,10 @@ pub fn train_epoch(
         optimizer.zero_grad();
         gradients.backward(step.as_ref(), y.len() as f32 / global as f32)?;
         optimizer.step()?;
+        // each rank updated the running statistics from its own shard: all take rank 0's
+        if !world.syncs_batch_norm() {
+            world.broadcast_tensors(&buffers)?;
+        }
         if check_replicas {
             world.check_replicas(&state)?;
         }
@@ -379,6 +384,27 @@ pub fn train_epoch(
         Ok(())
     })?;
     Ok(p)
+}
+
+/// Refuses synchronised batch norm ([`fovea::dist::World::sync_batch_norm`]) on batches that
+/// leave a process without a picture: every rank takes part in each batch norm's sums.
+pub fn check_sync_batch_norm(pictures: usize, batch_size: usize) -> Result<()> {
+    let world = fovea::dist::world();
+    let smallest = match pictures % batch_size.max(1) {
+        0 => batch_size.min(pictures),
+        last => last,
+    };
+    if world.size() > 1 && world.syncs_batch_norm() && smallest < world.size() {
+        return Err(Error::setting(
+            "sync_bn",
+            format!(
+                "needs every batch to hold a picture for each of the {} processes, but one holds {smallest} ({pictures} \
+                 pictures in batches of {batch_size}); choose a batch size or training size that leaves more",
+                world.size()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The error for a training loss that is not finite: before the optimizer's first update

@@ -17,6 +17,20 @@ enum Job {
     Finish(Sender<()>),
 }
 
+impl Job {
+    /// Answers the job with an error instead of running it.
+    fn fail(self, msg: String) {
+        let e = Error::Invalid(msg);
+        // (a caller that stopped waiting needs no answer)
+        let _ = match self {
+            Job::SumF32(_, reply) => reply.send(Err(e)).is_ok(),
+            Job::SumF64(_, reply) => reply.send(Err(e)).is_ok(),
+            Job::Broadcast(_, reply) => reply.send(Err(e)).is_ok(),
+            Job::Finish(reply) => reply.send(()).is_ok(),
+        };
+    }
+}
+
 /// The queue to the MPI thread, and what it said at the start.
 pub(super) struct Comm {
     pub(super) rank: usize,
@@ -98,21 +112,31 @@ fn serve(
     };
     let world = universe.world();
     let _ = told.send(Ok((world.rank() as usize, world.size() as usize)));
-    let stuck = |what: &str| {
-        broken.store(true, Ordering::Release);
-        Error::Invalid(format!(
-            "{what}: no answer from the other ranks in {:.0} s (FOVEA_DIST_TIMEOUT); a rank has died or hangs",
-            timeout.as_secs_f64()
-        ))
-    };
     while let Ok((job, what)) = queue.recv() {
+        // past the timeout: this job and every later one fail, and this thread stays with
+        // the unfinished request for good (MPI still owns its buffers)
+        let give_up = |job: Job| -> ! {
+            broken.store(true, Ordering::Release);
+            job.fail(format!(
+                "{what}: no answer from the other ranks in {:.0} s (FOVEA_DIST_TIMEOUT); a rank has died or hangs",
+                timeout.as_secs_f64()
+            ));
+            for (job, what) in queue.iter() {
+                job.fail(format!("{what}: an earlier collective timed out"));
+            }
+            loop {
+                std::thread::park();
+            }
+        };
         match job {
             Job::SumF32(data, reply) => {
                 let mut sum = vec![0.0f32; data.len()];
                 ::mpi::request::scope(|scope| {
                     let request =
                         world.immediate_all_reduce_into(scope, &data[..], &mut sum[..], SystemOperation::sum());
-                    finish_or_hang(request, timeout, || reply.send(Err(stuck(&what))));
+                    if !finish(request, timeout) {
+                        give_up(Job::SumF32(Vec::new(), reply.clone()));
+                    }
                 });
                 let _ = reply.send(Ok(sum));
             }
@@ -121,7 +145,9 @@ fn serve(
                 ::mpi::request::scope(|scope| {
                     let request =
                         world.immediate_all_reduce_into(scope, &data[..], &mut sum[..], SystemOperation::sum());
-                    finish_or_hang(request, timeout, || reply.send(Err(stuck(&what))));
+                    if !finish(request, timeout) {
+                        give_up(Job::SumF64(Vec::new(), reply.clone()));
+                    }
                 });
                 let _ = reply.send(Ok(sum));
             }
@@ -129,13 +155,15 @@ fn serve(
                 let root = world.process_at_rank(0);
                 let mut len = data.len() as u64;
                 ::mpi::request::scope(|scope| {
-                    let request = root.immediate_broadcast_into(scope, &mut len);
-                    finish_or_hang(request, timeout, || reply.send(Err(stuck(&what))));
+                    if !finish(root.immediate_broadcast_into(scope, &mut len), timeout) {
+                        give_up(Job::Broadcast(Vec::new(), reply.clone()));
+                    }
                 });
                 data.resize(len as usize, 0);
                 ::mpi::request::scope(|scope| {
-                    let request = root.immediate_broadcast_into(scope, &mut data[..]);
-                    finish_or_hang(request, timeout, || reply.send(Err(stuck(&what))));
+                    if !finish(root.immediate_broadcast_into(scope, &mut data[..]), timeout) {
+                        give_up(Job::Broadcast(Vec::new(), reply.clone()));
+                    }
                 });
                 let _ = reply.send(Ok(data));
             }
@@ -148,29 +176,29 @@ fn serve(
     }
 }
 
-/// Waits for `request`, testing it with growing pauses (MPI progresses a non-blocking
-/// collective only inside MPI calls; a thread spinning on it would take a core from the
-/// kernels). Past `timeout` it calls `gave_up` and parks this thread for good, with the
-/// request: MPI still owns its buffers.
-fn finish_or_hang<'a, D: ?Sized, R>(
-    mut request: Request<'a, D, &LocalScope<'a>>,
-    timeout: Duration,
-    gave_up: impl FnOnce() -> R,
-) {
+/// Waits for `request`, testing it in a loop for its first 50 µs (a small sum is done by
+/// then), then with growing pauses (MPI progresses a non-blocking collective only inside
+/// MPI calls; a thread spinning on it for long would take a core from the kernels).
+/// False past `timeout`, with the request left unfinished: the caller must not
+/// return (the request may not be dropped while MPI owns its buffers).
+#[must_use]
+fn finish<'a, D: ?Sized>(mut request: Request<'a, D, &LocalScope<'a>>, timeout: Duration) -> bool {
     let start = Instant::now();
     let mut pause = Duration::from_micros(2);
     loop {
         match request.test() {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(pending) => request = pending,
         }
-        if start.elapsed() > timeout {
-            gave_up();
-            loop {
-                std::thread::park();
-            }
+        let waited = start.elapsed();
+        if waited > timeout {
+            // kept alive by the caller, which never returns
+            std::mem::forget(request);
+            return false;
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_micros(200));
+        if waited > Duration::from_micros(50) {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_micros(200));
+        }
     }
 }

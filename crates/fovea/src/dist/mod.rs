@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use std::time::Duration;
 pub struct World {
     rank: usize,
     size: usize,
+    sync_batch_norm: AtomicBool,
     #[cfg(feature = "mpi")]
     comm: Option<comm::Comm>,
 }
@@ -80,7 +82,8 @@ pub fn init() -> Result<&'static World> {
         #[cfg(feature = "mpi")]
         {
             let comm = comm::Comm::start(timeout())?;
-            World { rank: comm.rank, size: comm.size, comm: Some(comm) }
+            let (rank, size) = (comm.rank, comm.size);
+            World { comm: Some(comm), ..World::with(rank, size) }
         }
         #[cfg(not(feature = "mpi"))]
         return Err(Error::Invalid(format!(
@@ -115,6 +118,7 @@ impl World {
         World {
             rank,
             size,
+            sync_batch_norm: AtomicBool::new(false),
             #[cfg(feature = "mpi")]
             comm: None,
         }
@@ -131,6 +135,19 @@ impl World {
     /// Whether this is rank 0, the one that writes checkpoints, metrics and progress.
     pub fn is_root(&self) -> bool {
         self.rank == 0
+    }
+
+    /// Synchronised batch norm (`--sync-bn`, PyTorch's `SyncBatchNorm`): from now on batch
+    /// norm in training normalises with the statistics of the global batch, summed over the
+    /// ranks in its forward and backward passes (three small allreduces per layer and step),
+    /// so that a network with batch norm trains as on one process. Off by default: each rank
+    /// normalises its own shard, as DDP does.
+    pub fn sync_batch_norm(&self, on: bool) {
+        self.sync_batch_norm.store(on, Ordering::Relaxed);
+    }
+    /// Whether batch norm is synchronised ([`World::sync_batch_norm`]).
+    pub fn syncs_batch_norm(&self) -> bool {
+        self.sync_batch_norm.load(Ordering::Relaxed)
     }
 
     /// This rank's rows of a global batch of `len`: consecutive, in rank order, sizes
@@ -150,6 +167,16 @@ impl World {
         }
         let _ = (values, what);
         Ok(())
+    }
+
+    /// Sums `values` over the ranks (every rank gets the sum).
+    pub fn sum_f32(&self, values: Vec<f32>, what: &str) -> Result<Vec<f32>> {
+        #[cfg(feature = "mpi")]
+        if let Some(comm) = &self.comm {
+            return comm.start_sum_f32(values, what).wait();
+        }
+        let _ = what;
+        Ok(values)
     }
 
     /// Rank 0's `bytes`, on every rank (each rank passes its own; only rank 0's count).
@@ -210,7 +237,8 @@ impl World {
     }
 
     /// Makes `tensors` (a model's buffers: batch norm's running statistics) rank 0's on every
-    /// rank, as DDP does before each forward pass: each rank updates its own from its shard.
+    /// rank, as DDP does (before each forward pass; fovea after each step, so that the ranks
+    /// are equal between steps): each rank updates its own from its shard.
     pub fn broadcast_tensors(&self, tensors: &[(String, Var)]) -> Result<()> {
         if self.size == 1 || tensors.is_empty() {
             return Ok(());
@@ -294,11 +322,11 @@ impl GradientSync {
         let mut owed: Vec<usize> = self.buckets.iter().map(Vec::len).collect();
         let mut sent = Vec::with_capacity(self.buckets.len());
         let send = |b: usize, sent: &mut Vec<_>| {
-            let mut flat = Vec::new();
+            let mut flat = Vec::with_capacity(self.buckets[b].iter().map(|&p| self.params[p].value().numel()).sum());
             for &p in &self.buckets[b] {
                 let param = &self.params[p];
                 match param.grad() {
-                    Some(g) => flat.extend(g.data().iter().map(|x| x * weight)),
+                    Some(g) => flat.extend_from_slice(g.data()),
                     None => flat.resize(flat.len() + param.value().numel(), 0.0),
                 }
             }
@@ -309,7 +337,8 @@ impl GradientSync {
             if !scalar {
                 return Err(Error::shape("backward", format!("needs a scalar loss, got {:?}", loss.shape())));
             }
-            loss.backward_notify(Tensor::ones(&loss.shape()), &mut |leaf| {
+            // the gradients come out weighted: d(weight * loss)
+            loss.backward_notify(Tensor::full(&loss.shape(), weight), &mut |leaf| {
                 let Some(&b) = self.bucket_of.get(&leaf.id()) else { return };
                 owed[b] -= 1;
                 // buckets go in order, each once all of its gradients are done
@@ -344,8 +373,7 @@ mod tests {
     fn shards_cover_the_batch_in_rank_order() {
         for size in 1..6 {
             for len in 0..20 {
-                let ranges: Vec<Range<usize>> =
-                    (0..size).map(|rank| World::with(rank, size).shard(len)).collect();
+                let ranges: Vec<Range<usize>> = (0..size).map(|rank| World::with(rank, size).shard(len)).collect();
                 assert_eq!(ranges[0].start, 0);
                 assert_eq!(ranges[size - 1].end, len);
                 for w in ranges.windows(2) {

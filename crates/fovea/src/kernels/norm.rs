@@ -22,6 +22,24 @@ pub(crate) fn channel_stats(x: &[f32], (n, c, s): (usize, usize, usize)) -> (Vec
         .unzip()
 }
 
+/// Per channel, the sum of the values, or with `mean` the sum of their squared deviations
+/// from it (summed as [`channel_stats`] sums).
+pub(crate) fn channel_sums(x: &[f32], (n, c, s): (usize, usize, usize), mean: Option<&[f32]>) -> Vec<f64> {
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let blocks = (0..n).map(|ni| &x[(ni * c + ci) * s..][..s]);
+            match mean {
+                None => blocks.map(|b| lane_sum(s, |i| b[i]) as f64).sum(),
+                Some(mean) => {
+                    let mu = mean[ci];
+                    blocks.map(|b| lane_sum(s, |i| (b[i] - mu) * (b[i] - mu)) as f64).sum()
+                }
+            }
+        })
+        .collect()
+}
+
 /// A new buffer of `len` values in planes of `s`, `f(p, out)` writing every value of
 /// plane `p` (its channel is `p % C`).
 fn by_plane(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {

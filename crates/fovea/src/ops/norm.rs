@@ -6,7 +6,7 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::kernels::norm::{channel_grad_sums, channel_stats, input_grad, scale_shift, InputGrad};
+use crate::kernels::norm::{channel_grad_sums, channel_stats, channel_sums, input_grad, scale_shift, InputGrad};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// Batch norm of `x` with optional affine `weight`/`bias` `[C]` and running statistics `[C]`.
@@ -43,15 +43,33 @@ pub fn batch_norm(
             }
         }
     }
-    let m = n * s;
+    // synchronised batch norm: the statistics of the global batch, over every rank's shard
+    let world = crate::dist::world();
+    let synced = training && world.size() > 1 && world.syncs_batch_norm();
+    let xd = tx.data();
+    // the values per channel (in the global batch), and their sums
+    let (m, sums) = match synced {
+        true => {
+            let mut sums = channel_sums(xd, (n, c, s), None);
+            sums.push((n * s) as f64);
+            world.sum_f64(&mut sums, "synchronised batch norm")?;
+            (sums.pop().expect("pushed") as usize, sums)
+        }
+        false => (n * s, Vec::new()),
+    };
     if training && m <= 1 {
         return Err(Error::shape(
             "batch_norm",
             format!("training needs more than one value per channel, input is {}", fmt_shape(&shape)),
         ));
     }
-    let xd = tx.data();
-    let (mean, var): (Vec<f32>, Vec<f32>) = if training {
+    let (mean, var): (Vec<f32>, Vec<f32>) = if synced {
+        // two passes, as channel_stats: the mean, then the deviations from it
+        let mean: Vec<f32> = sums.iter().map(|v| (v / m as f64) as f32).collect();
+        let mut squares = channel_sums(xd, (n, c, s), Some(&mean));
+        world.sum_f64(&mut squares, "synchronised batch norm")?;
+        (mean, squares.iter().map(|v| (v / m as f64) as f32).collect())
+    } else if training {
         channel_stats(xd, (n, c, s))
     } else {
         let rm =
@@ -91,11 +109,20 @@ pub fn batch_norm(
             let (gd, xd) = (g.data(), tx.data());
             // per channel: Σ g and Σ g·x̂, with x̂ = (x - μ)/σ recomputed rather than stored
             let (sum_g, sum_gx) = channel_grad_sums(gd, xd, (n, c, s), &mean, &inv_std);
+            // synchronised: the input's gradient takes the global batch's sums (γ's and β's
+            // are this shard's, summed over the ranks with the other gradients)
+            let mut global = [sum_g.clone(), sum_gx.clone()].concat();
+            if synced {
+                // a failed sum leaves the world broken, and the step fails when it waits for
+                // its gradients: what this gradient holds then does not matter
+                let _ = crate::dist::world().sum_f64(&mut global, "synchronised batch norm");
+            }
+            let (global_g, global_gx) = global.split_at(c);
             let gx = needs[0].then(|| {
                 let channels: Vec<InputGrad> = (0..c)
                     .map(|ci| {
                         let (mean_g, mean_gx) = if training {
-                            ((sum_g[ci] / m as f64) as f32, (sum_gx[ci] / m as f64) as f32)
+                            ((global_g[ci] / m as f64) as f32, (global_gx[ci] / m as f64) as f32)
                         } else {
                             (0.0, 0.0)
                         };
