@@ -21,11 +21,6 @@ pub struct TrainArgs {
     /// Write into --out even if it already holds files, replacing them
     #[arg(long, conflicts_with = "resume")]
     force: bool,
-    /// On several processes (`mpirun -np N fovea train ...`): batch norm normalises with the
-    /// statistics of the whole batch, summed over the processes, so that the run equals one
-    /// process's (by default each normalises its own share of the batch)
-    #[arg(long)]
-    sync_bn: bool,
 }
 
 /// Starts the run the options describe, in `--out` or a new timestamped folder.
@@ -43,7 +38,6 @@ fn new_run(a: &TrainArgs) -> Result<Run> {
 
 /// `fovea train`; `matches` tell which options were given (a resumed run keeps the rest).
 pub fn train(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
-    fovea::dist::world().sync_batch_norm(a.sync_bn);
     let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
     let mut run = match &a.resume {
         Some(dir) => {

@@ -36,6 +36,11 @@ struct Cli {
     /// epochs as one object each before it (progress bars are hidden)
     #[arg(long, global = true, display_order = 900)]
     json: bool,
+    /// Training on several processes (`mpirun -np N fovea train ...`): batch norm normalises
+    /// with the statistics of the whole batch, summed over the processes, so that the run
+    /// equals one process's (by default each normalises its own share of the batch)
+    #[arg(long, global = true, display_order = 900)]
+    sync_bn: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -254,6 +259,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let world = fovea::dist::world();
+    world.sync_batch_norm(cli.sync_bn);
     if !world.is_root() {
         // rank 0 alone prints results; the others' errors still reach stderr
         silence_stdout();

@@ -251,3 +251,31 @@ fn a_hung_rank_makes_the_others_stop_with_an_error_after_the_timeout() {
     assert!(err.contains("error (rank 0 of 2)") && err.contains("no answer from the other ranks in 2 s"), "{err}");
     assert_resumable(&out);
 }
+
+#[test]
+fn yolo_and_triplet_training_run_on_two_ranks_as_on_one_process() {
+    if !have_mpirun() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    ok(None, &["data", "shapes", "--out", &path("shapes"), "--count", "80", "--seed", "4", "--json"]);
+    // the first epoch's loss (Adam's later steps make the rounding of gradients near zero
+    // visible, as one process on 1 and on 2 threads shows)
+    let first_loss = |lines: &[Value]| lines.iter().find(|l| l["epoch"] == 1).unwrap()["loss"].as_f64().unwrap();
+    let close = |a: f64, b: f64| assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} against {b}");
+    // YOLO: the detector's batch norms synchronised; validation on every rank
+    let yolo = ["yolo", "train", "--data", &path("shapes"), "--epochs", "1", "--anchors", "3", "--batch-size", "16"];
+    let one = ok(None, &[&yolo[..], &["--json", "--out", &path("y1")]].concat());
+    let two = ok(Some(2), &[&yolo[..], &["--json", "--sync-bn", "--out", &path("y2")]].concat());
+    close(first_loss(&one), first_loss(&two));
+    assert_eq!(one[0]["val_map50"], two[0]["val_map50"]);
+    // triplets mined in the whole batch, from the embeddings gathered from both ranks
+    let faces = ["faces", "train-embedding", "--model", "lenet5", "--mining", "semi-hard", "--epochs", "1"];
+    let small = ["--train-size", "600", "--test-size", "300", "--trials", "2", "--json"];
+    let one = ok(None, &[&faces[..], &small, &["--out", &path("e1")]].concat());
+    let two = ok(Some(2), &[&faces[..], &small, &["--out", &path("e2")]].concat());
+    close(first_loss(&one), first_loss(&two));
+    // rank 0 wrote the run; the verifier trains on it
+    ok(None, &["faces", "train-verifier", "--embedding", &path("e2"), "--pairs", "100", "--json"]);
+}

@@ -336,9 +336,7 @@ pub fn train_epoch(
     };
     let params = trainable_parameters(model).into_iter().map(|(_, v)| v).collect();
     let gradients = fovea::dist::GradientSync::new(params, fovea::dist::BUCKET_FLOATS);
-    let state = fovea::nn::state_dict(model);
-    let buffers = fovea::nn::buffers(model);
-    let check_replicas = std::env::var("FOVEA_CHECK_REPLICAS").is_ok_and(|v| v == "1");
+    let replicas = Replicas::of(model);
     let mut b = 0;
     for_each_batch(&shards, make, |x, y| {
         let global = batches[b].len();
@@ -370,13 +368,7 @@ pub fn train_epoch(
         optimizer.zero_grad();
         gradients.backward(step.as_ref(), y.len() as f32 / global as f32)?;
         optimizer.step()?;
-        // each rank updated the running statistics from its own shard: all take rank 0's
-        if !world.syncs_batch_norm() {
-            world.broadcast_tensors(&buffers)?;
-        }
-        if check_replicas {
-            world.check_replicas(&state)?;
-        }
+        replicas.after_step()?;
         p.correct += sums[2] as usize;
         p.seen += global;
         p.loss_sum += sums[0];
@@ -407,6 +399,37 @@ pub fn check_sync_batch_norm(pictures: usize, batch_size: usize) -> Result<()> {
     Ok(())
 }
 
+/// What keeps the ranks' models equal between training steps ([`fovea::dist`]).
+pub(crate) struct Replicas {
+    state: Vec<(String, Var)>,
+    buffers: Vec<(String, Var)>,
+    /// `FOVEA_CHECK_REPLICAS=1`: compare the ranks' models after every step (the tests do).
+    check: bool,
+}
+
+impl Replicas {
+    pub(crate) fn of(model: &dyn Module) -> Replicas {
+        Replicas {
+            state: fovea::nn::state_dict(model),
+            buffers: fovea::nn::buffers(model),
+            check: std::env::var("FOVEA_CHECK_REPLICAS").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// After an update: unless batch norm is synchronised, each rank updated the running
+    /// statistics from its own shard, and all take rank 0's.
+    pub(crate) fn after_step(&self) -> Result<()> {
+        let world = fovea::dist::world();
+        if !world.syncs_batch_norm() {
+            world.broadcast_tensors(&self.buffers)?;
+        }
+        if self.check {
+            world.check_replicas(&self.state)?;
+        }
+        Ok(())
+    }
+}
+
 /// The error for a training loss that is not finite: before the optimizer's first update
 /// the starting weights (or the data) are the cause, after it the updates diverged.
 pub fn non_finite_loss(what: &str, loss: f32, at: &str, optimizer: &Optimizer) -> Error {
@@ -421,9 +444,13 @@ pub fn non_finite_loss(what: &str, loss: f32, at: &str, optimizer: &Optimizer) -
 }
 
 /// One epoch of `net` in training mode on inputs `x` and targets `y` (first dimensions
-/// equal) under `loss`, in batches in an order drawn from `rng`; returns the mean loss. For the networks whose
-/// targets are not class labels (detectors, regressors). Stops with an error if the loss
-/// is not finite.
+/// equal) under `loss`, in batches in an order drawn from `rng`; returns the mean loss. For
+/// the networks whose targets are not class labels (detectors, regressors). Stops with an
+/// error if the loss is not finite.
+///
+/// On several processes ([`fovea::dist`]) each takes its shard of every batch, as
+/// [`train_epoch`] does; the updates are one process's when `loss` is a mean over the
+/// batch's rows (as the YOLO and localisation losses are).
 pub fn fit_epoch(
     net: &dyn Module,
     optimizer: &mut Optimizer,
@@ -433,23 +460,39 @@ pub fn fit_epoch(
     loss: &dyn Fn(&Var, &Tensor) -> Result<Var>,
     on_batch: &mut dyn FnMut(usize, f32),
 ) -> Result<f32> {
+    let world = fovea::dist::world();
     let dropout_seed = rng.next_u64();
     let n = x.shape()[0];
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
+    check_sync_batch_norm(n, batch_size)?;
+    let params = trainable_parameters(net).into_iter().map(|(_, v)| v).collect();
+    let gradients = fovea::dist::GradientSync::new(params, fovea::dist::BUCKET_FLOATS);
+    let replicas = Replicas::of(net);
     let (mut sum, mut seen) = (0.0f64, 0usize);
-    for (b, idx) in order.chunks(batch_size.max(1)).enumerate() {
-        let mode = Mode::train(Rng::derive(dropout_seed, b as u64).next_u64());
-        let l = loss(&net.forward_mode(&Var::constant(x.index_select(0, idx)?), mode)?, &y.index_select(0, idx)?)?;
-        let lv = l.value().item()?;
+    for (b, batch) in order.chunks(batch_size.max(1)).enumerate() {
+        let shard = world.shard(batch.len());
+        let idx = &batch[shard.clone()];
+        let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), shard.start as u64);
+        // this shard's loss, and its sum over the shard's rows
+        let mut step = None;
+        let mut sums = [0.0f64];
+        if !idx.is_empty() {
+            let l = loss(&net.forward_mode(&Var::constant(x.index_select(0, idx)?), mode)?, &y.index_select(0, idx)?)?;
+            sums[0] = l.value().item()? as f64 * idx.len() as f64;
+            step = Some(l);
+        }
+        world.sum_f64(&mut sums, "the losses' allreduce")?;
+        let lv = (sums[0] / batch.len() as f64) as f32;
         if !lv.is_finite() {
             return Err(non_finite_loss("the loss", lv, &format!("batch {}", b + 1), optimizer));
         }
         optimizer.zero_grad();
-        l.backward()?;
+        gradients.backward(step.as_ref(), idx.len() as f32 / batch.len() as f32)?;
         optimizer.step()?;
-        seen += idx.len();
-        sum += lv as f64 * idx.len() as f64;
+        replicas.after_step()?;
+        seen += batch.len();
+        sum += sums[0];
         on_batch(seen, (sum / seen as f64) as f32);
     }
     Ok((sum / n.max(1) as f64) as f32)

@@ -245,13 +245,21 @@ fn load_data(config: &YoloConfig) -> Result<(Pictures, Pictures, Vec<String>, us
 
 /// Trains a detector into `out` (refused if it holds files, unless `force`) and returns
 /// the run with its history. A failed epoch leaves the last saved one in place.
+///
+/// On several processes ([`fovea::dist`]) each trains on its shard of every batch
+/// ([`crate::train::fit_epoch`]) and validates on the whole set; rank 0 alone writes and
+/// tells `observer`.
 pub fn train_yolo(
     config: &YoloConfig,
     out: &Path,
     force: bool,
     observer: &mut dyn YoloObserver,
 ) -> Result<DetectorRun> {
-    crate::train::check_new_folder(out, force)?;
+    let world = fovea::dist::world();
+    let checked = if world.is_root() { crate::train::check_new_folder(out, force) } else { Ok(()) };
+    world.agree(checked, "starting the run")?;
+    let mut quiet = ();
+    let observer: &mut dyn YoloObserver = if world.is_root() { observer } else { &mut quiet };
     let start = Instant::now();
     let ((mut train_x, train_o), (val_x, val_o), classes, input) = load_data(config)?;
     let shapes: Vec<(f32, f32)> = train_o.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
@@ -328,8 +336,12 @@ pub fn train_yolo(
         let report = detector::evaluate(&net, &grid, &val_x, &val_o)?;
         let e = DetectorEpoch { epoch, loss, val_map50: report.map, seconds: t0.elapsed().as_secs_f32() };
         run.history.push(e.clone());
-        detector::save_detector(out, &net, &run)?;
-        write_history(out, &run.history)?;
+        world.check_replicas(&fovea::nn::state_dict(&net))?;
+        let saved = match world.is_root() {
+            true => detector::save_detector(out, &net, &run).and_then(|_| write_history(out, &run.history)),
+            false => Ok(()),
+        };
+        world.agree(saved, "saving the detector")?;
         observer.epoch(&e);
     }
     Ok(run)

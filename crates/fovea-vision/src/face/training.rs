@@ -210,7 +210,12 @@ pub fn train_embedding(
     if train_set.is_empty() {
         return Err(Error::setting("train_size", format!("no training pictures of the identities {trained:?}")));
     }
-    train::check_new_folder(out, force)?;
+    // on several processes ([`fovea::dist`]), rank 0 alone writes the run and tells `observer`
+    let world = fovea::dist::world();
+    let checked = if world.is_root() { train::check_new_folder(out, force) } else { Ok(()) };
+    world.agree(checked, "starting the run")?;
+    let mut quiet = ();
+    let observer: &mut dyn EmbeddingObserver = if world.is_root() { observer } else { &mut quiet };
     let mut optimizer = train::make_optimizer(net.as_ref(), OptimizerConfig::adam(config.lr, 0.0))?;
     // the same enrolment draws at every measurement, so that epochs compare
     let one_shot = |set: &Dataset, vectors: &Tensor| {
@@ -270,7 +275,9 @@ pub fn train_embedding(
             seconds: start.elapsed().as_secs_f32(),
         };
         run.history.push(e.clone());
-        triplet::save_embedding_run(out, net.as_ref(), &run)?;
+        world.check_replicas(&fovea::nn::state_dict(net.as_ref()))?;
+        let saved = if world.is_root() { triplet::save_embedding_run(out, net.as_ref(), &run) } else { Ok(()) };
+        world.agree(saved, "saving the run")?;
         observer.epoch(&e);
     }
     Ok((setup, run))

@@ -240,6 +240,11 @@ pub struct TripletConfig {
 
 /// One epoch of triplet training on `data` (labels are identities), in training mode, with
 /// batches and dropout masks drawn from `rng`.
+///
+/// On several processes ([`fovea::dist`]) each embeds its shard of every batch and the
+/// embeddings are gathered, so that every rank mines the triplets of the whole batch and
+/// computes its loss; each back-propagates through its own pictures, and the gradients
+/// summed over the ranks are one process's.
 pub fn train_embedding_epoch(
     net: &dyn Module,
     optimizer: &mut Optimizer,
@@ -248,13 +253,27 @@ pub fn train_embedding_epoch(
     rng: &mut Rng,
     on_batch: &mut dyn FnMut(&EmbeddingProgress),
 ) -> Result<EmbeddingProgress> {
+    let world = fovea::dist::world();
     let dropout_seed = rng.next_u64();
     let mut p = EmbeddingProgress::default();
     let batches = identity_batches(&data.labels, config.identities_per_batch, config.per_identity, rng);
+    let params = fovea::nn::trainable_parameters(net).into_iter().map(|(_, v)| v).collect();
+    let gradients = fovea::dist::GradientSync::new(params, fovea::dist::BUCKET_FLOATS);
+    let replicas = crate::train::Replicas::of(net);
     for (b, idx) in batches.into_iter().enumerate() {
-        let (x, labels) = data.batch(&idx);
-        let mode = Mode::train(Rng::derive(dropout_seed, b as u64).next_u64());
-        let e = embed(net, &Var::constant(x), mode)?;
+        let labels: Vec<usize> = idx.iter().map(|&i| data.labels[i]).collect();
+        let shard = world.shard(idx.len());
+        if shard.is_empty() {
+            return Err(Error::Invalid(format!(
+                "a batch of {} pictures leaves one of the {} processes none; give more identities or pictures per \
+                 batch",
+                idx.len(),
+                world.size()
+            )));
+        }
+        let (x, _) = data.batch(&idx[shard.clone()]);
+        let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), shard.start as u64);
+        let e = world.all_gather_rows(&embed(net, &Var::constant(x), mode)?, idx.len())?;
         let Some((loss, triplets, active)) = batch_triplet_loss(&e, &labels, config.mining, config.margin)? else {
             continue;
         };
@@ -270,8 +289,10 @@ pub fn train_embedding_epoch(
         p.triplets += triplets;
         p.active += active;
         optimizer.zero_grad();
-        loss.backward()?;
+        // every rank has the whole batch's loss: its gradients, of its own pictures, add up
+        gradients.backward(Some(&loss), 1.0)?;
         optimizer.step()?;
+        replicas.after_step()?;
         p.batches += 1;
         p.images += labels.len();
         p.loss_sum += lv as f64;

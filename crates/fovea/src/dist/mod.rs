@@ -211,6 +211,37 @@ impl World {
         }
     }
 
+    /// The rows of every rank's `local` (`[rows, ...]`, this rank's shard of a global batch
+    /// of `total` rows, as [`World::shard`] splits it), in rank order: `[total, ...]` on every
+    /// rank. Its backward hands `local` the gradient of its own rows: what a loss that couples
+    /// the whole batch (triplets mined in it), computed alike on every rank, needs.
+    pub fn all_gather_rows(&self, local: &Var, total: usize) -> Result<Var> {
+        if self.size == 1 {
+            return Ok(local.clone());
+        }
+        let shape = local.shape();
+        let shard = self.shard(total);
+        if shape.first() != Some(&shard.len()) {
+            return Err(Error::shape(
+                "all_gather_rows",
+                format!("this rank's shard of {total} rows has {} rows, not {shape:?}", shard.len()),
+            ));
+        }
+        let row: usize = shape[1..].iter().product();
+        // each rank's rows in place in a zero matrix, summed
+        let mut all = vec![0.0; total * row];
+        all[shard.start * row..shard.end * row].copy_from_slice(local.value().data());
+        let all = self.sum_f32(all, "the rows' gather")?;
+        let mut whole = shape.clone();
+        whole[0] = total;
+        let own = shard.start * row..shard.end * row;
+        Ok(Var::from_op(
+            Tensor::new(&whole, all)?,
+            &[local],
+            Box::new(move |g, _| vec![Some(Tensor::new(&shape, g.data()[own.clone()].to_vec()).expect("shape"))]),
+        ))
+    }
+
     /// Refuses replicas that differ: the model's tensors must be bit for bit rank 0's on
     /// every rank (checked by a hash of their bits). What data-parallel training keeps true
     /// at every step; checked at every checkpoint, and after every step with
