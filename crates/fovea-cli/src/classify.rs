@@ -43,8 +43,12 @@ pub fn train(a: TrainArgs, matches: &clap::ArgMatches) -> Result<()> {
         Some(dir) => {
             let c = &a.config;
             let changes = ResumeChanges { lr: c.lr, epochs: given("epochs").then_some(c.epochs), data: c.data.clone() };
-            let mut checkpoint = train::load_checkpoint(dir)?;
-            fovea_vision::run::check_resume(&mut checkpoint, c, &given)?;
+            let checkpoint = train::load_checkpoint(dir).and_then(|mut checkpoint| {
+                fovea_vision::run::check_resume(&mut checkpoint, c, &given)?;
+                Ok(checkpoint)
+            });
+            // on several processes, every rank reads the checkpoint: all go on or none
+            let checkpoint = fovea::dist::world().agree(checkpoint, "reading the checkpoint")?;
             Run::resume(dir, checkpoint, &changes)?
         }
         None => new_run(&a)?,

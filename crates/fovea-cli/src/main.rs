@@ -260,6 +260,18 @@ fn main() -> ExitCode {
     }
     let world = fovea::dist::world();
     world.sync_batch_norm(cli.sync_bn);
+    // the commands that train data-parallel; the others would each run whole, N times over
+    let path: Vec<&str> =
+        std::iter::successors(matches.subcommand(), |(_, m)| m.subcommand()).map(|(name, _)| name).collect();
+    if world.size() > 1 && !matches!(path[..], ["train"] | ["yolo", "train"] | ["faces", "train-embedding"]) {
+        eprintln!(
+            "error: fovea {} runs on one process; on several (under an MPI launcher) fovea runs `train`, `yolo train` \
+             and `faces train-embedding`",
+            path.join(" ")
+        );
+        fovea::dist::finish();
+        return ExitCode::FAILURE;
+    }
     if !world.is_root() {
         // rank 0 alone prints results; the others' errors still reach stderr
         silence_stdout();

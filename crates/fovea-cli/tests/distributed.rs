@@ -276,6 +276,10 @@ fn yolo_and_triplet_training_run_on_two_ranks_as_on_one_process() {
     let one = ok(None, &[&faces[..], &small, &["--out", &path("e1")]].concat());
     let two = ok(Some(2), &[&faces[..], &small, &["--out", &path("e2")]].concat());
     close(first_loss(&one), first_loss(&two));
+    // commands that do not train data-parallel refuse to run N times over
+    let out = command(Some(2), &["summary", "lenet5"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("fovea summary runs on one process"), "{err}");
     // rank 0 wrote the run; the verifier trains on it
     ok(None, &["faces", "train-verifier", "--embedding", &path("e2"), "--pairs", "100", "--json"]);
 }

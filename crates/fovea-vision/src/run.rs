@@ -378,11 +378,13 @@ impl Run {
                     Error::Format { .. } | Error::Io { .. } => Error::setting("init", e.to_string()),
                     e => Error::setting("init", format!("the pretrained weights {}: {e}", init.display())),
                 })?;
-            observer.note(&format!(
-                "{copied} tensors from {}; a new head {head} for {} classes",
-                init.display(),
-                meta.classes
-            ));
+            if fovea::dist::world().is_root() {
+                observer.note(&format!(
+                    "{copied} tensors from {}; a new head {head} for {} classes",
+                    init.display(),
+                    meta.classes
+                ));
+            }
         }
         if let Some(layer) = &meta.freeze {
             Frozen::new(model.as_ref(), layer)?;
@@ -585,31 +587,39 @@ fn cached_features(
         test_set.len(),
         sum(test_set.images.data())
     );
-    if let Ok((mut t, meta)) = fovea::io::read_safetensors(&path) {
-        if let (Some(tr), Some(te), Some(true)) =
-            (t.remove("train"), t.remove("test"), meta.get("made_from").map(|m| *m == fingerprint))
-        {
-            return Ok((tr, te));
-        }
+    let read = fovea::io::read_safetensors(&path).ok().and_then(|(mut t, meta)| {
+        let made_from = meta.get("made_from").is_some_and(|m| *m == fingerprint);
+        Some((t.remove("train")?, t.remove("test")?)).filter(|_| made_from)
+    });
+    // on several processes the cache is used where every rank found it, else made again
+    let world = fovea::dist::world();
+    let mut found = [if read.is_some() { 1.0 } else { 0.0 }];
+    world.sum_f64(&mut found, "the features cache")?;
+    if let Some(features) = read.filter(|_| found[0] as usize == world.size()) {
+        return Ok(features);
     }
     let start = Instant::now();
     let train_features = frozen.features_all(&train_set.images, 500)?;
     let test_features = frozen.features_all(&test_set.images, 500)?;
-    // on several processes, rank 0 writes the cache
-    if !fovea::dist::world().is_root() {
-        return Ok((train_features, test_features));
+    // rank 0 writes the cache
+    let written = match world.is_root() {
+        true => std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e)).and_then(|_| {
+            fovea::io::write_safetensors(
+                &path,
+                &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
+                [("made_from".to_string(), fingerprint)].into(),
+            )
+        }),
+        false => Ok(()),
+    };
+    world.agree(written, "writing the features cache")?;
+    if world.is_root() {
+        observer.note(&format!(
+            "frozen layers' outputs computed once in {:.1} s, cached in {}",
+            start.elapsed().as_secs_f32(),
+            path.display()
+        ));
     }
-    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
-    fovea::io::write_safetensors(
-        &path,
-        &[("train".into(), train_features.clone()), ("test".into(), test_features.clone())],
-        [("made_from".to_string(), fingerprint)].into(),
-    )?;
-    observer.note(&format!(
-        "frozen layers' outputs computed once in {:.1} s, cached in {}",
-        start.elapsed().as_secs_f32(),
-        path.display()
-    ));
     Ok((train_features, test_features))
 }
 

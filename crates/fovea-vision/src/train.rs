@@ -343,11 +343,12 @@ pub fn train_epoch(
         let first_row = world.shard(global).start as u64;
         let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), first_row);
         b += 1;
-        // this shard's loss (None for an empty shard), the loss reported, the total loss
-        // and the pictures classified right
-        let mut step = None;
-        let mut sums = [0.0f64; 3];
-        if !y.is_empty() {
+        // this shard's loss (None for an empty shard); the loss reported, the total loss and
+        // the pictures classified right, summed over the ranks
+        let shard_step = || -> Result<(Option<Var>, [f64; 3])> {
+            if y.is_empty() {
+                return Ok((None, [0.0; 3]));
+            }
             let (logits, aux) = model.forward_aux(&Var::constant(x), mode)?;
             let mut loss = ops::cross_entropy(&logits, &y)?;
             // the main classifier's loss is the one reported
@@ -357,10 +358,12 @@ pub fn train_epoch(
             }
             let total = loss.value().item()?;
             let n = y.len() as f64;
-            sums = [lv as f64 * n, total as f64 * n, count_correct(&logits.value(), &y) as f64];
-            step = Some(loss);
-        }
-        world.sum_f64(&mut sums, "the losses' allreduce")?;
+            let correct = count_correct(&logits.value(), &y) as f64;
+            Ok((Some(loss), [lv as f64 * n, total as f64 * n, correct]))
+        };
+        let step = shard_step();
+        let mut sums = step.as_ref().map_or([0.0; 3], |(_, sums)| *sums);
+        let step = world.sum_agreed(step.map(|(loss, _)| loss), &mut sums, "the losses' allreduce")?;
         let total = (sums[1] / global as f64) as f32;
         if !total.is_finite() {
             return Err(non_finite_loss("the loss", total, &format!("batch {b} (of {batch_size} images)"), optimizer));
@@ -474,15 +477,18 @@ pub fn fit_epoch(
         let shard = world.shard(batch.len());
         let idx = &batch[shard.clone()];
         let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), shard.start as u64);
-        // this shard's loss, and its sum over the shard's rows
-        let mut step = None;
-        let mut sums = [0.0f64];
-        if !idx.is_empty() {
+        // this shard's loss, and its sum over the shard's rows summed over the ranks
+        let shard_step = || -> Result<(Option<Var>, [f64; 1])> {
+            if idx.is_empty() {
+                return Ok((None, [0.0]));
+            }
             let l = loss(&net.forward_mode(&Var::constant(x.index_select(0, idx)?), mode)?, &y.index_select(0, idx)?)?;
-            sums[0] = l.value().item()? as f64 * idx.len() as f64;
-            step = Some(l);
-        }
-        world.sum_f64(&mut sums, "the losses' allreduce")?;
+            let sum = l.value().item()? as f64 * idx.len() as f64;
+            Ok((Some(l), [sum]))
+        };
+        let step = shard_step();
+        let mut sums = step.as_ref().map_or([0.0], |(_, sums)| *sums);
+        let step = world.sum_agreed(step.map(|(loss, _)| loss), &mut sums, "the losses' allreduce")?;
         let lv = (sums[0] / batch.len() as f64) as f32;
         if !lv.is_finite() {
             return Err(non_finite_loss("the loss", lv, &format!("batch {}", b + 1), optimizer));

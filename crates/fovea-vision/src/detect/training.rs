@@ -261,7 +261,8 @@ pub fn train_yolo(
     let mut quiet = ();
     let observer: &mut dyn YoloObserver = if world.is_root() { observer } else { &mut quiet };
     let start = Instant::now();
-    let ((mut train_x, train_o), (val_x, val_o), classes, input) = load_data(config)?;
+    let ((mut train_x, train_o), (val_x, val_o), classes, input) =
+        world.agree(load_data(config), "loading the data")?;
     let shapes: Vec<(f32, f32)> = train_o.iter().flatten().map(|o| (o.bbox.w, o.bbox.h)).collect();
     let anchors = match config.anchors {
         AnchorCount::Fixed(k) => kmeans_anchors(&shapes, k, config.seed)?,

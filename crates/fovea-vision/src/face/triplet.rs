@@ -262,8 +262,8 @@ pub fn train_embedding_epoch(
     let replicas = crate::train::Replicas::of(net);
     for (b, idx) in batches.into_iter().enumerate() {
         let labels: Vec<usize> = idx.iter().map(|&i| data.labels[i]).collect();
-        let shard = world.shard(idx.len());
-        if shard.is_empty() {
+        // (decided alike on every rank: no rank may stop alone)
+        if idx.len() < world.size() {
             return Err(Error::Invalid(format!(
                 "a batch of {} pictures leaves one of the {} processes none; give more identities or pictures per \
                  batch",
@@ -271,6 +271,7 @@ pub fn train_embedding_epoch(
                 world.size()
             )));
         }
+        let shard = world.shard(idx.len());
         let (x, _) = data.batch(&idx[shard.clone()]);
         let mode = Mode::train_shard(Rng::derive(dropout_seed, b as u64).next_u64(), shard.start as u64);
         let e = world.all_gather_rows(&embed(net, &Var::constant(x), mode)?, idx.len())?;

@@ -72,10 +72,15 @@ pub fn timeout() -> Duration {
 /// Joins the processes the MPI launcher started, once per process (later calls return the
 /// same world). Without a launcher the world is this process alone.
 pub fn init() -> Result<&'static World> {
+    let size = launched_size();
     if let Some(world) = WORLD.get() {
+        if world.size != size {
+            return Err(Error::Invalid(format!(
+                "dist::init came after dist::world: this process runs alone, but the launcher started {size}"
+            )));
+        }
         return Ok(world);
     }
-    let size = launched_size();
     let world = if size <= 1 {
         World::single()
     } else {
@@ -201,11 +206,13 @@ impl World {
         // per rank, 1 where it failed: the lowest failed rank is named
         let mut failed = vec![0.0; self.size];
         failed[self.rank] = if local.is_err() { 1.0 } else { 0.0 };
-        self.sum_f64(&mut failed, what)?;
-        match (local, failed.iter().position(|&f| f > 0.0)) {
-            (Err(e), _) => Err(e),
-            (Ok(v), None) => Ok(v),
-            (Ok(_), Some(rank)) => Err(Error::Invalid(format!(
+        // this rank's own error first, if the sum fails too
+        let summed = self.sum_f64(&mut failed, what);
+        let local = local?;
+        summed?;
+        match failed.iter().position(|&f| f > 0.0) {
+            None => Ok(local),
+            Some(rank) => Err(Error::Invalid(format!(
                 "{what}: rank {rank} stopped with an error (see its output); so did this one"
             ))),
         }
@@ -240,6 +247,24 @@ impl World {
             &[local],
             Box::new(move |g, _| vec![Some(Tensor::new(&shape, g.data()[own.clone()].to_vec()).expect("shape"))]),
         ))
+    }
+
+    /// [`World::agree`] on `local` and [`World::sum_f64`] of `values` in one collective: a
+    /// training step's figures, summed only where every rank's forward pass succeeded.
+    pub fn sum_agreed<T>(&self, local: Result<T>, values: &mut [f64], what: &str) -> Result<T> {
+        if self.size == 1 {
+            return local;
+        }
+        let mut all = values.to_vec();
+        all.push(if local.is_err() { 1.0 } else { 0.0 });
+        let summed = self.sum_f64(&mut all, what);
+        let local = local?;
+        summed?;
+        if all[values.len()] > 0.0 {
+            return Err(Error::Invalid(format!("{what}: another rank stopped with an error (see its output)")));
+        }
+        values.copy_from_slice(&all[..values.len()]);
+        Ok(local)
     }
 
     /// Refuses replicas that differ: the model's tensors must be bit for bit rank 0's on
@@ -331,7 +356,8 @@ impl GradientSync {
     /// Back-propagates this rank's `loss` (`None` for an empty shard), whose gradients count
     /// with `weight` (the shard's share of the global batch), and leaves in every parameter
     /// the weighted sum over the ranks: the global batch's gradient. A parameter no rank
-    /// reached gets a zero gradient. On one process this is `loss.backward()`.
+    /// reached keeps none (the optimizer leaves it alone). On one process this is
+    /// `loss.backward()`.
     pub fn backward(&self, loss: Option<&Var>, weight: f32) -> Result<()> {
         let world = world();
         if world.size == 1 {
@@ -352,15 +378,22 @@ impl GradientSync {
     fn backward_over(&self, comm: &comm::Comm, loss: Option<&Var>, weight: f32) -> Result<()> {
         let mut owed: Vec<usize> = self.buckets.iter().map(Vec::len).collect();
         let mut sent = Vec::with_capacity(self.buckets.len());
+        // a bucket: its gradients, then per parameter 1 where this rank reached it
         let send = |b: usize, sent: &mut Vec<_>| {
-            let mut flat = Vec::with_capacity(self.buckets[b].iter().map(|&p| self.params[p].value().numel()).sum());
-            for &p in &self.buckets[b] {
+            let params = &self.buckets[b];
+            let len: usize = params.iter().map(|&p| self.params[p].value().numel()).sum();
+            let mut flat = Vec::with_capacity(len + params.len());
+            let mut reached = Vec::with_capacity(params.len());
+            for &p in params {
                 let param = &self.params[p];
-                match param.grad() {
+                let grad = param.grad();
+                match &grad {
                     Some(g) => flat.extend_from_slice(g.data()),
                     None => flat.resize(flat.len() + param.value().numel(), 0.0),
                 }
+                reached.push(if grad.is_some() { 1.0 } else { 0.0 });
             }
+            flat.extend(reached);
             sent.push(comm.start_sum_f32(flat, "the gradients' allreduce"));
         };
         if let Some(loss) = loss {
@@ -383,12 +416,17 @@ impl GradientSync {
         }
         for (b, pending) in sent.into_iter().enumerate() {
             let sum = pending.wait()?;
+            let params = &self.buckets[b];
+            let reached = &sum[sum.len() - params.len()..];
             let mut at = 0;
-            for &p in &self.buckets[b] {
+            for (&p, &reached) in params.iter().zip(reached) {
                 let param = &self.params[p];
                 let shape = param.shape();
                 let n: usize = shape.iter().product();
-                param.set_grad(Tensor::new(&shape, sum[at..at + n].to_vec())?);
+                // a parameter no rank reached keeps no gradient, as on one process
+                if reached > 0.0 {
+                    param.set_grad(Tensor::new(&shape, sum[at..at + n].to_vec())?);
+                }
                 at += n;
             }
         }

@@ -140,8 +140,8 @@ pub fn num_threads() -> usize {
 pub const MAX_THREADS: usize = 1024;
 
 /// Sets the kernel thread count once per process: `threads`, else `FOVEA_THREADS`, else
-/// all cores, shared among the processes an MPI launcher started on this machine
-/// ([`crate::dist::local_size`]); a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
+/// all cores (under an MPI launcher, the cores it bound the process to, or the machine's
+/// shared among the processes it started here: [`crate::dist::local_size`]); a count that is not from 1 to [`MAX_THREADS`] is refused. Later calls have
 /// no effect (rayon's pool is global). The calling thread is one of the pool's threads (a
 /// program that computes on its main thread wastes none); a server, whose main thread
 /// waits on connections, calls [`init_service_threads`] instead.
@@ -178,8 +178,16 @@ fn init_pool(threads: Option<usize>, caller_joins: bool) -> crate::Result<()> {
         }
         builder = builder.num_threads(n);
     } else if crate::dist::local_size() > 1 {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        builder = builder.num_threads((cores / crate::dist::local_size()).max(1));
+        // the cores this process may run on: those the launcher bound it to, if it did
+        // (then they are its own), else the machine's, shared with the other ranks
+        let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
+        #[cfg(unix)]
+        // SAFETY: sysconf reads a value
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+        #[cfg(not(unix))]
+        let online = usable;
+        let share = if usable < online { usable } else { usable / crate::dist::local_size() };
+        builder = builder.num_threads(share.max(1));
     }
     let _ = builder.build_global();
     Ok(())
