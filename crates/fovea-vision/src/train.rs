@@ -532,8 +532,9 @@ pub fn evaluate(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result
 /// batch and the totals are summed: every rank gets the whole set's.
 pub fn evaluate_trained(model: &dyn Module, data: &Dataset, batch_size: usize) -> Result<Progress> {
     let world = fovea::dist::world();
-    let mut sums = [0.0f64; 2];
-    no_grad(|| -> Result<()> {
+    // this rank's loss and right answers, summed
+    let local = no_grad(|| -> Result<[f64; 2]> {
+        let mut sums = [0.0f64; 2];
         for batch in data.batch_indices(batch_size, None) {
             let idx = &batch[world.shard(batch.len())];
             if idx.is_empty() {
@@ -544,9 +545,10 @@ pub fn evaluate_trained(model: &dyn Module, data: &Dataset, batch_size: usize) -
             sums[0] += ops::cross_entropy(&logits, &y)?.value().item()? as f64 * y.len() as f64;
             sums[1] += count_correct(&logits.value(), &y) as f64;
         }
-        Ok(())
-    })?;
-    world.sum_f64(&mut sums, "the test totals' allreduce")?;
+        Ok(sums)
+    });
+    let mut sums = local.as_ref().map_or([0.0; 2], |sums| *sums);
+    world.sum_agreed(local, &mut sums, "the test totals' allreduce")?;
     if !sums[0].is_finite() {
         return Err(Error::Invalid(format!("the evaluation loss is {}: {DIVERGED}", sums[0])));
     }

@@ -118,7 +118,7 @@ impl World {
         World::with(0, 1)
     }
 
-    /// Rank `rank` of `size`, with no one to talk to (for tests of the arithmetic).
+    /// Rank `rank` of `size`, not connected to the others (yet).
     fn with(rank: usize, size: usize) -> World {
         World {
             rank,
@@ -347,9 +347,10 @@ impl GradientSync {
             buckets.last_mut().expect("made above").push(i);
             filled += n;
         }
-        let bucket_of =
-            buckets.iter().enumerate().flat_map(|(b, ps)| ps.iter().map(move |&p| (p, b))).collect::<Vec<_>>();
-        let bucket_of = bucket_of.into_iter().map(|(p, b)| (params[p].id(), b)).collect();
+        let mut bucket_of = HashMap::new();
+        for (b, members) in buckets.iter().enumerate() {
+            bucket_of.extend(members.iter().map(|&p| (params[p].id(), b)));
+        }
         GradientSync { params, buckets, bucket_of }
     }
 
@@ -359,19 +360,15 @@ impl GradientSync {
     /// reached keeps none (the optimizer leaves it alone). On one process this is
     /// `loss.backward()`.
     pub fn backward(&self, loss: Option<&Var>, weight: f32) -> Result<()> {
-        let world = world();
-        if world.size == 1 {
-            return match loss {
-                Some(loss) => loss.backward(),
-                None => Ok(()),
-            };
+        if let Some(loss) = loss.filter(|l| l.value().numel() != 1) {
+            return Err(Error::shape("backward", format!("needs a scalar loss, got {:?}", loss.shape())));
         }
         #[cfg(feature = "mpi")]
-        if let Some(comm) = &world.comm {
+        if let Some(comm) = &world().comm {
             return self.backward_over(comm, loss, weight);
         }
-        let _ = weight;
-        unreachable!("a world of several ranks has a communicator")
+        // one process: the plain backward pass (the gradients come out weighted)
+        loss.map_or(Ok(()), |loss| loss.backward_with(Tensor::full(&loss.shape(), weight)))
     }
 
     #[cfg(feature = "mpi")]
@@ -397,10 +394,6 @@ impl GradientSync {
             sent.push(comm.start_sum_f32(flat, "the gradients' allreduce"));
         };
         if let Some(loss) = loss {
-            let scalar = loss.value().numel() == 1;
-            if !scalar {
-                return Err(Error::shape("backward", format!("needs a scalar loss, got {:?}", loss.shape())));
-            }
             // the gradients come out weighted: d(weight * loss)
             loss.backward_notify(Tensor::full(&loss.shape(), weight), &mut |leaf| {
                 let Some(&b) = self.bucket_of.get(&leaf.id()) else { return };
