@@ -281,6 +281,10 @@ fn yolo_and_triplet_training_run_on_two_ranks_as_on_one_process() {
     let out = command(Some(2), &["summary", "lenet5"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("fovea summary runs on one process"), "{err}");
+    // an absurd timeout is refused, naming the variable
+    let out = command(Some(2), &["train", "--epochs", "1"]).env("FOVEA_DIST_TIMEOUT", "-5").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("FOVEA_DIST_TIMEOUT='-5'"), "{err}");
     // rank 0 wrote the run; the verifier trains on it
     ok(None, &["faces", "train-verifier", "--embedding", &path("e2"), "--pairs", "100", "--json"]);
 }

@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result};
 use ::mpi::collective::SystemOperation;
+use ::mpi::datatype::Equivalence;
 use ::mpi::request::{LocalScope, Request};
+use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -39,6 +41,8 @@ pub(super) struct Comm {
     /// Set when a collective timed out: the MPI thread is stuck with it, and every later
     /// collective fails at once.
     broken: Arc<AtomicBool>,
+    /// The longest wait for the other ranks.
+    timeout: Duration,
 }
 
 /// A collective queued on the MPI thread; [`Pending::wait`] gives its result.
@@ -62,7 +66,7 @@ impl Comm {
             .spawn(move || serve(queue, told, timeout, flag))
             .map_err(|e| Error::Invalid(format!("cannot start the MPI thread: {e}")))?;
         let (rank, size) = hear.recv().map_err(|_| Error::Invalid("MPI did not start".into()))??;
-        Ok(Comm { rank, size, jobs: Mutex::new(jobs), broken })
+        Ok(Comm { rank, size, jobs: Mutex::new(jobs), broken, timeout })
     }
 
     fn queue<T>(&self, what: &str, make: impl FnOnce(Sender<Result<T>>) -> Job) -> Pending<T> {
@@ -95,7 +99,7 @@ impl Comm {
         }
         let (reply, done) = channel();
         let _ = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send((Job::Finish(reply), String::new()));
-        let _ = done.recv_timeout(super::timeout());
+        let _ = done.recv_timeout(self.timeout);
     }
 }
 
@@ -130,25 +134,11 @@ fn serve(
         };
         match job {
             Job::SumF32(data, reply) => {
-                let mut sum = vec![0.0f32; data.len()];
-                ::mpi::request::scope(|scope| {
-                    let request =
-                        world.immediate_all_reduce_into(scope, &data[..], &mut sum[..], SystemOperation::sum());
-                    if !finish(request, timeout) {
-                        give_up(Job::SumF32(Vec::new(), reply.clone()));
-                    }
-                });
+                let sum = all_sum(&world, &data, timeout, || give_up(Job::SumF32(Vec::new(), reply.clone())));
                 let _ = reply.send(Ok(sum));
             }
             Job::SumF64(data, reply) => {
-                let mut sum = vec![0.0f64; data.len()];
-                ::mpi::request::scope(|scope| {
-                    let request =
-                        world.immediate_all_reduce_into(scope, &data[..], &mut sum[..], SystemOperation::sum());
-                    if !finish(request, timeout) {
-                        give_up(Job::SumF64(Vec::new(), reply.clone()));
-                    }
-                });
+                let sum = all_sum(&world, &data, timeout, || give_up(Job::SumF64(Vec::new(), reply.clone())));
                 let _ = reply.send(Ok(sum));
             }
             Job::Broadcast(mut data, reply) => {
@@ -174,6 +164,27 @@ fn serve(
             }
         }
     }
+}
+
+/// The sum of `data` over the ranks; past `timeout`, `give_up`, and this thread stays
+/// with the unfinished request for good.
+fn all_sum<T: Equivalence + Copy + Default>(
+    world: &SimpleCommunicator,
+    data: &[T],
+    timeout: Duration,
+    give_up: impl FnOnce(),
+) -> Vec<T> {
+    let mut sum = vec![T::default(); data.len()];
+    ::mpi::request::scope(|scope| {
+        let request = world.immediate_all_reduce_into(scope, data, &mut sum[..], SystemOperation::sum());
+        if !finish(request, timeout) {
+            give_up();
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    sum
 }
 
 /// Waits for `request`, testing it in a loop for its first 50 µs (a small sum is done by

@@ -63,10 +63,18 @@ pub fn local_size() -> usize {
 
 /// How long a collective waits for the other ranks before it gives up:
 /// `FOVEA_DIST_TIMEOUT` seconds, 300 by default (enough for a rank writing a checkpoint
-/// or loading a data set while the others wait).
-pub fn timeout() -> Duration {
-    let seconds = std::env::var("FOVEA_DIST_TIMEOUT").ok().and_then(|s| s.parse::<f64>().ok());
-    Duration::from_secs_f64(seconds.filter(|s| s.is_finite() && *s > 0.0).unwrap_or(300.0))
+/// or loading a data set while the others wait); a value that is not a number of seconds
+/// from 0.001 to a year is refused.
+pub fn timeout() -> Result<Duration> {
+    let Ok(given) = std::env::var("FOVEA_DIST_TIMEOUT") else {
+        return Ok(Duration::from_secs(300));
+    };
+    match given.trim().parse::<f64>() {
+        Ok(s) if (0.001..=365.0 * 86400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Error::Invalid(format!(
+            "FOVEA_DIST_TIMEOUT='{given}': must be a number of seconds from 0.001 to 31536000"
+        ))),
+    }
 }
 
 /// Joins the processes the MPI launcher started, once per process (later calls return the
@@ -86,7 +94,7 @@ pub fn init() -> Result<&'static World> {
     } else {
         #[cfg(feature = "mpi")]
         {
-            let comm = comm::Comm::start(timeout())?;
+            let comm = comm::Comm::start(timeout()?)?;
             let (rank, size) = (comm.rank, comm.size);
             World { comm: Some(comm), ..World::with(rank, size) }
         }
@@ -278,9 +286,8 @@ impl World {
         let hash = tensors.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, (_, v)| {
             v.value().data().iter().fold(h, |h, x| (h ^ x.to_bits() as u64).wrapping_mul(0x0000_0100_0000_01b3))
         });
-        let root = u64::from_le_bytes(
-            self.broadcast(hash.to_le_bytes().to_vec(), "the replica check")?.try_into().expect("8 bytes"),
-        );
+        let root = self.broadcast(hash.to_le_bytes().to_vec(), "the replica check")?;
+        let root = root.try_into().map(u64::from_le_bytes).unwrap_or(!hash);
         let same = if root == hash {
             Ok(())
         } else {
@@ -303,12 +310,20 @@ impl World {
         for (_, v) in tensors {
             bytes.extend(v.value().data().iter().flat_map(|x| x.to_le_bytes()));
         }
+        let own = bytes.len();
         let root = self.broadcast(bytes, "the buffers' broadcast")?;
+        if root.len() != own {
+            return Err(Error::Invalid(format!(
+                "rank 0's buffers hold {} bytes, rank {}'s {own}: the ranks do not train the same model",
+                root.len(),
+                self.rank
+            )));
+        }
         let mut at = 0;
         for (_, v) in tensors {
             let n = v.value().numel();
             let data =
-                root[at..at + 4 * n].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+                root[at..at + 4 * n].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             at += 4 * n;
             v.set_value(Tensor::new(&v.shape(), data)?);
         }
