@@ -248,8 +248,8 @@ fn blocked_convolution_equals_the_loop() {
 /// loop (plus the residual, clamped) within the rounding bound of [`forward_error`], one
 /// more term for the residual (a clamp moves no two values further apart).
 fn blocked_cases(level: Isa, _threads: usize) {
-    use fovea::kernels::blocked::{block, to_blocked, to_planar};
-    use fovea::kernels::conv::{conv_forward_blocked, direct, PackedWeights};
+    use fovea::kernels::blocked::block;
+    use fovea::kernels::conv::direct;
     let Some(block) = block() else {
         assert!(level < Isa::Avx2, "no blocked layout at {level}");
         return;
@@ -285,38 +285,63 @@ fn blocked_cases(level: Isa, _threads: usize) {
             continue;
         }
         taken += 1;
-        let (spatial, out_spatial) = (g.in_spatial(), g.out_spatial());
-        let x: Vec<f32> = (0..g.batch * g.c_in * spatial).map(|_| rng.normal()).collect();
-        let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
-        let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
-        let r: Vec<f32> = (0..g.batch * g.c_out * out_spatial).map(|_| rng.normal()).collect();
-        let packed = PackedWeights::new(g.c_out, &w).expect("weights packed at AVX2 and above");
-        let x_blocked = trial % 3 != 1;
-        let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
-        let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
-        let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
-        let yb = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None);
-        assert_eq!(yb.len(), rb.len());
-        let y = to_planar(&yb, g.batch, g.c_out, out_spatial, block);
-        let naive = conv_forward_naive(&g, &x, &w, Some(&b));
-        let scale = conv_forward_naive(&g, &abs(&x), &abs(&w), Some(&abs(&b)));
-        let n = (g.weight_len() / g.c_out + 2) as f32;
-        let at = |v: f32| clamp.map_or(v, |[lo, hi]| v.clamp(lo, hi));
-        for (i, &got) in y.iter().enumerate() {
-            let bound = n * f32::EPSILON * (scale[i] + r[i].abs());
-            let want = at(naive[i] + r[i]);
-            assert!(
-                (got - want).abs() <= bound,
-                "trial {trial}: {g:?} output {i}: {got} against {want} (x blocked: {x_blocked})"
-            );
-        }
-        // the epilogue sees every output once, after its final value
-        let then =
-            |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
-        let fused = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then));
-        for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
-            assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
-        }
+        check_blocked(&g, trial, block, &mut rng);
     }
     assert!(taken >= 60, "only {taken} cases took the blocked kernel");
+    // taps beyond one chunk of weights (256 KiB at either level): the sums carry over
+    let wide = ConvGeometry {
+        batch: 2,
+        c_in: 520,
+        c_out: 2 * block,
+        groups: 1,
+        input: [1, 6, 5],
+        kernel: [1, 3, 3],
+        stride: [1; 3],
+        dilation: [1; 3],
+        pad: [0, 1, 1],
+        output: [1, 6, 5],
+    };
+    assert!(direct::takes_blocked(&wide));
+    for trial in 0..3 {
+        check_blocked(&wide, trial, block, &mut rng);
+    }
+}
+
+/// [`blocked_cases`] for one geometry: input blocked unless `trial % 3 == 1`, one of three
+/// clamps by `trial % 3`.
+fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
+    use fovea::kernels::blocked::{to_blocked, to_planar};
+    use fovea::kernels::conv::{conv_forward_blocked, PackedWeights};
+    let (spatial, out_spatial) = (g.in_spatial(), g.out_spatial());
+    let x: Vec<f32> = (0..g.batch * g.c_in * spatial).map(|_| rng.normal()).collect();
+    let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
+    let b: Vec<f32> = (0..g.c_out).map(|_| rng.normal()).collect();
+    let r: Vec<f32> = (0..g.batch * g.c_out * out_spatial).map(|_| rng.normal()).collect();
+    let packed = PackedWeights::new(g.c_out, &w).expect("weights packed at AVX2 and above");
+    let x_blocked = trial % 3 != 1;
+    let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
+    let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
+    let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
+    let yb = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None);
+    assert_eq!(yb.len(), rb.len());
+    let y = to_planar(&yb, g.batch, g.c_out, out_spatial, block);
+    let naive = conv_forward_naive(&g, &x, &w, Some(&b));
+    let scale = conv_forward_naive(&g, &abs(&x), &abs(&w), Some(&abs(&b)));
+    let n = (g.weight_len() / g.c_out + 2) as f32;
+    let at = |v: f32| clamp.map_or(v, |[lo, hi]| v.clamp(lo, hi));
+    for (i, &got) in y.iter().enumerate() {
+        let bound = n * f32::EPSILON * (scale[i] + r[i].abs());
+        let want = at(naive[i] + r[i]);
+        assert!(
+            (got - want).abs() <= bound,
+            "trial {trial}: {g:?} output {i}: {got} against {want} (x blocked: {x_blocked})"
+        );
+    }
+    // the epilogue sees every output once, after its final value
+    let then =
+        |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
+    let fused = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then));
+    for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
+        assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
+    }
 }
