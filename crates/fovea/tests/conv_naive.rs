@@ -322,11 +322,11 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
     let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
     let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
-    let yb = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None);
+    let yb = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None);
     assert_eq!(yb.len(), rb.len());
     let y = to_planar(&yb, g.batch, g.c_out, out_spatial, block);
-    let naive = conv_forward_naive(&g, &x, &w, Some(&b));
-    let scale = conv_forward_naive(&g, &abs(&x), &abs(&w), Some(&abs(&b)));
+    let naive = conv_forward_naive(g, &x, &w, Some(&b));
+    let scale = conv_forward_naive(g, &abs(&x), &abs(&w), Some(&abs(&b)));
     let n = (g.weight_len() / g.c_out + 2) as f32;
     let at = |v: f32| clamp.map_or(v, |[lo, hi]| v.clamp(lo, hi));
     for (i, &got) in y.iter().enumerate() {
@@ -340,7 +340,7 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     // the epilogue sees every output once, after its final value
     let then =
         |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
-    let fused = conv_forward_blocked(&g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then));
+    let fused = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then));
     for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
         assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
     }
