@@ -149,7 +149,17 @@ fn main() {
         });
         if args.iter().any(|a| a == "--profile") {
             // per step, the median over REPS runs, to stderr
-            let runs: Vec<_> = (0..reps).map(|_| graph.run_profiled(vec![x.clone()]).unwrap().1).collect();
+            let mut whole = Vec::new();
+            let runs: Vec<_> = (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    let r = graph.run_profiled(vec![x.clone()]).unwrap().1;
+                    whole.push(t.elapsed().as_secs_f64() * 1e3);
+                    r
+                })
+                .collect();
+            let sums: Vec<f64> = runs.iter().map(|r| r.iter().map(|d| d.as_secs_f64() * 1e3).sum()).collect();
+            eprintln!("whole runs {:.3} ms, steps {:.3} ms (medians)", median(whole), median(sums));
             for (s, step) in graph.steps().iter().enumerate() {
                 let mut t: Vec<f64> = runs.iter().map(|r| r[s].as_secs_f64() * 1e3).collect();
                 t.sort_by(f64::total_cmp);

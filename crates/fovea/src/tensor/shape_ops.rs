@@ -66,13 +66,34 @@ impl Tensor {
         let outer: usize = first.shape()[..d].iter().product();
         let mut out_shape = first.shape().to_vec();
         out_shape[d] = tensors.iter().map(|t| t.shape()[d]).sum();
-        let mut out = Vec::with_capacity(out_shape.iter().product());
-        for o in 0..outer {
-            for t in tensors {
-                let block = t.numel() / outer.max(1);
-                out.extend_from_slice(&t.data()[o * block..(o + 1) * block]);
+        // the pieces in the output's order, and where each starts there
+        let pieces: Vec<&[f32]> = (0..outer)
+            .flat_map(|o| {
+                tensors.iter().map(move |t| {
+                    let block = t.numel() / outer.max(1);
+                    &t.data()[o * block..(o + 1) * block]
+                })
+            })
+            .collect();
+        let starts: Vec<usize> = pieces
+            .iter()
+            .scan(0, |at, p| {
+                *at += p.len();
+                Some(*at - p.len())
+            })
+            .collect();
+        // copied on all threads: GoogLeNet joins every inception block's branches
+        let out = crate::kernels::par_elementwise(out_shape.iter().product(), |range, dst| {
+            let (mut at, mut k) = (range.start, starts.partition_point(|&s| s <= range.start).saturating_sub(1));
+            while at < range.end {
+                let src = &pieces[k][at - starts[k]..];
+                let n = src.len().min(range.end - at);
+                for (d, &v) in dst[at - range.start..][..n].iter_mut().zip(src) {
+                    d.write(v);
+                }
+                (at, k) = (at + n, k + 1);
             }
-        }
+        });
         Ok(Tensor::from_parts(out_shape, out))
     }
 
@@ -247,5 +268,28 @@ mod tests {
         assert_eq!(t.flip(&[0, 1]).unwrap().data(), &[6., 5., 4., 3., 2., 1.]);
         assert!(t.permute(&[0, 0]).is_err());
         assert!(t.narrow(1, 2, 2).is_err());
+    }
+
+    #[test]
+    fn concat_of_pieces_across_parallel_chunks_is_in_order() {
+        // pieces of uneven sizes (an empty one among them) across the copy's chunks
+        crate::kernels::for_each_level(&crate::kernels::TEST_THREADS, |_, _| {
+            let part = |c: usize, base: f32| {
+                let data = (0..3 * c * 7001).map(|i| base + i as f32).collect();
+                Tensor::new(&[3, c, 7001], data).unwrap()
+            };
+            let parts = [part(5, 0.0), part(0, 1e6), part(2, 2e6), part(9, 3e6)];
+            let refs: Vec<&Tensor> = parts.iter().collect();
+            let joined = Tensor::concat(&refs, 1).unwrap();
+            assert_eq!(joined.shape(), &[3, 16, 7001]);
+            let mut want = Vec::new();
+            for o in 0..3 {
+                for p in &parts {
+                    let run = p.numel() / 3;
+                    want.extend_from_slice(&p.data()[o * run..(o + 1) * run]);
+                }
+            }
+            assert_eq!(joined.data(), want.as_slice());
+        });
     }
 }
