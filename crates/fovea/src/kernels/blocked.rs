@@ -25,16 +25,24 @@ pub fn blocked_len(batch: usize, channels: usize, spatial: usize, block: usize) 
     batch * channels.div_ceil(block) * spatial * block
 }
 
+/// Positions per tile of a reorder: a tile's blocked values (16 KiB at most) stay in L1
+/// cache while its channels are read or written one at a time. (Whole planes at a time
+/// read each cache line once per channel, from L2 or beyond: 4.6 ms for 64 x 224 x 224.)
+const REORDER_TILE: usize = 256;
+
 /// `[N][C][spatial]` to `[N][C/block][spatial][block]`, zero past the last channel.
 pub fn to_blocked(x: &[f32], batch: usize, channels: usize, spatial: usize, block: usize) -> Vec<f32> {
     assert_eq!(x.len(), batch * channels * spatial, "to_blocked input size");
     let blocks = channels.div_ceil(block);
     super::par_filled(blocked_len(batch, channels, spatial, block), (spatial * block).max(1), |i, out| {
         let (n, b) = (i / blocks, i % blocks);
-        for (l, c) in (b * block..(b + 1) * block).enumerate() {
-            let src = (c < channels).then(|| &x[(n * channels + c) * spatial..][..spatial]);
-            for (p, v) in out.iter_mut().skip(l).step_by(block).enumerate() {
-                v.write(src.map_or(0.0, |s| s[p]));
+        for (t, tile) in out.chunks_mut(REORDER_TILE * block).enumerate() {
+            let p0 = t * REORDER_TILE;
+            for (l, c) in (b * block..(b + 1) * block).enumerate() {
+                let src = (c < channels).then(|| &x[(n * channels + c) * spatial + p0..]);
+                for (p, v) in tile.iter_mut().skip(l).step_by(block).enumerate() {
+                    v.write(src.map_or(0.0, |s| s[p]));
+                }
             }
         }
     })
@@ -43,14 +51,69 @@ pub fn to_blocked(x: &[f32], batch: usize, channels: usize, spatial: usize, bloc
 /// `[N][C/block][spatial][block]` back to `[N][C][spatial]`.
 pub fn to_planar(x: &[f32], batch: usize, channels: usize, spatial: usize, block: usize) -> Vec<f32> {
     assert_eq!(x.len(), blocked_len(batch, channels, spatial, block), "to_planar input size");
-    let blocks = channels.div_ceil(block);
-    super::par_filled(batch * channels * spatial, spatial.max(1), |i, out| {
-        let (n, c) = (i / channels, i % channels);
-        let plane = &x[(n * blocks + c / block) * spatial * block..][..spatial * block];
-        for (v, &s) in out.iter_mut().zip(plane.iter().skip(c % block).step_by(block)) {
-            v.write(s);
+    let mut y = Vec::with_capacity(batch * channels * spatial);
+    // one task per sample and block, whose channels are neighbouring planes of the output
+    let mut tasks = Vec::new();
+    let mut rest = &mut y.spare_capacity_mut()[..batch * channels * spatial];
+    for n in 0..batch {
+        for b in 0..channels.div_ceil(block) {
+            let planes = block.min(channels - b * block);
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(planes * spatial);
+            tasks.push((&x[((n * channels.div_ceil(block)) + b) * spatial * block..][..spatial * block], out));
+            rest = tail;
         }
-    })
+    }
+    let level = isa::current();
+    tasks.into_par_iter().for_each(|(src, out)| {
+        // whole groups of 8 positions by 8 x 8 transposes where the level has them
+        let done = match level {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the level is at most the CPU's; see planes_of_block
+            Isa::Avx2 | Isa::Avx512 => unsafe { planes_of_block(src, block, spatial, out) },
+            _ => 0,
+        };
+        for (t, tile) in src[done * block..].chunks(REORDER_TILE * block).enumerate() {
+            let p0 = done + t * REORDER_TILE;
+            for (l, plane) in out.chunks_exact_mut(spatial.max(1)).enumerate() {
+                for (v, &s) in plane[p0..].iter_mut().zip(tile.iter().skip(l).step_by(block)) {
+                    v.write(s);
+                }
+            }
+        }
+    });
+    // SAFETY: the tasks cover every channel plane of every sample, and wrote each value
+    unsafe { y.set_len(batch * channels * spatial) };
+    y
+}
+
+/// The first positions of a blocked plane `src` (`[spatial][block]`), a multiple of 8, as
+/// the planes of `out` (`[channels][spatial]`, `channels <= block`); returns how many.
+///
+/// # Safety
+/// The CPU must have AVX2; `block` must be 8 or 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn planes_of_block(src: &[f32], block: usize, spatial: usize, out: &mut Out) -> usize {
+    assert!(src.len() == spatial * block && out.len() <= block * spatial && (block == 8 || block == 16));
+    let channels = out.len() / spatial.max(1);
+    let dst = out.as_mut_ptr().cast::<f32>();
+    let full = spatial / 8 * 8;
+    for i0 in (0..full).step_by(8) {
+        for l0 in (0..channels).step_by(8) {
+            // SAFETY: rows i0..i0+8 of 8 lanes from l0 (l0 + 8 <= block) lie in src, and
+            // the writes in planes l0.. of out, positions i0..i0+8
+            unsafe {
+                super::transpose_8x8(
+                    &src[i0 * block + l0..],
+                    block,
+                    dst.add(l0 * spatial + i0),
+                    spatial,
+                    [(channels - l0).min(8), 8],
+                )
+            };
+        }
+    }
+    full
 }
 
 /// What a pooling window computes.
@@ -251,21 +314,26 @@ mod tests {
 
     #[test]
     fn reorders_are_inverse_and_pad_with_zeros() {
-        let (batch, channels, spatial) = (2, 19, 7);
-        let x: Vec<f32> = (0..batch * channels * spatial).map(|i| i as f32).collect();
-        for block in [8, 16] {
-            let b = to_blocked(&x, batch, channels, spatial, block);
-            assert_eq!(b.len(), blocked_len(batch, channels, spatial, block));
-            // channel 9 of sample 1, position 4
-            let at = ((channels.div_ceil(block) + 9 / block) * spatial + 4) * block + 9 % block;
-            assert_eq!(b[at], x[(channels + 9) * spatial + 4]);
-            let padding =
-                b.chunks(spatial * block).skip(channels.div_ceil(block) - 1).step_by(channels.div_ceil(block));
-            for plane in padding {
-                assert!(plane.chunks(block).all(|p| p[channels % block..].iter().all(|&v| v == 0.0)));
+        // planes shorter than the 8 x 8 transposes, with a tail after them, and of several tiles
+        for_each_level(&TEST_THREADS, |_, _| {
+            for spatial in [7, 21, 600] {
+                let (batch, channels) = (2, 19);
+                let x: Vec<f32> = (0..batch * channels * spatial).map(|i| i as f32).collect();
+                for block in [8, 16] {
+                    let b = to_blocked(&x, batch, channels, spatial, block);
+                    assert_eq!(b.len(), blocked_len(batch, channels, spatial, block));
+                    // channel 9 of sample 1, position 4
+                    let at = ((channels.div_ceil(block) + 9 / block) * spatial + 4) * block + 9 % block;
+                    assert_eq!(b[at], x[(channels + 9) * spatial + 4]);
+                    let padding =
+                        b.chunks(spatial * block).skip(channels.div_ceil(block) - 1).step_by(channels.div_ceil(block));
+                    for plane in padding {
+                        assert!(plane.chunks(block).all(|p| p[channels % block..].iter().all(|&v| v == 0.0)));
+                    }
+                    assert_eq!(to_planar(&b, batch, channels, spatial, block), x);
+                }
             }
-            assert_eq!(to_planar(&b, batch, channels, spatial, block), x);
-        }
+        });
     }
 
     /// Blocked pooling equals the engine's plain pooling (tested against PyTorch) on random

@@ -500,7 +500,7 @@ fn forward_packed(
                         // this unit alone writes rows r0..r1 of its channels.
                         unsafe {
                             let dst = y_ptr.get().add(first + l0 * osp + i0);
-                            transpose_8x8(&out[i0 * lanes + l0..], lanes, dst, osp, size);
+                            crate::kernels::transpose_8x8(&out[i0 * lanes + l0..], lanes, dst, osp, size);
                         }
                     }
                 }
@@ -840,62 +840,6 @@ fn weight_grad_kernel(isa: Isa, v: usize, n: usize, s: usize) -> WeightGradKerne
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("direct convolution needs x86-64 ({isa:?}, {v}, {n}, {s})")
-}
-
-/// `dst[l·dst_stride + i] = src[i·stride + l]` for `l < rows`, `i < count` of an 8 x 8
-/// block (`[rows, count]` = `size`).
-///
-/// # Safety
-/// The CPU must have AVX2, `src` hold `7·stride + 8` values, and `dst` be valid for
-/// those writes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: *mut f32, dst_stride: usize, [rows, count]: [usize; 2]) {
-    use std::arch::x86_64::*;
-    debug_assert!(src.len() >= 7 * stride + 8);
-    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add(i * stride)));
-    // pairs of rows interleaved, then quads, then the two 128-bit halves
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
-    let out = [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ];
-    if count == 8 {
-        for (l, v) in out.into_iter().take(rows).enumerate() {
-            _mm256_storeu_ps(dst.add(l * dst_stride), v);
-        }
-    } else {
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        for (l, v) in out.into_iter().take(rows).enumerate() {
-            _mm256_maskstore_ps(dst.add(l * dst_stride), mask, v);
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transpose_8x8(src: &[f32], stride: usize, dst: *mut f32, dst_stride: usize, size: [usize; 2]) {
-    unreachable!("direct convolution needs x86-64 ({}, {stride}, {dst:?}, {dst_stride}, {size:?})", src.len())
 }
 
 /// One module of kernels per instruction set, from the same source.
