@@ -312,6 +312,7 @@ fn blocked_cases(level: Isa, _threads: usize) {
 fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     use fovea::kernels::blocked::{to_blocked, to_planar};
     use fovea::kernels::conv::{conv_forward_blocked, PackedWeights};
+    use std::borrow::Cow;
     let (spatial, out_spatial) = (g.in_spatial(), g.out_spatial());
     let x: Vec<f32> = (0..g.batch * g.c_in * spatial).map(|_| rng.normal()).collect();
     let w: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
@@ -322,8 +323,12 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
     let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
     let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
-    let yb = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, None);
+    let yb = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(Cow::Borrowed(&rb)), clamp, None);
     assert_eq!(yb.len(), rb.len());
+    // the residual given by value is summed in place, to the same bits
+    let in_place =
+        conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(Cow::Owned(rb.clone())), clamp, None);
+    assert!(in_place.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()), "trial {trial}: {g:?} in place");
     let y = to_planar(&yb, g.batch, g.c_out, out_spatial, block);
     let naive = conv_forward_naive(g, &x, &w, Some(&b));
     let scale = conv_forward_naive(g, &abs(&x), &abs(&w), Some(&abs(&b)));
@@ -340,7 +345,8 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     // the epilogue sees every output once, after its final value
     let then =
         |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
-    let fused = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(&rb), clamp, Some(&then));
+    let fused =
+        conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(Cow::Borrowed(&rb)), clamp, Some(&then));
     for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
         assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
     }

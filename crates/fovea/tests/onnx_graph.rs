@@ -282,6 +282,11 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("Conv", &["x", "w3", "b3"], &["c"], vec![pads(1)]),
         node("Add", &["c", "x"], &["a"], vec![]),
         node("Relu", &["a"], &["r"], vec![]),
+        // sums with a: read again later, then for the last time (summed in place)
+        node("Conv", &["r", "w3"], &["c4"], vec![pads(1)]),
+        node("Add", &["c4", "a"], &["e"], vec![]),
+        node("Conv", &["e", "w3"], &["c5"], vec![pads(1)]),
+        node("Add", &["a", "c5"], &["f"], vec![]),
         // a sum that broadcasts a [1, 16, 1, 1] input: fused, but not blocked
         node("Conv", &["r", "w3"], &["c2"], vec![pads(1)]),
         node("Add", &["c2", "s"], &["a2"], vec![]),
@@ -309,7 +314,7 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("Concat", &["u", "u"], &["j"], vec![("axis", AttributeValue::Int(-3))]),
         node("GlobalAveragePool", &["j"], &["y"], vec![]),
     ];
-    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m"]);
+    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m", "f"]);
     let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
     let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
     let run = |g: &Graph| g.run(vec![Value::float(x.clone()), Value::float(s.clone())]).unwrap();

@@ -260,6 +260,7 @@ impl Planner<'_> {
             inputs: vec![Some(Slot::Var(from))],
             outputs: vec![Some(to)],
             free: Vec::new(),
+            reuse: None,
             output_shapes: vec![None],
         });
     }

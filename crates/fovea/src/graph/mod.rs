@@ -55,6 +55,8 @@ pub struct Step {
     outputs: Vec<Option<usize>>,
     /// variables last read by this step, dropped after it
     free: Vec<usize>,
+    /// the input handed to the operator by value, its last use ([`Op::reusable_input`])
+    reuse: Option<usize>,
     /// the shapes of its outputs from the trial run, where the input shapes are known
     pub output_shapes: Vec<Option<Vec<usize>>>,
 }
@@ -325,6 +327,10 @@ impl Graph {
         }
         for step in self.plan() {
             let started = times.is_some().then(std::time::Instant::now);
+            let reused = match step.reuse.and_then(|i| step.inputs[i]) {
+                Some(Slot::Var(v)) => vars[v].take(),
+                _ => None,
+            };
             let args: Vec<Option<&Value>> = step
                 .inputs
                 .iter()
@@ -334,10 +340,11 @@ impl Graph {
                     None => None,
                 })
                 .collect();
-            let results = step
-                .op
-                .run(&args)
-                .map_err(|e| Error::Invalid(format!("{} node {:?}: {e}", step.op_type, step.name)))?;
+            let results = match reused {
+                Some(value) => step.op.run_reusing(&args, value),
+                None => step.op.run(&args),
+            }
+            .map_err(|e| Error::Invalid(format!("{} node {:?}: {e}", step.op_type, step.name)))?;
             drop(args);
             for (slot, value) in step.outputs.iter().zip(results) {
                 if let Some(slot) = slot {
@@ -573,6 +580,14 @@ fn mark_last_uses(steps: &mut [Step], vars: usize, outputs: &[(String, Slot)]) {
             steps[*k].free.push(v);
         }
     }
+    for step in steps.iter_mut() {
+        step.reuse = step.op.reusable_input().filter(|&i| match step.inputs.get(i) {
+            Some(Some(Slot::Var(v))) => {
+                step.free.contains(v) && step.inputs.iter().filter(|s| **s == Some(Slot::Var(*v))).count() == 1
+            }
+            _ => false,
+        });
+    }
 }
 
 impl Input {
@@ -737,6 +752,7 @@ impl Builder {
             inputs,
             outputs,
             free: Vec::new(),
+            reuse: None,
             output_shapes,
         });
         Ok(())

@@ -10,6 +10,7 @@ use crate::graph::value::Value;
 use crate::kernels::blocked::{self, blocked_len};
 use crate::kernels::conv::{conv_forward_blocked, PackedWeights};
 use crate::{Error, Result, Tensor};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// An operator of the blocked plan.
@@ -67,8 +68,18 @@ fn parts<'a>(op: &'static str, v: &'a Value) -> Result<(&'a Tensor, usize, usize
 }
 
 impl Blocked {
-    /// Runs it on its inputs (as [`super::Op::run`]).
-    pub fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>> {
+    /// The input whose buffer the output may take where the step reads it for the last
+    /// time: a convolution's residual, summed in place.
+    pub(crate) fn reusable_input(&self) -> Option<usize> {
+        match self {
+            Blocked::Conv { conv, .. } if conv.residual => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Runs it on its inputs (as [`super::Op::run`]), with the [`Blocked::reusable_input`]
+    /// given by value as `reused` (then absent from `inputs`).
+    pub fn run(&self, inputs: &[Option<&Value>], reused: Option<Value>) -> Result<Vec<Value>> {
         let input = |i: usize| {
             inputs
                 .get(i)
@@ -107,7 +118,7 @@ impl Blocked {
                 x,
                 input(1)?,
                 inputs.get(2).copied().flatten(),
-                inputs.get(3).copied().flatten(),
+                reused.map(Cow::Owned).or(inputs.get(3).copied().flatten().map(Cow::Borrowed)),
             )?,
             Blocked::Pool { pool, block } => {
                 let (t, n, blocks, spatial, b) = parts("Pool", x)?;
@@ -144,7 +155,7 @@ fn run_conv(
     x: &Value,
     w: &Value,
     b: Option<&Value>,
-    residual: Option<&Value>,
+    residual: Option<Cow<Value>>,
 ) -> Result<Value> {
     let w = w.tensor("Conv")?;
     let (x, logical) = if x_blocked {
@@ -173,11 +184,16 @@ fn run_conv(
     let len = check_output("Conv", &shape)?;
     let residual = match residual {
         Some(r) if conv.residual => {
-            let r = r.tensor("Conv")?;
-            if r.shape() != shape.as_slice() {
-                return Err(Error::shape("Conv", format!("residual {:?} for output {shape:?}", r.shape())));
+            let got = r.tensor("Conv")?.shape();
+            if got != shape.as_slice() {
+                return Err(Error::shape("Conv", format!("residual {got:?} for output {shape:?}")));
             }
-            Some(r.data())
+            Some(match r {
+                // (a value shared with another variable is copied)
+                Cow::Owned(Value::Float { tensor, .. }) => Cow::Owned(tensor.into_vec()),
+                Cow::Owned(_) => unreachable!("a float residual"),
+                Cow::Borrowed(r) => Cow::Borrowed(r.tensor("Conv")?.data()),
+            })
         }
         _ => None,
     };

@@ -219,6 +219,29 @@ impl Op {
         matches!((self, i), (Op::Layout(layout::Layout::Shape(..)), 0) | (Op::CastLike(_), 1))
     }
 
+    /// The input whose buffer the output may take where the step reads it for the last
+    /// time ([`Op::run_reusing`]).
+    pub(crate) fn reusable_input(&self) -> Option<usize> {
+        match self {
+            Op::Blocked(b) => b.reusable_input(),
+            _ => None,
+        }
+    }
+
+    /// [`Op::run`] with input [`Op::reusable_input`] given by value, absent from `inputs`.
+    pub(crate) fn run_reusing(&self, inputs: &[Option<&Value>], reused: Value) -> Result<Vec<Value>> {
+        match self {
+            Op::Blocked(b) => b.run(inputs, Some(reused)),
+            _ => {
+                let mut inputs = inputs.to_vec();
+                if let Some(slot) = self.reusable_input().and_then(|i| inputs.get_mut(i)) {
+                    *slot = Some(&reused);
+                }
+                self.run(&inputs)
+            }
+        }
+    }
+
     /// Runs the operator on its inputs (`None` for an optional input left out).
     pub fn run(&self, inputs: &[Option<&Value>]) -> Result<Vec<Value>> {
         let input = |i: usize, op: &'static str| -> Result<&Value> {
@@ -253,7 +276,7 @@ impl Op {
             Op::Resize(r) => vec![r.run(inputs)?],
             Op::Identity => vec![input(0, "Identity")?.clone()],
             Op::Dropout => elementwise::dropout(input(0, "Dropout")?, opt(inputs, 1), opt(inputs, 2))?,
-            Op::Blocked(b) => b.run(inputs)?,
+            Op::Blocked(b) => b.run(inputs, None)?,
         })
     }
 }

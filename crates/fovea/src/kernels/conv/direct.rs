@@ -27,6 +27,7 @@
 use super::geometry::{with_scratch, ConvGeometry, SharedMut};
 use crate::kernels::{isa, num_threads, Isa};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Largest padded sample (values) this path takes: beyond it, padding or dilation is
 /// absurd (im2col reads only what is valid), or the picture is large enough for im2col's
@@ -519,7 +520,9 @@ fn forward_packed(
 
 /// `y = clamp(correlate(x, w) + bias + residual)`, then `then`, returned, with `y` (and
 /// `residual`) in the channel-blocked layout ([`crate::kernels::blocked`]) and `x` in it
-/// too if `x_blocked`, else `[N][C][H][W]`. The weights must fit `g`
+/// too if `x_blocked`, else `[N][C][H][W]`. A residual given by value is summed in place:
+/// its buffer becomes `y`, which saves a stream of memory traffic as large as the output
+/// (onnxruntime sums in place too). The weights must fit `g`
 /// ([`PackedWeights::fit_blocked`]). The outputs are stored where they belong, with the
 /// bias, the sum and the clamp applied in registers: no patch matrix, no transpose, no
 /// pass over the outputs but `then`. The caller checks the output's size against the
@@ -531,7 +534,7 @@ pub fn forward_blocked(
     x_blocked: bool,
     packed: &PackedWeights,
     bias: Option<&[f32]>,
-    residual: Option<&[f32]>,
+    residual: Option<Cow<[f32]>>,
     clamp: Option<[f32; 2]>,
     then: Option<super::Epilogue>,
 ) -> Vec<f32> {
@@ -546,7 +549,7 @@ pub fn forward_blocked(
     let osp = oh * ow;
     let len = [blocks_out, osp, block].iter().try_fold(g.batch, |n, &d| n.checked_mul(d));
     let len = len.expect("blocked convolution output size");
-    assert!(residual.is_none_or(|r| r.len() == len), "blocked convolution residual size");
+    assert!(residual.as_ref().is_none_or(|r| r.len() == len), "blocked convolution residual size");
     let in_len = blocks_in * h * w * bin;
     assert_eq!(x.len(), g.batch * in_len, "blocked convolution input size");
     // input that needs no padding is read where it lies, else from a padded slab
@@ -570,8 +573,16 @@ pub fn forward_blocked(
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
     let block_len = p.taps() * lanes;
     let packed = packed.data.data();
-    // every output is written below, once (each unit its rows of its blocks)
-    let mut y: Vec<f32> = Vec::with_capacity(len);
+    // every output is written below, once (each unit its rows of its blocks), after its
+    // residual is read
+    let (mut y, residual): (Vec<f32>, _) = match residual {
+        Some(Cow::Owned(mut r)) => {
+            let at = SharedMut(r.as_mut_ptr());
+            (r, Some(at))
+        }
+        Some(Cow::Borrowed(r)) => (Vec::with_capacity(len), Some(SharedMut(r.as_ptr().cast_mut()))),
+        None => (Vec::with_capacity(len), None),
+    };
     let y_ptr = SharedMut(y.as_mut_ptr());
     p.units(g.batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
         with_scratch(slab_len, |slab| {
@@ -595,7 +606,8 @@ pub fn forward_blocked(
                             // SAFETY: fits() checked the CPU; every position's taps lie in
                             // the slab (or, unpadded, in the sample) by construction, the
                             // chunk's weights in wb, and the piece's outputs (and residual)
-                            // in this unit's rows of its blocks, which no other unit writes.
+                            // in this unit's rows of its blocks, which no other unit writes;
+                            // the kernel reads a piece's residual before it stores there.
                             unsafe {
                                 let o = Out {
                                     at: y_ptr.get().add(first),
@@ -604,7 +616,7 @@ pub fn forward_blocked(
                                     vectors,
                                     bias: if c == 0 { bias_lanes.as_ptr() } else { std::ptr::null() },
                                     residual: match residual {
-                                        Some(r) if c == 0 => r.as_ptr().add(first),
+                                        Some(r) if c == 0 => r.get().add(first).cast_const(),
                                         _ => std::ptr::null(),
                                     },
                                     clamp: if c + 1 == chunks.len() { clamp } else { None },
