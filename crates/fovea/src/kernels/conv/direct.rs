@@ -256,10 +256,13 @@ impl Plan {
         let [oh, ow] = [g.output[1], g.output[2]];
         let (lanes, batch) = (v * width(isa), g.batch.max(1));
         // Bands small enough for the cache; then, if that gives fewer than two units per
-        // thread (uneven units need the slack), channel blocks split, then rows further.
+        // thread (uneven units need the slack), channel blocks split into groups of equal
+        // size (5 blocks in groups of 1, 1, 1 and 2 left a thread idle a fifth of the
+        // time), then rows further.
         let threads = num_threads();
         let mut bands = oh.div_ceil((BAND_OUTPUTS / (ow * lanes)).max(1));
-        let groups = g.c_out.div_ceil(lanes).min((2 * threads).div_ceil(batch * bands)).max(1);
+        let (blocks, least) = (g.c_out.div_ceil(lanes), (2 * threads).div_ceil(batch * bands));
+        let groups = (1..=blocks).find(|&k| k >= least && blocks % k == 0).unwrap_or(blocks).max(1);
         bands = bands.max((2 * threads).div_ceil(batch * groups)).min(oh).max(1);
         // a few units of equal cost: a multiple of the threads, so that none waits
         while (batch * groups * bands) % threads != 0 && batch * groups * bands < 8 * threads && bands < oh {
