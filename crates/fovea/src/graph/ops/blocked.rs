@@ -70,7 +70,7 @@ fn parts<'a>(op: &'static str, v: &'a Value) -> Result<(&'a Tensor, usize, usize
 impl Blocked {
     /// The input whose buffer the output may take where the step reads it for the last
     /// time: a convolution's residual, summed in place.
-    pub(crate) fn reusable_input(&self) -> Option<usize> {
+    pub fn reusable_input(&self) -> Option<usize> {
         match self {
             Blocked::Conv { conv, .. } if conv.residual => Some(3),
             _ => None,

@@ -221,7 +221,7 @@ impl Op {
 
     /// The input whose buffer the output may take where the step reads it for the last
     /// time ([`Op::run_reusing`]).
-    pub(crate) fn reusable_input(&self) -> Option<usize> {
+    pub fn reusable_input(&self) -> Option<usize> {
         match self {
             Op::Blocked(b) => b.reusable_input(),
             _ => None,
@@ -229,7 +229,7 @@ impl Op {
     }
 
     /// [`Op::run`] with input [`Op::reusable_input`] given by value, absent from `inputs`.
-    pub(crate) fn run_reusing(&self, inputs: &[Option<&Value>], reused: Value) -> Result<Vec<Value>> {
+    pub fn run_reusing(&self, inputs: &[Option<&Value>], reused: Value) -> Result<Vec<Value>> {
         match self {
             Op::Blocked(b) => b.run(inputs, Some(reused)),
             _ => {
