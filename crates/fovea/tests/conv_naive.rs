@@ -230,11 +230,31 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
         assert!(dw_err <= 1.0, "trial {trial}: {g:?} weight gradient off by {dw_err} times the bound");
     }
     // which cases take the kernel depends on the sizes and the level alone: at AVX2 and
-    // AVX-512 the same ones (wide layers too: several channel blocks, tap chunks), at the
-    // scalar level none
+    // AVX-512 the same ones (wide layers too: several channel blocks), at the scalar
+    // level none
     let expected = if level >= Isa::Avx2 { (63, 27, 6, 9, 19) } else { (0, 0, 0, 0, 0) };
     let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases, packed_only_cases);
     assert_eq!(got, expected, "cases that took the direct kernel");
+    // taps beyond one chunk of weights (256 KiB at either level): the sums carry over
+    let wide = ConvGeometry {
+        batch: 1,
+        c_in: 520,
+        c_out: 40,
+        groups: 1,
+        input: [1, 18, 17],
+        kernel: [1, 3, 3],
+        stride: [1; 3],
+        dilation: [1; 3],
+        pad: [0, 1, 1],
+        output: [1, 18, 17],
+    };
+    assert_eq!(direct::applies(&wide), level >= Isa::Avx2);
+    let x: Vec<f32> = (0..wide.c_in * wide.in_spatial()).map(|_| rng.normal()).collect();
+    let w: Vec<f32> = (0..wide.weight_len()).map(|_| rng.normal()).collect();
+    let mut y = vec![0.0f32; wide.c_out * wide.out_spatial()];
+    conv_forward(&wide, &x, &w, None, &mut y);
+    let err = forward_error(&wide, &x, &w, None, &y);
+    assert!(err <= 1.0, "{wide:?} forward differs by {err} times the rounding bound");
 }
 
 #[test]

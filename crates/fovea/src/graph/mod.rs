@@ -551,7 +551,8 @@ impl Graph {
 }
 
 /// Sets each step's `free`: the variables it reads for the last time, and outputs nobody
-/// reads; never the graph's outputs.
+/// reads; never the graph's outputs. Sets its `reuse` where its operator can take one of
+/// those by value ([`Op::reusable_input`]) that no other of its inputs reads.
 fn mark_last_uses(steps: &mut [Step], vars: usize, outputs: &[(String, Slot)]) {
     let mut last = vec![None; vars];
     for (k, step) in steps.iter().enumerate() {

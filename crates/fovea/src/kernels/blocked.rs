@@ -69,7 +69,9 @@ pub fn to_planar(x: &[f32], batch: usize, channels: usize, spatial: usize, block
         let done = match level {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the level is at most the CPU's; see planes_of_block
-            Isa::Avx2 | Isa::Avx512 => unsafe { planes_of_block(src, block, spatial, out) },
+            Isa::Avx2 | Isa::Avx512 if block == 8 || block == 16 => unsafe {
+                planes_of_block(src, block, spatial, out)
+            },
             _ => 0,
         };
         for (t, tile) in src[done * block..].chunks(REORDER_TILE * block).enumerate() {
@@ -156,7 +158,8 @@ type Out = [std::mem::MaybeUninit<f32>];
 
 /// [`pool_plane`] with AVX-512 vectors of 16 channels, written out: the compiler did not
 /// vectorise the generic loop's NaN-keeping select (GoogLeNet's 3x3 pools took 3-5 times
-/// onnxruntime's). A window's largest value is NaN where any of its values is.
+/// onnxruntime's). A window's largest value is its first of equal largest values (+0
+/// before -0, as in PyTorch), or NaN where any of its values is.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut Out) {
@@ -172,7 +175,7 @@ unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: 
                     for r in y0..y1 {
                         for v in window(r).chunks_exact(16) {
                             let v = _mm512_loadu_ps(v.as_ptr());
-                            acc = _mm512_max_ps(acc, v);
+                            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, acc), v);
                             nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
                         }
                     }
@@ -212,7 +215,7 @@ unsafe fn pool_plane_avx2(iw: usize, rows: &Windows, cols: &Windows, pooling: Po
                     for r in y0..y1 {
                         for v in window(r).chunks_exact(8) {
                             let v = _mm256_loadu_ps(v.as_ptr());
-                            acc = _mm256_max_ps(acc, v);
+                            acc = _mm256_blendv_ps(acc, v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, acc));
                             nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
                         }
                     }
@@ -345,7 +348,7 @@ mod tests {
     fn blocked_pooling_equals_plain_pooling() {
         for_each_level(&TEST_THREADS, |_, _| {
             let mut rng = crate::Rng::new(21);
-            let choices = [0.0, 1.0, -2.0, 3.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+            let choices = [0.0, -0.0, 1.0, -2.0, 3.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
             for case in 0..60 {
                 let (h, w) = (1 + rng.below(9), 1 + rng.below(12));
                 let (kh, kw) = (1 + rng.below(h.min(4)), 1 + rng.below(w.min(4)));
@@ -383,7 +386,8 @@ mod tests {
                         max_pool_forward(&plain, &x, &mut want, &mut at);
                         let got = to_planar(&yb, batch, channels, oh * ow, block);
                         for (a, b) in got.iter().zip(&want) {
-                            assert!(a == b || (a.is_nan() && b.is_nan()), "case {case} {plain:?}: {got:?} vs {want:?}");
+                            let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                            assert!(same, "case {case} {plain:?}: {got:?} vs {want:?}");
                         }
                         continue;
                     }

@@ -66,32 +66,23 @@ impl Tensor {
         let outer: usize = first.shape()[..d].iter().product();
         let mut out_shape = first.shape().to_vec();
         out_shape[d] = tensors.iter().map(|t| t.shape()[d]).sum();
-        // the pieces in the output's order, and where each starts there
-        let pieces: Vec<&[f32]> = (0..outer)
-            .flat_map(|o| {
-                tensors.iter().map(move |t| {
-                    let block = t.numel() / outer.max(1);
-                    &t.data()[o * block..(o + 1) * block]
-                })
-            })
-            .collect();
-        let starts: Vec<usize> = pieces
-            .iter()
-            .scan(0, |at, p| {
-                *at += p.len();
-                Some(*at - p.len())
-            })
-            .collect();
+        // output row o (of `outer`) is the tensors' o-th pieces in turn; `starts[t]` is
+        // where tensor t's piece starts in a row
+        let blocks: Vec<usize> = tensors.iter().map(|t| t.numel() / outer.max(1)).collect();
+        let starts: Vec<usize> = blocks.iter().scan(0, |at, b| Some(std::mem::replace(at, *at + b))).collect();
+        let row: usize = blocks.iter().sum();
         // copied on all threads: GoogLeNet joins every inception block's branches
         let out = crate::kernels::par_elementwise(out_shape.iter().product(), |range, dst| {
-            let (mut at, mut k) = (range.start, starts.partition_point(|&s| s <= range.start).saturating_sub(1));
+            let mut at = range.start;
             while at < range.end {
-                let src = &pieces[k][at - starts[k]..];
+                let (o, within) = (at / row, at % row);
+                let t = starts.partition_point(|&s| s <= within) - 1;
+                let src = &tensors[t].data()[o * blocks[t] + within - starts[t]..(o + 1) * blocks[t]];
                 let n = src.len().min(range.end - at);
                 for (d, &v) in dst[at - range.start..][..n].iter_mut().zip(src) {
                     d.write(v);
                 }
-                (at, k) = (at + n, k + 1);
+                at += n;
             }
         });
         Ok(Tensor::from_parts(out_shape, out))

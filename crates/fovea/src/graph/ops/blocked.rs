@@ -78,7 +78,8 @@ impl Blocked {
     }
 
     /// Runs it on its inputs (as [`super::Op::run`]), with the [`Blocked::reusable_input`]
-    /// given by value as `reused` (then absent from `inputs`).
+    /// given by value as `reused` (then absent from `inputs`; ignored by an operator that
+    /// takes none).
     pub fn run(&self, inputs: &[Option<&Value>], reused: Option<Value>) -> Result<Vec<Value>> {
         let input = |i: usize| {
             inputs

@@ -262,7 +262,9 @@ impl Plan {
         let threads = num_threads();
         let mut bands = oh.div_ceil((BAND_OUTPUTS / (ow * lanes)).max(1));
         let (blocks, least) = (g.c_out.div_ceil(lanes), (2 * threads).div_ceil(batch * bands));
-        let groups = (1..=blocks).find(|&k| k >= least && blocks % k == 0).unwrap_or(blocks).max(1);
+        // (at most twice as many as needed: each group copies its own slab)
+        let equal = (least..=2 * least).find(|&k| k <= blocks && blocks % k == 0);
+        let groups = equal.unwrap_or(least.min(blocks)).max(1);
         bands = bands.max((2 * threads).div_ceil(batch * groups)).min(oh).max(1);
         // a few units of equal cost: a multiple of the threads, so that none waits
         while (batch * groups * bands) % threads != 0 && batch * groups * bands < 8 * threads && bands < oh {

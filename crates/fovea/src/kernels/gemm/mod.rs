@@ -363,7 +363,7 @@ unsafe fn few_rows_times_transposed(
 
 /// Adds to `sums[i]` the dot products of `xs[i][range]` with four rows, with AVX2 and FMA
 /// at that level or above, two of `xs` at a time so that each load of the rows serves
-/// both. (An AVX-512 variant of [`dot4_avx2`] measured slower on an Intel CPU: 175 ms
+/// both. (An AVX-512 variant of an earlier loop measured slower on an Intel CPU: 175 ms
 /// against 96 for AlexNet at batch 8.)
 fn add_dots4(xs: &[&[f32]], range: std::ops::Range<usize>, rows: [&[f32]; 4], sums: &mut [[f32; 4]]) {
     let add = |sum: &mut [f32; 4], dots: [f32; 4]| sum.iter_mut().zip(dots).for_each(|(s, d)| *s += d);
@@ -373,10 +373,10 @@ fn add_dots4(xs: &[&[f32]], range: std::ops::Range<usize>, rows: [&[f32]; 4], su
             // SAFETY: the level is at most what the CPU has
             match pair {
                 [x0, x1] => {
-                    let dots = unsafe { dot4x2_avx2(&x0[range.clone()], &x1[range.clone()], rows) };
+                    let dots = unsafe { dots4_avx2([&x0[range.clone()], &x1[range.clone()]], rows) };
                     sum.iter_mut().zip(dots).for_each(|(s, d)| add(s, d));
                 }
-                [x] => add(&mut sum[0], unsafe { dot4_avx2(&x[range.clone()], rows) }),
+                [x] => add(&mut sum[0], unsafe { dots4_avx2([&x[range.clone()]], rows) }[0]),
                 _ => unreachable!("chunks of one or two"),
             }
         }
@@ -387,57 +387,34 @@ fn add_dots4(xs: &[&[f32]], range: std::ops::Range<usize>, rows: [&[f32]; 4], su
     }
 }
 
-/// [`dot4_avx2`] for two vectors `x0` and `x1` of the same length: eight 8-lane sums.
+/// The dot products of each of `xs` (of one length) with four rows, with AVX2
+/// intrinsics: an 8-lane sum per pair (independent chains of fused multiply-adds), each
+/// load of the rows serving all of `xs`. One `x` is summed in the same order whatever
+/// else is in `xs`, so a sample's result does not depend on its batch. (The compiler
+/// vectorises [`dot4_lanes`] across the rows instead, with a shuffle per value.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot4x2_avx2(x0: &[f32], x1: &[f32], rows: [&[f32]; 4]) -> [[f32; 4]; 2] {
+unsafe fn dots4_avx2<const R: usize>(xs: [&[f32]; R], rows: [&[f32]; 4]) -> [[f32; 4]; R] {
     use std::arch::x86_64::*;
-    let k = x0.len();
-    let (x1, rows) = (&x1[..k], rows.map(|r| &r[..k]));
-    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+    let k = xs[0].len();
+    let (xs, rows) = (xs.map(|x| &x[..k]), rows.map(|r| &r[..k]));
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
     let full = k / 8 * 8;
     for i in (0..full).step_by(8) {
-        let (a, b) = (_mm256_loadu_ps(x0.as_ptr().add(i)), _mm256_loadu_ps(x1.as_ptr().add(i)));
+        let xv = xs.map(|x| _mm256_loadu_ps(x.as_ptr().add(i)));
         for r in 0..4 {
             let w = _mm256_loadu_ps(rows[r].as_ptr().add(i));
-            acc[0][r] = _mm256_fmadd_ps(a, w, acc[0][r]);
-            acc[1][r] = _mm256_fmadd_ps(b, w, acc[1][r]);
+            for j in 0..R {
+                acc[j][r] = _mm256_fmadd_ps(xv[j], w, acc[j][r]);
+            }
         }
     }
-    let xs = [x0, x1];
     std::array::from_fn(|j| {
         std::array::from_fn(|r| {
             let mut lanes = [0.0f32; 8];
             _mm256_storeu_ps(lanes.as_mut_ptr(), acc[j][r]);
             lanes.iter().sum::<f32>() + xs[j][full..].iter().zip(&rows[r][full..]).map(|(a, b)| a * b).sum::<f32>()
         })
-    })
-}
-
-/// The dot products of `x` with four rows, with AVX2 intrinsics: two 8-lane sums per row
-/// (eight independent chains of fused multiply-adds), each value of `x` loaded once for
-/// the four rows. (The compiler vectorises [`dot4_lanes`] across the rows instead, with a
-/// shuffle per value.)
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot4_avx2(x: &[f32], rows: [&[f32]; 4]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let k = x.len();
-    let rows = rows.map(|r| &r[..k]);
-    let (mut lo, mut hi) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
-    let full = k / 16 * 16;
-    for i in (0..full).step_by(16) {
-        let (x0, x1) = (_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(x.as_ptr().add(i + 8)));
-        for r in 0..4 {
-            let w = rows[r].as_ptr().add(i);
-            lo[r] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w), lo[r]);
-            hi[r] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w.add(8)), hi[r]);
-        }
-    }
-    std::array::from_fn(|r| {
-        let mut lanes = [0.0f32; 8];
-        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(lo[r], hi[r]));
-        lanes.iter().sum::<f32>() + x[full..].iter().zip(&rows[r][full..]).map(|(a, b)| a * b).sum::<f32>()
     })
 }
 
@@ -617,6 +594,13 @@ mod tests {
                             assert!(within_bound(c[i * stride + j], e, s, k + 1), "m={m} i={i} j={j}");
                         }
                         assert_eq!(&c[i * stride + n..(i + 1) * stride], &[1.0; 3], "outside the block");
+                    }
+                    // a row's result does not depend on the rows beside it
+                    for i in (0..m).filter(|_| !accumulate) {
+                        let mut alone = vec![0.0f32; n];
+                        matmul(MatRef::new(&x[i * k..], 1, k), MatRef::new(&w, n, k).t(), &mut alone, false, true);
+                        let same = alone.iter().zip(&c[i * stride..]).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "m={m}: row {i} differs from the row alone");
                     }
                 }
             }
