@@ -236,18 +236,7 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     let got = (direct_cases, strided_cases, stride_4_cases, transposed_cases, packed_only_cases);
     assert_eq!(got, expected, "cases that took the direct kernel");
     // taps beyond one chunk of weights (256 KiB at either level): the sums carry over
-    let wide = ConvGeometry {
-        batch: 1,
-        c_in: 520,
-        c_out: 40,
-        groups: 1,
-        input: [1, 18, 17],
-        kernel: [1, 3, 3],
-        stride: [1; 3],
-        dilation: [1; 3],
-        pad: [0, 1, 1],
-        output: [1, 18, 17],
-    };
+    let wide = wide_3x3(1, 40, [18, 17]);
     assert_eq!(direct::applies(&wide), level >= Isa::Avx2);
     let x: Vec<f32> = (0..wide.c_in * wide.in_spatial()).map(|_| rng.normal()).collect();
     let w: Vec<f32> = (0..wide.weight_len()).map(|_| rng.normal()).collect();
@@ -255,6 +244,23 @@ fn direct_kernel_cases(level: Isa, _threads: usize) {
     conv_forward(&wide, &x, &w, None, &mut y);
     let err = forward_error(&wide, &x, &w, None, &y);
     assert!(err <= 1.0, "{wide:?} forward differs by {err} times the rounding bound");
+}
+
+/// A 3x3 convolution of 520 input channels (4680 taps: more than one chunk of weights at
+/// either level), padded to keep its `[h, w]`.
+fn wide_3x3(batch: usize, c_out: usize, [h, w]: [usize; 2]) -> ConvGeometry {
+    ConvGeometry {
+        batch,
+        c_in: 520,
+        c_out,
+        groups: 1,
+        input: [1, h, w],
+        kernel: [1, 3, 3],
+        stride: [1; 3],
+        dilation: [1; 3],
+        pad: [0, 1, 1],
+        output: [1, h, w],
+    }
 }
 
 #[test]
@@ -309,18 +315,7 @@ fn blocked_cases(level: Isa, _threads: usize) {
     }
     assert!(taken >= 60, "only {taken} cases took the blocked kernel");
     // taps beyond one chunk of weights (256 KiB at either level): the sums carry over
-    let wide = ConvGeometry {
-        batch: 2,
-        c_in: 520,
-        c_out: 2 * block,
-        groups: 1,
-        input: [1, 6, 5],
-        kernel: [1, 3, 3],
-        stride: [1; 3],
-        dilation: [1; 3],
-        pad: [0, 1, 1],
-        output: [1, 6, 5],
-    };
+    let wide = wide_3x3(2, 2 * block, [6, 5]);
     assert!(direct::takes_blocked(&wide));
     for trial in 0..3 {
         check_blocked(&wide, trial, block, &mut rng);
