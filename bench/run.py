@@ -2,6 +2,7 @@
 """Runs fovea's and PyTorch's benchmarks in one go, same machine, same thread count, and
 writes docs/benchmarks.md with the ratios.
 
+    pip install torch torchvision numpy safetensors; (cd tools/faceapi && npm ci)
     python3 bench/run.py [--threads 2] [--epochs 3] [--isa scalar|avx2|avx512]
 
 `--isa` caps both sides at one instruction level, so that the comparison can be made at a
@@ -237,13 +238,22 @@ training step at batch 8 fell from 537 to 461 MiB, against PyTorch's 1184 MiB (m
 3 alternating runs on the AVX2 EPYC, 2026-12-02: `python3 bench/peak_memory.py OLD`, OLD
 the fovea-bench of commit 150b1e7 given `--train-steps`' `--batch` and peak-memory line).
 """
+# Only this level's section is replaced; the rest of the file (the preamble, the other
+# levels, sections other scripts write, notes added by hand) stays as it is.
 path = os.path.join(ROOT, "docs/benchmarks.md")
-old = open(path).read() if os.path.exists(path) else ""
-sections = dict(re.findall(r"<!-- level (\w+) -->\n(.*?)<!-- end \1 -->\n", old, re.S))
-sections[level] = "\n".join(lines) + "\n"
+text = open(path).read() if os.path.exists(path) else PREAMBLE
+section = f"<!-- level {level} -->\n" + "\n".join(lines) + f"\n<!-- end {level} -->\n"
 order = ["avx512", "avx2", "scalar"]
+mine = re.compile(rf"<!-- level {level} -->\n.*?<!-- end {level} -->\n", re.S)
+later = [m for m in re.finditer(r"<!-- level (\w+) -->\n", text) if order.index(m.group(1)) > order.index(level)]
+if mine.search(text):
+    text = mine.sub(lambda _: section, text, count=1)
+elif later:
+    text = text[: later[0].start()] + section + "\n" + text[later[0].start():]
+else:
+    ends = list(re.finditer(r"<!-- end \w+ -->\n", text))
+    at = ends[-1].end() if ends else len(text)
+    text = text[:at] + "\n" + section + text[at:]
 with open(path, "w") as f:
-    f.write(PREAMBLE)
-    for name in sorted(sections, key=order.index):
-        f.write(f"\n<!-- level {name} -->\n{sections[name]}<!-- end {name} -->\n")
+    f.write(text)
 print("\n".join(lines))
