@@ -55,6 +55,9 @@ const BAND_OUTPUTS: usize = 16384;
 /// fewer would leave threads idle (im2col cuts rows into tiles).
 const MIN_ROWS: usize = 4;
 
+/// f32 values in 64 bytes, a cache line: where packed weights start.
+const ALIGN: usize = 16;
+
 /// Strides along a row that the kernels are compiled for (AlexNet's first layer has 4).
 const STRIDES: [usize; 3] = [1, 2, 4];
 
@@ -142,13 +145,14 @@ pub struct PackedWeights {
     v: usize,
     c_out: usize,
     taps: usize,
+    /// the packed weights from the first 64-byte boundary on ([`Self::data`])
     data: crate::Tensor,
 }
 
 impl PartialEq for PackedWeights {
     fn eq(&self, other: &Self) -> bool {
         let layout = |p: &Self| (p.level, p.isa, p.v, p.c_out, p.taps);
-        layout(self) == layout(other) && self.data.data() == other.data.data()
+        layout(self) == layout(other) && self.data() == other.data()
     }
 }
 
@@ -170,9 +174,22 @@ impl PackedWeights {
         let (isa, v) = layout(level, c_out);
         let (taps, lanes) = (w.len() / c_out, v * width(isa));
         crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
-        let data =
-            crate::Tensor::from_parts(vec![c_out.div_ceil(lanes) * lanes * taps], pack_weights(taps, lanes, c_out, w));
+        let packed = pack_weights(taps, lanes, c_out, w);
+        // copied to a 64-byte boundary of a buffer with room for it (a tensor's buffer
+        // never moves)
+        let mut aligned = vec![0.0; packed.len() + ALIGN - 1];
+        let skip = aligned.as_ptr().align_offset(64).min(ALIGN - 1);
+        aligned[skip..][..packed.len()].copy_from_slice(&packed);
+        let data = crate::Tensor::from_parts(vec![aligned.len()], aligned);
         Some(PackedWeights { level, isa, v, c_out, taps, data })
+    }
+
+    /// The packed weights, from a 64-byte boundary: vector loads of them then never
+    /// straddle two cache lines.
+    fn data(&self) -> &[f32] {
+        let d = self.data.data();
+        let skip = d.as_ptr().align_offset(64).min(ALIGN - 1);
+        &d[skip..][..d.len() + 1 - ALIGN]
     }
 
     /// Whether these weights serve `g` at the current level.
@@ -439,7 +456,7 @@ pub(crate) fn forward(
     let p = Plan::new(g);
     debug_assert!(packed.is_none_or(|p| p.fit(g)), "packed weights that fit");
     match packed {
-        Some(packed) => forward_packed(&p, g.batch, x, packed.data.data(), bias, y, then),
+        Some(packed) => forward_packed(&p, g.batch, x, packed.data(), bias, y, then),
         _ => forward_packed(&p, g.batch, x, &pack_weights(p.taps(), p.lanes(), p.c_out, w), bias, y, then),
     }
 }
@@ -577,7 +594,7 @@ pub fn forward_blocked(
     let pieces = p.row_pieces();
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
     let block_len = p.taps() * lanes;
-    let packed = packed.data.data();
+    let packed = packed.data();
     // every output is written below, once (each unit its rows of its blocks), after its
     // residual is read
     let (mut y, residual): (Vec<f32>, _) = match residual {
