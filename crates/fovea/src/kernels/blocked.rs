@@ -159,7 +159,8 @@ type Out = [std::mem::MaybeUninit<f32>];
 /// [`pool_plane`] with AVX-512 vectors of 16 channels, written out: the compiler did not
 /// vectorise the generic loop's NaN-keeping select (GoogLeNet's 3x3 pools took 3-5 times
 /// onnxruntime's). A window's largest value is its first of equal largest values (+0
-/// before -0, as in PyTorch), or NaN where any of its values is.
+/// before -0, as in PyTorch), or NaN where any of its values is: `max(v, acc)` returns
+/// its second operand, `acc`, on ties and where `v` is NaN (then the NaN mask holds it).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: Pooling, x: &[f32], y: &mut Out) {
@@ -175,7 +176,7 @@ unsafe fn pool_plane_avx512(iw: usize, rows: &Windows, cols: &Windows, pooling: 
                     for r in y0..y1 {
                         for v in window(r).chunks_exact(16) {
                             let v = _mm512_loadu_ps(v.as_ptr());
-                            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, acc), v);
+                            acc = _mm512_max_ps(v, acc);
                             nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
                         }
                     }
@@ -215,7 +216,7 @@ unsafe fn pool_plane_avx2(iw: usize, rows: &Windows, cols: &Windows, pooling: Po
                     for r in y0..y1 {
                         for v in window(r).chunks_exact(8) {
                             let v = _mm256_loadu_ps(v.as_ptr());
-                            acc = _mm256_blendv_ps(acc, v, _mm256_cmp_ps::<_CMP_GT_OQ>(v, acc));
+                            acc = _mm256_max_ps(v, acc);
                             nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
                         }
                     }
