@@ -179,7 +179,7 @@ fn run_conv(
     }
     let bias = super::conv::bias_of(&g, b)?;
     let n = logical.len() - 2;
-    let mut shape = vec![g.batch, g.c_out / block];
+    let mut shape = vec![g.batch, g.c_out.div_ceil(block)];
     shape.extend_from_slice(&g.output[3 - n..]);
     shape.push(block);
     let len = check_output("Conv", &shape)?;

@@ -107,10 +107,13 @@ fn takes(g: &ConvGeometry) -> bool {
 }
 
 /// Whether the blocked kernel ([`forward_blocked`]) takes `g` at the current
-/// level: as [`applies`] without its least size, and 1x1 kernels too, where the output
-/// channels fill whole blocks.
+/// level: as [`applies`] without its least size, and 1x1 kernels too. Output channels that
+/// do not fill their last block are padded with zero weights (as onnxruntime pads them),
+/// where the kernel's vectors are as wide as a block (not for 8 channels or fewer at
+/// AVX-512, whose kernel has 8 lanes).
 pub fn takes_blocked(g: &ConvGeometry) -> bool {
-    fits(g) && crate::kernels::blocked::block().is_some_and(|b| g.c_out.is_multiple_of(b)) && g.c_out > 0
+    let vector = width(layout(isa::current(), g.c_out).0);
+    fits(g) && crate::kernels::blocked::block() == Some(vector) && g.c_out > 0
 }
 
 /// The sizes and the level the kernels here are compiled for.
@@ -566,7 +569,7 @@ pub fn forward_blocked(
     let block = width(p.isa);
     // the input's block: plain input is blocked input with blocks of one channel
     let bin = if x_blocked { block } else { 1 };
-    let (blocks_in, blocks_out) = (g.c_in.div_ceil(bin), g.c_out / block);
+    let (blocks_in, blocks_out) = (g.c_in.div_ceil(bin), g.c_out.div_ceil(block));
     let ([h, w], [oh, ow]) = (p.input, p.output);
     let osp = oh * ow;
     let len = [blocks_out, osp, block].iter().try_fold(g.batch, |n, &d| n.checked_mul(d));
