@@ -148,8 +148,9 @@ pub struct PackedWeights {
     v: usize,
     c_out: usize,
     taps: usize,
-    /// the packed weights from the first 64-byte boundary on ([`Self::data`])
+    /// the packed weights from `data[skip]`, the first 64-byte boundary ([`Self::data`])
     data: crate::Tensor,
+    skip: usize,
 }
 
 impl PartialEq for PackedWeights {
@@ -178,21 +179,18 @@ impl PackedWeights {
         let (taps, lanes) = (w.len() / c_out, v * width(isa));
         crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
         let packed = pack_weights(taps, lanes, c_out, w);
-        // copied to a 64-byte boundary of a buffer with room for it (a tensor's buffer
-        // never moves)
+        // copied to the first 64-byte boundary of a buffer with room for it
         let mut aligned = vec![0.0; packed.len() + ALIGN - 1];
         let skip = aligned.as_ptr().align_offset(64).min(ALIGN - 1);
         aligned[skip..][..packed.len()].copy_from_slice(&packed);
         let data = crate::Tensor::from_parts(vec![aligned.len()], aligned);
-        Some(PackedWeights { level, isa, v, c_out, taps, data })
+        Some(PackedWeights { level, isa, v, c_out, taps, data, skip })
     }
 
     /// The packed weights, from a 64-byte boundary: vector loads of them then never
     /// straddle two cache lines.
     fn data(&self) -> &[f32] {
-        let d = self.data.data();
-        let skip = d.as_ptr().align_offset(64).min(ALIGN - 1);
-        &d[skip..][..d.len() + 1 - ALIGN]
+        &self.data.data()[self.skip..][..self.data.numel() + 1 - ALIGN]
     }
 
     /// Whether these weights serve `g` at the current level.
