@@ -107,7 +107,9 @@ def write(rows):
         f"`python3 bench/onnx_runtimes.py --threads {threads}` on {datetime.date.today()}, {cpu}, {threads} threads "
         f"(tract: one); torch {torch.__version__}, onnxruntime {ort.__version__}, tract {tract.version()}. "
         f"The zoo exported by torch.onnx.export (defaults) at each batch size, 3x224x224 inputs, medians of {reps} runs "
-        f"at batch 1 and {max(3, reps // 2)} at batch 8; milliseconds per batch. A ratio above 1 means fovea is faster.",
+        f"at batch 1 and {max(3, reps // 2)} at batch 8; milliseconds per batch. A ratio above 1 means fovea is faster. "
+        "On a shared machine single entries move by 5-15% from run to run, the memory-bound ones most "
+        "(AlexNet at batch 8 reads 230 MB of fully connected weights per batch).",
         "",
         "| model | batch | fovea ms | onnxruntime ms | tract ms | onnxruntime / fovea | tract / fovea |",
         "|---|---|---|---|---|---|---|",
