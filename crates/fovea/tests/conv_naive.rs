@@ -340,8 +340,18 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
     let r: Vec<f32> = (0..g.batch * g.c_out * out_spatial).map(|_| rng.normal()).collect();
     let packed = PackedWeights::new(g.c_out, &w).expect("weights packed at AVX2 and above");
     let x_blocked = trial % 3 != 1;
-    let xb = if x_blocked { to_blocked(&x, g.batch, g.c_in, spatial, block) } else { x.clone() };
-    let rb = to_blocked(&r, g.batch, g.c_out, out_spatial, block);
+    // lanes past the last channel hold a huge value, which no channel may depend on
+    let padded = |v: &[f32], channels: usize, spatial: usize| {
+        let mut b = to_blocked(v, g.batch, channels, spatial, block);
+        for (i, b) in b.iter_mut().enumerate() {
+            if i % block >= channels - i / (block * spatial) % channels.div_ceil(block) * block {
+                *b = 1e30;
+            }
+        }
+        b
+    };
+    let xb = if x_blocked { padded(&x, g.c_in, spatial) } else { x.clone() };
+    let rb = padded(&r, g.c_out, out_spatial);
     let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
     let yb = conv_forward_blocked(g, &xb, x_blocked, &packed, Some(&b), Some(Cow::Borrowed(&rb)), clamp, None);
     assert_eq!(yb.len(), rb.len());

@@ -1,7 +1,7 @@
 //! The channel-blocked layout (NCHWc) that inference graphs keep activations in between
 //! the operators that read it: `[N][C/b][H][W][b]`, the `b` channels of a block (one
 //! vector register: 8 at AVX2, 16 at AVX-512) side by side. Past the last channel a
-//! reorder writes zeros and an operator may write anything: none reads them.
+//! reorder writes zeros and an operator may write anything: no channel depends on them.
 //! The direct convolution kernel then stores its register blocks where they belong and
 //! reads a position's channels as neighbours, and pooling runs along whole vectors.
 //! This file has the reorders to and from `[N][C][H][W]` and the blocked pooling; the
