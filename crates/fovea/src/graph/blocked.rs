@@ -9,8 +9,8 @@
 //! shares the constants and the packed weights of the plain steps.
 //!
 //! What runs blocked: one-group 1-D and 2-D convolutions (and 3-D ones of depth one),
-//! their last block of output channels padded where the channels do not fill it (at
-//! AVX-512 not for 8 channels or fewer, whose kernel has 8 lanes)
+//! with at least a block of output channels, the last block padded where the channels
+//! do not fill it
 //! (reading blocked input, or `[N, C, H, W]` input for kernels larger than 1x1:
 //! a 1x1 convolution of plain input stays with the GEMM, which reads it as it lies),
 //! 2-D MaxPool and AveragePool, global pooling (which ends the region), activations, and

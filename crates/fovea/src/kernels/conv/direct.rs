@@ -107,13 +107,12 @@ fn takes(g: &ConvGeometry) -> bool {
 }
 
 /// Whether the blocked kernel ([`forward_blocked`]) takes `g` at the current
-/// level: as [`applies`] without its least size, and 1x1 kernels too. Output channels that
-/// do not fill their last block are padded with zero weights (as onnxruntime pads them),
-/// where the kernel's vectors are as wide as a block (not for 8 channels or fewer at
-/// AVX-512, whose kernel has 8 lanes).
+/// level: as [`applies`] without its least size, and 1x1 kernels too, for at least a
+/// block of output channels. Channels that do not fill their last block are padded with
+/// zero weights, as onnxruntime pads them (fewer than a block would be mostly padding;
+/// their kernel's vectors would also be narrower than a block at AVX-512).
 pub fn takes_blocked(g: &ConvGeometry) -> bool {
-    let vector = width(layout(isa::current(), g.c_out).0);
-    fits(g) && crate::kernels::blocked::block() == Some(vector) && g.c_out > 0
+    fits(g) && crate::kernels::blocked::block().is_some_and(|b| g.c_out >= b)
 }
 
 /// The sizes and the level the kernels here are compiled for.
