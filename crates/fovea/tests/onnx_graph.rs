@@ -258,7 +258,9 @@ fn fused_and_unfused_graphs_agree() {
 /// plan, on what it must tell apart: a sum of a convolution with its own plain input, a
 /// sum that broadcasts (stays plain), pooling with padding, `ceil_mode` and
 /// `count_include_pad`, a 1x1 convolution of blocked values, global pooling, Concat
-/// along channels, and an output read in the middle of the region.
+/// along channels, an output read in the middle of the region, and 20 channels, which
+/// do not fill their last block (an activation writes 0.5 past them, which pooling, a
+/// convolution, global pooling and a Concat that cannot stay blocked must not read).
 #[test]
 fn blocked_plans_agree_with_the_plain_steps() {
     use fovea::kernels::{for_each_level, scoped, Isa};
@@ -276,6 +278,8 @@ fn blocked_plans_agree_with_the_plain_steps() {
         wave("b3", &[16], 0.5),
         wave("w1", &[32, 16, 1, 1], 0.71),
         wave("w5", &[16, 32, 3, 3], 0.13),
+        wave("w20", &[20, 16, 3, 3], 0.29),
+        wave("w6", &[16, 20, 3, 3], 0.53),
     ];
     let nodes = vec![
         // x + conv(x), x the graph's input: the sum reads x blocked, the convolution too
@@ -313,8 +317,21 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("Conv", &["v", "w5"], &["u"], vec![pads(1)]),
         node("Concat", &["u", "u"], &["j"], vec![("axis", AttributeValue::Int(-3))]),
         node("GlobalAveragePool", &["j"], &["y"], vec![]),
+        // 20 channels: a padded last block
+        node("Conv", &["m", "w20"], &["t"], vec![pads(1)]),
+        node("Sigmoid", &["t"], &["t2"], vec![]),
+        node(
+            "MaxPool",
+            &["t2"],
+            &["t3"],
+            vec![("kernel_shape", ints_attr(&[3, 3])), ("strides", ints_attr(&[1, 1])), pads(1)],
+        ),
+        node("Conv", &["t3", "w6"], &["t4"], vec![pads(1)]),
+        node("Add", &["t4", "m"], &["t5"], vec![]),
+        node("Concat", &["t3", "t5"], &["k"], vec![("axis", AttributeValue::Int(1))]),
+        node("GlobalAveragePool", &["t3"], &["z"], vec![]),
     ];
-    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m", "f"]);
+    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m", "f", "k", "z"]);
     let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
     let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
     let run = |g: &Graph| g.run(vec![Value::float(x.clone()), Value::float(s.clone())]).unwrap();
@@ -323,6 +340,12 @@ fn blocked_plans_agree_with_the_plain_steps() {
         let graph = Graph::from_onnx(&m, &[]).unwrap();
         let reorders = graph.steps().iter().filter(|s| s.op_type == "Reorder").count();
         assert_eq!(reorders > 0, level >= Isa::Avx2, "a blocked plan at {level}");
+        // (the 20-channel convolutions run blocked)
+        let blocked = |name: &str| {
+            let step = graph.steps().iter().find(|s| s.name.split('+').next() == Some(name)).expect("a step");
+            matches!(step.op, fovea::graph::Op::Blocked(_))
+        };
+        assert_eq!(blocked("t") && blocked("t4"), level >= Isa::Avx2, "20 channels blocked at {level}");
         for (got, want) in run(&graph).iter().zip(&plain) {
             assert_eq!(got.shape(), want.shape());
             let (got, want) = (got.to_f64s(), want.to_f64s());
