@@ -237,10 +237,10 @@ impl Separable<'_> {
 }
 
 /// `acc[i] = max(acc[i], v[i])` over the shorter of the two, keeping `acc[i]` (the
-/// earlier value) on ties and, if `nan`, NaN where either is (else neither holds NaN). Explicit
-/// AVX vectors where the CPU has them: the compiler turned the generic select into masked
-/// stores of the changed values, which AMD's CPUs run several times slower than stores
-/// (3x3 pools took 4-8 times onnxruntime's).
+/// earlier value) on ties and, if `nan`, NaN where either is (else neither holds NaN).
+/// Explicit AVX vectors where the CPU has them: the compiler turned the generic select
+/// into masked stores of the changed values, which AMD's CPUs run several times slower
+/// than stores (3x3 pools took 4-8 times onnxruntime's).
 #[inline(always)]
 fn max_into(acc: &mut [f32], v: &[f32], nan: bool) {
     let n = acc.len().min(v.len());
