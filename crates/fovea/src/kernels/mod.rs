@@ -41,10 +41,19 @@ pub(crate) fn par_filled(
     f: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
+    par_fill(&mut out.spare_capacity_mut()[..len], chunk, f);
     // SAFETY: the chunks cover 0..len and `f` wrote each of their values.
     unsafe { out.set_len(len) };
     out
+}
+
+/// [`par_filled`] into `out`, a part of a buffer the caller allocated.
+pub(crate) fn par_fill(
+    out: &mut [std::mem::MaybeUninit<f32>],
+    chunk: usize,
+    f: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) {
+    out.par_chunks_mut(chunk.max(1)).enumerate().for_each(|(i, c)| f(i, c));
 }
 
 /// `len` zeros, written on all threads.

@@ -28,6 +28,7 @@ use super::geometry::{with_scratch, ConvGeometry, SharedMut};
 use crate::kernels::{isa, num_threads, Isa};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// Largest padded sample (values) this path takes: beyond it, padding or dilation is
 /// absurd (im2col reads only what is valid), or the picture is large enough for im2col's
@@ -177,11 +178,17 @@ impl PackedWeights {
         let (isa, v) = layout(level, c_out);
         let (taps, lanes) = (w.len() / c_out, v * width(isa));
         crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
-        let packed = pack_weights(taps, lanes, c_out, w);
-        // copied to the first 64-byte boundary of a buffer with room for it
-        let mut aligned = vec![0.0; packed.len() + ALIGN - 1];
+        // packed from the first 64-byte boundary of a buffer with room for it
+        let len = c_out.div_ceil(lanes) * lanes * taps;
+        let mut aligned = Vec::<f32>::with_capacity(len + ALIGN - 1);
         let skip = aligned.as_ptr().align_offset(64).min(ALIGN - 1);
-        aligned[skip..][..packed.len()].copy_from_slice(&packed);
+        let room = &mut aligned.spare_capacity_mut()[..len + ALIGN - 1];
+        let (before, rest) = room.split_at_mut(skip);
+        let (values, after) = rest.split_at_mut(len);
+        before.iter_mut().chain(after).for_each(|v| _ = v.write(0.0));
+        pack_weights_into(taps, lanes, c_out, w, values);
+        // SAFETY: every value of the buffer was written just above.
+        unsafe { aligned.set_len(len + ALIGN - 1) };
         let data = crate::Tensor::from_parts(vec![aligned.len()], aligned);
         Some(PackedWeights { level, isa, v, c_out, taps, data, skip })
     }
@@ -402,8 +409,17 @@ const PACK_TILE_TAPS: usize = 16;
 /// Weights `w[o][tap]` as blocks of `lanes` output channels: `[block][tap][lane]`, zero
 /// beyond `c_out`. On all threads: for one sample this is a tenth of the work.
 fn pack_weights(taps: usize, lanes: usize, c_out: usize, w: &[f32]) -> Vec<f32> {
-    let slots = c_out.div_ceil(lanes) * taps;
-    crate::kernels::par_filled(slots * lanes, PACK_TASK_TAPS * lanes, |task, out| {
+    let len = c_out.div_ceil(lanes) * lanes * taps;
+    let mut out = Vec::with_capacity(len);
+    pack_weights_into(taps, lanes, c_out, w, &mut out.spare_capacity_mut()[..len]);
+    // SAFETY: pack_weights_into wrote every value.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`pack_weights`] into `out`, of exactly the packed size.
+fn pack_weights_into(taps: usize, lanes: usize, c_out: usize, w: &[f32], out: &mut [MaybeUninit<f32>]) {
+    crate::kernels::par_fill(out, PACK_TASK_TAPS * lanes, |task, out| {
         // tiles of a few taps; a tile that crosses into the next block is cut there
         let mut s = task * PACK_TASK_TAPS;
         for mut tile in out.chunks_mut(PACK_TILE_TAPS * lanes) {
@@ -421,7 +437,7 @@ fn pack_weights(taps: usize, lanes: usize, c_out: usize, w: &[f32]) -> Vec<f32> 
                 tile = rest;
             }
         }
-    })
+    });
 }
 
 /// The inverse of [`pack_weights`]: `w[o][tap]` from `[block][tap][lane]`.
