@@ -325,6 +325,24 @@ fn blocked_cases(level: Isa, _threads: usize) {
     for trial in 0..3 {
         check_blocked(&wide, trial, block, &mut rng);
     }
+    // more input channels than output: groups of blocks take each piece of a row in turn
+    // (the last block not full), from blocked and from planar input
+    for (trial, k) in [(0, 1), (1, 3), (2, 3)] {
+        let g = ConvGeometry {
+            batch: 2,
+            c_in: 7 * block + 3,
+            c_out: 5 * block - 3,
+            groups: 1,
+            input: [1, 9, 20],
+            kernel: [1, k, k],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad: [0, k / 2, k / 2],
+            output: [1, 9, 20],
+        };
+        assert!(direct::takes_blocked(&g));
+        check_blocked(&g, trial, block, &mut rng);
+    }
 }
 
 /// [`blocked_cases`] for one geometry: input blocked unless `trial % 3 == 1`, one of three
