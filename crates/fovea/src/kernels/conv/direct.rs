@@ -624,8 +624,7 @@ pub fn forward_blocked(
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
     let block_len = p.taps() * lanes;
     let packed = packed.data();
-    let bias_lanes: Vec<[f32; 32]> =
-        (0..blocks_out.div_ceil(p.v)).map(|b| bias_lanes(bias, b * lanes, lanes)).collect();
+    let biases: Vec<[f32; 32]> = (0..blocks_out.div_ceil(p.v)).map(|b| bias_lanes(bias, b * lanes, lanes)).collect();
     // With more input than output channels, groups of channel blocks whose weights fit a
     // chunk together take each piece of a row in turn: its input, read from memory, then
     // serves them all while in L1 cache (a block at a time, the first block had to read
@@ -680,7 +679,7 @@ pub fn forward_blocked(
                                         position: block,
                                         vector: osp * block,
                                         vectors: p.v.min(blocks_out - b * p.v),
-                                        bias: if c == 0 { bias_lanes[b].as_ptr() } else { std::ptr::null() },
+                                        bias: if c == 0 { biases[b].as_ptr() } else { std::ptr::null() },
                                         residual: match residual {
                                             Some(r) if c == 0 => r.get().add(first).cast_const(),
                                             _ => std::ptr::null(),
