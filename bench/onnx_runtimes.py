@@ -109,7 +109,9 @@ def write(rows):
         f"The zoo exported by torch.onnx.export (defaults) at each batch size, 3x224x224 inputs, medians of {reps} runs "
         f"at batch 1 and {max(3, reps // 2)} at batch 8; milliseconds per batch. A ratio above 1 means fovea is faster. "
         "On a shared machine single entries move by 5-15% from run to run, the memory-bound ones most "
-        "(AlexNet at batch 8 reads 230 MB of fully connected weights per batch).",
+        "(AlexNet at batch 8 reads 230 MB of fully connected weights per batch). "
+        "`python3 bench/onnx_steps.py MODEL.onnx --batch 8` shows where a model's time goes: fovea's steps "
+        "beside onnxruntime's nodes, layer by layer.",
         "",
         "| model | batch | fovea ms | onnxruntime ms | tract ms | onnxruntime / fovea | tract / fovea |",
         "|---|---|---|---|---|---|---|",
