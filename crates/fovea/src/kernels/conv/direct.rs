@@ -591,13 +591,13 @@ pub fn forward_blocked(
     let in_len = blocks_in * h * w * bin;
     assert_eq!(x.len(), g.batch * in_len, "blocked convolution input size");
     // Input that needs no padding is read where it lies, else from a padded slab. A 1x1
-    // kernel with a stride reads a quarter of its input or less, in lines that the passes
-    // over channel blocks fetched again and again (ResNet's downsampling layers at batch
-    // 8: 1.3x onnxruntime's time): its positions are gathered into a slab once, then read
-    // as by a stride-1 kernel.
+    // kernel with a stride along rows reads one position in two (or fewer): each pass over
+    // channel blocks fetched their lines again, half of each fetch unused, so those
+    // positions are gathered into a slab once, then read as by a stride-1 kernel (ResNet's
+    // downsampling layers at batch 8 were 1.3x onnxruntime's time).
     let reach = (oh - 1) * p.stride[0] + (p.kernel[0] - 1) * p.dilation[0] + 1;
     let inside = p.pad == [0, 0] && reach <= h && p.width() <= w;
-    let gather = inside && p.kernel == [1, 1] && p.stride != [1, 1];
+    let gather = inside && p.kernel == [1, 1] && p.stride[1] > 1;
     let in_place = inside && !gather;
     let (pitch, plane) = match () {
         _ if gather => (ow, p.rows * ow),
@@ -624,15 +624,16 @@ pub fn forward_blocked(
     let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(p.isa, p.v, n, step)).collect();
     let block_len = p.taps() * lanes;
     let packed = packed.data();
-    let biases: Vec<[f32; 32]> = (0..blocks_out.div_ceil(p.v)).map(|b| bias_lanes(bias, b * lanes, lanes)).collect();
-    // With more input than output channels, groups of channel blocks whose weights fit a
-    // chunk together take each piece of a row in turn: its input, read from memory, then
-    // serves them all while in L1 cache (a block at a time, the first block had to read
-    // the band's input from memory at twice the rate: ResNet's 256->64 1x1 layers at
-    // batch 8 were 10% slower). With fewer, the outputs are what streams, and spreading
-    // them over more planes at once made the expansions 10% slower.
+    let biases: Vec<[f32; 32]> = (0..g.c_out.div_ceil(lanes)).map(|b| bias_lanes(bias, b * lanes, lanes)).collect();
+    // With more input than output channels, the input is what streams from memory: then
+    // as many channel blocks as have their weights fit one chunk take each piece of a row
+    // in turn, and the piece's input, read once, serves them all from L1 cache. (Block by
+    // block, the first block's pass read the band's input from memory and the others from
+    // L2: ResNet's 256->64 layers at batch 8 were 10% slower.) With fewer input channels
+    // the outputs are what streams, and writing more output planes at once made ResNet's
+    // 64->256 layers 10% slower.
     let together = match chunks.len() {
-        1 if g.c_in > g.c_out => (CHUNK_WEIGHTS / block_len.max(1)).max(1),
+        1 if g.c_in > g.c_out => CHUNK_WEIGHTS / block_len,
         _ => 1,
     };
     // every output is written below, once (each unit its rows of its blocks), after its
@@ -665,7 +666,8 @@ pub fn forward_blocked(
                         let mut ox = 0;
                         for (&len, kernel) in pieces.iter().zip(&kernels) {
                             for b in blocks.clone() {
-                                let wc = packed[b * block_len + c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
+                                let wc = packed[b * block_len..][..block_len][c * (CHUNK_WEIGHTS / lanes) * lanes..]
+                                    .as_ptr();
                                 let first = ((n * blocks_out + b * p.v) * osp + (r0 + r) * ow + ox) * block;
                                 // SAFETY: fits() checked the CPU; every position's taps lie
                                 // in the slab (or, unpadded, in the sample) by construction,
@@ -736,7 +738,8 @@ fn fill_blocked_slab(p: &Plan, block: usize, x: &[f32], r0: usize, slab: &mut [f
 }
 
 /// The input positions a 1x1 kernel with a stride reads for output rows `rows`, from a
-/// blocked sample `x` (`[C/block][h][w][block]`) into `slab`: `[C/block][rows][ow][block]`.
+/// blocked sample `x` (`[C/block][h][w][block]`) into the first rows of `slab`'s planes
+/// (`[C/block][p.rows][ow][block]`).
 fn gather_blocked_slab(p: &Plan, block: usize, x: &[f32], rows: std::ops::Range<usize>, slab: &mut [f32]) {
     let ([h, w], ow, [sy, sx]) = (p.input, p.output[1], p.stride);
     let plane = p.rows * ow * block;
