@@ -599,10 +599,12 @@ pub fn forward_blocked(
     let inside = p.pad == [0, 0] && reach <= h && p.width() <= w;
     let gather = inside && p.kernel == [1, 1] && p.stride[1] > 1;
     let in_place = inside && !gather;
-    let (pitch, plane) = match () {
-        _ if gather => (ow, p.rows * ow),
-        _ if in_place => (w, h * w),
-        _ => (p.width(), p.slab_rows() * p.width()),
+    let (pitch, plane) = if gather {
+        (ow, p.rows * ow)
+    } else if in_place {
+        (w, h * w)
+    } else {
+        (p.width(), p.slab_rows() * p.width())
     };
     let mut taps = Vec::with_capacity(p.taps());
     for c in 0..g.c_in {
@@ -613,10 +615,7 @@ pub fn forward_blocked(
             }
         }
     }
-    let (step, row_step) = match gather {
-        true => (bin, pitch * bin),
-        false => (p.stride[1] * bin, p.stride[0] * pitch * bin),
-    };
+    let (step, row_step) = if gather { (bin, pitch * bin) } else { (p.stride[1] * bin, p.stride[0] * pitch * bin) };
     let slab_len = if in_place { 0 } else { blocks_in * plane * bin };
     let lanes = p.lanes();
     let chunks = tap_chunks(&taps, lanes);
