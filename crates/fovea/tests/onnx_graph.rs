@@ -257,7 +257,8 @@ fn fused_and_unfused_graphs_agree() {
 /// level) agrees with the plain steps, run at the scalar level where there is no such
 /// plan, on what it must tell apart: a sum of a convolution with its own plain input, a
 /// sum that broadcasts (stays plain), pooling with padding, `ceil_mode` and
-/// `count_include_pad`, a 1x1 convolution of blocked values, global pooling, Concat
+/// `count_include_pad`, a 1x1 convolution of blocked values, global pooling (and
+/// ReduceMean and ReduceMax over the spatial axes, with and without keepdims), Concat
 /// along channels, an output read in the middle of the region, and 20 channels, which
 /// do not fill their last block (an activation writes 0.5 past them, which pooling, a
 /// convolution, global pooling and a Concat that cannot stay blocked must not read).
@@ -280,6 +281,7 @@ fn blocked_plans_agree_with_the_plain_steps() {
         wave("w5", &[16, 32, 3, 3], 0.13),
         wave("w20", &[20, 16, 3, 3], 0.29),
         wave("w6", &[16, 20, 3, 3], 0.53),
+        ints("spatial", &[3, 2]),
     ];
     let nodes = vec![
         // x + conv(x), x the graph's input: the sum reads x blocked, the convolution too
@@ -330,8 +332,11 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("Add", &["t4", "m"], &["t5"], vec![]),
         node("Concat", &["t3", "t5"], &["k"], vec![("axis", AttributeValue::Int(1))]),
         node("GlobalAveragePool", &["t3"], &["z"], vec![]),
+        node("ReduceMean", &["u", "spatial"], &["rm"], vec![]),
+        node("ReduceMax", &["t2"], &["rx"], vec![("axes", ints_attr(&[-1, -2])), ("keepdims", AttributeValue::Int(0))]),
     ];
-    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &["y", "m", "f", "k", "z"]);
+    let outputs = ["y", "m", "f", "k", "z", "rm", "rx"];
+    let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &outputs);
     let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
     let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
     let run = |g: &Graph| g.run(vec![Value::float(x.clone()), Value::float(s.clone())]).unwrap();
@@ -346,6 +351,7 @@ fn blocked_plans_agree_with_the_plain_steps() {
             matches!(step.op, fovea::graph::Op::Blocked(_))
         };
         assert_eq!(blocked("t") && blocked("t4"), level >= Isa::Avx2, "20 channels blocked at {level}");
+        assert_eq!(blocked("rm") && blocked("rx"), level >= Isa::Avx2, "spatial reductions blocked at {level}");
         for (got, want) in run(&graph).iter().zip(&plain) {
             assert_eq!(got.shape(), want.shape());
             let (got, want) = (got.to_f64s(), want.to_f64s());

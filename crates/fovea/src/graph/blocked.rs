@@ -13,7 +13,8 @@
 //! do not fill it
 //! (reading blocked input, or `[N, C, H, W]` input for kernels larger than 1x1:
 //! a 1x1 convolution of plain input stays with the GEMM, which reads it as it lies),
-//! 2-D MaxPool and AveragePool, global pooling (which ends the region), activations, and
+//! 2-D MaxPool and AveragePool, global pooling (also ReduceMean or ReduceMax over the
+//! spatial axes; it ends the region), activations, and
 //! Concat along channels of whole blocks. A value that another operator or the graph's
 //! output needs is reordered back to `[N, C, ..]` once, where first needed.
 
@@ -109,6 +110,22 @@ impl Planner<'_> {
         let first_blocked = first_var.is_some_and(|v| self.blocked.contains_key(&v));
         let shape = first_var.and_then(|v| self.shapes.get(&v)).filter(|s| s.len() >= 3).cloned();
         let blocked_op = match (&step.op, shape) {
+            // as global pooling (torch.onnx exports adaptive average pooling to 1x1 so), whose
+            // output is plain, of any rank
+            (Op::Reduce(r), Some(shape)) if first_blocked && shape[2..].iter().all(|&d| d > 0) => {
+                // (axes computed at run time stay with the plain reduction)
+                let axes = match step.inputs.get(1) {
+                    Some(Some(Slot::Const(c))) => Some(Some(&self.graph.constants[*c])),
+                    Some(Some(Slot::Var(_))) => None,
+                    _ => Some(None),
+                };
+                axes.and_then(|a| r.global_pool(a, shape.len())).map(|(max, keepdims)| Blocked::GlobalPool {
+                    max,
+                    keepdims,
+                    block: self.block,
+                    channels: shape[1],
+                })
+            }
             _ if !output_known => None,
             (Op::Conv(c), _) => self.conv(step, c).map(|(packed, x_blocked)| {
                 let conv = c.clone();
@@ -117,7 +134,7 @@ impl Planner<'_> {
             (Op::Pool(pool), Some(shape)) if first_blocked => {
                 let (block, channels) = (self.block, shape[1]);
                 if pool.is_global() {
-                    Some(Blocked::GlobalPool { pool: pool.clone(), block, channels })
+                    Some(Blocked::GlobalPool { max: pool.is_global_max(), keepdims: true, block, channels })
                 } else {
                     let planes = shape[0] * channels.div_ceil(block);
                     pool.blocked(&shape, planes).map(|_| Blocked::Pool { pool: pool.clone(), block })

@@ -45,11 +45,13 @@ pub enum Blocked {
         /// channels per block
         block: usize,
     },
-    /// GlobalAveragePool or GlobalMaxPool of blocks of `channels` channels, to
-    /// `[N, C, 1..]`
+    /// GlobalAveragePool or GlobalMaxPool (or ReduceMean or ReduceMax over the spatial
+    /// axes) of blocks of `channels` channels, to `[N, C, 1..]` (or `[N, C]`)
     GlobalPool {
-        /// the pooling
-        pool: Pool,
+        /// the largest value, else the mean
+        max: bool,
+        /// whether the spatial axes stay, of size 1
+        keepdims: bool,
         /// channels per block
         block: usize,
         /// the channels
@@ -132,15 +134,17 @@ impl Blocked {
                 check_output("Pool", &shape)?;
                 x.like(Tensor::from_parts(shape, blocked::pool(&g, pooling, b, t.data())))
             }
-            Blocked::GlobalPool { pool, block, channels } => {
+            Blocked::GlobalPool { max, keepdims, block, channels } => {
                 let (t, n, blocks, spatial, b) = parts("GlobalPool", x)?;
                 if b != *block || blocks != channels.div_ceil(b) {
                     return Err(Error::shape("GlobalPool", format!("{:?} is not {channels} channels", t.shape())));
                 }
                 let s: usize = spatial.iter().product();
-                let y = blocked::global_pool(t.data(), n, *channels, s, b, pool.is_global_max());
+                let y = blocked::global_pool(t.data(), n, *channels, s, b, *max);
                 let mut shape = vec![n, *channels];
-                shape.extend(spatial.iter().map(|_| 1));
+                if *keepdims {
+                    shape.extend(spatial.iter().map(|_| 1));
+                }
                 x.like(Tensor::from_parts(shape, y))
             }
         }])

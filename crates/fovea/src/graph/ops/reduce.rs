@@ -101,6 +101,26 @@ impl Reduce {
         }
     }
 
+    /// Whether this reduction of a float value of rank `rank`, with the input `axes` (if
+    /// given), is a global pooling: the mean or the largest value over every axis after
+    /// the first two. Returns whether it is the largest value, and whether it keeps the
+    /// reduced axes.
+    pub fn global_pool(&self, axes: Option<&Value>, rank: usize) -> Option<(bool, bool)> {
+        let axes = match axes {
+            Some(v) => int_list(self.name(), v).ok()?,
+            None => self.axes.clone()?,
+        };
+        let mut axes: Vec<usize> = axes.iter().map(|&a| axis(self.name(), a, rank)).collect::<Result<_>>().ok()?;
+        axes.sort_unstable();
+        axes.dedup();
+        let spatial = rank > 2 && axes.iter().copied().eq(2..rank);
+        match self.kind {
+            ReduceKind::Mean if spatial => Some((false, self.keepdims)),
+            ReduceKind::Max if spatial => Some((true, self.keepdims)),
+            _ => None,
+        }
+    }
+
     /// Reduces `x` over the axes of the attribute or of the input `axes`. Computes in f64
     /// and returns `x`'s type.
     pub(super) fn run(&self, x: &Value, axes: Option<&Value>) -> Result<Value> {
