@@ -258,7 +258,8 @@ fn fused_and_unfused_graphs_agree() {
 /// plan, on what it must tell apart: a sum of a convolution with its own plain input, a
 /// sum that broadcasts (stays plain), pooling with padding, `ceil_mode` and
 /// `count_include_pad`, a 1x1 convolution of blocked values, global pooling (and
-/// ReduceMean and ReduceMax over the spatial axes, with and without keepdims), Concat
+/// ReduceMean and ReduceMax over the spatial axes, with and without keepdims; over other
+/// axes they stay plain), Concat
 /// along channels, an output read in the middle of the region, and 20 channels, which
 /// do not fill their last block (an activation writes 0.5 past them, which pooling, a
 /// convolution, global pooling and a Concat that cannot stay blocked must not read).
@@ -332,10 +333,12 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("Add", &["t4", "m"], &["t5"], vec![]),
         node("Concat", &["t3", "t5"], &["k"], vec![("axis", AttributeValue::Int(1))]),
         node("GlobalAveragePool", &["t3"], &["z"], vec![]),
+        // (axes as an input, as from opset 18; the reader takes either)
         node("ReduceMean", &["u", "spatial"], &["rm"], vec![]),
+        node("ReduceMean", &["u"], &["rn"], vec![("axes", ints_attr(&[1, 2, 3]))]),
         node("ReduceMax", &["t2"], &["rx"], vec![("axes", ints_attr(&[-1, -2])), ("keepdims", AttributeValue::Int(0))]),
     ];
-    let outputs = ["y", "m", "f", "k", "z", "rm", "rx"];
+    let outputs = ["y", "m", "f", "k", "z", "rm", "rx", "rn"];
     let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &outputs);
     let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
     let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
@@ -351,7 +354,10 @@ fn blocked_plans_agree_with_the_plain_steps() {
             matches!(step.op, fovea::graph::Op::Blocked(_))
         };
         assert_eq!(blocked("t") && blocked("t4"), level >= Isa::Avx2, "20 channels blocked at {level}");
-        assert_eq!(blocked("rm") && blocked("rx"), level >= Isa::Avx2, "spatial reductions blocked at {level}");
+        for r in ["rm", "rx"] {
+            assert_eq!(blocked(r), level >= Isa::Avx2, "{r} blocked at {level}");
+        }
+        assert!(!blocked("rn"), "a reduction over channels stays plain");
         for (got, want) in run(&graph).iter().zip(&plain) {
             assert_eq!(got.shape(), want.shape());
             let (got, want) = (got.to_f64s(), want.to_f64s());

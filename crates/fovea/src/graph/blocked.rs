@@ -182,14 +182,16 @@ impl Planner<'_> {
             }
         }
         let channels = step.output_shapes.first().cloned().flatten().and_then(|s| s.get(1).copied());
-        if let (Some(Some(out)), Some(channels)) = (s.outputs.first_mut(), channels) {
-            if blocked_output {
+        match (s.outputs.first_mut(), channels) {
+            (Some(Some(out)), Some(channels)) if blocked_output => {
                 self.blocked.insert(*out, (self.vars, channels));
                 *out = self.vars;
                 self.vars += 1;
-            } else {
+            }
+            (Some(Some(out)), _) if !blocked_output => {
                 self.plain.insert(*out);
             }
+            _ => {}
         }
         self.steps.push(s);
     }

@@ -103,9 +103,9 @@ impl Reduce {
 
     /// Whether this reduction of a float value of rank `rank`, with the input `axes` (if
     /// given), is a global pooling: the mean or the largest value over every axis after
-    /// the first two. Returns whether it is the largest value, and whether it keeps the
-    /// reduced axes.
-    pub fn global_pool(&self, axes: Option<&Value>, rank: usize) -> Option<(bool, bool)> {
+    /// the first two. Returns `(max, keepdims)`: whether it is the largest value, and
+    /// whether it keeps the reduced axes.
+    pub(crate) fn global_pool(&self, axes: Option<&Value>, rank: usize) -> Option<(bool, bool)> {
         let axes = match axes {
             Some(v) => int_list(self.name(), v).ok()?,
             None => self.axes.clone()?,

@@ -56,9 +56,11 @@ const BAND_OUTPUTS: usize = 16384;
 /// fewer would leave threads idle (im2col cuts rows into tiles).
 const MIN_ROWS: usize = 4;
 
-/// f32 values in 64 bytes, a cache line: where packed weights start, and what the
-/// kernels fetch ahead.
+/// f32 values in 64 bytes, a cache line: where packed weights start.
 const ALIGN: usize = 16;
+
+/// f32 values in a cache line, the unit the kernels fetch ahead.
+const LINE: usize = 16;
 
 /// Strides along a row that the kernels are compiled for (AlexNet's first layer has 4).
 const STRIDES: [usize; 3] = [1, 2, 4];
@@ -866,8 +868,7 @@ struct Out {
     residual: *const f32,
     /// clamp to `[lo, hi]` before storing (after the last chunk of taps)
     clamp: Option<[f32; 2]>,
-    /// the input is read where it lies, a block of channels at a time (a 1x1 kernel on
-    /// blocked input): fetch it ahead
+    /// a 1x1 kernel on blocked input: fetch the input of the channel blocks two ahead
     prefetch: bool,
 }
 
@@ -1040,7 +1041,10 @@ macro_rules! kernels {
                 w: *const f32,
             ) {
                 for (t, &off) in taps.iter().enumerate() {
-                    let line = (t % $width) * super::ALIGN;
+                    // (the tap ahead adds its lane, t % width, to position t % width of
+                    // its block: the fetch is that position's line, or its second one
+                    // where the input does not start on a line)
+                    let line = (t % $width) * super::LINE;
                     if PREFETCH && line < P * S {
                         if let Some(&ahead) = taps.get(t + 2 * $width) {
                             _mm_prefetch::<_MM_HINT_T0>(x.wrapping_add(ahead + line).cast());
