@@ -106,13 +106,7 @@ impl Reduce {
     /// the first two. Returns `(max, keepdims)`: whether it is the largest value, and
     /// whether it keeps the reduced axes.
     pub(crate) fn global_pool(&self, axes: Option<&Value>, rank: usize) -> Option<(bool, bool)> {
-        let axes = match axes {
-            Some(v) => int_list(self.name(), v).ok()?,
-            None => self.axes.clone()?,
-        };
-        let mut axes: Vec<usize> = axes.iter().map(|&a| axis(self.name(), a, rank)).collect::<Result<_>>().ok()?;
-        axes.sort_unstable();
-        axes.dedup();
+        let axes = self.reduced_axes(axes, rank).ok()??;
         let spatial = rank > 2 && axes.iter().copied().eq(2..rank);
         match self.kind {
             ReduceKind::Mean if spatial => Some((false, self.keepdims)),
@@ -121,23 +115,34 @@ impl Reduce {
         }
     }
 
-    /// Reduces `x` over the axes of the attribute or of the input `axes`. Computes in f64
-    /// and returns `x`'s type.
-    pub(super) fn run(&self, x: &Value, axes: Option<&Value>) -> Result<Value> {
+    /// The axes of a value of rank `rank` that the reduction reduces, from the attribute
+    /// or the input `axes`, in order, each once (an axis named twice counts once); `None`
+    /// where it reduces none (no axes, with `noop_with_empty_axes`).
+    fn reduced_axes(&self, axes: Option<&Value>, rank: usize) -> Result<Option<Vec<usize>>> {
         let op = self.name();
         let axes = match axes {
             Some(v) => Some(int_list(op, v)?),
             None => self.axes.clone(),
         };
-        let rank = x.shape().len();
-        let axes = match axes {
+        let mut axes = match axes {
             Some(a) if !a.is_empty() => a.iter().map(|&a| axis(op, a, rank)).collect::<Result<Vec<_>>>()?,
-            _ if self.noop_with_empty_axes => return Ok(x.clone()),
+            _ if self.noop_with_empty_axes => return Ok(None),
             _ => (0..rank).collect(),
         };
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(Some(axes))
+    }
+
+    /// Reduces `x` over the axes of the attribute or of the input `axes`. Computes in f64
+    /// and returns `x`'s type.
+    pub(super) fn run(&self, x: &Value, axes: Option<&Value>) -> Result<Value> {
+        let op = self.name();
+        let rank = x.shape().len();
+        let Some(axes) = self.reduced_axes(axes, rank)? else {
+            return Ok(x.clone());
+        };
         let reduced: Vec<bool> = (0..rank).map(|d| axes.contains(&d)).collect();
-        // (an axis named twice counts once)
-        let axes: Vec<usize> = (0..rank).filter(|&d| reduced[d]).collect();
         let shape = x.shape();
         let run: usize = axes.iter().map(|&d| shape[d]).product();
         let kept: Vec<usize> = (0..rank).filter(|&d| !reduced[d]).map(|d| shape[d]).collect();

@@ -56,10 +56,8 @@ const BAND_OUTPUTS: usize = 16384;
 /// fewer would leave threads idle (im2col cuts rows into tiles).
 const MIN_ROWS: usize = 4;
 
-/// f32 values in 64 bytes, a cache line: where packed weights start.
-const ALIGN: usize = 16;
-
-/// f32 values in a cache line, the unit the kernels fetch ahead.
+/// f32 values in 64 bytes, a cache line: where packed weights start, and the unit the
+/// kernels fetch ahead.
 const LINE: usize = 16;
 
 /// Strides along a row that the kernels are compiled for (AlexNet's first layer has 4).
@@ -183,15 +181,15 @@ impl PackedWeights {
         crate::budget::check_shape("packed convolution weights", &[c_out.div_ceil(lanes) * lanes, taps]).ok()?;
         // packed from the first 64-byte boundary of a buffer with room for it
         let len = c_out.div_ceil(lanes) * lanes * taps;
-        let mut aligned = Vec::<f32>::with_capacity(len + ALIGN - 1);
-        let skip = aligned.as_ptr().align_offset(64).min(ALIGN - 1);
-        let room = &mut aligned.spare_capacity_mut()[..len + ALIGN - 1];
+        let mut aligned = Vec::<f32>::with_capacity(len + LINE - 1);
+        let skip = aligned.as_ptr().align_offset(64).min(LINE - 1);
+        let room = &mut aligned.spare_capacity_mut()[..len + LINE - 1];
         let (before, rest) = room.split_at_mut(skip);
         let (values, after) = rest.split_at_mut(len);
         before.iter_mut().chain(after).for_each(|v| _ = v.write(0.0));
         pack_weights_into(taps, lanes, c_out, w, values);
         // SAFETY: every value of the buffer was written just above.
-        unsafe { aligned.set_len(len + ALIGN - 1) };
+        unsafe { aligned.set_len(len + LINE - 1) };
         let data = crate::Tensor::from_parts(vec![aligned.len()], aligned);
         Some(PackedWeights { level, isa, v, c_out, taps, data, skip })
     }
@@ -199,7 +197,7 @@ impl PackedWeights {
     /// The packed weights, from a 64-byte boundary: vector loads of them then never
     /// straddle two cache lines.
     fn data(&self) -> &[f32] {
-        &self.data.data()[self.skip..][..self.data.numel() + 1 - ALIGN]
+        &self.data.data()[self.skip..][..self.data.numel() + 1 - LINE]
     }
 
     /// Whether these weights serve `g` at the current level.
