@@ -403,3 +403,141 @@ fn check_blocked(g: &ConvGeometry, trial: usize, block: usize, rng: &mut Rng) {
         assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "trial {trial}: {g:?} epilogue at {i}");
     }
 }
+
+#[test]
+fn winograd_convolution_equals_the_loop() {
+    for_each_level(&TEST_THREADS, winograd_cases);
+}
+
+/// Winograd's F(2x2, 3x3) on blocked values at the AVX2 and AVX-512 levels equals the
+/// loop within its rounding bound ([`winograd_scale`]): odd sizes (tiles past the last
+/// row and column), padding 0, 1 and 2 before and less after, outputs of one position,
+/// channels that do not fill their last block, a residual (by reference and in place)
+/// with each clamp, an epilogue, and a layer wide enough to run in two chunks of tiles.
+fn winograd_cases(level: Isa, _threads: usize) {
+    use fovea::kernels::blocked::{block, to_blocked, to_planar};
+    use fovea::kernels::conv::{winograd, WinogradWeights};
+    use std::borrow::Cow;
+    let Some(block) = block() else {
+        assert!(level < Isa::Avx2, "no blocked layout at {level}");
+        return;
+    };
+    let mut rng = Rng::new(23);
+    // batch, input and output channels, input size, padding before and after
+    let cases = [
+        (1, 32, 32, [8, 8], [1, 1]),
+        (2, 37, 45, [7, 9], [1, 1]),
+        (3, 33, 64, [5, 6], [0, 0]),
+        (1, 40, 48, [6, 5], [2, 1]),
+        (2, 64, 40, [3, 3], [0, 0]),
+        (1, 48, 33, [10, 11], [1, 0]),
+        (1, 256, 256, [4, 130], [1, 1]),
+    ];
+    for (trial, &(batch, c_in, c_out, [h, w], [before, after])) in cases.iter().enumerate() {
+        let g = ConvGeometry {
+            batch,
+            c_in,
+            c_out,
+            groups: 1,
+            input: [1, h, w],
+            kernel: [1, 3, 3],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad: [0, before, before],
+            output: [1, h + before + after - 2, w + before + after - 2],
+        };
+        assert!(winograd::applies(&g), "{g:?} by Winograd's algorithm");
+        let (spatial, out_spatial) = (g.in_spatial(), g.out_spatial());
+        let x: Vec<f32> = (0..batch * c_in * spatial).map(|_| rng.normal()).collect();
+        let wt: Vec<f32> = (0..g.weight_len()).map(|_| rng.normal()).collect();
+        let b: Vec<f32> = (0..c_out).map(|_| rng.normal()).collect();
+        let r: Vec<f32> = (0..batch * c_out * out_spatial).map(|_| rng.normal()).collect();
+        let weights = WinogradWeights::new(c_out, c_in, &wt).expect("weights transformed at AVX2 and above");
+        assert!(weights.fit(&g));
+        let xb = to_blocked(&x, batch, c_in, spatial, block);
+        let rb = to_blocked(&r, batch, c_out, out_spatial, block);
+        let clamp = [None, Some([0.0, f32::INFINITY]), Some([-0.5, 0.75])][trial % 3];
+        let yb = winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Borrowed(&rb)), clamp, None);
+        let in_place = winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Owned(rb.clone())), clamp, None);
+        assert!(in_place.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?} in place");
+        let y = to_planar(&yb, batch, c_out, out_spatial, block);
+        let naive = conv_forward_naive(&g, &x, &wt, Some(&b));
+        let scale = winograd_scale(&g, &x, &wt);
+        let at = |v: f32| clamp.map_or(v, |[lo, hi]| v.clamp(lo, hi));
+        for (i, &got) in y.iter().enumerate() {
+            let o = i / out_spatial % c_out;
+            let bound = (c_in + 12) as f32 * f32::EPSILON * (scale[i] + b[o].abs() + r[i].abs());
+            let want = at(naive[i] + r[i]);
+            assert!((got - want).abs() <= bound, "{g:?} output {i}: {got} against {want} (bound {bound})");
+        }
+        let then =
+            |at: usize, run: &mut [f32]| run.iter_mut().enumerate().for_each(|(i, v)| *v = 2.0 * *v + (at + i) as f32);
+        let fused = winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Borrowed(&rb)), clamp, Some(&then));
+        for (i, (&f, &p)) in fused.iter().zip(&yb).enumerate() {
+            assert_eq!(f.to_bits(), (2.0 * p + i as f32).to_bits(), "{g:?} epilogue at {i}");
+        }
+    }
+}
+
+/// What bounds the rounding of F(2x2, 3x3) at each output (`[N][C][H][W]`): the
+/// algorithm run on absolute values, `Σ_c |Aᵀ| (|Bᵀ| |d| |B| ⊙ |G| |g| |Gᵀ|) |A|`, in
+/// f64. Each transform and the sum over channels round its terms by at most
+/// `(c_in + 12)·ε` of this in all (`c_in` for the sum, a few for each transform).
+fn winograd_scale(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    const BT: [[f64; 4]; 4] = [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]];
+    const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0.0, 0.0, 1.0]];
+    const AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]];
+    let ([h, wd], [oh, ow], pad) = ([g.input[1], g.input[2]], [g.output[1], g.output[2]], [g.pad[1], g.pad[2]]);
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let u: Vec<[f64; 16]> = w
+        .chunks_exact(9)
+        .map(|k| {
+            std::array::from_fn(|xi| {
+                let (a, b) = (xi / 4, xi % 4);
+                (0..9).map(|t| G[a][t / 3] * (k[t] as f64).abs() * G[b][t % 3]).sum()
+            })
+        })
+        .collect();
+    let mut out = vec![0.0f32; g.batch * g.c_out * oh * ow];
+    for n in 0..g.batch {
+        for ti in 0..th {
+            for tj in 0..tw {
+                let v: Vec<[f64; 16]> = (0..g.c_in)
+                    .map(|c| {
+                        let d = |r: usize, s: usize| {
+                            let (y, xx) = ((2 * ti + r).checked_sub(pad[0]), (2 * tj + s).checked_sub(pad[1]));
+                            match (y, xx) {
+                                (Some(y), Some(xx)) if y < h && xx < wd => {
+                                    (x[((n * g.c_in + c) * h + y) * wd + xx] as f64).abs()
+                                }
+                                _ => 0.0,
+                            }
+                        };
+                        std::array::from_fn(|xi| {
+                            let (a, b) = (xi / 4, xi % 4);
+                            (0..16).map(|t| BT[a][t / 4] * d(t / 4, t % 4) * BT[b][t % 4]).sum()
+                        })
+                    })
+                    .collect();
+                for o in 0..g.c_out {
+                    let mut m = [0.0f64; 16];
+                    for (c, v) in v.iter().enumerate() {
+                        for xi in 0..16 {
+                            m[xi] += v[xi] * u[o * g.c_in + c][xi];
+                        }
+                    }
+                    for (i, row) in AT.iter().enumerate() {
+                        for (j, col) in AT.iter().enumerate() {
+                            let (y, xx) = (2 * ti + i, 2 * tj + j);
+                            if y < oh && xx < ow {
+                                let s: f64 = (0..16).map(|xi| row[xi / 4] * m[xi] * col[xi % 4]).sum();
+                                out[((n * g.c_out + o) * oh + y) * ow + xx] = s as f32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}

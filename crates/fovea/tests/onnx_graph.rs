@@ -265,6 +265,7 @@ fn fused_and_unfused_graphs_agree() {
 /// convolution, global pooling and a Concat that cannot stay blocked must not read).
 #[test]
 fn blocked_plans_agree_with_the_plain_steps() {
+    use fovea::graph::ops::blocked::Blocked;
     use fovea::kernels::{for_each_level, scoped, Isa};
     let wave = |name: &str, shape: &[usize], k: f32| {
         let n = shape.iter().product();
@@ -282,6 +283,9 @@ fn blocked_plans_agree_with_the_plain_steps() {
         wave("w5", &[16, 32, 3, 3], 0.13),
         wave("w20", &[20, 16, 3, 3], 0.29),
         wave("w6", &[16, 20, 3, 3], 0.53),
+        wave("wa", &[40, 16, 1, 1], 0.41),
+        wave("wb", &[40, 40, 3, 3], 0.17),
+        wave("bb", &[40], 0.23),
         ints("spatial", &[3, 2]),
     ];
     let nodes = vec![
@@ -337,8 +341,15 @@ fn blocked_plans_agree_with_the_plain_steps() {
         node("ReduceMean", &["u", "spatial"], &["rm"], vec![]),
         node("ReduceMean", &["u"], &["rn"], vec![("axes", ints_attr(&[1, 2, 3]))]),
         node("ReduceMax", &["t2"], &["rx"], vec![("axes", ints_attr(&[-1, -2])), ("keepdims", AttributeValue::Int(0))]),
+        // 3x3 layers with enough channels (40: a padded last block) take Winograd's
+        // algorithm: unpadded, then padded with a residual sum and a ReLU
+        node("Conv", &["r", "wa"], &["wx"], vec![]),
+        node("Conv", &["wx", "wb", "bb"], &["wy"], vec![]),
+        node("Conv", &["wx", "wb"], &["wz"], vec![pads(1)]),
+        node("Add", &["wz", "wx"], &["wz2"], vec![]),
+        node("Relu", &["wz2"], &["wr"], vec![]),
     ];
-    let outputs = ["y", "m", "f", "k", "z", "rm", "rx", "rn"];
+    let outputs = ["y", "m", "f", "k", "z", "rm", "rx", "rn", "wy", "wr"];
     let m = model(nodes, inits, vec![info("x", &[2, 16, 9, 9]), info("s", &[1, 16, 1, 1])], &outputs);
     let x = Tensor::new(&[2, 16, 9, 9], (0..2592).map(|i| (i as f32 * 0.91).cos()).collect()).unwrap();
     let s = Tensor::new(&[1, 16, 1, 1], (0..16).map(|i| i as f32 * 0.1 - 0.8).collect()).unwrap();
@@ -358,6 +369,11 @@ fn blocked_plans_agree_with_the_plain_steps() {
             assert_eq!(blocked(r), level >= Isa::Avx2, "{r} blocked at {level}");
         }
         assert!(!blocked("rn"), "a reduction over channels stays plain");
+        for name in ["wy", "wz"] {
+            let step = graph.steps().iter().find(|s| s.name.split('+').next() == Some(name)).expect("a step");
+            let winograd = matches!(&step.op, fovea::graph::Op::Blocked(Blocked::Conv { winograd: Some(_), .. }));
+            assert_eq!(winograd, level >= Isa::Avx2, "{name} by Winograd's algorithm at {level}");
+        }
         for (got, want) in run(&graph).iter().zip(&plain) {
             assert_eq!(got.shape(), want.shape());
             let (got, want) = (got.to_f64s(), want.to_f64s());

@@ -22,7 +22,7 @@ use super::ops::blocked::Blocked;
 use super::ops::layout::Layout;
 use super::ops::Op;
 use super::{Graph, Slot, Step};
-use crate::kernels::conv::PackedWeights;
+use crate::kernels::conv::{winograd, PackedWeights, WinogradWeights};
 use crate::kernels::{blocked, isa, Isa};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub(super) struct BlockedPlan {
     /// the variables it writes (more than the plain steps: the blocked forms)
     pub(super) vars: usize,
 }
+
+/// A blocked convolution's weights: packed, for Winograd's algorithm (where it takes
+/// them), and whether its input is blocked.
+type ConvWeights = (Arc<PackedWeights>, Option<Arc<WinogradWeights>>, bool);
 
 /// What the planner knows while it walks the steps.
 struct Planner<'a> {
@@ -127,9 +131,9 @@ impl Planner<'_> {
                 })
             }
             _ if !output_known => None,
-            (Op::Conv(c), _) => self.conv(step, c).map(|(packed, x_blocked)| {
+            (Op::Conv(c), _) => self.conv(step, c).map(|(packed, winograd, x_blocked)| {
                 let conv = c.clone();
-                Blocked::Conv { conv, packed, x_blocked }
+                Blocked::Conv { conv, packed, winograd, x_blocked }
             }),
             (Op::Pool(pool), Some(shape)) if first_blocked => {
                 let (block, channels) = (self.block, shape[1]);
@@ -196,10 +200,10 @@ impl Planner<'_> {
         self.steps.push(s);
     }
 
-    /// The packed weights of convolution `c` of `step` and whether its input is blocked,
-    /// if it runs blocked: constant weights and bias, a sum with a variable, sizes the
-    /// kernel takes.
-    fn conv(&mut self, step: &Step, c: &super::ops::conv::Conv) -> Option<(Arc<PackedWeights>, bool)> {
+    /// The packed weights of convolution `c` of `step`, its weights for Winograd's
+    /// algorithm where that takes it, and whether its input is blocked, if it runs
+    /// blocked: constant weights and bias, a sum with a variable, sizes the kernel takes.
+    fn conv(&mut self, step: &Step, c: &super::ops::conv::Conv) -> Option<ConvWeights> {
         let (Some(Some(Slot::Var(x))), Some(Some(Slot::Const(w)))) = (step.inputs.first(), step.inputs.get(1)) else {
             return None;
         };
@@ -229,7 +233,12 @@ impl Planner<'_> {
             self.make_blocked(r);
         }
         // (after the residual's reorder: x may be that value)
-        Some((packed, self.blocked.contains_key(x)))
+        let x_blocked = self.blocked.contains_key(x);
+        let winograd = (x_blocked && winograd::applies(&g))
+            .then(|| WinogradWeights::new(g.c_out, g.c_in, w.data()))
+            .flatten()
+            .map(Arc::new);
+        Some((packed, winograd, x_blocked))
     }
 
     /// Whether Concat `step` along `axis` joins blocked values along their channels, each

@@ -8,7 +8,7 @@ use super::conv::{Conv, Pool};
 use super::elementwise::Activation;
 use crate::graph::value::Value;
 use crate::kernels::blocked::{self, blocked_len};
-use crate::kernels::conv::{conv_forward_blocked, PackedWeights};
+use crate::kernels::conv::{conv_forward_blocked, winograd, PackedWeights, WinogradWeights};
 use crate::{Error, Result, Tensor};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub enum Blocked {
         conv: Conv,
         /// its weights, packed
         packed: Arc<PackedWeights>,
+        /// its weights transformed for Winograd's algorithm, where that takes it
+        winograd: Option<Arc<WinogradWeights>>,
         /// whether the input is blocked
         x_blocked: bool,
     },
@@ -114,9 +116,10 @@ impl Blocked {
                 let s: usize = spatial.iter().product();
                 x.like(Tensor::from_parts(shape, blocked::to_planar(t.data(), n, *channels, s, b)))
             }
-            Blocked::Conv { conv, packed, x_blocked } => run_conv(
+            Blocked::Conv { conv, packed, winograd, x_blocked } => run_conv(
                 conv,
                 packed,
+                winograd.as_deref(),
                 *x_blocked,
                 x,
                 input(1)?,
@@ -152,10 +155,13 @@ impl Blocked {
 }
 
 /// A blocked convolution: `x` blocked or not, weights `w`, optional bias, and the residual
-/// (blocked) as the fourth input where the convolution has one.
+/// (blocked) as the fourth input where the convolution has one; by Winograd's algorithm
+/// where its weights are given and fit.
+#[allow(clippy::too_many_arguments)]
 fn run_conv(
     conv: &Conv,
     packed: &PackedWeights,
+    winograd: Option<&WinogradWeights>,
     x_blocked: bool,
     x: &Value,
     w: &Value,
@@ -214,7 +220,10 @@ fn run_conv(
         }
     };
     let then = then.is_some().then_some(&apply as crate::kernels::conv::Epilogue);
-    let y = conv_forward_blocked(&g, x.data(), x_blocked, packed, bias, residual, clamp, then);
+    let y = match winograd.filter(|w| x_blocked && w.fit(&g)) {
+        Some(w) => winograd::forward(&g, x.data(), w, bias, residual, clamp, then),
+        None => conv_forward_blocked(&g, x.data(), x_blocked, packed, bias, residual, clamp, then),
+    };
     debug_assert_eq!(y.len(), len);
     Ok(Value::float(Tensor::from_parts(shape, y)))
 }

@@ -47,7 +47,7 @@ const MIN_POSITIONS: usize = 256;
 /// Weights per tap chunk (256 KiB): they stay in L2 cache while a band uses them. Each
 /// chunk stores the partial sums and loads them again, which cost more than the weights'
 /// L1 misses: L1-sized chunks (16 KiB) made ResNet-50 7-10% slower.
-const CHUNK_WEIGHTS: usize = 1 << 16;
+pub(super) const CHUNK_WEIGHTS: usize = 1 << 16;
 
 /// Outputs of one band, `[position][lane]` (64 KiB): they stay in L2 cache.
 const BAND_OUTPUTS: usize = 16384;
@@ -64,7 +64,7 @@ const LINE: usize = 16;
 const STRIDES: [usize; 3] = [1, 2, 4];
 
 /// f32 lanes of one vector register at a level of this path.
-fn width(isa: Isa) -> usize {
+pub(super) fn width(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 16,
         _ => 8,
@@ -74,7 +74,7 @@ fn width(isa: Isa) -> usize {
 /// Instruction set and vectors per channel block for `c_out` output channels at `level`:
 /// 8 lanes of AVX2 for up to 8 channels (a wider vector would be mostly idle), else 16 or
 /// 32 lanes.
-fn layout(level: Isa, c_out: usize) -> (Isa, usize) {
+pub(super) fn layout(level: Isa, c_out: usize) -> (Isa, usize) {
     match level {
         _ if c_out <= 8 => (Isa::Avx2, 1),
         Isa::Avx512 => (Isa::Avx512, if c_out <= 16 { 1 } else { 2 }),
@@ -84,7 +84,7 @@ fn layout(level: Isa, c_out: usize) -> (Isa, usize) {
 
 /// Most positions (forward) or taps (weight gradient) in one register block: with the
 /// vectors it loads, its accumulators must fit in 16 (AVX2) or 32 (AVX-512) registers.
-fn block_max(isa: Isa, v: usize) -> usize {
+pub(super) fn block_max(isa: Isa, v: usize) -> usize {
     match (isa, v) {
         (Isa::Avx512, _) => 14,
         (_, 1) => 12,
@@ -196,7 +196,7 @@ impl PackedWeights {
 
     /// The packed weights, from a 64-byte boundary: vector loads of them then never
     /// straddle two cache lines.
-    fn data(&self) -> &[f32] {
+    pub(super) fn data(&self) -> &[f32] {
         &self.data.data()[self.skip..][..self.data.numel() + 1 - LINE]
     }
 
@@ -211,7 +211,12 @@ impl PackedWeights {
     }
 
     fn fit_sizes(&self, g: &ConvGeometry) -> bool {
-        self.level == isa::current() && self.c_out == g.c_out && self.taps == g.col_rows()
+        self.serves(g.c_out, g.col_rows())
+    }
+
+    /// Whether these are `c_out` x `taps` weights packed at the current level.
+    pub(super) fn serves(&self, c_out: usize, taps: usize) -> bool {
+        self.level == isa::current() && self.c_out == c_out && self.taps == taps
     }
 }
 
@@ -762,7 +767,7 @@ fn gather_blocked_slab(p: &Plan, block: usize, x: &[f32], rows: std::ops::Range<
 
 /// The taps in chunks whose weights stay in L2 cache ([`CHUNK_WEIGHTS`]): at least one,
 /// so that the outputs start from the bias even without taps.
-fn tap_chunks(taps: &[usize], lanes: usize) -> Vec<&[usize]> {
+pub(super) fn tap_chunks(taps: &[usize], lanes: usize) -> Vec<&[usize]> {
     let mut chunks: Vec<&[usize]> = taps.chunks(CHUNK_WEIGHTS / lanes).collect();
     if chunks.is_empty() {
         chunks.push(&[]);
@@ -771,7 +776,7 @@ fn tap_chunks(taps: &[usize], lanes: usize) -> Vec<&[usize]> {
 }
 
 /// The bias of channels `first..first + lanes` (zero past its end, or without one).
-fn bias_lanes(bias: Option<&[f32]>, first: usize, lanes: usize) -> [f32; 32] {
+pub(super) fn bias_lanes(bias: Option<&[f32]>, first: usize, lanes: usize) -> [f32; 32] {
     let mut out = [0.0f32; 32];
     for (l, v) in out[..lanes].iter_mut().enumerate() {
         *v = bias.and_then(|b| b.get(first + l)).copied().unwrap_or(0.0);
@@ -852,27 +857,27 @@ pub(crate) fn backward_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut 
 }
 
 /// Where a forward kernel keeps the outputs of a piece, and how it starts and ends them.
-struct Out {
+pub(super) struct Out {
     /// the piece's first output: vector `v` of position `j` is at `j·position + v·vector`
-    at: *mut f32,
-    position: usize,
-    vector: usize,
+    pub(super) at: *mut f32,
+    pub(super) position: usize,
+    pub(super) vector: usize,
     /// the vectors that exist (a last block of channels may have fewer than `V`)
-    vectors: usize,
+    pub(super) vectors: usize,
     /// start from these `V` vectors (the bias) instead of the partial sums at `at`
-    bias: *const f32,
+    pub(super) bias: *const f32,
     /// with `bias`: add these too after the taps, laid out as the outputs (a residual
     /// sum); may be null
-    residual: *const f32,
+    pub(super) residual: *const f32,
     /// clamp to `[lo, hi]` before storing (after the last chunk of taps)
-    clamp: Option<[f32; 2]>,
+    pub(super) clamp: Option<[f32; 2]>,
     /// a 1x1 kernel on blocked input: fetch the input of the channel blocks two ahead
-    prefetch: bool,
+    pub(super) prefetch: bool,
 }
 
 /// `out[j][v] (+)= Σ_t x[j·step + taps[t]] · w[t][v]` for the positions `j` of a piece:
 /// added to the partial sums there, or to the bias (and residual) given in [`Out`].
-type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, &Out);
+pub(super) type ForwardKernel = unsafe fn(*const f32, &[usize], *const f32, &Out);
 
 /// `sums[t][lane] += Σ_{r, i} x[r·row_step + i·stride + taps[t]] · dyt[r·ow + i][lane]`
 /// over `[rows, ow, row_step]`.
@@ -909,7 +914,7 @@ macro_rules! by_block_size {
 /// The forward kernel for `v` vectors of channels, `n` positions and a step of `step`
 /// values between positions: a stride, or a stride times the block (8 at AVX2, 16 at
 /// AVX-512) in the channel-blocked layout.
-fn forward_kernel(isa: Isa, v: usize, n: usize, step: usize) -> ForwardKernel {
+pub(super) fn forward_kernel(isa: Isa, v: usize, n: usize, step: usize) -> ForwardKernel {
     #[cfg(target_arch = "x86_64")]
     {
         // (the steps of each table, in order)

@@ -11,9 +11,11 @@ pub mod depthwise;
 pub mod direct;
 mod geometry;
 pub mod im2col;
+pub mod winograd;
 
 pub use direct::{forward_blocked as conv_forward_blocked, PackedWeights};
 pub use geometry::ConvGeometry;
+pub use winograd::WinogradWeights;
 
 use rayon::prelude::*;
 
