@@ -341,11 +341,11 @@ unsafe fn few_rows_times_transposed(
         let columns = t * COLUMNS..((t + 1) * COLUMNS).min(n);
         #[cfg(target_arch = "x86_64")]
         if super::isa::current() == Isa::Avx512 {
-            // (four rows of b at a time for one or two rows of a, else two: the
+            // (four rows of b at a time for one or two rows of a, else three: the
             // accumulators fit the registers)
-            let group = if a.len() <= 2 { 4 } else { 2 };
-            for j in columns.step_by(group) {
-                let count = group.min(n - j);
+            let group = if a.len() <= 2 { 4 } else { 3 };
+            for j in columns.clone().step_by(group) {
+                let count = group.min(columns.end - j);
                 // the last group repeats its last row to fill the four
                 let rows: [&[f32]; 4] = std::array::from_fn(|q| &b[(j + q.min(count - 1)) * b_rs..][..k]);
                 let mut sums = [[0.0f32; 4]; FEW_ROWS];
@@ -441,12 +441,13 @@ unsafe fn dots4_avx2<const R: usize>(xs: [&[f32]; R], rows: [&[f32]; 4]) -> [[f3
 /// Sets `sums[i][q]` to the dot product of `xs[i]` (at most [`FEW_ROWS`] of them, of the
 /// rows' length) with `rows[q]`, with AVX-512, in one pass over the rows: each 16 values
 /// of the rows meet every one of `xs` (from L2 cache) as they come from memory, fetched a
-/// kilobyte ahead. Four rows at a time for one or two of `xs`, else two (the first two
-/// of `rows`); every dot product is summed in the same order either way, so that a row
-/// of a batch gets the same bits as alone. In the blocks of [`add_dots4`], dotted with
-/// two of `xs` at a time, the first pass over each block waited for memory: on an AMD
-/// Zen 4 with two threads, AlexNet's first fully connected layer at batch 8 took 10.3 ms,
-/// now 8.0 (onnxruntime 6.5), and VGG-16's 31 ms, now 21.5.
+/// kilobyte ahead (two kilobytes measured slower). Four rows at a time for one or two of
+/// `xs`, else three (the first three of `rows`; two streamed slower); every dot product
+/// is summed in the same order either way, so that a row of a batch gets the same bits
+/// as alone. In the blocks of [`add_dots4`], dotted with two of `xs` at a time, the
+/// first pass over each block waited for memory: on an AMD Zen 4 with two threads,
+/// AlexNet's first fully connected layer at batch 8 took 10.3 ms, now 6.4-8.4
+/// (onnxruntime 6.5), and VGG-16's 31 ms, now about 21.
 ///
 /// # Safety
 /// The CPU must have AVX-512.
@@ -485,12 +486,12 @@ unsafe fn dots_avx512(xs: &[&[f32]], rows: [&[f32]; 4], sums: &mut [[f32; 4]; FE
     match xs.len() {
         1 => dots::<1, 4>(xs, rows, sums),
         2 => dots::<2, 4>(xs, rows, sums),
-        3 => dots::<3, 2>(xs, rows, sums),
-        4 => dots::<4, 2>(xs, rows, sums),
-        5 => dots::<5, 2>(xs, rows, sums),
-        6 => dots::<6, 2>(xs, rows, sums),
-        7 => dots::<7, 2>(xs, rows, sums),
-        _ => dots::<FEW_ROWS, 2>(xs, rows, sums),
+        3 => dots::<3, 3>(xs, rows, sums),
+        4 => dots::<4, 3>(xs, rows, sums),
+        5 => dots::<5, 3>(xs, rows, sums),
+        6 => dots::<6, 3>(xs, rows, sums),
+        7 => dots::<7, 3>(xs, rows, sums),
+        _ => dots::<FEW_ROWS, 3>(xs, rows, sums),
     }
 }
 
