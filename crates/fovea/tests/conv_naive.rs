@@ -411,9 +411,11 @@ fn winograd_convolution_equals_the_loop() {
 
 /// Winograd's F(2x2, 3x3) on blocked values at the AVX2 and AVX-512 levels equals the
 /// loop within its rounding bound ([`winograd_scale`]): odd sizes (tiles past the last
-/// row and column), padding 0, 1 and 2 before and less after, outputs of one position,
-/// channels that do not fill their last block, a residual (by reference and in place)
-/// with each clamp, an epilogue, and a layer wide enough to run in two chunks of tiles.
+/// row and column), padding 0, 1 and 2 before and more or less after, outputs of one
+/// position, channels that do not fill their last block, a residual (by reference and in
+/// place) with each clamp, an epilogue, layers wide enough to run in chunks of tiles (one
+/// row of tiles each; three, the first across two samples), more input channels than one
+/// chunk of weights at either level (the sums carry over), and an empty batch.
 fn winograd_cases(level: Isa, _threads: usize) {
     use fovea::kernels::blocked::{block, to_blocked, to_planar};
     use fovea::kernels::conv::{winograd, WinogradWeights};
@@ -431,7 +433,11 @@ fn winograd_cases(level: Isa, _threads: usize) {
         (1, 40, 48, [6, 5], [2, 1]),
         (2, 64, 40, [3, 3], [0, 0]),
         (1, 48, 33, [10, 11], [1, 0]),
+        (1, 40, 48, [6, 5], [0, 2]),
         (1, 256, 256, [4, 130], [1, 1]),
+        (2, 128, 128, [4, 170], [1, 1]),
+        (1, 4200, 32, [4, 4], [1, 1]),
+        (0, 32, 32, [4, 4], [1, 1]),
     ];
     for (trial, &(batch, c_in, c_out, [h, w], [before, after])) in cases.iter().enumerate() {
         let g = ConvGeometry {

@@ -13,11 +13,12 @@
 //! the 16 products into `m` (`[ξ][output block][tile][lane]`), then `m` transformed back
 //! to the outputs with the bias, the residual and the clamp.
 //!
-//! Rounding: the transforms' coefficients are 0, ±1 and ±1/2, and an output's value is
-//! a sum of products `x·w` each counted with a weight at most 4 (2 along each axis), so
-//! its error is bounded by about `4·(c_in + 12)·ε·Σ|x·w|`, below the direct kernel's
-//! `(9·c_in + 2)·ε·Σ|x·w|` (the sum runs over 16 positions of `c_in` terms, not
-//! `9·c_in` in a row); the transformed weights are rounded once, from f64.
+//! Rounding: the transforms' coefficients are 0, ±1 and ±1/2 and the transformed weights
+//! are rounded once, from f64; an output's error is at most about `(c_in + 12)·ε` times
+//! the algorithm run on absolute values, `Σ_c |Aᵀ| (|Bᵀ| |d| |B| ⊙ |G| |g| |Gᵀ|) |A|`
+//! (the sums over channels are `c_in` terms long, the transforms a few). That scale also
+//! holds products that cancel in exact arithmetic (an input with the weight of another
+//! position), so it can be a few times the direct kernel's `Σ|x·w|`.
 
 use super::direct::{self, bias_lanes, forward_kernel, tap_chunks, ForwardKernel, Out, PackedWeights, CHUNK_WEIGHTS};
 use super::geometry::{ConvGeometry, SharedMut};
@@ -36,11 +37,18 @@ const CHUNK_VALUES: usize = 1 << 20;
 /// more than the multiplies they save.
 const MIN_CHANNELS: usize = 32;
 
+/// Most values of `v` and `m` together for one row of tiles (16 MiB): beyond, a row
+/// alone would take more scratch than the direct kernel's padded slab.
+const MAX_ROW_VALUES: usize = 4 * CHUNK_VALUES;
+
 /// Whether this path takes `g` at the current level: a one-group 2-D 3x3 convolution of
 /// stride and dilation 1 that the blocked direct kernel also takes, with enough
-/// channels. The rule depends on the sizes and the level only.
+/// channels, and rows of tiles small enough. The rule depends on the sizes and the level
+/// only.
 pub fn applies(g: &ConvGeometry) -> bool {
+    let lanes = |c: usize| c.next_multiple_of(16);
     g.groups == 1
+        && XI * g.output[2].div_ceil(2) * (lanes(g.c_in) + lanes(g.c_out)) <= MAX_ROW_VALUES
         && g.input[0] == 1
         && g.kernel == [1, 3, 3]
         && g.stride == [1; 3]
@@ -66,7 +74,7 @@ impl WinogradWeights {
             return None;
         }
         crate::budget::check_shape("transformed convolution weights", &[XI, c_out, c_in]).ok()?;
-        // (on all threads: VGG-16 took 0.2 s longer to load one after another)
+        // (on all threads: VGG-16 loaded in 0.37-0.47 s one position after another, 0.37-0.41)
         let u: Vec<[f32; XI]> = w.par_chunks_exact(9).map(transform_kernel).collect();
         let positions = (0..XI)
             .into_par_iter()
@@ -119,12 +127,16 @@ pub fn forward(
     assert!(bias.is_none_or(|b| b.len() == g.c_out), "Winograd convolution bias size");
     let (isa, v) = direct::layout(isa::current(), g.c_out);
     let block = direct::width(isa);
+    debug_assert_eq!(Some(block), crate::kernels::blocked::block(), "the kernel's vectors are the layout's blocks");
     let lanes = v * block;
     let ([h, w], [oh, ow]) = ([g.input[1], g.input[2]], [g.output[1], g.output[2]]);
     let (blocks_in, blocks_out) = (g.c_in.div_ceil(block), g.c_out.div_ceil(block));
     assert_eq!(x.len(), g.batch * blocks_in * h * w * block, "Winograd convolution input size");
     let len = g.batch * blocks_out * oh * ow * block;
     assert!(residual.as_ref().is_none_or(|r| r.len() == len), "Winograd convolution residual size");
+    if len == 0 {
+        return Vec::new();
+    }
     let (tile_rows, tw) = (g.batch * oh.div_ceil(2), ow.div_ceil(2));
     let chunk_rows = (CHUNK_VALUES / (XI * tw * (blocks_in + blocks_out) * block)).clamp(1, tile_rows);
     let mut v_buf = Vec::<f32>::with_capacity(XI * chunk_rows * tw * blocks_in * block);
@@ -230,6 +242,7 @@ pub fn forward(
 }
 
 /// Where a row of tiles of one block of output channels goes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Tile<'a> {
     /// the block's first output (`[rows][cols][lanes]`), and the residual laid out alike
     /// (or null)
@@ -332,13 +345,16 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 type Lanes<const B: usize> = [f32; B];
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn add<const B: usize>(a: &Lanes<B>, b: &Lanes<B>) -> Lanes<B> {
     std::array::from_fn(|l| a[l] + b[l])
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn sub<const B: usize>(a: &Lanes<B>, b: &Lanes<B>) -> Lanes<B> {
     std::array::from_fn(|l| a[l] - b[l])
@@ -351,6 +367,7 @@ fn sub<const B: usize>(a: &Lanes<B>, b: &Lanes<B>) -> Lanes<B> {
 ///
 /// # Safety
 /// `v` must be valid for those writes.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn input_row_of<const B: usize>(
     plane: &[f32],
@@ -394,6 +411,7 @@ unsafe fn input_row_of<const B: usize>(
 ///
 /// # Safety
 /// `m` must hold those values; `out.y` (and `out.residual`, if not null) the plane.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn output_row_of<const B: usize>(
     m: *const f32,

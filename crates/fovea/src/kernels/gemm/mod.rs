@@ -313,7 +313,10 @@ impl OutPtr {
 /// apart): every row of `b` is read once from memory and dotted with all of `a`, four at
 /// a time and [`K_BLOCK`] values at a time, so that the block of `b` stays in L1 cache
 /// while each row of `a` uses it (a fully connected layer at batch 8 was bound by
-/// reading each weight 8 times from L2); at AVX-512 without blocks ([`dots_avx512`]).
+/// reading each weight 8 times from L2); at AVX-512 three or four at a time, without
+/// blocks ([`dots_avx512`]). (With groups of three, a task's last group is one column:
+/// its dot products are computed three times, a few percent more multiplies at a batch
+/// of 3 to 8, in a loop bound by memory.)
 ///
 /// # Safety
 /// As [`matmul_to`]: `c` valid for `a.len()` rows of `n` values, `c_stride` apart.
@@ -439,15 +442,15 @@ unsafe fn dots4_avx2<const R: usize>(xs: [&[f32]; R], rows: [&[f32]; 4]) -> [[f3
 }
 
 /// Sets `sums[i][q]` to the dot product of `xs[i]` (at most [`FEW_ROWS`] of them, of the
-/// rows' length) with `rows[q]`, with AVX-512, in one pass over the rows: each 16 values
-/// of the rows meet every one of `xs` (from L2 cache) as they come from memory, fetched a
-/// kilobyte ahead (two kilobytes measured slower). Four rows at a time for one or two of
-/// `xs`, else three (the first three of `rows`; two streamed slower); every dot product
-/// is summed in the same order either way, so that a row of a batch gets the same bits
-/// as alone. In the blocks of [`add_dots4`], dotted with two of `xs` at a time, the
-/// first pass over each block waited for memory: on an AMD Zen 4 with two threads,
-/// AlexNet's first fully connected layer at batch 8 took 10.3 ms, now 6.4-8.4
-/// (onnxruntime 6.5), and VGG-16's 31 ms, now about 21.
+/// rows' length) with `rows[q]` for the rows it takes, with AVX-512, in one pass over the
+/// rows: each 16 values of the rows meet every one of `xs` (from L2 cache) as they come
+/// from memory, fetched a kilobyte ahead (two kilobytes measured slower). Four rows at a
+/// time for one or two of `xs`, else three (the first three of `rows`; two streamed
+/// slower); every dot product is summed in the same order either way, so that a row of a
+/// batch gets the same bits as alone. In the blocks of [`add_dots4`], dotted with two of
+/// `xs` at a time, the first pass over each block waited for memory: on an AMD Zen 4 with
+/// two threads, AlexNet's first fully connected layer at batch 8 took 10.3 ms, now 8.3
+/// (onnxruntime 6.5), and VGG-16's 31 ms, now 17.
 ///
 /// # Safety
 /// The CPU must have AVX-512.
@@ -491,7 +494,8 @@ unsafe fn dots_avx512(xs: &[&[f32]], rows: [&[f32]; 4], sums: &mut [[f32; 4]; FE
         5 => dots::<5, 3>(xs, rows, sums),
         6 => dots::<6, 3>(xs, rows, sums),
         7 => dots::<7, 3>(xs, rows, sums),
-        _ => dots::<FEW_ROWS, 3>(xs, rows, sums),
+        FEW_ROWS => dots::<FEW_ROWS, 3>(xs, rows, sums),
+        n => unreachable!("{n} rows, not 1 to {FEW_ROWS}"),
     }
 }
 
