@@ -10,7 +10,11 @@ timed on 3x224x224 inputs by
   optimisations at their default (all);
 - tract: its Python package, the model typed for the batch's shape and optimised
   (`into_model`), which runs on one thread.
-The three alternate per model so that the machine's load falls on all of them alike.
+Each export is flushed to disk before the timing starts (the kernel's writeback of a VGG
+export, 500 MB, slowed whichever runtime ran first), then fovea and onnxruntime alternate
+in three rounds of a few runs each, and each one's time is the median of its rounds'
+medians, so that a burst of load from the machine's other tenants spoils one round, not
+the entry; tract, never close, runs once.
 Writes the table into docs/benchmarks.md (section "ONNX runtime").
 
     pip install torch torchvision onnx onnxscript onnxruntime tract
@@ -41,6 +45,8 @@ ARCHS = ["alexnet"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_
     [f"resnet{d}" for d in (18, 34, 50, 101, 152)] + ["googlenet"]
 models = args[args.index("--models") + 1].split(",") if "--models" in args else ARCHS
 BATCHES = (1, 8)
+ROUNDS = 3
+runs = lambda batch: reps if batch == 1 else max(3, reps // 2)
 torch.set_num_threads(threads)
 
 
@@ -60,13 +66,14 @@ def fovea(path, batch, n):
     return json.loads(out)["seconds"]
 
 
-def onnxruntime(path, x, n):
+def onnxruntime(path, x):
+    """A function that times n runs of the model (its median)."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     name = s.get_inputs()[0].name
-    return median_time(lambda: s.run(None, {name: x}), n)
+    return lambda n: median_time(lambda: s.run(None, {name: x}), n)
 
 
 def tract_time(path, x, n):
@@ -89,9 +96,14 @@ def main():
                 path = os.path.join(tmp, f"{arch}_{batch}.onnx")
                 torch.onnx.export(m, (torch.rand(batch, 3, 224, 224),), path, input_names=["input"],
                                   output_names=["logits"], external_data=False)
+                os.sync()
                 x = np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32)
-                n = reps if batch == 1 else max(3, reps // 2)
-                t = {"fovea": fovea(path, batch, n), "onnxruntime": onnxruntime(path, x, n), "tract": tract_time(path, x, n)}
+                n = runs(batch)
+                ort_run, f, o = onnxruntime(path, x), [], []
+                for _ in range(ROUNDS):
+                    f.append(fovea(path, batch, max(3, n // ROUNDS)))
+                    o.append(ort_run(max(3, n // ROUNDS)))
+                t = {"fovea": statistics.median(f), "onnxruntime": statistics.median(o), "tract": tract_time(path, x, n)}
                 rows.append((arch, batch, t))
                 print(arch, batch, {k: round(v * 1e3, 1) for k, v in t.items()}, flush=True)
                 os.remove(path)
@@ -106,8 +118,10 @@ def write(rows):
         "",
         f"`python3 bench/onnx_runtimes.py --threads {threads}` on {datetime.date.today()}, {cpu}, {threads} threads "
         f"(tract: one); torch {torch.__version__}, onnxruntime {ort.__version__}, tract {tract.version()}. "
-        f"The zoo exported by torch.onnx.export (defaults) at each batch size, 3x224x224 inputs, medians of {reps} runs "
-        f"at batch 1 and {max(3, reps // 2)} at batch 8; milliseconds per batch. A ratio above 1 means fovea is faster. "
+        f"The zoo exported by torch.onnx.export (defaults) at each batch size, 3x224x224 inputs; fovea and onnxruntime "
+        f"in {ROUNDS} alternating rounds of {max(3, runs(1) // ROUNDS)} runs at batch 1 and {max(3, runs(8) // ROUNDS)} "
+        f"at batch 8, the median of the rounds' medians; tract the median of {runs(1)} and {runs(8)} runs; "
+        "milliseconds per batch. A ratio above 1 means fovea is faster. "
         "On a shared machine single entries move by 5-15% from run to run, the memory-bound ones most "
         "(AlexNet at batch 8 reads 230 MB of fully connected weights per batch). "
         "`python3 bench/onnx_steps.py MODEL.onnx --batch 8` shows where a model's time goes: fovea's steps "
