@@ -4,8 +4,9 @@
 //! ([`depthwise`]), stride-1 one-group 1-D and 2-D convolutions the direct kernel
 //! ([`direct`]) where the CPU and the sizes suit it, and everything else im2col + GEMM
 //! ([`im2col`]); inference graphs' convolutions in the channel-blocked layout take the
-//! direct kernel ([`conv_forward_blocked`]). [`conv_forward_naive`] is the slow, obviously-correct reference they are
-//! all tested against.
+//! direct kernel ([`conv_forward_blocked`]), their 3x3 stride-1 layers Winograd's
+//! F(2x2, 3x3) ([`winograd`]). [`conv_forward_naive`] is the slow, obviously-correct
+//! reference they are all tested against.
 
 pub mod depthwise;
 pub mod direct;
