@@ -648,14 +648,7 @@ pub fn forward_blocked(
     };
     // every output is written below, once (each unit its rows of its blocks), after its
     // residual is read
-    let (mut y, residual): (Vec<f32>, _) = match residual {
-        Some(Cow::Owned(mut r)) => {
-            let at = SharedMut(r.as_mut_ptr());
-            (r, Some(at))
-        }
-        Some(Cow::Borrowed(r)) => (Vec::with_capacity(len), Some(SharedMut(r.as_ptr().cast_mut()))),
-        None => (Vec::with_capacity(len), None),
-    };
+    let (mut y, residual) = output_and_residual(residual, len);
     let y_ptr = SharedMut(y.as_mut_ptr());
     p.units(g.batch).par_iter().for_each(|&Unit { n, r0, r1, b0, b1 }| {
         with_scratch(slab_len, |slab| {
@@ -725,6 +718,20 @@ pub fn forward_blocked(
     // position of each.
     unsafe { y.set_len(len) };
     y
+}
+
+/// The output buffer of a blocked convolution (`len` values, to be written), and where its
+/// residual lies: a residual given by value becomes the output, summed in place; one given
+/// by reference is read where it is.
+pub(super) fn output_and_residual(residual: Option<Cow<[f32]>>, len: usize) -> (Vec<f32>, Option<SharedMut>) {
+    match residual {
+        Some(Cow::Owned(mut r)) => {
+            let at = SharedMut(r.as_mut_ptr());
+            (r, Some(at))
+        }
+        Some(Cow::Borrowed(r)) => (Vec::with_capacity(len), Some(SharedMut(r.as_ptr().cast_mut()))),
+        None => (Vec::with_capacity(len), None),
+    }
 }
 
 /// [`Plan::fill_slab`] for a blocked sample `x` (`[C/block][h][w][block]`; a block of

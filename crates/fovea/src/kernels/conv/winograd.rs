@@ -20,7 +20,9 @@
 //! holds products that cancel in exact arithmetic (an input with the weight of another
 //! position), so it can be a few times the direct kernel's `Σ|x·w|`.
 
-use super::direct::{self, bias_lanes, forward_kernel, tap_chunks, ForwardKernel, Out, PackedWeights, CHUNK_WEIGHTS};
+use super::direct::{
+    self, bias_lanes, forward_kernel, output_and_residual, tap_chunks, ForwardKernel, Out, PackedWeights, CHUNK_WEIGHTS,
+};
 use super::geometry::{ConvGeometry, SharedMut};
 use crate::kernels::{isa, Isa};
 use rayon::prelude::*;
@@ -143,14 +145,7 @@ pub fn forward(
     let mut m_buf = Vec::<f32>::with_capacity(XI * chunk_rows * tw * blocks_out * block);
     let (v_at, m_at) = (SharedMut(v_buf.as_mut_ptr()), SharedMut(m_buf.as_mut_ptr()));
     // every output is written below, once, after its residual is read
-    let (mut y, residual): (Vec<f32>, _) = match residual {
-        Some(Cow::Owned(mut r)) => {
-            let at = SharedMut(r.as_mut_ptr());
-            (r, Some(at))
-        }
-        Some(Cow::Borrowed(r)) => (Vec::with_capacity(len), Some(SharedMut(r.as_ptr().cast_mut()))),
-        None => (Vec::with_capacity(len), None),
-    };
+    let (mut y, residual) = output_and_residual(residual, len);
     let y_at = SharedMut(y.as_mut_ptr());
     let biases: Vec<[f32; 32]> = (0..blocks_out).map(|b| bias_lanes(bias, b * block, block)).collect();
     let zeros = [0.0f32; 32];
