@@ -8,10 +8,14 @@
 //!
 //! The sum over input channels at one of the 16 positions is a 1x1 convolution over the
 //! tiles: the direct kernel's ([`super::direct`]), with the transformed weights packed
-//! at load like a 1x1 layer's. Tiles go in chunks (rows of tiles of all samples), each
-//! in three passes: the inputs transformed into `v` (`[ξ][input block][tile][lane]`),
-//! the 16 products into `m` (`[ξ][output block][tile][lane]`), then `m` transformed back
-//! to the outputs with the bias, the residual and the clamp.
+//! at load like a 1x1 layer's. The work goes in units, each run by one thread from start
+//! to end: a range of tiles (across rows and samples) and a part of the output channels
+//! ([`plan`] sizes them). A unit's inputs are transformed into `v`
+//! (`[ξ][input block][tile][lane]`), the products summed into `m` position by position,
+//! and `m` transformed back to the outputs with the bias, the residual and the clamp.
+//! (Three passes over all tiles, each handing its values to whichever thread took them
+//! next, ran up to twice as slow in phases on a 2-vCPU virtual machine, as if its two
+//! cores had been placed apart; units kept on one thread do not.)
 //!
 //! Rounding: the transforms' coefficients are 0, ±1 and ±1/2 and the transformed weights
 //! are rounded once, from f64; an output's error is at most about `(c_in + 12)·ε` times
@@ -23,7 +27,7 @@
 use super::direct::{
     self, bias_lanes, forward_kernel, output_and_residual, tap_chunks, ForwardKernel, Out, PackedWeights, CHUNK_WEIGHTS,
 };
-use super::geometry::{ConvGeometry, SharedMut};
+use super::geometry::{with_scratch, ConvGeometry, SharedMut};
 use crate::kernels::{isa, Isa};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -31,26 +35,33 @@ use std::borrow::Cow;
 /// Positions of a transformed tile (4 x 4).
 const XI: usize = 16;
 
-/// Values of `v` and `m` together per chunk of tiles (4 MiB): each position's slice of
-/// `v` then stays in L2 cache while the 1x1 kernel runs it for every block of outputs.
-const CHUNK_VALUES: usize = 1 << 20;
+/// Values that stay in a core's L2 cache, in [`plan`]'s model (512 KiB, half of it):
+/// a unit's `v` and `m` together, or a part's weights.
+const L2_VALUES: usize = 1 << 17;
+
+/// [`plan`]'s costs in multiply-adds of one lane: a value streamed from L3 cache, a
+/// value of `v` computed, a unit's start.
+const COST_L3: usize = 2;
+const COST_TRANSFORM: usize = 4;
+const COST_UNIT: usize = 100_000;
+
+/// Most units of tiles [`plan`] considers: enough to balance any thread count here.
+const MAX_UNITS: usize = 1024;
+
+/// Most values of `v` and `m` in one unit unless it has a single tile (4 MiB): a bound
+/// on each thread's scratch.
+const MAX_UNIT_VALUES: usize = 1 << 20;
 
 /// Fewest input and output channels this path takes: with fewer, the transforms cost
 /// more than the multiplies they save.
 const MIN_CHANNELS: usize = 32;
 
-/// Most values of `v` and `m` together for one row of tiles (16 MiB): beyond, a row
-/// alone would take more scratch than the direct kernel's padded slab.
-const MAX_ROW_VALUES: usize = 4 * CHUNK_VALUES;
-
 /// Whether this path takes `g` at the current level: a one-group 2-D 3x3 convolution of
 /// stride and dilation 1 that the blocked direct kernel also takes, with enough
-/// channels, and rows of tiles small enough. The rule depends on the sizes and the level
+/// channels. The rule depends on the sizes and the level
 /// only.
 pub fn applies(g: &ConvGeometry) -> bool {
-    let lanes = |c: usize| c.next_multiple_of(16);
     g.groups == 1
-        && XI * g.output[2].div_ceil(2) * (lanes(g.c_in) + lanes(g.c_out)) <= MAX_ROW_VALUES
         && g.input[0] == 1
         && g.kernel == [1, 3, 3]
         && g.stride == [1; 3]
@@ -139,104 +150,170 @@ pub fn forward(
     if len == 0 {
         return Vec::new();
     }
-    let (tile_rows, tw) = (g.batch * oh.div_ceil(2), ow.div_ceil(2));
-    let chunk_rows = (CHUNK_VALUES / (XI * tw * (blocks_in + blocks_out) * block)).clamp(1, tile_rows);
-    let mut v_buf = Vec::<f32>::with_capacity(XI * chunk_rows * tw * blocks_in * block);
-    let mut m_buf = Vec::<f32>::with_capacity(XI * chunk_rows * tw * blocks_out * block);
-    let (v_at, m_at) = (SharedMut(v_buf.as_mut_ptr()), SharedMut(m_buf.as_mut_ptr()));
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let tiles = g.batch * th * tw;
+    let kernel_blocks = g.c_out.div_ceil(lanes);
+    let Plan { per_unit, per_part } =
+        plan(tiles, blocks_in * block, kernel_blocks, lanes, rayon::current_num_threads());
+    let parts = kernel_blocks.div_ceil(per_part);
     // every output is written below, once, after its residual is read
     let (mut y, residual) = output_and_residual(residual, len);
     let y_at = SharedMut(y.as_mut_ptr());
     let biases: Vec<[f32; 32]> = (0..blocks_out).map(|b| bias_lanes(bias, b * block, block)).collect();
     let zeros = [0.0f32; 32];
-    let kernel_blocks = g.c_out.div_ceil(lanes);
-    let plane = h * w * block;
-    for first in (0..tile_rows).step_by(chunk_rows) {
-        let rows = chunk_rows.min(tile_rows - first);
-        let tiles = rows * tw;
-        // (sample, row of tiles) of the chunk's row r
-        let tile_row = |r: usize| ((first + r) / oh.div_ceil(2), (first + r) % oh.div_ceil(2));
-        (0..rows * blocks_in).into_par_iter().for_each(|unit| {
-            let (r, b) = (unit / blocks_in, unit % blocks_in);
-            let (n, ti) = tile_row(r);
-            let src = &x[(n * blocks_in + b) * plane..][..plane];
-            // SAFETY: this unit writes the row's tiles of its block at every position, a
-            // part of `v_buf` no other unit writes; the level is the CPU's or lower.
-            unsafe {
-                let dst = v_at.get().add((b * tiles + r * tw) * block);
-                let origin = [2 * ti as isize - g.pad[1] as isize, -(g.pad[2] as isize)];
-                input_row(isa, src, [h, w], origin, tw, dst, blocks_in * tiles * block);
-            }
-        });
-        let taps: Vec<usize> = (0..g.c_in).map(|c| (c / block * tiles) * block + c % block).collect();
-        let chunks = tap_chunks(&taps, lanes);
-        let most = direct::block_max(isa, v);
-        let pieces: Vec<usize> = {
-            let count = tiles.div_ceil(most);
-            (0..count).map(|i| tiles / count + usize::from(i < tiles % count)).collect()
-        };
-        let kernels: Vec<ForwardKernel> = pieces.iter().map(|&n| forward_kernel(isa, v, n, block)).collect();
-        (0..XI * kernel_blocks).into_par_iter().for_each(|unit| {
-            let (xi, kb) = (unit / kernel_blocks, unit % kernel_blocks);
-            let packed = &weights.positions[xi].data()[kb * g.c_in * lanes..][..g.c_in * lanes];
-            for (c, chunk_taps) in chunks.iter().enumerate() {
-                let wc = packed[c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
-                let mut t0 = 0;
-                for (&n, kernel) in pieces.iter().zip(&kernels) {
-                    // SAFETY: the taps of the piece's tiles lie in position xi's part of
-                    // `v` (written above), the chunk's weights in `packed`, and the
-                    // piece's products in this unit's blocks of `m` at xi, which no
-                    // other unit writes.
+    let most = direct::block_max(isa, v);
+    (0..tiles.div_ceil(per_unit) * parts).into_par_iter().for_each(|unit| {
+        let first = unit / parts * per_unit;
+        let count = per_unit.min(tiles - first);
+        let kbs = unit % parts * per_part..(unit % parts * per_part + per_part).min(kernel_blocks);
+        // the part's blocks of outputs (the last may have fewer)
+        let outs = kbs.start * v..(kbs.end * v).min(blocks_out);
+        // the unit's tiles by row: (sample, row of tiles, first column, columns, first tile)
+        let rows: Vec<[usize; 5]> = (first / tw..(first + count).div_ceil(tw))
+            .map(|r| {
+                let j0 = first.max(r * tw) - r * tw;
+                let j1 = (first + count).min((r + 1) * tw) - r * tw;
+                [r / th, r % th, j0, j1 - j0, r * tw + j0 - first]
+            })
+            .collect();
+        // v is [ξ][input block][tile][lane], m [ξ][block of the part's][tile][lane], with
+        // `stride` tiles between blocks: an odd number, so that the blocks of a tile do
+        // not fall on the same cache sets (with 64 tiles of 16 lanes, 4 KiB apart, the
+        // 56x56 layers ran 10% slower)
+        let stride = count | 1;
+        let v_len = XI * blocks_in * stride * block;
+        with_scratch(v_len + XI * outs.len() * stride * block, |scratch| {
+            let (v_at, m_at) = (scratch.as_mut_ptr(), scratch[v_len..].as_mut_ptr());
+            for &[n, ti, j0, cols, t] in &rows {
+                for b in 0..blocks_in {
+                    let src = &x[(n * blocks_in + b) * h * w * block..][..h * w * block];
+                    let origin = [2 * ti as isize - g.pad[1] as isize, 2 * j0 as isize - g.pad[2] as isize];
+                    // SAFETY: the row's tiles of block b at every position lie in `v`; the
+                    // level is the CPU's or lower.
                     unsafe {
-                        let o = Out {
-                            at: m_at.get().add(((xi * blocks_out + kb * v) * tiles + t0) * block),
-                            position: block,
-                            vector: tiles * block,
-                            vectors: v.min(blocks_out - kb * v),
-                            bias: if c == 0 { zeros.as_ptr() } else { std::ptr::null() },
-                            residual: std::ptr::null(),
-                            clamp: None,
-                            prefetch: true,
-                        };
-                        kernel(v_at.get().add((xi * blocks_in * tiles + t0) * block), chunk_taps, wc, &o);
+                        input_row(
+                            isa,
+                            src,
+                            [h, w],
+                            origin,
+                            cols,
+                            v_at.add((b * stride + t) * block),
+                            blocks_in * stride * block,
+                        )
+                    };
+                }
+            }
+            let taps: Vec<usize> = (0..g.c_in).map(|c| (c / block * stride) * block + c % block).collect();
+            let chunks = tap_chunks(&taps, lanes);
+            let pieces: Vec<(usize, ForwardKernel)> = {
+                let n = count.div_ceil(most);
+                let size = |i| count / n + usize::from(i < count % n);
+                (0..n).map(|i| (size(i), forward_kernel(isa, v, size(i), block))).collect()
+            };
+            // position by position, so that each position's inputs are read once
+            for xi in 0..XI {
+                for kb in kbs.clone() {
+                    let packed = &weights.positions[xi].data()[kb * g.c_in * lanes..][..g.c_in * lanes];
+                    for (c, chunk_taps) in chunks.iter().enumerate() {
+                        let wc = packed[c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
+                        let mut t0 = 0;
+                        for &(n, kernel) in &pieces {
+                            // SAFETY: the piece's taps lie in position xi of `v` (written
+                            // above), the chunk's weights in `packed`, its products in `m`.
+                            unsafe {
+                                let o = Out {
+                                    at: m_at.add(((xi * outs.len() + kb * v - outs.start) * stride + t0) * block),
+                                    position: block,
+                                    vector: stride * block,
+                                    vectors: v.min(blocks_out - kb * v),
+                                    bias: if c == 0 { zeros.as_ptr() } else { std::ptr::null() },
+                                    residual: std::ptr::null(),
+                                    clamp: None,
+                                    prefetch: true,
+                                };
+                                kernel(v_at.add((xi * blocks_in * stride + t0) * block), chunk_taps, wc, &o);
+                            }
+                            t0 += n;
+                        }
                     }
-                    t0 += n;
+                }
+            }
+            for &[n, ti, j0, cols, t] in &rows {
+                for (i, b) in outs.clone().enumerate() {
+                    let first_out = (n * blocks_out + b) * oh * ow * block;
+                    // SAFETY: `m` holds the products of the row's tiles for this block
+                    // (written above); this unit alone writes their outputs, reading each
+                    // residual before it stores there.
+                    unsafe {
+                        let out = Tile {
+                            y: y_at.get().add(first_out),
+                            residual: residual.map_or(std::ptr::null(), |r| r.get().add(first_out).cast_const()),
+                            bias: &biases[b],
+                            clamp,
+                            column: j0,
+                        };
+                        let m = m_at.add((i * stride + t) * block);
+                        output_row(isa, m, outs.len() * stride * block, cols, [oh, ow], ti, &out);
+                    }
+                    let Some(f) = then else { continue };
+                    for y0 in (2 * ti..(2 * ti + 2).min(oh)).map(|r| first_out + (r * ow + 2 * j0) * block) {
+                        let run = (2 * (j0 + cols)).min(ow) - 2 * j0;
+                        // SAFETY: as above, and these outputs are written.
+                        f(y0, unsafe { std::slice::from_raw_parts_mut(y_at.get().add(y0), run * block) });
+                    }
                 }
             }
         });
-        (0..rows * blocks_out).into_par_iter().for_each(|unit| {
-            let (r, b) = (unit / blocks_out, unit % blocks_out);
-            let (n, ti) = tile_row(r);
-            let first_out = (n * blocks_out + b) * oh * ow * block;
-            // SAFETY: `m` holds the row's products (written above); this unit writes its
-            // two rows of outputs of its block, which no other unit writes, reading each
-            // residual before it stores there.
-            unsafe {
-                let src = m_at.get().add((b * tiles + r * tw) * block).cast_const();
-                let out = Tile {
-                    y: y_at.get().add(first_out),
-                    residual: residual.map_or(std::ptr::null(), |r| r.get().add(first_out).cast_const()),
-                    bias: &biases[b],
-                    clamp,
-                };
-                output_row(isa, src, blocks_out * tiles * block, tw, [oh, ow], ti, &out);
-            }
-            if let Some(f) = then {
-                let (r0, r1) = (2 * ti, (2 * ti + 2).min(oh));
-                let at = first_out + r0 * ow * block;
-                // SAFETY: as above, and the row's outputs are written.
-                let run = unsafe { std::slice::from_raw_parts_mut(y_at.get().add(at), (r1 - r0) * ow * block) };
-                f(at, run);
-            }
-        });
-    }
-    // SAFETY: the units cover every sample, row of tiles and block, and each tile stored
-    // every output of its 2x2 that exists.
+    });
+    // SAFETY: the units cover every tile and block of outputs, and each tile stored every
+    // output of its 2x2 that exists.
     unsafe { y.set_len(len) };
     y
 }
 
-/// Where a row of tiles of one block of output channels goes.
+/// How [`forward`] splits its work: `per_unit` tiles a unit, `per_part` blocks of
+/// kernels (`lanes` output channels each) a part of the output channels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Plan {
+    per_unit: usize,
+    per_part: usize,
+}
+
+/// The split of `tiles` tiles and `kernel_blocks` blocks of kernels into units, one
+/// thread's each, that finishes first on `threads` threads by a small cost model
+/// counted in multiply-adds of one lane: every unit reads its part's weights and
+/// transforms its tiles' inputs (once per part), and the values of `v`, `m` or
+/// weights that do not stay in L2 cache stream from L3 at [`COST_L3`] each. Splitting
+/// the tiles more reads the weights again, splitting the channels transforms the
+/// inputs again: many small channels split the tiles, few wide ones the channels.
+fn plan(tiles: usize, c_in: usize, kernel_blocks: usize, lanes: usize, threads: usize) -> Plan {
+    let unit_cost = |t: usize, k: usize| {
+        let (v, m, w) = (XI * c_in * t, XI * k * lanes * t, XI * c_in * k * lanes);
+        let spilled = if v + m > L2_VALUES { v + m } else { 0 };
+        let streamed = if w > L2_VALUES { w } else { 0 };
+        let cost = w * t + COST_TRANSFORM * v + COST_L3 * (2 * spilled + streamed) + COST_UNIT;
+        (v + m <= MAX_UNIT_VALUES || t == 1).then_some(cost)
+    };
+    // each size of unit and of part once
+    let sizes = |n: usize, most: usize| {
+        let mut sizes: Vec<usize> = (1..=n.min(most)).map(|k| n.div_ceil(k)).collect();
+        sizes.dedup();
+        sizes
+    };
+    let mut best = (usize::MAX, Plan { per_unit: 1, per_part: 1 });
+    for &per_unit in &sizes(tiles, MAX_UNITS) {
+        for &per_part in &sizes(kernel_blocks, kernel_blocks) {
+            let Some(cost) = unit_cost(per_unit, per_part) else { continue };
+            let rounds = (tiles.div_ceil(per_unit) * kernel_blocks.div_ceil(per_part)).div_ceil(threads);
+            if rounds.saturating_mul(cost) < best.0 {
+                best = (rounds.saturating_mul(cost), Plan { per_unit, per_part });
+            }
+        }
+    }
+    best.1
+}
+
+/// Where a row of tiles (or part of one) of one block of output channels goes.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Tile<'a> {
     /// the block's first output (`[rows][cols][lanes]`), and the residual laid out alike
@@ -245,6 +322,8 @@ struct Tile<'a> {
     residual: *const f32,
     bias: &'a [f32; 32],
     clamp: Option<[f32; 2]>,
+    /// the first tile's column among the row's
+    column: usize,
 }
 
 /// [`input_row_of`] at `isa`'s vector width.
@@ -438,7 +517,7 @@ unsafe fn output_row_of<const B: usize>(
             }
             let pair = [add(&add(&s[0], &s[1]), &s[2]), sub(&sub(&s[1], &s[2]), &s[3])];
             for (k, value) in pair.iter().enumerate() {
-                let x = 2 * j + k;
+                let x = 2 * (out.column + j) + k;
                 if x >= ow {
                     continue;
                 }
@@ -460,6 +539,27 @@ unsafe fn output_row_of<const B: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_splits_few_wide_channels_by_channel_and_many_tiles_by_tile() {
+        // ResNet-50's last 3x3 layers at batch 1 (16 tiles, 512 channels: 16 blocks of
+        // 32 lanes): reading their 16 MiB of weights twice would cost more than
+        // transforming the inputs twice
+        assert_eq!(plan(16, 512, 16, 32, 2), Plan { per_unit: 16, per_part: 8 });
+        // its first at batch 8 (6272 tiles, 64 channels): units that stay in L2 cache,
+        // as many for each thread
+        let Plan { per_unit, per_part } = plan(6272, 64, 2, 32, 2);
+        assert_eq!(per_part, 2);
+        assert!(XI * per_unit * (64 + 64) <= L2_VALUES, "{per_unit} tiles a unit");
+        assert_eq!(6272_usize.div_ceil(per_unit) % 2, 0, "{per_unit} tiles a unit");
+        // the scratch stays bounded however many channels
+        for (tiles, c_in, blocks, threads) in [(100_000, 4096, 128, 2), (50, 70_000, 1, 1), (3, 16, 1, 64)] {
+            let p = plan(tiles, c_in, blocks, 32, threads);
+            let values = XI * p.per_unit * (c_in + p.per_part * 32);
+            assert!(p.per_unit == 1 || values <= MAX_UNIT_VALUES, "{p:?} for {tiles} tiles of {c_in} channels");
+            assert!((1..=tiles).contains(&p.per_unit) && (1..=blocks).contains(&p.per_part), "{p:?}");
+        }
+    }
 
     #[test]
     fn kernel_transform_matches_g_g_gt() {
