@@ -410,12 +410,14 @@ fn winograd_convolution_equals_the_loop() {
 }
 
 /// Winograd's F(2x2, 3x3) on blocked values at the AVX2 and AVX-512 levels equals the
-/// loop within its rounding bound ([`winograd_scale`]): odd sizes (tiles past the last
-/// row and column), padding 0, 1 and 2 before and more or less after, outputs of one
-/// position, channels that do not fill their last block, a residual (by reference and in
-/// place) with each clamp, an epilogue, layers wide enough to run in chunks of tiles (one
-/// row of tiles each; three, the first across two samples), more input channels than one
-/// chunk of weights at either level (the sums carry over), and an empty batch.
+/// loop within its rounding bound ([`winograd_scale`]), and gives the same bits on one
+/// thread as on the level's threads: odd sizes (tiles past the last row and column),
+/// padding 0, 1 and 2 before and more or less after, outputs of one position, channels
+/// that do not fill their last block, a residual (by reference and in place) with each
+/// clamp, an epilogue, more input channels than one chunk of weights at either level (the
+/// sums carry over), and an empty batch. The thread counts split the work differently:
+/// units of one tile to whole samples, starting within rows and across samples, output
+/// channels in one part or several.
 fn winograd_cases(level: Isa, _threads: usize) {
     use fovea::kernels::blocked::{block, to_blocked, to_planar};
     use fovea::kernels::conv::{winograd, WinogradWeights};
@@ -466,6 +468,11 @@ fn winograd_cases(level: Isa, _threads: usize) {
         let yb = winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Borrowed(&rb)), clamp, None);
         let in_place = winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Owned(rb.clone())), clamp, None);
         assert!(in_place.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?} in place");
+        let one_thread = fovea::kernels::scoped(level, 1, || {
+            winograd::forward(&g, &xb, &weights, Some(&b), Some(Cow::Borrowed(&rb)), clamp, None)
+        });
+        let one_thread = one_thread.expect("a level this CPU has");
+        assert!(one_thread.iter().zip(&yb).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?} on one thread");
         let y = to_planar(&yb, batch, c_out, out_spatial, block);
         let naive = conv_forward_naive(&g, &x, &wt, Some(&b));
         let scale = winograd_scale(&g, &x, &wt);

@@ -10,7 +10,7 @@
 //! tiles: the direct kernel's ([`super::direct`]), with the transformed weights packed
 //! at load like a 1x1 layer's. The work goes in units, each run by one thread from start
 //! to end: a range of tiles (across rows and samples) and a part of the output channels
-//! ([`plan`] sizes them). A unit's inputs are transformed into `v`
+//! (sized by a small cost model). A unit's inputs are transformed into `v`
 //! (`[ξ][input block][tile][lane]`), the products summed into `m` position by position,
 //! and `m` transformed back to the outputs with the bias, the residual and the clamp.
 //! (Three passes over all tiles, each handing its values to whichever thread took them
@@ -35,8 +35,8 @@ use std::borrow::Cow;
 /// Positions of a transformed tile (4 x 4).
 const XI: usize = 16;
 
-/// Values that stay in a core's L2 cache, in [`plan`]'s model (512 KiB, half of it):
-/// a unit's `v` and `m` together, or a part's weights.
+/// Values that stay in a core's L2 cache in [`plan`]'s model (512 KiB, half of a 1 MiB
+/// L2): a unit's `v` and `m` together, or a part's weights.
 const L2_VALUES: usize = 1 << 17;
 
 /// [`plan`]'s costs in multiply-adds of one lane: a value streamed from L3 cache, a
@@ -48,8 +48,9 @@ const COST_UNIT: usize = 100_000;
 /// Most units of tiles [`plan`] considers: enough to balance any thread count here.
 const MAX_UNITS: usize = 1024;
 
-/// Most values of `v` and `m` in one unit unless it has a single tile (4 MiB): a bound
-/// on each thread's scratch.
+/// Most values of `v` and `m` in one unit (4 MiB), a bound on each thread's scratch,
+/// unless one tile alone has more: `16·(c_in + c_out)` values at most, less than the
+/// transformed weights, which were checked against the memory budget at load.
 const MAX_UNIT_VALUES: usize = 1 << 20;
 
 /// Fewest input and output channels this path takes: with fewer, the transforms cost
@@ -58,8 +59,7 @@ const MIN_CHANNELS: usize = 32;
 
 /// Whether this path takes `g` at the current level: a one-group 2-D 3x3 convolution of
 /// stride and dilation 1 that the blocked direct kernel also takes, with enough
-/// channels. The rule depends on the sizes and the level
-/// only.
+/// channels. The rule depends on the sizes and the level only.
 pub fn applies(g: &ConvGeometry) -> bool {
     g.groups == 1
         && g.input[0] == 1
@@ -168,26 +168,24 @@ pub fn forward(
         let kbs = unit % parts * per_part..(unit % parts * per_part + per_part).min(kernel_blocks);
         // the part's blocks of outputs (the last may have fewer)
         let outs = kbs.start * v..(kbs.end * v).min(blocks_out);
-        // the unit's tiles by row: (sample, row of tiles, first column, columns, first tile)
-        let rows: Vec<[usize; 5]> = (first / tw..(first + count).div_ceil(tw))
+        let rows: Vec<Segment> = (first / tw..(first + count).div_ceil(tw))
             .map(|r| {
-                let j0 = first.max(r * tw) - r * tw;
-                let j1 = (first + count).min((r + 1) * tw) - r * tw;
-                [r / th, r % th, j0, j1 - j0, r * tw + j0 - first]
+                let column = first.max(r * tw) - r * tw;
+                let end = (first + count).min((r + 1) * tw) - r * tw;
+                Segment { sample: r / th, row: r % th, column, columns: end - column, first: r * tw + column - first }
             })
             .collect();
-        // v is [ξ][input block][tile][lane], m [ξ][block of the part's][tile][lane], with
-        // `stride` tiles between blocks: an odd number, so that the blocks of a tile do
-        // not fall on the same cache sets (with 64 tiles of 16 lanes, 4 KiB apart, the
-        // 56x56 layers ran 10% slower)
-        let stride = count | 1;
+        // v is [ξ][input block][tile][lane], m [ξ][block of the part's][tile][lane]
+        let stride = unit_stride(count);
         let v_len = XI * blocks_in * stride * block;
         with_scratch(v_len + XI * outs.len() * stride * block, |scratch| {
-            let (v_at, m_at) = (scratch.as_mut_ptr(), scratch[v_len..].as_mut_ptr());
-            for &[n, ti, j0, cols, t] in &rows {
+            let v_at = scratch.as_mut_ptr();
+            // SAFETY: `m` follows `v` in the scratch
+            let m_at = unsafe { v_at.add(v_len) };
+            for &Segment { sample, row, column, columns, first: t } in &rows {
                 for b in 0..blocks_in {
-                    let src = &x[(n * blocks_in + b) * h * w * block..][..h * w * block];
-                    let origin = [2 * ti as isize - g.pad[1] as isize, 2 * j0 as isize - g.pad[2] as isize];
+                    let src = &x[(sample * blocks_in + b) * h * w * block..][..h * w * block];
+                    let origin = [2 * row as isize - g.pad[1] as isize, 2 * column as isize - g.pad[2] as isize];
                     // SAFETY: the row's tiles of block b at every position lie in `v`; the
                     // level is the CPU's or lower.
                     unsafe {
@@ -196,7 +194,7 @@ pub fn forward(
                             src,
                             [h, w],
                             origin,
-                            cols,
+                            columns,
                             v_at.add((b * stride + t) * block),
                             blocks_in * stride * block,
                         )
@@ -206,9 +204,9 @@ pub fn forward(
             let taps: Vec<usize> = (0..g.c_in).map(|c| (c / block * stride) * block + c % block).collect();
             let chunks = tap_chunks(&taps, lanes);
             let pieces: Vec<(usize, ForwardKernel)> = {
-                let n = count.div_ceil(most);
-                let size = |i| count / n + usize::from(i < count % n);
-                (0..n).map(|i| (size(i), forward_kernel(isa, v, size(i), block))).collect()
+                let pieces = count.div_ceil(most);
+                let size = |i| count / pieces + usize::from(i < count % pieces);
+                (0..pieces).map(|i| (size(i), forward_kernel(isa, v, size(i), block))).collect()
             };
             // position by position, so that each position's inputs are read once
             for xi in 0..XI {
@@ -217,7 +215,7 @@ pub fn forward(
                     for (c, chunk_taps) in chunks.iter().enumerate() {
                         let wc = packed[c * (CHUNK_WEIGHTS / lanes) * lanes..].as_ptr();
                         let mut t0 = 0;
-                        for &(n, kernel) in &pieces {
+                        for &(piece, kernel) in &pieces {
                             // SAFETY: the piece's taps lie in position xi of `v` (written
                             // above), the chunk's weights in `packed`, its products in `m`.
                             unsafe {
@@ -233,14 +231,14 @@ pub fn forward(
                                 };
                                 kernel(v_at.add((xi * blocks_in * stride + t0) * block), chunk_taps, wc, &o);
                             }
-                            t0 += n;
+                            t0 += piece;
                         }
                     }
                 }
             }
-            for &[n, ti, j0, cols, t] in &rows {
+            for &Segment { sample, row, column, columns, first: t } in &rows {
                 for (i, b) in outs.clone().enumerate() {
-                    let first_out = (n * blocks_out + b) * oh * ow * block;
+                    let first_out = (sample * blocks_out + b) * oh * ow * block;
                     // SAFETY: `m` holds the products of the row's tiles for this block
                     // (written above); this unit alone writes their outputs, reading each
                     // residual before it stores there.
@@ -250,14 +248,14 @@ pub fn forward(
                             residual: residual.map_or(std::ptr::null(), |r| r.get().add(first_out).cast_const()),
                             bias: &biases[b],
                             clamp,
-                            column: j0,
+                            column,
                         };
                         let m = m_at.add((i * stride + t) * block);
-                        output_row(isa, m, outs.len() * stride * block, cols, [oh, ow], ti, &out);
+                        output_row(isa, m, outs.len() * stride * block, columns, [oh, ow], row, &out);
                     }
                     let Some(f) = then else { continue };
-                    for y0 in (2 * ti..(2 * ti + 2).min(oh)).map(|r| first_out + (r * ow + 2 * j0) * block) {
-                        let run = (2 * (j0 + cols)).min(ow) - 2 * j0;
+                    let run = (2 * (column + columns)).min(ow) - 2 * column;
+                    for y0 in (2 * row..(2 * row + 2).min(oh)).map(|r| first_out + (r * ow + 2 * column) * block) {
                         // SAFETY: as above, and these outputs are written.
                         f(y0, unsafe { std::slice::from_raw_parts_mut(y_at.get().add(y0), run * block) });
                     }
@@ -269,6 +267,23 @@ pub fn forward(
     // output of its 2x2 that exists.
     unsafe { y.set_len(len) };
     y
+}
+
+/// The tiles of a unit in one row of tiles: `columns` tiles from column `column` of row
+/// `row` of sample `sample`, the unit's tiles `first..first + columns`.
+struct Segment {
+    sample: usize,
+    row: usize,
+    column: usize,
+    columns: usize,
+    first: usize,
+}
+
+/// Tiles between the blocks of a unit of `count` tiles in `v` and `m`: an odd number, so
+/// that the blocks of a tile do not fall on the same cache sets (with 64 tiles of 16
+/// lanes, 4 KiB apart, the 56x56 layers ran 10% slower).
+fn unit_stride(count: usize) -> usize {
+    count | 1
 }
 
 /// How [`forward`] splits its work: `per_unit` tiles a unit, `per_part` blocks of
@@ -291,8 +306,8 @@ fn plan(tiles: usize, c_in: usize, kernel_blocks: usize, lanes: usize, threads: 
         let (v, m, w) = (XI * c_in * t, XI * k * lanes * t, XI * c_in * k * lanes);
         let spilled = if v + m > L2_VALUES { v + m } else { 0 };
         let streamed = if w > L2_VALUES { w } else { 0 };
-        let cost = w * t + COST_TRANSFORM * v + COST_L3 * (2 * spilled + streamed) + COST_UNIT;
-        (v + m <= MAX_UNIT_VALUES || t == 1).then_some(cost)
+        let traffic = COST_TRANSFORM * v + COST_L3 * (2 * spilled + streamed) + COST_UNIT;
+        w.saturating_mul(t).saturating_add(traffic)
     };
     // each size of unit and of part once
     let sizes = |n: usize, most: usize| {
@@ -301,12 +316,17 @@ fn plan(tiles: usize, c_in: usize, kernel_blocks: usize, lanes: usize, threads: 
         sizes
     };
     let mut best = (usize::MAX, Plan { per_unit: 1, per_part: 1 });
-    for &per_unit in &sizes(tiles, MAX_UNITS) {
-        for &per_part in &sizes(kernel_blocks, kernel_blocks) {
-            let Some(cost) = unit_cost(per_unit, per_part) else { continue };
+    for per_part in sizes(kernel_blocks, kernel_blocks) {
+        // the sizes that fit the scratch bound, and the largest that does (one at least):
+        // `unit_stride(t) <= q` where t is q, or q - 1 for an even q
+        let q = MAX_UNIT_VALUES / (XI * (c_in + per_part * lanes));
+        let most = if q % 2 == 1 { q } else { q.saturating_sub(1) }.clamp(1, tiles);
+        let units = sizes(tiles, MAX_UNITS).into_iter().filter(|&t| t <= most);
+        for per_unit in units.chain([most]) {
             let rounds = (tiles.div_ceil(per_unit) * kernel_blocks.div_ceil(per_part)).div_ceil(threads);
-            if rounds.saturating_mul(cost) < best.0 {
-                best = (rounds.saturating_mul(cost), Plan { per_unit, per_part });
+            let time = rounds.saturating_mul(unit_cost(per_unit, per_part));
+            if time < best.0 {
+                best = (time, Plan { per_unit, per_part });
             }
         }
     }
@@ -478,10 +498,10 @@ unsafe fn input_row_of<const B: usize>(
     }
 }
 
-/// `Aᵀ m A` of a row of `tiles` tiles (row `ti` of the output's tiles) of one block of
-/// output channels, plus the bias and the residual, clamped, stored where each of the
-/// tile's 2 x 2 outputs lies in the `size` output plane; position `ξ` of tile `j` is at
-/// `m[ξ·position + j·B..]`. `Aᵀ` has rows (1, 1, 1, 0), (0, 1, -1, -1).
+/// `Aᵀ m A` of `tiles` tiles of a row (row `ti` of the output's tiles, from column
+/// `out.column`) of one block of output channels, plus the bias and the residual,
+/// clamped, stored where each of the tile's 2 x 2 outputs lies in the `size` output
+/// plane; position `ξ` of the row's tile `out.column + j` is at `m[ξ·position + j·B..]`. `Aᵀ` has rows (1, 1, 1, 0), (0, 1, -1, -1).
 ///
 /// # Safety
 /// `m` must hold those values; `out.y` (and `out.residual`, if not null) the plane.
@@ -552,12 +572,16 @@ mod tests {
         assert_eq!(per_part, 2);
         assert!(XI * per_unit * (64 + 64) <= L2_VALUES, "{per_unit} tiles a unit");
         assert_eq!(6272_usize.div_ceil(per_unit) % 2, 0, "{per_unit} tiles a unit");
-        // the scratch stays bounded however many channels
-        for (tiles, c_in, blocks, threads) in [(100_000, 4096, 128, 2), (50, 70_000, 1, 1), (3, 16, 1, 64)] {
+        // the scratch stays bounded however many tiles and channels, with units of more
+        // than one tile where they fit (VGG's second layer at batch 64 has 802,816 tiles:
+        // a thousand units would each take more)
+        let cases = [(802_816, 64, 2, 2), (100_000, 4096, 128, 2), (50, 70_000, 1, 1), (3, 16, 1, 64)];
+        for (tiles, c_in, blocks, threads) in cases {
             let p = plan(tiles, c_in, blocks, 32, threads);
-            let values = XI * p.per_unit * (c_in + p.per_part * 32);
+            let values = XI * unit_stride(p.per_unit) * (c_in + p.per_part * 32);
             assert!(p.per_unit == 1 || values <= MAX_UNIT_VALUES, "{p:?} for {tiles} tiles of {c_in} channels");
             assert!((1..=tiles).contains(&p.per_unit) && (1..=blocks).contains(&p.per_part), "{p:?}");
+            assert!(p.per_unit > 1 || XI * 3 * (c_in + 32) > MAX_UNIT_VALUES || tiles <= threads, "{p:?}");
         }
     }
 
