@@ -168,7 +168,7 @@ pub fn forward(
         let kbs = unit % parts * per_part..(unit % parts * per_part + per_part).min(kernel_blocks);
         // the part's blocks of outputs (the last may have fewer)
         let outs = kbs.start * v..(kbs.end * v).min(blocks_out);
-        let rows: Vec<Segment> = (first / tw..(first + count).div_ceil(tw))
+        let segments: Vec<Segment> = (first / tw..(first + count).div_ceil(tw))
             .map(|r| {
                 let column = first.max(r * tw) - r * tw;
                 let end = (first + count).min((r + 1) * tw) - r * tw;
@@ -182,7 +182,7 @@ pub fn forward(
             let v_at = scratch.as_mut_ptr();
             // SAFETY: `m` follows `v` in the scratch
             let m_at = unsafe { v_at.add(v_len) };
-            for &Segment { sample, row, column, columns, first: t } in &rows {
+            for &Segment { sample, row, column, columns, first: t } in &segments {
                 for b in 0..blocks_in {
                     let src = &x[(sample * blocks_in + b) * h * w * block..][..h * w * block];
                     let origin = [2 * row as isize - g.pad[1] as isize, 2 * column as isize - g.pad[2] as isize];
@@ -236,7 +236,7 @@ pub fn forward(
                     }
                 }
             }
-            for &Segment { sample, row, column, columns, first: t } in &rows {
+            for &Segment { sample, row, column, columns, first: t } in &segments {
                 for (i, b) in outs.clone().enumerate() {
                     let first_out = (sample * blocks_out + b) * oh * ow * block;
                     // SAFETY: `m` holds the products of the row's tiles for this block
